@@ -1,0 +1,97 @@
+// Package event defines the envelope every Mothership event travels in: a
+// CloudEvents 1.0 JSON document whose data is the full state of one resource,
+// and the naming of the topics events are published to.
+//
+// It is a leaf package: it imports nothing of Mothership, so every service
+// and the runtime can depend on it.
+package event
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// SpecVersion is the CloudEvents specification version of the envelope.
+const SpecVersion = "1.0"
+
+// Direction says which half of a resource an event announces.
+type Direction string
+
+const (
+	// Desired events announce a new desired state (a spec change, a create or a delete).
+	Desired Direction = "desired"
+	// Status events announce a new observed status.
+	Status Direction = "status"
+)
+
+// kindPattern restricts kinds to what is safe in a topic name and a type.
+var kindPattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
+
+// ValidKind reports whether kind can name a resource kind (and so a topic).
+func ValidKind(kind string) bool { return kindPattern.MatchString(kind) }
+
+// Topic is the topic that carries events of kind in direction d:
+// mothership.<kind>.<desired|status>. The record key is the resource id.
+func Topic(kind string, d Direction) string {
+	return "mothership." + kind + "." + string(d)
+}
+
+// Type is the CloudEvents type of an event of kind in direction d.
+func Type(kind string, d Direction) string {
+	return "io.mothership." + kind + "." + string(d)
+}
+
+// Event is a CloudEvents 1.0 envelope (JSON format) carrying one resource's
+// full state. Generation and Version are CloudEvents extension attributes:
+// generation counts spec changes, version orders every change of the
+// resource (spec or status), so a consumer can drop anything not newer than
+// what it has already seen.
+type Event struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	Subject         string          `json:"subject"`
+	Time            time.Time       `json:"time"`
+	DataContentType string          `json:"datacontenttype"`
+	Generation      int64           `json:"generation"`
+	Version         int64           `json:"resourceversion"`
+	Data            json.RawMessage `json:"data"`
+}
+
+// New builds the event that announces state (already JSON) of resource id,
+// written by service at version. The event id is derived from the resource
+// and its version, so a replayed event keeps its identity.
+func New(service, kind string, d Direction, id string, generation, version int64, at time.Time, state json.RawMessage) Event {
+	return Event{
+		SpecVersion:     SpecVersion,
+		ID:              fmt.Sprintf("%s/%s/%s/%d", kind, id, d, version),
+		Source:          "/mothership/" + service,
+		Type:            Type(kind, d),
+		Subject:         id,
+		Time:            at.UTC(),
+		DataContentType: "application/json",
+		Generation:      generation,
+		Version:         version,
+		Data:            state,
+	}
+}
+
+// Decode parses an event and checks the attributes a consumer relies on.
+func Decode(b []byte) (Event, error) {
+	var e Event
+	if err := json.Unmarshal(b, &e); err != nil {
+		return Event{}, fmt.Errorf("event: decode: %w", err)
+	}
+	switch {
+	case e.SpecVersion != SpecVersion:
+		return Event{}, fmt.Errorf("event %q: specversion %q, want %q", e.ID, e.SpecVersion, SpecVersion)
+	case e.ID == "" || e.Source == "" || e.Type == "" || e.Subject == "":
+		return Event{}, fmt.Errorf("event %q: missing id, source, type or subject", e.ID)
+	case e.Version <= 0:
+		return Event{}, fmt.Errorf("event %q: resourceversion %d is not positive", e.ID, e.Version)
+	}
+	return e, nil
+}

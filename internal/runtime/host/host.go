@@ -1,0 +1,186 @@
+// Package host runs services on the runtime: for each service it opens the
+// service's own store, creates the topics of the kinds it owns, and starts
+// its relay (outbox → Kafka) and its reactor (Kafka → reconcile). Every
+// service is run the same way; a service only declares what it is.
+package host
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mothership-dev/mothership/internal/runtime/broker"
+	"github.com/mothership-dev/mothership/internal/runtime/event"
+	"github.com/mothership-dev/mothership/internal/runtime/reactor"
+	"github.com/mothership-dev/mothership/internal/runtime/relay"
+	"github.com/mothership-dev/mothership/internal/runtime/store"
+)
+
+// Service declares a service to the runtime.
+type Service struct {
+	// Name is the service's name: its database, consumer group and event
+	// source.
+	Name string
+	// Layer is its place in the layer cake; lower layers start first.
+	Layer int
+	// Owns are the resource kinds it alone writes; their desired and
+	// status topics are its own.
+	Owns []string
+	// ReactsTo are the topics it consumes; empty for a service that only
+	// serves an API.
+	ReactsTo []string
+	// Reconcile is its reaction to a key of ReactsTo.
+	Reconcile reactor.ReconcileFunc
+	// Keys optionally adds keys to every resync.
+	Keys func(ctx context.Context, tx store.Tx) ([]string, error)
+	// Reactor tunes the reactor (workers, batch, backoff, resync); the
+	// fields the host fills are ignored.
+	Reactor reactor.Config
+}
+
+// Topics returns the topics of the kinds the service owns.
+func (s Service) Topics() []broker.Topic {
+	var out []broker.Topic
+	for _, kind := range s.Owns {
+		out = append(out,
+			broker.StateTopic(event.Topic(kind, event.Desired)),
+			broker.StateTopic(event.Topic(kind, event.Status)))
+	}
+	return out
+}
+
+// Config configures where services run.
+type Config struct {
+	// OpenStore opens a service's own database.
+	OpenStore func(ctx context.Context, service string) (store.Store, error)
+	// Kafka are the client options that reach the event cluster.
+	Kafka []kgo.Opt
+	// Logger and Registerer receive every component's logs and metrics.
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Running is a started service.
+type Running struct {
+	Service Service
+	Store   store.Store
+	Relay   *relay.Relay
+	Reactor *reactor.Reactor // nil when the service reacts to nothing
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start opens svc's store, creates its topics and starts its relay and
+// reactor. On error nothing is left running.
+func Start(ctx context.Context, cfg Config, svc Service) (*Running, error) {
+	if svc.Name == "" || cfg.OpenStore == nil || len(cfg.Kafka) == 0 {
+		return nil, errors.New("host: service name, OpenStore and Kafka are required")
+	}
+	if len(svc.ReactsTo) > 0 && svc.Reconcile == nil {
+		return nil, fmt.Errorf("host: %s reacts to %v but has no Reconcile", svc.Name, svc.ReactsTo)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := ensureTopics(ctx, cfg.Kafka, svc.Topics()); err != nil {
+		return nil, fmt.Errorf("host: %s: %w", svc.Name, err)
+	}
+	st, err := cfg.OpenStore(ctx, svc.Name)
+	if err != nil {
+		return nil, fmt.Errorf("host: %s: open store: %w", svc.Name, err)
+	}
+	r := &Running{Service: svc, Store: st}
+	r.Relay, err = relay.New(relay.Config{
+		Service: svc.Name, Feed: st.Feed(), Kafka: cfg.Kafka, Logger: cfg.Logger, Registerer: cfg.Registerer,
+	})
+	if err == nil && len(svc.ReactsTo) > 0 {
+		rc := svc.Reactor
+		rc.Service, rc.Topics, rc.Store, rc.Reconcile, rc.Keys = svc.Name, svc.ReactsTo, st, svc.Reconcile, svc.Keys
+		rc.Kafka, rc.Logger, rc.Registerer = cfg.Kafka, cfg.Logger, cfg.Registerer
+		r.Reactor, err = reactor.New(rc)
+	}
+	if err == nil {
+		err = r.Relay.Start(ctx)
+	}
+	if err == nil && r.Reactor != nil {
+		err = r.Reactor.Start(ctx)
+	}
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("host: start %s: %w", svc.Name, err), r.Stop())
+	}
+	cfg.Logger.InfoContext(ctx, "service started", "service", svc.Name, "layer", svc.Layer)
+	return r, nil
+}
+
+// Stop stops the reactor, then the relay, then closes the store; it is safe
+// to call twice.
+func (r *Running) Stop() error {
+	r.stopOnce.Do(func() {
+		var errs []error
+		if r.Reactor != nil {
+			errs = append(errs, r.Reactor.Stop())
+		}
+		if r.Relay != nil {
+			errs = append(errs, r.Relay.Stop())
+		}
+		errs = append(errs, r.Store.Close())
+		r.stopErr = errors.Join(errs...)
+	})
+	return r.stopErr
+}
+
+func ensureTopics(ctx context.Context, kafka []kgo.Opt, topics []broker.Topic) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(kafka...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return broker.EnsureTopics(ctx, cl, topics...)
+}
+
+// Fleet is a set of started services.
+type Fleet struct {
+	running []*Running
+}
+
+// StartAll starts services bottom layer first, so that a service starts
+// only once the layers below it run. On error the started ones are stopped.
+func StartAll(ctx context.Context, cfg Config, services []Service) (*Fleet, error) {
+	ordered := slices.Clone(services)
+	slices.SortStableFunc(ordered, func(a, b Service) int { return cmp.Compare(a.Layer, b.Layer) })
+	f := &Fleet{}
+	for _, svc := range ordered {
+		r, err := Start(ctx, cfg, svc)
+		if err != nil {
+			return nil, errors.Join(err, f.Stop())
+		}
+		f.running = append(f.running, r)
+	}
+	return f, nil
+}
+
+// Services returns the running services in start order.
+func (f *Fleet) Services() []*Running { return slices.Clone(f.running) }
+
+// Stop stops the services top layer first.
+func (f *Fleet) Stop() error {
+	var errs []error
+	for i := len(f.running) - 1; i >= 0; i-- {
+		errs = append(errs, f.running[i].Stop())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,220 @@
+package host_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mothership-dev/mothership/internal/runtime/reactor"
+)
+
+func TestHopDeliversFullState(t *testing.T) {
+	dir := t.TempDir()
+	p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{dir: dir})
+	for i := range 20 {
+		mustSet(t, p.source.Store, fmt.Sprintf("item-%02d", i), i)
+	}
+	mustSet(t, p.source.Store, "item-00", 100)
+	waitConverged(t, p, 20*time.Second)
+	if got := p.actions.of("item-00"); got[len(got)-1].N != 100 {
+		t.Fatalf("item-00 copies %+v: want the last one to carry n=100", got)
+	}
+}
+
+func TestReplayedEventChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	kafka := startBroker(t, dir)
+	p := startPipeline(t, t.Context(), kafka, pipelineOpts{dir: dir, reactor: reactor.Config{ResyncInterval: -1}})
+	mustSet(t, p.source.Store, "k", 1)
+	mustSet(t, p.source.Store, "k", 2)
+	waitConverged(t, p, 20*time.Second)
+	before := p.actions.of("k")
+	stats := p.sink.Reactor.Stats()
+
+	// Replay both events exactly as the relay produced them.
+	for _, rec := range readTopic(t, kafka, itemTopic) {
+		produceRaw(t, kafka, itemTopic, string(rec.Key), rec.Value)
+	}
+	waitFor(t, "replays consumed", 10*time.Second, func() (bool, string) {
+		s := p.sink.Reactor.Stats()
+		done := s.Received >= stats.Received+2 && s.Duplicates+s.Superseded >= stats.Duplicates+stats.Superseded+2
+		return done, fmt.Sprintf("stats %+v, before %+v", s, stats)
+	})
+	if after := p.actions.of("k"); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("replayed events were acted on: actions %v, before %v", after, before)
+	}
+	if s := p.sink.Reactor.Stats(); s.Reconciled != stats.Reconciled {
+		t.Fatalf("replayed events reconciled %d more times, want 0", s.Reconciled-stats.Reconciled)
+	}
+}
+
+func TestFailingKeyBacksOffWhileOthersFlow(t *testing.T) {
+	dir := t.TempDir()
+	var failing atomic.Bool
+	failing.Store(true)
+	var badAttempts atomic.Int64
+	hook := func(_ context.Context, key string) error {
+		if key == "bad" && failing.Load() {
+			badAttempts.Add(1)
+			return errors.New("cloud answered 429")
+		}
+		return nil
+	}
+	p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{dir: dir, hook: hook, reactor: reactor.Config{
+		BackoffBase: 50 * time.Millisecond, BackoffMax: 400 * time.Millisecond, ResyncInterval: -1,
+	}})
+	mustSet(t, p.source.Store, "bad", 1)
+	waitFor(t, "bad key failing", 10*time.Second, func() (bool, string) { return badAttempts.Load() > 0, "no attempt yet" })
+
+	start := time.Now()
+	for i := range 50 {
+		mustSet(t, p.source.Store, fmt.Sprintf("good-%02d", i), i)
+	}
+	waitFor(t, "good keys converged while bad fails", 10*time.Second, func() (bool, string) {
+		for i := range 50 {
+			if len(p.actions.of(fmt.Sprintf("good-%02d", i))) == 0 {
+				return false, fmt.Sprintf("good-%02d not copied", i)
+			}
+		}
+		return true, ""
+	})
+	if n := len(p.actions.of("bad")); n != 0 {
+		t.Fatalf("bad key acted on %d times while failing", n)
+	}
+
+	// Backoff, not a hot loop: attempts grow about logarithmically.
+	time.Sleep(time.Until(start.Add(1500 * time.Millisecond)))
+	if n := badAttempts.Load(); n < 3 || n > 15 {
+		t.Fatalf("bad key attempted %d times in about 1.5s with 50ms..400ms backoff, want 3..15", n)
+	}
+	failing.Store(false)
+	waitConverged(t, p, 10*time.Second)
+}
+
+func TestCoalescingActsOnNewestOnly(t *testing.T) {
+	dir := t.TempDir()
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	hook := func(ctx context.Context, key string) error {
+		if key != "blocker" {
+			return nil
+		}
+		once.Do(func() { close(entered) })
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	// One worker, one key per transaction: while it is held by the
+	// blocker, everything else can only wait in the queue.
+	p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{dir: dir, hook: hook, reactor: reactor.Config{
+		Workers: 1, MaxBatch: 1, ResyncInterval: -1,
+	}})
+	mustSet(t, p.source.Store, "blocker", 1)
+	<-entered
+	for _, cku := range []int{2, 4, 2, 6} {
+		mustSet(t, p.source.Store, "lkc", cku)
+	}
+	waitFor(t, "all four changes consumed while the worker is held", 10*time.Second, func() (bool, string) {
+		s := p.sink.Reactor.Stats()
+		return s.Received >= 5, fmt.Sprintf("received %d", s.Received)
+	})
+	close(release)
+	waitConverged(t, p, 10*time.Second)
+	got := p.actions.of("lkc")
+	if len(got) != 1 || got[0].N != 6 || got[0].SourceGeneration != 4 {
+		t.Fatalf("reactor acted on %+v, want only {generation 4, n 6}: superseded values must never be acted on", got)
+	}
+	if s := p.sink.Reactor.Stats(); s.Superseded < 3 {
+		t.Fatalf("superseded %d events, want 3 (2, 4 and 2 replaced by 6)", s.Superseded)
+	}
+}
+
+func TestRelayRestartLosesNothingAndActsOnceInOrder(t *testing.T) {
+	dir := t.TempDir()
+	p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{dir: dir})
+	const keys, rounds = 20, 40
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for n := range rounds {
+			for k := range keys {
+				if _, err := set(ctx, p.source.Store, fmt.Sprintf("k%02d", k), n); err != nil {
+					t.Errorf("set: %v", err)
+					return
+				}
+			}
+		}
+	})
+	// Restart the relay repeatedly while the writes stream in.
+	for range 5 {
+		time.Sleep(30 * time.Millisecond)
+		if err := p.source.Relay.Stop(); err != nil {
+			t.Fatalf("stop relay: %v", err)
+		}
+		if err := p.source.Relay.Start(ctx); err != nil {
+			t.Fatalf("restart relay: %v", err)
+		}
+	}
+	wg.Wait()
+	waitConverged(t, p, 30*time.Second)
+	for key, acts := range p.actions.keys() {
+		for i := 1; i < len(acts); i++ {
+			if acts[i].SourceGeneration <= acts[i-1].SourceGeneration {
+				t.Fatalf("%s acted on generation %d after %d: a duplicate or out-of-order event was acted on (all: %+v)",
+					key, acts[i].SourceGeneration, acts[i-1].SourceGeneration, acts)
+			}
+		}
+		if last := acts[len(acts)-1]; last.SourceGeneration != rounds || last.N != rounds-1 {
+			t.Fatalf("%s last acted on %+v, want generation %d", key, last, rounds)
+		}
+	}
+}
+
+// readTopic reads every record of topic from the start.
+func readTopic(t testing.TB, kafka []kgo.Opt, topic string) []*kgo.Record {
+	t.Helper()
+	adm, err := kgo.NewClient(kafka...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	ends := endOffsets(t, adm, topic)
+	cl, err := kgo.NewClient(append(kafka, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	pos := map[int32]int64{}
+	reached := func() bool {
+		for p, end := range ends {
+			if pos[p] < end {
+				return false
+			}
+		}
+		return true
+	}
+	for !reached() {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %s: %v (at %v of %v)", topic, ctx.Err(), pos, ends)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			out = append(out, r)
+			pos[r.Partition] = r.Offset + 1
+		})
+	}
+	return out
+}

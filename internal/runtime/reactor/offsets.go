@@ -1,0 +1,113 @@
+package reactor
+
+import (
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// token identifies one consumed record until its work is finished.
+type token struct {
+	topic     string
+	partition int32
+	offset    int64
+	gen       uint64 // the partition's assignment generation
+}
+
+// tracker computes, per partition, the offset below which every record's
+// work is finished: the only offset that may be committed. Records finish
+// out of order (keys run in parallel, a failing key waits), so the commit
+// point is the oldest unfinished record.
+type tracker struct {
+	mu    sync.Mutex
+	gen   uint64
+	parts map[topicPartition]*partition
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+type partition struct {
+	gen      uint64
+	order    []int64        // unfinished and finished-but-blocked offsets, ascending
+	finished map[int64]bool // finished offsets still in order
+	next     int64          // offset after the newest record seen
+	epoch    int32
+	marked   int64 // last commit point handed to the client
+}
+
+func newTracker() *tracker {
+	return &tracker{parts: make(map[topicPartition]*partition)}
+}
+
+// add registers a consumed record and returns its token.
+func (t *tracker) add(r *kgo.Record) token {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tp := topicPartition{r.Topic, r.Partition}
+	p := t.parts[tp]
+	if p == nil {
+		t.gen++
+		p = &partition{gen: t.gen, finished: make(map[int64]bool), next: r.Offset, marked: -1}
+		t.parts[tp] = p
+	}
+	p.order = append(p.order, r.Offset)
+	p.next = r.Offset + 1
+	p.epoch = r.LeaderEpoch
+	return token{topic: r.Topic, partition: r.Partition, offset: r.Offset, gen: p.gen}
+}
+
+// finish records that the work of toks is done and returns the commit
+// points that moved, for the client to mark.
+func (t *tracker) finish(toks ...token) map[string]map[int32]kgo.EpochOffset {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	touched := map[topicPartition]*partition{}
+	for _, tok := range toks {
+		tp := topicPartition{tok.topic, tok.partition}
+		p := t.parts[tp]
+		if p == nil || p.gen != tok.gen {
+			continue // the partition was revoked since: its new owner replays
+		}
+		p.finished[tok.offset] = true
+		touched[tp] = p
+	}
+	var out map[string]map[int32]kgo.EpochOffset
+	for tp, p := range touched {
+		n := 0
+		for n < len(p.order) && p.finished[p.order[n]] {
+			delete(p.finished, p.order[n])
+			n++
+		}
+		p.order = p.order[n:]
+		commit := p.next
+		if len(p.order) > 0 {
+			commit = p.order[0]
+		}
+		if commit <= p.marked {
+			continue
+		}
+		p.marked = commit
+		if out == nil {
+			out = make(map[string]map[int32]kgo.EpochOffset)
+		}
+		if out[tp.topic] == nil {
+			out[tp.topic] = make(map[int32]kgo.EpochOffset)
+		}
+		out[tp.topic][tp.partition] = kgo.EpochOffset{Epoch: p.epoch, Offset: commit}
+	}
+	return out
+}
+
+// drop forgets partitions this member no longer owns.
+func (t *tracker) drop(revoked map[string][]int32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for topic, parts := range revoked {
+		for _, p := range parts {
+			delete(t.parts, topicPartition{topic, p})
+		}
+	}
+}

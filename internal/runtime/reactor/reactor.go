@@ -1,0 +1,486 @@
+// Package reactor runs a service's reactions to the events it consumes: a
+// consumer group per service, a per-key queue that coalesces events, a pool
+// of workers that reconcile keys in the service's own transactions, per-key
+// backoff on failure, and a resync of everything, spread over time.
+//
+// A reaction is level-triggered. The runtime records the newest event of
+// each key in the service's store (store.Tx.ObservedPut) in the same
+// transaction as the reconcile, and calls Reconcile with the key only: the
+// reconciler reads the latest state and never trusts a particular event.
+// An event not newer than the one recorded changes nothing (duplicates from
+// at-least-once delivery are dropped by (id, version)), and offsets are
+// committed only once the reaction's transaction committed.
+package reactor
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mothership-dev/mothership/internal/runtime/backoff"
+	"github.com/mothership-dev/mothership/internal/runtime/event"
+	"github.com/mothership-dev/mothership/internal/runtime/startstop"
+	"github.com/mothership-dev/mothership/internal/runtime/store"
+)
+
+// ReconcileFunc brings key to its desired state within tx, the service's
+// own transaction. The events that triggered it are already recorded in tx
+// (store.Tx.ObservedGet reads them). A returned error rolls tx back and
+// retries the key after a backoff; wrap it with Terminal to stop retrying.
+type ReconcileFunc func(ctx context.Context, tx store.Tx, key string) error
+
+type terminalError struct{ err error }
+
+func (e terminalError) Error() string { return e.err.Error() }
+func (e terminalError) Unwrap() error { return e.err }
+
+// Terminal marks err as one that retrying cannot fix: the key is not retried
+// until a new event or the next resync. The reconciler should have recorded
+// the reason in the resource's status.
+func Terminal(err error) error { return terminalError{err} }
+
+// IsTerminal reports whether err was marked with Terminal.
+func IsTerminal(err error) bool {
+	var t terminalError
+	return errors.As(err, &t)
+}
+
+// Config configures a Reactor.
+type Config struct {
+	// Service names the reacting service; it is the consumer group unless
+	// Group is set.
+	Service string
+	Group   string
+	// Topics the service reacts to.
+	Topics []string
+	// Store is the service's own database.
+	Store store.Store
+	// Reconcile is the service's reaction.
+	Reconcile ReconcileFunc
+	// Keys lists, for a resync, keys to reconcile beyond those observed on
+	// Topics (for instance the service's own resources). Optional.
+	Keys func(ctx context.Context, tx store.Tx) ([]string, error)
+	// Kafka are the client options that reach the cluster; the reactor adds
+	// its consumer-group settings.
+	Kafka []kgo.Opt
+
+	// Workers reconcile keys in parallel (default 4).
+	Workers int
+	// MaxBatch bounds the keys applied in one transaction when the queue
+	// is deep (default 256).
+	MaxBatch int
+	// MaxPending pauses consumption while this many keys wait (default
+	// 100,000); memory is bounded by keys, not events, thanks to coalescing.
+	MaxPending int
+	// BackoffBase and BackoffMax bound a failing key's retry delay
+	// (defaults 100ms and 2m).
+	BackoffBase, BackoffMax time.Duration
+	// ResyncInterval is the period over which every key is reconciled
+	// again, spread evenly (default 10m; negative disables the periodic
+	// resync).
+	ResyncInterval time.Duration
+	// StartResyncWindow spreads the resync on start (default 5s).
+	StartResyncWindow time.Duration
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Stats are cumulative counts, for tests and status pages.
+type Stats struct {
+	// Received counts records consumed.
+	Received int64
+	// Superseded counts events replaced by a newer one before being applied.
+	Superseded int64
+	// Duplicates counts keys whose events were all already recorded.
+	Duplicates int64
+	// Reconciled counts successful reconciles.
+	Reconciled int64
+	// Failures counts failed reconciles.
+	Failures int64
+}
+
+// Reactor consumes a service's topics and reconciles their keys.
+type Reactor struct {
+	cfg     Config
+	runner  startstop.Runner
+	queue   *queue
+	offsets *tracker
+
+	received, superseded, duplicates, reconciled, failures atomic.Int64
+
+	hop       prometheus.Histogram
+	txSeconds prometheus.Histogram
+}
+
+// New validates cfg and returns a stopped reactor.
+func New(cfg Config) (*Reactor, error) {
+	if cfg.Service == "" || len(cfg.Topics) == 0 || cfg.Store == nil || cfg.Reconcile == nil || len(cfg.Kafka) == 0 {
+		return nil, errors.New("reactor: Service, Topics, Store, Reconcile and Kafka are required")
+	}
+	cfg.Group = cmp.Or(cfg.Group, cfg.Service)
+	cfg.Workers = cmp.Or(cfg.Workers, 4)
+	cfg.MaxBatch = cmp.Or(cfg.MaxBatch, 256)
+	cfg.MaxPending = cmp.Or(cfg.MaxPending, 100_000)
+	cfg.BackoffBase = cmp.Or(cfg.BackoffBase, 100*time.Millisecond)
+	cfg.BackoffMax = cmp.Or(cfg.BackoffMax, 2*time.Minute)
+	cfg.ResyncInterval = cmp.Or(cfg.ResyncInterval, 10*time.Minute)
+	cfg.StartResyncWindow = cmp.Or(cfg.StartResyncWindow, 5*time.Second)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Logger = cfg.Logger.With("component", "reactor", "service", cfg.Service)
+
+	r := &Reactor{cfg: cfg, queue: newQueue(), offsets: newTracker()}
+	labels := prometheus.Labels{"service": cfg.Service}
+	r.hop = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "mothership_reactor_hop_seconds", ConstLabels: labels,
+		Help:    "Time from an event's write at its source to the commit of the reaction to it.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+	})
+	r.txSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "mothership_reactor_transaction_seconds", ConstLabels: labels,
+		Help:    "Duration of reaction transactions.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	})
+	counter := func(name, help string, v *atomic.Int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
+			func() float64 { return float64(v.Load()) })
+	}
+	collectors := []prometheus.Collector{
+		r.hop, r.txSeconds,
+		counter("mothership_reactor_received_total", "Event records consumed.", &r.received),
+		counter("mothership_reactor_superseded_total", "Events replaced by a newer one before being applied.", &r.superseded),
+		counter("mothership_reactor_duplicates_total", "Keys whose events were all already applied.", &r.duplicates),
+		counter("mothership_reactor_reconciled_total", "Successful reconciles.", &r.reconciled),
+		counter("mothership_reactor_failures_total", "Failed reconciles, retried with backoff.", &r.failures),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mothership_reactor_queue_keys", Help: "Keys waiting or running.", ConstLabels: labels},
+			func() float64 { return float64(r.queue.len()) }),
+	}
+	if cfg.Registerer != nil {
+		for _, c := range collectors {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("reactor %s: register metrics: %w", cfg.Service, err)
+			}
+		}
+	}
+	return r, nil
+}
+
+// Stats returns the reactor's counts so far.
+func (r *Reactor) Stats() Stats {
+	return Stats{
+		Received: r.received.Load(), Superseded: r.superseded.Load(), Duplicates: r.duplicates.Load(),
+		Reconciled: r.reconciled.Load(), Failures: r.failures.Load(),
+	}
+}
+
+// Start joins the consumer group and starts the workers and the resync.
+func (r *Reactor) Start(ctx context.Context) error {
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, r.cfg.Kafka...),
+		kgo.ConsumerGroup(r.cfg.Group),
+		kgo.ConsumeTopics(r.cfg.Topics...),
+		// A service that joins late learns the full state from the
+		// beginning of the (compacted) topics.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Commit only what the tracker marks: offsets whose reactions
+		// have committed.
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(time.Second),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, revoked map[string][]int32) { r.offsets.drop(revoked) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { r.offsets.drop(lost) }),
+	)...)
+	if err != nil {
+		return fmt.Errorf("reactor %s: kafka client: %w", r.cfg.Service, err)
+	}
+	if err := r.runner.Start(ctx, func(ctx context.Context) error { return r.run(ctx, cl) }); err != nil {
+		cl.Close()
+		return fmt.Errorf("reactor %s: %w", r.cfg.Service, err)
+	}
+	return nil
+}
+
+// Stop stops consuming, lets running reactions finish, commits what they
+// finished and leaves the group.
+func (r *Reactor) Stop() error { return r.runner.Stop() }
+
+func (r *Reactor) run(ctx context.Context, cl *kgo.Client) error {
+	var wg sync.WaitGroup
+	for range r.cfg.Workers {
+		wg.Go(func() { r.work(ctx, cl) })
+	}
+	wg.Go(func() { r.resyncLoop(ctx) })
+	r.cfg.Logger.InfoContext(ctx, "reactor started", "topics", r.cfg.Topics, "group", r.cfg.Group)
+	r.poll(ctx, cl)
+	wg.Wait()
+
+	// Commit what finished before leaving, so a restart replays little.
+	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := cl.CommitMarkedOffsets(commitCtx); err != nil {
+		r.cfg.Logger.Warn("final offset commit failed; the next start replays more", "err", err)
+	}
+	cl.Close()
+	return nil
+}
+
+// poll consumes records into the queue until ctx ends.
+func (r *Reactor) poll(ctx context.Context, cl *kgo.Client) {
+	for ctx.Err() == nil {
+		// Backpressure: coalescing bounds the queue by keys; past
+		// MaxPending keys, wait for the workers before fetching more.
+		for r.queue.len() >= r.cfg.MaxPending {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		fetches := cl.PollRecords(ctx, 10_000)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			return
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			r.cfg.Logger.WarnContext(ctx, "fetch failed", "topic", topic, "partition", p, "err", err)
+		})
+		now := time.Now()
+		var dropped []token
+		fetches.EachRecord(func(rec *kgo.Record) {
+			r.received.Add(1)
+			tok := r.offsets.add(rec)
+			ev, err := event.Decode(rec.Value)
+			if err == nil && ev.Subject != string(rec.Key) {
+				err = fmt.Errorf("event subject %q, record key %q", ev.Subject, rec.Key)
+			}
+			if err != nil {
+				// A malformed record can never be applied; skipping it
+				// (loudly) keeps it from blocking its partition.
+				r.cfg.Logger.ErrorContext(ctx, "skipping malformed event", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
+				dropped = append(dropped, tok)
+				return
+			}
+			if old, ok := r.queue.add(ev.Subject, rec.Topic, pendingEvent{ev: ev, tok: tok}, now); ok {
+				r.superseded.Add(1)
+				dropped = append(dropped, old)
+			}
+		})
+		r.finish(cl, dropped)
+	}
+}
+
+func (r *Reactor) finish(cl *kgo.Client, toks []token) {
+	if len(toks) == 0 {
+		return
+	}
+	if marks := r.offsets.finish(toks...); marks != nil {
+		cl.MarkCommitOffsets(marks)
+	}
+}
+
+// work takes batches of ready keys and applies them until ctx ends.
+func (r *Reactor) work(ctx context.Context, cl *kgo.Client) {
+	for {
+		batch, err := r.queue.take(ctx, r.cfg.MaxBatch)
+		if err != nil {
+			return
+		}
+		r.apply(ctx, cl, batch)
+	}
+}
+
+// apply applies a batch in one transaction. If the transaction fails, each
+// key is applied alone, so that only the failing key backs off.
+func (r *Reactor) apply(ctx context.Context, cl *kgo.Client, batch []work) {
+	var reconciled, duplicates int64
+	start := time.Now()
+	err := r.cfg.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		reconciled, duplicates = 0, 0
+		for _, w := range batch {
+			ran, err := r.applyOne(ctx, tx, w)
+			if err != nil {
+				return err
+			}
+			if ran {
+				reconciled++
+			} else {
+				duplicates++
+			}
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return // shutting down: the events stay unfinished and are replayed
+	}
+	if err != nil && len(batch) > 1 {
+		for _, w := range batch {
+			r.apply(ctx, cl, []work{w})
+		}
+		return
+	}
+	now := time.Now()
+	if err != nil {
+		r.failed(ctx, cl, batch[0], err, now)
+		return
+	}
+	r.txSeconds.Observe(now.Sub(start).Seconds())
+	r.reconciled.Add(reconciled)
+	r.duplicates.Add(duplicates)
+	var toks []token
+	for _, w := range batch {
+		for _, pe := range w.events {
+			toks = append(toks, pe.tok)
+			r.hop.Observe(now.Sub(pe.ev.Time).Seconds())
+		}
+		r.queue.done(w, now)
+	}
+	r.finish(cl, toks)
+}
+
+// applyOne records w's events and reconciles the key if any was new (or a
+// resync asked for it). It reports whether it reconciled.
+func (r *Reactor) applyOne(ctx context.Context, tx store.Tx, w work) (bool, error) {
+	changed := w.resync
+	topics := make([]string, 0, len(w.events))
+	for topic := range w.events {
+		topics = append(topics, topic)
+	}
+	slices.Sort(topics) // a stable lock order across transactions
+	for _, topic := range topics {
+		ok, err := tx.ObservedPut(ctx, topic, w.events[topic].ev)
+		if err != nil {
+			return false, err
+		}
+		changed = changed || ok
+	}
+	if !changed {
+		return false, nil
+	}
+	if err := r.cfg.Reconcile(ctx, tx, w.it.key); err != nil {
+		return false, fmt.Errorf("reconcile %s: %w", w.it.key, err)
+	}
+	return true, nil
+}
+
+// failed handles a key whose reaction failed alone.
+func (r *Reactor) failed(ctx context.Context, cl *kgo.Client, w work, err error, now time.Time) {
+	r.failures.Add(1)
+	if IsTerminal(err) {
+		r.cfg.Logger.ErrorContext(ctx, "reconcile failed terminally; waiting for a new event", "key", w.it.key, "err", err)
+		// Record the events without reconciling, so they count as seen
+		// and their offsets can be committed.
+		err := r.cfg.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+			for topic, pe := range w.events {
+				if _, err := tx.ObservedPut(ctx, topic, pe.ev); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			var toks []token
+			for _, pe := range w.events {
+				toks = append(toks, pe.tok)
+			}
+			r.queue.done(w, now)
+			r.finish(cl, toks)
+			return
+		}
+		r.cfg.Logger.ErrorContext(ctx, "recording events after a terminal failure failed; retrying", "key", w.it.key, "err", err)
+	}
+	dropped, attempts := r.queue.retry(w, now, func(attempt int) time.Duration {
+		return backoff.Delay(attempt, r.cfg.BackoffBase, r.cfg.BackoffMax)
+	})
+	r.superseded.Add(int64(len(dropped)))
+	r.finish(cl, dropped)
+	r.cfg.Logger.WarnContext(ctx, "reconcile failed; backing off", "key", w.it.key, "attempt", attempts, "err", err)
+}
+
+// resyncLoop reconciles every key on start (spread over StartResyncWindow)
+// and then continuously, each key once per ResyncInterval, spread evenly.
+func (r *Reactor) resyncLoop(ctx context.Context) {
+	window := r.cfg.StartResyncWindow
+	for ctx.Err() == nil {
+		if err := r.resync(ctx, window); err != nil && ctx.Err() == nil {
+			r.cfg.Logger.WarnContext(ctx, "resync failed", "err", err)
+		}
+		if r.cfg.ResyncInterval < 0 {
+			return
+		}
+		window = r.cfg.ResyncInterval
+	}
+}
+
+// resync enqueues every known key, spread evenly over window.
+func (r *Reactor) resync(ctx context.Context, window time.Duration) error {
+	var keys []string
+	err := r.cfg.Store.View(ctx, func(ctx context.Context, tx store.Tx) error {
+		seen := map[string]bool{}
+		add := func(ks []string) {
+			for _, k := range ks {
+				if !seen[k] {
+					seen[k] = true
+					keys = append(keys, k)
+				}
+			}
+		}
+		for _, topic := range r.cfg.Topics {
+			ks, err := tx.ObservedSubjects(ctx, topic)
+			if err != nil {
+				return err
+			}
+			add(ks)
+		}
+		if r.cfg.Keys != nil {
+			ks, err := r.cfg.Keys(ctx, tx)
+			if err != nil {
+				return fmt.Errorf("list keys: %w", err)
+			}
+			add(ks)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reactor %s: resync: %w", r.cfg.Service, err)
+	}
+	return spread(ctx, keys, window, func(k string) { r.queue.addResync(k, time.Now()) })
+}
+
+// spreadStep is the shortest pause between two releases of a resync.
+const spreadStep = 10 * time.Millisecond
+
+// spread calls fn for every key, in equal slices at equal pauses, so that
+// the whole set takes window: one key per pause when there are few, more
+// per spreadStep when there are many. An empty set still takes window, so an
+// idle service stays idle.
+func spread(ctx context.Context, keys []string, window time.Duration, fn func(string)) error {
+	per, pause := 1, window
+	if len(keys) > 0 {
+		steps := max(int(window/spreadStep), 1)
+		per = (len(keys) + steps - 1) / steps
+		pause = window / time.Duration((len(keys)+per-1)/per)
+	}
+	tick := time.NewTicker(max(pause, time.Millisecond))
+	defer tick.Stop()
+	for i := 0; ; i += per {
+		for _, k := range keys[min(i, len(keys)):min(i+per, len(keys))] {
+			fn(k)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		if i+per >= len(keys) {
+			return nil
+		}
+	}
+}

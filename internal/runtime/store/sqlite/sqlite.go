@@ -1,0 +1,624 @@
+// Package sqlite is the embedded backend of the runtime store: one SQLite
+// file per service (modernc.org/sqlite, no cgo), in WAL mode, with the outbox
+// as a table that the relay tails.
+//
+// Writes go through a single connection that begins IMMEDIATE transactions,
+// so outbox positions are assigned in commit order; reads use a pool of
+// read-only connections.
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mothership-dev/mothership/internal/runtime/event"
+	"github.com/mothership-dev/mothership/internal/runtime/store"
+
+	sqlite3 "modernc.org/sqlite"
+	sqlite3lib "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Config configures a Store.
+type Config struct {
+	// Path is the database file.
+	Path string
+	// Service names the owning service; it is the source of every event.
+	Service string
+	// Synchronous is SQLite's synchronous pragma. NORMAL (the default) loses
+	// nothing when the process crashes; FULL also survives a power loss, at
+	// the price of an fsync per commit.
+	Synchronous string
+	// PollInterval is the change feed's fallback poll, for commits made by
+	// another process. The feed is woken on every commit of this process.
+	PollInterval time.Duration
+	// Logger receives the store's logs.
+	Logger *slog.Logger
+	// Now returns the current time; tests may pin it.
+	Now func() time.Time
+}
+
+// Store is a SQLite-backed store.Store.
+type Store struct {
+	cfg    Config
+	writer *sql.DB
+	reader *sql.DB
+	notify chan struct{}
+	feed   *feed
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database at cfg.Path and migrates it.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Path == "" || cfg.Service == "" {
+		return nil, errors.New("sqlite: open: Path and Service are required")
+	}
+	if cfg.Synchronous == "" {
+		cfg.Synchronous = "NORMAL"
+	}
+	switch cfg.Synchronous {
+	case "NORMAL", "FULL", "EXTRA":
+	default:
+		return nil, fmt.Errorf("sqlite: open: synchronous %q: want NORMAL, FULL or EXTRA", cfg.Synchronous)
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+
+	dsn := func(extra ...string) string {
+		q := url.Values{}
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous("+cfg.Synchronous+")")
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "foreign_keys(ON)")
+		for i := 0; i+1 < len(extra); i += 2 {
+			q.Add(extra[i], extra[i+1])
+		}
+		return "file:" + cfg.Path + "?" + q.Encode()
+	}
+	writer, err := sql.Open("sqlite", dsn("_txlock", "immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: open writer: %w", cfg.Path, err)
+	}
+	// One writer connection: SQLite has one writer anyway, and a single
+	// connection makes commit order and outbox order the same thing.
+	writer.SetMaxOpenConns(1)
+	writer.SetConnMaxIdleTime(0)
+	reader, err := sql.Open("sqlite", dsn("_pragma", "query_only(ON)"))
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite %s: open reader: %w", cfg.Path, err)
+	}
+	reader.SetMaxOpenConns(4)
+
+	s := &Store{cfg: cfg, writer: writer, reader: reader, notify: make(chan struct{}, 1)}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.feed = &feed{s: s}
+	return s, nil
+}
+
+// migrate applies the embedded migrations not yet recorded, each in its own
+// transaction, in file-name order.
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.writer.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("sqlite %s: migrate: %w", s.cfg.Path, err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("sqlite: migration %s: name must start with a version number", base)
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("sqlite: migration %s: %w", base, err)
+		}
+		err = s.inWriteTx(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, s.cfg.Now().UnixNano())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("sqlite %s: migration %s: %w", s.cfg.Path, base, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) inWriteTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Update runs fn in one IMMEDIATE transaction. The change feed is woken
+// after a commit that appended events.
+func (s *Store) Update(ctx context.Context, fn func(context.Context, store.Tx) error) error {
+	sqlTx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite %s: begin: %w", s.cfg.Service, mapErr(err))
+	}
+	t := &tx{s: s, tx: sqlTx}
+	if err := fn(ctx, t); err != nil {
+		sqlTx.Rollback()
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("sqlite %s: commit: %w", s.cfg.Service, mapErr(err))
+	}
+	if t.appended > 0 {
+		select {
+		case s.notify <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// View runs fn in a read-only transaction.
+func (s *Store) View(ctx context.Context, fn func(context.Context, store.Tx) error) error {
+	sqlTx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("sqlite %s: begin read: %w", s.cfg.Service, mapErr(err))
+	}
+	defer sqlTx.Rollback()
+	return fn(ctx, &tx{s: s, tx: sqlTx, readOnly: true})
+}
+
+// Feed returns the outbox tail.
+func (s *Store) Feed() store.ChangeFeed { return s.feed }
+
+// Close closes both connection pools; it is safe to call twice.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closeErr = errors.Join(s.reader.Close(), s.writer.Close())
+	})
+	return s.closeErr
+}
+
+// mapErr maps driver errors to the store's sentinels.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	var se *sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3lib.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3lib.SQLITE_CONSTRAINT_UNIQUE:
+			return fmt.Errorf("%w: %v", store.ErrAlreadyExists, err)
+		case sqlite3lib.SQLITE_READONLY:
+			return fmt.Errorf("%w: %v", store.ErrReadOnly, err)
+		}
+	}
+	return err
+}
+
+// tx implements store.Tx on one SQLite transaction.
+type tx struct {
+	s        *Store
+	tx       *sql.Tx
+	readOnly bool
+	appended int
+}
+
+const resourceColumns = `kind, id, organization, environment, generation, version, spec, status, created_at, updated_at, deleted_at`
+
+func scanResource(row interface{ Scan(...any) error }) (store.Resource, error) {
+	var (
+		r                store.Resource
+		spec, status     string
+		created, updated int64
+		deleted          sql.NullInt64
+	)
+	if err := row.Scan(&r.Kind, &r.ID, &r.Organization, &r.Environment, &r.Generation, &r.Version, &spec, &status, &created, &updated, &deleted); err != nil {
+		return store.Resource{}, mapErr(err)
+	}
+	r.Spec = json.RawMessage(spec)
+	if err := json.Unmarshal([]byte(status), &r.Status); err != nil {
+		return store.Resource{}, fmt.Errorf("%s %s: decode status: %w", r.Kind, r.ID, err)
+	}
+	r.CreatedAt = time.Unix(0, created).UTC()
+	r.UpdatedAt = time.Unix(0, updated).UTC()
+	if deleted.Valid {
+		t := time.Unix(0, deleted.Int64).UTC()
+		r.DeletedAt = &t
+	}
+	return r, nil
+}
+
+func (t *tx) ResourceGetAny(ctx context.Context, kind, id string) (store.Resource, error) {
+	r, err := scanResource(t.tx.QueryRowContext(ctx, `SELECT `+resourceColumns+` FROM resources WHERE kind = ? AND id = ?`, kind, id))
+	if err != nil {
+		return store.Resource{}, fmt.Errorf("%s %s: get: %w", kind, id, err)
+	}
+	return r, nil
+}
+
+func (t *tx) ResourceGet(ctx context.Context, kind, id string) (store.Resource, error) {
+	r, err := t.ResourceGetAny(ctx, kind, id)
+	if err != nil {
+		return r, err
+	}
+	if r.Deleted() {
+		return store.Resource{}, fmt.Errorf("%s %s: get: %w", kind, id, store.ErrNotFound)
+	}
+	return r, nil
+}
+
+func (t *tx) ResourceList(ctx context.Context, p store.ListParams) ([]store.Resource, error) {
+	q := `SELECT ` + resourceColumns + ` FROM resources WHERE kind = ? AND id > ?`
+	args := []any{p.Kind, p.AfterID}
+	if p.Organization != "" {
+		q += ` AND organization = ?`
+		args = append(args, p.Organization)
+	}
+	if p.Environment != "" {
+		q += ` AND environment = ?`
+		args = append(args, p.Environment)
+	}
+	if !p.IncludeDeleted {
+		q += ` AND deleted_at IS NULL`
+	}
+	q += ` ORDER BY id`
+	if p.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, p.Limit)
+	}
+	rows, err := t.tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: list: %w", p.Kind, mapErr(err))
+	}
+	defer rows.Close()
+	var out []store.Resource
+	for rows.Next() {
+		r, err := scanResource(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: list: %w", p.Kind, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: list: %w", p.Kind, mapErr(err))
+	}
+	return out, nil
+}
+
+// validate refuses what must never reach the database.
+func validate(kind, id string, spec json.RawMessage) (json.RawMessage, error) {
+	if !event.ValidKind(kind) {
+		return nil, fmt.Errorf("%w: kind %q: want lower-case letters, digits and _", store.ErrInvalid, kind)
+	}
+	if id == "" || len(id) > 255 || strings.ContainsAny(id, "\x00\n\r") {
+		return nil, fmt.Errorf("%w: id %q: want 1 to 255 printable characters", store.ErrInvalid, id)
+	}
+	if spec == nil {
+		return nil, nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, spec); err != nil || buf.Len() == 0 || buf.Bytes()[0] != '{' {
+		return nil, fmt.Errorf("%w: %s %s: spec must be a JSON object", store.ErrInvalid, kind, id)
+	}
+	return buf.Bytes(), nil
+}
+
+func (t *tx) writable(op, kind, id string) error {
+	if t.readOnly {
+		return fmt.Errorf("%s %s: %s: %w", kind, id, op, store.ErrReadOnly)
+	}
+	return nil
+}
+
+func (t *tx) ResourceCreate(ctx context.Context, p store.CreateParams) (store.Resource, error) {
+	if err := t.writable("create", p.Kind, p.ID); err != nil {
+		return store.Resource{}, err
+	}
+	spec, err := validate(p.Kind, p.ID, p.Spec)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	if spec == nil {
+		spec = json.RawMessage(`{}`)
+	}
+	now := t.s.cfg.Now().UTC()
+	r := store.Resource{
+		ID: p.ID, Kind: p.Kind, Organization: p.Organization, Environment: p.Environment,
+		Generation: 1, Version: 1, Spec: spec, CreatedAt: now, UpdatedAt: now,
+	}
+	status, _ := json.Marshal(r.Status)
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO resources (`+resourceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
+		r.Kind, r.ID, r.Organization, r.Environment, r.Generation, r.Version, string(spec), string(status), now.UnixNano(), now.UnixNano())
+	if err != nil {
+		return store.Resource{}, fmt.Errorf("%s %s: create: %w", p.Kind, p.ID, mapErr(err))
+	}
+	if err := t.emit(ctx, r, event.Desired); err != nil {
+		return store.Resource{}, err
+	}
+	return r, nil
+}
+
+func (t *tx) ResourceUpdateSpec(ctx context.Context, p store.UpdateSpecParams) (store.Resource, error) {
+	if err := t.writable("update", p.Kind, p.ID); err != nil {
+		return store.Resource{}, err
+	}
+	spec, err := validate(p.Kind, p.ID, p.Spec)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	if spec == nil {
+		return store.Resource{}, fmt.Errorf("%w: %s %s: update: spec is required", store.ErrInvalid, p.Kind, p.ID)
+	}
+	r, err := t.ResourceGet(ctx, p.Kind, p.ID)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	if p.IfGeneration != 0 && r.Generation != p.IfGeneration {
+		return store.Resource{}, fmt.Errorf("%s %s: update at generation %d: now %d: %w", p.Kind, p.ID, p.IfGeneration, r.Generation, store.ErrGenerationChanged)
+	}
+	if bytes.Equal(r.Spec, spec) {
+		return r, nil
+	}
+	r.Spec = spec
+	r.Generation++
+	if err := t.save(ctx, &r, event.Desired); err != nil {
+		return store.Resource{}, err
+	}
+	return r, nil
+}
+
+func (t *tx) ResourceSetStatus(ctx context.Context, kind, id string, s store.Status) (store.Resource, error) {
+	if err := t.writable("set status", kind, id); err != nil {
+		return store.Resource{}, err
+	}
+	if s.Detail != nil {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, s.Detail); err != nil {
+			return store.Resource{}, fmt.Errorf("%w: %s %s: status detail must be JSON", store.ErrInvalid, kind, id)
+		}
+		s.Detail = buf.Bytes()
+	}
+	r, err := t.ResourceGetAny(ctx, kind, id)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	if s.ObservedGeneration > r.Generation {
+		return store.Resource{}, fmt.Errorf("%w: %s %s: observed generation %d is ahead of generation %d", store.ErrInvalid, kind, id, s.ObservedGeneration, r.Generation)
+	}
+	old, _ := json.Marshal(r.Status)
+	next, _ := json.Marshal(s)
+	if bytes.Equal(old, next) {
+		return r, nil
+	}
+	r.Status = s
+	if err := t.save(ctx, &r, event.Status); err != nil {
+		return store.Resource{}, err
+	}
+	return r, nil
+}
+
+func (t *tx) ResourceDelete(ctx context.Context, kind, id string) (store.Resource, error) {
+	if err := t.writable("delete", kind, id); err != nil {
+		return store.Resource{}, err
+	}
+	r, err := t.ResourceGet(ctx, kind, id)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	now := t.s.cfg.Now().UTC()
+	r.DeletedAt = &now
+	r.Generation++
+	if err := t.save(ctx, &r, event.Desired); err != nil {
+		return store.Resource{}, err
+	}
+	return r, nil
+}
+
+// save writes r (at the next version) and emits its event.
+func (t *tx) save(ctx context.Context, r *store.Resource, d event.Direction) error {
+	r.Version++
+	r.UpdatedAt = t.s.cfg.Now().UTC()
+	status, _ := json.Marshal(r.Status)
+	var deleted sql.NullInt64
+	if r.DeletedAt != nil {
+		deleted = sql.NullInt64{Int64: r.DeletedAt.UnixNano(), Valid: true}
+	}
+	_, err := t.tx.ExecContext(ctx, `UPDATE resources SET generation = ?, version = ?, spec = ?, status = ?, updated_at = ?, deleted_at = ? WHERE kind = ? AND id = ?`,
+		r.Generation, r.Version, string(r.Spec), string(status), r.UpdatedAt.UnixNano(), deleted, r.Kind, r.ID)
+	if err != nil {
+		return fmt.Errorf("%s %s: save: %w", r.Kind, r.ID, mapErr(err))
+	}
+	return t.emit(ctx, *r, d)
+}
+
+// emit appends the event announcing r's full state to the outbox.
+func (t *tx) emit(ctx context.Context, r store.Resource, d event.Direction) error {
+	state, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("%s %s: encode state: %w", r.Kind, r.ID, err)
+	}
+	ev := event.New(t.s.cfg.Service, r.Kind, d, r.ID, r.Generation, r.Version, r.UpdatedAt, state)
+	value, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("%s %s: encode event: %w", r.Kind, r.ID, err)
+	}
+	if _, err := t.tx.ExecContext(ctx, `INSERT INTO outbox (topic, key, value) VALUES (?, ?, ?)`, event.Topic(r.Kind, d), r.ID, value); err != nil {
+		return fmt.Errorf("%s %s: append outbox: %w", r.Kind, r.ID, mapErr(err))
+	}
+	t.appended++
+	return nil
+}
+
+func (t *tx) ObservedPut(ctx context.Context, topic string, ev event.Event) (bool, error) {
+	if err := t.writable("observe", topic, ev.Subject); err != nil {
+		return false, err
+	}
+	value, err := json.Marshal(ev)
+	if err != nil {
+		return false, fmt.Errorf("observe %s %s: encode: %w", topic, ev.Subject, err)
+	}
+	res, err := t.tx.ExecContext(ctx, `INSERT INTO observed (topic, subject, version, event) VALUES (?, ?, ?, ?)
+		ON CONFLICT (topic, subject) DO UPDATE SET version = excluded.version, event = excluded.event WHERE excluded.version > observed.version`,
+		topic, ev.Subject, ev.Version, value)
+	if err != nil {
+		return false, fmt.Errorf("observe %s %s: %w", topic, ev.Subject, mapErr(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("observe %s %s: %w", topic, ev.Subject, err)
+	}
+	return n > 0, nil
+}
+
+func (t *tx) ObservedGet(ctx context.Context, topic, subject string) (event.Event, error) {
+	var value []byte
+	if err := t.tx.QueryRowContext(ctx, `SELECT event FROM observed WHERE topic = ? AND subject = ?`, topic, subject).Scan(&value); err != nil {
+		return event.Event{}, fmt.Errorf("observed %s %s: %w", topic, subject, mapErr(err))
+	}
+	var ev event.Event
+	if err := json.Unmarshal(value, &ev); err != nil {
+		return event.Event{}, fmt.Errorf("observed %s %s: decode: %w", topic, subject, err)
+	}
+	return ev, nil
+}
+
+func (t *tx) ObservedSubjects(ctx context.Context, topic string) ([]string, error) {
+	rows, err := t.tx.QueryContext(ctx, `SELECT subject FROM observed WHERE topic = ? ORDER BY subject`, topic)
+	if err != nil {
+		return nil, fmt.Errorf("observed %s: list: %w", topic, mapErr(err))
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("observed %s: list: %w", topic, err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// feed tails the outbox table: the embedded change-data capture.
+type feed struct {
+	s *Store
+
+	mu     sync.Mutex
+	cursor int64 // last position returned by Next
+}
+
+func (f *feed) Next(ctx context.Context, max int) ([]store.Change, error) {
+	if max <= 0 {
+		max = 1
+	}
+	poll := time.NewTimer(f.s.cfg.PollInterval)
+	defer poll.Stop()
+	for {
+		f.mu.Lock()
+		cursor := f.cursor
+		f.mu.Unlock()
+		changes, err := f.read(ctx, cursor, max)
+		if err != nil || len(changes) > 0 {
+			if len(changes) > 0 {
+				f.mu.Lock()
+				f.cursor = changes[len(changes)-1].Position
+				f.mu.Unlock()
+			}
+			return changes, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-f.s.notify:
+		case <-poll.C:
+			poll.Reset(f.s.cfg.PollInterval)
+		}
+	}
+}
+
+func (f *feed) read(ctx context.Context, after int64, max int) ([]store.Change, error) {
+	rows, err := f.s.reader.QueryContext(ctx, `SELECT seq, topic, key, value FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?`, after, max)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: read outbox: %w", f.s.cfg.Service, mapErr(err))
+	}
+	defer rows.Close()
+	var out []store.Change
+	for rows.Next() {
+		var c store.Change
+		if err := rows.Scan(&c.Position, &c.Topic, &c.Key, &c.Value); err != nil {
+			return nil, fmt.Errorf("sqlite %s: read outbox: %w", f.s.cfg.Service, err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite %s: read outbox: %w", f.s.cfg.Service, mapErr(err))
+	}
+	return out, nil
+}
+
+// Confirm deletes the rows Kafka has acknowledged: their absence is the
+// relay's durable position.
+func (f *feed) Confirm(ctx context.Context, pos int64) error {
+	if _, err := f.s.writer.ExecContext(ctx, `DELETE FROM outbox WHERE seq <= ?`, pos); err != nil {
+		return fmt.Errorf("sqlite %s: confirm outbox through %d: %w", f.s.cfg.Service, pos, mapErr(err))
+	}
+	return nil
+}
+
+// Rewind restarts Next after the confirmed position: every row still in the
+// table is unconfirmed.
+func (f *feed) Rewind(context.Context) error {
+	f.mu.Lock()
+	f.cursor = 0
+	f.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,174 @@
+// Package store is the persistence contract of every Mothership service: a
+// service's own database of resources, where writing a resource and
+// appending the event that announces it are one call and one transaction.
+//
+// The package holds the interfaces, the resource type and the sentinel
+// errors; each backend (sqlite, later postgres) lives in a sub-package and
+// maps its driver's errors to these sentinels. storetest is the conformance
+// suite every backend must pass.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/mothership-dev/mothership/internal/runtime/event"
+)
+
+// Sentinel errors every backend maps its driver errors to.
+var (
+	ErrNotFound          = errors.New("not found")
+	ErrAlreadyExists     = errors.New("already exists")
+	ErrGenerationChanged = errors.New("generation changed")
+	ErrDeleted           = errors.New("resource is deleted")
+	ErrInvalid           = errors.New("invalid")
+	ErrReadOnly          = errors.New("read-only transaction")
+)
+
+// Status is the observed state of a resource, written by its owner.
+type Status struct {
+	// ObservedGeneration is the generation the status describes.
+	ObservedGeneration int64 `json:"observed_generation"`
+	// Phase is the lifecycle phase (PROVISIONING, PROVISIONED, FAILED, …).
+	Phase string `json:"phase,omitempty"`
+	// Reason is a stable, machine-readable cause of the phase.
+	Reason string `json:"reason,omitempty"`
+	// Message is the human-readable explanation of Reason.
+	Message string `json:"message,omitempty"`
+	// Detail holds the owner's kind-specific status fields.
+	Detail json.RawMessage `json:"detail,omitempty"`
+}
+
+// Resource is one row of a service's own state. Its JSON form is the data of
+// every event that announces it: the full state, never a delta.
+type Resource struct {
+	ID           string `json:"id"`
+	Kind         string `json:"kind"`
+	Organization string `json:"organization,omitempty"`
+	Environment  string `json:"environment,omitempty"`
+	// Generation is bumped on every change of Spec (and on delete).
+	Generation int64 `json:"generation"`
+	// Version is bumped on every write, spec or status; events carry it so
+	// consumers can drop what is not newer than what they have.
+	Version   int64           `json:"version"`
+	Spec      json.RawMessage `json:"spec"`
+	Status    Status          `json:"status"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+	DeletedAt *time.Time      `json:"deleted_at,omitempty"`
+}
+
+// Deleted reports whether the resource has been deleted.
+func (r Resource) Deleted() bool { return r.DeletedAt != nil }
+
+// CreateParams are the arguments of Tx.ResourceCreate.
+type CreateParams struct {
+	Kind         string
+	ID           string
+	Organization string
+	Environment  string
+	Spec         json.RawMessage
+}
+
+// UpdateSpecParams are the arguments of Tx.ResourceUpdateSpec.
+type UpdateSpecParams struct {
+	Kind string
+	ID   string
+	Spec json.RawMessage
+	// IfGeneration, when non-zero, makes the update fail with
+	// ErrGenerationChanged unless the stored generation equals it.
+	IfGeneration int64
+}
+
+// ListParams are the arguments of Tx.ResourceList: one kind, optionally
+// narrowed to an organization and environment, ordered by id, paged by
+// AfterID.
+type ListParams struct {
+	Kind           string
+	Organization   string
+	Environment    string
+	AfterID        string
+	Limit          int
+	IncludeDeleted bool
+}
+
+// Observed is the newest event a service has received for one subject of one
+// topic it reacts to: its local, durable view of another service's resource.
+type Observed struct {
+	Topic string
+	Event event.Event
+}
+
+// Tx is one transaction on a service's own database. Every method that
+// changes a resource appends the event announcing its new full state to the
+// outbox in this same transaction, so no caller can write one without the
+// other. A method that changes nothing appends nothing.
+type Tx interface {
+	// ResourceGet returns a live resource, or ErrNotFound.
+	ResourceGet(ctx context.Context, kind, id string) (Resource, error)
+	// ResourceGetAny returns a resource even when deleted, or ErrNotFound.
+	ResourceGetAny(ctx context.Context, kind, id string) (Resource, error)
+	// ResourceList returns resources of one kind in id order.
+	ResourceList(ctx context.Context, p ListParams) ([]Resource, error)
+	// ResourceCreate inserts a resource at generation 1 and emits its
+	// desired event; ErrAlreadyExists when the id is taken.
+	ResourceCreate(ctx context.Context, p CreateParams) (Resource, error)
+	// ResourceUpdateSpec replaces the spec, bumps the generation and emits
+	// a desired event. An identical spec changes nothing.
+	ResourceUpdateSpec(ctx context.Context, p UpdateSpecParams) (Resource, error)
+	// ResourceSetStatus replaces the status and emits a status event. An
+	// identical status changes nothing.
+	ResourceSetStatus(ctx context.Context, kind, id string, s Status) (Resource, error)
+	// ResourceDelete marks the resource deleted, bumps the generation and
+	// emits a desired event carrying deleted_at. The row stays, so the
+	// history and an undelete remain possible.
+	ResourceDelete(ctx context.Context, kind, id string) (Resource, error)
+
+	// ObservedPut records ev as the newest event of its subject on topic if
+	// its version is newer than the one recorded; it reports whether it was.
+	ObservedPut(ctx context.Context, topic string, ev event.Event) (bool, error)
+	// ObservedGet returns the newest recorded event of subject on topic.
+	ObservedGet(ctx context.Context, topic, subject string) (event.Event, error)
+	// ObservedSubjects lists the subjects recorded on topic, in order.
+	ObservedSubjects(ctx context.Context, topic string) ([]string, error)
+}
+
+// Change is one committed outbox row, as the relay reads it.
+type Change struct {
+	// Position orders changes in commit order; Confirm takes it.
+	Position int64
+	Topic    string
+	Key      string
+	Value    []byte
+}
+
+// ChangeFeed is the change-data-capture side of a store: every committed
+// outbox row, in commit order, from the last confirmed position. The SQLite
+// backend tails its outbox table; a PostgreSQL backend reads a logical
+// replication slot.
+type ChangeFeed interface {
+	// Next waits until changes after the last returned one are committed
+	// and returns up to max of them in commit order.
+	Next(ctx context.Context, max int) ([]Change, error)
+	// Confirm durably records that every change up to and including pos
+	// reached Kafka; after a restart Next resumes after it.
+	Confirm(ctx context.Context, pos int64) error
+	// Rewind makes Next start again after the last confirmed position,
+	// for a relay that lost track of what it produced.
+	Rewind(ctx context.Context) error
+}
+
+// Store is a service's own database.
+type Store interface {
+	// Update runs fn in one read-write transaction and commits it if fn
+	// returns nil.
+	Update(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
+	// Feed returns the store's change feed. There is one per store.
+	Feed() ChangeFeed
+	// Close releases the database.
+	Close() error
+}
