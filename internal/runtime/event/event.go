@@ -58,7 +58,33 @@ type Event struct {
 	DataContentType string          `json:"datacontenttype"`
 	Generation      int64           `json:"generation"`
 	Version         int64           `json:"resourceversion"`
-	Data            json.RawMessage `json:"data"`
+	Data            json.RawMessage `json:"data,omitempty"`
+
+	// raw is the encoding Decode read the event from, so that storing a
+	// received event does not encode it again.
+	raw []byte
+}
+
+// Encode returns the event's JSON encoding: the bytes it was decoded from,
+// if it was decoded, else a fresh encoding. Data must be valid JSON.
+func (e Event) Encode() ([]byte, error) {
+	if e.raw != nil {
+		return e.raw, nil
+	}
+	// Data (the full state, already JSON) is spliced in rather than
+	// encoded again: encoding a RawMessage re-validates and compacts it,
+	// which cost as much as encoding the state in the first place.
+	data := e.Data
+	e.Data = nil
+	b, err := json.Marshal(e)
+	if err != nil || len(data) == 0 {
+		return b, err
+	}
+	out := make([]byte, 0, len(b)+len(data)+9)
+	out = append(out, b[:len(b)-1]...)
+	out = append(out, `,"data":`...)
+	out = append(out, data...)
+	return append(out, '}'), nil
 }
 
 // New builds the event that announces state (already JSON) of resource id,
@@ -93,5 +119,6 @@ func Decode(b []byte) (Event, error) {
 	case e.Version <= 0:
 		return Event{}, fmt.Errorf("event %q: resourceversion %d is not positive", e.ID, e.Version)
 	}
+	e.raw = b
 	return e, nil
 }

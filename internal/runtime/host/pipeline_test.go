@@ -192,16 +192,21 @@ func startPipeline(tb testing.TB, ctx context.Context, kafka []kgo.Opt, o pipeli
 
 // set writes item key's spec to n: a create the first time, then an update.
 func set(ctx context.Context, s store.Store, key string, n int) (store.Resource, error) {
-	body, _ := json.Marshal(itemSpec{N: n})
 	var r store.Resource
 	err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		var err error
-		r, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: itemKind, ID: key, Spec: body})
-		if errors.Is(err, store.ErrNotFound) {
-			r, err = tx.ResourceCreate(ctx, store.CreateParams{Kind: itemKind, ID: key, Spec: body})
-		}
+		r, err = setTx(ctx, tx, key, n)
 		return err
 	})
+	return r, err
+}
+
+func setTx(ctx context.Context, tx store.Tx, key string, n int) (store.Resource, error) {
+	body, _ := json.Marshal(itemSpec{N: n})
+	r, err := tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: itemKind, ID: key, Spec: body})
+	if errors.Is(err, store.ErrNotFound) {
+		r, err = tx.ResourceCreate(ctx, store.CreateParams{Kind: itemKind, ID: key, Spec: body})
+	}
 	return r, err
 }
 

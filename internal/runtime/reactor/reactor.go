@@ -72,6 +72,10 @@ type Config struct {
 	// Kafka are the client options that reach the cluster; the reactor adds
 	// its consumer-group settings.
 	Kafka []kgo.Opt
+	// AfterCommit, if set, is called after each reaction transaction
+	// committed, with the events it applied (for progress and latency
+	// measurements). It must not block.
+	AfterCommit func(applied []event.Event)
 
 	// Workers reconcile keys in parallel (default 4).
 	Workers int
@@ -335,14 +339,19 @@ func (r *Reactor) apply(ctx context.Context, cl *kgo.Client, batch []work) {
 	r.reconciled.Add(reconciled)
 	r.duplicates.Add(duplicates)
 	var toks []token
+	var applied []event.Event
 	for _, w := range batch {
 		for _, pe := range w.events {
 			toks = append(toks, pe.tok)
+			applied = append(applied, pe.ev)
 			r.hop.Observe(now.Sub(pe.ev.Time).Seconds())
 		}
 		r.queue.done(w, now)
 	}
 	r.finish(cl, toks)
+	if r.cfg.AfterCommit != nil && len(applied) > 0 {
+		r.cfg.AfterCommit(applied)
+	}
 }
 
 // applyOne records w's events and reconciles the key if any was new (or a

@@ -36,6 +36,11 @@ type Config struct {
 	BatchSize int
 	// RetryBackoff bounds the wait after a failed round (default 5s).
 	RetryBackoff time.Duration
+	// ConfirmEvery bounds how long a produced change may stay unconfirmed
+	// (default 20ms). Confirming is a write to the service's database;
+	// under load it is done once per interval instead of once per round,
+	// at the price of that many changes produced again after a crash.
+	ConfirmEvery time.Duration
 	// Logger receives the relay's logs.
 	Logger *slog.Logger
 	// Registerer receives the relay's metrics; nil registers nothing.
@@ -63,6 +68,9 @@ func New(cfg Config) (*Relay, error) {
 	}
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 5 * time.Second
+	}
+	if cfg.ConfirmEvery <= 0 {
+		cfg.ConfirmEvery = 20 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -126,9 +134,10 @@ func (r *Relay) Stop() error { return r.runner.Stop() }
 
 func (r *Relay) run(ctx context.Context, cl *kgo.Client) error {
 	r.cfg.Logger.InfoContext(ctx, "relay started")
+	var p progress
 	failures := 0
 	for {
-		err := r.round(ctx, cl)
+		err := r.round(ctx, cl, &p)
 		if err == nil {
 			failures = 0
 			continue
@@ -142,6 +151,7 @@ func (r *Relay) run(ctx context.Context, cl *kgo.Client) error {
 		r.cfg.Logger.WarnContext(ctx, "relay round failed; retrying", "err", err, "retry_in", wait)
 		// The failed round may have produced part of its batch: start
 		// again after the last confirmed position so nothing is skipped.
+		p = progress{}
 		if err := r.cfg.Feed.Rewind(ctx); err != nil {
 			r.cfg.Logger.ErrorContext(ctx, "relay rewind failed", "err", err)
 		}
@@ -153,9 +163,27 @@ func (r *Relay) run(ctx context.Context, cl *kgo.Client) error {
 	}
 }
 
-// round produces one batch and confirms it.
-func (r *Relay) round(ctx context.Context, cl *kgo.Client) error {
-	changes, err := r.cfg.Feed.Next(ctx, r.cfg.BatchSize)
+// progress is what the relay produced but has not confirmed yet.
+type progress struct {
+	produced    int64 // last position Kafka acknowledged
+	unconfirmed bool
+	since       time.Time // first acknowledgement not yet confirmed
+}
+
+// round produces the next batch of changes, and confirms what Kafka
+// acknowledged once ConfirmEvery has passed since the oldest unconfirmed
+// acknowledgement or once no new change arrives within it.
+func (r *Relay) round(ctx context.Context, cl *kgo.Client, p *progress) error {
+	waitCtx := ctx
+	if p.unconfirmed {
+		var cancel context.CancelFunc
+		waitCtx, cancel = context.WithDeadline(ctx, p.since.Add(r.cfg.ConfirmEvery))
+		defer cancel()
+	}
+	changes, err := r.cfg.Feed.Next(waitCtx, r.cfg.BatchSize)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return r.confirm(ctx, p) // idle: confirm what is pending
+	}
 	if err != nil {
 		return fmt.Errorf("read changes: %w", err)
 	}
@@ -167,12 +195,26 @@ func (r *Relay) round(ctx context.Context, cl *kgo.Client) error {
 	if err := cl.ProduceSync(ctx, records...).FirstErr(); err != nil {
 		return fmt.Errorf("produce %d changes: %w", len(records), err)
 	}
-	last := changes[len(changes)-1].Position
-	if err := r.cfg.Feed.Confirm(ctx, last); err != nil {
-		return fmt.Errorf("confirm position %d: %w", last, err)
-	}
 	r.produced.Add(float64(len(changes)))
-	r.position.Set(float64(last))
 	r.roundTime.Observe(time.Since(start).Seconds())
+	p.produced = changes[len(changes)-1].Position
+	if !p.unconfirmed {
+		p.unconfirmed, p.since = true, time.Now()
+	}
+	if time.Since(p.since) >= r.cfg.ConfirmEvery {
+		return r.confirm(ctx, p)
+	}
+	return nil
+}
+
+func (r *Relay) confirm(ctx context.Context, p *progress) error {
+	if !p.unconfirmed {
+		return nil
+	}
+	if err := r.cfg.Feed.Confirm(ctx, p.produced); err != nil {
+		return fmt.Errorf("confirm position %d: %w", p.produced, err)
+	}
+	r.position.Set(float64(p.produced))
+	p.unconfirmed = false
 	return nil
 }

@@ -1,0 +1,192 @@
+package host_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mothership-dev/mothership/internal/runtime/event"
+	"github.com/mothership-dev/mothership/internal/runtime/reactor"
+	"github.com/mothership-dev/mothership/internal/runtime/store"
+)
+
+// hopClock measures one hop: from the commit of the source's transaction
+// (the outbox row is committed) to the commit of the sink's reaction.
+type hopClock struct {
+	mu        sync.Mutex
+	committed map[string]time.Time // "key/version" → source commit
+	latencies []time.Duration
+	reacted   int // changes whose reaction (or a newer one) committed
+	done      chan struct{}
+	want      int
+	newest    map[string]int64 // newest version reacted per key
+}
+
+func newHopClock(want int) *hopClock {
+	return &hopClock{committed: map[string]time.Time{}, newest: map[string]int64{}, done: make(chan struct{}), want: want}
+}
+
+// reset starts a new measurement of want changes, keeping what was reacted.
+func (h *hopClock) reset(want int) *hopClock {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.latencies, h.reacted, h.want, h.done = nil, 0, want, make(chan struct{})
+	return h
+}
+
+func (h *hopClock) sourceCommitted(key string, version int64, at time.Time) {
+	h.mu.Lock()
+	h.committed[fmt.Sprintf("%s/%d", key, version)] = at
+	h.mu.Unlock()
+}
+
+func (h *hopClock) afterCommit(applied []event.Event) {
+	now := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, ev := range applied {
+		prev := h.newest[ev.Subject]
+		if ev.Version <= prev {
+			continue
+		}
+		// A coalesced reaction also completes the versions it superseded.
+		for v := prev + 1; v <= ev.Version; v++ {
+			id := fmt.Sprintf("%s/%d", ev.Subject, v)
+			if at, ok := h.committed[id]; ok {
+				h.latencies = append(h.latencies, now.Sub(at))
+				delete(h.committed, id)
+			}
+			h.reacted++
+		}
+		h.newest[ev.Subject] = ev.Version
+	}
+	if h.reacted >= h.want && h.want > 0 {
+		close(h.done)
+		h.want = 0
+	}
+}
+
+func (h *hopClock) percentile(p float64) time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.latencies) == 0 {
+		return 0
+	}
+	s := slices.Clone(h.latencies)
+	slices.Sort(s)
+	return s[min(int(float64(len(s))*p), len(s)-1)]
+}
+
+func startBenchPipeline(b *testing.B, clock *hopClock) *pipeline {
+	dir := b.TempDir()
+	return startPipeline(b, b.Context(), startBroker(b, dir), pipelineOpts{dir: dir, reactor: reactor.Config{
+		AfterCommit: clock.afterCommit, ResyncInterval: -1,
+	}})
+}
+
+// write applies change i (key i mod keys) and records its commit time.
+func write(b *testing.B, ctx context.Context, p *pipeline, clock *hopClock, i, keys int) {
+	key := fmt.Sprintf("k%06d", i%keys)
+	r, err := set(ctx, p.source.Store, key, i)
+	if err != nil {
+		b.Fatalf("write %s: %v", key, err)
+	}
+	clock.sourceCommitted(key, r.Version, time.Now())
+}
+
+// writeBatch applies changes first..first+n-1 in one source transaction.
+func writeBatch(b *testing.B, ctx context.Context, p *pipeline, clock *hopClock, first, n, keys int) {
+	var written []store.Resource
+	err := p.source.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		written = written[:0]
+		for i := first; i < first+n; i++ {
+			r, err := setTx(ctx, tx, fmt.Sprintf("k%06d", i%keys), i)
+			if err != nil {
+				return err
+			}
+			written = append(written, r)
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatalf("write batch at %d: %v", first, err)
+	}
+	now := time.Now()
+	for _, r := range written {
+		clock.sourceCommitted(r.ID, r.Version, now)
+	}
+}
+
+func waitReacted(b *testing.B, clock *hopClock) {
+	select {
+	case <-clock.done:
+	case <-time.After(2 * time.Minute):
+		b.Fatalf("reactions incomplete after 2 minutes: %d", clock.reacted)
+	}
+}
+
+// BenchmarkHop measures one hop of the runtime: an outbox row committed in
+// the source service, relayed to Kafka, consumed, and the sink's reaction
+// transaction committed (the sink writes its own resource, so its outbox and
+// relay run too).
+//
+//	go test -run '^$' -bench BenchmarkHop -benchtime 10000x ./internal/runtime/host/
+func BenchmarkHop(b *testing.B) {
+	// At 1,000 changes/s, paced (open loop), over 1,000 keys: latency.
+	b.Run("rate=1000/s", func(b *testing.B) {
+		clock := newHopClock(b.N)
+		p := startBenchPipeline(b, clock)
+		ctx := b.Context()
+		b.ResetTimer()
+		start := time.Now()
+		for i := range b.N {
+			time.Sleep(time.Until(start.Add(time.Duration(i) * time.Millisecond)))
+			write(b, ctx, p, clock, i, 1000)
+		}
+		waitReacted(b, clock)
+		b.StopTimer()
+		b.ReportMetric(float64(clock.percentile(0.50).Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(clock.percentile(0.99).Microseconds())/1000, "p99-ms")
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "changes/s")
+		b.ReportMetric(0, "ns/op")
+	})
+	// As fast as the source can commit: throughput. The keys exist
+	// beforehand (created untimed), so every timed change is an update,
+	// as most changes of a running fleet are. One change per source
+	// transaction is an API under load; 64 is an upstream reactor applying
+	// a deep queue in batches.
+	for _, perTx := range []int{1, 64} {
+		b.Run(fmt.Sprintf("max/source-tx=%d", perTx), func(b *testing.B) { benchMax(b, perTx) })
+	}
+}
+
+func benchMax(b *testing.B, perTx int) {
+	const keys = 20_000
+	clock := newHopClock(keys)
+	p := startBenchPipeline(b, clock)
+	ctx := b.Context()
+	for i := 0; i < keys; i += 100 {
+		writeBatch(b, ctx, p, clock, i, 100, keys)
+	}
+	waitReacted(b, clock)
+
+	clock = clock.reset(b.N)
+	before := p.sink.Reactor.Stats()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i += perTx {
+		writeBatch(b, ctx, p, clock, keys+i, min(perTx, b.N-i), keys)
+	}
+	waitReacted(b, clock)
+	elapsed := time.Since(start)
+	b.StopTimer()
+	s := p.sink.Reactor.Stats()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "changes/s")
+	b.ReportMetric(float64(clock.percentile(0.50).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(clock.percentile(0.99).Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(s.Superseded-before.Superseded), "coalesced")
+	b.ReportMetric(0, "ns/op")
+}
