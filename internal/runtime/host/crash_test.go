@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
@@ -49,28 +51,8 @@ func TestCrashAnywhereLosesNothing(t *testing.T) {
 		t.Fatalf("after the final run the sink has not converged: %s %v", why, err)
 	}
 	kafka := startBroker(t, dir)
+	total := checkTopicComplete(t, kafka, source)
 	items := listAll(t, source, itemKind)
-	versions := map[string][]int64{}
-	for _, rec := range readTopic(t, kafka, itemTopic) {
-		ev, err := event.Decode(rec.Value)
-		if err != nil {
-			t.Fatalf("record %s/%d@%d: %v", rec.Topic, rec.Partition, rec.Offset, err)
-		}
-		versions[ev.Subject] = append(versions[ev.Subject], ev.Version)
-	}
-	total := 0
-	for _, it := range items {
-		first := firstOccurrences(versions[it.ID])
-		for i, v := range first {
-			if v != int64(i+1) {
-				t.Fatalf("%s: version %d reached Kafka where %d was due: committed versions were lost or reordered", it.ID, v, i+1)
-			}
-		}
-		if len(first) != int(it.Version) {
-			t.Fatalf("%s: %d versions reached Kafka, %d were committed", it.ID, len(first), it.Version)
-		}
-		total += int(it.Version)
-	}
 
 	// The sink acted in order per key: its copies, by version, follow the
 	// source generations upwards, never back.
@@ -102,6 +84,35 @@ func TestCrashAnywhereLosesNothing(t *testing.T) {
 		}
 	}
 	t.Logf("%d committed versions over %d keys, all in Kafka in order; sink converged", total, len(items))
+}
+
+// checkTopicComplete checks that every committed version of every item
+// reached the item topic, in order per key (the first occurrences; a
+// version may appear again after a crash). It returns the versions checked.
+func checkTopicComplete(t *testing.T, kafka []kgo.Opt, source store.Store) int {
+	t.Helper()
+	versions := map[string][]int64{}
+	for _, rec := range readTopic(t, kafka, itemTopic) {
+		ev, err := event.Decode(rec.Value)
+		if err != nil {
+			t.Fatalf("record %s/%d@%d: %v", rec.Topic, rec.Partition, rec.Offset, err)
+		}
+		versions[ev.Subject] = append(versions[ev.Subject], ev.Version)
+	}
+	total := 0
+	for _, it := range listAll(t, source, itemKind) {
+		first := firstOccurrences(versions[it.ID])
+		for i, v := range first {
+			if v != int64(i+1) {
+				t.Fatalf("%s: version %d reached Kafka where %d was due: committed versions were lost or reordered", it.ID, v, i+1)
+			}
+		}
+		if len(first) != int(it.Version) {
+			t.Fatalf("%s: %d versions reached Kafka, %d were committed", it.ID, len(first), it.Version)
+		}
+		total += int(it.Version)
+	}
+	return total
 }
 
 // runChild runs the pipeline in a child process. In "write" mode it is

@@ -35,7 +35,7 @@ type partition struct {
 	finished map[int64]bool // finished offsets still in order
 	next     int64          // offset after the newest record seen
 	epoch    int32
-	marked   int64 // last commit point handed to the client
+	marked   int64 // last commit point handed to the client (starts where consumption did)
 }
 
 func newTracker() *tracker {
@@ -50,7 +50,7 @@ func (t *tracker) add(r *kgo.Record) token {
 	p := t.parts[tp]
 	if p == nil {
 		t.gen++
-		p = &partition{gen: t.gen, finished: make(map[int64]bool), next: r.Offset, marked: -1}
+		p = &partition{gen: t.gen, finished: make(map[int64]bool), next: r.Offset, marked: r.Offset}
 		t.parts[tp] = p
 	}
 	p.order = append(p.order, r.Offset)
