@@ -164,7 +164,7 @@ func BenchmarkHop(b *testing.B) {
 }
 
 func benchMax(b *testing.B, perTx int) {
-	const keys = 20_000
+	const keys = 100_000
 	clock := newHopClock(keys)
 	p := startBenchPipeline(b, clock)
 	ctx := b.Context()
