@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestDevServesHealthReadinessAndMetrics runs `mothership dev` with its
+// flags from the environment, as a user would configure it.
+func TestDevServesHealthReadinessAndMetrics(t *testing.T) {
+	addr := freeAddr(t)
+	t.Setenv("MOTHERSHIP_DATA_DIR", t.TempDir())
+	t.Setenv("MOTHERSHIP_LISTEN", addr)
+	t.Setenv("MOTHERSHIP_LOG_LEVEL", "error")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cmd := newRootCmd()
+	cmd.SetArgs([]string{"dev"})
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if code, _ := get("/readyz"); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz never answered 200")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, body := get("/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz: %d %s", code, body)
+	}
+	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("/metrics: %d, body without Go metrics", code)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("dev returned %v on shutdown", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("dev did not stop after its context ended")
+	}
+	if !strings.Contains(out.String(), "http://"+addr) {
+		t.Fatalf("dev did not print its URL; printed %q", out.String())
+	}
+}
