@@ -8,7 +8,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"embed"
@@ -24,7 +23,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 
 	sqlite3 "modernc.org/sqlite"
@@ -225,7 +223,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, store.Tx) e
 	if err != nil {
 		return fmt.Errorf("sqlite %s: begin: %w", s.cfg.Service, mapErr(err))
 	}
-	t := &tx{s: s, tx: sqlTx}
+	t := store.NewTx(&rows{s: s, tx: sqlTx}, store.TxConfig{Service: s.cfg.Service, Now: s.cfg.Now})
 	if err := fn(ctx, t); err != nil {
 		sqlTx.Rollback()
 		return err
@@ -233,7 +231,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, store.Tx) e
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("sqlite %s: commit: %w", s.cfg.Service, mapErr(err))
 	}
-	if t.appended > 0 {
+	if t.Appended() > 0 {
 		select {
 		case s.notify <- struct{}{}:
 		default:
@@ -249,7 +247,7 @@ func (s *Store) View(ctx context.Context, fn func(context.Context, store.Tx) err
 		return fmt.Errorf("sqlite %s: begin read: %w", s.cfg.Service, mapErr(err))
 	}
 	defer sqlTx.Rollback()
-	return fn(ctx, &tx{s: s, tx: sqlTx, readOnly: true})
+	return fn(ctx, store.NewTx(&rows{s: s, tx: sqlTx, readOnly: true}, store.TxConfig{Service: s.cfg.Service, Now: s.cfg.Now, ReadOnly: true}))
 }
 
 // Feed returns the outbox tail.
@@ -283,32 +281,16 @@ func mapErr(err error) error {
 	return err
 }
 
-// tx implements store.Tx on one SQLite transaction.
-//
-// It remembers the rows it read or wrote, so that the usual reaction (record
-// an event, read it back, read the resource, update it) reads the database
-// once per row. The cache lives as long as the transaction, which alone can
-// change those rows meanwhile (SQLite has one writer).
-type tx struct {
+// rows implements store.Rows on one SQLite transaction.
+type rows struct {
 	s        *Store
 	tx       *sql.Tx
 	readOnly bool
-	appended int
-
-	resources map[[2]string]store.Resource // (kind, id) → row, deleted ones too
-	observed  map[[2]string]event.Event    // (topic, subject) → newest event
-}
-
-func (t *tx) remember(r store.Resource) {
-	if t.resources == nil {
-		t.resources = make(map[[2]string]store.Resource)
-	}
-	t.resources[[2]string{r.Kind, r.ID}] = r
 }
 
 // stmt returns the transaction's handle on the pool's prepared statement
 // for query, or nil for a query not prepared at Open.
-func (t *tx) stmt(ctx context.Context, query string) *sql.Stmt {
+func (t *rows) stmt(ctx context.Context, query string) *sql.Stmt {
 	cache := t.s.writeStmts
 	if t.readOnly {
 		cache = t.s.readStmts
@@ -319,21 +301,21 @@ func (t *tx) stmt(ctx context.Context, query string) *sql.Stmt {
 	return nil
 }
 
-func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+func (t *rows) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if st := t.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
 	return t.tx.ExecContext(ctx, query, args...)
 }
 
-func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+func (t *rows) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if st := t.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
 	return t.tx.QueryContext(ctx, query, args...)
 }
 
-func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+func (t *rows) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	if st := t.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -367,30 +349,13 @@ func scanResource(row rowScanner) (store.Resource, error) {
 	return r, nil
 }
 
-func (t *tx) ResourceGetAny(ctx context.Context, kind, id string) (store.Resource, error) {
-	if r, ok := t.resources[[2]string{kind, id}]; ok {
-		return r, nil
-	}
-	r, err := scanResource(t.queryRow(ctx, qGet, kind, id))
-	if err != nil {
-		return store.Resource{}, fmt.Errorf("%s %s: get: %w", kind, id, err)
-	}
-	t.remember(r)
-	return r, nil
+// GetResource needs no lock: the single writer connection serializes
+// read-write transactions.
+func (t *rows) GetResource(ctx context.Context, kind, id string) (store.Resource, error) {
+	return scanResource(t.queryRow(ctx, qGet, kind, id))
 }
 
-func (t *tx) ResourceGet(ctx context.Context, kind, id string) (store.Resource, error) {
-	r, err := t.ResourceGetAny(ctx, kind, id)
-	if err != nil {
-		return r, err
-	}
-	if r.Deleted() {
-		return store.Resource{}, fmt.Errorf("%s %s: get: %w", kind, id, store.ErrNotFound)
-	}
-	return r, nil
-}
-
-func (t *tx) ResourceList(ctx context.Context, p store.ListParams) ([]store.Resource, error) {
+func (t *rows) ListResources(ctx context.Context, p store.ListParams) ([]store.Resource, error) {
 	q := `SELECT ` + resourceColumns + ` FROM resources WHERE kind = ? AND id > ?`
 	args := []any{p.Kind, p.AfterID}
 	if p.Organization != "" {
@@ -409,248 +374,79 @@ func (t *tx) ResourceList(ctx context.Context, p store.ListParams) ([]store.Reso
 		q += ` LIMIT ?`
 		args = append(args, p.Limit)
 	}
-	rows, err := t.query(ctx, q, args...)
+	rs, err := t.query(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("%s: list: %w", p.Kind, mapErr(err))
+		return nil, mapErr(err)
 	}
-	defer rows.Close()
+	defer rs.Close()
 	var out []store.Resource
-	for rows.Next() {
-		r, err := scanResource(rows)
+	for rs.Next() {
+		r, err := scanResource(rs)
 		if err != nil {
-			return nil, fmt.Errorf("%s: list: %w", p.Kind, err)
+			return nil, err
 		}
 		out = append(out, r)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: list: %w", p.Kind, mapErr(err))
-	}
-	return out, nil
+	return out, mapErr(rs.Err())
 }
 
-// validate refuses what must never reach the database.
-func validate(kind, id string, spec json.RawMessage) (json.RawMessage, error) {
-	if !event.ValidKind(kind) {
-		return nil, fmt.Errorf("%w: kind %q: want lower-case letters, digits and _", store.ErrInvalid, kind)
+func deletedAt(r store.Resource) sql.NullInt64 {
+	if r.DeletedAt == nil {
+		return sql.NullInt64{}
 	}
-	if id == "" || len(id) > 255 || strings.ContainsAny(id, "\x00\n\r") {
-		return nil, fmt.Errorf("%w: id %q: want 1 to 255 printable characters", store.ErrInvalid, id)
-	}
-	if spec == nil {
-		return nil, nil
-	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, spec); err != nil || buf.Len() == 0 || buf.Bytes()[0] != '{' {
-		return nil, fmt.Errorf("%w: %s %s: spec must be a JSON object", store.ErrInvalid, kind, id)
-	}
-	return buf.Bytes(), nil
+	return sql.NullInt64{Int64: r.DeletedAt.UnixNano(), Valid: true}
 }
 
-func (t *tx) writable(op, kind, id string) error {
-	if t.readOnly {
-		return fmt.Errorf("%s %s: %s: %w", kind, id, op, store.ErrReadOnly)
-	}
-	return nil
-}
-
-func (t *tx) ResourceCreate(ctx context.Context, p store.CreateParams) (store.Resource, error) {
-	if err := t.writable("create", p.Kind, p.ID); err != nil {
-		return store.Resource{}, err
-	}
-	spec, err := validate(p.Kind, p.ID, p.Spec)
-	if err != nil {
-		return store.Resource{}, err
-	}
-	if spec == nil {
-		spec = json.RawMessage(`{}`)
-	}
-	now := t.s.cfg.Now().UTC()
-	r := store.Resource{
-		ID: p.ID, Kind: p.Kind, Organization: p.Organization, Environment: p.Environment,
-		Generation: 1, Version: 1, Spec: spec, CreatedAt: now, UpdatedAt: now,
-	}
+func (t *rows) InsertResource(ctx context.Context, r store.Resource) error {
 	status, _ := json.Marshal(r.Status)
-	_, err = t.exec(ctx, qInsert,
-		r.Kind, r.ID, r.Organization, r.Environment, r.Generation, r.Version, string(spec), string(status), now.UnixNano(), now.UnixNano())
-	if err != nil {
-		return store.Resource{}, fmt.Errorf("%s %s: create: %w", p.Kind, p.ID, mapErr(err))
-	}
-	t.remember(r)
-	if err := t.emit(ctx, r, event.Desired); err != nil {
-		return store.Resource{}, err
-	}
-	return r, nil
+	_, err := t.exec(ctx, qInsert, r.Kind, r.ID, r.Organization, r.Environment, r.Generation, r.Version,
+		string(r.Spec), string(status), r.CreatedAt.UnixNano(), r.UpdatedAt.UnixNano(), deletedAt(r))
+	return mapErr(err)
 }
 
-func (t *tx) ResourceUpdateSpec(ctx context.Context, p store.UpdateSpecParams) (store.Resource, error) {
-	if err := t.writable("update", p.Kind, p.ID); err != nil {
-		return store.Resource{}, err
-	}
-	spec, err := validate(p.Kind, p.ID, p.Spec)
-	if err != nil {
-		return store.Resource{}, err
-	}
-	if spec == nil {
-		return store.Resource{}, fmt.Errorf("%w: %s %s: update: spec is required", store.ErrInvalid, p.Kind, p.ID)
-	}
-	r, err := t.ResourceGet(ctx, p.Kind, p.ID)
-	if err != nil {
-		return store.Resource{}, err
-	}
-	if p.IfGeneration != 0 && r.Generation != p.IfGeneration {
-		return store.Resource{}, fmt.Errorf("%s %s: update at generation %d: now %d: %w", p.Kind, p.ID, p.IfGeneration, r.Generation, store.ErrGenerationChanged)
-	}
-	if bytes.Equal(r.Spec, spec) {
-		return r, nil
-	}
-	r.Spec = spec
-	r.Generation++
-	if err := t.save(ctx, &r, event.Desired); err != nil {
-		return store.Resource{}, err
-	}
-	return r, nil
-}
-
-func (t *tx) ResourceSetStatus(ctx context.Context, kind, id string, s store.Status) (store.Resource, error) {
-	if err := t.writable("set status", kind, id); err != nil {
-		return store.Resource{}, err
-	}
-	if s.Detail != nil {
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, s.Detail); err != nil {
-			return store.Resource{}, fmt.Errorf("%w: %s %s: status detail must be JSON", store.ErrInvalid, kind, id)
-		}
-		s.Detail = buf.Bytes()
-	}
-	r, err := t.ResourceGetAny(ctx, kind, id)
-	if err != nil {
-		return store.Resource{}, err
-	}
-	if s.ObservedGeneration > r.Generation {
-		return store.Resource{}, fmt.Errorf("%w: %s %s: observed generation %d is ahead of generation %d", store.ErrInvalid, kind, id, s.ObservedGeneration, r.Generation)
-	}
-	old, _ := json.Marshal(r.Status)
-	next, _ := json.Marshal(s)
-	if bytes.Equal(old, next) {
-		return r, nil
-	}
-	r.Status = s
-	if err := t.save(ctx, &r, event.Status); err != nil {
-		return store.Resource{}, err
-	}
-	return r, nil
-}
-
-func (t *tx) ResourceDelete(ctx context.Context, kind, id string) (store.Resource, error) {
-	if err := t.writable("delete", kind, id); err != nil {
-		return store.Resource{}, err
-	}
-	r, err := t.ResourceGet(ctx, kind, id)
-	if err != nil {
-		return store.Resource{}, err
-	}
-	now := t.s.cfg.Now().UTC()
-	r.DeletedAt = &now
-	r.Generation++
-	if err := t.save(ctx, &r, event.Desired); err != nil {
-		return store.Resource{}, err
-	}
-	return r, nil
-}
-
-// save writes r (at the next version) and emits its event.
-func (t *tx) save(ctx context.Context, r *store.Resource, d event.Direction) error {
-	r.Version++
-	r.UpdatedAt = t.s.cfg.Now().UTC()
+func (t *rows) UpdateResource(ctx context.Context, r store.Resource) error {
 	status, _ := json.Marshal(r.Status)
-	var deleted sql.NullInt64
-	if r.DeletedAt != nil {
-		deleted = sql.NullInt64{Int64: r.DeletedAt.UnixNano(), Valid: true}
-	}
-	_, err := t.exec(ctx, qSave,
-		r.Generation, r.Version, string(r.Spec), string(status), r.UpdatedAt.UnixNano(), deleted, r.Kind, r.ID)
-	if err != nil {
-		return fmt.Errorf("%s %s: save: %w", r.Kind, r.ID, mapErr(err))
-	}
-	t.remember(*r)
-	return t.emit(ctx, *r, d)
+	_, err := t.exec(ctx, qSave, r.Generation, r.Version, string(r.Spec), string(status), r.UpdatedAt.UnixNano(), deletedAt(r), r.Kind, r.ID)
+	return mapErr(err)
 }
 
-// emit appends the event announcing r's full state to the outbox.
-func (t *tx) emit(ctx context.Context, r store.Resource, d event.Direction) error {
-	state, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("%s %s: encode state: %w", r.Kind, r.ID, err)
-	}
-	ev := event.New(t.s.cfg.Service, r.Kind, d, r.ID, r.Generation, r.Version, r.UpdatedAt, state)
-	value, err := ev.Encode()
-	if err != nil {
-		return fmt.Errorf("%s %s: encode event: %w", r.Kind, r.ID, err)
-	}
-	if _, err := t.exec(ctx, qAppend, event.Topic(r.Kind, d), r.ID, value); err != nil {
-		return fmt.Errorf("%s %s: append outbox: %w", r.Kind, r.ID, mapErr(err))
-	}
-	t.appended++
-	return nil
+func (t *rows) AppendOutbox(ctx context.Context, topic, key string, value []byte) error {
+	_, err := t.exec(ctx, qAppend, topic, key, value)
+	return mapErr(err)
 }
 
-func (t *tx) ObservedPut(ctx context.Context, topic string, ev event.Event) (bool, error) {
-	if err := t.writable("observe", topic, ev.Subject); err != nil {
-		return false, err
-	}
-	value, err := ev.Encode()
+func (t *rows) PutObserved(ctx context.Context, topic, subject string, version int64, value []byte) (bool, error) {
+	res, err := t.exec(ctx, qObserve, topic, subject, version, value)
 	if err != nil {
-		return false, fmt.Errorf("observe %s %s: encode: %w", topic, ev.Subject, err)
-	}
-	res, err := t.exec(ctx, qObserve,
-		topic, ev.Subject, ev.Version, value)
-	if err != nil {
-		return false, fmt.Errorf("observe %s %s: %w", topic, ev.Subject, mapErr(err))
+		return false, mapErr(err)
 	}
 	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("observe %s %s: %w", topic, ev.Subject, err)
-	}
-	if n == 0 {
-		return false, nil
-	}
-	if t.observed == nil {
-		t.observed = make(map[[2]string]event.Event)
-	}
-	t.observed[[2]string{topic, ev.Subject}] = ev
-	return true, nil
+	return n > 0, err
 }
 
-func (t *tx) ObservedGet(ctx context.Context, topic, subject string) (event.Event, error) {
-	if ev, ok := t.observed[[2]string{topic, subject}]; ok {
-		return ev, nil
-	}
+func (t *rows) GetObserved(ctx context.Context, topic, subject string) ([]byte, error) {
 	var value []byte
 	if err := t.queryRow(ctx, qObserved, topic, subject).Scan(&value); err != nil {
-		return event.Event{}, fmt.Errorf("observed %s %s: %w", topic, subject, mapErr(err))
+		return nil, mapErr(err)
 	}
-	var ev event.Event
-	if err := json.Unmarshal(value, &ev); err != nil {
-		return event.Event{}, fmt.Errorf("observed %s %s: decode: %w", topic, subject, err)
-	}
-	return ev, nil
+	return value, nil
 }
 
-func (t *tx) ObservedSubjects(ctx context.Context, topic string) ([]string, error) {
-	rows, err := t.query(ctx, `SELECT subject FROM observed WHERE topic = ? ORDER BY subject`, topic)
+func (t *rows) ObservedSubjects(ctx context.Context, topic string) ([]string, error) {
+	rs, err := t.query(ctx, `SELECT subject FROM observed WHERE topic = ? ORDER BY subject`, topic)
 	if err != nil {
-		return nil, fmt.Errorf("observed %s: list: %w", topic, mapErr(err))
+		return nil, mapErr(err)
 	}
-	defer rows.Close()
+	defer rs.Close()
 	var out []string
-	for rows.Next() {
+	for rs.Next() {
 		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, fmt.Errorf("observed %s: list: %w", topic, err)
+		if err := rs.Scan(&s); err != nil {
+			return nil, err
 		}
 		out = append(out, s)
 	}
-	return out, rows.Err()
+	return out, mapErr(rs.Err())
 }
 
 // feed tails the outbox table: the embedded change-data capture.

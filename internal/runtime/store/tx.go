@@ -1,0 +1,320 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mothership-dev/mothership/internal/runtime/event"
+)
+
+// Rows is what a backend provides within one of its transactions:
+// row-level access to its tables. The store's rules (validation,
+// generations and versions, one event per change, no event for no change)
+// live in NewTx, once for every backend. Methods return the package's
+// sentinel errors (ErrNotFound, ErrAlreadyExists).
+type Rows interface {
+	// GetResource reads a resource, deleted or not. In a read-write
+	// transaction it locks the row against concurrent writers.
+	GetResource(ctx context.Context, kind, id string) (Resource, error)
+	ListResources(ctx context.Context, p ListParams) ([]Resource, error)
+	InsertResource(ctx context.Context, r Resource) error
+	UpdateResource(ctx context.Context, r Resource) error
+	AppendOutbox(ctx context.Context, topic, key string, value []byte) error
+	// PutObserved stores value as the newest event of subject on topic
+	// unless one at version or later is stored; it reports whether it did.
+	PutObserved(ctx context.Context, topic, subject string, version int64, value []byte) (bool, error)
+	GetObserved(ctx context.Context, topic, subject string) ([]byte, error)
+	ObservedSubjects(ctx context.Context, topic string) ([]string, error)
+}
+
+// TxConfig configures a transaction built by NewTx.
+type TxConfig struct {
+	// Service owns the store; it is the source of the events.
+	Service string
+	// Now returns the current time.
+	Now func() time.Time
+	// ReadOnly makes every write fail with ErrReadOnly.
+	ReadOnly bool
+}
+
+// RowsTx implements Tx over a backend's Rows.
+//
+// It remembers the rows it read or wrote, so that the usual reaction
+// (record an event, read it back, read the resource, update it) reads each
+// row once. The cache lives as long as the transaction, and the rows it
+// holds are locked by it (or, in a read-only transaction, are a snapshot).
+type RowsTx struct {
+	rows     Rows
+	cfg      TxConfig
+	appended int
+
+	resources map[[2]string]Resource    // (kind, id) → row, deleted ones too
+	observed  map[[2]string]event.Event // (topic, subject) → newest event
+}
+
+var _ Tx = (*RowsTx)(nil)
+
+// NewTx returns the Tx of one backend transaction.
+func NewTx(rows Rows, cfg TxConfig) *RowsTx {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &RowsTx{rows: rows, cfg: cfg}
+}
+
+// Appended is the number of events the transaction appended to the outbox.
+func (t *RowsTx) Appended() int { return t.appended }
+
+func (t *RowsTx) remember(r Resource) {
+	if t.resources == nil {
+		t.resources = make(map[[2]string]Resource)
+	}
+	t.resources[[2]string{r.Kind, r.ID}] = r
+}
+
+// ResourceGetAny implements Tx.
+func (t *RowsTx) ResourceGetAny(ctx context.Context, kind, id string) (Resource, error) {
+	if r, ok := t.resources[[2]string{kind, id}]; ok {
+		return r, nil
+	}
+	r, err := t.rows.GetResource(ctx, kind, id)
+	if err != nil {
+		return Resource{}, fmt.Errorf("%s %s: get: %w", kind, id, err)
+	}
+	t.remember(r)
+	return r, nil
+}
+
+// ResourceGet implements Tx.
+func (t *RowsTx) ResourceGet(ctx context.Context, kind, id string) (Resource, error) {
+	r, err := t.ResourceGetAny(ctx, kind, id)
+	if err != nil {
+		return r, err
+	}
+	if r.Deleted() {
+		return Resource{}, fmt.Errorf("%s %s: get: %w", kind, id, ErrNotFound)
+	}
+	return r, nil
+}
+
+// ResourceList implements Tx.
+func (t *RowsTx) ResourceList(ctx context.Context, p ListParams) ([]Resource, error) {
+	rs, err := t.rows.ListResources(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("%s: list: %w", p.Kind, err)
+	}
+	return rs, nil
+}
+
+// validate refuses what must never reach the database, and returns the
+// spec in its compact form (so that equal specs compare equal).
+func validate(kind, id string, spec json.RawMessage) (json.RawMessage, error) {
+	if !event.ValidKind(kind) {
+		return nil, fmt.Errorf("%w: kind %q: want lower-case letters, digits and _", ErrInvalid, kind)
+	}
+	if id == "" || len(id) > 255 || strings.ContainsAny(id, "\x00\n\r") {
+		return nil, fmt.Errorf("%w: id %q: want 1 to 255 printable characters", ErrInvalid, id)
+	}
+	if spec == nil {
+		return nil, nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, spec); err != nil || buf.Len() == 0 || buf.Bytes()[0] != '{' {
+		return nil, fmt.Errorf("%w: %s %s: spec must be a JSON object", ErrInvalid, kind, id)
+	}
+	return buf.Bytes(), nil
+}
+
+func (t *RowsTx) writable(op, kind, id string) error {
+	if t.cfg.ReadOnly {
+		return fmt.Errorf("%s %s: %s: %w", kind, id, op, ErrReadOnly)
+	}
+	return nil
+}
+
+// ResourceCreate implements Tx.
+func (t *RowsTx) ResourceCreate(ctx context.Context, p CreateParams) (Resource, error) {
+	if err := t.writable("create", p.Kind, p.ID); err != nil {
+		return Resource{}, err
+	}
+	spec, err := validate(p.Kind, p.ID, p.Spec)
+	if err != nil {
+		return Resource{}, err
+	}
+	if spec == nil {
+		spec = json.RawMessage(`{}`)
+	}
+	now := t.cfg.Now().UTC()
+	r := Resource{
+		ID: p.ID, Kind: p.Kind, Organization: p.Organization, Environment: p.Environment,
+		Generation: 1, Version: 1, Spec: spec, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := t.rows.InsertResource(ctx, r); err != nil {
+		return Resource{}, fmt.Errorf("%s %s: create: %w", p.Kind, p.ID, err)
+	}
+	t.remember(r)
+	if err := t.emit(ctx, r, event.Desired); err != nil {
+		return Resource{}, err
+	}
+	return r, nil
+}
+
+// ResourceUpdateSpec implements Tx.
+func (t *RowsTx) ResourceUpdateSpec(ctx context.Context, p UpdateSpecParams) (Resource, error) {
+	if err := t.writable("update", p.Kind, p.ID); err != nil {
+		return Resource{}, err
+	}
+	spec, err := validate(p.Kind, p.ID, p.Spec)
+	if err != nil {
+		return Resource{}, err
+	}
+	if spec == nil {
+		return Resource{}, fmt.Errorf("%w: %s %s: update: spec is required", ErrInvalid, p.Kind, p.ID)
+	}
+	r, err := t.ResourceGet(ctx, p.Kind, p.ID)
+	if err != nil {
+		return Resource{}, err
+	}
+	if p.IfGeneration != 0 && r.Generation != p.IfGeneration {
+		return Resource{}, fmt.Errorf("%s %s: update at generation %d: now %d: %w", p.Kind, p.ID, p.IfGeneration, r.Generation, ErrGenerationChanged)
+	}
+	if bytes.Equal(r.Spec, spec) {
+		return r, nil
+	}
+	r.Spec = spec
+	r.Generation++
+	if err := t.save(ctx, &r, event.Desired); err != nil {
+		return Resource{}, err
+	}
+	return r, nil
+}
+
+// ResourceSetStatus implements Tx.
+func (t *RowsTx) ResourceSetStatus(ctx context.Context, kind, id string, s Status) (Resource, error) {
+	if err := t.writable("set status", kind, id); err != nil {
+		return Resource{}, err
+	}
+	if s.Detail != nil {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, s.Detail); err != nil {
+			return Resource{}, fmt.Errorf("%w: %s %s: status detail must be JSON", ErrInvalid, kind, id)
+		}
+		s.Detail = buf.Bytes()
+	}
+	r, err := t.ResourceGetAny(ctx, kind, id)
+	if err != nil {
+		return Resource{}, err
+	}
+	if s.ObservedGeneration > r.Generation {
+		return Resource{}, fmt.Errorf("%w: %s %s: observed generation %d is ahead of generation %d", ErrInvalid, kind, id, s.ObservedGeneration, r.Generation)
+	}
+	old, _ := json.Marshal(r.Status)
+	next, _ := json.Marshal(s)
+	if bytes.Equal(old, next) {
+		return r, nil
+	}
+	r.Status = s
+	if err := t.save(ctx, &r, event.Status); err != nil {
+		return Resource{}, err
+	}
+	return r, nil
+}
+
+// ResourceDelete implements Tx.
+func (t *RowsTx) ResourceDelete(ctx context.Context, kind, id string) (Resource, error) {
+	if err := t.writable("delete", kind, id); err != nil {
+		return Resource{}, err
+	}
+	r, err := t.ResourceGet(ctx, kind, id)
+	if err != nil {
+		return Resource{}, err
+	}
+	now := t.cfg.Now().UTC()
+	r.DeletedAt = &now
+	r.Generation++
+	if err := t.save(ctx, &r, event.Desired); err != nil {
+		return Resource{}, err
+	}
+	return r, nil
+}
+
+// save writes r at its next version and emits its event.
+func (t *RowsTx) save(ctx context.Context, r *Resource, d event.Direction) error {
+	r.Version++
+	r.UpdatedAt = t.cfg.Now().UTC()
+	if err := t.rows.UpdateResource(ctx, *r); err != nil {
+		return fmt.Errorf("%s %s: save: %w", r.Kind, r.ID, err)
+	}
+	t.remember(*r)
+	return t.emit(ctx, *r, d)
+}
+
+// emit appends the event announcing r's full state to the outbox.
+func (t *RowsTx) emit(ctx context.Context, r Resource, d event.Direction) error {
+	state, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("%s %s: encode state: %w", r.Kind, r.ID, err)
+	}
+	ev := event.New(t.cfg.Service, r.Kind, d, r.ID, r.Generation, r.Version, r.UpdatedAt, state)
+	value, err := ev.Encode()
+	if err != nil {
+		return fmt.Errorf("%s %s: encode event: %w", r.Kind, r.ID, err)
+	}
+	if err := t.rows.AppendOutbox(ctx, event.Topic(r.Kind, d), r.ID, value); err != nil {
+		return fmt.Errorf("%s %s: append outbox: %w", r.Kind, r.ID, err)
+	}
+	t.appended++
+	return nil
+}
+
+// ObservedPut implements Tx.
+func (t *RowsTx) ObservedPut(ctx context.Context, topic string, ev event.Event) (bool, error) {
+	if err := t.writable("observe", topic, ev.Subject); err != nil {
+		return false, err
+	}
+	value, err := ev.Encode()
+	if err != nil {
+		return false, fmt.Errorf("observe %s %s: encode: %w", topic, ev.Subject, err)
+	}
+	ok, err := t.rows.PutObserved(ctx, topic, ev.Subject, ev.Version, value)
+	if err != nil || !ok {
+		if err != nil {
+			err = fmt.Errorf("observe %s %s: %w", topic, ev.Subject, err)
+		}
+		return false, err
+	}
+	if t.observed == nil {
+		t.observed = make(map[[2]string]event.Event)
+	}
+	t.observed[[2]string{topic, ev.Subject}] = ev
+	return true, nil
+}
+
+// ObservedGet implements Tx.
+func (t *RowsTx) ObservedGet(ctx context.Context, topic, subject string) (event.Event, error) {
+	if ev, ok := t.observed[[2]string{topic, subject}]; ok {
+		return ev, nil
+	}
+	value, err := t.rows.GetObserved(ctx, topic, subject)
+	if err != nil {
+		return event.Event{}, fmt.Errorf("observed %s %s: %w", topic, subject, err)
+	}
+	ev, err := event.Decode(value)
+	if err != nil {
+		return event.Event{}, fmt.Errorf("observed %s %s: %w", topic, subject, err)
+	}
+	return ev, nil
+}
+
+// ObservedSubjects implements Tx.
+func (t *RowsTx) ObservedSubjects(ctx context.Context, topic string) ([]string, error) {
+	s, err := t.rows.ObservedSubjects(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("observed %s: list: %w", topic, err)
+	}
+	return s, nil
+}
