@@ -135,7 +135,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // The statements of the hot paths.
 const (
 	qGet     = `SELECT ` + resourceColumns + ` FROM resources WHERE kind = ? AND id = ?`
-	qInsert  = `INSERT INTO resources (` + resourceColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`
+	qInsert  = `INSERT INTO resources (` + resourceColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qSave    = `UPDATE resources SET generation = ?, version = ?, spec = ?, status = ?, updated_at = ?, deleted_at = ? WHERE kind = ? AND id = ?`
 	qAppend  = `INSERT INTO outbox (topic, key, value) VALUES (?, ?, ?)`
 	qObserve = `INSERT INTO observed (topic, subject, version, event) VALUES (?, ?, ?, ?)
