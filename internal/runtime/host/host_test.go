@@ -147,7 +147,8 @@ func TestCoalescingActsOnNewestOnly(t *testing.T) {
 
 func TestRelayRestartLosesNothingAndActsOnceInOrder(t *testing.T) {
 	dir := t.TempDir()
-	p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{dir: dir})
+	kafka := startBroker(t, dir)
+	p := startPipeline(t, t.Context(), kafka, pipelineOpts{dir: dir, historyTopic: true})
 	const keys, rounds = 20, 40
 	ctx := t.Context()
 	var wg sync.WaitGroup
@@ -184,6 +185,7 @@ func TestRelayRestartLosesNothingAndActsOnceInOrder(t *testing.T) {
 			t.Fatalf("%s last acted on %+v, want generation %d", key, last, rounds)
 		}
 	}
+	checkTopicComplete(t, kafka, p.source.Store)
 }
 
 // readTopic reads every record of topic from the start.

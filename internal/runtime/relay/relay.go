@@ -134,10 +134,23 @@ func (r *Relay) Stop() error { return r.runner.Stop() }
 
 func (r *Relay) run(ctx context.Context, cl *kgo.Client) error {
 	r.cfg.Logger.InfoContext(ctx, "relay started")
+	// A previous run may have read changes it never produced: every run
+	// starts after the last confirmed position.
+	rewind := true
 	var p progress
 	failures := 0
 	for {
-		err := r.round(ctx, cl, &p)
+		var err error
+		if rewind {
+			if err = r.cfg.Feed.Rewind(ctx); err == nil {
+				rewind, p = false, progress{}
+			} else {
+				err = fmt.Errorf("rewind: %w", err)
+			}
+		}
+		if err == nil {
+			err = r.round(ctx, cl, &p)
+		}
 		if err == nil {
 			failures = 0
 			continue
@@ -151,10 +164,7 @@ func (r *Relay) run(ctx context.Context, cl *kgo.Client) error {
 		r.cfg.Logger.WarnContext(ctx, "relay round failed; retrying", "err", err, "retry_in", wait)
 		// The failed round may have produced part of its batch: start
 		// again after the last confirmed position so nothing is skipped.
-		p = progress{}
-		if err := r.cfg.Feed.Rewind(ctx); err != nil {
-			r.cfg.Logger.ErrorContext(ctx, "relay rewind failed", "err", err)
-		}
+		rewind = true
 		select {
 		case <-ctx.Done():
 			return nil
