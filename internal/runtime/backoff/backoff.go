@@ -9,7 +9,8 @@ import (
 
 // Delay returns the wait before retry number attempt (1 for the first
 // retry): base doubled per attempt, capped at max, then jittered uniformly
-// over its upper half so retries spread out but never come early.
+// over its upper half (between half and all of the capped delay), so
+// retries spread out.
 func Delay(attempt int, base, max time.Duration) time.Duration {
 	if attempt < 1 {
 		attempt = 1

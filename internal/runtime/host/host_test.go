@@ -320,3 +320,33 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 	n := checkTopicComplete(t, kafka, p.source.Store)
 	t.Logf("%d committed versions reached Kafka in order across a broker restart", n)
 }
+
+func TestReactorRestartLeavesNoKeyBehind(t *testing.T) {
+	dir := t.TempDir()
+	p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{dir: dir, reactor: reactor.Config{ResyncInterval: -1}})
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for n := range 30 {
+			for k := range 20 {
+				if _, err := set(ctx, p.source.Store, fmt.Sprintf("k%02d", k), n); err != nil {
+					t.Errorf("set: %v", err)
+					return
+				}
+			}
+		}
+	})
+	// Stop and start the sink's reactor while events stream in: keys
+	// caught running by a stop must run again after the start.
+	for range 5 {
+		time.Sleep(20 * time.Millisecond)
+		if err := p.sink.Reactor.Stop(); err != nil {
+			t.Fatalf("stop reactor: %v", err)
+		}
+		if err := p.sink.Reactor.Start(ctx); err != nil {
+			t.Fatalf("restart reactor: %v", err)
+		}
+	}
+	wg.Wait()
+	waitConverged(t, p, 30*time.Second)
+}

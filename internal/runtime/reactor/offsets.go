@@ -31,6 +31,7 @@ type topicPartition struct {
 
 type partition struct {
 	gen      uint64
+	started  bool           // a record was seen since the assignment
 	order    []int64        // unfinished and finished-but-blocked offsets, ascending
 	finished map[int64]bool // finished offsets still in order
 	next     int64          // offset after the newest record seen
@@ -42,16 +43,38 @@ func newTracker() *tracker {
 	return &tracker{parts: make(map[topicPartition]*partition)}
 }
 
-// add registers a consumed record and returns its token.
+// reset forgets every partition, for a new run of the reactor.
+func (t *tracker) reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.parts = make(map[topicPartition]*partition)
+}
+
+// assign starts tracking newly assigned partitions.
+func (t *tracker) assign(assigned map[string][]int32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for topic, parts := range assigned {
+		for _, p := range parts {
+			t.gen++
+			t.parts[topicPartition{topic, p}] = &partition{gen: t.gen, finished: make(map[int64]bool)}
+		}
+	}
+}
+
+// add registers a consumed record and returns its token. A record of a
+// partition not assigned (one fetched just before a revoke) gets a token
+// that never moves a commit point.
 func (t *tracker) add(r *kgo.Record) token {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	tp := topicPartition{r.Topic, r.Partition}
 	p := t.parts[tp]
 	if p == nil {
-		t.gen++
-		p = &partition{gen: t.gen, finished: make(map[int64]bool), next: r.Offset, marked: r.Offset}
-		t.parts[tp] = p
+		return token{topic: r.Topic, partition: r.Partition, offset: r.Offset} // gen 0: dead
+	}
+	if !p.started {
+		p.started, p.next, p.marked = true, r.Offset, r.Offset
 	}
 	p.order = append(p.order, r.Offset)
 	p.next = r.Offset + 1
@@ -68,7 +91,7 @@ func (t *tracker) finish(toks ...token) map[string]map[int32]kgo.EpochOffset {
 	for _, tok := range toks {
 		tp := topicPartition{tok.topic, tok.partition}
 		p := t.parts[tp]
-		if p == nil || p.gen != tok.gen {
+		if p == nil || tok.gen == 0 || p.gen != tok.gen {
 			continue // the partition was revoked since: its new owner replays
 		}
 		p.finished[tok.offset] = true

@@ -59,6 +59,13 @@ func (q *queue) signal() {
 	}
 }
 
+// reset empties the queue, for a new run of the reactor.
+func (q *queue) reset() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.items, q.ready = make(map[string]*item), nil
+}
+
 // len is the number of keys pending or running.
 func (q *queue) len() int {
 	q.mu.Lock()
@@ -89,14 +96,16 @@ func (q *queue) schedule(it *item, now time.Time) {
 }
 
 // merge keeps the newer of pe and the event already waiting for topic and
-// returns the token of the one dropped, if any.
+// returns the token of the one dropped, if any. Of two deliveries of the
+// same version the later one is kept: its token is the live one when the
+// partition was revoked and assigned again in between.
 func merge(it *item, topic string, pe pendingEvent) (dropped token, ok bool) {
 	old, had := it.events[topic]
 	if !had {
 		it.events[topic] = pe
 		return token{}, false
 	}
-	if pe.ev.Version > old.ev.Version {
+	if pe.ev.Version >= old.ev.Version {
 		it.events[topic] = pe
 		return old.tok, true
 	}

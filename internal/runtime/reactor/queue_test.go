@@ -122,6 +122,7 @@ func rec(partition int32, offset int64) *kgo.Record {
 
 func TestTrackerCommitsOnlyBelowTheOldestUnfinished(t *testing.T) {
 	tr := newTracker()
+	tr.assign(map[string][]int32{"t": {0, 1}})
 	var toks []token
 	for off := range int64(5) {
 		toks = append(toks, tr.add(rec(0, 10+off)))
@@ -146,14 +147,43 @@ func TestTrackerCommitsOnlyBelowTheOldestUnfinished(t *testing.T) {
 
 func TestTrackerIgnoresRevokedPartitions(t *testing.T) {
 	tr := newTracker()
+	tr.assign(map[string][]int32{"t": {0}})
 	old := tr.add(rec(0, 5))
 	tr.drop(map[string][]int32{"t": {0}})
+	late := tr.add(rec(0, 6)) // fetched before the revoke, iterated after
+	tr.assign(map[string][]int32{"t": {0}})
 	fresh := tr.add(rec(0, 7)) // reassigned, resumes at 7
-	if got := fmt.Sprint(tr.finish(old)); got != "map[]" {
+	if got := fmt.Sprint(tr.finish(old, late)); got != "map[]" {
 		t.Fatalf("a token from before the revoke moved the commit point: %s", got)
 	}
 	if got := fmt.Sprint(tr.finish(fresh)); got != "map[t:map[0:{1 8}]]" {
 		t.Fatalf("marks %s, want commit at 8", got)
+	}
+}
+
+// A replay of the same version after a revoke and reassignment must keep
+// the live token: finishing the replay must not let the commit point pass
+// the unapplied event.
+func TestQueueKeepsTheLiveTokenOfARedeliveredVersion(t *testing.T) {
+	tr := newTracker()
+	q := newQueue()
+	now := time.Now()
+	tr.assign(map[string][]int32{"t": {0}})
+	stale := tr.add(rec(0, 36))
+	q.add("k", "t", pendingEvent{ev: event.Event{Subject: "k", Version: 5}, tok: stale}, now)
+	tr.drop(map[string][]int32{"t": {0}})
+	tr.assign(map[string][]int32{"t": {0}})
+	live := tr.add(rec(0, 36)) // redelivered from the committed offset
+	dropped, ok := q.add("k", "t", pendingEvent{ev: event.Event{Subject: "k", Version: 5}, tok: live}, now)
+	if !ok || dropped != stale {
+		t.Fatalf("dropped %+v, want the stale token", dropped)
+	}
+	if got := fmt.Sprint(tr.finish(dropped)); got != "map[]" {
+		t.Fatalf("finishing the dropped token moved the commit point to %s while version 5 is unapplied", got)
+	}
+	w := takeNow(t, q, 1)
+	if got := fmt.Sprint(tr.finish(w[0].events["t"].tok)); got != "map[t:map[0:{1 37}]]" {
+		t.Fatalf("after applying, marks %s, want 37", got)
 	}
 }
 

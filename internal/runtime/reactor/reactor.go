@@ -200,12 +200,24 @@ func (r *Reactor) Start(ctx context.Context) error {
 		// have committed.
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(time.Second),
-		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, revoked map[string][]int32) { r.offsets.drop(revoked) }),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) { r.offsets.assign(assigned) }),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+			// Replacing kgo's default revoke means committing what
+			// finished ourselves, before the partitions move on.
+			if err := cl.CommitMarkedOffsets(ctx); err != nil {
+				r.cfg.Logger.WarnContext(ctx, "offset commit on revoke failed; the new owner replays more", "err", err)
+			}
+			r.offsets.drop(revoked)
+		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { r.offsets.drop(lost) }),
 	)...)
 	if err != nil {
 		return fmt.Errorf("reactor %s: kafka client: %w", r.cfg.Service, err)
 	}
+	// A previous run may have left keys marked running: start afresh
+	// (resync and redelivery bring everything back).
+	r.queue.reset()
+	r.offsets.reset()
 	if err := r.runner.Start(ctx, func(ctx context.Context) error { return r.run(ctx, cl) }); err != nil {
 		cl.Close()
 		return fmt.Errorf("reactor %s: %w", r.cfg.Service, err)
@@ -213,8 +225,9 @@ func (r *Reactor) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops consuming, lets running reactions finish, commits what they
-// finished and leaves the group.
+// Stop stops consuming, cancels running reactions (their transactions roll
+// back and their events are redelivered), commits what finished and leaves
+// the group.
 func (r *Reactor) Stop() error { return r.runner.Stop() }
 
 func (r *Reactor) run(ctx context.Context, cl *kgo.Client) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -51,6 +52,7 @@ type RowsTx struct {
 	rows     Rows
 	cfg      TxConfig
 	appended int
+	failed   error // the first failed write; the transaction must not commit
 
 	resources map[[2]string]Resource    // (kind, id) → row, deleted ones too
 	observed  map[[2]string]event.Event // (topic, subject) → newest event
@@ -68,6 +70,20 @@ func NewTx(rows Rows, cfg TxConfig) *RowsTx {
 
 // Appended is the number of events the transaction appended to the outbox.
 func (t *RowsTx) Appended() int { return t.appended }
+
+// Err is the first write that failed. A backend refuses to commit a
+// transaction with one, even if the caller ignored it: the failure may lie
+// between a resource's row and its event, and committing half of that
+// would break the store's promise.
+func (t *RowsTx) Err() error { return t.failed }
+
+// fail records a write failure.
+func (t *RowsTx) fail(err error) error {
+	if t.failed == nil {
+		t.failed = err
+	}
+	return err
+}
 
 func (t *RowsTx) remember(r Resource) {
 	if t.resources == nil {
@@ -110,6 +126,10 @@ func (t *RowsTx) ResourceList(ctx context.Context, p ListParams) ([]Resource, er
 	return rs, nil
 }
 
+// MaxSpecBytes bounds a spec, so that a resource's event always fits in
+// a Kafka record (1 MB by default) with its status.
+const MaxSpecBytes = 256 << 10
+
 // validate refuses what must never reach the database, and returns the
 // spec in its compact form (so that equal specs compare equal).
 func validate(kind, id string, spec json.RawMessage) (json.RawMessage, error) {
@@ -122,6 +142,9 @@ func validate(kind, id string, spec json.RawMessage) (json.RawMessage, error) {
 	if spec == nil {
 		return nil, nil
 	}
+	if len(spec) > MaxSpecBytes {
+		return nil, fmt.Errorf("%w: %s %s: spec is %d bytes, at most %d", ErrInvalid, kind, id, len(spec), MaxSpecBytes)
+	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, spec); err != nil || buf.Len() == 0 || buf.Bytes()[0] != '{' {
 		return nil, fmt.Errorf("%w: %s %s: spec must be a JSON object", ErrInvalid, kind, id)
@@ -132,6 +155,9 @@ func validate(kind, id string, spec json.RawMessage) (json.RawMessage, error) {
 func (t *RowsTx) writable(op, kind, id string) error {
 	if t.cfg.ReadOnly {
 		return fmt.Errorf("%s %s: %s: %w", kind, id, op, ErrReadOnly)
+	}
+	if t.failed != nil {
+		return fmt.Errorf("%s %s: %s: an earlier write of this transaction failed: %w", kind, id, op, t.failed)
 	}
 	return nil
 }
@@ -154,7 +180,11 @@ func (t *RowsTx) ResourceCreate(ctx context.Context, p CreateParams) (Resource, 
 		Generation: 1, Version: 1, Spec: spec, CreatedAt: now, UpdatedAt: now,
 	}
 	if err := t.rows.InsertResource(ctx, r); err != nil {
-		return Resource{}, fmt.Errorf("%s %s: create: %w", p.Kind, p.ID, err)
+		err = fmt.Errorf("%s %s: create: %w", p.Kind, p.ID, err)
+		if errors.Is(err, ErrAlreadyExists) {
+			return Resource{}, err // nothing was written
+		}
+		return Resource{}, t.fail(err)
 	}
 	t.remember(r)
 	if err := t.emit(ctx, r, event.Desired); err != nil {
@@ -247,7 +277,7 @@ func (t *RowsTx) save(ctx context.Context, r *Resource, d event.Direction) error
 	r.Version++
 	r.UpdatedAt = t.cfg.Now().UTC()
 	if err := t.rows.UpdateResource(ctx, *r); err != nil {
-		return fmt.Errorf("%s %s: save: %w", r.Kind, r.ID, err)
+		return t.fail(fmt.Errorf("%s %s: save: %w", r.Kind, r.ID, err))
 	}
 	t.remember(*r)
 	return t.emit(ctx, *r, d)
@@ -257,15 +287,15 @@ func (t *RowsTx) save(ctx context.Context, r *Resource, d event.Direction) error
 func (t *RowsTx) emit(ctx context.Context, r Resource, d event.Direction) error {
 	state, err := json.Marshal(r)
 	if err != nil {
-		return fmt.Errorf("%s %s: encode state: %w", r.Kind, r.ID, err)
+		return t.fail(fmt.Errorf("%s %s: encode state: %w", r.Kind, r.ID, err))
 	}
 	ev := event.New(t.cfg.Service, r.Kind, d, r.ID, r.Generation, r.Version, r.UpdatedAt, state)
 	value, err := ev.Encode()
 	if err != nil {
-		return fmt.Errorf("%s %s: encode event: %w", r.Kind, r.ID, err)
+		return t.fail(fmt.Errorf("%s %s: encode event: %w", r.Kind, r.ID, err))
 	}
 	if err := t.rows.AppendOutbox(ctx, event.Topic(r.Kind, d), r.ID, value); err != nil {
-		return fmt.Errorf("%s %s: append outbox: %w", r.Kind, r.ID, err)
+		return t.fail(fmt.Errorf("%s %s: append outbox: %w", r.Kind, r.ID, err))
 	}
 	t.appended++
 	return nil

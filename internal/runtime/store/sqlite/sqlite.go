@@ -223,10 +223,13 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, store.Tx) e
 	if err != nil {
 		return fmt.Errorf("sqlite %s: begin: %w", s.cfg.Service, mapErr(err))
 	}
+	defer sqlTx.Rollback() // after a commit, a no-op; after a panic in fn, the writer's release
 	t := store.NewTx(&rows{s: s, tx: sqlTx}, store.TxConfig{Service: s.cfg.Service, Now: s.cfg.Now})
 	if err := fn(ctx, t); err != nil {
-		sqlTx.Rollback()
 		return err
+	}
+	if err := t.Err(); err != nil {
+		return fmt.Errorf("sqlite %s: not committing: %w", s.cfg.Service, err)
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("sqlite %s: commit: %w", s.cfg.Service, mapErr(err))

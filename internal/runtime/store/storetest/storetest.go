@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -288,6 +289,7 @@ func testInvalid(t *testing.T, open Opener) {
 		"id with a newline":                      {Kind: "lkc", ID: "a\nb"},
 		"spec not JSON":                          {Kind: "lkc", ID: "x", Spec: json.RawMessage(`{cku:`)},
 		"spec an array":                          {Kind: "lkc", ID: "x", Spec: json.RawMessage(`[1]`)},
+		"spec larger than a Kafka record allows": {Kind: "lkc", ID: "x", Spec: json.RawMessage(`{"a":"` + strings.Repeat("x", store.MaxSpecBytes) + `"}`)},
 	}
 	for reason, p := range cases {
 		err := s.Update(t.Context(), func(ctx context.Context, tx store.Tx) error {
