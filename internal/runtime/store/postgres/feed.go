@@ -1,0 +1,305 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/mothership-dev/mothership/internal/runtime/store"
+)
+
+// standbyEvery is how often the feed tells the server where it is; the
+// server drops a replication connection silent for wal_sender_timeout (60s
+// by default).
+const standbyEvery = 10 * time.Second
+
+// feed reads the outbox inserts from the service's replication slot.
+//
+// A change's position is the end LSN of the transaction that committed it,
+// so every change of a transaction shares one position and Next returns
+// whole transactions only: confirming a position then never confirms half
+// a transaction. The server resends, after a reconnect, every transaction
+// that ended after the confirmed position.
+type feed struct {
+	s *Store
+
+	mu        sync.Mutex
+	conn      *pgconn.PgConn
+	relations map[uint32]*pglogrepl.RelationMessage
+	tx        []store.Change // inserts of the transaction being received
+	ready     []store.Change // committed changes not yet returned
+	confirmed pglogrepl.LSN
+	received  pglogrepl.LSN
+	standby   time.Time // when the next status update is due
+}
+
+func (f *feed) replicationURL() (string, error) {
+	u, err := url.Parse(f.s.cfg.URL)
+	if err != nil {
+		return "", fmt.Errorf("postgres %s: replication url: %w", f.s.cfg.Service, err)
+	}
+	q := u.Query()
+	q.Set("replication", "database")
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+func (f *feed) dial(ctx context.Context) (*pgconn.PgConn, error) {
+	dsn, err := f.replicationURL()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgconn.Connect(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres %s: replication connect: %w", f.s.cfg.Service, err)
+	}
+	return conn, nil
+}
+
+// ensureSlot creates the replication slot unless it exists. Open calls it
+// before the store accepts a write: a slot streams only what is committed
+// after its creation.
+func (f *feed) ensureSlot(ctx context.Context) error {
+	conn, err := f.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = pglogrepl.CreateReplicationSlot(ctx, conn, f.s.cfg.Slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{})
+	var pe *pgconn.PgError
+	if err != nil && !(errors.As(err, &pe) && pe.Code == "42710") { // duplicate_object: the slot exists
+		return fmt.Errorf("postgres %s: create replication slot %s: %w", f.s.cfg.Service, f.s.cfg.Slot, err)
+	}
+	return nil
+}
+
+// connect opens the replication connection and starts streaming after the
+// slot's confirmed position.
+func (f *feed) connect(ctx context.Context) error {
+	conn, err := f.dial(ctx)
+	if err != nil {
+		return err
+	}
+	err = pglogrepl.StartReplication(ctx, conn, f.s.cfg.Slot, 0, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names 'mothership_outbox'"},
+	})
+	if err != nil {
+		conn.Close(ctx)
+		return fmt.Errorf("postgres %s: start replication: %w", f.s.cfg.Service, err)
+	}
+	f.conn, f.relations, f.tx, f.ready = conn, map[uint32]*pglogrepl.RelationMessage{}, nil, nil
+	f.standby = time.Now().Add(standbyEvery)
+	return nil
+}
+
+// Next returns whole committed transactions, at least one change.
+func (f *feed) Next(ctx context.Context, max int) ([]store.Change, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conn == nil {
+		if err := f.connect(ctx); err != nil {
+			return nil, err
+		}
+	}
+	for len(f.ready) == 0 {
+		if err := f.receive(ctx); err != nil {
+			return nil, err
+		}
+	}
+	// Drain what already arrived, without waiting, up to max.
+	for len(f.ready) < max {
+		short, cancel := context.WithTimeout(ctx, time.Millisecond)
+		err := f.receive(short)
+		cancel()
+		if err != nil {
+			if pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) {
+				break
+			}
+			return nil, err
+		}
+	}
+	out := f.ready
+	f.ready = nil
+	return out, nil
+}
+
+// receive reads one message, keeping the server informed.
+func (f *feed) receive(ctx context.Context) error {
+	if time.Now().After(f.standby) {
+		if err := f.sendStandby(ctx); err != nil {
+			return err
+		}
+	}
+	wait, cancel := context.WithDeadline(ctx, f.standby)
+	msg, err := f.conn.ReceiveMessage(wait)
+	cancel()
+	if err != nil {
+		if pgconn.Timeout(err) && ctx.Err() == nil {
+			return nil // time for a status update
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		f.drop()
+		return fmt.Errorf("postgres %s: replication receive: %w", f.s.cfg.Service, err)
+	}
+	switch msg := msg.(type) {
+	case *pgproto3.ErrorResponse:
+		f.drop()
+		return fmt.Errorf("postgres %s: replication: %s", f.s.cfg.Service, msg.Message)
+	case *pgproto3.CopyData:
+		return f.handle(ctx, msg.Data)
+	}
+	return nil
+}
+
+func (f *feed) handle(ctx context.Context, data []byte) error {
+	switch data[0] {
+	case pglogrepl.PrimaryKeepaliveMessageByteID:
+		pkm, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
+		if err != nil {
+			return fmt.Errorf("postgres %s: keepalive: %w", f.s.cfg.Service, err)
+		}
+		if pkm.ReplyRequested {
+			return f.sendStandby(ctx)
+		}
+	case pglogrepl.XLogDataByteID:
+		xld, err := pglogrepl.ParseXLogData(data[1:])
+		if err != nil {
+			return fmt.Errorf("postgres %s: xlog data: %w", f.s.cfg.Service, err)
+		}
+		return f.decode(xld.WALData)
+	}
+	return nil
+}
+
+func (f *feed) decode(wal []byte) error {
+	msg, err := pglogrepl.Parse(wal)
+	if err != nil {
+		return fmt.Errorf("postgres %s: decode pgoutput: %w", f.s.cfg.Service, err)
+	}
+	switch msg := msg.(type) {
+	case *pglogrepl.RelationMessage:
+		f.relations[msg.RelationID] = msg
+	case *pglogrepl.BeginMessage:
+		f.tx = f.tx[:0]
+	case *pglogrepl.InsertMessage:
+		rel, ok := f.relations[msg.RelationID]
+		if !ok {
+			return fmt.Errorf("postgres %s: insert into unknown relation %d", f.s.cfg.Service, msg.RelationID)
+		}
+		var c store.Change
+		for i, col := range msg.Tuple.Columns {
+			switch rel.Columns[i].Name {
+			case "topic":
+				c.Topic = string(col.Data)
+			case "key":
+				c.Key = string(col.Data)
+			case "value":
+				v, err := decodeBytea(col.Data)
+				if err != nil {
+					return fmt.Errorf("postgres %s: outbox value: %w", f.s.cfg.Service, err)
+				}
+				c.Value = v
+			}
+		}
+		f.tx = append(f.tx, c)
+	case *pglogrepl.CommitMessage:
+		for _, c := range f.tx {
+			c.Position = int64(msg.TransactionEndLSN)
+			f.ready = append(f.ready, c)
+		}
+		f.tx = f.tx[:0]
+		f.received = msg.TransactionEndLSN
+	}
+	return nil
+}
+
+// decodeBytea decodes bytea's text form, \x followed by hex digits.
+func decodeBytea(text []byte) ([]byte, error) {
+	if len(text) < 2 || text[0] != '\\' || text[1] != 'x' {
+		return nil, errors.New("bytea not in hex format")
+	}
+	hexText := text[2:]
+	out := make([]byte, len(hexText)/2)
+	for i := range out {
+		hi, ok1 := unhex(hexText[2*i])
+		lo, ok2 := unhex(hexText[2*i+1])
+		if !ok1 || !ok2 {
+			return nil, errors.New("bytea: bad hex digit")
+		}
+		out[i] = hi<<4 | lo
+	}
+	return out, nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+func (f *feed) sendStandby(ctx context.Context) error {
+	err := pglogrepl.SendStandbyStatusUpdate(ctx, f.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: f.confirmed, WALFlushPosition: f.confirmed, WALApplyPosition: f.confirmed,
+	})
+	if err != nil {
+		f.drop()
+		return fmt.Errorf("postgres %s: replication status: %w", f.s.cfg.Service, err)
+	}
+	f.standby = time.Now().Add(standbyEvery)
+	return nil
+}
+
+// Confirm tells the server that every transaction ending at or before pos
+// reached Kafka: the slot may release their WAL, and a reconnect starts
+// after them.
+func (f *feed) Confirm(ctx context.Context, pos int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if lsn := pglogrepl.LSN(pos); lsn > f.confirmed {
+		f.confirmed = lsn
+	}
+	if f.conn == nil {
+		return nil // sent on the next connection's first status update
+	}
+	return f.sendStandby(ctx)
+}
+
+// Rewind drops the connection: the next Next reconnects and the server
+// streams again from the slot's confirmed position.
+func (f *feed) Rewind(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.drop()
+	return nil
+}
+
+func (f *feed) drop() {
+	if f.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		f.conn.Close(ctx)
+		cancel()
+		f.conn = nil
+	}
+	f.tx, f.ready = nil, nil
+}
+
+func (f *feed) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.drop()
+}
