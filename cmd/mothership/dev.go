@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +28,7 @@ import (
 func services() []host.Service { return nil }
 
 func newDevCmd() *cobra.Command {
-	var dataDir, listen, kafkaListen, logLevel string
+	var dataDir, listen, kafkaListen, kafka, logLevel string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Start the whole system in one process, on the embedded default",
@@ -37,26 +38,36 @@ every service on the runtime, lowest layer first. Health, readiness and
 Prometheus metrics are served on --listen.`,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDev(cmd.Context(), cmd, dataDir, listen, kafkaListen, logLevel)
+			return runDev(cmd.Context(), cmd, devOptions{dataDir: dataDir, listen: listen, kafkaListen: kafkaListen, kafka: kafka, logLevel: logLevel})
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "mothership-data", "directory of all state: the broker's log and one database per service")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address of the HTTP endpoints")
 	cmd.Flags().StringVar(&kafkaListen, "kafka-listen", "127.0.0.1:0", "address of the embedded broker")
+	cmd.Flags().StringVar(&kafka, "kafka", "", "bootstrap servers of an external Kafka (comma-separated); none runs the embedded broker")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
 
-func runDev(ctx context.Context, cmd *cobra.Command, dataDir, listen, kafkaListen, logLevel string) error {
-	log := newLogger(logLevel)
+type devOptions struct {
+	dataDir, listen, kafkaListen, kafka, logLevel string
+}
+
+func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
+	dataDir, listen := o.dataDir, o.listen
+	log := newLogger(o.logLevel)
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	b, err := broker.Start(broker.Config{DataDir: filepath.Join(dataDir, "broker"), Listen: kafkaListen, Logger: log})
-	if err != nil {
-		return err
+	bootstrap := strings.Split(o.kafka, ",")
+	if o.kafka == "" {
+		b, err := broker.Start(broker.Config{DataDir: filepath.Join(dataDir, "broker"), Listen: o.kafkaListen, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		bootstrap = b.Addrs()
 	}
-	defer b.Close()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -64,7 +75,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, dataDir, listen, kafkaListe
 		OpenStore: func(ctx context.Context, service string) (store.Store, error) {
 			return sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dataDir, service+".db"), Service: service, Logger: log})
 		},
-		Kafka:      []kgo.Opt{kgo.SeedBrokers(b.Addrs()...)},
+		Kafka:      []kgo.Opt{kgo.SeedBrokers(bootstrap...)},
 		Logger:     log,
 		Registerer: reg,
 	}
@@ -92,8 +103,8 @@ func runDev(ctx context.Context, cmd *cobra.Command, dataDir, listen, kafkaListe
 	}
 	ready.set(true)
 	url := "http://" + ln.Addr().String()
-	log.Info("mothership is up", "url", url, "kafka", b.Addrs(), "data_dir", dataDir, "services", len(fleet.Services()))
-	fmt.Fprintf(cmd.OutOrStdout(), "Mothership is up.\n  HTTP:  %s (/healthz, /readyz, /metrics)\n  Kafka: %s\n  Data:  %s\n", url, b.Addrs()[0], dataDir)
+	log.Info("mothership is up", "url", url, "kafka", bootstrap, "data_dir", dataDir, "services", len(fleet.Services()))
+	fmt.Fprintf(cmd.OutOrStdout(), "Mothership is up.\n  HTTP:  %s (/healthz, /readyz, /metrics)\n  Kafka: %s\n  Data:  %s\n", url, strings.Join(bootstrap, ","), dataDir)
 
 	<-ctx.Done()
 	ready.set(false)

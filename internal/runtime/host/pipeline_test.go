@@ -136,8 +136,8 @@ type pipelineOpts struct {
 	dir     string
 	hook    func(ctx context.Context, key string) error
 	reactor reactor.Config
-	// historyTopic creates the item topic without compaction, so a test
-	// can read every record ever produced.
+	// historyTopic creates the item and copy topics without compaction,
+	// so a test can read every record ever produced.
 	historyTopic bool
 }
 
@@ -167,7 +167,9 @@ func startPipeline(tb testing.TB, ctx context.Context, kafka []kgo.Opt, o pipeli
 		if err != nil {
 			tb.Fatal(err)
 		}
-		err = broker.EnsureTopics(ctx, cl, broker.Topic{Name: itemTopic, Partitions: broker.DefaultPartitions})
+		err = broker.EnsureTopics(ctx, cl,
+			broker.Topic{Name: itemTopic, Partitions: broker.DefaultPartitions},
+			broker.Topic{Name: "mothership.copy.desired", Partitions: broker.DefaultPartitions})
 		cl.Close()
 		if err != nil {
 			tb.Fatal(err)
