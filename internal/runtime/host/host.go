@@ -39,6 +39,8 @@ type Service struct {
 	ReactsTo []string
 	// Reconcile is its reaction to a key of ReactsTo.
 	Reconcile reactor.ReconcileFunc
+	// OnFailure optionally records a failed reconcile's reason in status.
+	OnFailure reactor.FailureFunc
 	// Keys optionally adds keys to every resync.
 	Keys func(ctx context.Context, tx store.Tx) ([]string, error)
 	// Reactor tunes the reactor (workers, batch, backoff, resync); the
@@ -104,7 +106,7 @@ func Start(ctx context.Context, cfg Config, svc Service) (*Running, error) {
 	})
 	if err == nil && len(svc.ReactsTo) > 0 {
 		rc := svc.Reactor
-		rc.Service, rc.Topics, rc.Store, rc.Reconcile, rc.Keys = svc.Name, svc.ReactsTo, st, svc.Reconcile, svc.Keys
+		rc.Service, rc.Topics, rc.Store, rc.Reconcile, rc.OnFailure, rc.Keys = svc.Name, svc.ReactsTo, st, svc.Reconcile, svc.OnFailure, svc.Keys
 		rc.Kafka, rc.Logger, rc.Registerer = cfg.Kafka, cfg.Logger, cfg.Registerer
 		r.Reactor, err = reactor.New(rc)
 	}

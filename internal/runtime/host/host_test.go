@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -72,11 +73,31 @@ func TestFailingKeyBacksOffWhileOthersFlow(t *testing.T) {
 		}
 		return nil
 	}
-	p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{dir: dir, hook: hook, reactor: reactor.Config{
+	// The sink shows why a key waits: a status with the reason, written
+	// in a transaction of its own while the reconcile's rolls back.
+	onFailure := func(ctx context.Context, tx store.Tx, key string, err error) error {
+		if _, err := tx.ResourceGet(ctx, copyKind, key); errors.Is(err, store.ErrNotFound) {
+			if _, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: copyKind, ID: key, Spec: json.RawMessage(`{}`)}); err != nil {
+				return err
+			}
+		}
+		_, serr := tx.ResourceSetStatus(ctx, copyKind, key, store.Status{Phase: "PROVISIONING", Reason: "CloudRateLimited", Message: err.Error()})
+		return serr
+	}
+	p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{dir: dir, hook: hook, onFailure: onFailure, reactor: reactor.Config{
 		BackoffBase: 50 * time.Millisecond, BackoffMax: 400 * time.Millisecond, ResyncInterval: -1,
 	}})
 	mustSet(t, p.source.Store, "bad", 1)
 	waitFor(t, "bad key failing", 10*time.Second, func() (bool, string) { return badAttempts.Load() > 0, "no attempt yet" })
+	waitFor(t, "failure reason in status", 10*time.Second, func() (bool, string) {
+		var st store.Status
+		p.sink.Store.View(t.Context(), func(ctx context.Context, tx store.Tx) error {
+			r, err := tx.ResourceGet(ctx, copyKind, "bad")
+			st = r.Status
+			return err
+		})
+		return st.Reason == "CloudRateLimited" && strings.Contains(st.Message, "429"), fmt.Sprintf("status %+v", st)
+	})
 
 	start := time.Now()
 	for i := range 50 {

@@ -134,8 +134,9 @@ type pipeline struct {
 
 type pipelineOpts struct {
 	dir     string
-	hook    func(ctx context.Context, key string) error
-	reactor reactor.Config
+	hook      func(ctx context.Context, key string) error
+	onFailure reactor.FailureFunc
+	reactor   reactor.Config
 	// historyTopic creates the item and copy topics without compaction,
 	// so a test can read every record ever produced.
 	historyTopic bool
@@ -183,7 +184,7 @@ func startPipeline(tb testing.TB, ctx context.Context, kafka []kgo.Opt, o pipeli
 	tb.Cleanup(func() { p.source.Stop() })
 	p.sink, err = host.Start(ctx, p.cfg, host.Service{
 		Name: "sink", Layer: 0, Owns: []string{copyKind}, ReactsTo: []string{itemTopic},
-		Reconcile: copyReconciler(p.actions, o.hook), Reactor: o.reactor,
+		Reconcile: copyReconciler(p.actions, o.hook), OnFailure: o.onFailure, Reactor: o.reactor,
 	})
 	if err != nil {
 		tb.Fatalf("start sink: %v", err)

@@ -38,14 +38,18 @@ import (
 // retries the key after a backoff; wrap it with Terminal to stop retrying.
 type ReconcileFunc func(ctx context.Context, tx store.Tx, key string) error
 
+// FailureFunc records why key failed to reconcile, typically as the reason
+// in a resource's status, in a transaction of its own (the reconcile's was
+// rolled back).
+type FailureFunc func(ctx context.Context, tx store.Tx, key string, err error) error
+
 type terminalError struct{ err error }
 
 func (e terminalError) Error() string { return e.err.Error() }
 func (e terminalError) Unwrap() error { return e.err }
 
 // Terminal marks err as one that retrying cannot fix: the key is not retried
-// until a new event or the next resync. The reconciler should have recorded
-// the reason in the resource's status.
+// until a new event or the next resync. OnFailure records the reason.
 func Terminal(err error) error { return terminalError{err} }
 
 // IsTerminal reports whether err was marked with Terminal.
@@ -66,6 +70,9 @@ type Config struct {
 	Store store.Store
 	// Reconcile is the service's reaction.
 	Reconcile ReconcileFunc
+	// OnFailure, if set, records a failed reconcile's reason (in status),
+	// so that users see why a resource waits. Optional.
+	OnFailure FailureFunc
 	// Keys lists, for a resync, keys to reconcile beyond those observed on
 	// Topics (for instance the service's own resources). Optional.
 	Keys func(ctx context.Context, tx store.Tx) ([]string, error)
@@ -201,14 +208,11 @@ func (r *Reactor) Start(ctx context.Context) error {
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(time.Second),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) { r.offsets.assign(assigned) }),
-		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
-			// Replacing kgo's default revoke means committing what
-			// finished ourselves, before the partitions move on.
-			if err := cl.CommitMarkedOffsets(ctx); err != nil {
-				r.cfg.Logger.WarnContext(ctx, "offset commit on revoke failed; the new owner replays more", "err", err)
-			}
-			r.offsets.drop(revoked)
-		}),
+		// On revoke, finished work since the last autocommit (at most
+		// AutoCommitInterval) is not committed: committing from this
+		// callback can block a leaving client, and the new owner's
+		// replay of that second is dropped by version.
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, revoked map[string][]int32) { r.offsets.drop(revoked) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { r.offsets.drop(lost) }),
 	)...)
 	if err != nil {
@@ -392,37 +396,46 @@ func (r *Reactor) applyOne(ctx context.Context, tx store.Tx, w work) (bool, erro
 	return true, nil
 }
 
-// failed handles a key whose reaction failed alone.
+// failed handles a key whose reaction failed alone. In a transaction of
+// their own, its events are recorded and OnFailure notes the reason; its
+// offsets can then be committed, and the key is retried (unless the error
+// is terminal) as a resync, from the recorded state. If even that
+// transaction fails, the events stay pending and are retried as they are.
 func (r *Reactor) failed(ctx context.Context, cl *kgo.Client, w work, err error, now time.Time) {
 	r.failures.Add(1)
-	if IsTerminal(err) {
-		r.cfg.Logger.ErrorContext(ctx, "reconcile failed terminally; waiting for a new event", "key", w.it.key, "err", err)
-		// Record the events without reconciling, so they count as seen
-		// and their offsets can be committed.
-		err := r.cfg.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-			for topic, pe := range w.events {
-				if _, err := tx.ObservedPut(ctx, topic, pe.ev); err != nil {
-					return err
-				}
+	terminal := IsTerminal(err)
+	recErr := r.cfg.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		for topic, pe := range w.events {
+			if _, err := tx.ObservedPut(ctx, topic, pe.ev); err != nil {
+				return err
 			}
-			return nil
-		})
-		if err == nil {
-			var toks []token
-			for _, pe := range w.events {
-				toks = append(toks, pe.tok)
-			}
-			r.queue.done(w, now)
-			r.finish(cl, toks)
-			return
 		}
-		r.cfg.Logger.ErrorContext(ctx, "recording events after a terminal failure failed; retrying", "key", w.it.key, "err", err)
-	}
-	dropped, attempts := r.queue.retry(w, now, func(attempt int) time.Duration {
-		return backoff.Delay(attempt, r.cfg.BackoffBase, r.cfg.BackoffMax)
+		if r.cfg.OnFailure != nil {
+			return r.cfg.OnFailure(ctx, tx, w.it.key, err)
+		}
+		return nil
 	})
-	r.superseded.Add(int64(len(dropped)))
-	r.finish(cl, dropped)
+	delay := func(attempt int) time.Duration { return backoff.Delay(attempt, r.cfg.BackoffBase, r.cfg.BackoffMax) }
+	if recErr != nil {
+		r.cfg.Logger.ErrorContext(ctx, "recording a failed reconcile failed; retrying with its events", "key", w.it.key, "err", recErr)
+		dropped, attempts := r.queue.retry(w, now, delay)
+		r.superseded.Add(int64(len(dropped)))
+		r.finish(cl, dropped)
+		r.cfg.Logger.WarnContext(ctx, "reconcile failed; backing off", "key", w.it.key, "attempt", attempts, "err", err)
+		return
+	}
+	toks := make([]token, 0, len(w.events))
+	for _, pe := range w.events {
+		toks = append(toks, pe.tok)
+	}
+	if terminal {
+		r.queue.done(w, now)
+		r.finish(cl, toks)
+		r.cfg.Logger.ErrorContext(ctx, "reconcile failed terminally; waiting for a new event or resync", "key", w.it.key, "err", err)
+		return
+	}
+	dropped, attempts := r.queue.retry(work{it: w.it, events: nil, resync: true}, now, delay)
+	r.finish(cl, append(toks, dropped...))
 	r.cfg.Logger.WarnContext(ctx, "reconcile failed; backing off", "key", w.it.key, "attempt", attempts, "err", err)
 }
 
