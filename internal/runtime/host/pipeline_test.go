@@ -133,7 +133,7 @@ type pipeline struct {
 }
 
 type pipelineOpts struct {
-	dir     string
+	dir       string
 	hook      func(ctx context.Context, key string) error
 	onFailure reactor.FailureFunc
 	reactor   reactor.Config
