@@ -242,24 +242,8 @@ func (r *rows) GetResource(ctx context.Context, kind, id string) (store.Resource
 }
 
 func (r *rows) ListResources(ctx context.Context, p store.ListParams) ([]store.Resource, error) {
-	q := `SELECT ` + resourceColumns + ` FROM resources WHERE kind = $1 AND id > $2`
-	args := []any{p.Kind, p.AfterID}
-	if p.Organization != "" {
-		args = append(args, p.Organization)
-		q += ` AND organization = $` + strconv.Itoa(len(args))
-	}
-	if p.Environment != "" {
-		args = append(args, p.Environment)
-		q += ` AND environment = $` + strconv.Itoa(len(args))
-	}
-	if !p.IncludeDeleted {
-		q += ` AND deleted_at IS NULL`
-	}
-	q += ` ORDER BY id`
-	if p.Limit > 0 {
-		args = append(args, p.Limit)
-		q += ` LIMIT $` + strconv.Itoa(len(args))
-	}
+	filter, args := store.ListQuery(p, func(n int) string { return "$" + strconv.Itoa(n) })
+	q := `SELECT ` + resourceColumns + ` FROM resources` + filter
 	rs, err := r.tx.Query(ctx, q, args...)
 	if err != nil {
 		return nil, mapErr(err)

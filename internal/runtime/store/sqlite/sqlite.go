@@ -359,24 +359,8 @@ func (t *rows) GetResource(ctx context.Context, kind, id string) (store.Resource
 }
 
 func (t *rows) ListResources(ctx context.Context, p store.ListParams) ([]store.Resource, error) {
-	q := `SELECT ` + resourceColumns + ` FROM resources WHERE kind = ? AND id > ?`
-	args := []any{p.Kind, p.AfterID}
-	if p.Organization != "" {
-		q += ` AND organization = ?`
-		args = append(args, p.Organization)
-	}
-	if p.Environment != "" {
-		q += ` AND environment = ?`
-		args = append(args, p.Environment)
-	}
-	if !p.IncludeDeleted {
-		q += ` AND deleted_at IS NULL`
-	}
-	q += ` ORDER BY id`
-	if p.Limit > 0 {
-		q += ` LIMIT ?`
-		args = append(args, p.Limit)
-	}
+	filter, args := store.ListQuery(p, func(int) string { return "?" })
+	q := `SELECT ` + resourceColumns + ` FROM resources` + filter
 	rs, err := t.query(ctx, q, args...)
 	if err != nil {
 		return nil, mapErr(err)
