@@ -218,10 +218,6 @@ func (r *Reactor) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reactor %s: kafka client: %w", r.cfg.Service, err)
 	}
-	// A previous run may have left keys marked running: start afresh
-	// (resync and redelivery bring everything back).
-	r.queue.reset()
-	r.offsets.reset()
 	if err := r.runner.Start(ctx, func(ctx context.Context) error { return r.run(ctx, cl) }); err != nil {
 		cl.Close()
 		return fmt.Errorf("reactor %s: %w", r.cfg.Service, err)
@@ -235,6 +231,11 @@ func (r *Reactor) Start(ctx context.Context) error {
 func (r *Reactor) Stop() error { return r.runner.Stop() }
 
 func (r *Reactor) run(ctx context.Context, cl *kgo.Client) error {
+	// A previous run may have left keys marked running: start afresh
+	// (resync and redelivery bring everything back). Done here, not in
+	// Start, so that a Start refused with ErrStarted touches nothing.
+	r.queue.reset()
+	r.offsets.reset()
 	var wg sync.WaitGroup
 	for range r.cfg.Workers {
 		wg.Go(func() { r.work(ctx, cl) })
