@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
-	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
 )
 
 // The crash test runs the pipeline (broker, source, relay, sink) in a child
@@ -28,62 +26,65 @@ import (
 const (
 	crashDirEnv  = "MOTHERSHIP_CRASH_DIR"
 	crashModeEnv = "MOTHERSHIP_CRASH_MODE"
+	crashBackEnv = "MOTHERSHIP_CRASH_BACKEND"
 	crashKeys    = 16
 )
 
 func TestCrashAnywhereLosesNothing(t *testing.T) {
-	dir := t.TempDir()
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
-	const crashes = 8
-	for i := range crashes {
-		// Some kills land during start-up, most during the write stream.
-		delay := time.Duration(rng.Int64N(int64(1500*time.Millisecond))) + 20*time.Millisecond
-		wrote := runChild(t, dir, "write", delay)
-		t.Logf("crash %d: killed %v after the first write; %d writes acknowledged", i+1, delay, wrote)
-	}
-	runChild(t, dir, "settle", 0)
-
-	// Every committed change reached Kafka, in order per key.
-	source := openStore(t, dir, "source")
-	sink := openStore(t, dir, "sink")
-	ok, why, err := converged(t.Context(), source, sink)
-	if err != nil || !ok {
-		t.Fatalf("after the final run the sink has not converged: %s %v", why, err)
-	}
-	kafka := startBroker(t, dir)
-	total := checkTopicComplete(t, kafka, source)
-	items := listAll(t, source, itemKind)
-
-	// The sink acted in order per key: its copies, by version, follow the
-	// source generations upwards, never back.
-	copies := map[string][]store.Resource{}
-	for _, rec := range readTopic(t, kafka, "mothership.copy.desired") {
-		ev, err := event.Decode(rec.Value)
-		if err != nil {
-			t.Fatal(err)
+	eachBackend(t, func(t *testing.T, backend string) {
+		dir := t.TempDir()
+		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
+		const crashes = 8
+		for i := range crashes {
+			// Some kills land during start-up, most during the write stream.
+			delay := time.Duration(rng.Int64N(int64(1500*time.Millisecond))) + 20*time.Millisecond
+			wrote := runChild(t, backend, dir, "write", delay)
+			t.Logf("crash %d: killed %v after the first write; %d writes acknowledged", i+1, delay, wrote)
 		}
-		var r store.Resource
-		if err := json.Unmarshal(ev.Data, &r); err != nil {
-			t.Fatal(err)
+		runChild(t, backend, dir, "settle", 0)
+
+		// Every committed change reached Kafka, in order per key.
+		source := openStore(t, backend, dir, "source")
+		sink := openStore(t, backend, dir, "sink")
+		ok, why, err := converged(t.Context(), source, sink)
+		if err != nil || !ok {
+			t.Fatalf("after the final run the sink has not converged: %s %v", why, err)
 		}
-		copies[r.ID] = append(copies[r.ID], r)
-	}
-	for id, rs := range copies {
-		slices.SortStableFunc(rs, func(a, b store.Resource) int { return int(a.Version - b.Version) })
-		rs = slices.CompactFunc(rs, func(a, b store.Resource) bool { return a.Version == b.Version })
-		var last int64
-		for _, r := range rs {
-			var cs copySpec
-			if err := json.Unmarshal(r.Spec, &cs); err != nil {
+		kafka := startBroker(t, dir)
+		total := checkTopicComplete(t, kafka, source)
+		items := listAll(t, source, itemKind)
+
+		// The sink acted in order per key: its copies, by version, follow the
+		// source generations upwards, never back.
+		copies := map[string][]store.Resource{}
+		for _, rec := range readTopic(t, kafka, "mothership.copy.desired") {
+			ev, err := event.Decode(rec.Value)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if cs.SourceGeneration <= last {
-				t.Fatalf("%s: the sink acted on source generation %d after %d", id, cs.SourceGeneration, last)
+			var r store.Resource
+			if err := json.Unmarshal(ev.Data, &r); err != nil {
+				t.Fatal(err)
 			}
-			last = cs.SourceGeneration
+			copies[r.ID] = append(copies[r.ID], r)
 		}
-	}
-	t.Logf("%d committed versions over %d keys, all in Kafka in order; sink converged", total, len(items))
+		for id, rs := range copies {
+			slices.SortStableFunc(rs, func(a, b store.Resource) int { return int(a.Version - b.Version) })
+			rs = slices.CompactFunc(rs, func(a, b store.Resource) bool { return a.Version == b.Version })
+			var last int64
+			for _, r := range rs {
+				var cs copySpec
+				if err := json.Unmarshal(r.Spec, &cs); err != nil {
+					t.Fatal(err)
+				}
+				if cs.SourceGeneration <= last {
+					t.Fatalf("%s: the sink acted on source generation %d after %d", id, cs.SourceGeneration, last)
+				}
+				last = cs.SourceGeneration
+			}
+		}
+		t.Logf("%d committed versions over %d keys, all in Kafka in order; sink converged", total, len(items))
+	})
 }
 
 // checkTopicComplete checks that every committed version of every item
@@ -119,12 +120,17 @@ func checkTopicComplete(t *testing.T, kafka []kgo.Opt, source store.Store) int {
 // killed with SIGKILL delay after its first acknowledged write; in "settle"
 // mode it writes nothing, waits until the sink converged and exits. It
 // returns the writes the child reported.
-func runChild(t *testing.T, dir, mode string, delay time.Duration) int {
+func runChild(t *testing.T, backend, dir, mode string, delay time.Duration) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
-	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashModeEnv+"="+mode)
+	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashModeEnv+"="+mode, crashBackEnv+"="+backend)
+	if backend == "postgres" {
+		for _, service := range []string{"source", "sink"} {
+			cmd.Env = append(cmd.Env, pgURLEnv(service)+"="+pgURL(t, dir, service))
+		}
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +172,7 @@ func TestCrashChild(t *testing.T) {
 		return
 	}
 	ctx := t.Context()
-	p := startPipeline(t, ctx, startBroker(t, dir), pipelineOpts{dir: dir, historyTopic: true})
+	p := startPipeline(t, ctx, startBroker(t, dir), pipelineOpts{backend: os.Getenv(crashBackEnv), dir: dir, historyTopic: true})
 	if mode == "settle" {
 		waitConverged(t, p, time.Minute)
 		fmt.Println("CONVERGED")
@@ -184,16 +190,6 @@ func TestCrashChild(t *testing.T) {
 			fmt.Printf("WROTE %d\n", n+1)
 		}
 	}
-}
-
-func openStore(t *testing.T, dir, service string) store.Store {
-	t.Helper()
-	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(dir, service+".db"), Service: service})
-	if err != nil {
-		t.Fatalf("open %s: %v", service, err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
 }
 
 func listAll(t *testing.T, s store.Store, kind string) []store.Resource {

@@ -22,191 +22,201 @@ import (
 )
 
 func TestHopDeliversFullState(t *testing.T) {
-	dir := t.TempDir()
-	p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{dir: dir})
-	for i := range 20 {
-		mustSet(t, p.source.Store, fmt.Sprintf("item-%02d", i), i)
-	}
-	mustSet(t, p.source.Store, "item-00", 100)
-	waitConverged(t, p, 20*time.Second)
-	if got := p.actions.of("item-00"); got[len(got)-1].N != 100 {
-		t.Fatalf("item-00 copies %+v: want the last one to carry n=100", got)
-	}
+	eachBackend(t, func(t *testing.T, backend string) {
+		dir := t.TempDir()
+		p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{backend: backend, dir: dir})
+		for i := range 20 {
+			mustSet(t, p.source.Store, fmt.Sprintf("item-%02d", i), i)
+		}
+		mustSet(t, p.source.Store, "item-00", 100)
+		waitConverged(t, p, 20*time.Second)
+		if got := p.actions.of("item-00"); got[len(got)-1].N != 100 {
+			t.Fatalf("item-00 copies %+v: want the last one to carry n=100", got)
+		}
+	})
 }
 
 func TestReplayedEventChangesNothing(t *testing.T) {
-	dir := t.TempDir()
-	kafka := startBroker(t, dir)
-	p := startPipeline(t, t.Context(), kafka, pipelineOpts{dir: dir, reactor: reactor.Config{ResyncInterval: -1}})
-	mustSet(t, p.source.Store, "k", 1)
-	mustSet(t, p.source.Store, "k", 2)
-	waitConverged(t, p, 20*time.Second)
-	before := p.actions.of("k")
-	stats := p.sink.Reactor.Stats()
+	eachBackend(t, func(t *testing.T, backend string) {
+		dir := t.TempDir()
+		kafka := startBroker(t, dir)
+		p := startPipeline(t, t.Context(), kafka, pipelineOpts{backend: backend, dir: dir, reactor: reactor.Config{ResyncInterval: -1}})
+		mustSet(t, p.source.Store, "k", 1)
+		mustSet(t, p.source.Store, "k", 2)
+		waitConverged(t, p, 20*time.Second)
+		before := p.actions.of("k")
+		stats := p.sink.Reactor.Stats()
 
-	// Replay both events exactly as the relay produced them.
-	for _, rec := range readTopic(t, kafka, itemTopic) {
-		produceRaw(t, kafka, itemTopic, string(rec.Key), rec.Value)
-	}
-	waitFor(t, "replays consumed", 10*time.Second, func() (bool, string) {
-		s := p.sink.Reactor.Stats()
-		done := s.Received >= stats.Received+2 && s.Duplicates+s.Superseded >= stats.Duplicates+stats.Superseded+2
-		return done, fmt.Sprintf("stats %+v, before %+v", s, stats)
+		// Replay both events exactly as the relay produced them.
+		for _, rec := range readTopic(t, kafka, itemTopic) {
+			produceRaw(t, kafka, itemTopic, string(rec.Key), rec.Value)
+		}
+		waitFor(t, "replays consumed", 10*time.Second, func() (bool, string) {
+			s := p.sink.Reactor.Stats()
+			done := s.Received >= stats.Received+2 && s.Duplicates+s.Superseded >= stats.Duplicates+stats.Superseded+2
+			return done, fmt.Sprintf("stats %+v, before %+v", s, stats)
+		})
+		if after := p.actions.of("k"); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Fatalf("replayed events were acted on: actions %v, before %v", after, before)
+		}
+		if s := p.sink.Reactor.Stats(); s.Reconciled != stats.Reconciled {
+			t.Fatalf("replayed events reconciled %d more times, want 0", s.Reconciled-stats.Reconciled)
+		}
 	})
-	if after := p.actions.of("k"); fmt.Sprint(after) != fmt.Sprint(before) {
-		t.Fatalf("replayed events were acted on: actions %v, before %v", after, before)
-	}
-	if s := p.sink.Reactor.Stats(); s.Reconciled != stats.Reconciled {
-		t.Fatalf("replayed events reconciled %d more times, want 0", s.Reconciled-stats.Reconciled)
-	}
 }
 
 func TestFailingKeyBacksOffWhileOthersFlow(t *testing.T) {
-	dir := t.TempDir()
-	var failing atomic.Bool
-	failing.Store(true)
-	var badAttempts atomic.Int64
-	hook := func(_ context.Context, key string) error {
-		if key == "bad" && failing.Load() {
-			badAttempts.Add(1)
-			return errors.New("cloud answered 429")
+	eachBackend(t, func(t *testing.T, backend string) {
+		dir := t.TempDir()
+		var failing atomic.Bool
+		failing.Store(true)
+		var badAttempts atomic.Int64
+		hook := func(_ context.Context, key string) error {
+			if key == "bad" && failing.Load() {
+				badAttempts.Add(1)
+				return errors.New("cloud answered 429")
+			}
+			return nil
 		}
-		return nil
-	}
-	// The sink shows why a key waits: a status with the reason, written
-	// in a transaction of its own while the reconcile's rolls back.
-	onFailure := func(ctx context.Context, tx store.Tx, key string, err error) error {
-		if _, err := tx.ResourceGet(ctx, copyKind, key); errors.Is(err, store.ErrNotFound) {
-			if _, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: copyKind, ID: key, Spec: json.RawMessage(`{}`)}); err != nil {
+		// The sink shows why a key waits: a status with the reason, written
+		// in a transaction of its own while the reconcile's rolls back.
+		onFailure := func(ctx context.Context, tx store.Tx, key string, err error) error {
+			if _, err := tx.ResourceGet(ctx, copyKind, key); errors.Is(err, store.ErrNotFound) {
+				if _, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: copyKind, ID: key, Spec: json.RawMessage(`{}`)}); err != nil {
+					return err
+				}
+			}
+			_, serr := tx.ResourceSetStatus(ctx, copyKind, key, store.Status{Phase: "PROVISIONING", Reason: "CloudRateLimited", Message: err.Error()})
+			return serr
+		}
+		p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{backend: backend, dir: dir, hook: hook, onFailure: onFailure, reactor: reactor.Config{
+			BackoffBase: 50 * time.Millisecond, BackoffMax: 400 * time.Millisecond, ResyncInterval: -1,
+		}})
+		mustSet(t, p.source.Store, "bad", 1)
+		waitFor(t, "bad key failing", 10*time.Second, func() (bool, string) { return badAttempts.Load() > 0, "no attempt yet" })
+		waitFor(t, "failure reason in status", 10*time.Second, func() (bool, string) {
+			var st store.Status
+			p.sink.Store.View(t.Context(), func(ctx context.Context, tx store.Tx) error {
+				r, err := tx.ResourceGet(ctx, copyKind, "bad")
+				st = r.Status
 				return err
-			}
-		}
-		_, serr := tx.ResourceSetStatus(ctx, copyKind, key, store.Status{Phase: "PROVISIONING", Reason: "CloudRateLimited", Message: err.Error()})
-		return serr
-	}
-	p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{dir: dir, hook: hook, onFailure: onFailure, reactor: reactor.Config{
-		BackoffBase: 50 * time.Millisecond, BackoffMax: 400 * time.Millisecond, ResyncInterval: -1,
-	}})
-	mustSet(t, p.source.Store, "bad", 1)
-	waitFor(t, "bad key failing", 10*time.Second, func() (bool, string) { return badAttempts.Load() > 0, "no attempt yet" })
-	waitFor(t, "failure reason in status", 10*time.Second, func() (bool, string) {
-		var st store.Status
-		p.sink.Store.View(t.Context(), func(ctx context.Context, tx store.Tx) error {
-			r, err := tx.ResourceGet(ctx, copyKind, "bad")
-			st = r.Status
-			return err
+			})
+			return st.Reason == "CloudRateLimited" && strings.Contains(st.Message, "429"), fmt.Sprintf("status %+v", st)
 		})
-		return st.Reason == "CloudRateLimited" && strings.Contains(st.Message, "429"), fmt.Sprintf("status %+v", st)
-	})
 
-	start := time.Now()
-	for i := range 50 {
-		mustSet(t, p.source.Store, fmt.Sprintf("good-%02d", i), i)
-	}
-	waitFor(t, "good keys converged while bad fails", 10*time.Second, func() (bool, string) {
+		start := time.Now()
 		for i := range 50 {
-			if len(p.actions.of(fmt.Sprintf("good-%02d", i))) == 0 {
-				return false, fmt.Sprintf("good-%02d not copied", i)
-			}
+			mustSet(t, p.source.Store, fmt.Sprintf("good-%02d", i), i)
 		}
-		return true, ""
-	})
-	if n := len(p.actions.of("bad")); n != 0 {
-		t.Fatalf("bad key acted on %d times while failing", n)
-	}
+		waitFor(t, "good keys converged while bad fails", 10*time.Second, func() (bool, string) {
+			for i := range 50 {
+				if len(p.actions.of(fmt.Sprintf("good-%02d", i))) == 0 {
+					return false, fmt.Sprintf("good-%02d not copied", i)
+				}
+			}
+			return true, ""
+		})
+		if n := len(p.actions.of("bad")); n != 0 {
+			t.Fatalf("bad key acted on %d times while failing", n)
+		}
 
-	// Backoff, not a hot loop: attempts grow about logarithmically.
-	time.Sleep(time.Until(start.Add(1500 * time.Millisecond)))
-	if n := badAttempts.Load(); n < 3 || n > 15 {
-		t.Fatalf("bad key attempted %d times in about 1.5s with 50ms..400ms backoff, want 3..15", n)
-	}
-	failing.Store(false)
-	waitConverged(t, p, 10*time.Second)
+		// Backoff, not a hot loop: attempts grow about logarithmically.
+		time.Sleep(time.Until(start.Add(1500 * time.Millisecond)))
+		if n := badAttempts.Load(); n < 3 || n > 15 {
+			t.Fatalf("bad key attempted %d times in about 1.5s with 50ms..400ms backoff, want 3..15", n)
+		}
+		failing.Store(false)
+		waitConverged(t, p, 10*time.Second)
+	})
 }
 
 func TestCoalescingActsOnNewestOnly(t *testing.T) {
-	dir := t.TempDir()
-	entered := make(chan struct{})
-	release := make(chan struct{})
-	var once sync.Once
-	hook := func(ctx context.Context, key string) error {
-		if key != "blocker" {
-			return nil
+	eachBackend(t, func(t *testing.T, backend string) {
+		dir := t.TempDir()
+		entered := make(chan struct{})
+		release := make(chan struct{})
+		var once sync.Once
+		hook := func(ctx context.Context, key string) error {
+			if key != "blocker" {
+				return nil
+			}
+			once.Do(func() { close(entered) })
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
-		once.Do(func() { close(entered) })
-		select {
-		case <-release:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
+		// One worker, one key per transaction: while it is held by the
+		// blocker, everything else can only wait in the queue.
+		p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{backend: backend, dir: dir, hook: hook, reactor: reactor.Config{
+			Workers: 1, MaxBatch: 1, ResyncInterval: -1,
+		}})
+		mustSet(t, p.source.Store, "blocker", 1)
+		<-entered
+		for _, cku := range []int{2, 4, 2, 6} {
+			mustSet(t, p.source.Store, "lkc", cku)
 		}
-	}
-	// One worker, one key per transaction: while it is held by the
-	// blocker, everything else can only wait in the queue.
-	p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{dir: dir, hook: hook, reactor: reactor.Config{
-		Workers: 1, MaxBatch: 1, ResyncInterval: -1,
-	}})
-	mustSet(t, p.source.Store, "blocker", 1)
-	<-entered
-	for _, cku := range []int{2, 4, 2, 6} {
-		mustSet(t, p.source.Store, "lkc", cku)
-	}
-	waitFor(t, "all four changes consumed while the worker is held", 10*time.Second, func() (bool, string) {
-		s := p.sink.Reactor.Stats()
-		return s.Received >= 5, fmt.Sprintf("received %d", s.Received)
+		waitFor(t, "all four changes consumed while the worker is held", 10*time.Second, func() (bool, string) {
+			s := p.sink.Reactor.Stats()
+			return s.Received >= 5, fmt.Sprintf("received %d", s.Received)
+		})
+		close(release)
+		waitConverged(t, p, 10*time.Second)
+		got := p.actions.of("lkc")
+		if len(got) != 1 || got[0].N != 6 || got[0].SourceGeneration != 4 {
+			t.Fatalf("reactor acted on %+v, want only {generation 4, n 6}: superseded values must never be acted on", got)
+		}
+		if s := p.sink.Reactor.Stats(); s.Superseded < 3 {
+			t.Fatalf("superseded %d events, want 3 (2, 4 and 2 replaced by 6)", s.Superseded)
+		}
 	})
-	close(release)
-	waitConverged(t, p, 10*time.Second)
-	got := p.actions.of("lkc")
-	if len(got) != 1 || got[0].N != 6 || got[0].SourceGeneration != 4 {
-		t.Fatalf("reactor acted on %+v, want only {generation 4, n 6}: superseded values must never be acted on", got)
-	}
-	if s := p.sink.Reactor.Stats(); s.Superseded < 3 {
-		t.Fatalf("superseded %d events, want 3 (2, 4 and 2 replaced by 6)", s.Superseded)
-	}
 }
 
 func TestRelayRestartLosesNothingAndActsOnceInOrder(t *testing.T) {
-	dir := t.TempDir()
-	kafka := startBroker(t, dir)
-	p := startPipeline(t, t.Context(), kafka, pipelineOpts{dir: dir, historyTopic: true})
-	const keys, rounds = 20, 40
-	ctx := t.Context()
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for n := range rounds {
-			for k := range keys {
-				if _, err := set(ctx, p.source.Store, fmt.Sprintf("k%02d", k), n); err != nil {
-					t.Errorf("set: %v", err)
-					return
+	eachBackend(t, func(t *testing.T, backend string) {
+		dir := t.TempDir()
+		kafka := startBroker(t, dir)
+		p := startPipeline(t, t.Context(), kafka, pipelineOpts{backend: backend, dir: dir, historyTopic: true})
+		const keys, rounds = 20, 40
+		ctx := t.Context()
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for n := range rounds {
+				for k := range keys {
+					if _, err := set(ctx, p.source.Store, fmt.Sprintf("k%02d", k), n); err != nil {
+						t.Errorf("set: %v", err)
+						return
+					}
 				}
 			}
-		}
-	})
-	// Restart the relay repeatedly while the writes stream in.
-	for range 5 {
-		time.Sleep(30 * time.Millisecond)
-		if err := p.source.Relay.Stop(); err != nil {
-			t.Fatalf("stop relay: %v", err)
-		}
-		if err := p.source.Relay.Start(ctx); err != nil {
-			t.Fatalf("restart relay: %v", err)
-		}
-	}
-	wg.Wait()
-	waitConverged(t, p, 30*time.Second)
-	for key, acts := range p.actions.keys() {
-		for i := 1; i < len(acts); i++ {
-			if acts[i].SourceGeneration <= acts[i-1].SourceGeneration {
-				t.Fatalf("%s acted on generation %d after %d: a duplicate or out-of-order event was acted on (all: %+v)",
-					key, acts[i].SourceGeneration, acts[i-1].SourceGeneration, acts)
+		})
+		// Restart the relay repeatedly while the writes stream in.
+		for range 5 {
+			time.Sleep(30 * time.Millisecond)
+			if err := p.source.Relay.Stop(); err != nil {
+				t.Fatalf("stop relay: %v", err)
+			}
+			if err := p.source.Relay.Start(ctx); err != nil {
+				t.Fatalf("restart relay: %v", err)
 			}
 		}
-		if last := acts[len(acts)-1]; last.SourceGeneration != rounds || last.N != rounds-1 {
-			t.Fatalf("%s last acted on %+v, want generation %d", key, last, rounds)
+		wg.Wait()
+		waitConverged(t, p, 30*time.Second)
+		for key, acts := range p.actions.keys() {
+			for i := 1; i < len(acts); i++ {
+				if acts[i].SourceGeneration <= acts[i-1].SourceGeneration {
+					t.Fatalf("%s acted on generation %d after %d: a duplicate or out-of-order event was acted on (all: %+v)",
+						key, acts[i].SourceGeneration, acts[i-1].SourceGeneration, acts)
+				}
+			}
+			if last := acts[len(acts)-1]; last.SourceGeneration != rounds || last.N != rounds-1 {
+				t.Fatalf("%s last acted on %+v, want generation %d", key, last, rounds)
+			}
 		}
-	}
-	checkTopicComplete(t, kafka, p.source.Store)
+		checkTopicComplete(t, kafka, p.source.Store)
+	})
 }
 
 // readTopic reads every record of topic from the start.
@@ -249,41 +259,43 @@ func readTopic(t testing.TB, kafka []kgo.Opt, topic string) []*kgo.Record {
 }
 
 func TestResyncHealsDriftPeriodicallyAndOnStart(t *testing.T) {
-	dir := t.TempDir()
-	kafka := startBroker(t, dir)
-	p := startPipeline(t, t.Context(), kafka, pipelineOpts{dir: dir, reactor: reactor.Config{
-		ResyncInterval: 300 * time.Millisecond, StartResyncWindow: 100 * time.Millisecond,
-	}})
-	for _, k := range []string{"a", "b", "c"} {
-		mustSet(t, p.source.Store, k, 1)
-	}
-	waitConverged(t, p, 10*time.Second)
+	eachBackend(t, func(t *testing.T, backend string) {
+		dir := t.TempDir()
+		kafka := startBroker(t, dir)
+		p := startPipeline(t, t.Context(), kafka, pipelineOpts{backend: backend, dir: dir, reactor: reactor.Config{
+			ResyncInterval: 300 * time.Millisecond, StartResyncWindow: 100 * time.Millisecond,
+		}})
+		for _, k := range []string{"a", "b", "c"} {
+			mustSet(t, p.source.Store, k, 1)
+		}
+		waitConverged(t, p, 10*time.Second)
 
-	// Drift while running: the sink's copy of b loses its last write, as
-	// if a reaction had been lost. No new event comes; the periodic
-	// resync must find and repair it.
-	corruptCopy(t, p.sink.Store, "b")
-	waitConverged(t, p, 5*time.Second)
+		// Drift while running: the sink's copy of b loses its last write, as
+		// if a reaction had been lost. No new event comes; the periodic
+		// resync must find and repair it.
+		corruptCopy(t, p.sink.Store, "b")
+		waitConverged(t, p, 5*time.Second)
 
-	// Drift while stopped: with the periodic resync off, only the resync
-	// on start can repair c.
-	if err := p.sink.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	st := openStore(t, dir, "sink")
-	corruptCopy(t, st, "c")
-	st.Close()
-	restarted, err := host.Start(t.Context(), p.cfg, host.Service{
-		Name: "sink", Owns: []string{copyKind}, ReactsTo: []string{itemTopic},
-		Reconcile: copyReconciler(p.actions, nil),
-		Reactor:   reactor.Config{ResyncInterval: -1, StartResyncWindow: 100 * time.Millisecond},
+		// Drift while stopped: with the periodic resync off, only the resync
+		// on start can repair c.
+		if err := p.sink.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		st := openStore(t, backend, dir, "sink")
+		corruptCopy(t, st, "c")
+		st.Close()
+		restarted, err := host.Start(t.Context(), p.cfg, host.Service{
+			Name: "sink", Owns: []string{copyKind}, ReactsTo: []string{itemTopic},
+			Reconcile: copyReconciler(p.actions, nil),
+			Reactor:   reactor.Config{ResyncInterval: -1, StartResyncWindow: 100 * time.Millisecond},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { restarted.Stop() })
+		p.sink = restarted
+		waitConverged(t, p, 5*time.Second)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { restarted.Stop() })
-	p.sink = restarted
-	waitConverged(t, p, 5*time.Second)
 }
 
 // corruptCopy overwrites the sink's copy of key with a stale one.
@@ -299,75 +311,79 @@ func corruptCopy(t *testing.T, sink store.Store, key string) {
 }
 
 func TestBrokerRestartLosesNothing(t *testing.T) {
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	startAt := func() *broker.Embedded {
-		b, err := broker.Start(broker.Config{DataDir: filepath.Join(dir, "broker"), Listen: addr})
+	eachBackend(t, func(t *testing.T, backend string) {
+		dir := t.TempDir()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatalf("start broker on %s: %v", addr, err)
+			t.Fatal(err)
 		}
-		return b
-	}
-	b := startAt()
-	kafka := []kgo.Opt{kgo.SeedBrokers(addr)}
-	p := startPipeline(t, t.Context(), kafka, pipelineOpts{dir: dir, historyTopic: true})
-
-	ctx, stop := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for n := 0; ctx.Err() == nil; n++ {
-			if _, err := set(ctx, p.source.Store, fmt.Sprintf("k%d", n%10), n); err != nil && ctx.Err() == nil {
-				t.Errorf("set: %v", err)
-				return
+		addr := ln.Addr().String()
+		ln.Close()
+		startAt := func() *broker.Embedded {
+			b, err := broker.Start(broker.Config{DataDir: filepath.Join(dir, "broker"), Listen: addr})
+			if err != nil {
+				t.Fatalf("start broker on %s: %v", addr, err)
 			}
-			time.Sleep(time.Millisecond)
+			return b
 		}
-	})
-	time.Sleep(300 * time.Millisecond)
-	b.Close() // the broker goes away mid-stream; writes go on
-	time.Sleep(700 * time.Millisecond)
-	b = startAt()
-	defer b.Close()
-	time.Sleep(300 * time.Millisecond)
-	stop()
-	wg.Wait()
+		b := startAt()
+		kafka := []kgo.Opt{kgo.SeedBrokers(addr)}
+		p := startPipeline(t, t.Context(), kafka, pipelineOpts{backend: backend, dir: dir, historyTopic: true})
 
-	waitConverged(t, p, 60*time.Second)
-	n := checkTopicComplete(t, kafka, p.source.Store)
-	t.Logf("%d committed versions reached Kafka in order across a broker restart", n)
-}
-
-func TestReactorRestartLeavesNoKeyBehind(t *testing.T) {
-	dir := t.TempDir()
-	p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{dir: dir, reactor: reactor.Config{ResyncInterval: -1}})
-	ctx := t.Context()
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for n := range 30 {
-			for k := range 20 {
-				if _, err := set(ctx, p.source.Store, fmt.Sprintf("k%02d", k), n); err != nil {
+		ctx, stop := context.WithCancel(t.Context())
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for n := 0; ctx.Err() == nil; n++ {
+				if _, err := set(ctx, p.source.Store, fmt.Sprintf("k%d", n%10), n); err != nil && ctx.Err() == nil {
 					t.Errorf("set: %v", err)
 					return
 				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+		time.Sleep(300 * time.Millisecond)
+		b.Close() // the broker goes away mid-stream; writes go on
+		time.Sleep(700 * time.Millisecond)
+		b = startAt()
+		defer b.Close()
+		time.Sleep(300 * time.Millisecond)
+		stop()
+		wg.Wait()
+
+		waitConverged(t, p, 60*time.Second)
+		n := checkTopicComplete(t, kafka, p.source.Store)
+		t.Logf("%d committed versions reached Kafka in order across a broker restart", n)
+	})
+}
+
+func TestReactorRestartLeavesNoKeyBehind(t *testing.T) {
+	eachBackend(t, func(t *testing.T, backend string) {
+		dir := t.TempDir()
+		p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{backend: backend, dir: dir, reactor: reactor.Config{ResyncInterval: -1}})
+		ctx := t.Context()
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for n := range 30 {
+				for k := range 20 {
+					if _, err := set(ctx, p.source.Store, fmt.Sprintf("k%02d", k), n); err != nil {
+						t.Errorf("set: %v", err)
+						return
+					}
+				}
+			}
+		})
+		// Stop and start the sink's reactor while events stream in: keys
+		// caught running by a stop must run again after the start.
+		for range 5 {
+			time.Sleep(20 * time.Millisecond)
+			if err := p.sink.Reactor.Stop(); err != nil {
+				t.Fatalf("stop reactor: %v", err)
+			}
+			if err := p.sink.Reactor.Start(ctx); err != nil {
+				t.Fatalf("restart reactor: %v", err)
 			}
 		}
+		wg.Wait()
+		waitConverged(t, p, 30*time.Second)
 	})
-	// Stop and start the sink's reactor while events stream in: keys
-	// caught running by a stop must run again after the start.
-	for range 5 {
-		time.Sleep(20 * time.Millisecond)
-		if err := p.sink.Reactor.Stop(); err != nil {
-			t.Fatalf("stop reactor: %v", err)
-		}
-		if err := p.sink.Reactor.Start(ctx); err != nil {
-			t.Fatalf("restart reactor: %v", err)
-		}
-	}
-	wg.Wait()
-	waitConverged(t, p, 30*time.Second)
 }

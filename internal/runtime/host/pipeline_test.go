@@ -17,7 +17,6 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/host"
 	"github.com/mothership-dev/mothership/internal/runtime/reactor"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
-	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
 )
 
 // The test pipeline is two services: "source" owns items, "sink" reacts to
@@ -140,12 +139,8 @@ type pipelineOpts struct {
 	// historyTopic creates the item and copy topics without compaction,
 	// so a test can read every record ever produced.
 	historyTopic bool
-}
-
-func openSQLite(dir string) func(ctx context.Context, service string) (store.Store, error) {
-	return func(ctx context.Context, service string) (store.Store, error) {
-		return sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, service+".db"), Service: service})
-	}
+	// backend is the store backend: "sqlite" (the default) or "postgres".
+	backend string
 }
 
 // startBroker starts an embedded broker on dir and returns client options.
@@ -162,7 +157,7 @@ func startBroker(tb testing.TB, dir string) []kgo.Opt {
 func startPipeline(tb testing.TB, ctx context.Context, kafka []kgo.Opt, o pipelineOpts) *pipeline {
 	tb.Helper()
 	p := &pipeline{kafka: kafka, actions: &actions{}}
-	p.cfg = host.Config{OpenStore: openSQLite(o.dir), Kafka: kafka}
+	p.cfg = host.Config{OpenStore: opener(tb, o.backend, o.dir), Kafka: kafka}
 	if o.historyTopic {
 		cl, err := kgo.NewClient(kafka...)
 		if err != nil {
