@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,9 @@ type Config struct {
 	BatchSize int
 	// RetryBackoff bounds the wait after a failed round (default 5s).
 	RetryBackoff time.Duration
+	// DeliveryTimeout fails a round whose records Kafka has not
+	// acknowledged in time (default 30s); the round is then retried.
+	DeliveryTimeout time.Duration
 	// ConfirmEvery bounds how long a produced change may stay unconfirmed
 	// (default 20ms). Confirming is a write to the service's database;
 	// under load it is done once per interval instead of once per round,
@@ -68,6 +72,9 @@ func New(cfg Config) (*Relay, error) {
 	}
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 5 * time.Second
+	}
+	if cfg.DeliveryTimeout <= 0 {
+		cfg.DeliveryTimeout = 30 * time.Second
 	}
 	if cfg.ConfirmEvery <= 0 {
 		cfg.ConfirmEvery = 20 * time.Millisecond
@@ -110,16 +117,23 @@ func (r *Relay) Start(ctx context.Context) error {
 		// the moment it is committed.
 		kgo.ProducerLinger(0),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		// Never give up on a record by time; a broker outage is waited
-		// out, and Stop cancels.
-		kgo.RecordDeliveryTimeout(0),
-		kgo.RecordRetries(1<<30),
+		// A record that cannot be delivered in time fails its round,
+		// and the round is retried from the confirmed position: the
+		// relay waits out a broker outage without trusting one client's
+		// state forever (a broker restart once left a produce pending
+		// for minutes).
+		kgo.RecordDeliveryTimeout(r.cfg.DeliveryTimeout),
 	)...)
 	if err != nil {
 		return fmt.Errorf("relay %s: kafka client: %w", r.cfg.Service, err)
 	}
 	if err := r.runner.Start(ctx, func(ctx context.Context) error {
-		defer cl.Close()
+		// A produce already buffered ignores its context: closing the
+		// client is what fails it, so Stop never waits on a broker.
+		closeClient := sync.OnceFunc(cl.Close)
+		stop := context.AfterFunc(ctx, closeClient)
+		defer stop()
+		defer closeClient()
 		return r.run(ctx, cl)
 	}); err != nil {
 		cl.Close()
