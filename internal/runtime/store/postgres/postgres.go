@@ -260,11 +260,20 @@ func (r *rows) ListResources(ctx context.Context, p store.ListParams) ([]store.R
 	return out, mapErr(rs.Err())
 }
 
+// InsertResource reports a taken id without failing the statement: in
+// PostgreSQL a failed statement aborts the whole transaction, and a caller
+// may well go on after ErrAlreadyExists (as it can on SQLite).
 func (r *rows) InsertResource(ctx context.Context, res store.Resource) error {
 	status, _ := json.Marshal(res.Status)
-	_, err := r.tx.Exec(ctx, `INSERT INTO resources (`+resourceColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+	tag, err := r.tx.Exec(ctx, `INSERT INTO resources (`+resourceColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (kind, id) DO NOTHING`,
 		res.Kind, res.ID, res.Organization, res.Environment, res.Generation, res.Version, string(res.Spec), string(status), res.CreatedAt, res.UpdatedAt, res.DeletedAt)
-	return mapErr(err)
+	if err != nil {
+		return mapErr(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: %s %s", store.ErrAlreadyExists, res.Kind, res.ID)
+	}
+	return nil
 }
 
 func (r *rows) UpdateResource(ctx context.Context, res store.Resource) error {
