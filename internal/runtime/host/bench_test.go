@@ -80,9 +80,9 @@ func (h *hopClock) percentile(p float64) time.Duration {
 	return s[min(int(float64(len(s))*p), len(s)-1)]
 }
 
-func startBenchPipeline(b *testing.B, clock *hopClock) *pipeline {
+func startBenchPipeline(b *testing.B, backend string, clock *hopClock) *pipeline {
 	dir := b.TempDir()
-	return startPipeline(b, b.Context(), startBroker(b, dir), pipelineOpts{dir: dir, reactor: reactor.Config{
+	return startPipeline(b, b.Context(), startBroker(b, dir), pipelineOpts{backend: backend, dir: dir, reactor: reactor.Config{
 		AfterCommit: clock.afterCommit, ResyncInterval: -1,
 	}})
 }
@@ -133,12 +133,18 @@ func waitReacted(b *testing.B, clock *hopClock) {
 // transaction committed (the sink writes its own resource, so its outbox and
 // relay run too).
 //
-//	go test -run '^$' -bench BenchmarkHop -benchtime 10000x ./internal/runtime/host/
+//	go test -run '^$' -bench 'BenchmarkHop/sqlite/rate' -benchtime 10000x ./internal/runtime/host/
 func BenchmarkHop(b *testing.B) {
+	for _, backend := range backends {
+		b.Run(backend, func(b *testing.B) { benchHop(b, backend) })
+	}
+}
+
+func benchHop(b *testing.B, backend string) {
 	// At 1,000 changes/s, paced (open loop), over 1,000 keys: latency.
 	b.Run("rate=1000/s", func(b *testing.B) {
 		clock := newHopClock(b.N)
-		p := startBenchPipeline(b, clock)
+		p := startBenchPipeline(b, backend, clock)
 		ctx := b.Context()
 		b.ResetTimer()
 		start := time.Now()
@@ -159,14 +165,14 @@ func BenchmarkHop(b *testing.B) {
 	// transaction is an API under load; 64 is an upstream reactor applying
 	// a deep queue in batches.
 	for _, perTx := range []int{1, 64} {
-		b.Run(fmt.Sprintf("max/source-tx=%d", perTx), func(b *testing.B) { benchMax(b, perTx) })
+		b.Run(fmt.Sprintf("max/source-tx=%d", perTx), func(b *testing.B) { benchMax(b, backend, perTx) })
 	}
 }
 
-func benchMax(b *testing.B, perTx int) {
+func benchMax(b *testing.B, backend string, perTx int) {
 	const keys = 100_000
 	clock := newHopClock(keys)
-	p := startBenchPipeline(b, clock)
+	p := startBenchPipeline(b, backend, clock)
 	ctx := b.Context()
 	for i := 0; i < keys; i += 100 {
 		writeBatch(b, ctx, p, clock, i, 100, keys)

@@ -99,8 +99,10 @@ func (f *feed) connect(ctx context.Context) error {
 	return nil
 }
 
-// Next returns whole committed transactions, at least one change.
-func (f *feed) Next(ctx context.Context, max int) ([]store.Change, error) {
+// Next returns the next whole committed transaction(s), at least one
+// change. It does not wait for more to reach max: a short wait for a
+// fuller batch (1 ms per receive) tripled the hop's latency at 1,000/s.
+func (f *feed) Next(ctx context.Context, _ int) ([]store.Change, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.conn == nil {
@@ -110,18 +112,6 @@ func (f *feed) Next(ctx context.Context, max int) ([]store.Change, error) {
 	}
 	for len(f.ready) == 0 {
 		if err := f.receive(ctx); err != nil {
-			return nil, err
-		}
-	}
-	// Drain what already arrived, without waiting, up to max.
-	for len(f.ready) < max {
-		short, cancel := context.WithTimeout(ctx, time.Millisecond)
-		err := f.receive(short)
-		cancel()
-		if err != nil {
-			if pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) {
-				break
-			}
 			return nil, err
 		}
 	}
