@@ -72,8 +72,8 @@ func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg := host.Config{
-		OpenStore: func(ctx context.Context, service string) (store.Store, error) {
-			return sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dataDir, service+".db"), Service: service, Logger: log})
+		OpenStore: func(ctx context.Context, service string, owns []string) (store.Store, error) {
+			return sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dataDir, service+".db"), Service: service, Owns: owns, Logger: log})
 		},
 		Kafka:      []kgo.Opt{kgo.SeedBrokers(bootstrap...)},
 		Logger:     log,

@@ -57,20 +57,20 @@ func pgURL(tb testing.TB, dir, service string) string {
 }
 
 // opener opens the stores of the services of the test that owns dir.
-func opener(tb testing.TB, backend, dir string) func(ctx context.Context, service string) (store.Store, error) {
+func opener(tb testing.TB, backend, dir string) func(ctx context.Context, service string, owns []string) (store.Store, error) {
 	if backend == "postgres" {
-		return func(ctx context.Context, service string) (store.Store, error) {
-			return postgres.Open(ctx, postgres.Config{URL: pgURL(tb, dir, service), Service: service})
+		return func(ctx context.Context, service string, owns []string) (store.Store, error) {
+			return postgres.Open(ctx, postgres.Config{URL: pgURL(tb, dir, service), Service: service, Owns: owns})
 		}
 	}
-	return func(ctx context.Context, service string) (store.Store, error) {
-		return sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, service+".db"), Service: service})
+	return func(ctx context.Context, service string, owns []string) (store.Store, error) {
+		return sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, service+".db"), Service: service, Owns: owns})
 	}
 }
 
 func openStore(t *testing.T, backend, dir, service string) store.Store {
 	t.Helper()
-	s, err := opener(t, backend, dir)(t.Context(), service)
+	s, err := opener(t, backend, dir)(t.Context(), service, nil)
 	if err != nil {
 		t.Fatalf("open %s on %s: %v", service, backend, err)
 	}

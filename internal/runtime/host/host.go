@@ -61,8 +61,9 @@ func (s Service) Topics() []broker.Topic {
 
 // Config configures where services run.
 type Config struct {
-	// OpenStore opens a service's own database.
-	OpenStore func(ctx context.Context, service string) (store.Store, error)
+	// OpenStore opens a service's own database, in which the service may
+	// write only the kinds it owns.
+	OpenStore func(ctx context.Context, service string, owns []string) (store.Store, error)
 	// Kafka are the client options that reach the event cluster.
 	Kafka []kgo.Opt
 	// Logger and Registerer receive every component's logs and metrics.
@@ -96,7 +97,7 @@ func Start(ctx context.Context, cfg Config, svc Service) (*Running, error) {
 	if err := ensureTopics(ctx, cfg.Kafka, svc.Topics()); err != nil {
 		return nil, fmt.Errorf("host: %s: %w", svc.Name, err)
 	}
-	st, err := cfg.OpenStore(ctx, svc.Name)
+	st, err := cfg.OpenStore(ctx, svc.Name, append([]string{}, svc.Owns...))
 	if err != nil {
 		return nil, fmt.Errorf("host: %s: open store: %w", svc.Name, err)
 	}

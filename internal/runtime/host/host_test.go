@@ -387,3 +387,24 @@ func TestReactorRestartLeavesNoKeyBehind(t *testing.T) {
 		waitConverged(t, p, 30*time.Second)
 	})
 }
+
+// A service writes only the kinds it declares: the source cannot write the
+// sink's copies, and nothing of the attempt reaches its outbox.
+func TestServiceWritesOnlyItsOwnKinds(t *testing.T) {
+	eachBackend(t, func(t *testing.T, backend string) {
+		dir := t.TempDir()
+		p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{backend: backend, dir: dir})
+		err := p.source.Store.Update(t.Context(), func(ctx context.Context, tx store.Tx) error {
+			_, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: copyKind, ID: "forged", Spec: json.RawMessage(`{}`)})
+			return err
+		})
+		if !errors.Is(err, store.ErrNotOwned) {
+			t.Fatalf("source wrote a copy: %v, want ErrNotOwned", err)
+		}
+		mustSet(t, p.source.Store, "real", 1)
+		waitConverged(t, p, 20*time.Second)
+		if got := listAll(t, p.sink.Store, copyKind); len(got) != 1 || got[0].ID != "real" {
+			t.Fatalf("sink copies %v, want only the copy of real", got)
+		}
+	})
+}

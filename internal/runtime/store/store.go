@@ -25,6 +25,9 @@ var (
 	ErrDeleted           = errors.New("resource is deleted")
 	ErrInvalid           = errors.New("invalid")
 	ErrReadOnly          = errors.New("read-only transaction")
+	// ErrNotOwned refuses a write to a kind the service does not own:
+	// each kind has a single writer.
+	ErrNotOwned = errors.New("kind not owned by this service")
 )
 
 // Status is the observed state of a resource, written by its owner.

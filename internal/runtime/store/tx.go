@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +41,9 @@ type TxConfig struct {
 	Now func() time.Time
 	// ReadOnly makes every write fail with ErrReadOnly.
 	ReadOnly bool
+	// Owns, when not nil, lists the only kinds the transaction may write
+	// (others fail with ErrNotOwned): the single-writer rule, enforced.
+	Owns []string
 }
 
 // RowsTx implements Tx over a backend's Rows.
@@ -158,6 +162,9 @@ func (t *RowsTx) writable(op, kind, id string) error {
 	}
 	if t.failed != nil {
 		return fmt.Errorf("%s %s: %s: an earlier write of this transaction failed: %w", kind, id, op, t.failed)
+	}
+	if t.cfg.Owns != nil && !slices.Contains(t.cfg.Owns, kind) {
+		return fmt.Errorf("%s %s: %s: service %s owns %v: %w", kind, id, op, t.cfg.Service, t.cfg.Owns, ErrNotOwned)
 	}
 	return nil
 }
@@ -303,8 +310,11 @@ func (t *RowsTx) emit(ctx context.Context, r Resource, d event.Direction) error 
 
 // ObservedPut implements Tx.
 func (t *RowsTx) ObservedPut(ctx context.Context, topic string, ev event.Event) (bool, error) {
-	if err := t.writable("observe", topic, ev.Subject); err != nil {
-		return false, err
+	if t.cfg.ReadOnly {
+		return false, fmt.Errorf("observe %s %s: %w", topic, ev.Subject, ErrReadOnly)
+	}
+	if t.failed != nil {
+		return false, fmt.Errorf("observe %s %s: an earlier write of this transaction failed: %w", topic, ev.Subject, t.failed)
 	}
 	value, err := ev.Encode()
 	if err != nil {

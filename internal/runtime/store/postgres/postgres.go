@@ -32,6 +32,9 @@ var migrations embed.FS
 type Config struct {
 	// URL is the connection string of the service's own database.
 	URL string
+	// Owns, when not nil, lists the kinds the service may write; the
+	// host passes the kinds the service declares.
+	Owns []string
 	// Service names the owning service; it is the source of every event
 	// and names the replication slot.
 	Service string
@@ -145,7 +148,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, store.Tx) e
 	}
 	defer pgTx.Rollback(ctx)
 	r := &rows{tx: pgTx, write: true}
-	t := store.NewTx(r, store.TxConfig{Service: s.cfg.Service, Now: s.cfg.Now})
+	t := store.NewTx(r, store.TxConfig{Service: s.cfg.Service, Now: s.cfg.Now, Owns: s.cfg.Owns})
 	if err := fn(ctx, t); err != nil {
 		return err
 	}

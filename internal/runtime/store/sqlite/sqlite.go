@@ -36,6 +36,9 @@ var migrations embed.FS
 type Config struct {
 	// Path is the database file.
 	Path string
+	// Owns, when not nil, lists the kinds the service may write; the
+	// host passes the kinds the service declares.
+	Owns []string
 	// Service names the owning service; it is the source of every event.
 	Service string
 	// Synchronous is SQLite's synchronous pragma. NORMAL (the default) loses
@@ -224,7 +227,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, store.Tx) e
 		return fmt.Errorf("sqlite %s: begin: %w", s.cfg.Service, mapErr(err))
 	}
 	defer sqlTx.Rollback() // after a commit, a no-op; after a panic in fn, the writer's release
-	t := store.NewTx(&rows{s: s, tx: sqlTx}, store.TxConfig{Service: s.cfg.Service, Now: s.cfg.Now})
+	t := store.NewTx(&rows{s: s, tx: sqlTx}, store.TxConfig{Service: s.cfg.Service, Now: s.cfg.Now, Owns: s.cfg.Owns})
 	if err := fn(ctx, t); err != nil {
 		return err
 	}
