@@ -18,7 +18,10 @@ func newBrokerCmd() *cobra.Command {
 production the services point at Apache Kafka or Redpanda instead.`,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := newLogger(logLevel)
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
 			b, err := broker.Start(broker.Config{DataDir: dataDir, Listen: listen, Logger: log})
 			if err != nil {
 				return err

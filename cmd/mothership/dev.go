@@ -55,7 +55,10 @@ type devOptions struct {
 
 func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 	dataDir, listen := o.dataDir, o.listen
-	log := newLogger(o.logLevel)
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
