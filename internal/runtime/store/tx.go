@@ -25,12 +25,20 @@ type Rows interface {
 	ListResources(ctx context.Context, p ListParams) ([]Resource, error)
 	InsertResource(ctx context.Context, r Resource) error
 	UpdateResource(ctx context.Context, r Resource) error
-	AppendOutbox(ctx context.Context, topic, key string, value []byte) error
+	// AppendOutbox appends events to the outbox, in the order given,
+	// in as few statements as the backend can.
+	AppendOutbox(ctx context.Context, events []OutboxEvent) error
 	// PutObserved stores value as the newest event of subject on topic
 	// unless one at version or later is stored; it reports whether it did.
 	PutObserved(ctx context.Context, topic, subject string, version int64, value []byte) (bool, error)
 	GetObserved(ctx context.Context, topic, subject string) ([]byte, error)
 	ObservedSubjects(ctx context.Context, topic string) ([]string, error)
+}
+
+// OutboxEvent is an event waiting in a transaction for the outbox.
+type OutboxEvent struct {
+	Topic, Key string
+	Value      []byte
 }
 
 // TxConfig configures a transaction built by NewTx.
@@ -56,7 +64,8 @@ type RowsTx struct {
 	rows     Rows
 	cfg      TxConfig
 	appended int
-	failed   error // the first failed write; the transaction must not commit
+	outbox   []OutboxEvent // events of this transaction, written by Finish
+	failed   error         // the first failed write; the transaction must not commit
 
 	resources map[[2]string]Resource    // (kind, id) → row, deleted ones too
 	observed  map[[2]string]event.Event // (topic, subject) → newest event
@@ -74,6 +83,20 @@ func NewTx(rows Rows, cfg TxConfig) *RowsTx {
 
 // Appended is the number of events the transaction appended to the outbox.
 func (t *RowsTx) Appended() int { return t.appended }
+
+// Finish writes the transaction's events to the outbox, in the order of
+// the writes that made them (one statement for many, instead of one each),
+// and reports any failed write. A backend calls it before every commit and
+// does not commit if it fails.
+func (t *RowsTx) Finish(ctx context.Context) error {
+	if t.failed == nil && len(t.outbox) > 0 {
+		if err := t.rows.AppendOutbox(ctx, t.outbox); err != nil {
+			t.fail(fmt.Errorf("append %d events to the outbox: %w", len(t.outbox), err))
+		}
+		t.outbox = nil
+	}
+	return t.failed
+}
 
 // Err is the first write that failed. A backend refuses to commit a
 // transaction with one, even if the caller ignored it: the failure may lie
@@ -301,9 +324,7 @@ func (t *RowsTx) emit(ctx context.Context, r Resource, d event.Direction) error 
 	if err != nil {
 		return t.fail(fmt.Errorf("%s %s: encode event: %w", r.Kind, r.ID, err))
 	}
-	if err := t.rows.AppendOutbox(ctx, event.Topic(r.Kind, d), r.ID, value); err != nil {
-		return t.fail(fmt.Errorf("%s %s: append outbox: %w", r.Kind, r.ID, err))
-	}
+	t.outbox = append(t.outbox, OutboxEvent{Topic: event.Topic(r.Kind, d), Key: r.ID, Value: value})
 	t.appended++
 	return nil
 }

@@ -152,7 +152,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, store.Tx) e
 	if err := fn(ctx, t); err != nil {
 		return err
 	}
-	if err := t.Err(); err != nil {
+	if err := t.Finish(ctx); err != nil {
 		return fmt.Errorf("postgres %s: not committing: %w", s.cfg.Service, err)
 	}
 	if err := r.emptyOutbox(ctx); err != nil {
@@ -286,12 +286,26 @@ func (r *rows) UpdateResource(ctx context.Context, res store.Resource) error {
 	return mapErr(err)
 }
 
-func (r *rows) AppendOutbox(ctx context.Context, topic, key string, value []byte) error {
-	var seq int64
-	if err := r.tx.QueryRow(ctx, `INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3) RETURNING seq`, topic, key, value).Scan(&seq); err != nil {
+// AppendOutbox inserts all events in one statement; the order of the
+// arrays is the order of the inserts, and so of the log.
+func (r *rows) AppendOutbox(ctx context.Context, events []store.OutboxEvent) error {
+	topics := make([]string, len(events))
+	keys := make([]string, len(events))
+	values := make([][]byte, len(events))
+	for i, e := range events {
+		topics[i], keys[i], values[i] = e.Topic, e.Key, e.Value
+	}
+	rs, err := r.tx.Query(ctx, `INSERT INTO outbox (topic, key, value)
+		SELECT topic, key, value FROM unnest($1::text[], $2::text[], $3::bytea[]) WITH ORDINALITY AS e(topic, key, value, n) ORDER BY n
+		RETURNING seq`, topics, keys, values)
+	if err != nil {
 		return mapErr(err)
 	}
-	r.outbox = append(r.outbox, seq)
+	seqs, err := pgx.CollectRows(rs, pgx.RowTo[int64])
+	if err != nil {
+		return mapErr(err)
+	}
+	r.outbox = append(r.outbox, seqs...)
 	return nil
 }
 

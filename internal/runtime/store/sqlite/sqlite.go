@@ -231,7 +231,7 @@ func (s *Store) Update(ctx context.Context, fn func(context.Context, store.Tx) e
 	if err := fn(ctx, t); err != nil {
 		return err
 	}
-	if err := t.Err(); err != nil {
+	if err := t.Finish(ctx); err != nil {
 		return fmt.Errorf("sqlite %s: not committing: %w", s.cfg.Service, err)
 	}
 	if err := sqlTx.Commit(); err != nil {
@@ -400,9 +400,34 @@ func (t *rows) UpdateResource(ctx context.Context, r store.Resource) error {
 	return mapErr(err)
 }
 
-func (t *rows) AppendOutbox(ctx context.Context, topic, key string, value []byte) error {
-	_, err := t.exec(ctx, qAppend, topic, key, value)
-	return mapErr(err)
+// outboxChunk bounds the rows of one INSERT (3 parameters each, well under
+// SQLite's limit of 32,766).
+const outboxChunk = 500
+
+func (t *rows) AppendOutbox(ctx context.Context, events []store.OutboxEvent) error {
+	for len(events) > 0 {
+		chunk := events[:min(len(events), outboxChunk)]
+		events = events[len(chunk):]
+		if len(chunk) == 1 {
+			if _, err := t.exec(ctx, qAppend, chunk[0].Topic, chunk[0].Key, chunk[0].Value); err != nil {
+				return mapErr(err)
+			}
+			continue
+		}
+		var q strings.Builder
+		q.WriteString(`INSERT INTO outbox (topic, key, value) VALUES (?, ?, ?)`)
+		args := make([]any, 0, 3*len(chunk))
+		for i, e := range chunk {
+			if i > 0 {
+				q.WriteString(`, (?, ?, ?)`)
+			}
+			args = append(args, e.Topic, e.Key, e.Value)
+		}
+		if _, err := t.tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return mapErr(err)
+		}
+	}
+	return nil
 }
 
 func (t *rows) PutObserved(ctx context.Context, topic, subject string, version int64, value []byte) (bool, error) {

@@ -456,3 +456,29 @@ func testFeedRewind(t *testing.T, open Opener) {
 		t.Fatalf("after rewind the feed returned %d changes, want the 2 unconfirmed", len(again))
 	}
 }
+
+func testFeedOrderInTx(t *testing.T, open Opener) {
+	s := open(t, t.TempDir())
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		for i := range 10 {
+			if _, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: "lkc", ID: fmt.Sprintf("lkc-%d", i), Spec: spec(map[string]any{})}); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: "lkc", ID: "lkc-3", Spec: spec(map[string]any{"cku": 2})})
+		return err
+	})
+	var got []string
+	cs := drain(t, s.Feed())
+	for i, c := range cs {
+		ev, _ := decode(t, c)
+		got = append(got, fmt.Sprintf("%s@%d", c.Key, ev.Version))
+		if i > 0 && c.Position < cs[i-1].Position {
+			t.Fatalf("positions go back within a transaction: %d after %d", c.Position, cs[i-1].Position)
+		}
+	}
+	want := "[lkc-0@1 lkc-1@1 lkc-2@1 lkc-3@1 lkc-4@1 lkc-5@1 lkc-6@1 lkc-7@1 lkc-8@1 lkc-9@1 lkc-3@2]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("feed order %v, want the order of the writes %s", got, want)
+	}
+}
