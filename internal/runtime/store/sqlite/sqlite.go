@@ -105,7 +105,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		for i := 0; i+1 < len(extra); i += 2 {
 			q.Add(extra[i], extra[i+1])
 		}
-		return "file:" + cfg.Path + "?" + q.Encode()
+		return "file:" + uriPath.Replace(cfg.Path) + "?" + q.Encode()
 	}
 	writer, err := sql.Open("sqlite", dsn("_txlock", "immediate"))
 	if err != nil {
@@ -538,3 +538,7 @@ func (f *feed) Rewind(context.Context) error {
 	f.mu.Unlock()
 	return nil
 }
+
+// uriPath escapes what would end the path of a file: URI early; SQLite
+// decodes the escapes when it opens the file.
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
