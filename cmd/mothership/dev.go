@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -17,15 +14,12 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/mothership-dev/mothership/internal/controlplane"
 	"github.com/mothership-dev/mothership/internal/runtime/broker"
 	"github.com/mothership-dev/mothership/internal/runtime/host"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
 )
-
-// services lists the services of the control plane. Each is a host.Service;
-// the host starts them by layer.
-func services() []host.Service { return nil }
 
 func newDevCmd() *cobra.Command {
 	var dataDir, listen, kafkaListen, kafka, logLevel string
@@ -87,30 +81,17 @@ func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", listen, err)
 	}
-	var ready readiness
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", ready.serve)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	defer func() {
-		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(shutdown)
-	}()
-
-	fleet, err := host.StartAll(ctx, cfg, services())
+	sys, err := controlplane.Start(ctx, controlplane.Config{
+		DataDir: dataDir, Listener: ln, Kafka: cfg.Kafka, OpenStore: cfg.OpenStore,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Logger: log, Registerer: reg,
+	})
 	if err != nil {
 		return err
 	}
-	ready.set(true)
-	url := "http://" + ln.Addr().String()
-	log.Info("mothership is up", "url", url, "kafka", bootstrap, "data_dir", dataDir, "services", len(fleet.Services()))
-	fmt.Fprintf(cmd.OutOrStdout(), "Mothership is up.\n  HTTP:  %s (/healthz, /readyz, /metrics)\n  Kafka: %s\n  Data:  %s\n", url, strings.Join(bootstrap, ","), dataDir)
+	fmt.Fprintf(cmd.OutOrStdout(), "Mothership is up.\n  API:   %s (also /healthz, /readyz, /metrics)\n  Kafka: %s (control-plane events)\n  Data:  %s\n  Admin: %s (KEY:SECRET for HTTP Basic)\n",
+		sys.URL, strings.Join(bootstrap, ","), dataDir, filepath.Join(dataDir, controlplane.AdminCredentialsFile))
 
 	<-ctx.Done()
-	ready.set(false)
 	log.Info("mothership stopping")
-	return errors.Join(fleet.Stop())
+	return sys.Stop()
 }

@@ -43,6 +43,9 @@ type Service struct {
 	OnFailure reactor.FailureFunc
 	// Keys optionally adds keys to every resync.
 	Keys func(ctx context.Context, tx store.Tx) ([]string, error)
+	// Attach, if set, receives the service's own store once it is open and
+	// before anything reacts, so that the service's API can use it.
+	Attach func(store.Store)
 	// Reactor tunes the reactor (workers, batch, backoff, resync); the
 	// fields the host fills are ignored.
 	Reactor reactor.Config
@@ -102,6 +105,9 @@ func Start(ctx context.Context, cfg Config, svc Service) (*Running, error) {
 		return nil, fmt.Errorf("host: %s: open store: %w", svc.Name, err)
 	}
 	r := &Running{Service: svc, Store: st}
+	if svc.Attach != nil {
+		svc.Attach(st)
+	}
 	r.Relay, err = relay.New(relay.Config{
 		Service: svc.Name, Feed: st.Feed(), Kafka: cfg.Kafka, Logger: cfg.Logger, Registerer: cfg.Registerer,
 	})

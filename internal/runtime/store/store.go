@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/mothership-dev/mothership/internal/runtime/event"
@@ -174,4 +175,19 @@ type Store interface {
 	Feed() ChangeFeed
 	// Close releases the database.
 	Close() error
+}
+
+// ObservedResource returns the resource carried by the newest event of
+// subject on topic, as recorded by ObservedPut: a service's local view of
+// another service's resource. ErrNotFound when none was recorded.
+func ObservedResource(ctx context.Context, tx Tx, topic, subject string) (Resource, error) {
+	ev, err := tx.ObservedGet(ctx, topic, subject)
+	if err != nil {
+		return Resource{}, err
+	}
+	var r Resource
+	if err := json.Unmarshal(ev.Data, &r); err != nil {
+		return Resource{}, fmt.Errorf("observed %s %s: %w", topic, subject, err)
+	}
+	return r, nil
 }

@@ -1,0 +1,178 @@
+// Package api holds Mothership's public REST types, in the shapes of
+// Confluent Cloud's public API for the resources the two share (the
+// resource envelope, list pagination and the error body), and the stable
+// error codes. It is a leaf package: the gateway, the services' APIs and the
+// CLI import it, it imports nothing of Mothership.
+package api
+
+import "time"
+
+// Metadata is the envelope metadata of every resource.
+type Metadata struct {
+	Self         string     `json:"self"`
+	ResourceName string     `json:"resource_name,omitempty"`
+	CreatedAt    *time.Time `json:"created_at,omitempty"`
+	UpdatedAt    *time.Time `json:"updated_at,omitempty"`
+	DeletedAt    *time.Time `json:"deleted_at,omitempty"`
+}
+
+// ListMeta is the metadata of a list page.
+type ListMeta struct {
+	First     string `json:"first,omitempty"`
+	Next      string `json:"next,omitempty"`
+	TotalSize int    `json:"total_size,omitempty"`
+}
+
+// List is one page of a list.
+type List[T any] struct {
+	APIVersion string   `json:"api_version"`
+	Kind       string   `json:"kind"`
+	Metadata   ListMeta `json:"metadata"`
+	Data       []T      `json:"data"`
+}
+
+// ObjectReference points at another resource.
+type ObjectReference struct {
+	ID           string `json:"id"`
+	Environment  string `json:"environment,omitempty"`
+	Related      string `json:"related,omitempty"`
+	ResourceName string `json:"resource_name,omitempty"`
+	Kind         string `json:"kind,omitempty"`
+}
+
+// Environment is /org/v2/environments.
+type Environment struct {
+	APIVersion  string   `json:"api_version"`
+	Kind        string   `json:"kind"`
+	ID          string   `json:"id"`
+	Metadata    Metadata `json:"metadata"`
+	DisplayName string   `json:"display_name"`
+}
+
+// EnvironmentCreate is the body of POST /org/v2/environments.
+type EnvironmentCreate struct {
+	DisplayName string `json:"display_name"`
+}
+
+// ClusterConfig is a cluster's type and size.
+type ClusterConfig struct {
+	Kind string `json:"kind"`
+	CKU  int    `json:"cku,omitempty"`
+}
+
+// ClusterSpec is the spec of a Kafka cluster.
+type ClusterSpec struct {
+	DisplayName            string           `json:"display_name,omitempty"`
+	Availability           string           `json:"availability,omitempty"`
+	Cloud                  string           `json:"cloud,omitempty"`
+	Region                 string           `json:"region,omitempty"`
+	Config                 *ClusterConfig   `json:"config,omitempty"`
+	KafkaBootstrapEndpoint string           `json:"kafka_bootstrap_endpoint,omitempty"`
+	HTTPEndpoint           string           `json:"http_endpoint,omitempty"`
+	DeletionProtection     *bool            `json:"deletion_protection,omitempty"`
+	Environment            *ObjectReference `json:"environment,omitempty"`
+	Network                *ObjectReference `json:"network,omitempty"`
+}
+
+// ClusterStatus is the status of a Kafka cluster.
+type ClusterStatus struct {
+	Phase string `json:"phase"`
+	// CKU is the size realized; during a resize spec.config.cku is the
+	// pending size.
+	CKU int `json:"cku,omitempty"`
+	// Reason and Message say why the cluster is in its phase.
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+	// ObservedGeneration is the generation of the spec the phase is about.
+	Generation         int64  `json:"generation"`
+	ObservedGeneration int64  `json:"observed_generation"`
+	TopicPrefix        string `json:"topic_prefix,omitempty"`
+}
+
+// Cluster is /cmk/v2/clusters.
+type Cluster struct {
+	APIVersion string         `json:"api_version"`
+	Kind       string         `json:"kind"`
+	ID         string         `json:"id"`
+	Metadata   Metadata       `json:"metadata"`
+	Spec       ClusterSpec    `json:"spec"`
+	Status     *ClusterStatus `json:"status,omitempty"`
+}
+
+// ClusterUpdate is the body of PATCH /cmk/v2/clusters/{id}.
+type ClusterUpdate struct {
+	Spec ClusterUpdateSpec `json:"spec"`
+}
+
+// ClusterUpdateSpec holds the fields a PATCH may carry. The immutable ones
+// are accepted only when unchanged, as Confluent's API does.
+type ClusterUpdateSpec struct {
+	DisplayName        *string          `json:"display_name,omitempty"`
+	Availability       *string          `json:"availability,omitempty"`
+	Cloud              *string          `json:"cloud,omitempty"`
+	Region             *string          `json:"region,omitempty"`
+	Config             *ClusterConfig   `json:"config,omitempty"`
+	DeletionProtection *bool            `json:"deletion_protection,omitempty"`
+	Environment        *ObjectReference `json:"environment,omitempty"`
+}
+
+// NetworkSpec is the spec of a network.
+type NetworkSpec struct {
+	DisplayName     string           `json:"display_name,omitempty"`
+	Cloud           string           `json:"cloud,omitempty"`
+	Region          string           `json:"region,omitempty"`
+	ConnectionTypes []string         `json:"connection_types,omitempty"`
+	CIDR            string           `json:"cidr,omitempty"`
+	Environment     *ObjectReference `json:"environment,omitempty"`
+}
+
+// NetworkStatus is the status of a network.
+type NetworkStatus struct {
+	Phase   string `json:"phase"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// Network is /networking/v1/networks.
+type Network struct {
+	APIVersion string         `json:"api_version"`
+	Kind       string         `json:"kind"`
+	ID         string         `json:"id"`
+	Metadata   Metadata       `json:"metadata"`
+	Spec       NetworkSpec    `json:"spec"`
+	Status     *NetworkStatus `json:"status,omitempty"`
+}
+
+// NetworkCreate is the body of POST /networking/v1/networks.
+type NetworkCreate struct {
+	Spec NetworkSpec `json:"spec"`
+}
+
+// APIKeySpec is the spec of an API key.
+type APIKeySpec struct {
+	// Secret is returned once, by the create call.
+	Secret      string           `json:"secret,omitempty"`
+	DisplayName string           `json:"display_name,omitempty"`
+	Description string           `json:"description,omitempty"`
+	Owner       *ObjectReference `json:"owner,omitempty"`
+	Resource    *ObjectReference `json:"resource,omitempty"`
+}
+
+// APIKey is /iam/v2/api-keys.
+type APIKey struct {
+	APIVersion string     `json:"api_version"`
+	Kind       string     `json:"kind"`
+	ID         string     `json:"id"`
+	Metadata   Metadata   `json:"metadata"`
+	Spec       APIKeySpec `json:"spec"`
+}
+
+// APIKeyCreate is the body of POST /iam/v2/api-keys.
+type APIKeyCreate struct {
+	Spec APIKeySpec `json:"spec"`
+}
+
+// ClusterCreate is the body of POST /cmk/v2/clusters.
+type ClusterCreate struct {
+	Spec ClusterSpec `json:"spec"`
+}

@@ -1,0 +1,172 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// Stable error codes of the REST API. Clients may switch on them.
+const (
+	CodeBadRequest           = "bad_request"
+	CodeInvalidConfiguration = "invalid_configuration"
+	CodeNotFound             = "not_found"
+	CodeConflict             = "conflict"
+	CodeAlreadyExists        = "already_exists"
+	CodeDeletionProtected    = "deletion_protected"
+	CodeUnauthorized         = "unauthorized"
+	CodeForbidden            = "forbidden"
+	CodeMethodNotAllowed     = "method_not_allowed"
+	CodePayloadTooLarge      = "payload_too_large"
+	CodeQuotaExceeded        = "quota_exceeded"
+	CodeRateLimited          = "rate_limited"
+	CodeUnavailable          = "unavailable"
+	CodeInternal             = "internal_error"
+)
+
+// Error is one API error; it is also a Go error, so services return it
+// through their APIs and the gateway writes it unchanged.
+type Error struct {
+	Status int    `json:"-"`
+	Code   string `json:"code"`
+	Title  string `json:"title,omitempty"`
+	Detail string `json:"detail"`
+	// Pointer is the JSON pointer of the faulty body field, Parameter the
+	// faulty query or path parameter.
+	Pointer   string `json:"-"`
+	Parameter string `json:"-"`
+}
+
+func (e *Error) Error() string {
+	if e.Pointer != "" {
+		return fmt.Sprintf("%s: %s (at %s)", e.Code, e.Detail, e.Pointer)
+	}
+	return e.Code + ": " + e.Detail
+}
+
+// Errorf makes an Error.
+func Errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Title: http.StatusText(status), Detail: fmt.Sprintf(format, args...)}
+}
+
+// Invalid is a 422 invalid_configuration at a body field.
+func Invalid(pointer, format string, args ...any) *Error {
+	e := Errorf(http.StatusUnprocessableEntity, CodeInvalidConfiguration, format, args...)
+	e.Pointer = pointer
+	return e
+}
+
+// NotFound is a 404 for a resource.
+func NotFound(kind, id string) *Error {
+	return Errorf(http.StatusNotFound, CodeNotFound, "%s %q not found", kind, id)
+}
+
+// ErrorItem is one element of the error body.
+type ErrorItem struct {
+	ID     string       `json:"id,omitempty"`
+	Status string       `json:"status"`
+	Code   string       `json:"code"`
+	Title  string       `json:"title,omitempty"`
+	Detail string       `json:"detail"`
+	Source *ErrorSource `json:"source,omitempty"`
+}
+
+// ErrorSource locates the cause of an error in the request.
+type ErrorSource struct {
+	Pointer   string `json:"pointer,omitempty"`
+	Parameter string `json:"parameter,omitempty"`
+}
+
+// ErrorBody is the body of every error response: {"errors":[…]}.
+type ErrorBody struct {
+	Errors []ErrorItem `json:"errors"`
+}
+
+// Body returns e as the error body.
+func (e *Error) Body() ErrorBody {
+	it := ErrorItem{Status: strconv.Itoa(e.Status), Code: e.Code, Title: e.Title, Detail: e.Detail}
+	if e.Pointer != "" || e.Parameter != "" {
+		it.Source = &ErrorSource{Pointer: e.Pointer, Parameter: e.Parameter}
+	}
+	return ErrorBody{Errors: []ErrorItem{it}}
+}
+
+// AsError returns err's *Error, or a 500 internal_error that does not leak
+// err's text (it goes to the log instead).
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return Errorf(http.StatusInternalServerError, CodeInternal, "internal error; the request may be retried")
+}
+
+// MaxBodyBytes bounds every request body.
+const MaxBodyBytes = 64 << 10
+
+// Decode reads a JSON body into v strictly: unknown fields, wrong types,
+// trailing data and oversized bodies are refused with an Error that points
+// at the field.
+func Decode(r io.Reader, v any) *Error {
+	data, err := io.ReadAll(io.LimitReader(r, MaxBodyBytes+1))
+	if err != nil {
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "reading the body: %v", err)
+	}
+	if len(data) > MaxBodyBytes {
+		return Errorf(http.StatusRequestEntityTooLarge, CodePayloadTooLarge, "the body exceeds %d bytes", MaxBodyBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if dec.More() {
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "the body holds more than one JSON value")
+	}
+	return nil
+}
+
+func decodeError(err error) *Error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		e := Errorf(http.StatusBadRequest, CodeBadRequest, "%s must be a JSON %s, not %s", fieldName(typeErr.Field), typeErr.Type.Kind(), typeErr.Value)
+		e.Pointer = "/" + strings.ReplaceAll(typeErr.Field, ".", "/")
+		return e
+	case errors.As(err, &syntaxErr):
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "the body is not valid JSON at byte %d", syntaxErr.Offset)
+	case errors.Is(err, io.EOF):
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "the body is empty; a JSON object is expected")
+	}
+	msg := err.Error()
+	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		f = strings.Trim(f, `"`)
+		e := Errorf(http.StatusBadRequest, CodeBadRequest, "unknown field %q", f)
+		e.Pointer = "/" + f
+		return e
+	}
+	return Errorf(http.StatusBadRequest, CodeBadRequest, "the body is not valid: %s", strings.TrimPrefix(msg, "json: "))
+}
+
+func fieldName(f string) string {
+	if f == "" {
+		return "the body"
+	}
+	return f
+}
+
+// WriteJSON writes v as a JSON response.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // a failed write means the client went away
+}
+
+// WriteError writes e as the error body with its status.
+func WriteError(w http.ResponseWriter, e *Error) { WriteJSON(w, e.Status, e.Body()) }

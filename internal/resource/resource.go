@@ -1,0 +1,314 @@
+// Package resource holds the kinds of Mothership's resources and the shapes
+// of their specs and status details: the data of the events services
+// exchange. It is a leaf package: every service and the satellites import
+// it, it imports nothing of Mothership, so that a service can read another's
+// events without importing the service.
+package resource
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+)
+
+// Kinds, each written by exactly one service (see DESIGN.md).
+const (
+	KindOrganization = "organization" // iam
+	KindEnvironment  = "environment"  // iam
+	KindAPIKey       = "apikey"       // iam
+	KindLKC          = "lkc"          // kafka
+	KindQuota        = "quota"        // quota
+	KindPKC          = "pkc"          // pkc
+	KindCapacity     = "capacity"     // capacity
+	KindNetwork      = "network"      // network
+	KindDelivery     = "delivery"     // sync
+)
+
+// Phases of a resource's status.
+const (
+	PhaseProvisioning = "PROVISIONING"
+	PhaseProvisioned  = "PROVISIONED"
+	PhaseReady        = "READY"
+	PhaseFailed       = "FAILED"
+	PhaseDeleting     = "DELETING"
+)
+
+// Cluster types of an LKC.
+const (
+	TypeBasic     = "Basic"
+	TypeStandard  = "Standard"
+	TypeDedicated = "Dedicated"
+)
+
+// Availability of an LKC or PKC.
+const (
+	SingleZone = "SINGLE_ZONE"
+	MultiZone  = "MULTI_ZONE"
+)
+
+// Clouds Mothership knows, in the API's spelling.
+var Clouds = []string{"AWS", "GCP", "AZURE"}
+
+// Site is one data-plane site: a cloud and a region, served by one
+// satellite.
+type Site struct {
+	Cloud  string `json:"cloud"`
+	Region string `json:"region"`
+}
+
+// String is the site as users write it: "aws/us-west-2".
+func (s Site) String() string { return strings.ToLower(s.Cloud) + "/" + s.Region }
+
+// ID is the id of the site's delivery resource.
+func (s Site) ID() string { return "site-" + strings.ToLower(s.Cloud) + "-" + s.Region }
+
+// ParseSite parses "aws/us-west-2".
+func ParseSite(v string) (Site, error) {
+	cloud, region, ok := strings.Cut(v, "/")
+	if !ok || cloud == "" || region == "" || strings.ContainsAny(region, "/ ") {
+		return Site{}, fmt.Errorf("site %q: want CLOUD/REGION, like aws/us-west-2", v)
+	}
+	return Site{Cloud: strings.ToUpper(cloud), Region: region}, nil
+}
+
+// OrganizationSpec is the desired state of an organization.
+type OrganizationSpec struct {
+	DisplayName string `json:"display_name"`
+}
+
+// EnvironmentSpec is the desired state of an environment.
+type EnvironmentSpec struct {
+	DisplayName string `json:"display_name"`
+}
+
+// SCRAMCredential is what a Kafka broker needs to authenticate a SCRAM user
+// (the fields of AlterUserScramCredentials), derived from a secret that
+// never leaves iam.
+type SCRAMCredential struct {
+	Mechanism      string `json:"mechanism"`
+	Iterations     int32  `json:"iterations"`
+	Salt           []byte `json:"salt"`
+	SaltedPassword []byte `json:"salted_password"`
+}
+
+// SecretHash is a slow, salted hash of an API secret.
+type SecretHash struct {
+	Algorithm  string `json:"algorithm"`
+	Iterations int    `json:"iterations"`
+	Salt       []byte `json:"salt"`
+	Hash       []byte `json:"hash"`
+}
+
+// APIKeySpec is the desired state of an API key. The secret itself is never
+// stored.
+type APIKeySpec struct {
+	DisplayName string `json:"display_name,omitempty"`
+	Description string `json:"description,omitempty"`
+	// Owner is the user or service account the key acts as.
+	Owner string `json:"owner"`
+	// Resource scopes the key: an LKC id makes it that cluster's SASL
+	// credential; empty means the control plane ("cloud" key).
+	Resource string          `json:"resource,omitempty"`
+	Secret   SecretHash      `json:"secret"`
+	SCRAM    SCRAMCredential `json:"scram"`
+}
+
+// LKCSpec is the desired state of a logical Kafka cluster, what the
+// customer asked for.
+type LKCSpec struct {
+	DisplayName        string `json:"display_name"`
+	Type               string `json:"type"`
+	CKU                int    `json:"cku"`
+	Cloud              string `json:"cloud"`
+	Region             string `json:"region"`
+	Availability       string `json:"availability"`
+	Network            string `json:"network,omitempty"`
+	DeletionProtection bool   `json:"deletion_protection,omitempty"`
+}
+
+// Site is where the cluster runs.
+func (s LKCSpec) Site() Site { return Site{Cloud: s.Cloud, Region: s.Region} }
+
+// LKCStatus is the kind-specific status of an LKC.
+type LKCStatus struct {
+	// CKU is the size realized, which lags spec.cku during a resize.
+	CKU               int    `json:"cku"`
+	PKC               string `json:"pkc,omitempty"`
+	BootstrapEndpoint string `json:"bootstrap_endpoint,omitempty"`
+	// TopicPrefix is the prefix the tenant's topics and groups must carry
+	// on a shared PKC; empty on a dedicated one.
+	TopicPrefix string `json:"topic_prefix,omitempty"`
+}
+
+// KafkaUser is a SASL principal on a PKC.
+type KafkaUser struct {
+	Name  string          `json:"name"`
+	SCRAM SCRAMCredential `json:"scram"`
+}
+
+// Tenant is one LKC hosted on a PKC.
+type Tenant struct {
+	// Prefix is the topic and group prefix the tenant's users may use; empty
+	// gives them the whole cluster (a dedicated PKC).
+	Prefix string `json:"prefix,omitempty"`
+	// CKU is the tenant's size (dedicated PKCs are sized from it).
+	CKU   int         `json:"cku,omitempty"`
+	Users []KafkaUser `json:"users,omitempty"`
+}
+
+// PKCSpec is the desired state of a physical Kafka cluster.
+type PKCSpec struct {
+	Cloud        string            `json:"cloud"`
+	Region       string            `json:"region"`
+	Availability string            `json:"availability"`
+	Dedicated    bool              `json:"dedicated"`
+	Brokers      int               `json:"brokers"`
+	Zones        []string          `json:"zones"`
+	Tenants      map[string]Tenant `json:"tenants"`
+}
+
+// Site is where the cluster runs.
+func (s PKCSpec) Site() Site { return Site{Cloud: s.Cloud, Region: s.Region} }
+
+// TenantStatus is what a PKC reports about one of its tenants.
+type TenantStatus struct {
+	// ObservedGeneration is the LKC generation the PKC's spec accounts for.
+	ObservedGeneration int64 `json:"observed_generation"`
+	// CKU is the tenant's realized size.
+	CKU int `json:"cku"`
+}
+
+// PKCStatus is the kind-specific status of a PKC.
+type PKCStatus struct {
+	Brokers           int                     `json:"brokers"`
+	BootstrapEndpoint string                  `json:"bootstrap_endpoint,omitempty"`
+	Tenants           map[string]TenantStatus `json:"tenants,omitempty"`
+}
+
+// CapacitySpec is the desired compute of one site: node pools sized for the
+// PKCs placed there.
+type CapacitySpec struct {
+	Cloud  string `json:"cloud"`
+	Region string `json:"region"`
+	// Nodes is the total the site needs.
+	Nodes int `json:"nodes"`
+	// PKCs are the brokers each PKC needs.
+	PKCs map[string]int `json:"pkcs"`
+}
+
+// CapacityStatus is the kind-specific status of a capacity resource.
+type CapacityStatus struct {
+	Nodes int `json:"nodes"`
+}
+
+// NetworkSpec is the desired state of a network.
+type NetworkSpec struct {
+	DisplayName     string   `json:"display_name"`
+	Cloud           string   `json:"cloud"`
+	Region          string   `json:"region"`
+	ConnectionTypes []string `json:"connection_types"`
+	CIDR            string   `json:"cidr,omitempty"`
+}
+
+// QuotaSpec are an organization's limits.
+type QuotaSpec struct {
+	MaxClusters int `json:"max_clusters"`
+	MaxCKU      int `json:"max_cku"`
+}
+
+// QuotaStatus is an organization's usage.
+type QuotaStatus struct {
+	Clusters int `json:"clusters"`
+	CKU      int `json:"cku"`
+}
+
+// BundleItem is one resource in a satellite's desired configuration.
+type BundleItem struct {
+	Kind       string          `json:"kind"`
+	Generation int64           `json:"generation"`
+	Spec       json.RawMessage `json:"spec"`
+}
+
+// DeliverySpec is the desired configuration of one site: everything its
+// satellite must realize. Its generation is the bundle's version.
+type DeliverySpec struct {
+	Site      string                `json:"site"`
+	Resources map[string]BundleItem `json:"resources"`
+}
+
+// Realized is what a satellite reports for one resource.
+type Realized struct {
+	Generation int64           `json:"generation"`
+	Phase      string          `json:"phase"`
+	Reason     string          `json:"reason,omitempty"`
+	Message    string          `json:"message,omitempty"`
+	Detail     json.RawMessage `json:"detail,omitempty"`
+}
+
+// DeliveryStatus is what came back from the site's satellite.
+type DeliveryStatus struct {
+	// Version is the bundle version the report answers.
+	Version   int64               `json:"version"`
+	Resources map[string]Realized `json:"resources"`
+}
+
+// Bundle is a site's desired configuration as the satellite receives it.
+type Bundle struct {
+	Site      string                `json:"site"`
+	Version   int64                 `json:"version"`
+	Resources map[string]BundleItem `json:"resources"`
+}
+
+// Report is a satellite's status report.
+type Report struct {
+	Site      string              `json:"site"`
+	Version   int64               `json:"version"`
+	Resources map[string]Realized `json:"resources"`
+}
+
+// PKCRealized is the detail a satellite reports for a PKC.
+type PKCRealized struct {
+	Brokers           int    `json:"brokers"`
+	BootstrapEndpoint string `json:"bootstrap_endpoint"`
+}
+
+// Decode unmarshals a spec or detail into a value of type T.
+func Decode[T any](raw json.RawMessage) (T, error) {
+	var v T
+	if len(raw) == 0 {
+		return v, nil
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, fmt.Errorf("decode %T: %w", v, err)
+	}
+	return v, nil
+}
+
+// Encode marshals a spec or detail; the values of this package always
+// marshal.
+func Encode(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("resource: encode %T: %v", v, err))
+	}
+	return b
+}
+
+// NewID returns a fresh id with prefix, in the style of the public API
+// ("lkc-3x7q9d").
+func NewID(prefix string) string {
+	const alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+	b := make([]byte, 6)
+	for i := range b {
+		b[i] = alphabet[rand.IntN(len(alphabet))]
+	}
+	return prefix + "-" + string(b)
+}
+
+// Paths of the satellite link, served by the sync service: a satellite
+// long-polls its bundle and posts its report.
+const (
+	BundlePath = "/sync/v1/bundle"
+	ReportPath = "/sync/v1/report"
+)

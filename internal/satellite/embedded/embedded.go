@@ -1,0 +1,394 @@
+// Package embedded is the satellite driver that realizes each PKC as a
+// real Kafka-protocol cluster inside the agent's process: franz-go's kfake
+// with as many brokers as the PKC has, persisted under the satellite's data
+// dir, with SASL/SCRAM users and ACLs from the PKC's tenants. Any Kafka
+// client can produce and consume on the bootstrap endpoint it reports.
+package embedded
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/satellite/kafkalisten"
+)
+
+// adminUser is the driver's own superuser on every cluster it runs.
+const adminUser = "mothership-satellite"
+
+// Config configures the driver.
+type Config struct {
+	// DataDir holds one directory per PKC.
+	DataDir string
+	// StepDelay is how long adding or removing one broker takes (default
+	// 100ms), so that a resize takes time as it does on a real site.
+	StepDelay time.Duration
+	// AutoCreateTopics lets clients create topics by producing to them.
+	AutoCreateTopics bool
+	Logger           *slog.Logger
+	Registerer       prometheus.Registerer
+}
+
+// Driver runs PKCs as kfake clusters.
+type Driver struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	clusters map[string]*cluster
+
+	brokersAdded, brokersRemoved prometheus.Counter
+}
+
+// cluster is one running PKC.
+type cluster struct {
+	id    string
+	dir   string
+	kc    *kfake.Cluster
+	admin *kgo.Client
+	meta  meta
+	// applied is the tenant part of the spec last applied, to skip
+	// re-applying users and ACLs that did not change.
+	applied string
+}
+
+// meta is what a PKC keeps on disk beside the broker's own state, so that a
+// restart serves the same endpoint with the same credentials.
+type meta struct {
+	AdminPassword string `json:"admin_password"`
+	Ports         []int  `json:"ports"`
+}
+
+// New returns a driver.
+func New(cfg Config) (*Driver, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("embedded: DataDir is required")
+	}
+	cfg.StepDelay = cmp.Or(cfg.StepDelay, 100*time.Millisecond)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Driver{cfg: cfg, log: cfg.Logger, clusters: map[string]*cluster{},
+		brokersAdded: prometheus.NewCounter(prometheus.CounterOpts{Name: "mothership_satellite_brokers_added_total",
+			Help: "Brokers the embedded driver added to its clusters."}),
+		brokersRemoved: prometheus.NewCounter(prometheus.CounterOpts{Name: "mothership_satellite_brokers_removed_total",
+			Help: "Brokers the embedded driver removed from its clusters (a shrink)."}),
+	}
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{d.brokersAdded, d.brokersRemoved} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				var dup prometheus.AlreadyRegisteredError
+				if !errors.As(err, &dup) {
+					return nil, fmt.Errorf("embedded: metrics: %w", err)
+				}
+			}
+		}
+	}
+	return d, nil
+}
+
+// Removed returns how many brokers were removed so far: a shrink.
+func (d *Driver) Removed() float64 { return counterValue(d.brokersRemoved) }
+
+// Apply realizes a PKC: it starts its cluster if needed, adds or removes
+// brokers one step at a time, and sets its SASL users and ACLs.
+func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem, progress func(resource.Realized)) (resource.Realized, error) {
+	if item.Kind != resource.KindPKC {
+		return resource.Realized{Generation: item.Generation, Phase: resource.PhaseProvisioned}, nil
+	}
+	spec, err := resource.Decode[resource.PKCSpec](item.Spec)
+	if err != nil {
+		return resource.Realized{}, err
+	}
+	want := max(spec.Brokers, 1)
+	c, err := d.cluster(id, want)
+	if err != nil {
+		return resource.Realized{}, err
+	}
+	realized := func(phase, msg string) resource.Realized {
+		gen := item.Generation
+		if phase != resource.PhaseProvisioned {
+			gen-- // not realized yet: report the generation before
+		}
+		return resource.Realized{Generation: gen, Phase: phase, Message: msg,
+			Detail: resource.Encode(resource.PKCRealized{Brokers: len(c.meta.Ports), BootstrapEndpoint: c.bootstrap()})}
+	}
+	for len(c.meta.Ports) != want {
+		progress(realized(resource.PhaseProvisioning, fmt.Sprintf("resizing: %d of %d brokers", len(c.meta.Ports), want)))
+		if err := sleep(ctx, d.cfg.StepDelay); err != nil {
+			return resource.Realized{}, err
+		}
+		if err := d.step(c, want); err != nil {
+			return resource.Realized{}, fmt.Errorf("pkc %s: resize: %w", id, err)
+		}
+	}
+	if err := d.tenants(ctx, c, spec); err != nil {
+		return resource.Realized{}, fmt.Errorf("pkc %s: tenants: %w", id, err)
+	}
+	return realized(resource.PhaseProvisioned, ""), nil
+}
+
+func (c *cluster) bootstrap() string {
+	if len(c.meta.Ports) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("127.0.0.1:%d", c.meta.Ports[0])
+}
+
+// step adds or removes one broker toward want. Node ids equal positions in
+// meta.Ports: the first broker (the bootstrap) is never removed.
+func (d *Driver) step(c *cluster, want int) error {
+	n := len(c.meta.Ports)
+	if n < want {
+		_, port, err := c.kc.AddNode(int32(n), 0)
+		if err != nil {
+			return err
+		}
+		c.meta.Ports = append(c.meta.Ports, port)
+		d.brokersAdded.Inc()
+	} else {
+		if err := c.kc.RemoveNode(int32(n - 1)); err != nil {
+			return err
+		}
+		c.meta.Ports = c.meta.Ports[:n-1]
+		d.brokersRemoved.Inc()
+	}
+	return saveMeta(c.dir, c.meta)
+}
+
+// cluster returns the running cluster of id, started from disk or new.
+func (d *Driver) cluster(id string, want int) (*cluster, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.clusters[id]; ok {
+		return c, nil
+	}
+	dir := filepath.Join(d.cfg.DataDir, id)
+	m, err := loadMeta(dir)
+	if err != nil {
+		return nil, err
+	}
+	opts := []kfake.Opt{
+		kfake.DataDir(filepath.Join(dir, "kafka")), kfake.ClusterID(id),
+		kfake.ListenFn(kafkalisten.Listen), kfake.EnableSASL(), kfake.EnableACLs(),
+		kfake.Superuser("SCRAM-SHA-512", adminUser, m.AdminPassword),
+	}
+	if d.cfg.AutoCreateTopics {
+		opts = append(opts, kfake.AllowAutoTopicCreation())
+	}
+	if len(m.Ports) > 0 {
+		opts = append(opts, kfake.Ports(m.Ports...))
+	} else {
+		opts = append(opts, kfake.NumBrokers(1))
+	}
+	kc, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("pkc %s: start: %w", id, err)
+	}
+	if len(m.Ports) == 0 {
+		for _, addr := range kc.ListenAddrs() {
+			var port int
+			if _, err := fmt.Sscanf(addr[len("127.0.0.1:"):], "%d", &port); err != nil {
+				kc.Close()
+				return nil, fmt.Errorf("pkc %s: listen address %q: %w", id, addr, err)
+			}
+			m.Ports = append(m.Ports, port)
+		}
+		if err := saveMeta(dir, m); err != nil {
+			kc.Close()
+			return nil, err
+		}
+	}
+	admin, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...),
+		kgo.SASL(scram.Auth{User: adminUser, Pass: m.AdminPassword}.AsSha512Mechanism()))
+	if err != nil {
+		kc.Close()
+		return nil, err
+	}
+	c := &cluster{id: id, dir: dir, kc: kc, admin: admin, meta: m}
+	d.clusters[id] = c
+	d.log.Info("kafka cluster started", "pkc", id, "brokers", len(m.Ports), "bootstrap", c.bootstrap(), "wanted", want)
+	return c, nil
+}
+
+// tenants sets the cluster's SASL users and their ACLs: a tenant with a
+// prefix may use only topics, groups and transactional ids under it.
+func (d *Driver) tenants(ctx context.Context, c *cluster, spec resource.PKCSpec) error {
+	key, _ := json.Marshal(spec.Tenants)
+	if string(key) == c.applied {
+		return nil
+	}
+	adm := kadm.NewClient(c.admin)
+	var upserts []kadm.UpsertSCRAM
+	wanted := map[string]bool{}
+	acls := []*kadm.ACLBuilder{}
+	for _, lkc := range slices.Sorted(maps.Keys(spec.Tenants)) {
+		t := spec.Tenants[lkc]
+		var principals []string
+		for _, u := range t.Users {
+			wanted[u.Name] = true
+			principals = append(principals, "User:"+u.Name)
+			upserts = append(upserts, kadm.UpsertSCRAM{User: u.Name, Mechanism: kadm.ScramSha512, Iterations: u.SCRAM.Iterations,
+				Salt: u.SCRAM.Salt, SaltedPassword: u.SCRAM.SaltedPassword})
+		}
+		if len(principals) == 0 {
+			continue
+		}
+		if t.Prefix == "" {
+			acls = append(acls, kadm.NewACLs().Allow(principals...).ResourcePatternType(kadm.ACLPatternLiteral).
+				Topics("*").Groups("*").TransactionalIDs("*").Operations(kadm.OpAll),
+				kadm.NewACLs().Allow(principals...).Clusters().Operations(kadm.OpIdempotentWrite, kadm.OpCreate, kadm.OpDescribe))
+		} else {
+			acls = append(acls, kadm.NewACLs().Allow(principals...).ResourcePatternType(kadm.ACLPatternPrefixed).
+				Topics(t.Prefix).Groups(t.Prefix).TransactionalIDs(t.Prefix).Operations(kadm.OpAll),
+				kadm.NewACLs().Allow(principals...).Clusters().Operations(kadm.OpIdempotentWrite))
+		}
+	}
+	existing, err := adm.DescribeUserSCRAMs(ctx)
+	if err != nil {
+		return fmt.Errorf("describe users: %w", err)
+	}
+	var deletes []kadm.DeleteSCRAM
+	var stale []string
+	for user, desc := range existing {
+		if user == adminUser || wanted[user] {
+			continue
+		}
+		stale = append(stale, "User:"+user)
+		for _, cred := range desc.CredInfos {
+			deletes = append(deletes, kadm.DeleteSCRAM{User: user, Mechanism: cred.Mechanism})
+		}
+	}
+	if len(upserts) > 0 || len(deletes) > 0 {
+		altered, err := adm.AlterUserSCRAMs(ctx, deletes, upserts)
+		if err != nil {
+			return fmt.Errorf("alter users: %w", err)
+		}
+		if err := altered.Error(); err != nil {
+			return fmt.Errorf("alter users: %w", err)
+		}
+	}
+	if len(stale) > 0 {
+		b := kadm.NewACLs().Allow(stale...).AnyResource().ResourcePatternType(kadm.ACLPatternAny).Operations(kadm.OpAny)
+		if _, err := adm.DeleteACLs(ctx, b); err != nil {
+			return fmt.Errorf("delete ACLs of removed users: %w", err)
+		}
+	}
+	for _, b := range acls {
+		results, err := adm.CreateACLs(ctx, b)
+		if err != nil {
+			return fmt.Errorf("create ACLs: %w", err)
+		}
+		for _, r := range results {
+			if r.Err != nil {
+				return fmt.Errorf("create ACL for %s on %s: %w", r.Principal, r.Name, r.Err)
+			}
+		}
+	}
+	c.applied = string(key)
+	return nil
+}
+
+// Remove stops a PKC's cluster and deletes its data.
+func (d *Driver) Remove(_ context.Context, id string) error {
+	d.mu.Lock()
+	c, ok := d.clusters[id]
+	delete(d.clusters, id)
+	d.mu.Unlock()
+	if ok {
+		c.close()
+	}
+	if err := os.RemoveAll(filepath.Join(d.cfg.DataDir, id)); err != nil {
+		return fmt.Errorf("pkc %s: remove data: %w", id, err)
+	}
+	d.log.Info("kafka cluster removed", "pkc", id)
+	return nil
+}
+
+// Close stops every cluster and keeps their data for the next start.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, c := range d.clusters {
+		c.close()
+		delete(d.clusters, id)
+	}
+	return nil
+}
+
+func (c *cluster) close() {
+	c.admin.Close()
+	c.kc.Close()
+}
+
+func loadMeta(dir string) (meta, error) {
+	var m meta
+	data, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b) // crypto/rand.Read never fails (Go ≥ 1.24)
+		m.AdminPassword = hex.EncodeToString(b)
+		return m, nil
+	}
+	if err != nil {
+		return m, fmt.Errorf("read %s: %w", dir, err)
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return m, fmt.Errorf("meta of %s: %w", dir, err)
+	}
+	return m, nil
+}
+
+// saveMeta writes meta atomically.
+func saveMeta(dir string, m meta) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "meta.json.tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("save meta of %s: %w", dir, err)
+	}
+	return os.Rename(tmp, filepath.Join(dir, "meta.json"))
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return 0
+	}
+	return m.GetCounter().GetValue()
+}

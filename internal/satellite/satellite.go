@@ -1,0 +1,268 @@
+// Package satellite is the data-plane agent of one site. It dials out to
+// the control plane's sync service, receives the site's full desired
+// configuration with its version, keeps it on its own disk, realizes it
+// through a driver and reports the generation it realized. A restart, or
+// the control plane being away, changes nothing in the data plane: the
+// agent starts from the configuration on disk.
+package satellite
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/runtime/backoff"
+	"github.com/mothership-dev/mothership/internal/runtime/startstop"
+)
+
+// Link is how an agent reaches the sync service.
+type Link interface {
+	// Bundle waits up to wait for a bundle newer than after.
+	Bundle(ctx context.Context, after int64, wait time.Duration) (resource.Bundle, bool, error)
+	// Report sends what the agent realized.
+	Report(ctx context.Context, rep resource.Report) error
+}
+
+// Driver realizes resources on a site. Apply is idempotent: the agent calls
+// it with the desired state, again and again.
+type Driver interface {
+	// Apply realizes id at item's state; progress may be called with
+	// intermediate states while it works.
+	Apply(ctx context.Context, id string, item resource.BundleItem, progress func(resource.Realized)) (resource.Realized, error)
+	// Remove tears id down.
+	Remove(ctx context.Context, id string) error
+	// Close stops what the driver runs, leaving it to be resumed.
+	Close() error
+}
+
+// Config configures an agent.
+type Config struct {
+	Site   resource.Site
+	Link   Link
+	Driver Driver
+	// DataDir keeps the last bundle.
+	DataDir string
+	// Wait is the long-poll time (default 25s).
+	Wait   time.Duration
+	Logger *slog.Logger
+}
+
+// Agent is a satellite agent.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	runner startstop.Runner
+
+	mu       sync.Mutex
+	bundle   resource.Bundle
+	realized map[string]resource.Realized
+}
+
+// New returns an agent.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Link == nil || cfg.Driver == nil || cfg.DataDir == "" {
+		return nil, errors.New("satellite: Link, Driver and DataDir are required")
+	}
+	cfg.Wait = cmp.Or(cfg.Wait, 25*time.Second)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("satellite %s: %w", cfg.Site, err)
+	}
+	return &Agent{cfg: cfg, log: cfg.Logger.With("satellite", cfg.Site.String()), realized: map[string]resource.Realized{}}, nil
+}
+
+func (a *Agent) bundlePath() string { return filepath.Join(a.cfg.DataDir, "bundle.json") }
+
+// Start realizes the bundle kept on disk, then follows the sync service.
+func (a *Agent) Start(ctx context.Context) error {
+	b, err := a.load()
+	if err != nil {
+		return err
+	}
+	return a.runner.Start(ctx, func(ctx context.Context) error {
+		a.run(ctx, b)
+		return nil
+	})
+}
+
+// Stop stops the agent and its driver; the data plane resumes from disk on
+// the next start. Safe to call twice.
+func (a *Agent) Stop() error {
+	err := a.runner.Stop()
+	return errors.Join(err, a.cfg.Driver.Close())
+}
+
+// Realized returns what the agent last realized, for status pages and tests.
+func (a *Agent) Realized() (int64, map[string]resource.Realized) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.bundle.Version, maps.Clone(a.realized)
+}
+
+func (a *Agent) load() (resource.Bundle, error) {
+	b := resource.Bundle{Site: a.cfg.Site.String()}
+	data, err := os.ReadFile(a.bundlePath())
+	if errors.Is(err, os.ErrNotExist) {
+		return b, nil
+	}
+	if err != nil {
+		return b, fmt.Errorf("satellite %s: read bundle: %w", a.cfg.Site, err)
+	}
+	if err := json.Unmarshal(data, &b); err != nil {
+		return b, fmt.Errorf("satellite %s: bundle on disk: %w", a.cfg.Site, err)
+	}
+	return b, nil
+}
+
+// save writes the bundle atomically: a crash leaves the old or the new one.
+func (a *Agent) save(b resource.Bundle) error {
+	data, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	tmp := a.bundlePath() + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("satellite %s: save bundle: %w", a.cfg.Site, err)
+	}
+	return os.Rename(tmp, a.bundlePath())
+}
+
+func (a *Agent) run(ctx context.Context, b resource.Bundle) {
+	ok := a.apply(ctx, b)
+	reported := false
+	for attempt, failures := 0, 0; ctx.Err() == nil; {
+		if !reported {
+			reported = a.report(ctx) == nil
+		}
+		wait := a.cfg.Wait
+		if !ok {
+			// Something failed to realize: come back soon to try again,
+			// whether or not a new bundle arrives.
+			failures++
+			wait = backoff.Delay(failures, 200*time.Millisecond, 10*time.Second)
+		} else {
+			failures = 0
+		}
+		next, fresh, err := a.cfg.Link.Bundle(ctx, b.Version, wait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			attempt++
+			a.log.WarnContext(ctx, "sync unreachable; the data plane keeps serving", "attempt", attempt, "err", err)
+			sleep(ctx, backoff.Delay(attempt, 200*time.Millisecond, 10*time.Second))
+			reported = false
+			continue
+		}
+		attempt = 0
+		if !fresh {
+			if !ok {
+				ok = a.apply(ctx, b)
+				reported = false
+			}
+			continue
+		}
+		if err := a.save(next); err != nil {
+			a.log.ErrorContext(ctx, "keeping the bundle on disk failed", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		b = next
+		ok = a.apply(ctx, b)
+		reported = false
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// apply realizes every resource of b and removes what b no longer holds;
+// it reports whether all of it succeeded.
+func (a *Agent) apply(ctx context.Context, b resource.Bundle) bool {
+	ok := true
+	a.mu.Lock()
+	a.bundle = b
+	stale := slices.Collect(maps.Keys(a.realized))
+	a.mu.Unlock()
+	for _, id := range stale {
+		if _, ok := b.Resources[id]; ok {
+			continue
+		}
+		if err := a.cfg.Driver.Remove(ctx, id); err != nil {
+			a.log.ErrorContext(ctx, "removing a resource failed", "id", id, "err", err)
+			ok = false
+			continue
+		}
+		a.mu.Lock()
+		delete(a.realized, id)
+		a.mu.Unlock()
+		a.log.InfoContext(ctx, "resource removed", "id", id)
+	}
+	for _, id := range slices.Sorted(maps.Keys(b.Resources)) {
+		item := b.Resources[id]
+		set := func(r resource.Realized) {
+			a.mu.Lock()
+			a.realized[id] = r
+			a.mu.Unlock()
+		}
+		r, err := a.cfg.Driver.Apply(ctx, id, item, func(r resource.Realized) {
+			set(r)
+			_ = a.report(ctx) // progress is best effort; the final report is retried
+		})
+		if err != nil {
+			ok = false
+			a.log.ErrorContext(ctx, "realizing a resource failed", "id", id, "generation", item.Generation, "err", err)
+			r = resource.Realized{Generation: item.Generation - 1, Phase: resource.PhaseProvisioning, Reason: "SATELLITE_ERROR", Message: err.Error()}
+			if prev, ok := a.realizedOf(id); ok {
+				r.Generation, r.Detail = prev.Generation, prev.Detail
+			}
+		}
+		set(r)
+	}
+	return ok
+}
+
+func (a *Agent) realizedOf(id string) (resource.Realized, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r, ok := a.realized[id]
+	return r, ok
+}
+
+func (a *Agent) report(ctx context.Context) error {
+	version, realized := a.Realized()
+	err := a.cfg.Link.Report(ctx, resource.Report{Site: a.cfg.Site.String(), Version: version, Resources: realized})
+	if err != nil && ctx.Err() == nil {
+		a.log.WarnContext(ctx, "reporting status failed; will retry", "err", err)
+	}
+	return err
+}

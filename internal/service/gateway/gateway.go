@@ -1,0 +1,201 @@
+// Package gateway is the public API's front door (layer 4): it
+// authenticates every request with an API key (HTTP Basic), routes it to
+// the service that owns the resource, and writes every answer and error in
+// the public API's shapes. It owns no resource and starts last, so a
+// request never reaches a service whose layers below are down.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/service/iam"
+	"github.com/mothership-dev/mothership/internal/service/kafka"
+	"github.com/mothership-dev/mothership/internal/service/network"
+	"github.com/mothership-dev/mothership/internal/service/svcapi"
+)
+
+// Name and Layer place the service in the layer cake.
+const (
+	Name  = "gateway"
+	Layer = 4
+)
+
+// Config configures the gateway.
+type Config struct {
+	IAM     *iam.Service
+	Kafka   *kafka.Service
+	Network *network.Service
+	// OpenAPI is the document served at /openapi.json.
+	OpenAPI    []byte
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Gateway serves the public API.
+type Gateway struct {
+	cfg      Config
+	log      *slog.Logger
+	routes   []Route
+	mux      *http.ServeMux
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// Route is one method and path pattern of the API.
+type Route struct {
+	Method  string
+	Pattern string
+	// Public routes need no API key.
+	Public  bool
+	handler func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error
+}
+
+// New returns the gateway.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.IAM == nil || cfg.Kafka == nil || cfg.Network == nil {
+		return nil, errors.New("gateway: IAM, Kafka and Network are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger.With("service", Name), mux: http.NewServeMux(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mothership_api_requests_total",
+			Help: "Public API requests by route and status code."}, []string{"method", "route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mothership_api_request_seconds",
+			Help: "Public API request latency.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"method", "route"}),
+	}
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{g.requests, g.latency} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	g.routes = g.table()
+	byPattern := map[string][]Route{}
+	var patterns []string
+	for _, rt := range g.routes {
+		if _, ok := byPattern[rt.Pattern]; !ok {
+			patterns = append(patterns, rt.Pattern)
+		}
+		byPattern[rt.Pattern] = append(byPattern[rt.Pattern], rt)
+	}
+	for _, pattern := range patterns {
+		g.mux.Handle(pattern, g.dispatch(byPattern[pattern]))
+	}
+	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteError(w, api.Errorf(http.StatusNotFound, api.CodeNotFound, "no API route %s %s", r.Method, r.URL.Path))
+	})
+	return g, nil
+}
+
+// Routes lists every route of the API, for tests and the OpenAPI check.
+func (g *Gateway) Routes() []Route { return slices.Clone(g.routes) }
+
+// ServeHTTP implements http.Handler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
+
+// dispatch serves the routes of one pattern, choosing by method.
+func (g *Gateway) dispatch(routes []Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := slices.IndexFunc(routes, func(rt Route) bool { return rt.Method == r.Method })
+		if i < 0 {
+			var allowed []string
+			for _, rt := range routes {
+				allowed = append(allowed, rt.Method)
+			}
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			api.WriteError(w, api.Errorf(http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, "%s is not allowed on %s; use %s",
+				r.Method, r.URL.Path, strings.Join(allowed, ", ")))
+			return
+		}
+		g.serve(w, r, routes[i])
+	})
+}
+
+// statusWriter remembers the status for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt Route) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		if v := recover(); v != nil {
+			g.log.ErrorContext(r.Context(), "handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v)
+			if sw.status == 0 {
+				api.WriteError(sw, api.AsError(nil))
+			}
+		}
+		g.requests.WithLabelValues(rt.Method, rt.Pattern, strconv.Itoa(sw.status)).Inc()
+		g.latency.WithLabelValues(rt.Method, rt.Pattern).Observe(time.Since(start).Seconds())
+	}()
+	r.Body = http.MaxBytesReader(sw, r.Body, api.MaxBodyBytes+1)
+	var p svcapi.Principal
+	if !rt.Public {
+		var err error
+		if p, err = g.authenticate(r.Context(), r); err != nil {
+			g.fail(sw, r, err)
+			return
+		}
+	}
+	if err := rt.handler(sw, r, p); err != nil {
+		g.fail(sw, r, err)
+	}
+}
+
+func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
+	e := api.AsError(err)
+	if e.Status >= 500 {
+		g.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if e.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="mothership"`)
+	}
+	api.WriteError(w, e)
+}
+
+// authenticate checks the API key of the request. A cluster-scoped key is
+// a Kafka credential: it does not manage the control plane.
+func (g *Gateway) authenticate(ctx context.Context, r *http.Request) (svcapi.Principal, error) {
+	key, secret, ok := r.BasicAuth()
+	if !ok {
+		return svcapi.Principal{}, api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized,
+			"this API needs an API key and secret with HTTP Basic authentication")
+	}
+	p, err := g.cfg.IAM.Authenticate(ctx, key, secret)
+	if err != nil {
+		return p, err
+	}
+	if p.Resource != "" {
+		return p, api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized,
+			"API key %s is scoped to cluster %s: use it with Kafka clients; the control plane needs a cloud API key", p.KeyID, p.Resource)
+	}
+	return p, nil
+}

@@ -1,0 +1,154 @@
+package gateway
+
+import (
+	"net/http"
+
+	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/service/iam"
+	"github.com/mothership-dev/mothership/internal/service/kafka"
+	"github.com/mothership-dev/mothership/internal/service/network"
+	"github.com/mothership-dev/mothership/internal/service/svcapi"
+)
+
+// table is every route of the public API.
+func (g *Gateway) table() []Route {
+	id := func(r *http.Request) string { return r.PathValue("id") }
+	return []Route{
+		{Method: http.MethodGet, Pattern: "/openapi.json", Public: true, handler: g.openAPI},
+
+		{Method: http.MethodPost, Pattern: iam.EnvironmentsPath, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			var in api.EnvironmentCreate
+			if e := api.Decode(r.Body, &in); e != nil {
+				return e
+			}
+			out, err := g.cfg.IAM.CreateEnvironment(r.Context(), p, in)
+			return created(w, err, http.StatusCreated, out.Metadata.Self, out)
+		}},
+		{Method: http.MethodGet, Pattern: iam.EnvironmentsPath, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			page, err := pageOf(r)
+			if err != nil {
+				return err
+			}
+			return ok(w)(g.cfg.IAM.ListEnvironments(r.Context(), p, page))
+		}},
+		{Method: http.MethodGet, Pattern: iam.EnvironmentsPath + "/{id}", handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return ok(w)(g.cfg.IAM.GetEnvironment(r.Context(), p, id(r)))
+		}},
+		{Method: http.MethodDelete, Pattern: iam.EnvironmentsPath + "/{id}", handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return noContent(w, g.cfg.IAM.DeleteEnvironment(r.Context(), p, id(r)))
+		}},
+
+		{Method: http.MethodPost, Pattern: kafka.ClustersPath, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			var in api.ClusterCreate
+			if e := api.Decode(r.Body, &in); e != nil {
+				return e
+			}
+			out, err := g.cfg.Kafka.CreateCluster(r.Context(), p, in)
+			return created(w, err, http.StatusAccepted, out.Metadata.Self, out)
+		}},
+		{Method: http.MethodGet, Pattern: kafka.ClustersPath, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			page, err := pageOf(r)
+			if err != nil {
+				return err
+			}
+			return ok(w)(g.cfg.Kafka.ListClusters(r.Context(), p, r.URL.Query().Get("environment"), page))
+		}},
+		{Method: http.MethodGet, Pattern: kafka.ClustersPath + "/{id}", handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return ok(w)(g.cfg.Kafka.GetCluster(r.Context(), p, id(r)))
+		}},
+		{Method: http.MethodPatch, Pattern: kafka.ClustersPath + "/{id}", handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			var in api.ClusterUpdate
+			if e := api.Decode(r.Body, &in); e != nil {
+				return e
+			}
+			return ok(w)(g.cfg.Kafka.UpdateCluster(r.Context(), p, id(r), in))
+		}},
+		{Method: http.MethodDelete, Pattern: kafka.ClustersPath + "/{id}", handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return noContent(w, g.cfg.Kafka.DeleteCluster(r.Context(), p, id(r)))
+		}},
+
+		{Method: http.MethodPost, Pattern: network.NetworksPath, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			var in api.NetworkCreate
+			if e := api.Decode(r.Body, &in); e != nil {
+				return e
+			}
+			out, err := g.cfg.Network.CreateNetwork(r.Context(), p, in, g.cfg.IAM.EnvironmentExists)
+			return created(w, err, http.StatusAccepted, out.Metadata.Self, out)
+		}},
+		{Method: http.MethodGet, Pattern: network.NetworksPath, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			page, err := pageOf(r)
+			if err != nil {
+				return err
+			}
+			return ok(w)(g.cfg.Network.ListNetworks(r.Context(), p, r.URL.Query().Get("environment"), page))
+		}},
+		{Method: http.MethodGet, Pattern: network.NetworksPath + "/{id}", handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return ok(w)(g.cfg.Network.GetNetwork(r.Context(), p, id(r)))
+		}},
+		{Method: http.MethodDelete, Pattern: network.NetworksPath + "/{id}", handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return noContent(w, g.cfg.Network.DeleteNetwork(r.Context(), p, id(r)))
+		}},
+
+		{Method: http.MethodPost, Pattern: iam.APIKeysPath, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			var in api.APIKeyCreate
+			if e := api.Decode(r.Body, &in); e != nil {
+				return e
+			}
+			out, err := g.cfg.IAM.CreateAPIKey(r.Context(), p, in)
+			return created(w, err, http.StatusAccepted, out.Metadata.Self, out)
+		}},
+		{Method: http.MethodGet, Pattern: iam.APIKeysPath, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			page, err := pageOf(r)
+			if err != nil {
+				return err
+			}
+			return ok(w)(g.cfg.IAM.ListAPIKeys(r.Context(), p, page))
+		}},
+		{Method: http.MethodGet, Pattern: iam.APIKeysPath + "/{id}", handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return ok(w)(g.cfg.IAM.GetAPIKey(r.Context(), p, id(r)))
+		}},
+		{Method: http.MethodDelete, Pattern: iam.APIKeysPath + "/{id}", handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return noContent(w, g.cfg.IAM.DeleteAPIKey(r.Context(), p, id(r)))
+		}},
+	}
+}
+
+func (g *Gateway) openAPI(w http.ResponseWriter, _ *http.Request, _ svcapi.Principal) error {
+	w.Header().Set("Content-Type", "application/json")
+	_, err := w.Write(g.cfg.OpenAPI)
+	return err
+}
+
+func pageOf(r *http.Request) (svcapi.Page, error) {
+	q := r.URL.Query()
+	return svcapi.ParsePage(q.Get("page_size"), q.Get("page_token"))
+}
+
+// ok writes a value or returns the error that came with it.
+func ok(w http.ResponseWriter) func(any, error) error {
+	return func(v any, err error) error {
+		if err != nil {
+			return err
+		}
+		api.WriteJSON(w, http.StatusOK, v)
+		return nil
+	}
+}
+
+// created writes an accepted creation with its Location.
+func created(w http.ResponseWriter, err error, status int, location string, v any) error {
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", location)
+	api.WriteJSON(w, status, v)
+	return nil
+}
+
+func noContent(w http.ResponseWriter, err error) error {
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

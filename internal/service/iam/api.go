@@ -1,0 +1,252 @@
+package iam
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/runtime/event"
+	"github.com/mothership-dev/mothership/internal/runtime/store"
+	"github.com/mothership-dev/mothership/internal/service/svcapi"
+)
+
+// Paths of the resources this service serves.
+const (
+	EnvironmentsPath = "/org/v2/environments"
+	APIKeysPath      = "/iam/v2/api-keys"
+)
+
+var lkcDesired = event.Topic(resource.KindLKC, event.Desired)
+
+func validName(pointer, name string) error {
+	if name == "" || utf8.RuneCountInString(name) > 64 || strings.TrimSpace(name) != name {
+		return api.Invalid(pointer, "display_name must be 1 to 64 characters without leading or trailing spaces")
+	}
+	return nil
+}
+
+func toEnvironment(r store.Resource) (api.Environment, error) {
+	spec, err := resource.Decode[resource.EnvironmentSpec](r.Spec)
+	return api.Environment{APIVersion: "org/v2", Kind: "Environment", ID: r.ID,
+		Metadata: svcapi.Metadata(r, EnvironmentsPath+"/"+r.ID), DisplayName: spec.DisplayName}, err
+}
+
+// CreateEnvironment creates an environment in the caller's organization.
+func (s *Service) CreateEnvironment(ctx context.Context, p svcapi.Principal, in api.EnvironmentCreate) (api.Environment, error) {
+	if err := validName("/display_name", in.DisplayName); err != nil {
+		return api.Environment{}, err
+	}
+	var out api.Environment
+	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		r, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindEnvironment, ID: resource.NewID("env"),
+			Organization: p.Organization, Spec: resource.Encode(resource.EnvironmentSpec{DisplayName: in.DisplayName})})
+		if err != nil {
+			return err
+		}
+		out, err = toEnvironment(r)
+		return err
+	})
+	return out, svcapi.StoreError("environment", "", err)
+}
+
+// GetEnvironment returns one of the caller's environments.
+func (s *Service) GetEnvironment(ctx context.Context, p svcapi.Principal, id string) (api.Environment, error) {
+	var out api.Environment
+	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
+		r, err := s.ownEnvironment(ctx, tx, p.Organization, id)
+		if err != nil {
+			return err
+		}
+		out, err = toEnvironment(r)
+		return err
+	})
+	return out, svcapi.StoreError("environment", id, err)
+}
+
+// EnvironmentExists reports whether org has the live environment id; the
+// kafka service asks it before it accepts a cluster.
+func (s *Service) EnvironmentExists(ctx context.Context, org, id string) (bool, error) {
+	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
+		_, err := s.ownEnvironment(ctx, tx, org, id)
+		return err
+	})
+	if api.AsError(svcapi.StoreError("environment", id, err)).Status == http.StatusNotFound {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (s *Service) ownEnvironment(ctx context.Context, tx store.Tx, org, id string) (store.Resource, error) {
+	r, err := tx.ResourceGet(ctx, resource.KindEnvironment, id)
+	if err == nil && r.Organization != org {
+		// Another organization's resource does not exist for the caller.
+		err = store.ErrNotFound
+	}
+	return r, err
+}
+
+// ListEnvironments lists the caller's environments.
+func (s *Service) ListEnvironments(ctx context.Context, p svcapi.Principal, page svcapi.Page) (api.List[api.Environment], error) {
+	out := api.List[api.Environment]{APIVersion: "org/v2", Kind: "EnvironmentList", Data: []api.Environment{}}
+	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
+		rs, next, err := svcapi.List(ctx, tx, resource.KindEnvironment, p.Organization, "", page)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			e, err := toEnvironment(r)
+			if err != nil {
+				return err
+			}
+			out.Data = append(out.Data, e)
+		}
+		out.Metadata = svcapi.ListMeta(EnvironmentsPath, page, next)
+		return nil
+	})
+	return out, err
+}
+
+// DeleteEnvironment deletes an environment that holds no cluster.
+func (s *Service) DeleteEnvironment(ctx context.Context, p svcapi.Principal, id string) error {
+	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		if _, err := s.ownEnvironment(ctx, tx, p.Organization, id); err != nil {
+			return err
+		}
+		clusters, err := tx.ObservedSubjects(ctx, lkcDesired)
+		if err != nil {
+			return err
+		}
+		for _, c := range clusters {
+			r, err := store.ObservedResource(ctx, tx, lkcDesired, c)
+			if err != nil {
+				return err
+			}
+			if r.Environment == id && !r.Deleted() {
+				return api.Errorf(http.StatusConflict, api.CodeConflict, "environment %q still holds cluster %s; delete its clusters first", id, r.ID)
+			}
+		}
+		_, err = tx.ResourceDelete(ctx, resource.KindEnvironment, id)
+		return err
+	})
+	return svcapi.StoreError("environment", id, err)
+}
+
+func toAPIKey(r store.Resource) (api.APIKey, error) {
+	spec, err := resource.Decode[resource.APIKeySpec](r.Spec)
+	k := api.APIKey{APIVersion: "iam/v2", Kind: "ApiKey", ID: r.ID, Metadata: svcapi.Metadata(r, APIKeysPath+"/"+r.ID),
+		Spec: api.APIKeySpec{DisplayName: spec.DisplayName, Description: spec.Description, Owner: &api.ObjectReference{ID: spec.Owner, Kind: "User"}}}
+	if spec.Resource != "" {
+		k.Spec.Resource = &api.ObjectReference{ID: spec.Resource, Kind: "Cluster"}
+	} else {
+		k.Spec.Resource = &api.ObjectReference{ID: "cloud", Kind: "Cloud"}
+	}
+	return k, err
+}
+
+// CreateAPIKey creates a key for the caller; the secret is in the answer
+// and nowhere else. A key scoped to a cluster is that cluster's SASL
+// credential.
+func (s *Service) CreateAPIKey(ctx context.Context, p svcapi.Principal, in api.APIKeyCreate) (api.APIKey, error) {
+	scope := ""
+	if in.Spec.Resource != nil && in.Spec.Resource.ID != "cloud" {
+		scope = in.Spec.Resource.ID
+		if !strings.HasPrefix(scope, "lkc-") {
+			return api.APIKey{}, api.Invalid("/spec/resource/id", "resource must be a Kafka cluster id (lkc-…) or \"cloud\"")
+		}
+	}
+	if in.Spec.Secret != "" {
+		return api.APIKey{}, api.Invalid("/spec/secret", "the secret is generated by the service and cannot be chosen")
+	}
+	if len(in.Spec.DisplayName) > 64 || len(in.Spec.Description) > 256 {
+		return api.APIKey{}, api.Invalid("/spec/display_name", "display_name is at most 64 and description at most 256 characters")
+	}
+	if in.Spec.Owner != nil && in.Spec.Owner.ID != p.Owner {
+		return api.APIKey{}, api.Invalid("/spec/owner/id", "a key can be created only for the caller (%s)", p.Owner)
+	}
+	var out api.APIKey
+	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		if scope != "" {
+			if err := s.clusterVisible(ctx, tx, p.Organization, scope); err != nil {
+				return err
+			}
+		}
+		key, secret, err := s.createKey(ctx, tx, p.Organization, p.Owner, scope, in.Spec.DisplayName, in.Spec.Description)
+		if err != nil {
+			return err
+		}
+		r, err := tx.ResourceGet(ctx, resource.KindAPIKey, key)
+		if err != nil {
+			return err
+		}
+		out, err = toAPIKey(r)
+		out.Spec.Secret = secret
+		return err
+	})
+	return out, svcapi.StoreError("api key", "", err)
+}
+
+// clusterVisible checks, from the cluster events iam has seen, that the
+// cluster exists in org.
+func (s *Service) clusterVisible(ctx context.Context, tx store.Tx, org, id string) error {
+	notFound := api.Invalid("/spec/resource/id", "cluster %q not found (a cluster created a moment ago may take a second to be known)", id)
+	r, err := store.ObservedResource(ctx, tx, lkcDesired, id)
+	if err != nil || r.Deleted() || r.Organization != org {
+		return notFound
+	}
+	return nil
+}
+
+// GetAPIKey returns one of the organization's keys, without its secret.
+func (s *Service) GetAPIKey(ctx context.Context, p svcapi.Principal, id string) (api.APIKey, error) {
+	var out api.APIKey
+	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
+		r, err := tx.ResourceGet(ctx, resource.KindAPIKey, id)
+		if err != nil || r.Organization != p.Organization {
+			return store.ErrNotFound
+		}
+		out, err = toAPIKey(r)
+		return err
+	})
+	return out, svcapi.StoreError("api key", id, err)
+}
+
+// ListAPIKeys lists the organization's keys, without secrets.
+func (s *Service) ListAPIKeys(ctx context.Context, p svcapi.Principal, page svcapi.Page) (api.List[api.APIKey], error) {
+	out := api.List[api.APIKey]{APIVersion: "iam/v2", Kind: "ApiKeyList", Data: []api.APIKey{}}
+	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
+		rs, next, err := svcapi.List(ctx, tx, resource.KindAPIKey, p.Organization, "", page)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			k, err := toAPIKey(r)
+			if err != nil {
+				return err
+			}
+			out.Data = append(out.Data, k)
+		}
+		out.Metadata = svcapi.ListMeta(APIKeysPath, page, next)
+		return nil
+	})
+	return out, err
+}
+
+// DeleteAPIKey deletes one of the organization's keys; the data plane
+// drops its SASL credential when the event reaches it.
+func (s *Service) DeleteAPIKey(ctx context.Context, p svcapi.Principal, id string) error {
+	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		r, err := tx.ResourceGet(ctx, resource.KindAPIKey, id)
+		if err != nil || r.Organization != p.Organization {
+			return store.ErrNotFound
+		}
+		_, err = tx.ResourceDelete(ctx, resource.KindAPIKey, id)
+		return err
+	})
+	s.mu.Lock()
+	delete(s.verified, id)
+	s.mu.Unlock()
+	return svcapi.StoreError("api key", id, err)
+}

@@ -1,0 +1,204 @@
+// Package iam is the identity service (layer 3): organizations,
+// environments and API keys. An API key's secret is shown once, at
+// creation; iam keeps a slow hash of it to authenticate API calls and a
+// SCRAM credential derived from it, which is all the data plane receives.
+package iam
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/runtime/event"
+	"github.com/mothership-dev/mothership/internal/runtime/host"
+	"github.com/mothership-dev/mothership/internal/runtime/store"
+	"github.com/mothership-dev/mothership/internal/service/svcapi"
+)
+
+// Name and Layer place the service in the layer cake.
+const (
+	Name  = "iam"
+	Layer = 3
+)
+
+// Hash parameters. The secret hash is PBKDF2-SHA256 at a work factor that
+// makes an offline guess slow; successful checks are cached in memory by a
+// fast hash so that every API call does not pay it. SCRAM uses Kafka's
+// usual 4096 iterations of SHA-512.
+const (
+	secretIterations = 100_000
+	scramIterations  = 4096
+	scramMechanism   = "SCRAM-SHA-512"
+)
+
+// Config configures the service.
+type Config struct {
+	Logger *slog.Logger
+}
+
+// Service is the iam service.
+type Service struct {
+	log *slog.Logger
+	st  store.Store
+
+	mu       sync.Mutex
+	verified map[string][32]byte // key id → sha256 of a secret that passed
+}
+
+// New returns the service; Host declares it to the runtime.
+func New(cfg Config) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{log: cfg.Logger.With("service", Name), verified: map[string][32]byte{}}
+}
+
+// Host declares the service: it owns identity kinds and reacts to clusters
+// only to know which environments still hold one.
+func (s *Service) Host() host.Service {
+	return host.Service{
+		Name:      Name,
+		Layer:     Layer,
+		Owns:      []string{resource.KindOrganization, resource.KindEnvironment, resource.KindAPIKey},
+		ReactsTo:  []string{event.Topic(resource.KindLKC, event.Desired)},
+		Reconcile: func(context.Context, store.Tx, string) error { return nil },
+		Attach:    func(st store.Store) { s.st = st },
+	}
+}
+
+// Bootstrap makes sure an organization exists; when it creates it, it also
+// creates its first control-plane API key and returns it (the only time
+// the secret is seen).
+func (s *Service) Bootstrap(ctx context.Context, displayName string) (org, key, secret string, err error) {
+	err = s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		orgs, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindOrganization, Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(orgs) > 0 {
+			org = orgs[0].ID
+			return nil
+		}
+		org = resource.NewID("org")
+		if _, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindOrganization, ID: org, Organization: org,
+			Spec: resource.Encode(resource.OrganizationSpec{DisplayName: displayName})}); err != nil {
+			return err
+		}
+		key, secret, err = s.createKey(ctx, tx, org, "u-admin", "", "bootstrap admin key", "")
+		return err
+	})
+	if err != nil {
+		return "", "", "", fmt.Errorf("iam: bootstrap: %w", err)
+	}
+	return org, key, secret, nil
+}
+
+// Authenticate checks an API key and secret and returns the principal.
+func (s *Service) Authenticate(ctx context.Context, key, secret string) (svcapi.Principal, error) {
+	unauthorized := api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "the API key or secret is not valid")
+	if !validKeyID(key) || secret == "" || len(secret) > 256 {
+		return svcapi.Principal{}, unauthorized
+	}
+	var r store.Resource
+	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) (err error) {
+		r, err = tx.ResourceGet(ctx, resource.KindAPIKey, key)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return svcapi.Principal{}, unauthorized
+	}
+	if err != nil {
+		return svcapi.Principal{}, fmt.Errorf("iam: authenticate: %w", err)
+	}
+	spec, err := resource.Decode[resource.APIKeySpec](r.Spec)
+	if err != nil {
+		return svcapi.Principal{}, err
+	}
+	fast := sha256.Sum256([]byte(secret))
+	s.mu.Lock()
+	cached, ok := s.verified[key]
+	s.mu.Unlock()
+	if !ok || subtle.ConstantTimeCompare(cached[:], fast[:]) != 1 {
+		h, err := pbkdf2.Key(sha256.New, secret, spec.Secret.Salt, spec.Secret.Iterations, len(spec.Secret.Hash))
+		if err != nil || !hmac.Equal(h, spec.Secret.Hash) {
+			return svcapi.Principal{}, unauthorized
+		}
+		s.mu.Lock()
+		s.verified[key] = fast
+		s.mu.Unlock()
+	}
+	return svcapi.Principal{KeyID: key, Owner: spec.Owner, Organization: r.Organization, Resource: spec.Resource}, nil
+}
+
+// createKey creates an API key in tx and returns its id and secret.
+func (s *Service) createKey(ctx context.Context, tx store.Tx, org, owner, scope, name, description string) (string, string, error) {
+	key, secret := randomString(16, keyAlphabet), randomString(64, secretAlphabet)
+	salt, scramSalt := randomBytes(16), randomBytes(16)
+	hash, err := pbkdf2.Key(sha256.New, secret, salt, secretIterations, 32)
+	if err != nil {
+		return "", "", err
+	}
+	salted, err := pbkdf2.Key(sha512.New, secret, scramSalt, scramIterations, sha512.Size)
+	if err != nil {
+		return "", "", err
+	}
+	spec := resource.APIKeySpec{
+		DisplayName: name, Description: description, Owner: owner, Resource: scope,
+		Secret: resource.SecretHash{Algorithm: "PBKDF2-SHA256", Iterations: secretIterations, Salt: salt, Hash: hash},
+		SCRAM:  resource.SCRAMCredential{Mechanism: scramMechanism, Iterations: scramIterations, Salt: scramSalt, SaltedPassword: salted},
+	}
+	if _, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindAPIKey, ID: key, Organization: org, Spec: resource.Encode(spec)}); err != nil {
+		return "", "", err
+	}
+	return key, secret, nil
+}
+
+const (
+	keyAlphabet    = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	secretAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+)
+
+func validKeyID(k string) bool {
+	if len(k) != 16 {
+		return false
+	}
+	for _, c := range k {
+		if !strings.ContainsRune(keyAlphabet, c) {
+			return false
+		}
+	}
+	return true
+}
+
+// randomString draws n characters of alphabet from crypto/rand, without
+// modulo bias (the alphabets divide 256 or are rejected-sampled).
+func randomString(n int, alphabet string) string {
+	out := make([]byte, 0, n)
+	limit := 256 - 256%len(alphabet)
+	for len(out) < n {
+		for _, b := range randomBytes(n) {
+			if int(b) < limit && len(out) < n {
+				out = append(out, alphabet[int(b)%len(alphabet)])
+			}
+		}
+	}
+	return string(out)
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return b
+}

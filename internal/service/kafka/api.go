@@ -1,0 +1,304 @@
+package kafka
+
+import (
+	"cmp"
+	"context"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/runtime/store"
+	"github.com/mothership-dev/mothership/internal/service/svcapi"
+)
+
+// ClustersPath is where the clusters are served.
+const ClustersPath = "/cmk/v2/clusters"
+
+// MaxCKU bounds a Dedicated cluster's size.
+const MaxCKU = 24
+
+var regionPattern = regexp.MustCompile(`^[a-z][a-z0-9-]{1,31}$`)
+
+// toCluster renders an LKC in the public API's shape.
+func toCluster(r store.Resource) (api.Cluster, error) {
+	spec, err := resource.Decode[resource.LKCSpec](r.Spec)
+	if err != nil {
+		return api.Cluster{}, err
+	}
+	st, err := resource.Decode[resource.LKCStatus](r.Status.Detail)
+	if err != nil {
+		return api.Cluster{}, err
+	}
+	protect := spec.DeletionProtection
+	c := api.Cluster{APIVersion: "cmk/v2", Kind: "Cluster", ID: r.ID, Metadata: svcapi.Metadata(r, ClustersPath+"/"+r.ID),
+		Spec: api.ClusterSpec{
+			DisplayName: spec.DisplayName, Availability: spec.Availability, Cloud: spec.Cloud, Region: spec.Region,
+			Config:             &api.ClusterConfig{Kind: spec.Type, CKU: spec.CKU},
+			DeletionProtection: &protect,
+			Environment:        &api.ObjectReference{ID: r.Environment, Related: "/org/v2/environments/" + r.Environment},
+		},
+		Status: &api.ClusterStatus{Phase: r.Status.Phase, CKU: st.CKU, Reason: r.Status.Reason, Message: r.Status.Message,
+			Generation: r.Generation, ObservedGeneration: r.Status.ObservedGeneration, TopicPrefix: st.TopicPrefix},
+	}
+	if st.BootstrapEndpoint != "" {
+		c.Spec.KafkaBootstrapEndpoint = "SASL_PLAINTEXT://" + st.BootstrapEndpoint
+	}
+	if spec.Network != "" {
+		c.Spec.Network = &api.ObjectReference{ID: spec.Network, Environment: r.Environment}
+	}
+	if r.Deleted() {
+		c.Status.Phase = resource.PhaseDeleting
+	}
+	return c, nil
+}
+
+// validate checks an LKC spec as a whole, pointing at the faulty field.
+func validate(s resource.LKCSpec) error {
+	switch {
+	case s.DisplayName == "" || utf8.RuneCountInString(s.DisplayName) > 64 || strings.TrimSpace(s.DisplayName) != s.DisplayName:
+		return api.Invalid("/spec/display_name", "display_name must be 1 to 64 characters without leading or trailing spaces")
+	case !slices.Contains(resource.Clouds, s.Cloud):
+		return api.Invalid("/spec/cloud", "cloud must be one of %s", strings.Join(resource.Clouds, ", "))
+	case !regionPattern.MatchString(s.Region):
+		return api.Invalid("/spec/region", "region must be a cloud region name like us-west-2")
+	case s.Availability != resource.SingleZone && s.Availability != resource.MultiZone:
+		return api.Invalid("/spec/availability", "availability must be SINGLE_ZONE or MULTI_ZONE")
+	}
+	switch s.Type {
+	case resource.TypeBasic, resource.TypeStandard:
+		if s.CKU != 0 {
+			return api.Invalid("/spec/config/cku", "cku applies only to Dedicated clusters")
+		}
+	case resource.TypeDedicated:
+		if s.CKU < 1 || s.CKU > MaxCKU {
+			return api.Invalid("/spec/config/cku", "a Dedicated cluster needs cku from 1 to %d", MaxCKU)
+		}
+		if s.Availability == resource.MultiZone && s.CKU < 2 {
+			return api.Invalid("/spec/config/cku", "a MULTI_ZONE Dedicated cluster needs at least 2 CKU")
+		}
+	default:
+		return api.Invalid("/spec/config/kind", "config.kind must be Basic, Standard or Dedicated")
+	}
+	return nil
+}
+
+// CreateCluster accepts a cluster: it is stored as desired state, and the
+// layers below provision it. The answer is the cluster as PROVISIONING.
+func (s *Service) CreateCluster(ctx context.Context, p svcapi.Principal, in api.ClusterCreate) (api.Cluster, error) {
+	spec := resource.LKCSpec{DisplayName: in.Spec.DisplayName, Cloud: in.Spec.Cloud, Region: in.Spec.Region,
+		Availability: cmp.Or(in.Spec.Availability, resource.SingleZone)}
+	if in.Spec.Config == nil {
+		return api.Cluster{}, api.Invalid("/spec/config", "config is required, like {\"kind\":\"Basic\"}")
+	}
+	spec.Type, spec.CKU = in.Spec.Config.Kind, in.Spec.Config.CKU
+	if in.Spec.DeletionProtection != nil {
+		spec.DeletionProtection = *in.Spec.DeletionProtection
+	}
+	if in.Spec.Environment == nil || in.Spec.Environment.ID == "" {
+		return api.Cluster{}, api.Invalid("/spec/environment/id", "environment.id is required")
+	}
+	if in.Spec.KafkaBootstrapEndpoint != "" || in.Spec.HTTPEndpoint != "" {
+		return api.Cluster{}, api.Invalid("/spec/kafka_bootstrap_endpoint", "endpoints are read-only")
+	}
+	if err := validate(spec); err != nil {
+		return api.Cluster{}, err
+	}
+	env := in.Spec.Environment.ID
+	if ok, err := s.cfg.Environments.EnvironmentExists(ctx, p.Organization, env); err != nil || !ok {
+		return api.Cluster{}, orInvalid(err, "/spec/environment/id", "environment %q not found", env)
+	}
+	if in.Spec.Network != nil && in.Spec.Network.ID != "" {
+		spec.Network = in.Spec.Network.ID
+		if ok, err := s.cfg.Networks.NetworkExists(ctx, p.Organization, spec.Network); err != nil || !ok {
+			return api.Cluster{}, orInvalid(err, "/spec/network/id", "network %q not found", spec.Network)
+		}
+	}
+	if ok, err := s.cfg.Sites.SiteServed(ctx, spec.Site()); err != nil || !ok {
+		return api.Cluster{}, orInvalid(err, "/spec/region", "no satellite serves %s; choose a served cloud and region", spec.Site())
+	}
+	if err := s.cfg.Quotas.Check(ctx, p.Organization, 1, spec.CKU); err != nil {
+		return api.Cluster{}, err
+	}
+	var out api.Cluster
+	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		r, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindLKC, ID: resource.NewID("lkc"),
+			Organization: p.Organization, Environment: env, Spec: resource.Encode(spec)})
+		if err != nil {
+			return err
+		}
+		r, err = tx.ResourceSetStatus(ctx, resource.KindLKC, r.ID, store.Status{Phase: resource.PhaseProvisioning,
+			Reason: "ACCEPTED", Message: "the cluster is being placed", Detail: resource.Encode(resource.LKCStatus{})})
+		if err != nil {
+			return err
+		}
+		out, err = toCluster(r)
+		return err
+	})
+	return out, svcapi.StoreError("cluster", "", err)
+}
+
+// orInvalid returns err if there is one, else a 422 at pointer.
+func orInvalid(err error, pointer, format string, args ...any) error {
+	if err != nil {
+		return err
+	}
+	return api.Invalid(pointer, format, args...)
+}
+
+func (s *Service) own(ctx context.Context, tx store.Tx, org, id string) (store.Resource, error) {
+	r, err := tx.ResourceGet(ctx, resource.KindLKC, id)
+	if err == nil && r.Organization != org {
+		err = store.ErrNotFound // another organization's cluster does not exist for the caller
+	}
+	return r, err
+}
+
+// GetCluster returns one of the caller's clusters.
+func (s *Service) GetCluster(ctx context.Context, p svcapi.Principal, id string) (api.Cluster, error) {
+	var out api.Cluster
+	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
+		r, err := s.own(ctx, tx, p.Organization, id)
+		if err != nil {
+			return err
+		}
+		out, err = toCluster(r)
+		return err
+	})
+	return out, svcapi.StoreError("cluster", id, err)
+}
+
+// ListClusters lists the caller's clusters, in one environment if env is
+// set.
+func (s *Service) ListClusters(ctx context.Context, p svcapi.Principal, env string, page svcapi.Page) (api.List[api.Cluster], error) {
+	out := api.List[api.Cluster]{APIVersion: "cmk/v2", Kind: "ClusterList", Data: []api.Cluster{}}
+	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
+		rs, next, err := svcapi.List(ctx, tx, resource.KindLKC, p.Organization, env, page)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			c, err := toCluster(r)
+			if err != nil {
+				return err
+			}
+			out.Data = append(out.Data, c)
+		}
+		path := ClustersPath
+		if env != "" {
+			path += "?environment=" + env
+		}
+		out.Metadata = svcapi.ListMeta(path, page, next)
+		return nil
+	})
+	return out, err
+}
+
+// UpdateCluster applies a PATCH: display_name, config.cku, a Basic →
+// Standard upgrade and deletion_protection may change; cloud, region and
+// availability may be sent only unchanged.
+func (s *Service) UpdateCluster(ctx context.Context, p svcapi.Principal, id string, in api.ClusterUpdate) (api.Cluster, error) {
+	var out api.Cluster
+	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		r, err := s.own(ctx, tx, p.Organization, id)
+		if err != nil {
+			return err
+		}
+		old, err := resource.Decode[resource.LKCSpec](r.Spec)
+		if err != nil {
+			return err
+		}
+		spec, err := applyUpdate(old, r.Environment, in.Spec)
+		if err != nil {
+			return err
+		}
+		if spec.CKU > old.CKU {
+			if err := s.cfg.Quotas.Check(ctx, p.Organization, 0, spec.CKU-old.CKU); err != nil {
+				return err
+			}
+		}
+		gen := r.Generation
+		r, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindLKC, ID: id, Spec: resource.Encode(spec)})
+		if err != nil {
+			return err
+		}
+		if r.Generation != gen {
+			st := r.Status
+			st.Phase, st.Reason, st.Message = resource.PhaseProvisioning, "UPDATING", "the change is being applied"
+			if r, err = tx.ResourceSetStatus(ctx, resource.KindLKC, id, st); err != nil {
+				return err
+			}
+		}
+		out, err = toCluster(r)
+		return err
+	})
+	return out, svcapi.StoreError("cluster", id, err)
+}
+
+func applyUpdate(spec resource.LKCSpec, env string, u api.ClusterUpdateSpec) (resource.LKCSpec, error) {
+	immutable := func(pointer, name string, got *string, have string) error {
+		if got != nil && *got != have {
+			return api.Invalid(pointer, "%s cannot change after creation (it is %s)", name, have)
+		}
+		return nil
+	}
+	for _, err := range []error{
+		immutable("/spec/cloud", "cloud", u.Cloud, spec.Cloud),
+		immutable("/spec/region", "region", u.Region, spec.Region),
+		immutable("/spec/availability", "availability", u.Availability, spec.Availability),
+	} {
+		if err != nil {
+			return spec, err
+		}
+	}
+	if u.Environment != nil && u.Environment.ID != env {
+		return spec, api.Invalid("/spec/environment/id", "a cluster cannot move to another environment")
+	}
+	if u.DisplayName != nil {
+		spec.DisplayName = *u.DisplayName
+	}
+	if u.DeletionProtection != nil {
+		spec.DeletionProtection = *u.DeletionProtection
+	}
+	if c := u.Config; c != nil {
+		if c.Kind != "" && c.Kind != spec.Type {
+			if spec.Type != resource.TypeBasic || c.Kind != resource.TypeStandard {
+				return spec, api.Invalid("/spec/config/kind", "the only type change allowed is Basic to Standard (this cluster is %s)", spec.Type)
+			}
+			spec.Type = c.Kind
+		}
+		if c.CKU != 0 {
+			if spec.Type != resource.TypeDedicated {
+				return spec, api.Invalid("/spec/config/cku", "cku applies only to Dedicated clusters")
+			}
+			spec.CKU = c.CKU
+		}
+	}
+	return spec, validate(spec)
+}
+
+// DeleteCluster deletes a cluster, unless deletion protection is on. Only
+// the LKC is deleted; the layers below see the event and tear down what
+// served it.
+func (s *Service) DeleteCluster(ctx context.Context, p svcapi.Principal, id string) error {
+	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		r, err := s.own(ctx, tx, p.Organization, id)
+		if err != nil {
+			return err
+		}
+		spec, err := resource.Decode[resource.LKCSpec](r.Spec)
+		if err != nil {
+			return err
+		}
+		if spec.DeletionProtection {
+			return api.Errorf(http.StatusConflict, api.CodeDeletionProtected,
+				"cluster %s has deletion protection; turn it off with PATCH {\"spec\":{\"deletion_protection\":false}} first", id)
+		}
+		_, err = tx.ResourceDelete(ctx, resource.KindLKC, id)
+		return err
+	})
+	return svcapi.StoreError("cluster", id, err)
+}

@@ -1,0 +1,126 @@
+// Package kafka is the Kafka frontend (layer 3): it owns the logical Kafka
+// clusters (LKCs) customers create, validates them, and turns what the
+// layers below report into each cluster's status. It never places or sizes
+// brokers itself: pkc reacts to its events and decides.
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/runtime/event"
+	"github.com/mothership-dev/mothership/internal/runtime/host"
+	"github.com/mothership-dev/mothership/internal/runtime/store"
+)
+
+// Name and Layer place the service in the layer cake.
+const (
+	Name  = "kafka"
+	Layer = 3
+)
+
+var pkcStatus = event.Topic(resource.KindPKC, event.Status)
+
+// Environments answers whether an environment exists (iam, same layer).
+type Environments interface {
+	EnvironmentExists(ctx context.Context, org, id string) (bool, error)
+}
+
+// Quotas checks an organization's limits (quota, same layer).
+type Quotas interface {
+	Check(ctx context.Context, org string, addClusters, addCKU int) error
+}
+
+// Sites answers whether a satellite serves a site (sync, a lower layer).
+type Sites interface {
+	SiteServed(ctx context.Context, site resource.Site) (bool, error)
+}
+
+// Networks answers whether a network exists (network, a lower layer).
+type Networks interface {
+	NetworkExists(ctx context.Context, org, id string) (bool, error)
+}
+
+// Config configures the service.
+type Config struct {
+	Environments Environments
+	Quotas       Quotas
+	Sites        Sites
+	Networks     Networks
+	Logger       *slog.Logger
+}
+
+// Service is the kafka service.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+	st  store.Store
+}
+
+// New returns the service.
+func New(cfg Config) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg, log: cfg.Logger.With("service", Name)}
+}
+
+// Host declares the service: it owns LKCs and reacts to the status of
+// PKCs, the layer below.
+func (s *Service) Host() host.Service {
+	return host.Service{
+		Name:      Name,
+		Layer:     Layer,
+		Owns:      []string{resource.KindLKC},
+		ReactsTo:  []string{pkcStatus},
+		Reconcile: s.reconcile,
+		Attach:    func(st store.Store) { s.st = st },
+	}
+}
+
+// reconcile turns a PKC's status into the status of each LKC it hosts. An
+// LKC is PROVISIONED only when the PKC accounts for the LKC's current
+// generation and every layer below realized the PKC's current generation.
+func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error {
+	pkc, err := store.ObservedResource(ctx, tx, pkcStatus, key)
+	if err != nil {
+		return fmt.Errorf("pkc %s: %w", key, err)
+	}
+	spec, err := resource.Decode[resource.PKCSpec](pkc.Spec)
+	if err != nil {
+		return err
+	}
+	st, err := resource.Decode[resource.PKCStatus](pkc.Status.Detail)
+	if err != nil {
+		return err
+	}
+	for id, ts := range st.Tenants {
+		lkc, err := tx.ResourceGet(ctx, resource.KindLKC, id)
+		if err != nil {
+			continue // deleted, or not ours: nothing to report
+		}
+		tenant, hosted := spec.Tenants[id]
+		if !hosted || pkc.Deleted() {
+			continue
+		}
+		pkcDone := pkc.Status.ObservedGeneration == pkc.Generation && pkc.Status.Phase == resource.PhaseProvisioned
+		next := lkc.Status
+		detail := resource.LKCStatus{CKU: ts.CKU, PKC: pkc.ID, BootstrapEndpoint: st.BootstrapEndpoint, TopicPrefix: tenant.Prefix}
+		next.Detail = resource.Encode(detail)
+		if pkcDone && ts.ObservedGeneration == lkc.Generation {
+			next.ObservedGeneration, next.Phase, next.Reason, next.Message = lkc.Generation, resource.PhaseProvisioned, "", ""
+		} else {
+			next.Phase = resource.PhaseProvisioning
+			next.Reason, next.Message = pkc.Status.Reason, pkc.Status.Message
+			if next.Reason == "" {
+				next.Reason, next.Message = "WAITING_FOR_PKC", fmt.Sprintf("waiting for %s to realize this change", pkc.ID)
+			}
+		}
+		if _, err := tx.ResourceSetStatus(ctx, resource.KindLKC, id, next); err != nil {
+			return fmt.Errorf("lkc %s: set status: %w", id, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,457 @@
+// Package pkc is the physical Kafka cluster service (layer 2). It reacts to
+// the LKCs the kafka service owns and decides, by itself, what physical
+// clusters serve them: a Dedicated LKC gets its own PKC with 3 brokers per
+// CKU; Basic and Standard LKCs are bin-packed as tenants onto shared PKCs of
+// their site, isolated by SASL principal and topic prefix. It folds each
+// cluster-scoped API key into its tenant's SASL users, and turns what the
+// satellite and capacity report into each PKC's status.
+package pkc
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/runtime/event"
+	"github.com/mothership-dev/mothership/internal/runtime/host"
+	"github.com/mothership-dev/mothership/internal/runtime/store"
+)
+
+// Name and Layer place the service in the layer cake.
+const (
+	Name  = "pkc"
+	Layer = 2
+)
+
+// BrokersPerCKU sizes Dedicated clusters; SharedBrokers sizes the shared
+// ones.
+const (
+	BrokersPerCKU = 3
+	SharedBrokers = 3
+)
+
+var (
+	lkcDesired     = event.Topic(resource.KindLKC, event.Desired)
+	apikeyDesired  = event.Topic(resource.KindAPIKey, event.Desired)
+	deliveryStatus = event.Topic(resource.KindDelivery, event.Status)
+	capacityStatus = event.Topic(resource.KindCapacity, event.Status)
+)
+
+// Config configures the service.
+type Config struct {
+	// MaxTenants is how many Basic or Standard clusters share one PKC
+	// (default 10).
+	MaxTenants int
+	Logger     *slog.Logger
+}
+
+// Service is the pkc service.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns the service.
+func New(cfg Config) *Service {
+	cfg.MaxTenants = cmp.Or(cfg.MaxTenants, 10)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg, log: cfg.Logger.With("service", Name)}
+}
+
+// Host declares the service.
+func (s *Service) Host() host.Service {
+	return host.Service{
+		Name:      Name,
+		Layer:     Layer,
+		Owns:      []string{resource.KindPKC},
+		ReactsTo:  []string{lkcDesired, apikeyDesired, deliveryStatus, capacityStatus},
+		Reconcile: s.reconcile,
+	}
+}
+
+func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error {
+	switch {
+	case strings.HasPrefix(key, "lkc-"):
+		return s.reconcileLKC(ctx, tx, key)
+	case strings.HasPrefix(key, "site-"):
+		return s.reconcileSite(ctx, tx, key)
+	default:
+		return s.reconcileKey(ctx, tx, key)
+	}
+}
+
+// pkcs lists every live PKC.
+func pkcs(ctx context.Context, tx store.Tx) ([]store.Resource, error) {
+	var out []store.Resource
+	after := ""
+	for {
+		page, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindPKC, AfterID: after, Limit: 500})
+		if err != nil {
+			return nil, fmt.Errorf("list pkcs: %w", err)
+		}
+		out = append(out, page...)
+		if len(page) < 500 {
+			return out, nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+func dedicatedID(lkc string) string { return "pkc-" + strings.TrimPrefix(lkc, "lkc-") }
+
+// hostOf finds the live PKC that hosts lkc, if any.
+func hostOf(ctx context.Context, tx store.Tx, lkc string, dedicated bool) (store.Resource, resource.PKCSpec, error) {
+	if dedicated {
+		r, err := tx.ResourceGet(ctx, resource.KindPKC, dedicatedID(lkc))
+		if err != nil {
+			return r, resource.PKCSpec{}, err
+		}
+		spec, err := resource.Decode[resource.PKCSpec](r.Spec)
+		return r, spec, err
+	}
+	all, err := pkcs(ctx, tx)
+	if err != nil {
+		return store.Resource{}, resource.PKCSpec{}, err
+	}
+	for _, r := range all {
+		spec, err := resource.Decode[resource.PKCSpec](r.Spec)
+		if err != nil {
+			return r, spec, err
+		}
+		if _, ok := spec.Tenants[lkc]; ok && !spec.Dedicated {
+			return r, spec, nil
+		}
+	}
+	return store.Resource{}, resource.PKCSpec{}, store.ErrNotFound
+}
+
+func zones(region, availability string) []string {
+	if availability == resource.MultiZone {
+		return []string{region + "a", region + "b", region + "c"}
+	}
+	return []string{region + "a"}
+}
+
+// reconcileLKC brings the PKC serving an LKC in line with it. While a PKC
+// changes size, a new size is held back until the running change is
+// realized, so that 2 → 4 → 2 → 6 ends at 6 with no shrink between.
+func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, id string) error {
+	lkc, err := store.ObservedResource(ctx, tx, lkcDesired, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	spec, err := resource.Decode[resource.LKCSpec](lkc.Spec)
+	if err != nil {
+		return err
+	}
+	dedicated := spec.Type == resource.TypeDedicated
+	pkc, ps, err := hostOf(ctx, tx, id, dedicated)
+	placed := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if lkc.Deleted() {
+		if !placed {
+			return nil
+		}
+		delete(ps.Tenants, id)
+		if dedicated || len(ps.Tenants) == 0 {
+			_, err := tx.ResourceDelete(ctx, resource.KindPKC, pkc.ID)
+			s.log.InfoContext(ctx, "pkc deleted: its last tenant is gone", "pkc", pkc.ID, "lkc", id)
+			return err
+		}
+		if _, err := tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindPKC, ID: pkc.ID, Spec: resource.Encode(ps)}); err != nil {
+			return err
+		}
+		return s.refreshStatus(ctx, tx, pkc.ID, func(st *resource.PKCStatus) { delete(st.Tenants, id) })
+	}
+	if !placed {
+		if pkc, ps, err = s.place(ctx, tx, id, spec); err != nil {
+			return err
+		}
+	}
+	tenant := ps.Tenants[id]
+	if !placed {
+		if tenant.Users, err = usersOf(ctx, tx, id); err != nil {
+			return err
+		}
+	}
+	tenant.CKU = spec.CKU
+	want := ps
+	want.Tenants = maps.Clone(ps.Tenants)
+	want.Tenants[id] = tenant
+	if dedicated {
+		want.Brokers = BrokersPerCKU * spec.CKU
+	}
+	resizing := pkc.Status.ObservedGeneration != pkc.Generation
+	if placed && resizing && want.Brokers != ps.Brokers {
+		s.log.DebugContext(ctx, "resize held until the running one is realized", "pkc", pkc.ID, "lkc", id,
+			"brokers", ps.Brokers, "wanted", want.Brokers)
+		return nil
+	}
+	if placed {
+		if _, err := tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindPKC, ID: pkc.ID, Spec: resource.Encode(want)}); err != nil {
+			return err
+		}
+	} else if _, err := s.createOrUpdate(ctx, tx, pkc, want); err != nil {
+		return err
+	}
+	return s.refreshStatus(ctx, tx, pkc.ID, func(st *resource.PKCStatus) {
+		ts := st.Tenants[id]
+		ts.ObservedGeneration = lkc.Generation
+		st.Tenants[id] = ts
+	})
+}
+
+// place chooses the PKC of a new tenant: its own for a Dedicated LKC, else
+// a shared one of its site with room, else a new shared one.
+func (s *Service) place(ctx context.Context, tx store.Tx, id string, spec resource.LKCSpec) (store.Resource, resource.PKCSpec, error) {
+	if spec.Type == resource.TypeDedicated {
+		ps := resource.PKCSpec{Cloud: spec.Cloud, Region: spec.Region, Availability: spec.Availability, Dedicated: true,
+			Zones: zones(spec.Region, spec.Availability), Tenants: map[string]resource.Tenant{id: {}}}
+		return store.Resource{ID: dedicatedID(id)}, ps, nil
+	}
+	all, err := pkcs(ctx, tx)
+	if err != nil {
+		return store.Resource{}, resource.PKCSpec{}, err
+	}
+	for _, r := range all {
+		ps, err := resource.Decode[resource.PKCSpec](r.Spec)
+		if err != nil {
+			return r, ps, err
+		}
+		if !ps.Dedicated && ps.Site() == spec.Site() && len(ps.Tenants) < s.cfg.MaxTenants {
+			ps.Tenants[id] = resource.Tenant{Prefix: id + "."}
+			return r, ps, nil
+		}
+	}
+	ps := resource.PKCSpec{Cloud: spec.Cloud, Region: spec.Region, Availability: resource.MultiZone, Brokers: SharedBrokers,
+		Zones: zones(spec.Region, resource.MultiZone), Tenants: map[string]resource.Tenant{id: {Prefix: id + "."}}}
+	return store.Resource{ID: resource.NewID("pkc")}, ps, nil
+}
+
+// createOrUpdate writes a placement: a new PKC, or a shared one with one
+// more tenant.
+func (s *Service) createOrUpdate(ctx context.Context, tx store.Tx, pkc store.Resource, spec resource.PKCSpec) (store.Resource, error) {
+	if pkc.Generation > 0 {
+		return tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindPKC, ID: pkc.ID, Spec: resource.Encode(spec)})
+	}
+	r, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindPKC, ID: pkc.ID, Spec: resource.Encode(spec)})
+	if errors.Is(err, store.ErrAlreadyExists) {
+		// A Dedicated PKC of a deleted incarnation: its id is taken for
+		// good, so this is a resource-id clash that a retry cannot fix.
+		return r, fmt.Errorf("pkc %s: %w", pkc.ID, err)
+	}
+	if err == nil {
+		s.log.InfoContext(ctx, "pkc created", "pkc", pkc.ID, "brokers", spec.Brokers, "dedicated", spec.Dedicated)
+	}
+	return r, err
+}
+
+// usersOf returns the SASL users of an LKC: its live cluster-scoped keys.
+func usersOf(ctx context.Context, tx store.Tx, lkc string) ([]resource.KafkaUser, error) {
+	keys, err := tx.ObservedSubjects(ctx, apikeyDesired)
+	if err != nil {
+		return nil, err
+	}
+	var users []resource.KafkaUser
+	for _, k := range keys {
+		r, err := store.ObservedResource(ctx, tx, apikeyDesired, k)
+		if err != nil {
+			return nil, err
+		}
+		spec, err := resource.Decode[resource.APIKeySpec](r.Spec)
+		if err != nil {
+			return nil, err
+		}
+		if spec.Resource == lkc && !r.Deleted() {
+			users = append(users, resource.KafkaUser{Name: r.ID, SCRAM: spec.SCRAM})
+		}
+	}
+	return users, nil
+}
+
+// reconcileKey adds or removes a cluster-scoped key's SASL user on the PKC
+// of its cluster. A key of a cluster not placed yet is picked up when the
+// cluster is placed.
+func (s *Service) reconcileKey(ctx context.Context, tx store.Tx, keyID string) error {
+	k, err := store.ObservedResource(ctx, tx, apikeyDesired, keyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	spec, err := resource.Decode[resource.APIKeySpec](k.Spec)
+	if err != nil || spec.Resource == "" {
+		return err
+	}
+	lkc, err := store.ObservedResource(ctx, tx, lkcDesired, spec.Resource)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ls, err := resource.Decode[resource.LKCSpec](lkc.Spec)
+	if err != nil {
+		return err
+	}
+	pkc, ps, err := hostOf(ctx, tx, spec.Resource, ls.Type == resource.TypeDedicated)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	tenant := ps.Tenants[spec.Resource]
+	tenant.Users = slices.DeleteFunc(slices.Clone(tenant.Users), func(u resource.KafkaUser) bool { return u.Name == keyID })
+	if !k.Deleted() {
+		tenant.Users = append(tenant.Users, resource.KafkaUser{Name: keyID, SCRAM: spec.SCRAM})
+		slices.SortFunc(tenant.Users, func(a, b resource.KafkaUser) int { return strings.Compare(a.Name, b.Name) })
+	}
+	ps.Tenants[spec.Resource] = tenant
+	_, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindPKC, ID: pkc.ID, Spec: resource.Encode(ps)})
+	return err
+}
+
+// reconcileSite takes what a site's satellite and capacity reported into
+// the status of every PKC of the site, then lets each of their tenants
+// proceed (a held resize goes on once the running one is realized).
+func (s *Service) reconcileSite(ctx context.Context, tx store.Tx, site string) error {
+	all, err := pkcs(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for _, r := range all {
+		ps, err := resource.Decode[resource.PKCSpec](r.Spec)
+		if err != nil {
+			return err
+		}
+		if ps.Site().ID() != site {
+			continue
+		}
+		if err := s.refreshStatus(ctx, tx, r.ID, nil); err != nil {
+			return err
+		}
+		for _, lkc := range slices.Sorted(maps.Keys(ps.Tenants)) {
+			if err := s.reconcileLKC(ctx, tx, lkc); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// refreshStatus recomputes a PKC's status from the satellite's and
+// capacity's reports, after mutate changed its tenant part.
+func (s *Service) refreshStatus(ctx context.Context, tx store.Tx, id string, mutate func(*resource.PKCStatus)) error {
+	r, err := tx.ResourceGet(ctx, resource.KindPKC, id)
+	if err != nil {
+		return err
+	}
+	spec, err := resource.Decode[resource.PKCSpec](r.Spec)
+	if err != nil {
+		return err
+	}
+	st, err := resource.Decode[resource.PKCStatus](r.Status.Detail)
+	if err != nil {
+		return err
+	}
+	if st.Tenants == nil {
+		st.Tenants = map[string]resource.TenantStatus{}
+	}
+	if mutate != nil {
+		mutate(&st)
+	}
+	next := store.Status{ObservedGeneration: r.Status.ObservedGeneration}
+	realized, satOK, satMsg, err := satellite(ctx, tx, spec.Site().ID(), r)
+	if err != nil {
+		return err
+	}
+	capOK, capMsg, err := capacityReady(ctx, tx, spec.Site().ID(), r.ID, spec.Brokers)
+	if err != nil {
+		return err
+	}
+	if realized.BootstrapEndpoint != "" {
+		st.Brokers, st.BootstrapEndpoint = realized.Brokers, realized.BootstrapEndpoint
+	}
+	switch {
+	case !capOK:
+		next.Phase, next.Reason, next.Message = resource.PhaseProvisioning, "WAITING_FOR_CAPACITY", capMsg
+	case !satOK:
+		next.Phase, next.Reason, next.Message = resource.PhaseProvisioning, "WAITING_FOR_SATELLITE", satMsg
+	default:
+		next.Phase, next.ObservedGeneration = resource.PhaseProvisioned, r.Generation
+	}
+	for lkc, ts := range st.Tenants {
+		if spec.Dedicated {
+			ts.CKU = st.Brokers / BrokersPerCKU
+		}
+		st.Tenants[lkc] = ts
+	}
+	next.Detail = resource.Encode(st)
+	_, err = tx.ResourceSetStatus(ctx, resource.KindPKC, id, next)
+	return err
+}
+
+// satellite reads what the site's satellite realized of pkc.
+func satellite(ctx context.Context, tx store.Tx, site string, pkc store.Resource) (resource.PKCRealized, bool, string, error) {
+	d, err := store.ObservedResource(ctx, tx, deliveryStatus, site)
+	if errors.Is(err, store.ErrNotFound) {
+		return resource.PKCRealized{}, false, "the satellite has not reported yet", nil
+	}
+	if err != nil {
+		return resource.PKCRealized{}, false, "", err
+	}
+	ds, err := resource.Decode[resource.DeliveryStatus](d.Status.Detail)
+	if err != nil {
+		return resource.PKCRealized{}, false, "", err
+	}
+	got, ok := ds.Resources[pkc.ID]
+	if !ok {
+		return resource.PKCRealized{}, false, "the satellite has not received this cluster yet", nil
+	}
+	realized, err := resource.Decode[resource.PKCRealized](got.Detail)
+	if err != nil {
+		return realized, false, "", err
+	}
+	if got.Generation != pkc.Generation || got.Phase != resource.PhaseProvisioned {
+		return realized, false, cmp.Or(got.Message, fmt.Sprintf("the satellite is at generation %d of %d", got.Generation, pkc.Generation)), nil
+	}
+	return realized, true, "", nil
+}
+
+// capacityReady reports whether the site's capacity, sized for this PKC's
+// brokers, is realized.
+func capacityReady(ctx context.Context, tx store.Tx, site, pkc string, brokers int) (bool, string, error) {
+	c, err := store.ObservedResource(ctx, tx, capacityStatus, site)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, "waiting for compute capacity", nil
+	}
+	if err != nil {
+		return false, "", err
+	}
+	cs, err := resource.Decode[resource.CapacitySpec](c.Spec)
+	if err != nil {
+		return false, "", err
+	}
+	switch {
+	case cs.PKCs[pkc] != brokers:
+		return false, "waiting for compute capacity to be sized for this cluster", nil
+	case c.Status.ObservedGeneration != c.Generation:
+		return false, cmp.Or(c.Status.Message, "compute capacity is being provisioned"), nil
+	}
+	return true, "", nil
+}

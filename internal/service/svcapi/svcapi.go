@@ -1,0 +1,115 @@
+// Package svcapi holds what the services' public APIs share: the mapping of
+// stored resources and store errors to the REST API's shapes, pagination
+// tokens, and the caller's identity.
+package svcapi
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/runtime/store"
+)
+
+// Principal is an authenticated caller, as the gateway established it.
+type Principal struct {
+	// KeyID is the API key the caller presented.
+	KeyID string
+	// Owner is the user or service account the key acts as.
+	Owner string
+	// Organization scopes everything the caller can see.
+	Organization string
+	// Resource is the key's scope: empty for a control-plane key, an LKC id
+	// for a cluster key.
+	Resource string
+}
+
+// Metadata returns the envelope metadata of r.
+func Metadata(r store.Resource, self string) api.Metadata {
+	created, updated := r.CreatedAt, r.UpdatedAt
+	return api.Metadata{Self: self, ResourceName: "crn://mothership/organization=" + r.Organization + "/" + r.Kind + "=" + r.ID,
+		CreatedAt: &created, UpdatedAt: &updated, DeletedAt: r.DeletedAt}
+}
+
+// StoreError maps a store error about kind/id to the API's errors; an
+// unexpected one is wrapped and becomes a 500 at the gateway.
+func StoreError(kind, id string, err error) error {
+	var apiErr *api.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &apiErr):
+		return err
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrDeleted):
+		return api.NotFound(kind, id)
+	case errors.Is(err, store.ErrAlreadyExists):
+		return api.Errorf(http.StatusConflict, api.CodeAlreadyExists, "%s %q already exists", kind, id)
+	case errors.Is(err, store.ErrGenerationChanged):
+		return api.Errorf(http.StatusConflict, api.CodeConflict, "%s %q changed meanwhile; read it again and retry", kind, id)
+	}
+	return fmt.Errorf("%s %s: %w", kind, id, err)
+}
+
+// Page is a parsed page request.
+type Page struct {
+	Size  int
+	After string
+}
+
+// DefaultPageSize and MaxPageSize bound list pages, as the public API does.
+const (
+	DefaultPageSize = 10
+	MaxPageSize     = 100
+)
+
+// ParsePage parses the page_size and page_token query parameters.
+func ParsePage(size, token string) (Page, error) {
+	p := Page{Size: DefaultPageSize}
+	if size != "" {
+		n, err := strconv.Atoi(size)
+		if err != nil || n < 1 || n > MaxPageSize {
+			e := api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "page_size must be an integer from 1 to %d", MaxPageSize)
+			e.Parameter = "page_size"
+			return p, e
+		}
+		p.Size = n
+	}
+	if token != "" {
+		after, err := base64.RawURLEncoding.DecodeString(token)
+		if err != nil || len(after) == 0 {
+			e := api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "page_token is not one this API returned")
+			e.Parameter = "page_token"
+			return p, e
+		}
+		p.After = string(after)
+	}
+	return p, nil
+}
+
+// List runs a page of p over kind in tx, scoped to the organization (and
+// environment if set), and returns the page and the next page token.
+func List(ctx context.Context, tx store.Tx, kind, org, env string, p Page) ([]store.Resource, string, error) {
+	rs, err := tx.ResourceList(ctx, store.ListParams{Kind: kind, Organization: org, Environment: env, AfterID: p.After, Limit: p.Size + 1})
+	if err != nil {
+		return nil, "", fmt.Errorf("list %s: %w", kind, err)
+	}
+	next := ""
+	if len(rs) > p.Size {
+		rs = rs[:p.Size]
+		next = base64.RawURLEncoding.EncodeToString([]byte(rs[len(rs)-1].ID))
+	}
+	return rs, next, nil
+}
+
+// ListMeta returns the metadata of a list page of path.
+func ListMeta(path string, page Page, next string) api.ListMeta {
+	m := api.ListMeta{First: path + "?page_size=" + strconv.Itoa(page.Size)}
+	if next != "" {
+		m.Next = m.First + "&page_token=" + next
+	}
+	return m
+}
