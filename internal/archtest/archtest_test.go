@@ -6,8 +6,18 @@ package archtest
 import (
 	"encoding/json"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mothership-dev/mothership/internal/service/capacity"
+	"github.com/mothership-dev/mothership/internal/service/gateway"
+	"github.com/mothership-dev/mothership/internal/service/iam"
+	"github.com/mothership-dev/mothership/internal/service/kafka"
+	"github.com/mothership-dev/mothership/internal/service/network"
+	"github.com/mothership-dev/mothership/internal/service/pkc"
+	"github.com/mothership-dev/mothership/internal/service/quota"
+	syncsvc "github.com/mothership-dev/mothership/internal/service/sync"
 )
 
 const module = "github.com/mothership-dev/mothership"
@@ -63,6 +73,15 @@ func TestDependencyDirection(t *testing.T) {
 		{"internal/runtime/startstop", nil, "a leaf helper"},
 		{"internal/runtime/store", []string{"internal/runtime/event", "internal/runtime/store"}, "stores know events, nothing above"},
 		{"internal/runtime", []string{"internal/runtime/"}, "the runtime never imports a service, the CLI or the API"},
+		{"internal/api", nil, "the public API's types are a leaf the CLI shares"},
+		{"internal/resource", nil, "resource shapes are the leaf every service and satellite shares"},
+		{"internal/cloud", []string{"internal/cloud"}, "cloud providers know nothing of services"},
+		{"internal/cli", []string{"internal/api", "internal/cli"}, "the CLI talks to the API only, over HTTP"},
+		{"internal/satellite", []string{"internal/satellite/", "internal/resource", "internal/api", "internal/runtime/backoff", "internal/runtime/startstop"},
+			"satellites are the data plane: they reach the control plane only through the link"},
+		{"internal/service/svcapi", []string{"internal/api", "internal/runtime/store", "internal/runtime/event"}, "shared API helpers sit below every service"},
+		{"internal/service", []string{"internal/service/", "internal/runtime/", "internal/resource", "internal/api", "internal/cloud"},
+			"a service builds on the runtime, leaf types and lower layers (checked by TestLayers)"},
 	}
 	for path, imports := range pkgs {
 		for _, rule := range rules {
@@ -82,5 +101,72 @@ func TestDependencyDirection(t *testing.T) {
 			}
 			break // the first (most specific) rule decides
 		}
+	}
+}
+
+// layers are the layers the services declare in code.
+var layers = map[string]int{
+	"internal/service/gateway":  gateway.Layer,
+	"internal/service/iam":      iam.Layer,
+	"internal/service/kafka":    kafka.Layer,
+	"internal/service/quota":    quota.Layer,
+	"internal/service/pkc":      pkc.Layer,
+	"internal/service/capacity": capacity.Layer,
+	"internal/service/network":  network.Layer,
+	"internal/service/sync":     syncsvc.Layer,
+}
+
+// upward returns the imports of one service package by another of a
+// higher layer: calls and desired state flow down only.
+func upward(pkgs map[string][]string, layers map[string]int) []string {
+	var out []string
+	for path, imports := range pkgs {
+		own, ok := layers[path]
+		if !ok {
+			continue
+		}
+		for _, imp := range internalImports(imports) {
+			if l, ok := layers[imp]; ok && l > own {
+				out = append(out, path+" (layer "+itoa(own)+") imports "+imp+" (layer "+itoa(l)+")")
+			}
+		}
+	}
+	return out
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestLayers(t *testing.T) {
+	pkgs := packages(t)
+	for path := range layers {
+		if _, ok := pkgs[path]; !ok {
+			t.Errorf("service package %s is not in the module: the layer table is stale", path)
+		}
+	}
+	for path := range pkgs {
+		if strings.HasPrefix(path, "internal/service/") && path != "internal/service/svcapi" {
+			if _, ok := layers[path]; !ok {
+				t.Errorf("service package %s has no entry in the layer table", path)
+			}
+		}
+	}
+	for _, v := range upward(pkgs, layers) {
+		t.Error(v)
+	}
+	if layers["internal/service/gateway"] <= max(iam.Layer, kafka.Layer, quota.Layer) {
+		t.Error("the gateway must be the top layer, so that it starts last")
+	}
+}
+
+// TestLayersCatchesAnUpwardImport shows the check fails on the mistake it
+// exists for: pkc (layer 2) importing kafka (layer 3).
+func TestLayersCatchesAnUpwardImport(t *testing.T) {
+	pkgs := map[string][]string{
+		"internal/service/pkc":   {module + "/internal/service/kafka", module + "/internal/runtime/store"},
+		"internal/service/kafka": {module + "/internal/service/iam", module + "/internal/service/sync"},
+	}
+	got := upward(pkgs, layers)
+	if len(got) != 1 || !strings.Contains(got[0], "internal/service/pkc (layer 2) imports internal/service/kafka (layer 3)") {
+		t.Fatalf("upward = %q, want exactly the pkc → kafka import", got)
 	}
 }
