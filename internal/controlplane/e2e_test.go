@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
@@ -34,25 +35,87 @@ type testSystem struct {
 	secret  string
 }
 
-func startSystem(t *testing.T, dir string, bootstrap []string) *testSystem {
+// newSystem starts a broker and a system in a temp dir; tune adjusts the
+// defaults (a fast cloud and fast broker steps).
+func newSystem(t *testing.T, tune func(*controlplane.Config)) *testSystem {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := broker.Start(broker.Config{DataDir: filepath.Join(dir, "broker")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return startSystem(t, dir, b.Addrs(), tune)
+}
+
+func startSystem(t *testing.T, dir string, bootstrap []string, tune func(*controlplane.Config)) *testSystem {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sys, err := controlplane.Start(t.Context(), controlplane.Config{
+	cfg := controlplane.Config{
 		DataDir: dir, Listener: ln, Kafka: []kgo.Opt{kgo.SeedBrokers(bootstrap...)},
 		OpenStore: func(ctx context.Context, service string, owns []string) (store.Store, error) {
 			return sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, service+".db"), Service: service, Owns: owns})
 		},
 		Cloud:           sim.Config{OperationTime: 50 * time.Millisecond},
 		BrokerStepDelay: 20 * time.Millisecond,
-	})
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	sys, err := controlplane.Start(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sys.Stop() })
 	return &testSystem{t: t, sys: sys, dir: dir, brokers: bootstrap, key: sys.AdminKey, secret: sys.AdminSecret}
+}
+
+// environment creates an environment.
+func (s *testSystem) environment(name string) string {
+	s.t.Helper()
+	var env api.Environment
+	if code := s.do("POST", "/org/v2/environments", map[string]any{"display_name": name}, &env); code != http.StatusCreated {
+		s.t.Fatalf("create environment: %d", code)
+	}
+	return env.ID
+}
+
+// cluster creates a cluster and returns it as accepted.
+func (s *testSystem) cluster(env, name, cloud, region, kind string, cku int) api.Cluster {
+	s.t.Helper()
+	var c api.Cluster
+	cfg := map[string]any{"kind": kind}
+	if cku > 0 {
+		cfg["cku"] = cku
+	}
+	code := s.do("POST", "/cmk/v2/clusters", map[string]any{"spec": map[string]any{
+		"display_name": name, "cloud": cloud, "region": region, "config": cfg, "environment": map[string]any{"id": env}}}, &c)
+	if code != http.StatusAccepted {
+		s.t.Fatalf("create cluster %s: %d", name, code)
+	}
+	return c
+}
+
+// apiKey creates a key scoped to a cluster. iam learns of clusters from
+// their events, so a key for a cluster created a moment ago may need a
+// retry.
+func (s *testSystem) apiKey(lkc string) api.APIKey {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var key api.APIKey
+		code := s.do("POST", "/iam/v2/api-keys", map[string]any{"spec": map[string]any{"resource": map[string]any{"id": lkc}}}, &key)
+		if code == http.StatusAccepted {
+			return key
+		}
+		if code != http.StatusUnprocessableEntity || time.Now().After(deadline) {
+			s.t.Fatalf("create key for %s: %d", lkc, code)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // do sends a request with the admin key and decodes the answer into out.
@@ -103,40 +166,25 @@ func provisioned(c api.Cluster) bool {
 	return c.Status != nil && c.Status.Phase == "PROVISIONED" && c.Status.ObservedGeneration == c.Status.Generation
 }
 
-func TestDedicatedClusterEndToEnd(t *testing.T) {
-	dir := t.TempDir()
-	b, err := broker.Start(broker.Config{DataDir: filepath.Join(dir, "broker")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	s := startSystem(t, dir, b.Addrs())
+func bootstrapOf(c api.Cluster) string {
+	return strings.TrimPrefix(c.Spec.KafkaBootstrapEndpoint, "SASL_PLAINTEXT://")
+}
 
-	var env api.Environment
-	if code := s.do("POST", "/org/v2/environments", map[string]any{"display_name": "prod"}, &env); code != 201 {
-		t.Fatalf("create environment: %d", code)
-	}
-	var c api.Cluster
-	code := s.do("POST", "/cmk/v2/clusters", map[string]any{"spec": map[string]any{
-		"display_name": "orders", "cloud": "AWS", "region": "us-west-2", "availability": "SINGLE_ZONE",
-		"config": map[string]any{"kind": "Dedicated", "cku": 1}, "environment": map[string]any{"id": env.ID}}}, &c)
-	if code != 202 {
-		t.Fatalf("create cluster: %d", code)
+func TestDedicatedClusterEndToEnd(t *testing.T) {
+	s := newSystem(t, nil)
+	c := s.cluster(s.environment("prod"), "orders", "AWS", "us-west-2", "Dedicated", 1)
+	if c.Status == nil || c.Status.Phase != "PROVISIONING" {
+		t.Fatalf("an accepted cluster shows PROVISIONING, got %+v", c.Status)
 	}
 	c = s.waitCluster(c.ID, "PROVISIONED", provisioned)
 	if c.Status.CKU != 1 || !strings.HasPrefix(c.Spec.KafkaBootstrapEndpoint, "SASL_PLAINTEXT://") {
 		t.Fatalf("provisioned cluster: %+v", c)
 	}
-	var key api.APIKey
-	if code := s.do("POST", "/iam/v2/api-keys", map[string]any{"spec": map[string]any{"resource": map[string]any{"id": c.ID}}}, &key); code != 202 {
-		// iam learns of the cluster from its event; give it a moment.
-		time.Sleep(500 * time.Millisecond)
-		if code := s.do("POST", "/iam/v2/api-keys", map[string]any{"spec": map[string]any{"resource": map[string]any{"id": c.ID}}}, &key); code != 202 {
-			t.Fatalf("create key: %d", code)
-		}
+	key := s.apiKey(c.ID)
+	produceConsume(t, bootstrapOf(c), key.ID, key.Spec.Secret, "orders")
+	if brokers := brokerCount(t, bootstrapOf(c), key.ID, key.Spec.Secret); brokers != 3 {
+		t.Fatalf("a 1-CKU Dedicated cluster has %d brokers, want 3", brokers)
 	}
-	bootstrap := strings.TrimPrefix(c.Spec.KafkaBootstrapEndpoint, "SASL_PLAINTEXT://")
-	produceConsume(t, bootstrap, key.ID, key.Spec.Secret, "orders")
 }
 
 func produceConsume(t *testing.T, bootstrap, user, pass, topic string) {
@@ -172,4 +220,28 @@ func tryProduceConsume(ctx context.Context, bootstrap, user, pass, topic string)
 		return fmt.Errorf("consume: no record")
 	}
 	return nil
+}
+
+func kafkaClient(t *testing.T, bootstrap, user, pass string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(bootstrap),
+		kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism())}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// brokerCount asks the cluster itself how many brokers it has.
+func brokerCount(t *testing.T, bootstrap, user, pass string) int {
+	t.Helper()
+	adm := kadm.NewClient(kafkaClient(t, bootstrap, user, pass))
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	md, err := adm.BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatalf("broker metadata: %v", err)
+	}
+	return len(md.Brokers)
 }

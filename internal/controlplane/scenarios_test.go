@@ -1,0 +1,263 @@
+package controlplane_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/cloud/sim"
+	"github.com/mothership-dev/mothership/internal/controlplane"
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/runtime/store"
+)
+
+// TestBasicTenantsShareAPKCAndStayIsolated: Basic and Standard clusters of
+// a site are bin-packed onto shared PKCs (a new one when full), and each
+// tenant's key reaches only topics under its own prefix.
+func TestBasicTenantsShareAPKCAndStayIsolated(t *testing.T) {
+	s := newSystem(t, func(c *controlplane.Config) { c.MaxTenants = 2 })
+	env := s.environment("dev")
+	a := s.cluster(env, "team-a", "GCP", "europe-west1", "Basic", 0)
+	b := s.cluster(env, "team-b", "GCP", "europe-west1", "Standard", 0)
+	a = s.waitCluster(a.ID, "PROVISIONED", provisioned)
+	b = s.waitCluster(b.ID, "PROVISIONED", provisioned)
+	if bootstrapOf(a) != bootstrapOf(b) {
+		t.Fatalf("two tenants of one site should share a PKC: %s vs %s", bootstrapOf(a), bootstrapOf(b))
+	}
+	if a.Status.TopicPrefix != a.ID+"." {
+		t.Fatalf("tenant topic prefix = %q, want %q", a.Status.TopicPrefix, a.ID+".")
+	}
+	c := s.cluster(env, "team-c", "GCP", "europe-west1", "Basic", 0)
+	c = s.waitCluster(c.ID, "PROVISIONED", provisioned)
+	if bootstrapOf(c) == bootstrapOf(a) {
+		t.Fatalf("a third tenant went onto a full shared PKC (MaxTenants 2)")
+	}
+
+	ka, kb := s.apiKey(a.ID), s.apiKey(b.ID)
+	produceConsume(t, bootstrapOf(a), ka.ID, ka.Spec.Secret, a.ID+".orders")
+	produceConsume(t, bootstrapOf(b), kb.ID, kb.Spec.Secret, b.ID+".orders")
+
+	// Tenant b neither sees nor touches tenant a's topic.
+	clB := kafkaClient(t, bootstrapOf(b), kb.ID, kb.Spec.Secret)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	topics, err := kadm.NewClient(clB).ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if topics.Has(a.ID + ".orders") {
+		t.Errorf("tenant b lists tenant a's topic: %v", topics.Names())
+	}
+	err = clB.ProduceSync(ctx, &kgo.Record{Topic: a.ID + ".orders", Value: []byte("intruder")}).FirstErr()
+	if !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Errorf("tenant b producing to tenant a's topic: err = %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+
+	// A client no one on the project wrote: kcat (librdkafka).
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Fatal("kcat not found: install it (apt-get install kcat); .ci/run does")
+	}
+	sasl := []string{"-b", bootstrapOf(a), "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=SCRAM-SHA-512",
+		"-X", "sasl.username=" + ka.ID, "-X", "sasl.password=" + ka.Spec.Secret}
+	run := func(stdin string, args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, kcat, append(sasl, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return string(out) + stderr.String(), err
+		}
+		return string(out), nil // librdkafka logs teardown noise on stderr
+	}
+	if out, err := run("from-kcat\n", "-P", "-t", a.ID+".kcat"); err != nil {
+		t.Fatalf("kcat produce: %v: %s", err, out)
+	}
+	out, err := run("", "-C", "-t", a.ID+".kcat", "-o", "beginning", "-e", "-c", "1")
+	if err != nil || strings.TrimSpace(out) != "from-kcat" {
+		t.Fatalf("kcat consume: %v: %q", err, out)
+	}
+	if out, err := run("x\n", "-P", "-t", b.ID+".orders"); err == nil {
+		t.Fatalf("kcat as tenant a produced to tenant b's topic: %s", out)
+	}
+}
+
+// TestResizeCoalesces: while a 2 → 4 expansion runs, PATCH to 2 and then
+// to 6 ends at 6 CKU (18 brokers) with no broker removed in between.
+func TestResizeCoalesces(t *testing.T) {
+	s := newSystem(t, func(c *controlplane.Config) { c.BrokerStepDelay = 150 * time.Millisecond })
+	c := s.cluster(s.environment("prod"), "big", "AWS", "us-west-2", "Dedicated", 2)
+	c = s.waitCluster(c.ID, "PROVISIONED", provisioned)
+	patch := func(cku int) {
+		t.Helper()
+		body := map[string]any{"spec": map[string]any{"config": map[string]any{"kind": "Dedicated", "cku": cku}}}
+		if code := s.do("PATCH", "/cmk/v2/clusters/"+c.ID, body, nil); code != http.StatusOK {
+			t.Fatalf("PATCH cku %d: %d", cku, code)
+		}
+	}
+	patch(4)
+	s.waitCluster(c.ID, "expanding", func(c api.Cluster) bool {
+		return c.Status != nil && strings.Contains(c.Status.Message, "resizing")
+	})
+	patch(2)
+	patch(6)
+	got := s.waitCluster(c.ID, "PROVISIONED at 6 CKU", func(c api.Cluster) bool { return provisioned(c) && c.Status.CKU == 6 })
+	if got.Spec.Config.CKU != 6 {
+		t.Fatalf("spec cku = %d, want 6", got.Spec.Config.CKU)
+	}
+	if removed := s.sys.Drivers["aws/us-west-2"].Removed(); removed != 0 {
+		t.Fatalf("%v brokers were removed: a shrink happened between 4 and 6 CKU", removed)
+	}
+	key := s.apiKey(c.ID)
+	if n := brokerCount(t, bootstrapOf(got), key.ID, key.Spec.Secret); n != 18 {
+		t.Fatalf("6 CKU has %d brokers, want 18", n)
+	}
+}
+
+// TestDeleteFollowsByChoreography: deleting LKCs deletes only the LKCs;
+// pkc, capacity and the satellite each act on the event. No service holds
+// a resource of a kind it does not own.
+func TestDeleteFollowsByChoreography(t *testing.T) {
+	s := newSystem(t, nil)
+	env := s.environment("prod")
+	ded := s.cluster(env, "ded", "AWS", "us-west-2", "Dedicated", 1)
+	t1 := s.cluster(env, "t1", "AWS", "us-west-2", "Basic", 0)
+	t2 := s.cluster(env, "t2", "AWS", "us-west-2", "Basic", 0)
+	for _, c := range []api.Cluster{ded, t1, t2} {
+		s.waitCluster(c.ID, "PROVISIONED", provisioned)
+	}
+	k2 := s.apiKey(t2.ID)
+	t2 = s.waitCluster(t2.ID, "PROVISIONED", provisioned)
+
+	// Deletion protection refuses, with a reason.
+	on := map[string]any{"spec": map[string]any{"deletion_protection": true}}
+	if code := s.do("PATCH", "/cmk/v2/clusters/"+ded.ID, on, nil); code != http.StatusOK {
+		t.Fatalf("turn on deletion protection: %d", code)
+	}
+	var eb api.ErrorBody
+	if code := s.do("DELETE", "/cmk/v2/clusters/"+ded.ID, nil, &eb); code != http.StatusConflict || eb.Errors[0].Code != api.CodeDeletionProtected {
+		t.Fatalf("delete of a protected cluster: %d %+v", code, eb)
+	}
+	off := map[string]any{"spec": map[string]any{"deletion_protection": false}}
+	s.do("PATCH", "/cmk/v2/clusters/"+ded.ID, off, nil)
+
+	for _, id := range []string{ded.ID, t1.ID} {
+		if code := s.do("DELETE", "/cmk/v2/clusters/"+id, nil, nil); code != http.StatusNoContent {
+			t.Fatalf("delete %s: %d", id, code)
+		}
+		if code := s.do("GET", "/cmk/v2/clusters/"+id, nil, nil); code != http.StatusNotFound {
+			t.Fatalf("GET of deleted %s: %d, want 404", id, code)
+		}
+	}
+	// The satellite tears the Dedicated PKC down; the shared one stays for
+	// t2, which keeps working.
+	agent := s.sys.Satellites["aws/us-west-2"]
+	waitFor(t, "the dedicated PKC to be removed from the satellite", func() bool {
+		_, realized := agent.Realized()
+		_, dedicated := realized["pkc-"+strings.TrimPrefix(ded.ID, "lkc-")]
+		return !dedicated && len(realized) == 1
+	})
+	produceConsume(t, bootstrapOf(t2), k2.ID, k2.Spec.Secret, t2.ID+".still-here")
+
+	// Then the last tenant goes: the shared PKC goes, and capacity shrinks
+	// to nothing.
+	if code := s.do("DELETE", "/cmk/v2/clusters/"+t2.ID, nil, nil); code != http.StatusNoContent {
+		t.Fatalf("delete %s: %d", t2.ID, code)
+	}
+	waitFor(t, "every PKC to be removed from the satellite", func() bool {
+		_, realized := agent.Realized()
+		return len(realized) == 0
+	})
+	waitFor(t, "capacity to shrink to zero", func() bool {
+		var nodes = -1
+		s.view("capacity", func(ctx context.Context, tx store.Tx) error {
+			r, err := tx.ResourceGet(ctx, resource.KindCapacity, resource.Site{Cloud: "AWS", Region: "us-west-2"}.ID())
+			if err == nil && r.Status.ObservedGeneration == r.Generation {
+				cs, _ := resource.Decode[resource.CapacityStatus](r.Status.Detail)
+				nodes = cs.Nodes
+			}
+			return nil
+		})
+		return nodes == 0
+	})
+
+	// Single writer: every service's database holds only the kinds it owns.
+	all := []string{resource.KindOrganization, resource.KindEnvironment, resource.KindAPIKey, resource.KindLKC,
+		resource.KindQuota, resource.KindPKC, resource.KindCapacity, resource.KindNetwork, resource.KindDelivery}
+	for _, r := range s.sys.Fleet.Services() {
+		err := r.Store.View(t.Context(), func(ctx context.Context, tx store.Tx) error {
+			for _, kind := range all {
+				rs, err := tx.ResourceList(ctx, store.ListParams{Kind: kind, Limit: 1, IncludeDeleted: true})
+				if err != nil {
+					return err
+				}
+				owned := false
+				for _, k := range r.Service.Owns {
+					owned = owned || k == kind
+				}
+				if len(rs) > 0 && !owned {
+					t.Errorf("service %s holds a %s (%s) it does not own", r.Service.Name, kind, rs[0].ID)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCloudRateLimitsAreRetried: the simulated cloud answers a share of
+// calls with 429 and takes its time; the chain retries until the cluster
+// is provisioned, and meanwhile the status says why it waits.
+func TestCloudRateLimitsAreRetried(t *testing.T) {
+	s := newSystem(t, func(c *controlplane.Config) {
+		c.Cloud = sim.Config{OperationTime: 300 * time.Millisecond, RateLimitShare: 0.5, RetryAfter: 50 * time.Millisecond}
+	})
+	c := s.cluster(s.environment("prod"), "flaky", "AWS", "us-west-2", "Dedicated", 1)
+	reasons := map[string]bool{}
+	s.waitCluster(c.ID, "PROVISIONED despite rate limits", func(c api.Cluster) bool {
+		if c.Status != nil && c.Status.Phase == "PROVISIONING" {
+			reasons[c.Status.Reason] = true
+		}
+		return provisioned(c)
+	})
+	if !reasons["WAITING_FOR_CAPACITY"] {
+		t.Fatalf("while the cloud worked, the status reasons were %v; want WAITING_FOR_CAPACITY shown", reasons)
+	}
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// view reads a service's own database.
+func (s *testSystem) view(service string, fn func(ctx context.Context, tx store.Tx) error) {
+	s.t.Helper()
+	for _, r := range s.sys.Fleet.Services() {
+		if r.Service.Name == service {
+			if err := r.Store.View(s.t.Context(), fn); err != nil {
+				s.t.Fatal(err)
+			}
+			return
+		}
+	}
+	s.t.Fatalf("no service %s", service)
+}
