@@ -17,6 +17,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/cloud/sim"
 	"github.com/mothership-dev/mothership/internal/controlplane"
 	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 )
 
@@ -122,6 +123,66 @@ func TestResizeCoalesces(t *testing.T) {
 	if n := brokerCount(t, bootstrapOf(got), key.ID, key.Spec.Secret); n != 18 {
 		t.Fatalf("6 CKU has %d brokers, want 18", n)
 	}
+	// pkc itself never asked for fewer brokers: every desired state it
+	// published for this PKC is at least as large as the one before.
+	sizes := pkcSizes(t, s.brokers, "pkc-"+strings.TrimPrefix(c.ID, "lkc-"))
+	for i := 1; i < len(sizes); i++ {
+		if sizes[i] < sizes[i-1] {
+			t.Fatalf("pkc published a shrink: brokers over time %v", sizes)
+		}
+	}
+	if len(sizes) == 0 || sizes[len(sizes)-1] != 18 {
+		t.Fatalf("pkc's desired brokers over time %v, want to end at 18", sizes)
+	}
+}
+
+// pkcSizes reads the brokers of every desired state pkc published for id,
+// in order, from the event topic.
+func pkcSizes(t *testing.T, brokers []string, id string) []int {
+	t.Helper()
+	topic := event.Topic(resource.KindPKC, event.Desired)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remaining := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			remaining[o.Partition] = o.Offset
+		}
+	})
+	var sizes []int
+	for len(remaining) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("read %s: %v", topic, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset+1 >= remaining[r.Partition] {
+				delete(remaining, r.Partition)
+			}
+			if string(r.Key) != id {
+				return
+			}
+			ev, err := event.Decode(r.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, _ := resource.Decode[store.Resource](ev.Data)
+			spec, _ := resource.Decode[resource.PKCSpec](res.Spec)
+			if !res.Deleted() {
+				sizes = append(sizes, spec.Brokers)
+			}
+		})
+	}
+	return sizes
 }
 
 // TestDeleteFollowsByChoreography: deleting LKCs deletes only the LKCs;
