@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/mothership-dev/mothership/internal/cli"
 )
 
 func newRootCmd() *cobra.Command {
@@ -18,6 +20,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newDevCmd(), newBrokerCmd())
+	root.AddCommand(cli.Commands(cli.Config{})...)
 	return root
 }
 

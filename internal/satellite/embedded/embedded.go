@@ -24,8 +24,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/mothership-dev/mothership/internal/resource"
@@ -69,6 +71,8 @@ type cluster struct {
 	// applied is the tenant part of the spec last applied, to skip
 	// re-applying users and ACLs that did not change.
 	applied string
+	// stop ends the topic persister.
+	stop func()
 }
 
 // meta is what a PKC keeps on disk beside the broker's own state, so that a
@@ -224,7 +228,9 @@ func (d *Driver) cluster(id string, want int) (*cluster, error) {
 		kc.Close()
 		return nil, err
 	}
-	c := &cluster{id: id, dir: dir, kc: kc, admin: admin, meta: m}
+	ctx, stop := context.WithCancel(context.Background())
+	c := &cluster{id: id, dir: dir, kc: kc, admin: admin, meta: m, stop: stop}
+	go c.persistTopics(ctx, d.log)
 	d.clusters[id] = c
 	d.log.Info("kafka cluster started", "pkc", id, "brokers", len(m.Ports), "bootstrap", c.bootstrap(), "wanted", want)
 	return c, nil
@@ -288,7 +294,7 @@ func (d *Driver) tenants(ctx context.Context, c *cluster, spec resource.PKCSpec)
 		}
 	}
 	if len(stale) > 0 {
-		b := kadm.NewACLs().Allow(stale...).AnyResource().ResourcePatternType(kadm.ACLPatternAny).Operations(kadm.OpAny)
+		b := kadm.NewACLs().Allow(stale...).AllowHosts().AnyResource().ResourcePatternType(kadm.ACLPatternAny).Operations(kadm.OpAny)
 		if _, err := adm.DeleteACLs(ctx, b); err != nil {
 			return fmt.Errorf("delete ACLs of removed users: %w", err)
 		}
@@ -336,8 +342,76 @@ func (d *Driver) Close() error {
 }
 
 func (c *cluster) close() {
+	c.stop()
 	c.admin.Close()
 	c.kc.Close()
+}
+
+// persistInterval bounds how long an auto-created topic is known only in
+// memory.
+const persistInterval = 250 * time.Millisecond
+
+// persistTopics works around kfake not saving its topic list when a
+// topic is auto-created by a Metadata request (CreateTopics does save it):
+// after a crash such a topic, and so its records, would be gone. Whenever
+// the topic list changed, an empty IncrementalAlterConfigs on a topic makes
+// kfake save the whole list. It does not change any config.
+func (c *cluster) persistTopics(ctx context.Context, log *slog.Logger) {
+	known := map[string]bool{}
+	tick := time.NewTicker(persistInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		fresh, names, err := c.saveTopicsOnce(ctx, known)
+		if err != nil {
+			log.Warn("saving the topic list failed; will retry", "pkc", c.id, "topic", fresh, "err", err)
+			continue
+		}
+		for _, name := range names {
+			known[name] = true
+		}
+	}
+}
+
+// saveTopicsOnce makes kfake save its topic list if a topic is not known
+// yet. Each call is bounded: a request that hangs must not stop the loop.
+func (c *cluster) saveTopicsOnce(ctx context.Context, known map[string]bool) (string, []string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	// A plain Metadata request: kadm's ListTopics may answer from the
+	// client's metadata cache, which does not see a topic created a moment
+	// ago.
+	md, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, c.admin)
+	if err != nil {
+		return "", nil, err
+	}
+	fresh := ""
+	var names []string
+	for _, t := range md.Topics {
+		if t.Topic == nil || t.ErrorCode != 0 {
+			continue
+		}
+		names = append(names, *t.Topic)
+		if !known[*t.Topic] {
+			fresh = *t.Topic
+		}
+	}
+	if fresh == "" {
+		return "", nil, nil
+	}
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	res := kmsg.NewIncrementalAlterConfigsRequestResource()
+	res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeTopic, fresh
+	req.Resources = append(req.Resources, res)
+	resp, err := req.RequestWith(ctx, c.admin)
+	if err == nil && len(resp.Resources) == 1 {
+		err = kerr.ErrorForCode(resp.Resources[0].ErrorCode)
+	}
+	return fresh, names, err
 }
 
 func loadMeta(dir string) (meta, error) {

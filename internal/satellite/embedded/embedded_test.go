@@ -1,0 +1,104 @@
+package embedded_test
+
+import (
+	"context"
+	"crypto/pbkdf2"
+	"crypto/sha512"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/satellite/embedded"
+)
+
+func user(t *testing.T, name, password string) resource.KafkaUser {
+	t.Helper()
+	salt := []byte("0123456789abcdef")
+	salted, err := pbkdf2.Key(sha512.New, password, salt, 4096, sha512.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resource.KafkaUser{Name: name, SCRAM: resource.SCRAMCredential{Mechanism: "SCRAM-SHA-512", Iterations: 4096, Salt: salt, SaltedPassword: salted}}
+}
+
+func pkcItem(gen int64, brokers int, users ...resource.KafkaUser) resource.BundleItem {
+	return resource.BundleItem{Kind: resource.KindPKC, Generation: gen, Spec: resource.Encode(resource.PKCSpec{
+		Cloud: "AWS", Region: "us-west-2", Dedicated: true, Brokers: brokers,
+		Tenants: map[string]resource.Tenant{"lkc-1": {CKU: brokers / 3, Users: users}}})}
+}
+
+// TestRestartKeepsEndpointDataAndAutoCreatedTopics: a driver stopped (or
+// crashed) and started again on the same dir serves the same endpoint,
+// with the topics clients auto-created and their records.
+func TestRestartKeepsEndpointDataAndAutoCreatedTopics(t *testing.T) {
+	dir := t.TempDir()
+	u := user(t, "KEY1", "secret-1")
+	d, err := embedded.New(embedded.Config{DataDir: dir, StepDelay: time.Millisecond, AutoCreateTopics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := d.Apply(t.Context(), "pkc-1", pkcItem(1, 3, u), func(resource.Realized) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := resource.Decode[resource.PKCRealized](r.Detail)
+	if r.Generation != 1 || r.Phase != resource.PhaseProvisioned || before.Brokers != 3 {
+		t.Fatalf("realized %+v %+v", r, before)
+	}
+	opts := []kgo.Opt{kgo.SeedBrokers(before.BootstrapEndpoint), kgo.SASL(scram.Auth{User: "KEY1", Pass: "secret-1"}.AsSha512Mechanism())}
+	cl, err := kgo.NewClient(append(opts, kgo.AllowAutoTopicCreation())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "auto", Value: []byte("kept")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	// kfake saves everything on Close; a crash gets only what was saved as
+	// it went, so the auto-created topic must be on disk before Close.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		saved, _ := os.ReadFile(filepath.Join(dir, "pkc-1", "kafka", "topics.json"))
+		if strings.Contains(string(saved), `"auto"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the auto-created topic is not saved on disk: topics.json = %s", saved)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	d2, err := embedded.New(embedded.Config{DataDir: dir, StepDelay: time.Millisecond, AutoCreateTopics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	r, err = d2.Apply(t.Context(), "pkc-1", pkcItem(1, 3, u), func(resource.Realized) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := resource.Decode[resource.PKCRealized](r.Detail)
+	if after != before {
+		t.Fatalf("after a restart the cluster is %+v, was %+v", after, before)
+	}
+	cl, err = kgo.NewClient(append(opts, kgo.ConsumeTopics("auto"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	fs := cl.PollFetches(ctx)
+	if err := fs.Err0(); err != nil || fs.NumRecords() != 1 || string(fs.Records()[0].Value) != "kept" {
+		t.Fatalf("after a restart: err %v, %d records", err, fs.NumRecords())
+	}
+}

@@ -1,0 +1,647 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/cloud/sim"
+	"github.com/mothership-dev/mothership/internal/controlplane"
+	"github.com/mothership-dev/mothership/internal/runtime/broker"
+	"github.com/mothership-dev/mothership/internal/runtime/store"
+	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
+	"github.com/mothership-dev/mothership/internal/service/gateway"
+	"github.com/mothership-dev/mothership/internal/service/iam"
+	"github.com/mothership-dev/mothership/internal/service/kafka"
+	"github.com/mothership-dev/mothership/internal/service/network"
+)
+
+// loadDocument loads the document the gateway serves and checks that it is
+// valid OpenAPI 3.0.
+func loadDocument(t *testing.T) *openapi3.T {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
+	if err != nil {
+		t.Fatalf("load api.OpenAPI: %v", err)
+	}
+	if err := doc.Validate(t.Context()); err != nil {
+		t.Fatalf("api.OpenAPI is not valid OpenAPI: %v", err)
+	}
+	return doc
+}
+
+// TestOpenAPIDocumentsEveryRoute checks that the document and the gateway's
+// route table name the same operations, and that the operations the
+// document lets go without an API key are the gateway's public routes.
+func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
+	doc := loadDocument(t)
+	// New needs the services only to hold them: the table is built without
+	// calling them, so unstarted ones do.
+	gw, err := gateway.New(gateway.Config{IAM: iam.New(iam.Config{}), Kafka: kafka.New(kafka.Config{}), Network: network.New(network.Config{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := map[string]bool{} // "METHOD pattern" → public
+	for _, rt := range gw.Routes() {
+		routes[rt.Method+" "+rt.Pattern] = rt.Public
+	}
+	documented := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			// An operation is public when it replaces the document's
+			// security requirement with none.
+			documented[method+" "+path] = op.Security != nil && len(*op.Security) == 0
+		}
+	}
+	for _, op := range slices.Sorted(maps.Keys(routes)) {
+		public, ok := documented[op]
+		switch {
+		case !ok:
+			t.Errorf("route %s is not in the document", op)
+		case public != routes[op]:
+			t.Errorf("%s: the document says public=%t, the gateway public=%t", op, public, routes[op])
+		}
+	}
+	for _, op := range slices.Sorted(maps.Keys(documented)) {
+		if _, ok := routes[op]; !ok {
+			t.Errorf("the document has %s, which the gateway does not serve", op)
+		}
+	}
+	// Every other operation inherits the document's requirement: an API
+	// key with HTTP Basic.
+	if len(doc.Security) != 1 {
+		t.Fatalf("the document should require one security scheme, has %d", len(doc.Security))
+	}
+	for name := range doc.Security[0] {
+		s := doc.Components.SecuritySchemes[name]
+		if s == nil || s.Value.Type != "http" || s.Value.Scheme != "basic" {
+			t.Errorf("security scheme %q is not HTTP Basic", name)
+		}
+	}
+}
+
+// TestOpenAPIDescribesTheAnswers runs every operation against the whole
+// system, successes and errors, and checks each request and each answer
+// against the document: an answer it does not describe (status, headers,
+// body) fails the test, and so does a request the server refuses that the
+// document accepts, where the document can say why.
+func TestOpenAPIDescribesTheAnswers(t *testing.T) {
+	sys := startSystem(t)
+	c := newChecker(t, sys)
+
+	if got := c.do(t, exchange{method: "GET", path: "/openapi.json", noAuth: true, want: 200}); !bytes.Equal(got.body, api.OpenAPI) {
+		t.Error("GET /openapi.json does not serve api.OpenAPI")
+	}
+
+	// Two environments, so that a page of one has a next page.
+	var env, spare api.Environment
+	c.created(t, c.do(t, exchange{method: "POST", path: "/org/v2/environments", body: map[string]any{"display_name": "openapi"}, want: 201}), &env)
+	c.created(t, c.do(t, exchange{method: "POST", path: "/org/v2/environments", body: map[string]any{"display_name": "spare"}, want: 201}), &spare)
+	var envs api.List[api.Environment]
+	decode(t, c.do(t, exchange{method: "GET", path: "/org/v2/environments?page_size=1", want: 200}), &envs)
+	if envs.Metadata.Next == "" {
+		t.Fatalf("a page of 1 of at least 2 environments has no next page: %+v", envs.Metadata)
+	}
+	c.do(t, exchange{method: "GET", path: envs.Metadata.Next, want: 200})
+	c.do(t, exchange{method: "GET", path: "/org/v2/environments/" + env.ID, want: 200})
+
+	var nw api.Network
+	c.created(t, c.do(t, exchange{method: "POST", path: "/networking/v1/networks", want: 202, body: map[string]any{"spec": map[string]any{
+		"display_name": "openapi-net", "cloud": "AWS", "region": "us-west-2", "connection_types": []string{"PUBLIC"},
+		"cidr": "10.1.0.0/16", "environment": map[string]any{"id": env.ID}}}}), &nw)
+
+	// The cluster is protected, so that deleting it shows the 409.
+	var cl api.Cluster
+	c.created(t, c.do(t, exchange{method: "POST", path: "/cmk/v2/clusters", want: 202, body: map[string]any{"spec": map[string]any{
+		"display_name": "orders", "cloud": "AWS", "region": "us-west-2", "availability": "SINGLE_ZONE",
+		"config": map[string]any{"kind": "Dedicated", "cku": 1}, "deletion_protection": true,
+		"environment": map[string]any{"id": env.ID}, "network": map[string]any{"id": nw.ID}}}}), &cl)
+	c.do(t, exchange{method: "GET", path: "/cmk/v2/clusters?environment=" + env.ID, want: 200})
+	c.do(t, exchange{method: "GET", path: "/networking/v1/networks?environment=" + env.ID + "&page_size=100", want: 200})
+
+	// Every poll is checked too, so each phase the resources pass through
+	// is checked against the document.
+	c.poll(t, "/networking/v1/networks/"+nw.ID, func(a answer) bool {
+		var n api.Network
+		decode(t, a, &n)
+		return n.Status != nil && n.Status.Phase == "READY"
+	})
+	c.poll(t, "/cmk/v2/clusters/"+cl.ID, func(a answer) bool {
+		decode(t, a, &cl)
+		return cl.Status != nil && cl.Status.Phase == "PROVISIONED" && cl.Status.ObservedGeneration == cl.Status.Generation
+	})
+
+	// iam learns of the cluster from its event: until then the key is
+	// refused at /spec/resource/id, as the document says.
+	var key api.APIKey
+	keyReq := exchange{method: "POST", path: "/iam/v2/api-keys", body: map[string]any{"spec": map[string]any{
+		"display_name": "orders-client", "description": "the orders service", "resource": map[string]any{"id": cl.ID}}}}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		a := c.send(t, keyReq)
+		if a.status == http.StatusAccepted {
+			c.created(t, a, &key)
+			break
+		}
+		var e api.ErrorBody
+		decode(t, a, &e)
+		if a.status != http.StatusUnprocessableEntity || len(e.Errors) == 0 || e.Errors[0].Source == nil || e.Errors[0].Source.Pointer != "/spec/resource/id" ||
+			time.Now().After(deadline) {
+			t.Fatalf("create a key for %s: %d %s", cl.ID, a.status, a.body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if key.Spec.Secret == "" {
+		t.Error("the key's creation does not return its secret")
+	}
+	var cloudKey api.APIKey
+	c.created(t, c.do(t, exchange{method: "POST", path: "/iam/v2/api-keys", body: map[string]any{}, want: 202}), &cloudKey)
+	c.do(t, exchange{method: "GET", path: "/iam/v2/api-keys?page_size=100", want: 200})
+	// The document cannot say that the secret is in the creation's answer
+	// only; the test does.
+	var got api.APIKey
+	decode(t, c.do(t, exchange{method: "GET", path: "/iam/v2/api-keys/" + key.ID, want: 200}), &got)
+	if got.Spec.Secret != "" {
+		t.Error("GET of an API key returns its secret")
+	}
+
+	decode(t, c.do(t, exchange{method: "PATCH", path: "/cmk/v2/clusters/" + cl.ID, want: 200,
+		body: map[string]any{"spec": map[string]any{"display_name": "orders-2", "config": map[string]any{"cku": 2}}}}), &cl)
+	if cl.Spec.DisplayName != "orders-2" || cl.Spec.Config.CKU != 2 {
+		t.Errorf("the update is not in its answer: %+v", cl.Spec)
+	}
+	c.do(t, exchange{method: "DELETE", path: "/cmk/v2/clusters/" + cl.ID, want: 409})
+	c.do(t, exchange{method: "DELETE", path: "/org/v2/environments/" + env.ID, want: 409})
+
+	// validCluster is a valid creation, edited into an invalid one.
+	validCluster := func(edit func(body, spec, config map[string]any)) map[string]any {
+		config := map[string]any{"kind": "Dedicated", "cku": 2}
+		spec := map[string]any{"display_name": "refused", "cloud": "AWS", "region": "us-west-2", "config": config,
+			"environment": map[string]any{"id": env.ID}}
+		body := map[string]any{"spec": spec}
+		edit(body, spec, config)
+		return body
+	}
+	// invalid says the document refuses the request as well as the server;
+	// where it is false, the rule is one the document states in text only.
+	cases := map[string]struct {
+		reason string
+		x      exchange
+	}{
+		"no API key": {"every operation but /openapi.json needs HTTP Basic credentials",
+			exchange{method: "GET", path: "/cmk/v2/clusters", noAuth: true, invalid: true, want: 401}},
+		"wrong secret": {"the key exists but the secret is not its own",
+			exchange{method: "GET", path: "/cmk/v2/clusters", key: sys.AdminKey, secret: "not-the-secret", want: 401}},
+		"cluster-scoped key": {"a cluster's key is a Kafka credential, not a control-plane one",
+			exchange{method: "GET", path: "/cmk/v2/clusters", key: key.ID, secret: key.Spec.Secret, want: 401}},
+		"unknown environment": {"an id the organization does not have",
+			exchange{method: "GET", path: "/org/v2/environments/env-nope00", want: 404}},
+		"delete of an unknown environment": {"an id the organization does not have",
+			exchange{method: "DELETE", path: "/org/v2/environments/env-nope00", want: 404}},
+		"unknown cluster": {"an id the organization does not have",
+			exchange{method: "GET", path: "/cmk/v2/clusters/lkc-nope00", want: 404}},
+		"update of an unknown cluster": {"an id the organization does not have",
+			exchange{method: "PATCH", path: "/cmk/v2/clusters/lkc-nope00", body: map[string]any{"spec": map[string]any{"display_name": "x"}}, want: 404}},
+		"delete of an unknown cluster": {"an id the organization does not have",
+			exchange{method: "DELETE", path: "/cmk/v2/clusters/lkc-nope00", want: 404}},
+		"unknown network": {"an id the organization does not have",
+			exchange{method: "GET", path: "/networking/v1/networks/n-nope00", want: 404}},
+		"unknown API key": {"an id the organization does not have",
+			exchange{method: "DELETE", path: "/iam/v2/api-keys/NOPE000000000000", want: 404}},
+		"unknown field": {"request bodies are closed: additionalProperties false",
+			exchange{method: "POST", path: "/cmk/v2/clusters", body: validCluster(func(body, _, _ map[string]any) { body["colour"] = "red" }), invalid: true, want: 400}},
+		"unknown field in the spec": {"closed at every level",
+			exchange{method: "POST", path: "/cmk/v2/clusters", body: validCluster(func(_, spec, _ map[string]any) { spec["colour"] = "red" }), invalid: true, want: 400}},
+		"unknown nested field": {"closed at every level",
+			exchange{method: "POST", path: "/cmk/v2/clusters", body: validCluster(func(_, _, config map[string]any) { config["size"] = "L" }), invalid: true, want: 400}},
+		"wrong type": {"cku is an integer",
+			exchange{method: "POST", path: "/cmk/v2/clusters", body: validCluster(func(_, _, config map[string]any) { config["cku"] = "two" }), invalid: true, want: 400}},
+		"not JSON": {"a body is one JSON object",
+			exchange{method: "POST", path: "/org/v2/environments", body: `{"display_name":`, invalid: true, want: 400}},
+		"page_size out of range": {"page_size is 1 to 100",
+			exchange{method: "GET", path: "/cmk/v2/clusters?page_size=101", invalid: true, want: 400}},
+		"page_token not issued": {"a page token must be one the API returned",
+			exchange{method: "GET", path: "/iam/v2/api-keys?page_token=%21%21", want: 400}},
+		"cku above 24": {"cku is 1 to 24",
+			exchange{method: "POST", path: "/cmk/v2/clusters", body: validCluster(func(_, _, config map[string]any) { config["cku"] = 25 }), invalid: true, want: 422}},
+		"cku on Basic": {"cku is for Dedicated clusters only (in text)",
+			exchange{method: "POST", path: "/cmk/v2/clusters", body: validCluster(func(_, _, config map[string]any) { config["kind"] = "Basic" }), want: 422}},
+		"MULTI_ZONE with 1 CKU": {"a MULTI_ZONE Dedicated cluster needs 2 CKU (in text)",
+			exchange{method: "POST", path: "/cmk/v2/clusters", body: validCluster(func(_, spec, config map[string]any) {
+				spec["availability"], config["cku"] = "MULTI_ZONE", 1
+			}), want: 422}},
+		"unknown cloud": {"cloud is AWS, GCP or AZURE",
+			exchange{method: "POST", path: "/cmk/v2/clusters", body: validCluster(func(_, spec, _ map[string]any) { spec["cloud"] = "IBM" }), invalid: true, want: 422}},
+		"unserved region": {"no satellite serves the site (in text)",
+			exchange{method: "POST", path: "/cmk/v2/clusters", body: validCluster(func(_, spec, _ map[string]any) { spec["region"] = "eu-north-1" }), want: 422}},
+		"read-only endpoint": {"the endpoints are the service's to set",
+			exchange{method: "POST", path: "/cmk/v2/clusters", body: validCluster(func(_, spec, _ map[string]any) { spec["kafka_bootstrap_endpoint"] = "x:9092" }), invalid: true, want: 422}},
+		"empty display name": {"a display name is 1 to 64 characters",
+			exchange{method: "POST", path: "/org/v2/environments", body: map[string]any{"display_name": ""}, invalid: true, want: 422}},
+		"chosen secret": {"the secret is read-only",
+			exchange{method: "POST", path: "/iam/v2/api-keys", body: map[string]any{"spec": map[string]any{"secret": "s3cret"}}, invalid: true, want: 422}},
+		"immutable region": {"region may be sent only unchanged (in text)",
+			exchange{method: "PATCH", path: "/cmk/v2/clusters/" + cl.ID, body: map[string]any{"spec": map[string]any{"region": "us-east-1"}}, want: 422}},
+		"CIDR not /16": {"a network's cidr is an IPv4 /16",
+			exchange{method: "POST", path: "/networking/v1/networks", invalid: true, want: 422, body: map[string]any{"spec": map[string]any{
+				"display_name": "n", "cloud": "AWS", "region": "us-west-2", "cidr": "10.0.0.0/24", "environment": map[string]any{"id": env.ID}}}}},
+		"oversized body": {"a body is at most 64 KiB (in text: the document refuses this one for its display_name)",
+			exchange{method: "POST", path: "/org/v2/environments", body: map[string]any{"display_name": strings.Repeat("a", api.MaxBodyBytes)}, invalid: true, want: 413}},
+		"PUT on a cluster": {"the path serves GET, PATCH and DELETE",
+			exchange{method: "PUT", path: "/cmk/v2/clusters/" + cl.ID, body: map[string]any{}, invalid: true, want: 405}},
+		"DELETE on the cluster list": {"the path serves GET and POST",
+			exchange{method: "DELETE", path: "/cmk/v2/clusters", invalid: true, want: 405}},
+		"POST on the document": {"the document is read-only",
+			exchange{method: "POST", path: "/openapi.json", noAuth: true, invalid: true, want: 405}},
+		"unknown path": {"a path the document does not have",
+			exchange{method: "GET", path: "/cmk/v2/nothing/here", invalid: true, want: 404}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Log(tc.reason)
+			c.do(t, tc.x)
+		})
+	}
+
+	// Clean up through the API, which exercises the deletes.
+	c.do(t, exchange{method: "DELETE", path: "/iam/v2/api-keys/" + key.ID, want: 204})
+	c.do(t, exchange{method: "DELETE", path: "/iam/v2/api-keys/" + cloudKey.ID, want: 204})
+	c.do(t, exchange{method: "GET", path: "/iam/v2/api-keys/" + key.ID, want: 404})
+	c.do(t, exchange{method: "PATCH", path: "/cmk/v2/clusters/" + cl.ID, body: map[string]any{"spec": map[string]any{"deletion_protection": false}}, want: 200})
+	c.do(t, exchange{method: "DELETE", path: "/cmk/v2/clusters/" + cl.ID, want: 204})
+	c.do(t, exchange{method: "GET", path: "/cmk/v2/clusters/" + cl.ID, want: 404})
+	c.do(t, exchange{method: "DELETE", path: "/networking/v1/networks/" + nw.ID, want: 204})
+	c.do(t, exchange{method: "DELETE", path: "/org/v2/environments/" + spare.ID, want: 204})
+
+	for path, item := range c.doc.Paths.Map() {
+		for method := range item.Operations() {
+			if !c.succeeded[method+" "+path] {
+				t.Errorf("no request exercised %s %s with success", method, path)
+			}
+		}
+	}
+}
+
+// startSystem starts the whole system as `dev` runs it, on the embedded
+// broker and SQLite in a temp dir: the equivalent of the controlplane
+// end-to-end tests' helper, which another package's test cannot import.
+func startSystem(t *testing.T) *controlplane.System {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := broker.Start(broker.Config{DataDir: filepath.Join(dir, "broker")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys, err := controlplane.Start(t.Context(), controlplane.Config{
+		DataDir: dir, Listener: ln, Kafka: []kgo.Opt{kgo.SeedBrokers(b.Addrs()...)},
+		OpenStore: func(ctx context.Context, service string, owns []string) (store.Store, error) {
+			return sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, service+".db"), Service: service, Owns: owns})
+		},
+		Cloud:           sim.Config{OperationTime: 50 * time.Millisecond},
+		BrokerStepDelay: 20 * time.Millisecond,
+		// The gateway logs a 500's cause at error level: show it.
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cleanups run last first: the system stops before the broker closes.
+	t.Cleanup(func() { _ = sys.Stop() })
+	return sys
+}
+
+// checker sends requests to a running system and checks each request and
+// its answer against the document.
+type checker struct {
+	doc         *openapi3.T
+	router      routers.Router
+	opts        *openapi3filter.Options
+	base        string
+	key, secret string
+	// succeeded holds the operations ("METHOD /path/{id}") answered with a
+	// 2xx, so that the test can tell that it exercised every one.
+	succeeded map[string]bool
+}
+
+func newChecker(t *testing.T, sys *controlplane.System) *checker {
+	doc := loadDocument(t)
+	// The document leaves responses open, so that clients tolerate fields
+	// added later; the server must still send only documented fields, so
+	// the test closes them.
+	seen := map[*openapi3.Schema]bool{}
+	responses := []*openapi3.ResponseRef{}
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			for _, r := range op.Responses.Map() {
+				responses = append(responses, r)
+			}
+		}
+	}
+	for _, r := range doc.Components.Responses {
+		responses = append(responses, r)
+	}
+	for _, r := range responses {
+		for _, mt := range r.Value.Content {
+			closeObjects(mt.Schema, seen)
+		}
+	}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &checker{doc: doc, router: router, base: sys.URL, key: sys.AdminKey, secret: sys.AdminSecret, succeeded: map[string]bool{},
+		opts: &openapi3filter.Options{
+			// An answer with a status the operation does not list fails.
+			IncludeResponseStatus:             true,
+			RejectWhenRequestBodyNotSpecified: true,
+			// The request checked is the request sent: no defaults filled in.
+			SkipSettingDefaults: true,
+			MultiError:          true,
+			AuthenticationFunc:  requireBasic,
+		}}
+}
+
+// closeObjects makes every object schema under s that declares its
+// properties and says nothing of others refuse them. The narrowing
+// fragments of the error responses (an allOf member with no type) stay
+// open, as the properties they declare are a subset.
+func closeObjects(s *openapi3.SchemaRef, seen map[*openapi3.Schema]bool) {
+	if s == nil || s.Value == nil || seen[s.Value] {
+		return
+	}
+	v := s.Value
+	seen[v] = true
+	if v.Type.Is(openapi3.TypeObject) && len(v.Properties) > 0 && v.AdditionalProperties.Has == nil && v.AdditionalProperties.Schema == nil {
+		v.AdditionalProperties.Has = new(false)
+	}
+	for _, p := range v.Properties {
+		closeObjects(p, seen)
+	}
+	closeObjects(v.Items, seen)
+	for _, sub := range slices.Concat(v.AllOf, v.AnyOf, v.OneOf) {
+		closeObjects(sub, seen)
+	}
+}
+
+// requireBasic stands in for the server's authentication when requests are
+// checked: it accepts any HTTP Basic credentials (checking them is the
+// server's business) and refuses a request without, so that the document's
+// security requirement is checked against the server's 401.
+func requireBasic(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+	if in.SecurityScheme.Type != "http" || in.SecurityScheme.Scheme != "basic" {
+		return fmt.Errorf("security scheme %s is not HTTP Basic", in.SecuritySchemeName)
+	}
+	if _, _, ok := in.RequestValidationInput.Request.BasicAuth(); !ok {
+		return errors.New("no HTTP Basic credentials")
+	}
+	return nil
+}
+
+// exchange is one request and the status the test expects of it.
+type exchange struct {
+	method, path string
+	// body is sent as JSON; a string is sent as it is.
+	body any
+	// noAuth sends no credentials; key and secret replace the admin's.
+	noAuth      bool
+	key, secret string
+	// invalid says the document refuses the request too.
+	invalid bool
+	want    int
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// do sends x and checks the request, the answer and the expected status.
+func (c *checker) do(t *testing.T, x exchange) answer {
+	t.Helper()
+	a := c.send(t, x)
+	if a.status != x.want {
+		t.Fatalf("%s %s: got %d, want %d: %s", x.method, x.path, a.status, x.want, a.body)
+	}
+	return a
+}
+
+// send sends x and checks the request and the answer against the document,
+// whatever the status.
+func (c *checker) send(t *testing.T, x exchange) answer {
+	t.Helper()
+	var raw []byte
+	switch b := x.body.(type) {
+	case nil:
+	case string:
+		raw = []byte(b)
+	default:
+		var err error
+		if raw, err = json.Marshal(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The request is built twice, as checking it reads its body.
+	newRequest := func() *http.Request {
+		var body io.Reader
+		if raw != nil {
+			body = bytes.NewReader(raw)
+		}
+		req, err := http.NewRequestWithContext(t.Context(), x.method, c.base+x.path, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if raw != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		switch {
+		case x.noAuth:
+		case x.key != "":
+			req.SetBasicAuth(x.key, x.secret)
+		default:
+			req.SetBasicAuth(c.key, c.secret)
+		}
+		return req
+	}
+	name := x.method + " " + x.path
+
+	req := newRequest()
+	route, params, routeErr := c.router.FindRoute(req)
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: c.opts}
+	var reqErr error = routeErr
+	if routeErr == nil {
+		reqErr = openapi3filter.ValidateRequest(t.Context(), in)
+	}
+	switch {
+	case x.invalid && reqErr == nil:
+		t.Errorf("%s: the document accepts a request the server must refuse", name)
+	case !x.invalid && reqErr != nil:
+		t.Errorf("%s: the document refuses the request: %v", name, reqErr)
+	}
+
+	resp, err := http.DefaultClient.Do(newRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := answer{status: resp.StatusCode, header: resp.Header, body: data}
+
+	switch {
+	case errors.Is(routeErr, routers.ErrMethodNotAllowed):
+		c.checkMethodNotAllowed(t, x, a)
+	case routeErr != nil:
+		// A path the document does not have is answered as an unknown
+		// resource.
+		c.checkShared(t, name, "NotFound", a)
+	default:
+		rin := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: a.status, Header: a.header,
+			Body: io.NopCloser(bytes.NewReader(data)), Options: c.opts}
+		if err := openapi3filter.ValidateResponse(t.Context(), rin); err != nil {
+			t.Errorf("%s → %d: the answer is not as documented: %v\n%s", name, a.status, err, data)
+		}
+		// kin-openapi does not look at the body of a response documented
+		// without content: the 204s.
+		if r := route.Operation.Responses.Status(a.status); r != nil && len(r.Value.Content) == 0 && len(data) > 0 {
+			t.Errorf("%s → %d: a body where the document has none: %s", name, a.status, data)
+		}
+		if a.status < 300 {
+			c.succeeded[route.Method+" "+route.Path] = true
+		}
+	}
+	return a
+}
+
+// checkMethodNotAllowed checks a 405, which no operation can list (it
+// answers a method the path does not have), against the shared
+// MethodNotAllowed response, and its Allow header against the methods the
+// document gives the path.
+func (c *checker) checkMethodNotAllowed(t *testing.T, x exchange, a answer) {
+	t.Helper()
+	name := x.method + " " + x.path
+	if a.status != http.StatusMethodNotAllowed {
+		t.Errorf("%s: a method the document does not give the path is answered %d, not 405", name, a.status)
+	}
+	c.checkShared(t, name, "MethodNotAllowed", a)
+	path, _, _ := strings.Cut(x.path, "?")
+	item := c.pathItem(path)
+	if item == nil {
+		t.Fatalf("%s: no path of the document matches", name)
+	}
+	want := slices.Sorted(maps.Keys(item.Operations()))
+	got := strings.Split(a.header.Get("Allow"), ", ")
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("%s: Allow is %q, the document gives the path %v", name, a.header.Get("Allow"), want)
+	}
+}
+
+// checkShared checks an answer against one of the document's shared
+// responses.
+func (c *checker) checkShared(t *testing.T, name, response string, a answer) {
+	t.Helper()
+	r := c.doc.Components.Responses[response]
+	if r == nil {
+		t.Fatalf("the document has no response %s", response)
+	}
+	for h, hr := range r.Value.Headers {
+		if hr.Value.Required && a.header.Get(h) == "" {
+			t.Errorf("%s → %d: no %s header", name, a.status, h)
+		}
+	}
+	mt := r.Value.Content.Get(a.header.Get("Content-Type"))
+	if mt == nil {
+		t.Errorf("%s → %d: content type %q is not the %s response's", name, a.status, a.header.Get("Content-Type"), response)
+		return
+	}
+	var v any
+	if err := json.Unmarshal(a.body, &v); err != nil {
+		t.Errorf("%s → %d: %v: %s", name, a.status, err, a.body)
+		return
+	}
+	if err := mt.Schema.Value.VisitJSON(v, openapi3.VisitAsResponse(), openapi3.MultiErrors()); err != nil {
+		t.Errorf("%s → %d: the answer is not the %s response: %v\n%s", name, a.status, response, err, a.body)
+	}
+}
+
+// pathItem returns the document's path item that path matches.
+func (c *checker) pathItem(path string) *openapi3.PathItem {
+	segs := strings.Split(path, "/")
+next:
+	for tmpl, item := range c.doc.Paths.Map() {
+		ts := strings.Split(tmpl, "/")
+		if len(ts) != len(segs) {
+			continue
+		}
+		for i, s := range ts {
+			if s != segs[i] && (!strings.HasPrefix(s, "{") || segs[i] == "") {
+				continue next
+			}
+		}
+		return item
+	}
+	return nil
+}
+
+// created decodes the answer of a creation into v and checks that its
+// Location is the resource's path.
+func (c *checker) created(t *testing.T, a answer, v any) {
+	t.Helper()
+	decode(t, a, v)
+	var r struct {
+		Metadata api.Metadata `json:"metadata"`
+	}
+	decode(t, a, &r)
+	if loc := a.header.Get("Location"); loc != r.Metadata.Self {
+		t.Errorf("Location %q is not metadata.self %q", loc, r.Metadata.Self)
+	}
+}
+
+// poll reads path until done says so.
+func (c *checker) poll(t *testing.T, path string, done func(answer) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a := c.do(t, exchange{method: "GET", path: path, want: 200})
+		if done(a) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s never got there: %s", path, a.body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func decode(t *testing.T, a answer, v any) {
+	t.Helper()
+	if err := json.Unmarshal(a.body, v); err != nil {
+		t.Fatalf("decode %s: %v", a.body, err)
+	}
+}
