@@ -2,11 +2,14 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -123,7 +126,13 @@ func Decode(r io.Reader, v any) *Error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return decodeError(err)
+		e := decodeError(err)
+		if strings.HasPrefix(err.Error(), "json: unknown field ") {
+			if ptr := unknownField(data, reflect.TypeOf(v)); ptr != "" {
+				e.Pointer = ptr
+			}
+		}
+		return e
 	}
 	if dec.More() {
 		return Errorf(http.StatusBadRequest, CodeBadRequest, "the body holds more than one JSON value")
@@ -170,3 +179,59 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 
 // WriteError writes e as the error body with its status.
 func WriteError(w http.ResponseWriter, e *Error) { WriteJSON(w, e.Status, e.Body()) }
+
+// unknownField returns the JSON pointer of the first field of data that t
+// does not have. encoding/json names an unknown field without its path, and
+// a client needs the path to find it.
+func unknownField(data []byte, t reflect.Type) string {
+	var v any
+	if json.Unmarshal(data, &v) != nil {
+		return ""
+	}
+	return walkUnknown(v, t, "")
+}
+
+func walkUnknown(v any, t reflect.Type, path string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch val := v.(type) {
+	case map[string]any:
+		if t.Kind() != reflect.Struct {
+			return ""
+		}
+		fields := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" || !f.IsExported() {
+				continue
+			}
+			fields[cmp.Or(name, f.Name)] = f.Type
+		}
+		keys := make([]string, 0, len(val))
+		for k := range val {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			ft, ok := fields[k]
+			if !ok {
+				return path + "/" + k
+			}
+			if p := walkUnknown(val[k], ft, path+"/"+k); p != "" {
+				return p
+			}
+		}
+	case []any:
+		if t.Kind() != reflect.Slice {
+			return ""
+		}
+		for i, e := range val {
+			if p := walkUnknown(e, t.Elem(), path+"/"+strconv.Itoa(i)); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}

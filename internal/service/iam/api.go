@@ -103,7 +103,7 @@ func (s *Service) ListEnvironments(ctx context.Context, p svcapi.Principal, page
 			}
 			out.Data = append(out.Data, e)
 		}
-		out.Metadata = svcapi.ListMeta(EnvironmentsPath, page, next)
+		out.Metadata = svcapi.ListMeta(EnvironmentsPath, nil, page, next)
 		return nil
 	})
 	return out, err
@@ -228,7 +228,7 @@ func (s *Service) ListAPIKeys(ctx context.Context, p svcapi.Principal, page svca
 			}
 			out.Data = append(out.Data, k)
 		}
-		out.Metadata = svcapi.ListMeta(APIKeysPath, page, next)
+		out.Metadata = svcapi.ListMeta(APIKeysPath, nil, page, next)
 		return nil
 	})
 	return out, err

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -187,11 +188,7 @@ func (s *Service) ListClusters(ctx context.Context, p svcapi.Principal, env stri
 			}
 			out.Data = append(out.Data, c)
 		}
-		path := ClustersPath
-		if env != "" {
-			path += "?environment=" + env
-		}
-		out.Metadata = svcapi.ListMeta(path, page, next)
+		out.Metadata = svcapi.ListMeta(ClustersPath, url.Values{"environment": {env}}, page, next)
 		return nil
 	})
 	return out, err

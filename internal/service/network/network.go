@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -222,7 +223,7 @@ func (s *Service) ListNetworks(ctx context.Context, p svcapi.Principal, env stri
 			}
 			out.Data = append(out.Data, n)
 		}
-		out.Metadata = svcapi.ListMeta(NetworksPath, page, next)
+		out.Metadata = svcapi.ListMeta(NetworksPath, url.Values{"environment": {env}}, page, next)
 		return nil
 	})
 	return out, err

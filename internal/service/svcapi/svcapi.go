@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/mothership-dev/mothership/internal/api"
@@ -105,11 +106,21 @@ func List(ctx context.Context, tx store.Tx, kind, org, env string, p Page) ([]st
 	return rs, next, nil
 }
 
-// ListMeta returns the metadata of a list page of path.
-func ListMeta(path string, page Page, next string) api.ListMeta {
-	m := api.ListMeta{First: path + "?page_size=" + strconv.Itoa(page.Size)}
+// ListMeta returns the metadata of a list page of path; filter holds the
+// query parameters that narrowed the list (environment=…), kept in the
+// page links so that the next page lists the same thing.
+func ListMeta(path string, filter url.Values, page Page, next string) api.ListMeta {
+	q := url.Values{}
+	for k, v := range filter {
+		if len(v) > 0 && v[0] != "" {
+			q[k] = v
+		}
+	}
+	q.Set("page_size", strconv.Itoa(page.Size))
+	m := api.ListMeta{First: path + "?" + q.Encode()}
 	if next != "" {
-		m.Next = m.First + "&page_token=" + next
+		q.Set("page_token", next)
+		m.Next = path + "?" + q.Encode()
 	}
 	return m
 }
