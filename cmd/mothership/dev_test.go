@@ -59,8 +59,11 @@ func TestDevServesHealthReadinessAndMetrics(t *testing.T) {
 	if code, body := get("/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz: %d %s", code, body)
 	}
-	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "go_goroutines") {
-		t.Fatalf("/metrics: %d, body without Go metrics", code)
+	code, body := get("/metrics")
+	for _, want := range []string{"go_goroutines", "mothership_relay_", `mothership_satellite_brokers_removed_total{site="gcp/europe-west1"}`} {
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Fatalf("/metrics: %d, body without %s", code, want)
+		}
 	}
 	cancel()
 	select {

@@ -29,13 +29,16 @@ type Provider interface {
 	EnsureNetwork(ctx context.Context, cloud, region, id string, present bool) (Operation, error)
 }
 
-// RateLimitedError is a cloud's 429: come back after RetryAfter.
+// RateLimitedError is a cloud's 429: come back After.
 type RateLimitedError struct {
-	RetryAfter time.Duration
+	After time.Duration
 }
 
+// RetryAfter says when to call again; the runtime's reactor honours it.
+func (e *RateLimitedError) RetryAfter() time.Duration { return e.After }
+
 func (e *RateLimitedError) Error() string {
-	return fmt.Sprintf("cloud API rate limit (429); retry after %s", e.RetryAfter)
+	return fmt.Sprintf("cloud API rate limit (429); retry after %s", e.After)
 }
 
 // IsRateLimited reports whether err is a rate limit.

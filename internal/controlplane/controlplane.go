@@ -192,8 +192,12 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 
 	for _, site := range cfg.Sites {
 		dir := filepath.Join(cfg.DataDir, "satellites", siteDir(site))
+		var reg prometheus.Registerer
+		if cfg.Registerer != nil {
+			reg = prometheus.WrapRegistererWith(prometheus.Labels{"site": site.String()}, cfg.Registerer)
+		}
 		drv, err := embedded.New(embedded.Config{DataDir: filepath.Join(dir, "clusters"), StepDelay: cfg.BrokerStepDelay,
-			AutoCreateTopics: true, Logger: log.With("satellite", site.String()), Registerer: cfg.Registerer})
+			AutoCreateTopics: true, Logger: log.With("satellite", site.String()), Registerer: reg})
 		if err != nil {
 			return nil, err
 		}

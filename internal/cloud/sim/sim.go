@@ -75,7 +75,7 @@ func (c *Cloud) ensure(ctx context.Context, key, target string, duration time.Du
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cfg.RateLimitShare > 0 && c.rnd.Float64() < c.cfg.RateLimitShare {
-		return cloud.Operation{}, &cloud.RateLimitedError{RetryAfter: c.cfg.RetryAfter}
+		return cloud.Operation{}, &cloud.RateLimitedError{After: c.cfg.RetryAfter}
 	}
 	now := c.cfg.Now()
 	o := c.ops[key]

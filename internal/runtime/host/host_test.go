@@ -408,3 +408,38 @@ func TestServiceWritesOnlyItsOwnKinds(t *testing.T) {
 		}
 	})
 }
+
+// retryLater is an error that says when to come back, like a cloud's 429.
+type retryLater struct{ after time.Duration }
+
+func (e retryLater) Error() string             { return "rate limited" }
+func (e retryLater) RetryAfter() time.Duration { return e.after }
+
+// TestRetryAfterIsHonoured: an error that carries Retry-After delays the
+// next attempt at least that long, however short the backoff would be.
+func TestRetryAfterIsHonoured(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var attempts []time.Time
+	hook := func(_ context.Context, key string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts = append(attempts, time.Now())
+		if len(attempts) < 3 {
+			return retryLater{after: 300 * time.Millisecond}
+		}
+		return nil
+	}
+	p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{backend: "sqlite", dir: dir, hook: hook, reactor: reactor.Config{
+		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, ResyncInterval: -1,
+	}})
+	mustSet(t, p.source.Store, "k", 1)
+	waitConverged(t, p, 10*time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(attempts); i++ {
+		if gap := attempts[i].Sub(attempts[i-1]); gap < 300*time.Millisecond {
+			t.Fatalf("attempt %d came %s after the one that asked for 300ms", i+1, gap)
+		}
+	}
+}

@@ -52,6 +52,27 @@ func (e terminalError) Unwrap() error { return e.err }
 // until a new event or the next resync. OnFailure records the reason.
 func Terminal(err error) error { return terminalError{err} }
 
+// Waiting marks err as a reconcile that is not done yet but is not failing
+// either (an operation it started still runs): it is retried with the
+// same backoff, its reason is still recorded by OnFailure, but it is logged
+// at debug level, not as a failure.
+func Waiting(err error) error { return waitingError{err} }
+
+type waitingError struct{ err error }
+
+func (e waitingError) Error() string { return e.err.Error() }
+func (e waitingError) Unwrap() error { return e.err }
+
+// IsWaiting reports whether err was marked with Waiting.
+func IsWaiting(err error) bool {
+	var w waitingError
+	return errors.As(err, &w)
+}
+
+// retryAfter is implemented by errors that say when to come back, such as a
+// cloud's 429 with Retry-After; the reactor waits at least that long.
+type retryAfter interface{ RetryAfter() time.Duration }
+
 // IsTerminal reports whether err was marked with Terminal.
 func IsTerminal(err error) bool {
 	var t terminalError
@@ -417,12 +438,22 @@ func (r *Reactor) failed(ctx context.Context, cl *kgo.Client, w work, err error,
 		return nil
 	})
 	delay := func(attempt int) time.Duration { return backoff.Delay(attempt, r.cfg.BackoffBase, r.cfg.BackoffMax) }
+	var ra retryAfter
+	if errors.As(err, &ra) {
+		delay = func(attempt int) time.Duration {
+			return max(backoff.Delay(attempt, r.cfg.BackoffBase, r.cfg.BackoffMax), ra.RetryAfter())
+		}
+	}
+	level := slog.LevelWarn
+	if IsWaiting(err) {
+		level = slog.LevelDebug
+	}
 	if recErr != nil {
 		r.cfg.Logger.ErrorContext(ctx, "recording a failed reconcile failed; retrying with its events", "key", w.it.key, "err", recErr)
 		dropped, attempts := r.queue.retry(w, now, delay)
 		r.superseded.Add(int64(len(dropped)))
 		r.finish(cl, dropped)
-		r.cfg.Logger.WarnContext(ctx, "reconcile failed; backing off", "key", w.it.key, "attempt", attempts, "err", err)
+		r.cfg.Logger.Log(ctx, level, "reconcile failed; backing off", "key", w.it.key, "attempt", attempts, "err", err)
 		return
 	}
 	toks := make([]token, 0, len(w.events))
@@ -437,7 +468,7 @@ func (r *Reactor) failed(ctx context.Context, cl *kgo.Client, w work, err error,
 	}
 	dropped, attempts := r.queue.retry(work{it: w.it, events: nil, resync: true}, now, delay)
 	r.finish(cl, append(toks, dropped...))
-	r.cfg.Logger.WarnContext(ctx, "reconcile failed; backing off", "key", w.it.key, "attempt", attempts, "err", err)
+	r.cfg.Logger.Log(ctx, level, "reconcile not done; backing off", "key", w.it.key, "attempt", attempts, "err", err)
 }
 
 // resyncLoop reconciles every key on start (spread over StartResyncWindow)

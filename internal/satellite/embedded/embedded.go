@@ -100,10 +100,7 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Registerer != nil {
 		for _, c := range []prometheus.Collector{d.brokersAdded, d.brokersRemoved} {
 			if err := cfg.Registerer.Register(c); err != nil {
-				var dup prometheus.AlreadyRegisteredError
-				if !errors.As(err, &dup) {
-					return nil, fmt.Errorf("embedded: metrics: %w", err)
-				}
+				return nil, fmt.Errorf("embedded: metrics: %w", err)
 			}
 		}
 	}

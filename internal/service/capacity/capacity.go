@@ -132,7 +132,7 @@ func (s *Service) reconcileSite(ctx context.Context, tx store.Tx, id string) err
 		return fmt.Errorf("capacity %s: node pool: %w", id, err)
 	}
 	if err := cloud.Wait(op); err != nil {
-		return err
+		return reactor.Waiting(err) // an operation in flight is not a failure
 	}
 	_, err = tx.ResourceSetStatus(ctx, resource.KindCapacity, id, store.Status{ObservedGeneration: r.Generation,
 		Phase: resource.PhaseProvisioned, Message: op.Progress, Detail: resource.Encode(resource.CapacityStatus{Nodes: spec.Nodes})})

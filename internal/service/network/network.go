@@ -95,7 +95,7 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, id string) error {
 		return fmt.Errorf("network %s: %w", id, err)
 	}
 	if err := cloud.Wait(op); err != nil {
-		return err
+		return reactor.Waiting(err) // an operation in flight is not a failure
 	}
 	phase := resource.PhaseReady
 	if r.Deleted() {
