@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,9 @@ import (
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
+	"github.com/mothership-dev/mothership/internal/satellite"
+	"github.com/mothership-dev/mothership/internal/satellite/embedded"
+	"github.com/mothership-dev/mothership/internal/satellite/link"
 )
 
 // TestBasicTenantsShareAPKCAndStayIsolated: Basic and Standard clusters of
@@ -321,4 +325,49 @@ func (s *testSystem) view(service string, fn func(ctx context.Context, tx store.
 		}
 	}
 	s.t.Fatalf("no service %s", service)
+}
+
+// TestDataPlaneOutlivesTheControlPlane: with the whole control plane gone,
+// a satellite started again from its disk serves its clusters as they
+// were, with their data, and changes nothing.
+func TestDataPlaneOutlivesTheControlPlane(t *testing.T) {
+	s := newSystem(t, nil)
+	c := s.cluster(s.environment("prod"), "orders", "AWS", "us-west-2", "Dedicated", 1)
+	c = s.waitCluster(c.ID, "PROVISIONED", provisioned)
+	key := s.apiKey(c.ID)
+	c = s.waitCluster(c.ID, "PROVISIONED", provisioned)
+	produceConsume(t, bootstrapOf(c), key.ID, key.Spec.Secret, "kept")
+	if err := s.sys.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := filepath.Join(s.dir, "satellites", "aws-us-west-2")
+	drv, err := embedded.New(embedded.Config{DataDir: filepath.Join(dir, "clusters"), StepDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nowhere := &link.Client{URL: "http://127.0.0.1:1", Token: "x"} // the control plane is down
+	agent, err := satellite.New(satellite.Config{Site: resource.Site{Cloud: "AWS", Region: "us-west-2"}, DataDir: dir, Driver: drv, Link: nowhere})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Stop()
+	waitFor(t, "the satellite to serve from its disk", func() bool {
+		_, realized := agent.Realized()
+		return len(realized) == 1
+	})
+	// The record written before the outage is still there.
+	cl := kafkaClient(t, bootstrapOf(c), key.ID, key.Spec.Secret, kgo.ConsumeTopics("kept"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	fs := cl.PollFetches(ctx)
+	if err := fs.Err0(); err != nil || fs.NumRecords() != 1 || string(fs.Records()[0].Value) != "hello" {
+		t.Fatalf("after the outage: err %v, %d records", err, fs.NumRecords())
+	}
+	if drv.Added() != 0 || drv.Removed() != 0 {
+		t.Fatalf("restarting from disk changed the cluster: %v brokers added, %v removed", drv.Added(), drv.Removed())
+	}
 }

@@ -107,6 +107,9 @@ func New(cfg Config) (*Driver, error) {
 	return d, nil
 }
 
+// Added returns how many brokers were added so far.
+func (d *Driver) Added() float64 { return counterValue(d.brokersAdded) }
+
 // Removed returns how many brokers were removed so far: a shrink.
 func (d *Driver) Removed() float64 { return counterValue(d.brokersRemoved) }
 
