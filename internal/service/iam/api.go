@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/resource"
@@ -21,13 +20,6 @@ const (
 
 var lkcDesired = event.Topic(resource.KindLKC, event.Desired)
 
-func validName(pointer, name string) error {
-	if name == "" || utf8.RuneCountInString(name) > 64 || strings.TrimSpace(name) != name {
-		return api.Invalid(pointer, "display_name must be 1 to 64 characters without leading or trailing spaces")
-	}
-	return nil
-}
-
 func toEnvironment(r store.Resource) (api.Environment, error) {
 	spec, err := resource.Decode[resource.EnvironmentSpec](r.Spec)
 	return api.Environment{APIVersion: "org/v2", Kind: "Environment", ID: r.ID,
@@ -36,7 +28,7 @@ func toEnvironment(r store.Resource) (api.Environment, error) {
 
 // CreateEnvironment creates an environment in the caller's organization.
 func (s *Service) CreateEnvironment(ctx context.Context, p svcapi.Principal, in api.EnvironmentCreate) (api.Environment, error) {
-	if err := validName("/display_name", in.DisplayName); err != nil {
+	if err := svcapi.ValidateDisplayName("/display_name", in.DisplayName); err != nil {
 		return api.Environment{}, err
 	}
 	var out api.Environment
@@ -56,7 +48,7 @@ func (s *Service) CreateEnvironment(ctx context.Context, p svcapi.Principal, in 
 func (s *Service) GetEnvironment(ctx context.Context, p svcapi.Principal, id string) (api.Environment, error) {
 	var out api.Environment
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		r, err := s.ownEnvironment(ctx, tx, p.Organization, id)
+		r, err := svcapi.Own(ctx, tx, resource.KindEnvironment, p.Organization, id)
 		if err != nil {
 			return err
 		}
@@ -70,22 +62,13 @@ func (s *Service) GetEnvironment(ctx context.Context, p svcapi.Principal, id str
 // kafka service asks it before it accepts a cluster.
 func (s *Service) EnvironmentExists(ctx context.Context, org, id string) (bool, error) {
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		_, err := s.ownEnvironment(ctx, tx, org, id)
+		_, err := svcapi.Own(ctx, tx, resource.KindEnvironment, org, id)
 		return err
 	})
 	if api.AsError(svcapi.StoreError("environment", id, err)).Status == http.StatusNotFound {
 		return false, nil
 	}
 	return err == nil, err
-}
-
-func (s *Service) ownEnvironment(ctx context.Context, tx store.Tx, org, id string) (store.Resource, error) {
-	r, err := tx.ResourceGet(ctx, resource.KindEnvironment, id)
-	if err == nil && r.Organization != org {
-		// Another organization's resource does not exist for the caller.
-		err = store.ErrNotFound
-	}
-	return r, err
 }
 
 // ListEnvironments lists the caller's environments.
@@ -112,7 +95,7 @@ func (s *Service) ListEnvironments(ctx context.Context, p svcapi.Principal, page
 // DeleteEnvironment deletes an environment that holds no cluster.
 func (s *Service) DeleteEnvironment(ctx context.Context, p svcapi.Principal, id string) error {
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		if _, err := s.ownEnvironment(ctx, tx, p.Organization, id); err != nil {
+		if _, err := svcapi.Own(ctx, tx, resource.KindEnvironment, p.Organization, id); err != nil {
 			return err
 		}
 		clusters, err := tx.ObservedSubjects(ctx, lkcDesired)
@@ -203,9 +186,9 @@ func (s *Service) clusterVisible(ctx context.Context, tx store.Tx, org, id strin
 func (s *Service) GetAPIKey(ctx context.Context, p svcapi.Principal, id string) (api.APIKey, error) {
 	var out api.APIKey
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		r, err := tx.ResourceGet(ctx, resource.KindAPIKey, id)
-		if err != nil || r.Organization != p.Organization {
-			return store.ErrNotFound
+		r, err := svcapi.Own(ctx, tx, resource.KindAPIKey, p.Organization, id)
+		if err != nil {
+			return err
 		}
 		out, err = toAPIKey(r)
 		return err
@@ -238,11 +221,10 @@ func (s *Service) ListAPIKeys(ctx context.Context, p svcapi.Principal, page svca
 // drops its SASL credential when the event reaches it.
 func (s *Service) DeleteAPIKey(ctx context.Context, p svcapi.Principal, id string) error {
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		r, err := tx.ResourceGet(ctx, resource.KindAPIKey, id)
-		if err != nil || r.Organization != p.Organization {
-			return store.ErrNotFound
+		if _, err := svcapi.Own(ctx, tx, resource.KindAPIKey, p.Organization, id); err != nil {
+			return err
 		}
-		_, err = tx.ResourceDelete(ctx, resource.KindAPIKey, id)
+		_, err := tx.ResourceDelete(ctx, resource.KindAPIKey, id)
 		return err
 	})
 	s.mu.Lock()

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/resource"
@@ -59,9 +58,10 @@ func toCluster(r store.Resource) (api.Cluster, error) {
 
 // validate checks an LKC spec as a whole, pointing at the faulty field.
 func validate(s resource.LKCSpec) error {
+	if err := svcapi.ValidateDisplayName("/spec/display_name", s.DisplayName); err != nil {
+		return err
+	}
 	switch {
-	case s.DisplayName == "" || utf8.RuneCountInString(s.DisplayName) > 64 || strings.TrimSpace(s.DisplayName) != s.DisplayName:
-		return api.Invalid("/spec/display_name", "display_name must be 1 to 64 characters without leading or trailing spaces")
 	case !slices.Contains(resource.Clouds, s.Cloud):
 		return api.Invalid("/spec/cloud", "cloud must be one of %s", strings.Join(resource.Clouds, ", "))
 	case !regionPattern.MatchString(s.Region):
@@ -150,19 +150,11 @@ func orInvalid(err error, pointer, format string, args ...any) error {
 	return api.Invalid(pointer, format, args...)
 }
 
-func (s *Service) own(ctx context.Context, tx store.Tx, org, id string) (store.Resource, error) {
-	r, err := tx.ResourceGet(ctx, resource.KindLKC, id)
-	if err == nil && r.Organization != org {
-		err = store.ErrNotFound // another organization's cluster does not exist for the caller
-	}
-	return r, err
-}
-
 // GetCluster returns one of the caller's clusters.
 func (s *Service) GetCluster(ctx context.Context, p svcapi.Principal, id string) (api.Cluster, error) {
 	var out api.Cluster
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		r, err := s.own(ctx, tx, p.Organization, id)
+		r, err := svcapi.Own(ctx, tx, resource.KindLKC, p.Organization, id)
 		if err != nil {
 			return err
 		}
@@ -200,7 +192,7 @@ func (s *Service) ListClusters(ctx context.Context, p svcapi.Principal, env stri
 func (s *Service) UpdateCluster(ctx context.Context, p svcapi.Principal, id string, in api.ClusterUpdate) (api.Cluster, error) {
 	var out api.Cluster
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		r, err := s.own(ctx, tx, p.Organization, id)
+		r, err := svcapi.Own(ctx, tx, resource.KindLKC, p.Organization, id)
 		if err != nil {
 			return err
 		}
@@ -282,7 +274,7 @@ func applyUpdate(spec resource.LKCSpec, env string, u api.ClusterUpdateSpec) (re
 // served it.
 func (s *Service) DeleteCluster(ctx context.Context, p svcapi.Principal, id string) error {
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		r, err := s.own(ctx, tx, p.Organization, id)
+		r, err := svcapi.Own(ctx, tx, resource.KindLKC, p.Organization, id)
 		if err != nil {
 			return err
 		}

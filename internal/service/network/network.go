@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/cloud"
@@ -132,9 +131,10 @@ func (s *Service) CreateNetwork(ctx context.Context, p svcapi.Principal, in api.
 	if len(spec.ConnectionTypes) == 0 {
 		spec.ConnectionTypes = []string{"PUBLIC"}
 	}
+	if err := svcapi.ValidateDisplayName("/spec/display_name", spec.DisplayName); err != nil {
+		return api.Network{}, err
+	}
 	switch {
-	case spec.DisplayName == "" || utf8.RuneCountInString(spec.DisplayName) > 64 || strings.TrimSpace(spec.DisplayName) != spec.DisplayName:
-		return api.Network{}, api.Invalid("/spec/display_name", "display_name must be 1 to 64 characters without leading or trailing spaces")
 	case !slices.Contains(resource.Clouds, spec.Cloud):
 		return api.Network{}, api.Invalid("/spec/cloud", "cloud must be one of %s", strings.Join(resource.Clouds, ", "))
 	case spec.Region == "" || len(spec.Region) > 32 || strings.ContainsAny(spec.Region, "/ "):
@@ -174,19 +174,11 @@ func (s *Service) CreateNetwork(ctx context.Context, p svcapi.Principal, in api.
 	return out, svcapi.StoreError("network", "", err)
 }
 
-func (s *Service) own(ctx context.Context, tx store.Tx, org, id string) (store.Resource, error) {
-	r, err := tx.ResourceGet(ctx, resource.KindNetwork, id)
-	if err == nil && r.Organization != org {
-		err = store.ErrNotFound
-	}
-	return r, err
-}
-
 // GetNetwork returns one of the caller's networks.
 func (s *Service) GetNetwork(ctx context.Context, p svcapi.Principal, id string) (api.Network, error) {
 	var out api.Network
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		r, err := s.own(ctx, tx, p.Organization, id)
+		r, err := svcapi.Own(ctx, tx, resource.KindNetwork, p.Organization, id)
 		if err != nil {
 			return err
 		}
@@ -199,7 +191,7 @@ func (s *Service) GetNetwork(ctx context.Context, p svcapi.Principal, id string)
 // NetworkExists reports whether org has the live network id.
 func (s *Service) NetworkExists(ctx context.Context, org, id string) (bool, error) {
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		_, err := s.own(ctx, tx, org, id)
+		_, err := svcapi.Own(ctx, tx, resource.KindNetwork, org, id)
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -232,7 +224,7 @@ func (s *Service) ListNetworks(ctx context.Context, p svcapi.Principal, env stri
 // DeleteNetwork deletes a network.
 func (s *Service) DeleteNetwork(ctx context.Context, p svcapi.Principal, id string) error {
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		if _, err := s.own(ctx, tx, p.Organization, id); err != nil {
+		if _, err := svcapi.Own(ctx, tx, resource.KindNetwork, p.Organization, id); err != nil {
 			return err
 		}
 		_, err := tx.ResourceDelete(ctx, resource.KindNetwork, id)

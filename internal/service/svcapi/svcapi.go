@@ -11,6 +11,9 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
@@ -123,4 +126,24 @@ func ListMeta(path string, filter url.Values, page Page, next string) api.ListMe
 		m.Next = path + "?" + q.Encode()
 	}
 	return m
+}
+
+// ValidateDisplayName checks a display name: 1 to 64 characters, no
+// leading or trailing space, no control characters.
+func ValidateDisplayName(pointer, name string) error {
+	if name == "" || utf8.RuneCountInString(name) > 64 || strings.TrimSpace(name) != name ||
+		!utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return api.Invalid(pointer, "display_name must be 1 to 64 characters, without control characters or leading and trailing spaces")
+	}
+	return nil
+}
+
+// Own returns org's live resource kind/id. Another organization's resource
+// is ErrNotFound: to a caller it does not exist, so its id leaks nothing.
+func Own(ctx context.Context, tx store.Tx, kind, org, id string) (store.Resource, error) {
+	r, err := tx.ResourceGet(ctx, kind, id)
+	if err == nil && r.Organization != org {
+		return store.Resource{}, store.ErrNotFound
+	}
+	return r, err
 }
