@@ -129,7 +129,7 @@ func TestResizeCoalesces(t *testing.T) {
 	}
 	// pkc itself never asked for fewer brokers: every desired state it
 	// published for this PKC is at least as large as the one before.
-	sizes := pkcSizes(t, s.brokers, "pkc-"+strings.TrimPrefix(c.ID, "lkc-"))
+	sizes := pkcSizes(t, s.brokers, "pkc-d"+strings.TrimPrefix(c.ID, "lkc-"))
 	for i := 1; i < len(sizes); i++ {
 		if sizes[i] < sizes[i-1] {
 			t.Fatalf("pkc published a shrink: brokers over time %v", sizes)
@@ -229,7 +229,7 @@ func TestDeleteFollowsByChoreography(t *testing.T) {
 	agent := s.sys.Satellites["aws/us-west-2"]
 	waitFor(t, "the dedicated PKC to be removed from the satellite", func() bool {
 		_, realized := agent.Realized()
-		_, dedicated := realized["pkc-"+strings.TrimPrefix(ded.ID, "lkc-")]
+		_, dedicated := realized["pkc-d"+strings.TrimPrefix(ded.ID, "lkc-")]
 		return !dedicated && len(realized) == 1
 	})
 	produceConsume(t, bootstrapOf(t2), k2.ID, k2.Spec.Secret, t2.ID+".still-here")
@@ -369,5 +369,47 @@ func TestDataPlaneOutlivesTheControlPlane(t *testing.T) {
 	}
 	if drv.Added() != 0 || drv.Removed() != 0 {
 		t.Fatalf("restarting from disk changed the cluster: %v brokers added, %v removed", drv.Added(), drv.Removed())
+	}
+}
+
+// TestNeighboursDoNotUnsettleAProvisionedCluster: a cluster that is
+// PROVISIONED stays so while another tenant joins its shared PKC or
+// another Dedicated cluster grows the site's capacity.
+func TestNeighboursDoNotUnsettleAProvisionedCluster(t *testing.T) {
+	s := newSystem(t, nil)
+	env := s.environment("prod")
+	a := s.cluster(env, "a", "AWS", "us-west-2", "Basic", 0)
+	d := s.cluster(env, "d", "AWS", "us-west-2", "Dedicated", 1)
+	s.waitCluster(a.ID, "PROVISIONED", provisioned)
+	s.waitCluster(d.ID, "PROVISIONED", provisioned)
+
+	b := s.cluster(env, "b", "AWS", "us-west-2", "Basic", 0)
+	e := s.cluster(env, "e", "AWS", "us-west-2", "Dedicated", 2)
+	for _, settled := range []string{a.ID, d.ID} {
+		var c api.Cluster
+		if s.do("GET", "/cmk/v2/clusters/"+settled, nil, &c); !provisioned(c) {
+			t.Fatalf("%s left PROVISIONED while its neighbours were created: %+v", settled, c.Status)
+		}
+	}
+	phases := map[string][]string{}
+	waitFor(t, "the neighbours to be provisioned", func() bool {
+		for _, id := range []string{a.ID, d.ID} {
+			var c api.Cluster
+			s.do("GET", "/cmk/v2/clusters/"+id, nil, &c)
+			if c.Status != nil {
+				phases[id] = append(phases[id], c.Status.Phase)
+			}
+		}
+		var nb, ne api.Cluster
+		s.do("GET", "/cmk/v2/clusters/"+b.ID, nil, &nb)
+		s.do("GET", "/cmk/v2/clusters/"+e.ID, nil, &ne)
+		return provisioned(nb) && provisioned(ne)
+	})
+	for id, seen := range phases {
+		for _, p := range seen {
+			if p != "PROVISIONED" {
+				t.Fatalf("%s went through %v while its neighbours were provisioned", id, seen)
+			}
+		}
 	}
 }

@@ -175,6 +175,9 @@ func (s PKCSpec) Site() Site { return Site{Cloud: s.Cloud, Region: s.Region} }
 type TenantStatus struct {
 	// ObservedGeneration is the LKC generation the PKC's spec accounts for.
 	ObservedGeneration int64 `json:"observed_generation"`
+	// PKCGeneration is the PKC generation that carries it: the LKC is
+	// realized once the PKC has realized that generation.
+	PKCGeneration int64 `json:"pkc_generation"`
 	// CKU is the tenant's realized size.
 	CKU int `json:"cku"`
 }
@@ -200,6 +203,8 @@ type CapacitySpec struct {
 // CapacityStatus is the kind-specific status of a capacity resource.
 type CapacityStatus struct {
 	Nodes int `json:"nodes"`
+	// PKCs are the brokers realized for each PKC.
+	PKCs map[string]int `json:"pkcs,omitempty"`
 }
 
 // NetworkSpec is the desired state of a network.

@@ -135,7 +135,7 @@ func (s *Service) reconcileSite(ctx context.Context, tx store.Tx, id string) err
 		return reactor.Waiting(err) // an operation in flight is not a failure
 	}
 	_, err = tx.ResourceSetStatus(ctx, resource.KindCapacity, id, store.Status{ObservedGeneration: r.Generation,
-		Phase: resource.PhaseProvisioned, Message: op.Progress, Detail: resource.Encode(resource.CapacityStatus{Nodes: spec.Nodes})})
+		Phase: resource.PhaseProvisioned, Message: op.Progress, Detail: resource.Encode(resource.CapacityStatus{Nodes: spec.Nodes, PKCs: spec.PKCs})})
 	if err == nil {
 		s.log.InfoContext(ctx, "capacity realized", "site", id, "nodes", spec.Nodes, "generation", r.Generation)
 	}

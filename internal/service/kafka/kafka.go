@@ -82,7 +82,8 @@ func (s *Service) Host() host.Service {
 
 // reconcile turns a PKC's status into the status of each LKC it hosts. An
 // LKC is PROVISIONED only when the PKC accounts for the LKC's current
-// generation and every layer below realized the PKC's current generation.
+// generation and every layer below realized the PKC generation that
+// carries it.
 func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error {
 	pkc, err := store.ObservedResource(ctx, tx, pkcStatus, key)
 	if err != nil {
@@ -105,11 +106,14 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error 
 		if !hosted || pkc.Deleted() {
 			continue
 		}
-		pkcDone := pkc.Status.ObservedGeneration == pkc.Generation && pkc.Status.Phase == resource.PhaseProvisioned
+		// Realized once the PKC realized the generation that carries this
+		// LKC's current one; later changes for other tenants of the PKC
+		// do not make it wait again.
+		realized := ts.PKCGeneration > 0 && pkc.Status.ObservedGeneration >= ts.PKCGeneration
 		next := lkc.Status
 		detail := resource.LKCStatus{CKU: ts.CKU, PKC: pkc.ID, BootstrapEndpoint: st.BootstrapEndpoint, TopicPrefix: tenant.Prefix}
 		next.Detail = resource.Encode(detail)
-		if pkcDone && ts.ObservedGeneration == lkc.Generation {
+		if realized && ts.ObservedGeneration == lkc.Generation {
 			next.ObservedGeneration, next.Phase, next.Reason, next.Message = lkc.Generation, resource.PhaseProvisioned, "", ""
 		} else {
 			next.Phase = resource.PhaseProvisioning

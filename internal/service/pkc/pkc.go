@@ -78,59 +78,105 @@ func (s *Service) Host() host.Service {
 }
 
 func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error {
+	ix, err := loadIndex(ctx, tx)
+	if err != nil {
+		return err
+	}
 	switch {
 	case strings.HasPrefix(key, "lkc-"):
-		return s.reconcileLKC(ctx, tx, key)
+		return s.reconcileLKC(ctx, tx, ix, key)
 	case strings.HasPrefix(key, "site-"):
-		return s.reconcileSite(ctx, tx, key)
+		return s.reconcileSite(ctx, tx, ix, key)
 	default:
-		return s.reconcileKey(ctx, tx, key)
+		return s.reconcileKey(ctx, tx, ix, key)
 	}
 }
 
-// pkcs lists every live PKC.
-func pkcs(ctx context.Context, tx store.Tx) ([]store.Resource, error) {
-	var out []store.Resource
+// index maps tenants to the PKCs hosting them, from one listing of the
+// PKCs per reconcile: a site event touches every tenant of the site, and
+// listing per tenant made it quadratic. The row a reconcile writes is
+// always read again with ResourceGet, which locks it (on PostgreSQL), so a
+// concurrent placement cannot be lost.
+type index struct {
+	specs map[string]resource.PKCSpec
+	ids   []string          // live PKCs in id order
+	host  map[string]string // lkc → pkc
+}
+
+func loadIndex(ctx context.Context, tx store.Tx) (*index, error) {
+	ix := &index{specs: map[string]resource.PKCSpec{}, host: map[string]string{}}
 	after := ""
 	for {
 		page, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindPKC, AfterID: after, Limit: 500})
 		if err != nil {
 			return nil, fmt.Errorf("list pkcs: %w", err)
 		}
-		out = append(out, page...)
+		for _, r := range page {
+			spec, err := resource.Decode[resource.PKCSpec](r.Spec)
+			if err != nil {
+				return nil, fmt.Errorf("pkc %s: %w", r.ID, err)
+			}
+			ix.put(r.ID, spec)
+		}
 		if len(page) < 500 {
-			return out, nil
+			return ix, nil
 		}
 		after = page[len(page)-1].ID
 	}
 }
 
-func dedicatedID(lkc string) string { return "pkc-" + strings.TrimPrefix(lkc, "lkc-") }
-
-// hostOf finds the live PKC that hosts lkc, if any.
-func hostOf(ctx context.Context, tx store.Tx, lkc string, dedicated bool) (store.Resource, resource.PKCSpec, error) {
-	if dedicated {
-		r, err := tx.ResourceGet(ctx, resource.KindPKC, dedicatedID(lkc))
-		if err != nil {
-			return r, resource.PKCSpec{}, err
+// put records a PKC's spec as written.
+func (ix *index) put(id string, spec resource.PKCSpec) {
+	if old, ok := ix.specs[id]; ok {
+		for lkc := range old.Tenants {
+			delete(ix.host, lkc)
 		}
-		spec, err := resource.Decode[resource.PKCSpec](r.Spec)
+	} else {
+		i, _ := slices.BinarySearch(ix.ids, id)
+		ix.ids = slices.Insert(ix.ids, i, id)
+	}
+	ix.specs[id] = spec
+	for lkc := range spec.Tenants {
+		ix.host[lkc] = id
+	}
+}
+
+// drop forgets a deleted PKC.
+func (ix *index) drop(id string) {
+	for lkc := range ix.specs[id].Tenants {
+		delete(ix.host, lkc)
+	}
+	delete(ix.specs, id)
+	if i, ok := slices.BinarySearch(ix.ids, id); ok {
+		ix.ids = slices.Delete(ix.ids, i, i+1)
+	}
+}
+
+// dedicatedID is the id of a Dedicated LKC's own PKC. Its "d" keeps it
+// apart from shared PKCs' random ids, which are one character shorter.
+func dedicatedID(lkc string) string { return "pkc-d" + strings.TrimPrefix(lkc, "lkc-") }
+
+// hostOf reads, locked, the live PKC that hosts lkc; ErrNotFound if none.
+func hostOf(ctx context.Context, tx store.Tx, ix *index, lkc string, dedicated bool) (store.Resource, resource.PKCSpec, error) {
+	id := ix.host[lkc]
+	if dedicated {
+		id = dedicatedID(lkc)
+	}
+	if id == "" {
+		return store.Resource{}, resource.PKCSpec{}, store.ErrNotFound
+	}
+	r, err := tx.ResourceGet(ctx, resource.KindPKC, id)
+	if err != nil {
+		return r, resource.PKCSpec{}, err
+	}
+	spec, err := resource.Decode[resource.PKCSpec](r.Spec)
+	if err != nil {
 		return r, spec, err
 	}
-	all, err := pkcs(ctx, tx)
-	if err != nil {
-		return store.Resource{}, resource.PKCSpec{}, err
+	if _, ok := spec.Tenants[lkc]; !ok || spec.Dedicated != dedicated {
+		return r, spec, store.ErrNotFound
 	}
-	for _, r := range all {
-		spec, err := resource.Decode[resource.PKCSpec](r.Spec)
-		if err != nil {
-			return r, spec, err
-		}
-		if _, ok := spec.Tenants[lkc]; ok && !spec.Dedicated {
-			return r, spec, nil
-		}
-	}
-	return store.Resource{}, resource.PKCSpec{}, store.ErrNotFound
+	return r, spec, nil
 }
 
 func zones(region, availability string) []string {
@@ -140,10 +186,30 @@ func zones(region, availability string) []string {
 	return []string{region + "a"}
 }
 
+// write stores a PKC's new spec (creating it when new) and keeps the index
+// current.
+func (s *Service) write(ctx context.Context, tx store.Tx, ix *index, pkc store.Resource, spec resource.PKCSpec) (store.Resource, error) {
+	var r store.Resource
+	var err error
+	if pkc.Generation > 0 {
+		r, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindPKC, ID: pkc.ID, Spec: resource.Encode(spec), IfGeneration: pkc.Generation})
+	} else {
+		r, err = tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindPKC, ID: pkc.ID, Spec: resource.Encode(spec)})
+		if err == nil {
+			s.log.InfoContext(ctx, "pkc created", "pkc", pkc.ID, "brokers", spec.Brokers, "dedicated", spec.Dedicated)
+		}
+	}
+	if err != nil {
+		return r, fmt.Errorf("pkc %s: %w", pkc.ID, err)
+	}
+	ix.put(r.ID, spec)
+	return r, nil
+}
+
 // reconcileLKC brings the PKC serving an LKC in line with it. While a PKC
 // changes size, a new size is held back until the running change is
 // realized, so that 2 → 4 → 2 → 6 ends at 6 with no shrink between.
-func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, id string) error {
+func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, ix *index, id string) error {
 	lkc, err := store.ObservedResource(ctx, tx, lkcDesired, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -156,7 +222,7 @@ func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, id string) erro
 		return err
 	}
 	dedicated := spec.Type == resource.TypeDedicated
-	pkc, ps, err := hostOf(ctx, tx, id, dedicated)
+	pkc, ps, err := hostOf(ctx, tx, ix, id, dedicated)
 	placed := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -165,19 +231,23 @@ func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, id string) erro
 		if !placed {
 			return nil
 		}
+		ps.Tenants = maps.Clone(ps.Tenants)
 		delete(ps.Tenants, id)
 		if dedicated || len(ps.Tenants) == 0 {
-			_, err := tx.ResourceDelete(ctx, resource.KindPKC, pkc.ID)
+			if _, err := tx.ResourceDelete(ctx, resource.KindPKC, pkc.ID); err != nil {
+				return err
+			}
+			ix.drop(pkc.ID)
 			s.log.InfoContext(ctx, "pkc deleted: its last tenant is gone", "pkc", pkc.ID, "lkc", id)
-			return err
+			return nil
 		}
-		if _, err := tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindPKC, ID: pkc.ID, Spec: resource.Encode(ps)}); err != nil {
+		if _, err := s.write(ctx, tx, ix, pkc, ps); err != nil {
 			return err
 		}
 		return s.refreshStatus(ctx, tx, pkc.ID, func(st *resource.PKCStatus) { delete(st.Tenants, id) })
 	}
 	if !placed {
-		if pkc, ps, err = s.place(ctx, tx, id, spec); err != nil {
+		if pkc, ps, err = s.place(ctx, tx, ix, id, spec); err != nil {
 			return err
 		}
 	}
@@ -200,38 +270,42 @@ func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, id string) erro
 			"brokers", ps.Brokers, "wanted", want.Brokers)
 		return nil
 	}
-	if placed {
-		if _, err := tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindPKC, ID: pkc.ID, Spec: resource.Encode(want)}); err != nil {
-			return err
-		}
-	} else if _, err := s.createOrUpdate(ctx, tx, pkc, want); err != nil {
+	written, err := s.write(ctx, tx, ix, pkc, want)
+	if err != nil {
 		return err
 	}
 	return s.refreshStatus(ctx, tx, pkc.ID, func(st *resource.PKCStatus) {
-		ts := st.Tenants[id]
-		ts.ObservedGeneration = lkc.Generation
-		st.Tenants[id] = ts
+		// The tenant's LKC generation is carried by this PKC generation:
+		// the LKC is realized once the PKC has realized it, whatever
+		// changes later for other tenants.
+		st.Tenants[id] = resource.TenantStatus{ObservedGeneration: lkc.Generation, PKCGeneration: written.Generation, CKU: st.Tenants[id].CKU}
 	})
 }
 
 // place chooses the PKC of a new tenant: its own for a Dedicated LKC, else
 // a shared one of its site with room, else a new shared one.
-func (s *Service) place(ctx context.Context, tx store.Tx, id string, spec resource.LKCSpec) (store.Resource, resource.PKCSpec, error) {
+func (s *Service) place(ctx context.Context, tx store.Tx, ix *index, id string, spec resource.LKCSpec) (store.Resource, resource.PKCSpec, error) {
 	if spec.Type == resource.TypeDedicated {
 		ps := resource.PKCSpec{Cloud: spec.Cloud, Region: spec.Region, Availability: spec.Availability, Dedicated: true,
 			Zones: zones(spec.Region, spec.Availability), Tenants: map[string]resource.Tenant{id: {}}}
 		return store.Resource{ID: dedicatedID(id)}, ps, nil
 	}
-	all, err := pkcs(ctx, tx)
-	if err != nil {
-		return store.Resource{}, resource.PKCSpec{}, err
-	}
-	for _, r := range all {
+	for _, pid := range ix.ids {
+		cand := ix.specs[pid]
+		if cand.Dedicated || cand.Site() != spec.Site() || len(cand.Tenants) >= s.cfg.MaxTenants {
+			continue
+		}
+		// Read it again, locked: a concurrent placement may have filled it.
+		r, err := tx.ResourceGet(ctx, resource.KindPKC, pid)
+		if err != nil {
+			return r, cand, err
+		}
 		ps, err := resource.Decode[resource.PKCSpec](r.Spec)
 		if err != nil {
 			return r, ps, err
 		}
-		if !ps.Dedicated && ps.Site() == spec.Site() && len(ps.Tenants) < s.cfg.MaxTenants {
+		if len(ps.Tenants) < s.cfg.MaxTenants {
+			ps.Tenants = maps.Clone(ps.Tenants)
 			ps.Tenants[id] = resource.Tenant{Prefix: id + "."}
 			return r, ps, nil
 		}
@@ -239,24 +313,6 @@ func (s *Service) place(ctx context.Context, tx store.Tx, id string, spec resour
 	ps := resource.PKCSpec{Cloud: spec.Cloud, Region: spec.Region, Availability: resource.MultiZone, Brokers: SharedBrokers,
 		Zones: zones(spec.Region, resource.MultiZone), Tenants: map[string]resource.Tenant{id: {Prefix: id + "."}}}
 	return store.Resource{ID: resource.NewID("pkc")}, ps, nil
-}
-
-// createOrUpdate writes a placement: a new PKC, or a shared one with one
-// more tenant.
-func (s *Service) createOrUpdate(ctx context.Context, tx store.Tx, pkc store.Resource, spec resource.PKCSpec) (store.Resource, error) {
-	if pkc.Generation > 0 {
-		return tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindPKC, ID: pkc.ID, Spec: resource.Encode(spec)})
-	}
-	r, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindPKC, ID: pkc.ID, Spec: resource.Encode(spec)})
-	if errors.Is(err, store.ErrAlreadyExists) {
-		// A Dedicated PKC of a deleted incarnation: its id is taken for
-		// good, so this is a resource-id clash that a retry cannot fix.
-		return r, fmt.Errorf("pkc %s: %w", pkc.ID, err)
-	}
-	if err == nil {
-		s.log.InfoContext(ctx, "pkc created", "pkc", pkc.ID, "brokers", spec.Brokers, "dedicated", spec.Dedicated)
-	}
-	return r, err
 }
 
 // usersOf returns the SASL users of an LKC: its live cluster-scoped keys.
@@ -285,7 +341,7 @@ func usersOf(ctx context.Context, tx store.Tx, lkc string) ([]resource.KafkaUser
 // reconcileKey adds or removes a cluster-scoped key's SASL user on the PKC
 // of its cluster. A key of a cluster not placed yet is picked up when the
 // cluster is placed.
-func (s *Service) reconcileKey(ctx context.Context, tx store.Tx, keyID string) error {
+func (s *Service) reconcileKey(ctx context.Context, tx store.Tx, ix *index, keyID string) error {
 	k, err := store.ObservedResource(ctx, tx, apikeyDesired, keyID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -308,7 +364,7 @@ func (s *Service) reconcileKey(ctx context.Context, tx store.Tx, keyID string) e
 	if err != nil {
 		return err
 	}
-	pkc, ps, err := hostOf(ctx, tx, spec.Resource, ls.Type == resource.TypeDedicated)
+	pkc, ps, err := hostOf(ctx, tx, ix, spec.Resource, ls.Type == resource.TypeDedicated)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
@@ -321,32 +377,26 @@ func (s *Service) reconcileKey(ctx context.Context, tx store.Tx, keyID string) e
 		tenant.Users = append(tenant.Users, resource.KafkaUser{Name: keyID, SCRAM: spec.SCRAM})
 		slices.SortFunc(tenant.Users, func(a, b resource.KafkaUser) int { return strings.Compare(a.Name, b.Name) })
 	}
+	ps.Tenants = maps.Clone(ps.Tenants)
 	ps.Tenants[spec.Resource] = tenant
-	_, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindPKC, ID: pkc.ID, Spec: resource.Encode(ps)})
+	_, err = s.write(ctx, tx, ix, pkc, ps)
 	return err
 }
 
 // reconcileSite takes what a site's satellite and capacity reported into
 // the status of every PKC of the site, then lets each of their tenants
 // proceed (a held resize goes on once the running one is realized).
-func (s *Service) reconcileSite(ctx context.Context, tx store.Tx, site string) error {
-	all, err := pkcs(ctx, tx)
-	if err != nil {
-		return err
-	}
-	for _, r := range all {
-		ps, err := resource.Decode[resource.PKCSpec](r.Spec)
-		if err != nil {
-			return err
-		}
-		if ps.Site().ID() != site {
+func (s *Service) reconcileSite(ctx context.Context, tx store.Tx, ix *index, site string) error {
+	for _, id := range slices.Clone(ix.ids) {
+		ps, ok := ix.specs[id]
+		if !ok || ps.Site().ID() != site {
 			continue
 		}
-		if err := s.refreshStatus(ctx, tx, r.ID, nil); err != nil {
+		if err := s.refreshStatus(ctx, tx, id, nil); err != nil {
 			return err
 		}
 		for _, lkc := range slices.Sorted(maps.Keys(ps.Tenants)) {
-			if err := s.reconcileLKC(ctx, tx, lkc); err != nil {
+			if err := s.reconcileLKC(ctx, tx, ix, lkc); err != nil {
 				return err
 			}
 		}
@@ -433,8 +483,9 @@ func satellite(ctx context.Context, tx store.Tx, site string, pkc store.Resource
 	return realized, true, "", nil
 }
 
-// capacityReady reports whether the site's capacity, sized for this PKC's
-// brokers, is realized.
+// capacityReady reports whether the site's capacity has realized this
+// PKC's brokers. It looks at this PKC's share only, so that capacity
+// growing for another PKC does not make this one wait.
 func capacityReady(ctx context.Context, tx store.Tx, site, pkc string, brokers int) (bool, string, error) {
 	c, err := store.ObservedResource(ctx, tx, capacityStatus, site)
 	if errors.Is(err, store.ErrNotFound) {
@@ -443,15 +494,12 @@ func capacityReady(ctx context.Context, tx store.Tx, site, pkc string, brokers i
 	if err != nil {
 		return false, "", err
 	}
-	cs, err := resource.Decode[resource.CapacitySpec](c.Spec)
+	cs, err := resource.Decode[resource.CapacityStatus](c.Status.Detail)
 	if err != nil {
 		return false, "", err
 	}
-	switch {
-	case cs.PKCs[pkc] != brokers:
-		return false, "waiting for compute capacity to be sized for this cluster", nil
-	case c.Status.ObservedGeneration != c.Generation:
-		return false, cmp.Or(c.Status.Message, "compute capacity is being provisioned"), nil
+	if cs.PKCs[pkc] < brokers {
+		return false, cmp.Or(c.Status.Message, "compute capacity is being provisioned for this cluster"), nil
 	}
 	return true, "", nil
 }
