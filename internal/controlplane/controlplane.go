@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -166,17 +167,20 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if err != nil {
 		return nil, err
 	}
-	org, key, secret, err := iamSvc.Bootstrap(ctx, "default")
+	// A crash between creating the admin's key and saving it would leave
+	// an organization no one can log into: a missing file gets a new key.
+	path := filepath.Join(cfg.DataDir, AdminCredentialsFile)
+	_, statErr := os.Stat(path)
+	org, key, secret, err := iamSvc.Bootstrap(ctx, "default", errors.Is(statErr, os.ErrNotExist))
 	if err != nil {
 		return nil, err
 	}
 	if key != "" {
 		s.AdminKey, s.AdminSecret = key, secret
-		path := filepath.Join(cfg.DataDir, AdminCredentialsFile)
-		if err := os.WriteFile(path, []byte(key+":"+secret+"\n"), 0o600); err != nil {
+		if err := renameio.WriteFile(path, []byte(key+":"+secret+"\n"), 0o600); err != nil {
 			return nil, fmt.Errorf("controlplane: write %s: %w", path, err)
 		}
-		log.Info("organization created; admin credentials written", "organization", org, "file", path)
+		log.Info("admin credentials written", "organization", org, "file", path)
 	}
 	gw, err := gateway.New(gateway.Config{IAM: iamSvc, Kafka: kafkaSvc, Network: netSvc, OpenAPI: api.OpenAPI, Logger: log, Registerer: cfg.Registerer})
 	if err != nil {

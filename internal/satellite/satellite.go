@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/backoff"
 	"github.com/mothership-dev/mothership/internal/runtime/startstop"
@@ -126,28 +127,17 @@ func (a *Agent) load() (resource.Bundle, error) {
 	return b, nil
 }
 
-// save writes the bundle atomically: a crash leaves the old or the new one.
+// save writes the bundle atomically (renameio: a crash leaves the old file
+// or the new one, synced).
 func (a *Agent) save(b resource.Bundle) error {
 	data, err := json.Marshal(b)
 	if err != nil {
 		return err
 	}
-	tmp := a.bundlePath() + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := renameio.WriteFile(a.bundlePath(), data, 0o600); err != nil {
 		return fmt.Errorf("satellite %s: save bundle: %w", a.cfg.Site, err)
 	}
-	return os.Rename(tmp, a.bundlePath())
+	return nil
 }
 
 func (a *Agent) run(ctx context.Context, b resource.Bundle) {

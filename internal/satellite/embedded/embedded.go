@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -441,11 +442,10 @@ func saveMeta(dir string, m meta) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, "meta.json.tmp")
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	if err := renameio.WriteFile(filepath.Join(dir, "meta.json"), data, 0o600); err != nil {
 		return fmt.Errorf("save meta of %s: %w", dir, err)
 	}
-	return os.Rename(tmp, filepath.Join(dir, "meta.json"))
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -19,6 +19,10 @@ import (
 	"github.com/mothership-dev/mothership/internal/resource"
 )
 
+// defaultHTTP bounds every call: a long poll lasts at most sync's MaxWait
+// (30s), and a network that drops packets must not stall the agent.
+var defaultHTTP = &http.Client{Timeout: 45 * time.Second}
+
 // Client talks to the sync service with a satellite's token.
 type Client struct {
 	// URL is the sync service's base URL.
@@ -44,7 +48,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 	req.Header.Set("Content-Type", "application/json")
 	hc := c.HTTP
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = defaultHTTP
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -72,7 +72,18 @@ func (g *Gateway) table() []Route {
 			if e := api.Decode(r.Body, &in); e != nil {
 				return e
 			}
-			out, err := g.cfg.Network.CreateNetwork(r.Context(), p, in, g.cfg.IAM.EnvironmentExists)
+			// The environment is checked here, where iam is below: network
+			// sits at layer 0 and calls nothing above it.
+			if in.Spec.Environment != nil && in.Spec.Environment.ID != "" {
+				ok, err := g.cfg.IAM.EnvironmentExists(r.Context(), p.Organization, in.Spec.Environment.ID)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return api.Invalid("/spec/environment/id", "environment %q not found", in.Spec.Environment.ID)
+				}
+			}
+			out, err := g.cfg.Network.CreateNetwork(r.Context(), p, in)
 			return created(w, err, http.StatusAccepted, out.Metadata.Self, out)
 		}},
 		{Method: http.MethodGet, Pattern: network.NetworksPath, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {

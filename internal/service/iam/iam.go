@@ -78,10 +78,11 @@ func (s *Service) Host() host.Service {
 	}
 }
 
-// Bootstrap makes sure an organization exists; when it creates it, it also
-// creates its first control-plane API key and returns it (the only time
-// the secret is seen).
-func (s *Service) Bootstrap(ctx context.Context, displayName string) (org, key, secret string, err error) {
+// Bootstrap makes sure an organization exists; when it creates it, or when
+// newKey asks for it (the admin's key was lost before it was saved), it
+// creates a control-plane API key for the admin and returns it: the only
+// time the secret is seen.
+func (s *Service) Bootstrap(ctx context.Context, displayName string, newKey bool) (org, key, secret string, err error) {
 	err = s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		orgs, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindOrganization, Limit: 1})
 		if err != nil {
@@ -89,7 +90,10 @@ func (s *Service) Bootstrap(ctx context.Context, displayName string) (org, key, 
 		}
 		if len(orgs) > 0 {
 			org = orgs[0].ID
-			return nil
+			if newKey {
+				key, secret, err = s.createKey(ctx, tx, org, "u-admin", "", "admin key (re-issued)", "")
+			}
+			return err
 		}
 		org = resource.NewID("org")
 		if _, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindOrganization, ID: org, Organization: org,

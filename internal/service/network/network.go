@@ -124,8 +124,10 @@ func toNetwork(r store.Resource) (api.Network, error) {
 		Status: &api.NetworkStatus{Phase: r.Status.Phase, Reason: r.Status.Reason, Message: r.Status.Message}}, err
 }
 
-// CreateNetwork accepts a network; the answer shows it PROVISIONING.
-func (s *Service) CreateNetwork(ctx context.Context, p svcapi.Principal, in api.NetworkCreate, envExists func(ctx context.Context, org, id string) (bool, error)) (api.Network, error) {
+// CreateNetwork accepts a network; the answer shows it PROVISIONING. The
+// caller (the gateway, above iam) has checked that the environment
+// exists: network is layer 0 and does not call upward.
+func (s *Service) CreateNetwork(ctx context.Context, p svcapi.Principal, in api.NetworkCreate) (api.Network, error) {
 	sp := in.Spec
 	spec := resource.NetworkSpec{DisplayName: sp.DisplayName, Cloud: sp.Cloud, Region: sp.Region, ConnectionTypes: sp.ConnectionTypes, CIDR: sp.CIDR}
 	if len(spec.ConnectionTypes) == 0 {
@@ -151,12 +153,6 @@ func (s *Service) CreateNetwork(ctx context.Context, p svcapi.Principal, in api.
 		if pfx, err := netip.ParsePrefix(spec.CIDR); err != nil || !pfx.Addr().Is4() || pfx.Bits() != 16 {
 			return api.Network{}, api.Invalid("/spec/cidr", "cidr must be an IPv4 /16 range like 10.1.0.0/16")
 		}
-	}
-	if ok, err := envExists(ctx, p.Organization, sp.Environment.ID); err != nil || !ok {
-		if err != nil {
-			return api.Network{}, err
-		}
-		return api.Network{}, api.Invalid("/spec/environment/id", "environment %q not found", sp.Environment.ID)
 	}
 	var out api.Network
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
