@@ -121,12 +121,13 @@ func (s *Service) CreateCluster(ctx context.Context, p svcapi.Principal, in api.
 	if ok, err := s.cfg.Sites.SiteServed(ctx, spec.Site()); err != nil || !ok {
 		return api.Cluster{}, orInvalid(err, "/spec/region", "no satellite serves %s; choose a served cloud and region", spec.Site())
 	}
-	if err := s.cfg.Quotas.Check(ctx, p.Organization, 1, spec.CKU); err != nil {
+	id := resource.NewID("lkc")
+	if err := s.cfg.Quotas.Reserve(ctx, p.Organization, id, spec.CKU); err != nil {
 		return api.Cluster{}, err
 	}
 	var out api.Cluster
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		r, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindLKC, ID: resource.NewID("lkc"),
+		r, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindLKC, ID: id,
 			Organization: p.Organization, Environment: env, Spec: resource.Encode(spec)})
 		if err != nil {
 			return err
@@ -205,7 +206,7 @@ func (s *Service) UpdateCluster(ctx context.Context, p svcapi.Principal, id stri
 			return err
 		}
 		if spec.CKU > old.CKU {
-			if err := s.cfg.Quotas.Check(ctx, p.Organization, 0, spec.CKU-old.CKU); err != nil {
+			if err := s.cfg.Quotas.Reserve(ctx, p.Organization, id, spec.CKU); err != nil {
 				return err
 			}
 		}

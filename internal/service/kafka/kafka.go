@@ -28,9 +28,10 @@ type Environments interface {
 	EnvironmentExists(ctx context.Context, org, id string) (bool, error)
 }
 
-// Quotas checks an organization's limits (quota, same layer).
+// Quotas reserves room within an organization's limits (quota, same
+// layer), for a new cluster or a larger size.
 type Quotas interface {
-	Check(ctx context.Context, org string, addClusters, addCKU int) error
+	Reserve(ctx context.Context, org, lkc string, cku int) error
 }
 
 // Sites answers whether a satellite serves a site (sync, a lower layer).

@@ -12,12 +12,14 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/host"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
+	"github.com/mothership-dev/mothership/internal/service/svcapi"
 )
 
 // Name and Layer place the service in the layer cake.
@@ -70,16 +72,53 @@ func (s *Service) Host() host.Service {
 
 func quotaID(org string) string { return "quota-" + org }
 
-// usage is the status detail: the CKU counted for each live cluster.
+// usage is the status detail: what each live cluster counts for.
 type usage struct {
 	resource.QuotaStatus
-	Clusters map[string]int `json:"by_cluster"`
+	Clusters map[string]entry `json:"by_cluster"`
+}
+
+// entry is one cluster's share. A reservation made by a synchronous
+// Reserve counts until the cluster's event confirms it, or until it
+// expires (the request that made it failed after reserving).
+type entry struct {
+	Confirmed     bool       `json:"confirmed"`
+	CKU           int        `json:"cku"`
+	Reserved      int        `json:"reserved,omitempty"`
+	ReservedUntil *time.Time `json:"reserved_until,omitempty"`
+}
+
+// reservationTTL bounds how long a reservation counts without its event.
+const reservationTTL = time.Minute
+
+func (e entry) live(now time.Time) bool {
+	return e.ReservedUntil != nil && now.Before(*e.ReservedUntil)
+}
+
+// totals counts the clusters and CKU in use at now.
+func (u *usage) totals(now time.Time) {
+	u.QuotaStatus = resource.QuotaStatus{}
+	for id, e := range u.Clusters {
+		if !e.live(now) {
+			e.Reserved, e.ReservedUntil = 0, nil
+			u.Clusters[id] = e
+			if !e.Confirmed {
+				delete(u.Clusters, id)
+				continue
+			}
+		}
+		u.QuotaStatus.Clusters++
+		u.CKU += max(e.CKU, e.Reserved)
+	}
 }
 
 func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error {
 	if strings.HasPrefix(key, "org-") {
-		_, _, err := s.ensure(ctx, tx, key)
-		return err
+		q, u, err := s.ensure(ctx, tx, key)
+		if err != nil {
+			return err
+		}
+		return s.save(ctx, tx, q, u)
 	}
 	lkc, err := store.ObservedResource(ctx, tx, lkcDesired, key)
 	if err != nil {
@@ -96,13 +135,19 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error 
 	if lkc.Deleted() {
 		delete(u.Clusters, lkc.ID)
 	} else {
-		u.Clusters[lkc.ID] = spec.CKU
+		e := u.Clusters[lkc.ID]
+		e.Confirmed, e.CKU = true, spec.CKU
+		if e.Reserved <= spec.CKU {
+			e.Reserved, e.ReservedUntil = 0, nil
+		}
+		u.Clusters[lkc.ID] = e
 	}
-	u.QuotaStatus = resource.QuotaStatus{Clusters: len(u.Clusters)}
-	for _, c := range u.Clusters {
-		u.CKU += c
-	}
-	_, err = tx.ResourceSetStatus(ctx, resource.KindQuota, q.ID, store.Status{ObservedGeneration: q.Generation,
+	return s.save(ctx, tx, q, u)
+}
+
+func (s *Service) save(ctx context.Context, tx store.Tx, q store.Resource, u usage) error {
+	u.totals(time.Now())
+	_, err := tx.ResourceSetStatus(ctx, resource.KindQuota, q.ID, store.Status{ObservedGeneration: q.Generation,
 		Phase: resource.PhaseReady, Detail: resource.Encode(u)})
 	return err
 }
@@ -119,38 +164,44 @@ func (s *Service) ensure(ctx context.Context, tx store.Tx, org string) (store.Re
 	}
 	u, err := resource.Decode[usage](r.Status.Detail)
 	if u.Clusters == nil {
-		u.Clusters = map[string]int{}
+		u.Clusters = map[string]entry{}
 	}
 	return r, u, err
 }
 
-// Check refuses a change that would take org over its limits. Usage is
-// what the cluster events seen so far say, so two creations racing within
-// the same instant can both pass: limits are soft by that much.
-func (s *Service) Check(ctx context.Context, org string, addClusters, addCKU int) error {
-	limits, u := s.cfg.Defaults, usage{}
-	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		r, err := tx.ResourceGet(ctx, resource.KindQuota, quotaID(org))
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
+// Reserve makes room for cluster lkc at cku in org, or refuses with 402
+// quota_exceeded. The reservation is written in quota's own database, one
+// writer at a time, so concurrent requests cannot all squeeze past the
+// limit; the cluster's event confirms it.
+func (s *Service) Reserve(ctx context.Context, org, lkc string, cku int) error {
+	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		q, u, err := s.ensure(ctx, tx, org)
 		if err != nil {
 			return err
 		}
-		if limits, err = resource.Decode[resource.QuotaSpec](r.Spec); err != nil {
+		limits, err := resource.Decode[resource.QuotaSpec](q.Spec)
+		if err != nil {
 			return err
 		}
-		u, err = resource.Decode[usage](r.Status.Detail)
-		return err
+		now := time.Now()
+		u.totals(now)
+		e, known := u.Clusters[lkc]
+		if !known && u.QuotaStatus.Clusters+1 > limits.MaxClusters {
+			return api.Errorf(http.StatusPaymentRequired, api.CodeQuotaExceeded,
+				"the organization has %d of its %d clusters; delete one or ask for a higher quota", u.QuotaStatus.Clusters, limits.MaxClusters)
+		}
+		grow := cku - max(e.CKU, e.Reserved)
+		if grow > 0 && u.CKU+grow > limits.MaxCKU {
+			return api.Errorf(http.StatusPaymentRequired, api.CodeQuotaExceeded,
+				"the organization uses %d of its %d CKU; %d more do not fit", u.CKU, limits.MaxCKU, grow)
+		}
+		until := now.Add(reservationTTL)
+		e.Reserved, e.ReservedUntil = max(cku, e.Reserved), &until
+		u.Clusters[lkc] = e
+		return s.save(ctx, tx, q, u)
 	})
 	if err != nil {
-		return fmt.Errorf("quota: check %s: %w", org, err)
-	}
-	if addClusters > 0 && u.QuotaStatus.Clusters+addClusters > limits.MaxClusters {
-		return api.Errorf(http.StatusConflict, api.CodeQuotaExceeded, "the organization has %d of its %d clusters; delete one or ask for a higher quota", u.QuotaStatus.Clusters, limits.MaxClusters)
-	}
-	if addCKU > 0 && u.CKU+addCKU > limits.MaxCKU {
-		return api.Errorf(http.StatusConflict, api.CodeQuotaExceeded, "the organization uses %d of its %d CKU; %d more do not fit", u.CKU, limits.MaxCKU, addCKU)
+		return svcapi.StoreError("quota", org, err)
 	}
 	return nil
 }
