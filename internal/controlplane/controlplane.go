@@ -127,6 +127,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	netSvc := network.New(network.Config{Cloud: cloud, Logger: log})
 	syncSvc := syncsvc.New(syncsvc.Config{Satellites: sats, Logger: log})
 	kafkaSvc := kafka.New(kafka.Config{Environments: iamSvc, Quotas: quotaSvc, Sites: syncSvc, Networks: netSvc, Logger: log})
+	iamSvc.Use(kafkaSvc, netSvc)
 	services := []host.Service{
 		iamSvc.Host(), kafkaSvc.Host(), quotaSvc.Host(),
 		pkc.New(pkc.Config{MaxTenants: cfg.MaxTenants, Logger: log}).Host(),

@@ -413,3 +413,35 @@ func TestNeighboursDoNotUnsettleAProvisionedCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvironmentKeepsWhatItHolds: an environment cannot be deleted while
+// it holds a cluster or a network, even one created a moment ago; and a
+// key can be scoped to a cluster at once.
+func TestEnvironmentKeepsWhatItHolds(t *testing.T) {
+	s := newSystem(t, nil)
+	env := s.environment("prod")
+	c := s.cluster(env, "fresh", "AWS", "us-west-2", "Basic", 0)
+	var eb api.ErrorBody
+	if code := s.do("DELETE", "/org/v2/environments/"+env, nil, &eb); code != http.StatusConflict || !strings.Contains(eb.Errors[0].Detail, c.ID) {
+		t.Fatalf("deleting an environment right after a cluster was created in it: %d %+v", code, eb)
+	}
+	var key api.APIKey
+	if code := s.do("POST", "/iam/v2/api-keys", map[string]any{"spec": map[string]any{"resource": map[string]any{"id": c.ID}}}, &key); code != http.StatusAccepted {
+		t.Fatalf("a key for a cluster created a moment ago: %d", code)
+	}
+	if code := s.do("DELETE", "/cmk/v2/clusters/"+c.ID, nil, nil); code != http.StatusNoContent {
+		t.Fatalf("delete cluster: %d", code)
+	}
+	var n api.Network
+	if code := s.do("POST", "/networking/v1/networks", map[string]any{"spec": map[string]any{"display_name": "net", "cloud": "AWS",
+		"region": "us-west-2", "environment": map[string]any{"id": env}}}, &n); code != http.StatusAccepted {
+		t.Fatalf("create network: %d", code)
+	}
+	if code := s.do("DELETE", "/org/v2/environments/"+env, nil, nil); code != http.StatusConflict {
+		t.Fatalf("deleting an environment that holds a network: %d, want 409", code)
+	}
+	s.do("DELETE", "/networking/v1/networks/"+n.ID, nil, nil)
+	if code := s.do("DELETE", "/org/v2/environments/"+env, nil, nil); code != http.StatusNoContent {
+		t.Fatalf("deleting the emptied environment: %d, want 204", code)
+	}
+}

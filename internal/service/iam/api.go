@@ -1,6 +1,7 @@
 package iam
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"strings"
@@ -9,7 +10,6 @@ import (
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/resource"
-	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 	"github.com/mothership-dev/mothership/internal/service/svcapi"
 )
@@ -19,8 +19,6 @@ const (
 	EnvironmentsPath = "/org/v2/environments"
 	APIKeysPath      = "/iam/v2/api-keys"
 )
-
-var lkcDesired = event.Topic(resource.KindLKC, event.Desired)
 
 func toEnvironment(r store.Resource) (api.Environment, error) {
 	spec, err := resource.Decode[resource.EnvironmentSpec](r.Spec)
@@ -100,18 +98,18 @@ func (s *Service) DeleteEnvironment(ctx context.Context, p svcapi.Principal, id 
 		if _, err := svcapi.Own(ctx, tx, resource.KindEnvironment, p.Organization, id); err != nil {
 			return err
 		}
-		clusters, err := tx.ObservedSubjects(ctx, lkcDesired)
+		// Asked of their owners, not of events that may lag: a cluster
+		// created a moment ago must keep its environment.
+		cluster, err := s.clusters.ClusterIn(ctx, p.Organization, id)
 		if err != nil {
 			return err
 		}
-		for _, c := range clusters {
-			r, err := store.ObservedResource(ctx, tx, lkcDesired, c)
-			if err != nil {
-				return err
-			}
-			if r.Environment == id && !r.Deleted() {
-				return api.Errorf(http.StatusConflict, api.CodeConflict, "environment %q still holds cluster %s; delete its clusters first", id, r.ID)
-			}
+		network, err := s.networks.NetworkIn(ctx, p.Organization, id)
+		if err != nil {
+			return err
+		}
+		if held := cmp.Or(cluster, network); held != "" {
+			return api.Errorf(http.StatusConflict, api.CodeConflict, "environment %q still holds %s; delete it first", id, held)
 		}
 		_, err = tx.ResourceDelete(ctx, resource.KindEnvironment, id)
 		return err
@@ -159,8 +157,12 @@ func (s *Service) CreateAPIKey(ctx context.Context, p svcapi.Principal, in api.A
 	var out api.APIKey
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		if scope != "" {
-			if err := s.clusterVisible(ctx, tx, p.Organization, scope); err != nil {
+			_, ok, err := s.clusters.ClusterSite(ctx, p.Organization, scope)
+			if err != nil {
 				return err
+			}
+			if !ok {
+				return api.Invalid("/spec/resource/id", "cluster %q not found", scope)
 			}
 		}
 		key, secret, err := s.createKey(ctx, tx, p.Organization, p.Owner, scope, in.Spec.DisplayName, in.Spec.Description)
@@ -176,17 +178,6 @@ func (s *Service) CreateAPIKey(ctx context.Context, p svcapi.Principal, in api.A
 		return err
 	})
 	return out, svcapi.StoreError("api key", "", err)
-}
-
-// clusterVisible checks, from the cluster events iam has seen, that the
-// cluster exists in org.
-func (s *Service) clusterVisible(ctx context.Context, tx store.Tx, org, id string) error {
-	notFound := api.Invalid("/spec/resource/id", "cluster %q not found (a cluster created a moment ago may take a second to be known)", id)
-	r, err := store.ObservedResource(ctx, tx, lkcDesired, id)
-	if err != nil || r.Deleted() || r.Organization != org {
-		return notFound
-	}
-	return nil
 }
 
 // GetAPIKey returns one of the organization's keys, without its secret.

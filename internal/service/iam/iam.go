@@ -21,7 +21,6 @@ import (
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/resource"
-	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/host"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 	"github.com/mothership-dev/mothership/internal/service/svcapi"
@@ -48,10 +47,27 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Clusters answers about the kafka service's clusters (same layer).
+type Clusters interface {
+	// ClusterSite reports whether org has the live cluster id, and where
+	// it runs.
+	ClusterSite(ctx context.Context, org, id string) (resource.Site, bool, error)
+	// ClusterIn returns a live cluster of org in env, "" if none.
+	ClusterIn(ctx context.Context, org, env string) (string, error)
+}
+
+// Networks answers about the network service's networks (a lower layer).
+type Networks interface {
+	// NetworkIn returns a live network of org in env, "" if none.
+	NetworkIn(ctx context.Context, org, env string) (string, error)
+}
+
 // Service is the iam service.
 type Service struct {
-	log *slog.Logger
-	st  store.Store
+	log      *slog.Logger
+	st       store.Store
+	clusters Clusters
+	networks Networks
 
 	mu       sync.Mutex
 	verified map[string][32]byte // key id → sha256 of a secret that passed
@@ -65,16 +81,21 @@ func New(cfg Config) *Service {
 	return &Service{log: cfg.Logger.With("service", Name), verified: map[string][32]byte{}}
 }
 
-// Host declares the service: it owns identity kinds and reacts to clusters
-// only to know which environments still hold one.
+// Use gives iam the services it asks about clusters and networks. They are
+// built after iam (kafka asks iam about environments), so they come in
+// here rather than through Config; Use must be called before the API
+// serves.
+func (s *Service) Use(clusters Clusters, networks Networks) {
+	s.clusters, s.networks = clusters, networks
+}
+
+// Host declares the service: it owns identity kinds and reacts to nothing.
 func (s *Service) Host() host.Service {
 	return host.Service{
-		Name:      Name,
-		Layer:     Layer,
-		Owns:      []string{resource.KindOrganization, resource.KindEnvironment, resource.KindAPIKey},
-		ReactsTo:  []string{event.Topic(resource.KindLKC, event.Desired)},
-		Reconcile: func(context.Context, store.Tx, string) error { return nil },
-		Attach:    func(st store.Store) { s.st = st },
+		Name:   Name,
+		Layer:  Layer,
+		Owns:   []string{resource.KindOrganization, resource.KindEnvironment, resource.KindAPIKey},
+		Attach: func(st store.Store) { s.st = st },
 	}
 }
 

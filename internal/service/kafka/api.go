@@ -3,6 +3,7 @@ package kafka
 import (
 	"cmp"
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -291,4 +292,28 @@ func (s *Service) DeleteCluster(ctx context.Context, p svcapi.Principal, id stri
 		return err
 	})
 	return svcapi.StoreError("cluster", id, err)
+}
+
+// ClusterSite reports whether org has the live cluster id and where it
+// runs; iam asks it before it scopes a key to the cluster.
+func (s *Service) ClusterSite(ctx context.Context, org, id string) (resource.Site, bool, error) {
+	var site resource.Site
+	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
+		r, err := svcapi.Own(ctx, tx, resource.KindLKC, org, id)
+		if err != nil {
+			return err
+		}
+		spec, err := resource.Decode[resource.LKCSpec](r.Spec)
+		site = spec.Site()
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return site, false, nil
+	}
+	return site, err == nil, err
+}
+
+// ClusterIn returns a live cluster of org in env, "" if none.
+func (s *Service) ClusterIn(ctx context.Context, org, env string) (string, error) {
+	return svcapi.AnyIn(ctx, s.st, resource.KindLKC, org, env)
 }

@@ -228,3 +228,8 @@ func (s *Service) DeleteNetwork(ctx context.Context, p svcapi.Principal, id stri
 	})
 	return svcapi.StoreError("network", id, err)
 }
+
+// NetworkIn returns a live network of org in env, "" if none.
+func (s *Service) NetworkIn(ctx context.Context, org, env string) (string, error) {
+	return svcapi.AnyIn(ctx, s.st, resource.KindNetwork, org, env)
+}

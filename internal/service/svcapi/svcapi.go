@@ -147,3 +147,20 @@ func Own(ctx context.Context, tx store.Tx, kind, org, id string) (store.Resource
 	}
 	return r, err
 }
+
+// AnyIn returns the id of a live resource of kind in org's environment
+// env, "" if there is none.
+func AnyIn(ctx context.Context, st store.Store, kind, org, env string) (string, error) {
+	var id string
+	err := st.View(ctx, func(ctx context.Context, tx store.Tx) error {
+		rs, err := tx.ResourceList(ctx, store.ListParams{Kind: kind, Organization: org, Environment: env, Limit: 1})
+		if len(rs) > 0 {
+			id = rs[0].ID
+		}
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("%s in %s: %w", kind, env, err)
+	}
+	return id, nil
+}
