@@ -39,6 +39,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/service/pkc"
 	"github.com/mothership-dev/mothership/internal/service/quota"
 	syncsvc "github.com/mothership-dev/mothership/internal/service/sync"
+	"github.com/mothership-dev/mothership/internal/sitekey"
 )
 
 // DefaultSites are the sites `dev` serves.
@@ -112,17 +113,24 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 
 	var sats []syncsvc.Satellite
 	tokens := map[resource.Site]string{}
+	keys := map[resource.Site]sitekey.PrivateKey{}
+	public := map[string][]byte{}
 	for _, site := range cfg.Sites {
-		token, err := satelliteToken(filepath.Join(cfg.DataDir, "satellites", siteDir(site)))
+		dir := filepath.Join(cfg.DataDir, "satellites", siteDir(site))
+		token, err := satelliteToken(dir)
 		if err != nil {
 			return nil, err
 		}
+		if keys[site], err = sitekey.LoadOrCreate(dir); err != nil {
+			return nil, err
+		}
+		public[site.String()] = keys[site].Public()
 		tokens[site] = token
 		sats = append(sats, syncsvc.Satellite{Site: site, TokenHash: syncsvc.HashToken(token)})
 	}
 
 	cloud := sim.New(cfg.Cloud)
-	iamSvc := iam.New(iam.Config{Logger: log})
+	iamSvc := iam.New(iam.Config{SiteKeys: public, Logger: log})
 	quotaSvc := quota.New(quota.Config{Logger: log})
 	netSvc := network.New(network.Config{Cloud: cloud, Logger: log})
 	syncSvc := syncsvc.New(syncsvc.Config{Satellites: sats, Logger: log})
@@ -202,7 +210,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			reg = prometheus.WrapRegistererWith(prometheus.Labels{"site": site.String()}, cfg.Registerer)
 		}
 		drv, err := embedded.New(embedded.Config{DataDir: filepath.Join(dir, "clusters"), StepDelay: cfg.BrokerStepDelay,
-			AutoCreateTopics: true, Logger: log.With("satellite", site.String()), Registerer: reg})
+			AutoCreateTopics: true, SiteKey: keys[site], Logger: log.With("satellite", site.String()), Registerer: reg})
 		if err != nil {
 			return nil, err
 		}

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -184,6 +186,25 @@ func TestDedicatedClusterEndToEnd(t *testing.T) {
 	produceConsume(t, bootstrapOf(c), key.ID, key.Spec.Secret, "orders")
 	if brokers := brokerCount(t, bootstrapOf(c), key.ID, key.Spec.Secret); brokers != 3 {
 		t.Fatalf("a 1-CKU Dedicated cluster has %d brokers, want 3", brokers)
+	}
+	// The secret was shown once and is nowhere on disk: not in any
+	// service's database, the event log, or the satellite's state.
+	err := filepath.WalkDir(s.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err == nil && bytes.Contains(data, []byte(key.Spec.Secret)) {
+			t.Errorf("the API secret is stored in %s", path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again api.APIKey
+	if s.do("GET", "/iam/v2/api-keys/"+key.ID, nil, &again); again.Spec.Secret != "" {
+		t.Fatal("the secret is returned after creation")
 	}
 }
 

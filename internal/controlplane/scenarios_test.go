@@ -23,6 +23,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/satellite"
 	"github.com/mothership-dev/mothership/internal/satellite/embedded"
 	"github.com/mothership-dev/mothership/internal/satellite/link"
+	"github.com/mothership-dev/mothership/internal/sitekey"
 )
 
 // TestBasicTenantsShareAPKCAndStayIsolated: Basic and Standard clusters of
@@ -342,7 +343,11 @@ func TestDataPlaneOutlivesTheControlPlane(t *testing.T) {
 	}
 
 	dir := filepath.Join(s.dir, "satellites", "aws-us-west-2")
-	drv, err := embedded.New(embedded.Config{DataDir: filepath.Join(dir, "clusters"), StepDelay: time.Millisecond})
+	siteKey, err := sitekey.LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv, err := embedded.New(embedded.Config{DataDir: filepath.Join(dir, "clusters"), StepDelay: time.Millisecond, SiteKey: siteKey})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,13 +84,26 @@ type EnvironmentSpec struct {
 
 // SCRAMCredential is what a Kafka broker needs to authenticate a SCRAM user
 // (the fields of AlterUserScramCredentials), derived from a secret that
-// never leaves iam.
+// never leaves iam. Its salted password is as good as the password to a
+// SCRAM client, so it travels only sealed (SealedSCRAM).
 type SCRAMCredential struct {
 	Mechanism      string `json:"mechanism"`
 	Iterations     int32  `json:"iterations"`
 	Salt           []byte `json:"salt"`
 	SaltedPassword []byte `json:"salted_password"`
 }
+
+// SealedSCRAM is a SCRAMCredential sealed (package sitekey) to the
+// satellite of Site, for the user SCRAMInfo names: only that satellite can
+// read it; every service in between carries it as opaque bytes.
+type SealedSCRAM struct {
+	Site   string `json:"site"`
+	Sealed []byte `json:"sealed"`
+}
+
+// SCRAMInfo is the HPKE info a user's SCRAM credential is sealed with, so
+// that a sealed credential cannot be replayed for another user.
+func SCRAMInfo(user string) string { return "mothership scram-sha-512 " + user }
 
 // SecretHash is a slow, salted hash of an API secret.
 type SecretHash struct {
@@ -109,9 +122,11 @@ type APIKeySpec struct {
 	Owner string `json:"owner"`
 	// Resource scopes the key: an LKC id makes it that cluster's SASL
 	// credential; empty means the control plane ("cloud" key).
-	Resource string          `json:"resource,omitempty"`
-	Secret   SecretHash      `json:"secret"`
-	SCRAM    SCRAMCredential `json:"scram"`
+	Resource string     `json:"resource,omitempty"`
+	Secret   SecretHash `json:"secret"`
+	// SCRAM is set for a key scoped to a cluster: its SASL credential,
+	// sealed to the cluster's satellite.
+	SCRAM *SealedSCRAM `json:"scram,omitempty"`
 }
 
 // LKCSpec is the desired state of a logical Kafka cluster, what the
@@ -143,8 +158,8 @@ type LKCStatus struct {
 
 // KafkaUser is a SASL principal on a PKC.
 type KafkaUser struct {
-	Name  string          `json:"name"`
-	SCRAM SCRAMCredential `json:"scram"`
+	Name  string      `json:"name"`
+	SCRAM SealedSCRAM `json:"scram"`
 }
 
 // Tenant is one LKC hosted on a PKC.

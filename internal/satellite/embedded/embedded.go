@@ -33,6 +33,7 @@ import (
 
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/satellite/kafkalisten"
+	"github.com/mothership-dev/mothership/internal/sitekey"
 )
 
 // adminUser is the driver's own superuser on every cluster it runs.
@@ -47,8 +48,10 @@ type Config struct {
 	StepDelay time.Duration
 	// AutoCreateTopics lets clients create topics by producing to them.
 	AutoCreateTopics bool
-	Logger           *slog.Logger
-	Registerer       prometheus.Registerer
+	// SiteKey opens the SCRAM credentials sealed to this satellite.
+	SiteKey    sitekey.PrivateKey
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Driver runs PKCs as kfake clusters.
@@ -85,8 +88,8 @@ type meta struct {
 
 // New returns a driver.
 func New(cfg Config) (*Driver, error) {
-	if cfg.DataDir == "" {
-		return nil, errors.New("embedded: DataDir is required")
+	if cfg.DataDir == "" || cfg.SiteKey == (sitekey.PrivateKey{}) {
+		return nil, errors.New("embedded: DataDir and SiteKey are required")
 	}
 	cfg.StepDelay = cmp.Or(cfg.StepDelay, 100*time.Millisecond)
 	if cfg.Logger == nil {
@@ -252,10 +255,18 @@ func (d *Driver) tenants(ctx context.Context, c *cluster, spec resource.PKCSpec)
 		t := spec.Tenants[lkc]
 		var principals []string
 		for _, u := range t.Users {
+			plain, err := d.cfg.SiteKey.Open(resource.SCRAMInfo(u.Name), u.SCRAM.Sealed)
+			if err != nil {
+				return fmt.Errorf("user %s of %s: the credential is not sealed to this satellite: %w", u.Name, lkc, err)
+			}
+			cred, err := resource.Decode[resource.SCRAMCredential](plain)
+			if err != nil {
+				return fmt.Errorf("user %s of %s: %w", u.Name, lkc, err)
+			}
 			wanted[u.Name] = true
 			principals = append(principals, "User:"+u.Name)
-			upserts = append(upserts, kadm.UpsertSCRAM{User: u.Name, Mechanism: kadm.ScramSha512, Iterations: u.SCRAM.Iterations,
-				Salt: u.SCRAM.Salt, SaltedPassword: u.SCRAM.SaltedPassword})
+			upserts = append(upserts, kadm.UpsertSCRAM{User: u.Name, Mechanism: kadm.ScramSha512, Iterations: cred.Iterations,
+				Salt: cred.Salt, SaltedPassword: cred.SaltedPassword})
 		}
 		if len(principals) == 0 {
 			continue

@@ -15,16 +15,24 @@ import (
 
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/satellite/embedded"
+	"github.com/mothership-dev/mothership/internal/sitekey"
 )
 
-func user(t *testing.T, name, password string) resource.KafkaUser {
+// user makes a SASL user as iam does: its SCRAM credential sealed to the
+// satellite's key.
+func user(t *testing.T, key sitekey.PrivateKey, name, password string) resource.KafkaUser {
 	t.Helper()
 	salt := []byte("0123456789abcdef")
 	salted, err := pbkdf2.Key(sha512.New, password, salt, 4096, sha512.Size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resource.KafkaUser{Name: name, SCRAM: resource.SCRAMCredential{Mechanism: "SCRAM-SHA-512", Iterations: 4096, Salt: salt, SaltedPassword: salted}}
+	plain := resource.Encode(resource.SCRAMCredential{Mechanism: "SCRAM-SHA-512", Iterations: 4096, Salt: salt, SaltedPassword: salted})
+	sealed, err := sitekey.Seal(key.Public(), resource.SCRAMInfo(name), plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resource.KafkaUser{Name: name, SCRAM: resource.SealedSCRAM{Site: "aws/us-west-2", Sealed: sealed}}
 }
 
 func pkcItem(gen int64, brokers int, users ...resource.KafkaUser) resource.BundleItem {
@@ -38,8 +46,12 @@ func pkcItem(gen int64, brokers int, users ...resource.KafkaUser) resource.Bundl
 // with the topics clients auto-created and their records.
 func TestRestartKeepsEndpointDataAndAutoCreatedTopics(t *testing.T) {
 	dir := t.TempDir()
-	u := user(t, "KEY1", "secret-1")
-	d, err := embedded.New(embedded.Config{DataDir: dir, StepDelay: time.Millisecond, AutoCreateTopics: true})
+	key, err := sitekey.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := user(t, key, "KEY1", "secret-1")
+	d, err := embedded.New(embedded.Config{DataDir: dir, StepDelay: time.Millisecond, AutoCreateTopics: true, SiteKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +91,7 @@ func TestRestartKeepsEndpointDataAndAutoCreatedTopics(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d2, err := embedded.New(embedded.Config{DataDir: dir, StepDelay: time.Millisecond, AutoCreateTopics: true})
+	d2, err := embedded.New(embedded.Config{DataDir: dir, StepDelay: time.Millisecond, AutoCreateTopics: true, SiteKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -156,8 +156,11 @@ func (s *Service) CreateAPIKey(ctx context.Context, p svcapi.Principal, in api.A
 	}
 	var out api.APIKey
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		var site resource.Site
 		if scope != "" {
-			_, ok, err := s.clusters.ClusterSite(ctx, p.Organization, scope)
+			var ok bool
+			var err error
+			site, ok, err = s.clusters.ClusterSite(ctx, p.Organization, scope)
 			if err != nil {
 				return err
 			}
@@ -165,7 +168,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, p svcapi.Principal, in api.A
 				return api.Invalid("/spec/resource/id", "cluster %q not found", scope)
 			}
 		}
-		key, secret, err := s.createKey(ctx, tx, p.Organization, p.Owner, scope, in.Spec.DisplayName, in.Spec.Description)
+		key, secret, err := s.createKey(ctx, tx, p.Organization, p.Owner, scope, site, in.Spec.DisplayName, in.Spec.Description)
 		if err != nil {
 			return err
 		}

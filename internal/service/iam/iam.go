@@ -1,7 +1,9 @@
 // Package iam is the identity service (layer 3): organizations,
 // environments and API keys. An API key's secret is shown once, at
-// creation; iam keeps a slow hash of it to authenticate API calls and a
-// SCRAM credential derived from it, which is all the data plane receives.
+// creation; iam keeps a slow hash of it to authenticate API calls and, for
+// a key scoped to a cluster, the SCRAM credential derived from it, sealed
+// to the satellite of the cluster's site: that is all the data plane
+// receives, and no service in between can use it.
 package iam
 
 import (
@@ -24,6 +26,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/host"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 	"github.com/mothership-dev/mothership/internal/service/svcapi"
+	"github.com/mothership-dev/mothership/internal/sitekey"
 )
 
 // Name and Layer place the service in the layer cake.
@@ -44,7 +47,11 @@ const (
 
 // Config configures the service.
 type Config struct {
-	Logger *slog.Logger
+	// SiteKeys are the satellites' public keys (package sitekey), by site
+	// ("aws/us-west-2"): a cluster key's SCRAM credential is sealed to
+	// its site's.
+	SiteKeys map[string][]byte
+	Logger   *slog.Logger
 }
 
 // Clusters answers about the kafka service's clusters (same layer).
@@ -64,6 +71,7 @@ type Networks interface {
 
 // Service is the iam service.
 type Service struct {
+	cfg      Config
 	log      *slog.Logger
 	st       store.Store
 	clusters Clusters
@@ -78,7 +86,7 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{log: cfg.Logger.With("service", Name), verified: map[string][32]byte{}}
+	return &Service{cfg: cfg, log: cfg.Logger.With("service", Name), verified: map[string][32]byte{}}
 }
 
 // Use gives iam the services it asks about clusters and networks. They are
@@ -112,7 +120,7 @@ func (s *Service) Bootstrap(ctx context.Context, displayName string, newKey bool
 		if len(orgs) > 0 {
 			org = orgs[0].ID
 			if newKey {
-				key, secret, err = s.createKey(ctx, tx, org, "u-admin", "", "admin key (re-issued)", "")
+				key, secret, err = s.createKey(ctx, tx, org, "u-admin", "", resource.Site{}, "admin key (re-issued)", "")
 			}
 			return err
 		}
@@ -121,7 +129,7 @@ func (s *Service) Bootstrap(ctx context.Context, displayName string, newKey bool
 			Spec: resource.Encode(resource.OrganizationSpec{DisplayName: displayName})}); err != nil {
 			return err
 		}
-		key, secret, err = s.createKey(ctx, tx, org, "u-admin", "", "bootstrap admin key", "")
+		key, secret, err = s.createKey(ctx, tx, org, "u-admin", "", resource.Site{}, "bootstrap admin key", "")
 		return err
 	})
 	if err != nil {
@@ -167,27 +175,49 @@ func (s *Service) Authenticate(ctx context.Context, key, secret string) (svcapi.
 	return svcapi.Principal{KeyID: key, Owner: spec.Owner, Organization: r.Organization, Resource: spec.Resource}, nil
 }
 
-// createKey creates an API key in tx and returns its id and secret.
-func (s *Service) createKey(ctx context.Context, tx store.Tx, org, owner, scope, name, description string) (string, string, error) {
+// createKey creates an API key in tx and returns its id and secret. A key
+// scoped to a cluster at site also gets its SCRAM credential, sealed to
+// the site's satellite.
+func (s *Service) createKey(ctx context.Context, tx store.Tx, org, owner, scope string, site resource.Site, name, description string) (string, string, error) {
 	key, secret := randomString(16, keyAlphabet), randomString(64, secretAlphabet)
-	salt, scramSalt := randomBytes(16), randomBytes(16)
+	salt := randomBytes(16)
 	hash, err := pbkdf2.Key(sha256.New, secret, salt, secretIterations, 32)
-	if err != nil {
-		return "", "", err
-	}
-	salted, err := pbkdf2.Key(sha512.New, secret, scramSalt, scramIterations, sha512.Size)
 	if err != nil {
 		return "", "", err
 	}
 	spec := resource.APIKeySpec{
 		DisplayName: name, Description: description, Owner: owner, Resource: scope,
 		Secret: resource.SecretHash{Algorithm: "PBKDF2-SHA256", Iterations: secretIterations, Salt: salt, Hash: hash},
-		SCRAM:  resource.SCRAMCredential{Mechanism: scramMechanism, Iterations: scramIterations, Salt: scramSalt, SaltedPassword: salted},
+	}
+	if scope != "" {
+		if spec.SCRAM, err = s.sealSCRAM(key, secret, site); err != nil {
+			return "", "", err
+		}
 	}
 	if _, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindAPIKey, ID: key, Organization: org, Spec: resource.Encode(spec)}); err != nil {
 		return "", "", err
 	}
 	return key, secret, nil
+}
+
+// sealSCRAM derives the key's SCRAM-SHA-512 credential and seals it to
+// the site's satellite.
+func (s *Service) sealSCRAM(key, secret string, site resource.Site) (*resource.SealedSCRAM, error) {
+	pub, ok := s.cfg.SiteKeys[site.String()]
+	if !ok {
+		return nil, fmt.Errorf("iam: no satellite key for site %s: the satellite's public key must be configured", site)
+	}
+	scramSalt := randomBytes(16)
+	salted, err := pbkdf2.Key(sha512.New, secret, scramSalt, scramIterations, sha512.Size)
+	if err != nil {
+		return nil, err
+	}
+	plain := resource.Encode(resource.SCRAMCredential{Mechanism: scramMechanism, Iterations: scramIterations, Salt: scramSalt, SaltedPassword: salted})
+	sealed, err := sitekey.Seal(pub, resource.SCRAMInfo(key), plain)
+	if err != nil {
+		return nil, fmt.Errorf("iam: seal the SCRAM credential of %s: %w", key, err)
+	}
+	return &resource.SealedSCRAM{Site: site.String(), Sealed: sealed}, nil
 }
 
 const (

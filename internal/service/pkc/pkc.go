@@ -331,8 +331,8 @@ func usersOf(ctx context.Context, tx store.Tx, lkc string) ([]resource.KafkaUser
 		if err != nil {
 			return nil, err
 		}
-		if spec.Resource == lkc && !r.Deleted() {
-			users = append(users, resource.KafkaUser{Name: r.ID, SCRAM: spec.SCRAM})
+		if spec.Resource == lkc && !r.Deleted() && spec.SCRAM != nil {
+			users = append(users, resource.KafkaUser{Name: r.ID, SCRAM: *spec.SCRAM})
 		}
 	}
 	return users, nil
@@ -350,7 +350,7 @@ func (s *Service) reconcileKey(ctx context.Context, tx store.Tx, ix *index, keyI
 		return err
 	}
 	spec, err := resource.Decode[resource.APIKeySpec](k.Spec)
-	if err != nil || spec.Resource == "" {
+	if err != nil || spec.Resource == "" || spec.SCRAM == nil {
 		return err
 	}
 	lkc, err := store.ObservedResource(ctx, tx, lkcDesired, spec.Resource)
@@ -374,7 +374,7 @@ func (s *Service) reconcileKey(ctx context.Context, tx store.Tx, ix *index, keyI
 	tenant := ps.Tenants[spec.Resource]
 	tenant.Users = slices.DeleteFunc(slices.Clone(tenant.Users), func(u resource.KafkaUser) bool { return u.Name == keyID })
 	if !k.Deleted() {
-		tenant.Users = append(tenant.Users, resource.KafkaUser{Name: keyID, SCRAM: spec.SCRAM})
+		tenant.Users = append(tenant.Users, resource.KafkaUser{Name: keyID, SCRAM: *spec.SCRAM})
 		slices.SortFunc(tenant.Users, func(a, b resource.KafkaUser) int { return strings.Compare(a.Name, b.Name) })
 	}
 	ps.Tenants = maps.Clone(ps.Tenants)
