@@ -42,6 +42,10 @@ type Driver interface {
 	Apply(ctx context.Context, id string, item resource.BundleItem, progress func(resource.Realized)) (resource.Realized, error)
 	// Remove tears id down.
 	Remove(ctx context.Context, id string) error
+	// Present lists the resources the driver holds on disk, running or
+	// not, so that one whose removal a crash interrupted is removed on the
+	// next start.
+	Present() ([]string, error)
 	// Close stops what the driver runs, leaving it to be resumed.
 	Close() error
 }
@@ -141,6 +145,7 @@ func (a *Agent) save(b resource.Bundle) error {
 }
 
 func (a *Agent) run(ctx context.Context, b resource.Bundle) {
+	a.removeLeftovers(ctx, b)
 	ok := a.apply(ctx, b)
 	reported := false
 	for attempt, failures := 0, 0; ctx.Err() == nil; {
@@ -183,6 +188,27 @@ func (a *Agent) run(ctx context.Context, b resource.Bundle) {
 		b = next
 		ok = a.apply(ctx, b)
 		reported = false
+	}
+}
+
+// removeLeftovers removes what the driver holds but the bundle does not
+// name: a resource removed from the bundle just before a crash, whose data
+// must not stay behind.
+func (a *Agent) removeLeftovers(ctx context.Context, b resource.Bundle) {
+	present, err := a.cfg.Driver.Present()
+	if err != nil {
+		a.log.ErrorContext(ctx, "listing what the driver holds failed", "err", err)
+		return
+	}
+	for _, id := range present {
+		if _, ok := b.Resources[id]; ok {
+			continue
+		}
+		if err := a.cfg.Driver.Remove(ctx, id); err != nil {
+			a.log.ErrorContext(ctx, "removing a leftover failed", "id", id, "err", err)
+			continue
+		}
+		a.log.InfoContext(ctx, "leftover removed", "id", id)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -340,6 +341,24 @@ func (d *Driver) Remove(_ context.Context, id string) error {
 	}
 	d.log.Info("kafka cluster removed", "pkc", id)
 	return nil
+}
+
+// Present lists the PKCs that have a directory.
+func (d *Driver) Present() ([]string, error) {
+	entries, err := os.ReadDir(d.cfg.DataDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("embedded: %w", err)
+	}
+	var ids []string
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "pkc-") {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
 }
 
 // Close stops every cluster and keeps their data for the next start.

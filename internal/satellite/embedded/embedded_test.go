@@ -114,3 +114,27 @@ func TestRestartKeepsEndpointDataAndAutoCreatedTopics(t *testing.T) {
 		t.Fatalf("after a restart: err %v, %d records", err, fs.NumRecords())
 	}
 }
+
+// TestPresentListsWhatIsOnDisk: what the driver lists is what a restarted
+// agent compares with its bundle to remove leftovers.
+func TestPresentListsWhatIsOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	key, _ := sitekey.Generate()
+	d, err := embedded.New(embedded.Config{DataDir: dir, StepDelay: time.Millisecond, SiteKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, id := range []string{"pkc-a", "pkc-b"} {
+		if _, err := d.Apply(t.Context(), id, pkcItem(1, 3), func(resource.Realized) {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Remove(t.Context(), "pkc-a"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Present()
+	if err != nil || len(got) != 1 || got[0] != "pkc-b" {
+		t.Fatalf("Present = %v, %v; want [pkc-b]", got, err)
+	}
+}
