@@ -176,3 +176,48 @@ type APIKeyCreate struct {
 type ClusterCreate struct {
 	Spec ClusterSpec `json:"spec"`
 }
+
+// User is /iam/v2/users.
+type User struct {
+	APIVersion string   `json:"api_version"`
+	Kind       string   `json:"kind"`
+	ID         string   `json:"id"`
+	Metadata   Metadata `json:"metadata"`
+	FullName   string   `json:"full_name"`
+}
+
+// ServiceAccount is /iam/v2/service-accounts.
+type ServiceAccount struct {
+	APIVersion  string   `json:"api_version"`
+	Kind        string   `json:"kind"`
+	ID          string   `json:"id"`
+	Metadata    Metadata `json:"metadata"`
+	DisplayName string   `json:"display_name"`
+	Description string   `json:"description,omitempty"`
+}
+
+// ServiceAccountCreate is the body of POST /iam/v2/service-accounts.
+type ServiceAccountCreate struct {
+	DisplayName string `json:"display_name"`
+	Description string `json:"description,omitempty"`
+}
+
+// RoleBinding is /iam/v2/role-bindings.
+type RoleBinding struct {
+	APIVersion string   `json:"api_version"`
+	Kind       string   `json:"kind"`
+	ID         string   `json:"id"`
+	Metadata   Metadata `json:"metadata"`
+	// Principal is "User:u-…" (users and service accounts alike, as in
+	// Confluent Cloud).
+	Principal  string `json:"principal"`
+	RoleName   string `json:"role_name"`
+	CRNPattern string `json:"crn_pattern"`
+}
+
+// RoleBindingCreate is the body of POST /iam/v2/role-bindings.
+type RoleBindingCreate struct {
+	Principal  string `json:"principal"`
+	RoleName   string `json:"role_name"`
+	CRNPattern string `json:"crn_pattern"`
+}

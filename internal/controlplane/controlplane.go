@@ -69,6 +69,10 @@ type Config struct {
 	BrokerStepDelay time.Duration
 	// MaxTenants per shared PKC.
 	MaxTenants int
+	// RatePerSecond and RateBurst bound each API key's requests (gateway
+	// defaults when zero).
+	RatePerSecond float64
+	RateBurst     int
 	// Metrics serves /metrics from this gatherer, if set.
 	Metrics    http.Handler
 	Logger     *slog.Logger
@@ -83,7 +87,10 @@ type System struct {
 	// organization (they are also in DataDir/admin-credentials).
 	AdminKey, AdminSecret string
 
-	Fleet      *host.Fleet
+	Fleet *host.Fleet
+	// IAM is the identity service, for operators' tasks (a new
+	// organization) that have no public route.
+	IAM        *iam.Service
 	Satellites map[string]*satellite.Agent
 	Drivers    map[string]*embedded.Driver
 
@@ -136,6 +143,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	syncSvc := syncsvc.New(syncsvc.Config{Satellites: sats, Logger: log})
 	kafkaSvc := kafka.New(kafka.Config{Environments: iamSvc, Quotas: quotaSvc, Sites: syncSvc, Networks: netSvc, Logger: log})
 	iamSvc.Use(kafkaSvc, netSvc)
+	s.IAM = iamSvc
 	// The synchronous calls wired above, checked against the layers: a
 	// call goes to the same layer or down, never up.
 	if err := checkCalls([]call{
@@ -202,7 +210,8 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		}
 		log.Info("admin credentials written", "organization", org, "file", path)
 	}
-	gw, err := gateway.New(gateway.Config{IAM: iamSvc, Kafka: kafkaSvc, Network: netSvc, OpenAPI: api.OpenAPI, Logger: log, Registerer: cfg.Registerer})
+	gw, err := gateway.New(gateway.Config{IAM: iamSvc, Kafka: kafkaSvc, Network: netSvc, OpenAPI: api.OpenAPI,
+		RatePerSecond: cfg.RatePerSecond, RateBurst: cfg.RateBurst, Logger: log, Registerer: cfg.Registerer})
 	if err != nil {
 		return nil, err
 	}

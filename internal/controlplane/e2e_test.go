@@ -63,6 +63,8 @@ func startSystem(t *testing.T, dir string, bootstrap []string, tune func(*contro
 		},
 		Cloud:           sim.Config{OperationTime: 50 * time.Millisecond},
 		BrokerStepDelay: 20 * time.Millisecond,
+		// Tests poll fast; the rate limit has a test of its own.
+		RatePerSecond: 10_000, RateBurst: 10_000,
 	}
 	if tune != nil {
 		tune(&cfg)

@@ -14,15 +14,18 @@ import (
 
 // Kinds, each written by exactly one service (see DESIGN.md).
 const (
-	KindOrganization = "organization" // iam
-	KindEnvironment  = "environment"  // iam
-	KindAPIKey       = "apikey"       // iam
-	KindLKC          = "lkc"          // kafka
-	KindQuota        = "quota"        // quota
-	KindPKC          = "pkc"          // pkc
-	KindCapacity     = "capacity"     // capacity
-	KindNetwork      = "network"      // network
-	KindDelivery     = "delivery"     // sync
+	KindOrganization = "organization"   // iam
+	KindEnvironment  = "environment"    // iam
+	KindAPIKey       = "apikey"         // iam
+	KindUser         = "user"           // iam
+	KindServiceAcct  = "serviceaccount" // iam
+	KindRoleBinding  = "rolebinding"    // iam
+	KindLKC          = "lkc"            // kafka
+	KindQuota        = "quota"          // quota
+	KindPKC          = "pkc"            // pkc
+	KindCapacity     = "capacity"       // capacity
+	KindNetwork      = "network"        // network
+	KindDelivery     = "delivery"       // sync
 )
 
 // Phases of a resource's status.
@@ -80,6 +83,25 @@ type OrganizationSpec struct {
 // EnvironmentSpec is the desired state of an environment.
 type EnvironmentSpec struct {
 	DisplayName string `json:"display_name"`
+}
+
+// UserSpec is a person who may hold keys and roles.
+type UserSpec struct {
+	FullName string `json:"full_name"`
+}
+
+// ServiceAccountSpec is an application's identity.
+type ServiceAccountSpec struct {
+	DisplayName string `json:"display_name"`
+	Description string `json:"description,omitempty"`
+}
+
+// RoleBindingSpec grants Role to Principal (a user or service account id)
+// on the scope CRN names.
+type RoleBindingSpec struct {
+	Principal string `json:"principal"`
+	Role      string `json:"role"`
+	CRN       string `json:"crn"`
 }
 
 // SCRAMCredential is what a Kafka broker needs to authenticate a SCRAM user

@@ -6,6 +6,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -36,9 +37,13 @@ type Config struct {
 	Kafka   *kafka.Service
 	Network *network.Service
 	// OpenAPI is the document served at /openapi.json.
-	OpenAPI    []byte
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	OpenAPI []byte
+	// RatePerSecond and RateBurst bound each API key's requests (defaults
+	// 20 per second, bursts of 100).
+	RatePerSecond float64
+	RateBurst     int
+	Logger        *slog.Logger
+	Registerer    prometheus.Registerer
 }
 
 // Gateway serves the public API.
@@ -46,6 +51,7 @@ type Gateway struct {
 	cfg      Config
 	log      *slog.Logger
 	routes   []Route
+	limits   *limiters
 	mux      *http.ServeMux
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -56,7 +62,11 @@ type Route struct {
 	Method  string
 	Pattern string
 	// Public routes need no API key.
-	Public  bool
+	Public bool
+	// Need is the action the route performs: the gateway refuses a caller
+	// none of whose roles could permit it, and the owning service checks
+	// the precise scope again.
+	Need    svcapi.Action
 	handler func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error
 }
 
@@ -68,7 +78,9 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger.With("service", Name), mux: http.NewServeMux(),
+	cfg.RatePerSecond = cmp.Or(cfg.RatePerSecond, 20)
+	cfg.RateBurst = cmp.Or(cfg.RateBurst, 100)
+	g := &Gateway{cfg: cfg, log: cfg.Logger.With("service", Name), mux: http.NewServeMux(), limits: newLimiters(cfg.RatePerSecond, cfg.RateBurst),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mothership_api_requests_total",
 			Help: "Public API requests by route and status code."}, []string{"method", "route", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mothership_api_request_seconds",
@@ -159,9 +171,16 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt Route) {
 	r.Body = http.MaxBytesReader(sw, r.Body, api.MaxBodyBytes+1)
 	var p svcapi.Principal
 	if !rt.Public {
+		if key, _, ok := r.BasicAuth(); ok && !g.limits.allow(sw, key) {
+			return
+		}
 		var err error
 		if p, err = g.authenticate(r.Context(), r); err != nil {
 			g.fail(sw, r, err)
+			return
+		}
+		if !p.MayAttempt(rt.Need) {
+			g.fail(sw, r, api.Errorf(http.StatusForbidden, api.CodeForbidden, "%s has no role that may %s here; ask an OrganizationAdmin for a role binding", p.Owner, rt.Need))
 			return
 		}
 	}

@@ -16,7 +16,7 @@ func (g *Gateway) table() []Route {
 	return []Route{
 		{Method: http.MethodGet, Pattern: "/openapi.json", Public: true, handler: g.openAPI},
 
-		{Method: http.MethodPost, Pattern: iam.EnvironmentsPath, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		{Method: http.MethodPost, Pattern: iam.EnvironmentsPath, Need: svcapi.Admin, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			var in api.EnvironmentCreate
 			if e := api.Decode(r.Body, &in); e != nil {
 				return e
@@ -24,21 +24,21 @@ func (g *Gateway) table() []Route {
 			out, err := g.cfg.IAM.CreateEnvironment(r.Context(), p, in)
 			return created(w, err, http.StatusCreated, out.Metadata.Self, out)
 		}},
-		{Method: http.MethodGet, Pattern: iam.EnvironmentsPath, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		{Method: http.MethodGet, Pattern: iam.EnvironmentsPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			page, err := pageOf(r)
 			if err != nil {
 				return err
 			}
 			return ok(w)(g.cfg.IAM.ListEnvironments(r.Context(), p, page))
 		}},
-		{Method: http.MethodGet, Pattern: iam.EnvironmentsPath + "/{id}", handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		{Method: http.MethodGet, Pattern: iam.EnvironmentsPath + "/{id}", Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			return ok(w)(g.cfg.IAM.GetEnvironment(r.Context(), p, id(r)))
 		}},
-		{Method: http.MethodDelete, Pattern: iam.EnvironmentsPath + "/{id}", handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		{Method: http.MethodDelete, Pattern: iam.EnvironmentsPath + "/{id}", Need: svcapi.Admin, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			return noContent(w, g.cfg.IAM.DeleteEnvironment(r.Context(), p, id(r)))
 		}},
 
-		{Method: http.MethodPost, Pattern: kafka.ClustersPath, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		{Method: http.MethodPost, Pattern: kafka.ClustersPath, Need: svcapi.Write, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			var in api.ClusterCreate
 			if e := api.Decode(r.Body, &in); e != nil {
 				return e
@@ -46,28 +46,28 @@ func (g *Gateway) table() []Route {
 			out, err := g.cfg.Kafka.CreateCluster(r.Context(), p, in)
 			return created(w, err, http.StatusAccepted, out.Metadata.Self, out)
 		}},
-		{Method: http.MethodGet, Pattern: kafka.ClustersPath, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		{Method: http.MethodGet, Pattern: kafka.ClustersPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			page, err := pageOf(r)
 			if err != nil {
 				return err
 			}
 			return ok(w)(g.cfg.Kafka.ListClusters(r.Context(), p, r.URL.Query().Get("environment"), page))
 		}},
-		{Method: http.MethodGet, Pattern: kafka.ClustersPath + "/{id}", handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		{Method: http.MethodGet, Pattern: kafka.ClustersPath + "/{id}", Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			return ok(w)(g.cfg.Kafka.GetCluster(r.Context(), p, id(r)))
 		}},
-		{Method: http.MethodPatch, Pattern: kafka.ClustersPath + "/{id}", handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		{Method: http.MethodPatch, Pattern: kafka.ClustersPath + "/{id}", Need: svcapi.Write, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			var in api.ClusterUpdate
 			if e := api.Decode(r.Body, &in); e != nil {
 				return e
 			}
 			return ok(w)(g.cfg.Kafka.UpdateCluster(r.Context(), p, id(r), in))
 		}},
-		{Method: http.MethodDelete, Pattern: kafka.ClustersPath + "/{id}", handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		{Method: http.MethodDelete, Pattern: kafka.ClustersPath + "/{id}", Need: svcapi.Write, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			return noContent(w, g.cfg.Kafka.DeleteCluster(r.Context(), p, id(r)))
 		}},
 
-		{Method: http.MethodPost, Pattern: network.NetworksPath, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		{Method: http.MethodPost, Pattern: network.NetworksPath, Need: svcapi.Write, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			var in api.NetworkCreate
 			if e := api.Decode(r.Body, &in); e != nil {
 				return e
@@ -86,21 +86,21 @@ func (g *Gateway) table() []Route {
 			out, err := g.cfg.Network.CreateNetwork(r.Context(), p, in)
 			return created(w, err, http.StatusAccepted, out.Metadata.Self, out)
 		}},
-		{Method: http.MethodGet, Pattern: network.NetworksPath, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		{Method: http.MethodGet, Pattern: network.NetworksPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			page, err := pageOf(r)
 			if err != nil {
 				return err
 			}
 			return ok(w)(g.cfg.Network.ListNetworks(r.Context(), p, r.URL.Query().Get("environment"), page))
 		}},
-		{Method: http.MethodGet, Pattern: network.NetworksPath + "/{id}", handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		{Method: http.MethodGet, Pattern: network.NetworksPath + "/{id}", Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			return ok(w)(g.cfg.Network.GetNetwork(r.Context(), p, id(r)))
 		}},
-		{Method: http.MethodDelete, Pattern: network.NetworksPath + "/{id}", handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		{Method: http.MethodDelete, Pattern: network.NetworksPath + "/{id}", Need: svcapi.Write, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			return noContent(w, g.cfg.Network.DeleteNetwork(r.Context(), p, id(r)))
 		}},
 
-		{Method: http.MethodPost, Pattern: iam.APIKeysPath, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		{Method: http.MethodPost, Pattern: iam.APIKeysPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			var in api.APIKeyCreate
 			if e := api.Decode(r.Body, &in); e != nil {
 				return e
@@ -108,18 +108,73 @@ func (g *Gateway) table() []Route {
 			out, err := g.cfg.IAM.CreateAPIKey(r.Context(), p, in)
 			return created(w, err, http.StatusAccepted, out.Metadata.Self, out)
 		}},
-		{Method: http.MethodGet, Pattern: iam.APIKeysPath, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		{Method: http.MethodGet, Pattern: iam.APIKeysPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			page, err := pageOf(r)
 			if err != nil {
 				return err
 			}
 			return ok(w)(g.cfg.IAM.ListAPIKeys(r.Context(), p, page))
 		}},
-		{Method: http.MethodGet, Pattern: iam.APIKeysPath + "/{id}", handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		{Method: http.MethodGet, Pattern: iam.APIKeysPath + "/{id}", Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			return ok(w)(g.cfg.IAM.GetAPIKey(r.Context(), p, id(r)))
 		}},
-		{Method: http.MethodDelete, Pattern: iam.APIKeysPath + "/{id}", handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		{Method: http.MethodDelete, Pattern: iam.APIKeysPath + "/{id}", Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			return noContent(w, g.cfg.IAM.DeleteAPIKey(r.Context(), p, id(r)))
+		}},
+
+		{Method: http.MethodGet, Pattern: iam.UsersPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			page, err := pageOf(r)
+			if err != nil {
+				return err
+			}
+			return ok(w)(g.cfg.IAM.ListUsers(r.Context(), p, page))
+		}},
+		{Method: http.MethodGet, Pattern: iam.UsersPath + "/{id}", Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return ok(w)(g.cfg.IAM.GetUser(r.Context(), p, id(r)))
+		}},
+
+		{Method: http.MethodPost, Pattern: iam.ServiceAccountsPath, Need: svcapi.Admin, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			var in api.ServiceAccountCreate
+			if e := api.Decode(r.Body, &in); e != nil {
+				return e
+			}
+			out, err := g.cfg.IAM.CreateServiceAccount(r.Context(), p, in)
+			return created(w, err, http.StatusCreated, out.Metadata.Self, out)
+		}},
+		{Method: http.MethodGet, Pattern: iam.ServiceAccountsPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			page, err := pageOf(r)
+			if err != nil {
+				return err
+			}
+			return ok(w)(g.cfg.IAM.ListServiceAccounts(r.Context(), p, page))
+		}},
+		{Method: http.MethodGet, Pattern: iam.ServiceAccountsPath + "/{id}", Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return ok(w)(g.cfg.IAM.GetServiceAccount(r.Context(), p, id(r)))
+		}},
+		{Method: http.MethodDelete, Pattern: iam.ServiceAccountsPath + "/{id}", Need: svcapi.Admin, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return noContent(w, g.cfg.IAM.DeleteServiceAccount(r.Context(), p, id(r)))
+		}},
+
+		{Method: http.MethodPost, Pattern: iam.RoleBindingsPath, Need: svcapi.Admin, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			var in api.RoleBindingCreate
+			if e := api.Decode(r.Body, &in); e != nil {
+				return e
+			}
+			out, err := g.cfg.IAM.CreateRoleBinding(r.Context(), p, in)
+			return created(w, err, http.StatusCreated, out.Metadata.Self, out)
+		}},
+		{Method: http.MethodGet, Pattern: iam.RoleBindingsPath, Need: svcapi.Admin, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			page, err := pageOf(r)
+			if err != nil {
+				return err
+			}
+			return ok(w)(g.cfg.IAM.ListRoleBindings(r.Context(), p, page))
+		}},
+		{Method: http.MethodGet, Pattern: iam.RoleBindingsPath + "/{id}", Need: svcapi.Admin, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return ok(w)(g.cfg.IAM.GetRoleBinding(r.Context(), p, id(r)))
+		}},
+		{Method: http.MethodDelete, Pattern: iam.RoleBindingsPath + "/{id}", Need: svcapi.Admin, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return noContent(w, g.cfg.IAM.DeleteRoleBinding(r.Context(), p, id(r)))
 		}},
 	}
 }

@@ -28,6 +28,9 @@ func toEnvironment(r store.Resource) (api.Environment, error) {
 
 // CreateEnvironment creates an environment in the caller's organization.
 func (s *Service) CreateEnvironment(ctx context.Context, p svcapi.Principal, in api.EnvironmentCreate) (api.Environment, error) {
+	if err := p.Require(svcapi.Admin, svcapi.Scope{Org: p.Organization}); err != nil {
+		return api.Environment{}, err
+	}
 	if err := svcapi.ValidateDisplayName("/display_name", in.DisplayName); err != nil {
 		return api.Environment{}, err
 	}
@@ -50,6 +53,9 @@ func (s *Service) GetEnvironment(ctx context.Context, p svcapi.Principal, id str
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
 		r, err := svcapi.Own(ctx, tx, resource.KindEnvironment, p.Organization, id)
 		if err != nil {
+			return err
+		}
+		if err := p.Require(svcapi.Read, svcapi.Scope{Org: r.Organization, Env: r.ID}); err != nil {
 			return err
 		}
 		out, err = toEnvironment(r)
@@ -75,7 +81,9 @@ func (s *Service) EnvironmentExists(ctx context.Context, org, id string) (bool, 
 func (s *Service) ListEnvironments(ctx context.Context, p svcapi.Principal, page svcapi.Page) (api.List[api.Environment], error) {
 	out := api.List[api.Environment]{APIVersion: "org/v2", Kind: "EnvironmentList", Data: []api.Environment{}}
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		rs, next, err := svcapi.List(ctx, tx, resource.KindEnvironment, p.Organization, "", page)
+		rs, next, err := svcapi.List(ctx, tx, resource.KindEnvironment, p.Organization, "", page, func(r store.Resource) bool {
+			return p.Can(svcapi.Read, svcapi.Scope{Org: r.Organization, Env: r.ID})
+		})
 		if err != nil {
 			return err
 		}
@@ -96,6 +104,9 @@ func (s *Service) ListEnvironments(ctx context.Context, p svcapi.Principal, page
 func (s *Service) DeleteEnvironment(ctx context.Context, p svcapi.Principal, id string) error {
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		if _, err := svcapi.Own(ctx, tx, resource.KindEnvironment, p.Organization, id); err != nil {
+			return err
+		}
+		if err := p.Require(svcapi.Admin, svcapi.Scope{Org: p.Organization}); err != nil {
 			return err
 		}
 		// Asked of their owners, not of events that may lag: a cluster
@@ -151,24 +162,38 @@ func (s *Service) CreateAPIKey(ctx context.Context, p svcapi.Principal, in api.A
 	if utf8.RuneCountInString(in.Spec.Description) > 256 || strings.IndexFunc(in.Spec.Description, unicode.IsControl) >= 0 {
 		return api.APIKey{}, api.Invalid("/spec/description", "description is at most 256 characters, without control characters")
 	}
-	if in.Spec.Owner != nil && in.Spec.Owner.ID != p.Owner {
-		return api.APIKey{}, api.Invalid("/spec/owner/id", "a key can be created only for the caller (%s)", p.Owner)
+	owner := p.Owner
+	if in.Spec.Owner != nil && in.Spec.Owner.ID != "" {
+		owner = in.Spec.Owner.ID
 	}
 	var out api.APIKey
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		if owner != p.Owner {
+			// A key for someone else is identity administration.
+			if err := p.Require(svcapi.Admin, svcapi.Scope{Org: p.Organization}); err != nil {
+				return err
+			}
+			if !s.principalExists(ctx, tx, p.Organization, owner) {
+				return api.Invalid("/spec/owner/id", "no user or service account %q in this organization", owner)
+			}
+		}
 		var site resource.Site
 		if scope != "" {
-			var ok bool
-			var err error
-			site, ok, err = s.clusters.ClusterSite(ctx, p.Organization, scope)
+			env, where, ok, err := s.clusters.Cluster(ctx, p.Organization, scope)
 			if err != nil {
 				return err
 			}
 			if !ok {
 				return api.Invalid("/spec/resource/id", "cluster %q not found", scope)
 			}
+			if err := p.Require(svcapi.Write, svcapi.Scope{Org: p.Organization, Env: env, Cluster: scope}); err != nil {
+				return err
+			}
+			site = where
+		} else if !p.MayAttempt(svcapi.Read) {
+			return p.Require(svcapi.Read, svcapi.Scope{Org: p.Organization})
 		}
-		key, secret, err := s.createKey(ctx, tx, p.Organization, p.Owner, scope, site, in.Spec.DisplayName, in.Spec.Description)
+		key, secret, err := s.createKey(ctx, tx, p.Organization, owner, scope, site, in.Spec.DisplayName, in.Spec.Description)
 		if err != nil {
 			return err
 		}
@@ -191,6 +216,9 @@ func (s *Service) GetAPIKey(ctx context.Context, p svcapi.Principal, id string) 
 		if err != nil {
 			return err
 		}
+		if err := s.mayManageKey(p, r); err != nil {
+			return err
+		}
 		out, err = toAPIKey(r)
 		return err
 	})
@@ -201,7 +229,9 @@ func (s *Service) GetAPIKey(ctx context.Context, p svcapi.Principal, id string) 
 func (s *Service) ListAPIKeys(ctx context.Context, p svcapi.Principal, page svcapi.Page) (api.List[api.APIKey], error) {
 	out := api.List[api.APIKey]{APIVersion: "iam/v2", Kind: "ApiKeyList", Data: []api.APIKey{}}
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		rs, next, err := svcapi.List(ctx, tx, resource.KindAPIKey, p.Organization, "", page)
+		rs, next, err := svcapi.List(ctx, tx, resource.KindAPIKey, p.Organization, "", page, func(r store.Resource) bool {
+			return s.mayManageKey(p, r) == nil
+		})
 		if err != nil {
 			return err
 		}
@@ -222,14 +252,47 @@ func (s *Service) ListAPIKeys(ctx context.Context, p svcapi.Principal, page svca
 // drops its SASL credential when the event reaches it.
 func (s *Service) DeleteAPIKey(ctx context.Context, p svcapi.Principal, id string) error {
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		if _, err := svcapi.Own(ctx, tx, resource.KindAPIKey, p.Organization, id); err != nil {
+		r, err := svcapi.Own(ctx, tx, resource.KindAPIKey, p.Organization, id)
+		if err != nil {
 			return err
 		}
-		_, err := tx.ResourceDelete(ctx, resource.KindAPIKey, id)
+		if err := s.mayManageKey(p, r); err != nil {
+			return err
+		}
+		_, err = tx.ResourceDelete(ctx, resource.KindAPIKey, id)
 		return err
 	})
-	s.mu.Lock()
-	delete(s.verified, id)
-	s.mu.Unlock()
+	s.forget(id)
 	return svcapi.StoreError("api key", id, err)
+}
+
+// mayManageKey lets a principal see and delete its own keys; an
+// OrganizationAdmin sees and deletes every key of the organization.
+func (s *Service) mayManageKey(p svcapi.Principal, r store.Resource) error {
+	spec, err := resource.Decode[resource.APIKeySpec](r.Spec)
+	if err != nil {
+		return err
+	}
+	if spec.Owner == p.Owner {
+		return nil
+	}
+	return p.Require(svcapi.Admin, svcapi.Scope{Org: p.Organization})
+}
+
+// principalExists reports whether id is a live user or service account of
+// org.
+func (s *Service) principalExists(ctx context.Context, tx store.Tx, org, id string) bool {
+	for _, kind := range []string{resource.KindUser, resource.KindServiceAcct} {
+		if _, err := svcapi.Own(ctx, tx, kind, org, id); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// forget drops a key's cached verification.
+func (s *Service) forget(key string) {
+	s.mu.Lock()
+	delete(s.verified, key)
+	s.mu.Unlock()
 }

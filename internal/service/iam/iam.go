@@ -56,9 +56,9 @@ type Config struct {
 
 // Clusters answers about the kafka service's clusters (same layer).
 type Clusters interface {
-	// ClusterSite reports whether org has the live cluster id, and where
-	// it runs.
-	ClusterSite(ctx context.Context, org, id string) (resource.Site, bool, error)
+	// Cluster reports whether org has the live cluster id, its
+	// environment and where it runs.
+	Cluster(ctx context.Context, org, id string) (env string, site resource.Site, ok bool, err error)
 	// ClusterIn returns a live cluster of org in env, "" if none.
 	ClusterIn(ctx context.Context, org, env string) (string, error)
 }
@@ -100,9 +100,10 @@ func (s *Service) Use(clusters Clusters, networks Networks) {
 // Host declares the service: it owns identity kinds and reacts to nothing.
 func (s *Service) Host() host.Service {
 	return host.Service{
-		Name:   Name,
-		Layer:  Layer,
-		Owns:   []string{resource.KindOrganization, resource.KindEnvironment, resource.KindAPIKey},
+		Name:  Name,
+		Layer: Layer,
+		Owns: []string{resource.KindOrganization, resource.KindEnvironment, resource.KindAPIKey,
+			resource.KindUser, resource.KindServiceAcct, resource.KindRoleBinding},
 		Attach: func(st store.Store) { s.st = st },
 	}
 }
@@ -117,25 +118,101 @@ func (s *Service) Bootstrap(ctx context.Context, displayName string, newKey bool
 		if err != nil {
 			return err
 		}
-		if len(orgs) > 0 {
-			org = orgs[0].ID
-			if newKey {
-				key, secret, err = s.createKey(ctx, tx, org, "u-admin", "", resource.Site{}, "admin key (re-issued)", "")
-			}
+		if len(orgs) == 0 {
+			org, key, secret, err = s.createOrganization(ctx, tx, displayName)
 			return err
 		}
-		org = resource.NewID("org")
-		if _, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindOrganization, ID: org, Organization: org,
-			Spec: resource.Encode(resource.OrganizationSpec{DisplayName: displayName})}); err != nil {
+		org = orgs[0].ID
+		if !newKey {
+			return nil
+		}
+		admin, err := s.firstAdmin(ctx, tx, org)
+		if err != nil {
 			return err
 		}
-		key, secret, err = s.createKey(ctx, tx, org, "u-admin", "", resource.Site{}, "bootstrap admin key", "")
+		key, secret, err = s.createKey(ctx, tx, org, admin, "", resource.Site{}, "admin key (re-issued)", "")
 		return err
 	})
 	if err != nil {
 		return "", "", "", fmt.Errorf("iam: bootstrap: %w", err)
 	}
 	return org, key, secret, nil
+}
+
+// CreateOrganization creates an organization with an admin user, bound to
+// OrganizationAdmin, and a control-plane key for that user. It is the
+// operator's door (dev's bootstrap, tests), not a public route.
+func (s *Service) CreateOrganization(ctx context.Context, displayName string) (org, key, secret string, err error) {
+	err = s.st.Update(ctx, func(ctx context.Context, tx store.Tx) (err error) {
+		org, key, secret, err = s.createOrganization(ctx, tx, displayName)
+		return err
+	})
+	if err != nil {
+		return "", "", "", fmt.Errorf("iam: create organization: %w", err)
+	}
+	return org, key, secret, nil
+}
+
+func (s *Service) createOrganization(ctx context.Context, tx store.Tx, displayName string) (org, key, secret string, err error) {
+	org = resource.NewID("org")
+	if _, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindOrganization, ID: org, Organization: org,
+		Spec: resource.Encode(resource.OrganizationSpec{DisplayName: displayName})}); err != nil {
+		return "", "", "", err
+	}
+	admin := resource.NewID("u")
+	if _, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindUser, ID: admin, Organization: org,
+		Spec: resource.Encode(resource.UserSpec{FullName: "Organization admin"})}); err != nil {
+		return "", "", "", err
+	}
+	if _, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindRoleBinding, ID: resource.NewID("rb"), Organization: org,
+		Spec: resource.Encode(resource.RoleBindingSpec{Principal: admin, Role: svcapi.RoleOrganizationAdmin, CRN: svcapi.Scope{Org: org}.CRN()})}); err != nil {
+		return "", "", "", err
+	}
+	key, secret, err = s.createKey(ctx, tx, org, admin, "", resource.Site{}, "admin key", "")
+	return org, key, secret, err
+}
+
+// firstAdmin returns an OrganizationAdmin of the organization.
+func (s *Service) firstAdmin(ctx context.Context, tx store.Tx, org string) (string, error) {
+	bindings, err := s.bindings(ctx, tx, org)
+	if err != nil {
+		return "", err
+	}
+	for principal, bs := range bindings {
+		for _, b := range bs {
+			if b.Role == svcapi.RoleOrganizationAdmin && b.Scope == (svcapi.Scope{Org: org}) {
+				return principal, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("organization %s has no OrganizationAdmin", org)
+}
+
+// bindings returns the organization's role bindings by principal.
+func (s *Service) bindings(ctx context.Context, tx store.Tx, org string) (map[string][]svcapi.Binding, error) {
+	out := map[string][]svcapi.Binding{}
+	after := ""
+	for {
+		rs, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindRoleBinding, Organization: org, AfterID: after, Limit: 500})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rs {
+			spec, err := resource.Decode[resource.RoleBindingSpec](r.Spec)
+			if err != nil {
+				return nil, err
+			}
+			scope, err := svcapi.ParseCRN(spec.CRN)
+			if err != nil {
+				return nil, fmt.Errorf("role binding %s: %w", r.ID, err)
+			}
+			out[spec.Principal] = append(out[spec.Principal], svcapi.Binding{Role: spec.Role, Scope: scope})
+		}
+		if len(rs) < 500 {
+			return out, nil
+		}
+		after = rs[len(rs)-1].ID
+	}
 }
 
 // Authenticate checks an API key and secret and returns the principal.
@@ -145,8 +222,12 @@ func (s *Service) Authenticate(ctx context.Context, key, secret string) (svcapi.
 		return svcapi.Principal{}, unauthorized
 	}
 	var r store.Resource
+	var bindings map[string][]svcapi.Binding
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) (err error) {
-		r, err = tx.ResourceGet(ctx, resource.KindAPIKey, key)
+		if r, err = tx.ResourceGet(ctx, resource.KindAPIKey, key); err != nil {
+			return err
+		}
+		bindings, err = s.bindings(ctx, tx, r.Organization)
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -172,7 +253,8 @@ func (s *Service) Authenticate(ctx context.Context, key, secret string) (svcapi.
 		s.verified[key] = fast
 		s.mu.Unlock()
 	}
-	return svcapi.Principal{KeyID: key, Owner: spec.Owner, Organization: r.Organization, Resource: spec.Resource}, nil
+	return svcapi.Principal{KeyID: key, Owner: spec.Owner, Organization: r.Organization, Resource: spec.Resource,
+		Bindings: bindings[spec.Owner]}, nil
 }
 
 // createKey creates an API key in tx and returns its id and secret. A key

@@ -113,6 +113,9 @@ func (s *Service) CreateCluster(ctx context.Context, p svcapi.Principal, in api.
 	if ok, err := s.cfg.Environments.EnvironmentExists(ctx, p.Organization, env); err != nil || !ok {
 		return api.Cluster{}, orInvalid(err, "/spec/environment/id", "environment %q not found", env)
 	}
+	if err := p.Require(svcapi.Write, svcapi.Scope{Org: p.Organization, Env: env}); err != nil {
+		return api.Cluster{}, err
+	}
 	if in.Spec.Network != nil && in.Spec.Network.ID != "" {
 		spec.Network = in.Spec.Network.ID
 		if ok, err := s.cfg.Networks.NetworkExists(ctx, p.Organization, spec.Network); err != nil || !ok {
@@ -160,6 +163,9 @@ func (s *Service) GetCluster(ctx context.Context, p svcapi.Principal, id string)
 		if err != nil {
 			return err
 		}
+		if err := p.Require(svcapi.Read, scopeOf(r)); err != nil {
+			return err
+		}
 		out, err = toCluster(r)
 		return err
 	})
@@ -171,7 +177,9 @@ func (s *Service) GetCluster(ctx context.Context, p svcapi.Principal, id string)
 func (s *Service) ListClusters(ctx context.Context, p svcapi.Principal, env string, page svcapi.Page) (api.List[api.Cluster], error) {
 	out := api.List[api.Cluster]{APIVersion: "cmk/v2", Kind: "ClusterList", Data: []api.Cluster{}}
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		rs, next, err := svcapi.List(ctx, tx, resource.KindLKC, p.Organization, env, page)
+		rs, next, err := svcapi.List(ctx, tx, resource.KindLKC, p.Organization, env, page, func(r store.Resource) bool {
+			return p.Can(svcapi.Read, scopeOf(r))
+		})
 		if err != nil {
 			return err
 		}
@@ -196,6 +204,9 @@ func (s *Service) UpdateCluster(ctx context.Context, p svcapi.Principal, id stri
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		r, err := svcapi.Own(ctx, tx, resource.KindLKC, p.Organization, id)
 		if err != nil {
+			return err
+		}
+		if err := p.Require(svcapi.Write, scopeOf(r)); err != nil {
 			return err
 		}
 		old, err := resource.Decode[resource.LKCSpec](r.Spec)
@@ -280,6 +291,9 @@ func (s *Service) DeleteCluster(ctx context.Context, p svcapi.Principal, id stri
 		if err != nil {
 			return err
 		}
+		if err := p.Require(svcapi.Write, scopeOf(r)); err != nil {
+			return err
+		}
 		spec, err := resource.Decode[resource.LKCSpec](r.Spec)
 		if err != nil {
 			return err
@@ -294,26 +308,30 @@ func (s *Service) DeleteCluster(ctx context.Context, p svcapi.Principal, id stri
 	return svcapi.StoreError("cluster", id, err)
 }
 
-// ClusterSite reports whether org has the live cluster id and where it
-// runs; iam asks it before it scopes a key to the cluster.
-func (s *Service) ClusterSite(ctx context.Context, org, id string) (resource.Site, bool, error) {
-	var site resource.Site
-	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
+// Cluster reports whether org has the live cluster id, its environment and
+// where it runs; iam asks it before it scopes a key to the cluster.
+func (s *Service) Cluster(ctx context.Context, org, id string) (env string, site resource.Site, ok bool, err error) {
+	err = s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
 		r, err := svcapi.Own(ctx, tx, resource.KindLKC, org, id)
 		if err != nil {
 			return err
 		}
 		spec, err := resource.Decode[resource.LKCSpec](r.Spec)
-		site = spec.Site()
+		env, site = r.Environment, spec.Site()
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return site, false, nil
+		return "", site, false, nil
 	}
-	return site, err == nil, err
+	return env, site, err == nil, err
 }
 
 // ClusterIn returns a live cluster of org in env, "" if none.
 func (s *Service) ClusterIn(ctx context.Context, org, env string) (string, error) {
 	return svcapi.AnyIn(ctx, s.st, resource.KindLKC, org, env)
+}
+
+// scopeOf locates a cluster for authorization.
+func scopeOf(r store.Resource) svcapi.Scope {
+	return svcapi.Scope{Org: r.Organization, Env: r.Environment, Cluster: r.ID}
 }

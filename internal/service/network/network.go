@@ -144,6 +144,9 @@ func (s *Service) CreateNetwork(ctx context.Context, p svcapi.Principal, in api.
 	case sp.Environment == nil || sp.Environment.ID == "":
 		return api.Network{}, api.Invalid("/spec/environment/id", "environment.id is required")
 	}
+	if err := p.Require(svcapi.Write, svcapi.Scope{Org: p.Organization, Env: sp.Environment.ID}); err != nil {
+		return api.Network{}, err
+	}
 	for i, t := range spec.ConnectionTypes {
 		if !slices.Contains(ConnectionTypes, t) {
 			return api.Network{}, api.Invalid(fmt.Sprintf("/spec/connection_types/%d", i), "connection type must be one of %s", strings.Join(ConnectionTypes, ", "))
@@ -178,6 +181,9 @@ func (s *Service) GetNetwork(ctx context.Context, p svcapi.Principal, id string)
 		if err != nil {
 			return err
 		}
+		if err := p.Require(svcapi.Read, svcapi.Scope{Org: r.Organization, Env: r.Environment}); err != nil {
+			return err
+		}
 		out, err = toNetwork(r)
 		return err
 	})
@@ -200,7 +206,9 @@ func (s *Service) NetworkExists(ctx context.Context, org, id string) (bool, erro
 func (s *Service) ListNetworks(ctx context.Context, p svcapi.Principal, env string, page svcapi.Page) (api.List[api.Network], error) {
 	out := api.List[api.Network]{APIVersion: "networking/v1", Kind: "NetworkList", Data: []api.Network{}}
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		rs, next, err := svcapi.List(ctx, tx, resource.KindNetwork, p.Organization, env, page)
+		rs, next, err := svcapi.List(ctx, tx, resource.KindNetwork, p.Organization, env, page, func(r store.Resource) bool {
+			return p.Can(svcapi.Read, svcapi.Scope{Org: r.Organization, Env: r.Environment})
+		})
 		if err != nil {
 			return err
 		}
@@ -220,10 +228,14 @@ func (s *Service) ListNetworks(ctx context.Context, p svcapi.Principal, env stri
 // DeleteNetwork deletes a network.
 func (s *Service) DeleteNetwork(ctx context.Context, p svcapi.Principal, id string) error {
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		if _, err := svcapi.Own(ctx, tx, resource.KindNetwork, p.Organization, id); err != nil {
+		r, err := svcapi.Own(ctx, tx, resource.KindNetwork, p.Organization, id)
+		if err != nil {
 			return err
 		}
-		_, err := tx.ResourceDelete(ctx, resource.KindNetwork, id)
+		if err := p.Require(svcapi.Write, svcapi.Scope{Org: r.Organization, Env: r.Environment}); err != nil {
+			return err
+		}
+		_, err = tx.ResourceDelete(ctx, resource.KindNetwork, id)
 		return err
 	})
 	return svcapi.StoreError("network", id, err)

@@ -30,6 +30,8 @@ type Principal struct {
 	// Resource is the key's scope: empty for a control-plane key, an LKC id
 	// for a cluster key.
 	Resource string
+	// Bindings are the owner's roles, resolved when the key was checked.
+	Bindings []Binding
 }
 
 // Metadata returns the envelope metadata of r.
@@ -96,17 +98,34 @@ func ParsePage(size, token string) (Page, error) {
 
 // List runs a page of p over kind in tx, scoped to the organization (and
 // environment if set), and returns the page and the next page token.
-func List(ctx context.Context, tx store.Tx, kind, org, env string, p Page) ([]store.Resource, string, error) {
-	rs, err := tx.ResourceList(ctx, store.ListParams{Kind: kind, Organization: org, Environment: env, AfterID: p.After, Limit: p.Size + 1})
-	if err != nil {
-		return nil, "", fmt.Errorf("list %s: %w", kind, err)
+//
+// visible, when set, keeps only what the caller may see; pages are filled
+// from the visible resources alone, so neither the items nor the page
+// links reveal the others.
+func List(ctx context.Context, tx store.Tx, kind, org, env string, p Page, visible func(store.Resource) bool) ([]store.Resource, string, error) {
+	var out []store.Resource
+	after := p.After
+	for len(out) <= p.Size {
+		rs, err := tx.ResourceList(ctx, store.ListParams{Kind: kind, Organization: org, Environment: env, AfterID: after, Limit: p.Size + 1})
+		if err != nil {
+			return nil, "", fmt.Errorf("list %s: %w", kind, err)
+		}
+		for _, r := range rs {
+			if visible == nil || visible(r) {
+				out = append(out, r)
+			}
+		}
+		if len(rs) <= p.Size {
+			break
+		}
+		after = rs[len(rs)-1].ID
 	}
 	next := ""
-	if len(rs) > p.Size {
-		rs = rs[:p.Size]
-		next = base64.RawURLEncoding.EncodeToString([]byte(rs[len(rs)-1].ID))
+	if len(out) > p.Size {
+		out = out[:p.Size]
+		next = base64.RawURLEncoding.EncodeToString([]byte(out[len(out)-1].ID))
 	}
-	return rs, next, nil
+	return out, next, nil
 }
 
 // ListMeta returns the metadata of a list page of path; filter holds the

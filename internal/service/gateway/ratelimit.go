@@ -1,0 +1,64 @@
+package gateway
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/mothership-dev/mothership/internal/api"
+)
+
+// limiters holds a token bucket per API key. The key id is not secret (it
+// is also the SASL user name), so requests are counted against it before
+// the secret is checked: a guessing client spends its own budget, not the
+// server's PBKDF2 time.
+type limiters struct {
+	rate  rate.Limit
+	burst int
+
+	mu      sync.Mutex
+	buckets map[string]*rate.Limiter
+}
+
+// maxBuckets bounds the map; past it, buckets start afresh (a full bucket
+// each), which only ever errs toward letting a request through.
+const maxBuckets = 100_000
+
+func newLimiters(perSecond float64, burst int) *limiters {
+	return &limiters{rate: rate.Limit(perSecond), burst: burst, buckets: map[string]*rate.Limiter{}}
+}
+
+// allow takes a token for key and sets the X-RateLimit headers; when none
+// is left it answers 429 with Retry-After and reports false.
+func (l *limiters) allow(w http.ResponseWriter, key string) bool {
+	l.mu.Lock()
+	b, ok := l.buckets[key]
+	if !ok {
+		if len(l.buckets) >= maxBuckets {
+			clear(l.buckets)
+		}
+		b = rate.NewLimiter(l.rate, l.burst)
+		l.buckets[key] = b
+	}
+	l.mu.Unlock()
+
+	now := time.Now()
+	allowed := b.AllowN(now, 1)
+	tokens := max(b.TokensAt(now), 0)
+	h := w.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(l.burst))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(int(math.Floor(tokens))))
+	h.Set("X-RateLimit-Reset", strconv.Itoa(int(math.Ceil((float64(l.burst)-tokens)/float64(l.rate)))))
+	if allowed {
+		return true
+	}
+	retry := int(math.Max(1, math.Ceil((1-tokens)/float64(l.rate))))
+	h.Set("Retry-After", strconv.Itoa(retry))
+	api.WriteError(w, api.Errorf(http.StatusTooManyRequests, api.CodeRateLimited,
+		"API key %s sent more than %d requests in a burst (%v per second sustained); retry in %d s", key, l.burst, float64(l.rate), retry))
+	return false
+}
