@@ -83,6 +83,8 @@ type Config struct {
 type System struct {
 	// URL is the base URL of the API.
 	URL string
+	// Organization is the organization dev serves.
+	Organization string
 	// AdminKey and AdminSecret are set when this start created the
 	// organization (they are also in DataDir/admin-credentials).
 	AdminKey, AdminSecret string
@@ -94,8 +96,9 @@ type System struct {
 	Satellites map[string]*satellite.Agent
 	Drivers    map[string]*embedded.Driver
 
-	srv   *http.Server
-	ready atomic.Bool
+	gateway *gateway.Gateway
+	srv     *http.Server
+	ready   atomic.Bool
 }
 
 // Start starts the services bottom layer first, then the API, then the
@@ -203,6 +206,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.Organization = org
 	if key != "" {
 		s.AdminKey, s.AdminSecret = key, secret
 		if err := renameio.WriteFile(path, []byte(key+":"+secret+"\n"), 0o600); err != nil {
@@ -215,6 +219,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.gateway = gw
 	// The satellite link is served beside the API; in a distributed
 	// deployment the sync service serves it on its own address.
 	routed := http.NewServeMux()
@@ -248,6 +253,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	log.Info("mothership is up", "url", s.URL, "organization", org, "sites", len(cfg.Sites))
 	return s, nil
 }
+
+// Routes lists the public API's routes, from the router itself.
+func (s *System) Routes() []gateway.Route { return s.gateway.Routes() }
 
 // Stop stops the satellites, the API and the services, in that order.
 // Safe to call twice.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -448,5 +449,44 @@ func TestEnvironmentKeepsWhatItHolds(t *testing.T) {
 	s.do("DELETE", "/networking/v1/networks/"+n.ID, nil, nil)
 	if code := s.do("DELETE", "/org/v2/environments/"+env, nil, nil); code != http.StatusNoContent {
 		t.Fatalf("deleting the emptied environment: %d, want 204", code)
+	}
+}
+
+// TestResidency: a satellite receives only its own site's clusters, and
+// one satellite's token reads no other site's bundle.
+func TestResidency(t *testing.T) {
+	s := newSystem(t, nil)
+	env := s.environment("prod")
+	aws := s.cluster(env, "in-aws", "AWS", "us-west-2", "Dedicated", 1)
+	gcp := s.cluster(env, "in-gcp", "GCP", "europe-west1", "Dedicated", 1)
+	s.waitCluster(aws.ID, "PROVISIONED", provisioned)
+	s.waitCluster(gcp.ID, "PROVISIONED", provisioned)
+	for site, own := range map[string]string{"aws/us-west-2": aws.ID, "gcp/europe-west1": gcp.ID} {
+		_, realized := s.sys.Satellites[site].Realized()
+		if len(realized) != 1 {
+			t.Fatalf("satellite %s holds %d resources, want only its own cluster's PKC", site, len(realized))
+		}
+		for id := range realized {
+			if id != "pkc-d"+strings.TrimPrefix(own, "lkc-") {
+				t.Fatalf("satellite %s holds %s, not its own cluster's PKC", site, id)
+			}
+		}
+	}
+	// The aws satellite's token, asking for a bundle, gets the aws one.
+	token, err := os.ReadFile(filepath.Join(s.dir, "satellites", "aws-us-west-2", "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, fresh, err := (&link.Client{URL: s.sys.URL, Token: strings.TrimSpace(string(token))}).Bundle(t.Context(), 0, 0)
+	if err != nil || !fresh || b.Site != "aws/us-west-2" {
+		t.Fatalf("bundle for the aws token: %v %v %+v", err, fresh, b.Site)
+	}
+	for id := range b.Resources {
+		if id == "pkc-d"+strings.TrimPrefix(gcp.ID, "lkc-") {
+			t.Fatalf("the aws satellite received gcp's %s", id)
+		}
+	}
+	if _, _, err := (&link.Client{URL: s.sys.URL, Token: "forged"}).Bundle(t.Context(), 0, 0); err == nil {
+		t.Fatal("a forged satellite token read a bundle")
 	}
 }

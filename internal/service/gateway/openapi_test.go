@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +35,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/service/iam"
 	"github.com/mothership-dev/mothership/internal/service/kafka"
 	"github.com/mothership-dev/mothership/internal/service/network"
+	"github.com/mothership-dev/mothership/internal/service/svcapi"
 )
 
 // loadDocument loads the document the gateway serves and checks that it is
@@ -96,6 +99,57 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		if s == nil || s.Value.Type != "http" || s.Value.Scheme != "basic" {
 			t.Errorf("security scheme %q is not HTTP Basic", name)
 		}
+	}
+
+	// Every operation that needs a key can be refused for want of a role
+	// or for its key's rate, and every answer to it carries the key's
+	// rate-limit headers: required, but where an answer can also come
+	// without a key (a 401 to a request without credentials, a 404 to a
+	// path the document does not have, a 503 while starting).
+	optional := map[string]bool{"#/components/responses/Unauthorized": true, "#/components/responses/NotFound": true}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			name := method + " " + path
+			public := op.Security != nil && len(*op.Security) == 0
+			for code, ref := range map[string]string{"401": "Unauthorized", "403": "Forbidden", "429": "TooManyRequests"} {
+				r := op.Responses.Value(code)
+				switch {
+				case public && r != nil:
+					t.Errorf("%s needs no key but documents %s", name, code)
+				case !public && (r == nil || r.Ref != "#/components/responses/"+ref):
+					t.Errorf("%s does not document %s as the %s response", name, code, ref)
+				}
+			}
+			for code, r := range op.Responses.Map() {
+				for _, h := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} {
+					hr := r.Value.Headers[h]
+					switch {
+					case public || r.Ref == "#/components/responses/Unavailable":
+						if hr != nil {
+							t.Errorf("%s → %s: %s, on an answer without a key", name, code, h)
+						}
+					case hr == nil:
+						t.Errorf("%s → %s does not document %s", name, code, h)
+					case hr.Value.Required == optional[r.Ref]:
+						t.Errorf("%s → %s: %s is required=%t", name, code, h, hr.Value.Required)
+					}
+				}
+			}
+		}
+	}
+	if rl := doc.Components.Responses["TooManyRequests"]; rl == nil || rl.Value.Headers["Retry-After"] == nil || !rl.Value.Headers["Retry-After"].Value.Required {
+		t.Error("the TooManyRequests response does not require Retry-After")
+	}
+
+	// The roles a role binding may name are the server's.
+	var roles []any
+	for _, r := range svcapi.Roles {
+		roles = append(roles, r)
+	}
+	if role := doc.Components.Schemas["RoleName"]; role == nil {
+		t.Error("the document has no RoleName schema")
+	} else if !slices.Equal(role.Value.Enum, roles) {
+		t.Errorf("RoleName is %v, the server's roles %v", role.Value.Enum, svcapi.Roles)
 	}
 }
 
@@ -182,6 +236,11 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 	if got.Spec.Secret != "" {
 		t.Error("GET of an API key returns its secret")
 	}
+	if key.Spec.Owner == nil || !strings.HasPrefix(key.Spec.Owner.ID, "u-") {
+		t.Fatalf("the admin's key is not owned by a user: %+v", key.Spec.Owner)
+	}
+	adminUser := key.Spec.Owner.ID
+	orgCRN := "crn://mothership/organization=" + sys.Organization
 
 	decode(t, c.do(t, exchange{method: "PATCH", path: "/cmk/v2/clusters/" + cl.ID, want: 200,
 		body: map[string]any{"spec": map[string]any{"display_name": "orders-2", "config": map[string]any{"cku": 2}}}}), &cl)
@@ -273,12 +332,166 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 			exchange{method: "POST", path: "/openapi.json", noAuth: true, invalid: true, want: 405}},
 		"unknown path": {"a path the document does not have",
 			exchange{method: "GET", path: "/cmk/v2/nothing/here", invalid: true, want: 404}},
+
+		"unknown user": {"an id the organization does not have",
+			exchange{method: "GET", path: "/iam/v2/users/u-nope00", want: 404}},
+		"unknown service account": {"an id the organization does not have",
+			exchange{method: "GET", path: "/iam/v2/service-accounts/sa-nope00", want: 404}},
+		"delete of an unknown service account": {"an id the organization does not have",
+			exchange{method: "DELETE", path: "/iam/v2/service-accounts/sa-nope00", want: 404}},
+		"unknown role binding": {"an id the organization does not have",
+			exchange{method: "GET", path: "/iam/v2/role-bindings/rb-nope00", want: 404}},
+		"delete of an unknown role binding": {"an id the organization does not have",
+			exchange{method: "DELETE", path: "/iam/v2/role-bindings/rb-nope00", want: 404}},
+		"service account without a name": {"a display name is 1 to 64 characters",
+			exchange{method: "POST", path: "/iam/v2/service-accounts", body: map[string]any{"display_name": ""}, invalid: true, want: 422}},
+		"unknown field in a service account": {"request bodies are closed",
+			exchange{method: "POST", path: "/iam/v2/service-accounts", body: map[string]any{"display_name": "x", "owner": "me"}, invalid: true, want: 400}},
+		"unknown role": {"role_name is one of the four roles",
+			exchange{method: "POST", path: "/iam/v2/role-bindings", invalid: true, want: 422,
+				body: map[string]any{"principal": "User:" + adminUser, "role_name": "Owner", "crn_pattern": orgCRN}}},
+		"principal not a user": {"a principal is User:u-… or User:sa-…",
+			exchange{method: "POST", path: "/iam/v2/role-bindings", invalid: true, want: 422,
+				body: map[string]any{"principal": "Group:" + adminUser, "role_name": "Operator", "crn_pattern": orgCRN}}},
+		"unknown principal": {"the principal must be the organization's (in text)",
+			exchange{method: "POST", path: "/iam/v2/role-bindings", want: 422,
+				body: map[string]any{"principal": "User:sa-nope00", "role_name": "Operator", "crn_pattern": orgCRN}}},
+		"crn_pattern not a CRN": {"a crn_pattern is crn://mothership/organization=…",
+			exchange{method: "POST", path: "/iam/v2/role-bindings", invalid: true, want: 422,
+				body: map[string]any{"principal": "User:" + adminUser, "role_name": "Operator", "crn_pattern": sys.Organization}}},
+		"crn_pattern of another organization": {"the scope must be in the caller's organization (in text)",
+			exchange{method: "POST", path: "/iam/v2/role-bindings", want: 422,
+				body: map[string]any{"principal": "User:" + adminUser, "role_name": "Operator", "crn_pattern": "crn://mothership/organization=org-nope00"}}},
+		"EnvironmentAdmin on the organization": {"EnvironmentAdmin is granted on an environment (in text)",
+			exchange{method: "POST", path: "/iam/v2/role-bindings", want: 422,
+				body: map[string]any{"principal": "User:" + adminUser, "role_name": "EnvironmentAdmin", "crn_pattern": orgCRN}}},
+		"role on an unknown environment": {"the environment must be the organization's (in text)",
+			exchange{method: "POST", path: "/iam/v2/role-bindings", want: 422,
+				body: map[string]any{"principal": "User:" + adminUser, "role_name": "Operator", "crn_pattern": orgCRN + "/environment=env-nope00"}}},
+		"unknown field in a role binding": {"request bodies are closed",
+			exchange{method: "POST", path: "/iam/v2/role-bindings", invalid: true, want: 400,
+				body: map[string]any{"principal": "User:" + adminUser, "role": "Operator", "crn_pattern": orgCRN}}},
+		"key for an unknown owner": {"the owner must be a user or service account of the organization (in text)",
+			exchange{method: "POST", path: "/iam/v2/api-keys", body: map[string]any{"spec": map[string]any{"owner": map[string]any{"id": "sa-nope00"}}}, want: 422}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Log(tc.reason)
 			c.do(t, tc.x)
 		})
+	}
+
+	// Identity, with another key of the admin's, so that these requests
+	// are counted apart from the ones above.
+	admin := func(x exchange) exchange {
+		x.key, x.secret = cloudKey.ID, cloudKey.Spec.Secret
+		return x
+	}
+	var users api.List[api.User]
+	decode(t, c.do(t, admin(exchange{method: "GET", path: "/iam/v2/users?page_size=100", want: 200})), &users)
+	if !slices.ContainsFunc(users.Data, func(u api.User) bool { return u.ID == adminUser }) {
+		t.Errorf("the users %+v do not hold the admin %s", users.Data, adminUser)
+	}
+	c.do(t, admin(exchange{method: "GET", path: "/iam/v2/users/" + adminUser, want: 200}))
+
+	var sa api.ServiceAccount
+	c.created(t, c.do(t, admin(exchange{method: "POST", path: "/iam/v2/service-accounts", want: 201,
+		body: map[string]any{"display_name": "orders-app", "description": "the orders service"}})), &sa)
+	c.do(t, admin(exchange{method: "GET", path: "/iam/v2/service-accounts?page_size=100", want: 200}))
+	c.do(t, admin(exchange{method: "GET", path: "/iam/v2/service-accounts/" + sa.ID, want: 200}))
+	// Only an OrganizationAdmin creates a key for another principal.
+	var saKey api.APIKey
+	c.created(t, c.do(t, admin(exchange{method: "POST", path: "/iam/v2/api-keys", want: 202,
+		body: map[string]any{"spec": map[string]any{"display_name": "orders-app", "owner": map[string]any{"id": sa.ID}}}})), &saKey)
+	if saKey.Spec.Owner == nil || saKey.Spec.Owner.ID != sa.ID {
+		t.Errorf("the key made for %s is owned by %+v", sa.ID, saKey.Spec.Owner)
+	}
+	asSA := func(x exchange) exchange {
+		x.key, x.secret = saKey.ID, saKey.Spec.Secret
+		return x
+	}
+	// A principal without a role binding may do nothing at all.
+	c.do(t, asSA(exchange{method: "GET", path: "/cmk/v2/clusters", want: 403}))
+
+	var operator api.RoleBinding
+	c.created(t, c.do(t, admin(exchange{method: "POST", path: "/iam/v2/role-bindings", want: 201,
+		body: map[string]any{"principal": "User:" + sa.ID, "role_name": "Operator", "crn_pattern": orgCRN}})), &operator)
+	var bindings api.List[api.RoleBinding]
+	decode(t, c.do(t, admin(exchange{method: "GET", path: "/iam/v2/role-bindings?page_size=100", want: 200})), &bindings)
+	if !slices.ContainsFunc(bindings.Data, func(b api.RoleBinding) bool {
+		return b.Principal == "User:"+adminUser && b.RoleName == "OrganizationAdmin" && b.CRNPattern == orgCRN
+	}) {
+		t.Errorf("the role bindings %+v do not make %s OrganizationAdmin of %s", bindings.Data, adminUser, sys.Organization)
+	}
+	c.do(t, admin(exchange{method: "GET", path: "/iam/v2/role-bindings/" + operator.ID, want: 200}))
+
+	// An Operator reads and changes nothing; the gateway refuses what no
+	// role of its could do.
+	var seen api.List[api.Cluster]
+	decode(t, c.do(t, asSA(exchange{method: "GET", path: "/cmk/v2/clusters?environment=" + env.ID, want: 200})), &seen)
+	if len(seen.Data) != 1 || seen.Data[0].ID != cl.ID {
+		t.Errorf("an Operator of the organization sees the clusters %+v, not %s", seen.Data, cl.ID)
+	}
+	c.do(t, asSA(exchange{method: "POST", path: "/cmk/v2/clusters", body: validCluster(func(_, _, _ map[string]any) {}), want: 403}))
+	c.do(t, asSA(exchange{method: "GET", path: "/iam/v2/role-bindings", want: 403}))
+	c.do(t, asSA(exchange{method: "DELETE", path: "/iam/v2/service-accounts/" + sa.ID, want: 403}))
+	// iam refuses what the gateway let by: a key for someone else, and
+	// another owner's key.
+	c.do(t, asSA(exchange{method: "POST", path: "/iam/v2/api-keys", body: map[string]any{"spec": map[string]any{"owner": map[string]any{"id": adminUser}}}, want: 403}))
+	c.do(t, asSA(exchange{method: "GET", path: "/iam/v2/api-keys/" + cloudKey.ID, want: 403}))
+	// As EnvironmentAdmin of env it may write there, and kafka refuses it
+	// the environment it has no role in.
+	var envAdmin api.RoleBinding
+	c.created(t, c.do(t, admin(exchange{method: "POST", path: "/iam/v2/role-bindings", want: 201,
+		body: map[string]any{"principal": "User:" + sa.ID, "role_name": "EnvironmentAdmin", "crn_pattern": orgCRN + "/environment=" + env.ID}})), &envAdmin)
+	c.do(t, asSA(exchange{method: "POST", path: "/cmk/v2/clusters", want: 403, body: validCluster(func(_, spec, _ map[string]any) {
+		spec["environment"] = map[string]any{"id": spare.ID}
+	})}))
+	c.do(t, admin(exchange{method: "DELETE", path: "/iam/v2/role-bindings/" + envAdmin.ID, want: 204}))
+	c.do(t, admin(exchange{method: "GET", path: "/iam/v2/role-bindings/" + envAdmin.ID, want: 404}))
+	// Deleting the service account takes its bindings and keys with it.
+	c.do(t, admin(exchange{method: "DELETE", path: "/iam/v2/service-accounts/" + sa.ID, want: 204}))
+	c.do(t, admin(exchange{method: "GET", path: "/iam/v2/service-accounts/" + sa.ID, want: 404}))
+	c.do(t, admin(exchange{method: "GET", path: "/iam/v2/role-bindings/" + operator.ID, want: 404}))
+	c.do(t, asSA(exchange{method: "GET", path: "/cmk/v2/clusters", want: 401}))
+
+	// The rate limit, at the gateway's defaults: a fresh key's bucket
+	// holds a burst, and requests sent back to back outrun its refill.
+	var burstKey api.APIKey
+	c.created(t, c.do(t, admin(exchange{method: "POST", path: "/iam/v2/api-keys", body: map[string]any{}, want: 202})), &burstKey)
+	burst := exchange{method: "GET", path: "/iam/v2/users/" + adminUser, key: burstKey.ID, secret: burstKey.Spec.Secret}
+	start := time.Now()
+	for n := 0; ; n++ {
+		a := c.send(t, burst)
+		if a.status == http.StatusOK {
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("%d requests in %v and no 429: %v", n+1, time.Since(start), a.header)
+			}
+			continue
+		}
+		if a.status != http.StatusTooManyRequests {
+			t.Fatalf("request %d of a burst: %d %s", n+1, a.status, a.body)
+		}
+		limit, _ := strconv.Atoi(a.header.Get("X-RateLimit-Limit"))
+		if limit != 100 || n < limit {
+			t.Errorf("429 after %d requests with X-RateLimit-Limit %d; want no sooner than the default burst, 100", n, limit)
+		}
+		if ra, err := strconv.Atoi(a.header.Get("Retry-After")); err != nil || ra < 1 {
+			t.Errorf("a 429's Retry-After is %q", a.header.Get("Retry-After"))
+		}
+		t.Logf("429 after %d requests in %v", n, time.Since(start))
+		break
+	}
+	// The key is counted before its secret is checked: a wrong secret is
+	// refused with 429 too (with 401 while a token has come back).
+	for deadline := time.Now().Add(2 * time.Second); ; {
+		a := c.send(t, exchange{method: "GET", path: "/iam/v2/users", key: burstKey.ID, secret: "not-the-secret"})
+		if a.status == http.StatusTooManyRequests {
+			break
+		}
+		if a.status != http.StatusUnauthorized || time.Now().After(deadline) {
+			t.Fatalf("a wrong secret on an emptied key: %d %s", a.status, a.body)
+		}
 	}
 
 	// Clean up through the API, which exercises the deletes.
@@ -290,6 +503,8 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 	c.do(t, exchange{method: "GET", path: "/cmk/v2/clusters/" + cl.ID, want: 404})
 	c.do(t, exchange{method: "DELETE", path: "/networking/v1/networks/" + nw.ID, want: 204})
 	c.do(t, exchange{method: "DELETE", path: "/org/v2/environments/" + spare.ID, want: 204})
+	c.do(t, exchange{method: "DELETE", path: "/iam/v2/api-keys/" + burstKey.ID, want: 204})
+	t.Logf("lowest X-RateLimit-Remaining by key: %v", c.lowest)
 
 	for path, item := range c.doc.Paths.Map() {
 		for method := range item.Operations() {
@@ -344,6 +559,9 @@ type checker struct {
 	// succeeded holds the operations ("METHOD /path/{id}") answered with a
 	// 2xx, so that the test can tell that it exercised every one.
 	succeeded map[string]bool
+	// lowest holds the lowest X-RateLimit-Remaining each key was answered,
+	// to show how near the test came to its limit.
+	lowest map[string]int
 }
 
 func newChecker(t *testing.T, sys *controlplane.System) *checker {
@@ -372,7 +590,7 @@ func newChecker(t *testing.T, sys *controlplane.System) *checker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &checker{doc: doc, router: router, base: sys.URL, key: sys.AdminKey, secret: sys.AdminSecret, succeeded: map[string]bool{},
+	return &checker{doc: doc, router: router, base: sys.URL, key: sys.AdminKey, secret: sys.AdminSecret, succeeded: map[string]bool{}, lowest: map[string]int{},
 		opts: &openapi3filter.Options{
 			// An answer with a status the operation does not list fails.
 			IncludeResponseStatus:             true,
@@ -534,8 +752,41 @@ func (c *checker) send(t *testing.T, x exchange) answer {
 		if a.status < 300 {
 			c.succeeded[route.Method+" "+route.Path] = true
 		}
+		// The document cannot require the headers of a 401 or 404, which
+		// come without them when no key was sent (or no operation
+		// matched); it says in text that they come whenever a key was.
+		switch public := route.Operation.Security != nil && len(*route.Operation.Security) == 0; {
+		case !public && !x.noAuth:
+			key := cmp.Or(x.key, c.key)
+			if remaining, ok := c.checkRateLimit(t, name, a); ok {
+				if low, seen := c.lowest[key]; !seen || remaining < low {
+					c.lowest[key] = remaining
+				}
+			}
+		case a.header.Get("X-RateLimit-Limit") != "":
+			t.Errorf("%s → %d: rate-limit headers on an answer to a request without a key", name, a.status)
+		}
 	}
 	return a
+}
+
+// checkRateLimit checks the X-RateLimit headers of an answer to a request
+// with a key and returns X-RateLimit-Remaining.
+func (c *checker) checkRateLimit(t *testing.T, name string, a answer) (int, bool) {
+	t.Helper()
+	var v [3]int
+	for i, h := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} {
+		n, err := strconv.Atoi(a.header.Get(h))
+		if err != nil || n < 0 {
+			t.Errorf("%s → %d: %s is %q, not a count", name, a.status, h, a.header.Get(h))
+			return 0, false
+		}
+		v[i] = n
+	}
+	if limit, remaining := v[0], v[1]; limit < 1 || remaining > limit {
+		t.Errorf("%s → %d: X-RateLimit-Remaining %d of X-RateLimit-Limit %d", name, a.status, remaining, limit)
+	}
+	return v[1], true
 }
 
 // checkMethodNotAllowed checks a 405, which no operation can list (it

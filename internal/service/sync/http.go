@@ -2,7 +2,6 @@ package sync
 
 import (
 	"cmp"
-	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -55,9 +54,10 @@ func (s *Service) serveBundle(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, e)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), wait)
-	defer cancel()
-	b, fresh, err := s.Bundle(ctx, site, after)
+	b, fresh, err := s.Bundle(r.Context(), site, after, wait)
+	if r.Context().Err() != nil {
+		return // the satellite hung up
+	}
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "serving a bundle failed", "site", site.String(), "err", err)
 		api.WriteError(w, api.AsError(err))

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	gosync "sync"
+	"time"
 
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/event"
@@ -159,8 +160,10 @@ func (s *Service) delivery(ctx context.Context, tx store.Tx, site resource.Site)
 }
 
 // Bundle returns the site's bundle once its version is above after, or
-// the current one when ctx ends first (ok false).
-func (s *Service) Bundle(ctx context.Context, site resource.Site, after int64) (resource.Bundle, bool, error) {
+// the current one when wait ends first (ok false).
+func (s *Service) Bundle(ctx context.Context, site resource.Site, after int64, wait time.Duration) (resource.Bundle, bool, error) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	for {
 		changed := s.wait()
 		var b resource.Bundle
@@ -185,6 +188,8 @@ func (s *Service) Bundle(ctx context.Context, site resource.Site, after int64) (
 		}
 		select {
 		case <-ctx.Done():
+			return b, false, ctx.Err()
+		case <-timer.C:
 			return b, false, nil
 		case <-changed:
 		}

@@ -1,0 +1,116 @@
+package controlplane_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/mothership-dev/mothership/internal/api"
+)
+
+// TestAnotherOrganizationSeesNothing walks every route of the router with
+// another organization's admin key against this organization's
+// resources: a resource route answers 404 (never 403, never the
+// resource), a list holds none of them and its metadata counts none, and a
+// creation that refers to one is refused. A route added later has no
+// fixture here and fails the test until it gets one.
+func TestAnotherOrganizationSeesNothing(t *testing.T) {
+	s := newSystem(t, nil)
+	env := s.environment("secret-env")
+	c := s.cluster(env, "secret-cluster", "AWS", "us-west-2", "Basic", 0)
+	var n api.Network
+	if code := s.do("POST", "/networking/v1/networks", map[string]any{"spec": map[string]any{"display_name": "secret-net",
+		"cloud": "AWS", "region": "us-west-2", "environment": map[string]any{"id": env}}}, &n); code != http.StatusAccepted {
+		t.Fatalf("create network: %d", code)
+	}
+	key := s.apiKey(c.ID)
+	sa := s.principal("secret-sa", "Operator", "crn://mothership/organization="+s.sys.Organization)
+	var saRef api.APIKey
+	s.do("GET", "/iam/v2/api-keys/"+sa.ID, nil, &saRef)
+	var bindings api.List[api.RoleBinding]
+	s.do("GET", "/iam/v2/role-bindings", nil, &bindings)
+	var users api.List[api.User]
+	s.do("GET", "/iam/v2/users", nil, &users)
+	if len(bindings.Data) == 0 || len(users.Data) == 0 {
+		t.Fatal("fixtures: no role binding or user to hide")
+	}
+	ids := map[string]string{ // route prefix → one of this organization's ids
+		"/org/v2/environments":     env,
+		"/cmk/v2/clusters":         c.ID,
+		"/networking/v1/networks":  n.ID,
+		"/iam/v2/api-keys":         key.ID,
+		"/iam/v2/service-accounts": saRef.Spec.Owner.ID,
+		"/iam/v2/role-bindings":    bindings.Data[0].ID,
+		"/iam/v2/users":            users.Data[0].ID,
+	}
+	secrets := []string{env, c.ID, n.ID, key.ID, saRef.Spec.Owner.ID, bindings.Data[0].ID, users.Data[0].ID,
+		"secret-env", "secret-cluster", "secret-net", "secret-sa"}
+	// Creations that refer to this organization's resources.
+	creations := map[string]any{
+		"/cmk/v2/clusters": map[string]any{"spec": map[string]any{"display_name": "x", "cloud": "AWS", "region": "us-west-2",
+			"config": map[string]any{"kind": "Basic"}, "environment": map[string]any{"id": env}}},
+		"/networking/v1/networks": map[string]any{"spec": map[string]any{"display_name": "x", "cloud": "AWS", "region": "us-west-2",
+			"environment": map[string]any{"id": env}}},
+		"/iam/v2/api-keys":         map[string]any{"spec": map[string]any{"resource": map[string]any{"id": c.ID}}},
+		"/iam/v2/role-bindings":    map[string]any{"principal": "User:" + saRef.Spec.Owner.ID, "role_name": "Operator", "crn_pattern": "crn://mothership/organization=" + s.sys.Organization},
+		"/org/v2/environments":     map[string]any{"display_name": "mine"}, // refers to nothing: allowed in the caller's own organization
+		"/iam/v2/service-accounts": map[string]any{"display_name": "mine"}, // idem
+	}
+	_, bKey, bSecret, err := s.sys.IAM.CreateOrganization(t.Context(), "intruder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range s.sys.Routes() {
+		if rt.Public {
+			continue
+		}
+		prefix, _, hasID := strings.Cut(rt.Pattern, "/{id}")
+		id, known := ids[prefix]
+		if !known {
+			t.Errorf("route %s %s has no fixture in this test: add one so that it is checked", rt.Method, rt.Pattern)
+			continue
+		}
+		switch {
+		case hasID:
+			var body any
+			if rt.Method == http.MethodPatch {
+				body = map[string]any{"spec": map[string]any{"display_name": "stolen"}}
+			}
+			code, out := s.as(bKey, bSecret, rt.Method, prefix+"/"+id, body)
+			if code != http.StatusNotFound {
+				t.Errorf("%s %s/%s as another organization: %d, want 404: %s", rt.Method, prefix, id, code, out)
+			}
+		case rt.Method == http.MethodGet:
+			code, out := s.as(bKey, bSecret, rt.Method, prefix+"?page_size=100", nil)
+			if code != http.StatusOK {
+				t.Errorf("GET %s as another organization: %d", prefix, code)
+			}
+			for _, secret := range secrets {
+				if strings.Contains(out, secret) {
+					t.Errorf("GET %s as another organization shows %q: %s", prefix, secret, out)
+				}
+			}
+		case rt.Method == http.MethodPost:
+			body, ok := creations[prefix]
+			if !ok {
+				t.Errorf("route POST %s has no creation fixture", prefix)
+				continue
+			}
+			code, out := s.as(bKey, bSecret, rt.Method, prefix, body)
+			refersToUs := prefix != "/org/v2/environments" && prefix != "/iam/v2/service-accounts"
+			if refersToUs && code < 400 {
+				t.Errorf("POST %s referring to another organization's resource: %d: %s", prefix, code, out)
+			}
+		default:
+			t.Errorf("route %s %s: no rule in this test", rt.Method, rt.Pattern)
+		}
+	}
+	// Nothing of ours changed.
+	var after api.Cluster
+	if s.do("GET", "/cmk/v2/clusters/"+c.ID, nil, &after); after.Spec.DisplayName != "secret-cluster" {
+		t.Fatalf("the cluster changed under another organization's requests: %+v", after.Spec)
+	}
+	if code := s.do("GET", "/iam/v2/api-keys/"+key.ID, nil, nil); code != http.StatusOK {
+		t.Fatalf("the key is gone after another organization's requests: %d", code)
+	}
+}
