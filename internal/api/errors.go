@@ -43,6 +43,8 @@ type Error struct {
 	// faulty query or path parameter.
 	Pointer   string `json:"-"`
 	Parameter string `json:"-"`
+	// RetryAfter, in seconds, is sent as the Retry-After header.
+	RetryAfter int `json:"-"`
 }
 
 func (e *Error) Error() string {
@@ -178,7 +180,12 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // WriteError writes e as the error body with its status.
-func WriteError(w http.ResponseWriter, e *Error) { WriteJSON(w, e.Status, e.Body()) }
+func WriteError(w http.ResponseWriter, e *Error) {
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	WriteJSON(w, e.Status, e.Body())
+}
 
 // unknownField returns the JSON pointer of the first field of data that t
 // does not have. encoding/json names an unknown field without its path, and

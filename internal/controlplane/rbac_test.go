@@ -158,3 +158,44 @@ func TestRateLimitPerKey(t *testing.T) {
 		t.Fatalf("another key was limited too: %d", code)
 	}
 }
+
+// TestOrganizationKeepsAnAdmin: the last OrganizationAdmin binding cannot
+// be revoked, so someone can always grant roles again.
+func TestOrganizationKeepsAnAdmin(t *testing.T) {
+	s := newSystem(t, nil)
+	var bindings api.List[api.RoleBinding]
+	s.do("GET", "/iam/v2/role-bindings", nil, &bindings)
+	if len(bindings.Data) != 1 || bindings.Data[0].RoleName != "OrganizationAdmin" {
+		t.Fatalf("a new organization's bindings: %+v", bindings.Data)
+	}
+	if code := s.do("DELETE", "/iam/v2/role-bindings/"+bindings.Data[0].ID, nil, nil); code != http.StatusConflict {
+		t.Fatalf("deleting the last OrganizationAdmin binding: %d, want 409", code)
+	}
+	s.principal("second-admin", "OrganizationAdmin", "crn://mothership/organization="+s.sys.Organization)
+	if code := s.do("DELETE", "/iam/v2/role-bindings/"+bindings.Data[0].ID, nil, nil); code != http.StatusNoContent {
+		t.Fatalf("deleting an OrganizationAdmin binding when another remains: %d, want 204", code)
+	}
+}
+
+// TestClusterNetworkMustBeInItsEnvironment: a cluster cannot name a
+// network of another environment, or of another region.
+func TestClusterNetworkMustBeInItsEnvironment(t *testing.T) {
+	s := newSystem(t, nil)
+	a, b := s.environment("a"), s.environment("b")
+	var n api.Network
+	if code := s.do("POST", "/networking/v1/networks", map[string]any{"spec": map[string]any{"display_name": "net",
+		"cloud": "AWS", "region": "us-west-2", "environment": map[string]any{"id": a}}}, &n); code != http.StatusAccepted {
+		t.Fatalf("create network: %d", code)
+	}
+	body := func(env, region string) map[string]any {
+		return map[string]any{"spec": map[string]any{"display_name": "c", "cloud": "AWS", "region": region,
+			"config": map[string]any{"kind": "Basic"}, "environment": map[string]any{"id": env}, "network": map[string]any{"id": n.ID}}}
+	}
+	var eb api.ErrorBody
+	if code := s.do("POST", "/cmk/v2/clusters", body(b, "us-west-2"), &eb); code != http.StatusUnprocessableEntity || eb.Errors[0].Source.Pointer != "/spec/network/id" {
+		t.Fatalf("a network of another environment: %d %+v", code, eb)
+	}
+	if code := s.do("POST", "/cmk/v2/clusters", body(a, "us-west-2"), nil); code != http.StatusAccepted {
+		t.Fatalf("a network of the cluster's own environment and region: %d", code)
+	}
+}

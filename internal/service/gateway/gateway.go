@@ -171,12 +171,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt Route) {
 	r.Body = http.MaxBytesReader(sw, r.Body, api.MaxBodyBytes+1)
 	var p svcapi.Principal
 	if !rt.Public {
-		if key, _, ok := r.BasicAuth(); ok && !g.limits.allow(sw, key) {
-			return
-		}
 		var err error
 		if p, err = g.authenticate(r.Context(), r); err != nil {
 			g.fail(sw, r, err)
+			return
+		}
+		if !g.limits.allow(sw, p.KeyID) {
 			return
 		}
 		if !p.MayAttempt(rt.Need) {

@@ -12,10 +12,11 @@ import (
 	"github.com/mothership-dev/mothership/internal/api"
 )
 
-// limiters holds a token bucket per API key. The key id is not secret (it
-// is also the SASL user name), so requests are counted against it before
-// the secret is checked: a guessing client spends its own budget, not the
-// server's PBKDF2 time.
+// limiters holds a token bucket per authenticated API key. Requests are
+// counted once the key is authenticated: the key id is not secret (it is
+// also the SASL user name), so counting unauthenticated requests against
+// it would let anyone use up its owner's budget. Guessing secrets is
+// limited by iam, per key, on the slow path only.
 type limiters struct {
 	rate  rate.Limit
 	burst int
@@ -57,8 +58,9 @@ func (l *limiters) allow(w http.ResponseWriter, key string) bool {
 		return true
 	}
 	retry := int(math.Max(1, math.Ceil((1-tokens)/float64(l.rate))))
-	h.Set("Retry-After", strconv.Itoa(retry))
-	api.WriteError(w, api.Errorf(http.StatusTooManyRequests, api.CodeRateLimited,
-		"API key %s sent more than %d requests in a burst (%v per second sustained); retry in %d s", key, l.burst, float64(l.rate), retry))
+	e := api.Errorf(http.StatusTooManyRequests, api.CodeRateLimited,
+		"API key %s sent more than %d requests in a burst (%v per second sustained); retry in %d s", key, l.burst, float64(l.rate), retry)
+	e.RetryAfter = retry
+	api.WriteError(w, e)
 	return false
 }

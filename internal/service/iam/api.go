@@ -131,7 +131,7 @@ func (s *Service) DeleteEnvironment(ctx context.Context, p svcapi.Principal, id 
 func toAPIKey(r store.Resource) (api.APIKey, error) {
 	spec, err := resource.Decode[resource.APIKeySpec](r.Spec)
 	k := api.APIKey{APIVersion: "iam/v2", Kind: "ApiKey", ID: r.ID, Metadata: svcapi.Metadata(r, APIKeysPath+"/"+r.ID),
-		Spec: api.APIKeySpec{DisplayName: spec.DisplayName, Description: spec.Description, Owner: &api.ObjectReference{ID: spec.Owner, Kind: "User"}}}
+		Spec: api.APIKeySpec{DisplayName: spec.DisplayName, Description: spec.Description, Owner: &api.ObjectReference{ID: spec.Owner, Kind: ownerKind(spec.Owner)}}}
 	if spec.Resource != "" {
 		k.Spec.Resource = &api.ObjectReference{ID: spec.Resource, Kind: "Cluster"}
 	} else {
@@ -295,4 +295,12 @@ func (s *Service) forget(key string) {
 	s.mu.Lock()
 	delete(s.verified, key)
 	s.mu.Unlock()
+}
+
+// ownerKind names the kind of a key's owner, as Confluent's API does.
+func ownerKind(id string) string {
+	if strings.HasPrefix(id, "sa-") {
+		return "ServiceAccount"
+	}
+	return "User"
 }

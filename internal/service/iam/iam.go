@@ -27,6 +27,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 	"github.com/mothership-dev/mothership/internal/service/svcapi"
 	"github.com/mothership-dev/mothership/internal/sitekey"
+	"golang.org/x/time/rate"
 )
 
 // Name and Layer place the service in the layer cake.
@@ -78,7 +79,8 @@ type Service struct {
 	networks Networks
 
 	mu       sync.Mutex
-	verified map[string][32]byte // key id → sha256 of a secret that passed
+	verified map[string][32]byte      // key id → sha256 of a secret that passed
+	guesses  map[string]*rate.Limiter // key id → budget of slow checks
 }
 
 // New returns the service; Host declares it to the runtime.
@@ -86,7 +88,7 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, log: cfg.Logger.With("service", Name), verified: map[string][32]byte{}}
+	return &Service{cfg: cfg, log: cfg.Logger.With("service", Name), verified: map[string][32]byte{}, guesses: map[string]*rate.Limiter{}}
 }
 
 // Use gives iam the services it asks about clusters and networks. They are
@@ -245,6 +247,14 @@ func (s *Service) Authenticate(ctx context.Context, key, secret string) (svcapi.
 	cached, ok := s.verified[key]
 	s.mu.Unlock()
 	if !ok || subtle.ConstantTimeCompare(cached[:], fast[:]) != 1 {
+		// The slow check costs ~15ms of CPU: a key gets a small budget of
+		// them, so guessing its secret is slow and cannot take the API
+		// down. A secret that passed once is then checked by its cache.
+		if !s.mayGuess(key) {
+			e := api.Errorf(http.StatusTooManyRequests, api.CodeRateLimited, "too many failed attempts for API key %s; retry in a few seconds", key)
+			e.RetryAfter = 5
+			return svcapi.Principal{}, e
+		}
 		h, err := pbkdf2.Key(sha256.New, secret, spec.Secret.Salt, spec.Secret.Iterations, len(spec.Secret.Hash))
 		if err != nil || !hmac.Equal(h, spec.Secret.Hash) {
 			return svcapi.Principal{}, unauthorized
@@ -255,6 +265,22 @@ func (s *Service) Authenticate(ctx context.Context, key, secret string) (svcapi.
 	}
 	return svcapi.Principal{KeyID: key, Owner: spec.Owner, Organization: r.Organization, Resource: spec.Resource,
 		Bindings: bindings[spec.Owner]}, nil
+}
+
+// mayGuess takes one of key's slow checks: a burst of 10, then one every
+// two seconds.
+func (s *Service) mayGuess(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.guesses[key]
+	if !ok {
+		if len(s.guesses) >= 100_000 {
+			clear(s.guesses) // only keys that exist get here; a full map is rare
+		}
+		b = rate.NewLimiter(0.5, 10)
+		s.guesses[key] = b
+	}
+	return b.Allow()
 }
 
 // createKey creates an API key in tx and returns its id and secret. A key

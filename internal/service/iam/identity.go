@@ -3,6 +3,7 @@ package iam
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"slices"
 	"strings"
 	"unicode"
@@ -129,7 +130,10 @@ func (s *Service) ListServiceAccounts(ctx context.Context, p svcapi.Principal, p
 // granting anything and its keys stop authenticating with it.
 func (s *Service) DeleteServiceAccount(ctx context.Context, p svcapi.Principal, id string) error {
 	return s.deleteOwned(ctx, p, resource.KindServiceAcct, id, func(ctx context.Context, tx store.Tx) error {
-		return s.dropPrincipal(ctx, tx, p.Organization, id)
+		if err := s.dropPrincipal(ctx, tx, p.Organization, id); err != nil {
+			return err
+		}
+		return s.keepAnAdmin(ctx, tx, p.Organization)
 	})
 }
 
@@ -201,9 +205,22 @@ func (s *Service) ListRoleBindings(ctx context.Context, p svcapi.Principal, page
 	return list(ctx, s, p, svcapi.Admin, resource.KindRoleBinding, RoleBindingsPath, "RoleBindingList", page, toRoleBinding)
 }
 
-// DeleteRoleBinding revokes a role binding.
+// DeleteRoleBinding revokes a role binding, unless it is the
+// organization's last OrganizationAdmin: no one could grant a role again.
 func (s *Service) DeleteRoleBinding(ctx context.Context, p svcapi.Principal, id string) error {
-	return s.deleteOwned(ctx, p, resource.KindRoleBinding, id, nil)
+	return s.deleteOwned(ctx, p, resource.KindRoleBinding, id, func(ctx context.Context, tx store.Tx) error {
+		return s.keepAnAdmin(ctx, tx, p.Organization)
+	})
+}
+
+// keepAnAdmin refuses a change that leaves the organization without a
+// live OrganizationAdmin.
+func (s *Service) keepAnAdmin(ctx context.Context, tx store.Tx, org string) error {
+	if _, err := s.firstAdmin(ctx, tx, org); err != nil {
+		return api.Errorf(http.StatusConflict, api.CodeConflict,
+			"this is the organization's last OrganizationAdmin binding; grant the role to someone else first")
+	}
+	return nil
 }
 
 // deleteOwned deletes one of the organization's identity resources, an

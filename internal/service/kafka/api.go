@@ -118,8 +118,8 @@ func (s *Service) CreateCluster(ctx context.Context, p svcapi.Principal, in api.
 	}
 	if in.Spec.Network != nil && in.Spec.Network.ID != "" {
 		spec.Network = in.Spec.Network.ID
-		if ok, err := s.cfg.Networks.NetworkExists(ctx, p.Organization, spec.Network); err != nil || !ok {
-			return api.Cluster{}, orInvalid(err, "/spec/network/id", "network %q not found", spec.Network)
+		if ok, err := s.cfg.Networks.NetworkExists(ctx, p.Organization, env, spec.Network, spec.Site()); err != nil || !ok {
+			return api.Cluster{}, orInvalid(err, "/spec/network/id", "network %q not found in environment %q for %s", spec.Network, env, spec.Site())
 		}
 	}
 	if ok, err := s.cfg.Sites.SiteServed(ctx, spec.Site()); err != nil || !ok {

@@ -41,7 +41,7 @@ type Sites interface {
 
 // Networks answers whether a network exists (network, a lower layer).
 type Networks interface {
-	NetworkExists(ctx context.Context, org, id string) (bool, error)
+	NetworkExists(ctx context.Context, org, env, id string, site resource.Site) (bool, error)
 }
 
 // Config configures the service.

@@ -190,11 +190,22 @@ func (s *Service) GetNetwork(ctx context.Context, p svcapi.Principal, id string)
 	return out, svcapi.StoreError("network", id, err)
 }
 
-// NetworkExists reports whether org has the live network id.
-func (s *Service) NetworkExists(ctx context.Context, org, id string) (bool, error) {
+// NetworkExists reports whether org's environment env has the live
+// network id in cloud and region.
+func (s *Service) NetworkExists(ctx context.Context, org, env, id string, site resource.Site) (bool, error) {
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		_, err := svcapi.Own(ctx, tx, resource.KindNetwork, org, id)
-		return err
+		r, err := svcapi.Own(ctx, tx, resource.KindNetwork, org, id)
+		if err != nil {
+			return err
+		}
+		spec, err := resource.Decode[resource.NetworkSpec](r.Spec)
+		if err != nil {
+			return err
+		}
+		if r.Environment != env || (resource.Site{Cloud: spec.Cloud, Region: spec.Region}) != site {
+			return store.ErrNotFound
+		}
+		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
