@@ -221,3 +221,40 @@ type RoleBindingCreate struct {
 	RoleName   string `json:"role_name"`
 	CRNPattern string `json:"crn_pattern"`
 }
+
+// AuditEvent is one record of the audit log, in the shape of Confluent
+// Cloud's audit log: a CloudEvent whose data says who did what to which
+// resource, whether it was allowed, and what came of it.
+type AuditEvent struct {
+	SpecVersion     string    `json:"specversion"`
+	ID              string    `json:"id"`
+	Source          string    `json:"source"`
+	Type            string    `json:"type"`
+	Subject         string    `json:"subject"`
+	Time            time.Time `json:"time"`
+	DataContentType string    `json:"datacontenttype"`
+	Data            AuditData `json:"data"`
+}
+
+// AuditData is the data of an audit event.
+type AuditData struct {
+	ServiceName        string             `json:"serviceName"`
+	MethodName         string             `json:"methodName"`
+	ResourceName       string             `json:"resourceName"`
+	AuthenticationInfo AuthenticationInfo `json:"authenticationInfo"`
+	AuthorizationInfo  AuthorizationInfo  `json:"authorizationInfo"`
+	Request            map[string]any     `json:"request,omitempty"`
+	Result             map[string]any     `json:"result,omitempty"`
+}
+
+// AuthenticationInfo says who acted.
+type AuthenticationInfo struct {
+	Principal string `json:"principal"`
+}
+
+// AuthorizationInfo says whether it was allowed.
+type AuthorizationInfo struct {
+	Granted      bool   `json:"granted"`
+	Operation    string `json:"operation,omitempty"`
+	ResourceType string `json:"resourceType,omitempty"`
+}

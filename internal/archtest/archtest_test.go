@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mothership-dev/mothership/internal/service/audit"
 	"github.com/mothership-dev/mothership/internal/service/capacity"
 	"github.com/mothership-dev/mothership/internal/service/gateway"
 	"github.com/mothership-dev/mothership/internal/service/iam"
@@ -108,6 +109,7 @@ func TestDependencyDirection(t *testing.T) {
 // layers are the layers the services declare in code.
 var layers = map[string]int{
 	"internal/service/gateway":  gateway.Layer,
+	"internal/service/audit":    audit.Layer,
 	"internal/service/iam":      iam.Layer,
 	"internal/service/kafka":    kafka.Layer,
 	"internal/service/quota":    quota.Layer,

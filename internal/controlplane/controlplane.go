@@ -31,6 +31,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/satellite"
 	"github.com/mothership-dev/mothership/internal/satellite/embedded"
 	"github.com/mothership-dev/mothership/internal/satellite/link"
+	"github.com/mothership-dev/mothership/internal/service/audit"
 	"github.com/mothership-dev/mothership/internal/service/capacity"
 	"github.com/mothership-dev/mothership/internal/service/gateway"
 	"github.com/mothership-dev/mothership/internal/service/iam"
@@ -154,12 +155,13 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		{kafka.Name, kafka.Layer, syncsvc.Name, syncsvc.Layer}, {kafka.Name, kafka.Layer, network.Name, network.Layer},
 		{iam.Name, iam.Layer, kafka.Name, kafka.Layer}, {iam.Name, iam.Layer, network.Name, network.Layer},
 		{gateway.Name, gateway.Layer, iam.Name, iam.Layer}, {gateway.Name, gateway.Layer, kafka.Name, kafka.Layer},
-		{gateway.Name, gateway.Layer, network.Name, network.Layer},
+		{gateway.Name, gateway.Layer, network.Name, network.Layer}, {gateway.Name, gateway.Layer, audit.Name, audit.Layer},
 	}); err != nil {
 		return nil, err
 	}
+	auditSvc := audit.New(audit.Config{Logger: log})
 	services := []host.Service{
-		iamSvc.Host(), kafkaSvc.Host(), quotaSvc.Host(),
+		auditSvc.Host(), iamSvc.Host(), kafkaSvc.Host(), quotaSvc.Host(),
 		pkc.New(pkc.Config{MaxTenants: cfg.MaxTenants, Logger: log}).Host(),
 		capacity.New(capacity.Config{Cloud: cloud, Logger: log}).Host(),
 		netSvc.Host(), syncSvc.Host(),
@@ -214,7 +216,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		}
 		log.Info("admin credentials written", "organization", org, "file", path)
 	}
-	gw, err := gateway.New(gateway.Config{IAM: iamSvc, Kafka: kafkaSvc, Network: netSvc, OpenAPI: api.OpenAPI,
+	gw, err := gateway.New(gateway.Config{IAM: iamSvc, Kafka: kafkaSvc, Network: netSvc, Audit: auditSvc, OpenAPI: api.OpenAPI,
 		RatePerSecond: cfg.RatePerSecond, RateBurst: cfg.RateBurst, Logger: log, Registerer: cfg.Registerer})
 	if err != nil {
 		return nil, err

@@ -199,3 +199,5 @@ func TestClusterNetworkMustBeInItsEnvironment(t *testing.T) {
 		t.Fatalf("a network of the cluster's own environment and region: %d", code)
 	}
 }
+
+func jsonInto(body string, v any) error { return json.Unmarshal([]byte(body), v) }

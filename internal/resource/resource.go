@@ -26,7 +26,13 @@ const (
 	KindCapacity     = "capacity"       // capacity
 	KindNetwork      = "network"        // network
 	KindDelivery     = "delivery"       // sync
+	KindAudit        = "audit"          // audit
 )
+
+// Kinds lists every kind but audit records themselves: what the audit
+// service records the changes of.
+var Kinds = []string{KindOrganization, KindEnvironment, KindAPIKey, KindUser, KindServiceAcct, KindRoleBinding,
+	KindLKC, KindQuota, KindPKC, KindCapacity, KindNetwork, KindDelivery}
 
 // Phases of a resource's status.
 const (

@@ -39,6 +39,9 @@ type Service struct {
 	ReactsTo []string
 	// Reconcile is its reaction to a key of ReactsTo.
 	Reconcile reactor.ReconcileFunc
+	// OnEvent, instead of Reconcile, receives every event of ReactsTo
+	// (see reactor.Config.OnEvent).
+	OnEvent func(ctx context.Context, tx store.Tx, topic string, ev event.Event) error
 	// OnFailure optionally records a failed reconcile's reason in status.
 	OnFailure reactor.FailureFunc
 	// Keys optionally adds keys to every resync.
@@ -91,8 +94,8 @@ func Start(ctx context.Context, cfg Config, svc Service) (*Running, error) {
 	if svc.Name == "" || cfg.OpenStore == nil || len(cfg.Kafka) == 0 {
 		return nil, errors.New("host: service name, OpenStore and Kafka are required")
 	}
-	if len(svc.ReactsTo) > 0 && svc.Reconcile == nil {
-		return nil, fmt.Errorf("host: %s reacts to %v but has no Reconcile", svc.Name, svc.ReactsTo)
+	if len(svc.ReactsTo) > 0 && svc.Reconcile == nil && svc.OnEvent == nil {
+		return nil, fmt.Errorf("host: %s reacts to %v but has no Reconcile or OnEvent", svc.Name, svc.ReactsTo)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -114,6 +117,7 @@ func Start(ctx context.Context, cfg Config, svc Service) (*Running, error) {
 	if err == nil && len(svc.ReactsTo) > 0 {
 		rc := svc.Reactor
 		rc.Service, rc.Topics, rc.Store, rc.Reconcile, rc.OnFailure, rc.Keys = svc.Name, svc.ReactsTo, st, svc.Reconcile, svc.OnFailure, svc.Keys
+		rc.OnEvent = svc.OnEvent
 		rc.Kafka, rc.Logger, rc.Registerer = cfg.Kafka, cfg.Logger, cfg.Registerer
 		r.Reactor, err = reactor.New(rc)
 	}

@@ -91,6 +91,12 @@ type Config struct {
 	Store store.Store
 	// Reconcile is the service's reaction.
 	Reconcile ReconcileFunc
+	// OnEvent, set instead of Reconcile, makes the reactor a history
+	// consumer: it is called for every event, none coalesced, none
+	// skipped as not newer, with no resync (an audit log needs every
+	// change; a reconciler needs only the latest state). Events of one
+	// subject may be applied out of order: OnEvent must not depend on it.
+	OnEvent func(ctx context.Context, tx store.Tx, topic string, ev event.Event) error
 	// OnFailure, if set, records a failed reconcile's reason (in status),
 	// so that users see why a resource waits. Optional.
 	OnFailure FailureFunc
@@ -156,8 +162,8 @@ type Reactor struct {
 
 // New validates cfg and returns a stopped reactor.
 func New(cfg Config) (*Reactor, error) {
-	if cfg.Service == "" || len(cfg.Topics) == 0 || cfg.Store == nil || cfg.Reconcile == nil || len(cfg.Kafka) == 0 {
-		return nil, errors.New("reactor: Service, Topics, Store, Reconcile and Kafka are required")
+	if cfg.Service == "" || len(cfg.Topics) == 0 || cfg.Store == nil || (cfg.Reconcile == nil) == (cfg.OnEvent == nil) || len(cfg.Kafka) == 0 {
+		return nil, errors.New("reactor: Service, Topics, Store, Kafka and one of Reconcile and OnEvent are required")
 	}
 	cfg.Group = cmp.Or(cfg.Group, cfg.Service)
 	cfg.Workers = cmp.Or(cfg.Workers, 4)
@@ -261,7 +267,9 @@ func (r *Reactor) run(ctx context.Context, cl *kgo.Client) error {
 	for range r.cfg.Workers {
 		wg.Go(func() { r.work(ctx, cl) })
 	}
-	wg.Go(func() { r.resyncLoop(ctx) })
+	if r.cfg.OnEvent == nil {
+		wg.Go(func() { r.resyncLoop(ctx) })
+	}
 	r.cfg.Logger.InfoContext(ctx, "reactor started", "topics", r.cfg.Topics, "group", r.cfg.Group)
 	r.poll(ctx, cl)
 	wg.Wait()
@@ -311,7 +319,12 @@ func (r *Reactor) poll(ctx context.Context, cl *kgo.Client) {
 				dropped = append(dropped, tok)
 				return
 			}
-			if old, ok := r.queue.add(ev.Subject, rec.Topic, pendingEvent{ev: ev, tok: tok}, now); ok {
+			key := ev.Subject
+			if r.cfg.OnEvent != nil {
+				// One queue entry per record: nothing coalesces.
+				key = fmt.Sprintf("%s/%d/%d", rec.Topic, rec.Partition, rec.Offset)
+			}
+			if old, ok := r.queue.add(key, rec.Topic, pendingEvent{ev: ev, tok: tok}, now); ok {
 				r.superseded.Add(1)
 				dropped = append(dropped, old)
 			}
@@ -396,6 +409,14 @@ func (r *Reactor) apply(ctx context.Context, cl *kgo.Client, batch []work) {
 // applyOne records w's events and reconciles the key if any was new (or a
 // resync asked for it). It reports whether it reconciled.
 func (r *Reactor) applyOne(ctx context.Context, tx store.Tx, w work) (bool, error) {
+	if r.cfg.OnEvent != nil {
+		for topic, pe := range w.events {
+			if err := r.cfg.OnEvent(ctx, tx, topic, pe.ev); err != nil {
+				return false, fmt.Errorf("event %s: %w", pe.ev.ID, err)
+			}
+		}
+		return len(w.events) > 0, nil
+	}
 	changed := w.resync
 	topics := make([]string, 0, len(w.events))
 	for topic := range w.events {
@@ -425,6 +446,15 @@ func (r *Reactor) applyOne(ctx context.Context, tx store.Tx, w work) (bool, erro
 // transaction fails, the events stay pending and are retried as they are.
 func (r *Reactor) failed(ctx context.Context, cl *kgo.Client, w work, err error, now time.Time) {
 	r.failures.Add(1)
+	if r.cfg.OnEvent != nil {
+		// A history consumer keeps the event itself until it is applied:
+		// there is no latest state to fall back on.
+		_, attempts := r.queue.retry(w, now, func(attempt int) time.Duration {
+			return backoff.Delay(attempt, r.cfg.BackoffBase, r.cfg.BackoffMax)
+		})
+		r.cfg.Logger.WarnContext(ctx, "applying an event failed; backing off", "key", w.it.key, "attempt", attempts, "err", err)
+		return
+	}
 	terminal := IsTerminal(err)
 	recErr := r.cfg.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		for topic, pe := range w.events {

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/service/audit"
 	"github.com/mothership-dev/mothership/internal/service/iam"
 	"github.com/mothership-dev/mothership/internal/service/kafka"
 	"github.com/mothership-dev/mothership/internal/service/network"
@@ -36,6 +37,8 @@ type Config struct {
 	IAM     *iam.Service
 	Kafka   *kafka.Service
 	Network *network.Service
+	// Audit records every mutating request, allowed or denied.
+	Audit *audit.Service
 	// OpenAPI is the document served at /openapi.json.
 	OpenAPI []byte
 	// RatePerSecond and RateBurst bound each API key's requests (defaults
@@ -72,8 +75,8 @@ type Route struct {
 
 // New returns the gateway.
 func New(cfg Config) (*Gateway, error) {
-	if cfg.IAM == nil || cfg.Kafka == nil || cfg.Network == nil {
-		return nil, errors.New("gateway: IAM, Kafka and Network are required")
+	if cfg.IAM == nil || cfg.Kafka == nil || cfg.Network == nil || cfg.Audit == nil {
+		return nil, errors.New("gateway: IAM, Kafka, Network and Audit are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -135,10 +138,12 @@ func (g *Gateway) dispatch(routes []Route) http.Handler {
 	})
 }
 
-// statusWriter remembers the status for metrics.
+// statusWriter remembers the status and error code, for metrics and the
+// audit log.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	code   string
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -158,6 +163,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt Route) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
+	var p svcapi.Principal // set once authenticated; read by the audit
 	defer func() {
 		if v := recover(); v != nil {
 			g.log.ErrorContext(r.Context(), "handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v)
@@ -167,9 +173,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt Route) {
 		}
 		g.requests.WithLabelValues(rt.Method, rt.Pattern, strconv.Itoa(sw.status)).Inc()
 		g.latency.WithLabelValues(rt.Method, rt.Pattern).Observe(time.Since(start).Seconds())
+		if r.Method != http.MethodGet {
+			g.audit(r, rt, p, sw, start)
+		}
 	}()
 	r.Body = http.MaxBytesReader(sw, r.Body, api.MaxBodyBytes+1)
-	var p svcapi.Principal
 	if !rt.Public {
 		var err error
 		if p, err = g.authenticate(r.Context(), r); err != nil {
@@ -191,6 +199,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt Route) {
 
 func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
 	e := api.AsError(err)
+	if sw, ok := w.(*statusWriter); ok {
+		sw.code = e.Code
+	}
 	if e.Status >= 500 {
 		g.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
@@ -217,4 +228,19 @@ func (g *Gateway) authenticate(ctx context.Context, r *http.Request) (svcapi.Pri
 			"API key %s is scoped to cluster %s: use it with Kafka clients; the control plane needs a cloud API key", p.KeyID, p.Resource)
 	}
 	return p, nil
+}
+
+// audit records a mutating request, allowed or denied. The subject is the
+// resource of the path, or the one a creation made.
+func (g *Gateway) audit(r *http.Request, rt Route, p svcapi.Principal, sw *statusWriter, at time.Time) {
+	key, _, _ := r.BasicAuth()
+	subject := r.PathValue("id")
+	if loc := sw.Header().Get("Location"); subject == "" && loc != "" {
+		subject = loc[strings.LastIndex(loc, "/")+1:]
+	}
+	err := g.cfg.Audit.Record(context.WithoutCancel(r.Context()), audit.Request{Principal: p, KeyID: key, Method: r.Method, Path: r.URL.Path,
+		Route: rt.Pattern, Subject: subject, Status: sw.status, Code: sw.code, At: at})
+	if err != nil {
+		g.log.ErrorContext(r.Context(), "audit record lost", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
 }

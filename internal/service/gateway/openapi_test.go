@@ -31,6 +31,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/broker"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
+	"github.com/mothership-dev/mothership/internal/service/audit"
 	"github.com/mothership-dev/mothership/internal/service/gateway"
 	"github.com/mothership-dev/mothership/internal/service/iam"
 	"github.com/mothership-dev/mothership/internal/service/kafka"
@@ -59,7 +60,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	doc := loadDocument(t)
 	// New needs the services only to hold them: the table is built without
 	// calling them, so unstarted ones do.
-	gw, err := gateway.New(gateway.Config{IAM: iam.New(iam.Config{}), Kafka: kafka.New(kafka.Config{}), Network: network.New(network.Config{})})
+	gw, err := gateway.New(gateway.Config{IAM: iam.New(iam.Config{}), Kafka: kafka.New(kafka.Config{}), Network: network.New(network.Config{}), Audit: audit.New(audit.Config{})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,6 +252,9 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 		t.Errorf("the update is not in its answer: %+v", cl.Spec)
 	}
 	c.do(t, exchange{method: "DELETE", path: "/cmk/v2/clusters/" + cl.ID, want: 409})
+	// The cluster's history: its creation, the resize, the refused delete.
+	c.do(t, exchange{method: "GET", path: "/audit/v1/events?subject=" + cl.ID, want: 200})
+	c.do(t, exchange{method: "GET", path: "/audit/v1/events", invalid: true, want: 400})
 	c.do(t, exchange{method: "DELETE", path: "/org/v2/environments/" + env.ID, want: 409})
 
 	// validCluster is a valid creation, edited into an invalid one.

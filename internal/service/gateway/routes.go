@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/service/audit"
 	"github.com/mothership-dev/mothership/internal/service/iam"
 	"github.com/mothership-dev/mothership/internal/service/kafka"
 	"github.com/mothership-dev/mothership/internal/service/network"
@@ -175,6 +176,14 @@ func (g *Gateway) table() []Route {
 		}},
 		{Method: http.MethodDelete, Pattern: iam.RoleBindingsPath + "/{id}", Need: svcapi.Admin, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			return noContent(w, g.cfg.IAM.DeleteRoleBinding(r.Context(), p, id(r)))
+		}},
+
+		{Method: http.MethodGet, Pattern: audit.EventsPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			page, err := pageOf(r)
+			if err != nil {
+				return err
+			}
+			return ok(w)(g.cfg.Audit.Events(r.Context(), p, r.URL.Query().Get("subject"), page))
 		}},
 	}
 }

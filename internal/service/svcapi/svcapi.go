@@ -183,3 +183,11 @@ func AnyIn(ctx context.Context, st store.Store, kind, org, env string) (string, 
 	}
 	return id, nil
 }
+
+// Token encodes a page token for the id a page ended at ("" for none).
+func Token(afterID string) string {
+	if afterID == "" {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(afterID))
+}

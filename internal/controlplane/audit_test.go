@@ -1,0 +1,79 @@
+package controlplane_test
+
+import (
+	"net/http"
+	"slices"
+	"testing"
+
+	"github.com/mothership-dev/mothership/internal/api"
+)
+
+// TestAuditLog: every mutating request, allowed or denied, and every state
+// change of a cluster is in its history, in order, in Confluent's audit
+// log shape; another organization reads none of it.
+func TestAuditLog(t *testing.T) {
+	s := newSystem(t, nil)
+	env := s.environment("prod")
+	c := s.cluster(env, "audited", "AWS", "us-west-2", "Basic", 0)
+	s.waitCluster(c.ID, "PROVISIONED", provisioned)
+	rename := map[string]any{"spec": map[string]any{"display_name": "renamed"}}
+	if code := s.do("PATCH", "/cmk/v2/clusters/"+c.ID, rename, nil); code != http.StatusOK {
+		t.Fatalf("rename: %d", code)
+	}
+	viewer := s.principal("viewer", "Operator", "crn://mothership/organization="+s.sys.Organization)
+	if code, _ := s.as(viewer.ID, viewer.Spec.Secret, "DELETE", "/cmk/v2/clusters/"+c.ID, nil); code != http.StatusForbidden {
+		t.Fatalf("an Operator's delete: %d", code)
+	}
+	s.waitCluster(c.ID, "PROVISIONED again", provisioned)
+
+	var history api.List[api.AuditEvent]
+	waitFor(t, "the cluster's history", func() bool {
+		history = api.List[api.AuditEvent]{}
+		s.do("GET", "/audit/v1/events?subject="+c.ID+"&page_size=100", nil, &history)
+		var methods []string
+		for _, e := range history.Data {
+			methods = append(methods, e.Data.MethodName)
+		}
+		return slices.Contains(methods, "POST /cmk/v2/clusters") && slices.Contains(methods, "PATCH /cmk/v2/clusters/{id}") &&
+			slices.Contains(methods, "DELETE /cmk/v2/clusters/{id}") && slices.Contains(methods, "lkc.desired") && slices.Contains(methods, "lkc.status")
+	})
+	for i, e := range history.Data {
+		if i > 0 && e.Time.Before(history.Data[i-1].Time) {
+			t.Fatalf("the history is out of order at %d: %v after %v", i, e.Time, history.Data[i-1].Time)
+		}
+		if e.SpecVersion != "1.0" || e.Subject != c.ID || e.Data.AuthenticationInfo.Principal == "" {
+			t.Fatalf("record %d is not a complete audit event: %+v", i, e)
+		}
+		switch e.Data.MethodName {
+		case "DELETE /cmk/v2/clusters/{id}":
+			if e.Data.AuthorizationInfo.Granted || e.Data.AuthenticationInfo.Principal == "User:" {
+				t.Fatalf("the denied delete is recorded as %+v", e.Data)
+			}
+		case "PATCH /cmk/v2/clusters/{id}":
+			if !e.Data.AuthorizationInfo.Granted {
+				t.Fatalf("the allowed rename is recorded as denied: %+v", e.Data)
+			}
+		}
+	}
+	// The generations of the cluster's desired state are all there: 1
+	// (create), 2 (rename).
+	var gens []float64
+	for _, e := range history.Data {
+		if e.Data.MethodName == "lkc.desired" {
+			gens = append(gens, e.Data.Request["generation"].(float64))
+		}
+	}
+	if !slices.Contains(gens, 1) || !slices.Contains(gens, 2) {
+		t.Fatalf("desired-state changes recorded: generations %v, want 1 and 2", gens)
+	}
+
+	_, bKey, bSecret, err := s.sys.IAM.CreateOrganization(t.Context(), "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var foreign api.List[api.AuditEvent]
+	code, body := s.as(bKey, bSecret, "GET", "/audit/v1/events?subject="+c.ID, nil)
+	if code != http.StatusOK || jsonInto(body, &foreign) != nil || len(foreign.Data) != 0 {
+		t.Fatalf("another organization reads the cluster's history: %d %s", code, body)
+	}
+}
