@@ -1,8 +1,10 @@
 package controlplane_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/mothership-dev/mothership/internal/api"
@@ -75,5 +77,45 @@ func TestAuditLog(t *testing.T) {
 	code, body := s.as(bKey, bSecret, "GET", "/audit/v1/events?subject="+c.ID, nil)
 	if code != http.StatusOK || jsonInto(body, &foreign) != nil || len(foreign.Data) != 0 {
 		t.Fatalf("another organization reads the cluster's history: %d %s", code, body)
+	}
+}
+
+// TestAuditHidesSecretsAndHostileInput: the log never serves a key's
+// secret hash, and a hostile path is recorded, not lost.
+func TestAuditHidesSecretsAndHostileInput(t *testing.T) {
+	s := newSystem(t, nil)
+	if code := s.do("DELETE", "/cmk/v2/clusters/lkc-a%0Ab", nil, nil); code != http.StatusNotFound {
+		t.Fatalf("a hostile id: %d, want 404", code)
+	}
+	var history api.List[api.AuditEvent]
+	waitFor(t, "the admin key's history", func() bool {
+		history = api.List[api.AuditEvent]{}
+		s.do("GET", "/audit/v1/events?subject="+s.key, nil, &history)
+		return len(history.Data) > 0
+	})
+	for _, e := range history.Data {
+		b, _ := json.Marshal(e)
+		if strings.Contains(string(b), `"hash"`) || strings.Contains(string(b), `"salt"`) {
+			t.Fatalf("the audit log serves a key's secret hash: %s", b)
+		}
+	}
+	var invalid api.List[api.AuditEvent]
+	waitFor(t, "the hostile request's record", func() bool {
+		s.do("GET", "/audit/v1/events?subject=invalid-id", nil, &invalid)
+		return len(invalid.Data) == 1 && invalid.Data[0].Data.MethodName == "DELETE /cmk/v2/clusters/{id}"
+	})
+}
+
+// TestKeysPerPrincipalAreBounded: a principal holds at most 10 keys.
+func TestKeysPerPrincipalAreBounded(t *testing.T) {
+	s := newSystem(t, nil)
+	for i := 1; i < 10; i++ { // the admin holds one already
+		if code := s.do("POST", "/iam/v2/api-keys", map[string]any{"spec": map[string]any{}}, nil); code != http.StatusAccepted {
+			t.Fatalf("key %d: %d", i+1, code)
+		}
+	}
+	var eb api.ErrorBody
+	if code := s.do("POST", "/iam/v2/api-keys", map[string]any{"spec": map[string]any{}}, &eb); code != http.StatusPaymentRequired || eb.Errors[0].Code != api.CodeQuotaExceeded {
+		t.Fatalf("an eleventh key: %d %+v", code, eb)
 	}
 }

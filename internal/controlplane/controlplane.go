@@ -97,9 +97,10 @@ type System struct {
 	Satellites map[string]*satellite.Agent
 	Drivers    map[string]*embedded.Driver
 
-	gateway *gateway.Gateway
-	srv     *http.Server
-	ready   atomic.Bool
+	gateway        *gateway.Gateway
+	srv            *http.Server
+	cancelRequests context.CancelFunc
+	ready          atomic.Bool
 }
 
 // Start starts the services bottom layer first, then the API, then the
@@ -193,7 +194,11 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		}
 		unavailable(w, r)
 	}))
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Requests derive from a context Stop cancels: a satellite's long poll
+	// must end at shutdown, which http.Server.Shutdown alone waits for.
+	base, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancelRequests = cancelRequests
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return base }}
 	go func() { _ = s.srv.Serve(cfg.Listener) }()
 
 	s.Fleet, err = host.StartAll(ctx, host.Config{OpenStore: cfg.OpenStore, Kafka: cfg.Kafka, Logger: log, Registerer: cfg.Registerer}, services)
@@ -268,6 +273,7 @@ func (s *System) Stop() error {
 		errs = append(errs, a.Stop())
 	}
 	if s.srv != nil {
+		s.cancelRequests()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		errs = append(errs, s.srv.Shutdown(ctx))

@@ -22,6 +22,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/host"
+	"github.com/mothership-dev/mothership/internal/runtime/reactor"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 	"github.com/mothership-dev/mothership/internal/service/svcapi"
 )
@@ -32,6 +33,9 @@ const (
 	Name  = "audit"
 	Layer = 4
 )
+
+// maxScan bounds the records one page of the log reads.
+const maxScan = 5000
 
 // EventsPath is where the log is read.
 const EventsPath = "/audit/v1/events"
@@ -76,6 +80,9 @@ func (s *Service) Host() host.Service {
 		ReactsTo: topics,
 		OnEvent:  s.onEvent,
 		Attach:   func(st store.Store) { s.st = st },
+		// Every event waits in memory with its state until recorded
+		// (nothing coalesces), so fewer wait than for a reconciler.
+		Reactor: reactor.Config{MaxPending: 10_000},
 	}
 }
 
@@ -97,6 +104,10 @@ func (s *Service) onEvent(ctx context.Context, tx store.Tx, topic string, ev eve
 		scope.Cluster = r.ID
 	}
 	dir := strings.TrimPrefix(topic, "mothership."+r.Kind+".")
+	state, err := redact(r, ev.Data)
+	if err != nil {
+		return err
+	}
 	rec := record{Scope: scope, Event: api.AuditEvent{
 		SpecVersion: "1.0", ID: ev.ID, Source: ev.Source, Type: "io.mothership.audit.resource_changed",
 		Subject: ev.Subject, Time: ev.Time, DataContentType: "application/json",
@@ -107,15 +118,39 @@ func (s *Service) onEvent(ctx context.Context, tx store.Tx, topic string, ev eve
 			AuthenticationInfo: api.AuthenticationInfo{Principal: "System:" + strings.TrimPrefix(ev.Source, "/mothership/")},
 			AuthorizationInfo:  api.AuthorizationInfo{Granted: true, Operation: "write", ResourceType: r.Kind},
 			Request:            map[string]any{"generation": ev.Generation, "version": ev.Version},
-			Result:             map[string]any{"phase": r.Status.Phase, "reason": r.Status.Reason, "deleted": r.Deleted(), "state": ev.Data},
+			Result:             map[string]any{"phase": r.Status.Phase, "reason": r.Status.Reason, "deleted": r.Deleted(), "state": state},
 		},
 	}}
-	_, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindAudit, ID: id(ev.Subject, ev.Time, dir+"-"+fmt.Sprint(ev.Version)),
+	_, err = tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindAudit, ID: id(ev.Subject, ev.Time, dir+"-"+fmt.Sprint(ev.Version)),
 		Organization: scope.Org, Environment: scope.Env, Spec: resource.Encode(rec)})
 	if errors.Is(err, store.ErrAlreadyExists) {
 		return nil // a replay: recorded already
 	}
 	return err
+}
+
+// maxState bounds the state a record keeps: a record must always fit the
+// store's limits, or the change would never be recorded.
+const maxState = 64 << 10
+
+// redact returns the state a record may show: an API key's secret hash
+// and sealed SCRAM credential are left out (they are never served), and a
+// state too large is replaced by a note.
+func redact(r store.Resource, state json.RawMessage) (json.RawMessage, error) {
+	if r.Kind == resource.KindAPIKey {
+		var spec map[string]json.RawMessage
+		if err := json.Unmarshal(r.Spec, &spec); err != nil {
+			return nil, err
+		}
+		delete(spec, "secret")
+		delete(spec, "scram")
+		r.Spec = resource.Encode(spec)
+		state = resource.Encode(r)
+	}
+	if len(state) > maxState {
+		return json.RawMessage(fmt.Sprintf(`{"omitted":"the state is %d bytes"}`, len(state))), nil
+	}
+	return state, nil
 }
 
 func crn(s svcapi.Scope, kind, id string) string {
@@ -178,7 +213,7 @@ func (s *Service) Record(ctx context.Context, q Request) error {
 // it: records of another organization are never shown.
 func (s *Service) Events(ctx context.Context, p svcapi.Principal, subject string, page svcapi.Page) (api.List[api.AuditEvent], error) {
 	out := api.List[api.AuditEvent]{APIVersion: "audit/v1", Kind: "AuditEventList", Data: []api.AuditEvent{}}
-	if subject == "" || len(subject) > 64 || strings.ContainsAny(subject, "/ ") {
+	if subject == "" {
 		e := api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "subject must be a resource id, like lkc-abc123")
 		e.Parameter = "subject"
 		return out, e
@@ -187,7 +222,9 @@ func (s *Service) Events(ctx context.Context, p svcapi.Principal, subject string
 	after := max(page.After, prefix)
 	var ids []string
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		for len(out.Data) <= page.Size {
+		// The scan is bounded: a page reads at most maxScan records, and
+		// says where to go on.
+		for scanned := 0; len(out.Data) <= page.Size && scanned < maxScan; scanned += page.Size + 1 {
 			rs, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindAudit, Organization: p.Organization, AfterID: after, Limit: page.Size + 1})
 			if err != nil {
 				return err
@@ -202,7 +239,9 @@ func (s *Service) Events(ctx context.Context, p svcapi.Principal, subject string
 				if err != nil {
 					return err
 				}
-				if p.Can(svcapi.Read, rec.Scope) {
+				// The id's prefix matches other subjects that begin
+				// with this one; only this subject's records count.
+				if rec.Event.Subject == subject && p.Can(svcapi.Read, rec.Scope) {
 					out.Data = append(out.Data, rec.Event)
 					ids = append(ids, r.ID)
 					if len(out.Data) > page.Size {

@@ -10,7 +10,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,6 +57,7 @@ type Gateway struct {
 	log      *slog.Logger
 	routes   []Route
 	limits   *limiters
+	owners   *limiters
 	mux      *http.ServeMux
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -84,6 +87,7 @@ func New(cfg Config) (*Gateway, error) {
 	cfg.RatePerSecond = cmp.Or(cfg.RatePerSecond, 20)
 	cfg.RateBurst = cmp.Or(cfg.RateBurst, 100)
 	g := &Gateway{cfg: cfg, log: cfg.Logger.With("service", Name), mux: http.NewServeMux(), limits: newLimiters(cfg.RatePerSecond, cfg.RateBurst),
+		owners: newLimiters(2*cfg.RatePerSecond, 2*cfg.RateBurst),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mothership_api_requests_total",
 			Help: "Public API requests by route and status code."}, []string{"method", "route", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mothership_api_request_seconds",
@@ -184,7 +188,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt Route) {
 			g.fail(sw, r, err)
 			return
 		}
-		if !g.limits.allow(sw, p.KeyID) {
+		// A key's bucket, and its owner's: minting keys buys no budget.
+		if !g.limits.allow(sw, p.KeyID, true) || !g.owners.allow(sw, p.Owner, false) {
+			return
+		}
+		if id := r.PathValue("id"); id != "" && !validID(id) {
+			g.fail(sw, r, api.Errorf(http.StatusNotFound, api.CodeNotFound, "no resource has the id %q", truncate(id)))
 			return
 		}
 		if !p.MayAttempt(rt.Need) {
@@ -219,7 +228,8 @@ func (g *Gateway) authenticate(ctx context.Context, r *http.Request) (svcapi.Pri
 		return svcapi.Principal{}, api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized,
 			"this API needs an API key and secret with HTTP Basic authentication")
 	}
-	p, err := g.cfg.IAM.Authenticate(ctx, key, secret)
+	from, _, _ := net.SplitHostPort(r.RemoteAddr)
+	p, err := g.cfg.IAM.Authenticate(ctx, key, secret, from)
 	if err != nil {
 		return p, err
 	}
@@ -233,14 +243,36 @@ func (g *Gateway) authenticate(ctx context.Context, r *http.Request) (svcapi.Pri
 // audit records a mutating request, allowed or denied. The subject is the
 // resource of the path, or the one a creation made.
 func (g *Gateway) audit(r *http.Request, rt Route, p svcapi.Principal, sw *statusWriter, at time.Time) {
+	// Only what has the shape of an id goes into a record's id and key
+	// fields: a hostile path or user name must not make the record fail,
+	// and a secret sent as the user name must not be kept.
 	key, _, _ := r.BasicAuth()
+	if !iam.ValidKeyID(key) {
+		key = ""
+	}
 	subject := r.PathValue("id")
 	if loc := sw.Header().Get("Location"); subject == "" && loc != "" {
 		subject = loc[strings.LastIndex(loc, "/")+1:]
 	}
-	err := g.cfg.Audit.Record(context.WithoutCancel(r.Context()), audit.Request{Principal: p, KeyID: key, Method: r.Method, Path: r.URL.Path,
+	if subject != "" && !validID(subject) {
+		subject = "invalid-id"
+	}
+	err := g.cfg.Audit.Record(context.WithoutCancel(r.Context()), audit.Request{Principal: p, KeyID: key, Method: r.Method, Path: truncate(r.URL.Path),
 		Route: rt.Pattern, Subject: subject, Status: sw.status, Code: sw.code, At: at})
 	if err != nil {
 		g.log.ErrorContext(r.Context(), "audit record lost", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+}
+
+// idPattern is the shape of every resource id the API hands out.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
+
+func validID(id string) bool { return idPattern.MatchString(id) }
+
+// truncate bounds what a hostile request can make us echo or store.
+func truncate(s string) string {
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return strings.ToValidUTF8(s, "?")
 }

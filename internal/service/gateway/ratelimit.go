@@ -33,9 +33,10 @@ func newLimiters(perSecond float64, burst int) *limiters {
 	return &limiters{rate: rate.Limit(perSecond), burst: burst, buckets: map[string]*rate.Limiter{}}
 }
 
-// allow takes a token for key and sets the X-RateLimit headers; when none
-// is left it answers 429 with Retry-After and reports false.
-func (l *limiters) allow(w http.ResponseWriter, key string) bool {
+// allow takes a token for key and, if headers, sets the X-RateLimit
+// headers; when none is left it answers 429 with Retry-After and reports
+// false.
+func (l *limiters) allow(w http.ResponseWriter, key string, headers bool) bool {
 	l.mu.Lock()
 	b, ok := l.buckets[key]
 	if !ok {
@@ -51,15 +52,17 @@ func (l *limiters) allow(w http.ResponseWriter, key string) bool {
 	allowed := b.AllowN(now, 1)
 	tokens := max(b.TokensAt(now), 0)
 	h := w.Header()
-	h.Set("X-RateLimit-Limit", strconv.Itoa(l.burst))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(int(math.Floor(tokens))))
-	h.Set("X-RateLimit-Reset", strconv.Itoa(int(math.Ceil((float64(l.burst)-tokens)/float64(l.rate)))))
+	if headers {
+		h.Set("X-RateLimit-Limit", strconv.Itoa(l.burst))
+		h.Set("X-RateLimit-Remaining", strconv.Itoa(int(math.Floor(tokens))))
+		h.Set("X-RateLimit-Reset", strconv.Itoa(int(math.Ceil((float64(l.burst)-tokens)/float64(l.rate)))))
+	}
 	if allowed {
 		return true
 	}
 	retry := int(math.Max(1, math.Ceil((1-tokens)/float64(l.rate))))
 	e := api.Errorf(http.StatusTooManyRequests, api.CodeRateLimited,
-		"API key %s sent more than %d requests in a burst (%v per second sustained); retry in %d s", key, l.burst, float64(l.rate), retry)
+		"%s sent more than %d requests in a burst (%v per second sustained); retry in %d s", key, l.burst, float64(l.rate), retry)
 	e.RetryAfter = retry
 	api.WriteError(w, e)
 	return false

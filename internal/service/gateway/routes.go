@@ -52,7 +52,11 @@ func (g *Gateway) table() []Route {
 			if err != nil {
 				return err
 			}
-			return ok(w)(g.cfg.Kafka.ListClusters(r.Context(), p, r.URL.Query().Get("environment"), page))
+			env, err := idParam(r, "environment")
+			if err != nil {
+				return err
+			}
+			return ok(w)(g.cfg.Kafka.ListClusters(r.Context(), p, env, page))
 		}},
 		{Method: http.MethodGet, Pattern: kafka.ClustersPath + "/{id}", Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			return ok(w)(g.cfg.Kafka.GetCluster(r.Context(), p, id(r)))
@@ -92,7 +96,11 @@ func (g *Gateway) table() []Route {
 			if err != nil {
 				return err
 			}
-			return ok(w)(g.cfg.Network.ListNetworks(r.Context(), p, r.URL.Query().Get("environment"), page))
+			env, err := idParam(r, "environment")
+			if err != nil {
+				return err
+			}
+			return ok(w)(g.cfg.Network.ListNetworks(r.Context(), p, env, page))
 		}},
 		{Method: http.MethodGet, Pattern: network.NetworksPath + "/{id}", Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			return ok(w)(g.cfg.Network.GetNetwork(r.Context(), p, id(r)))
@@ -183,7 +191,11 @@ func (g *Gateway) table() []Route {
 			if err != nil {
 				return err
 			}
-			return ok(w)(g.cfg.Audit.Events(r.Context(), p, r.URL.Query().Get("subject"), page))
+			subject, err := idParam(r, "subject")
+			if err != nil {
+				return err
+			}
+			return ok(w)(g.cfg.Audit.Events(r.Context(), p, subject, page))
 		}},
 	}
 }
@@ -192,6 +204,18 @@ func (g *Gateway) openAPI(w http.ResponseWriter, _ *http.Request, _ svcapi.Princ
 	w.Header().Set("Content-Type", "application/json")
 	_, err := w.Write(g.cfg.OpenAPI)
 	return err
+}
+
+// idParam reads a query parameter that names a resource; one that cannot
+// be an id is refused rather than looked up.
+func idParam(r *http.Request, name string) (string, error) {
+	v := r.URL.Query().Get(name)
+	if v != "" && !validID(v) {
+		e := api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "%s must be a resource id, like env-abc123 or lkc-abc123", name)
+		e.Parameter = name
+		return "", e
+	}
+	return v, nil
 }
 
 func pageOf(r *http.Request) (svcapi.Page, error) {

@@ -177,6 +177,12 @@ func (s *Service) CreateAPIKey(ctx context.Context, p svcapi.Principal, in api.A
 				return api.Invalid("/spec/owner/id", "no user or service account %q in this organization", owner)
 			}
 		}
+		if n, err := s.keysOf(ctx, tx, p.Organization, owner); err != nil {
+			return err
+		} else if n >= MaxKeysPerPrincipal {
+			return api.Errorf(http.StatusPaymentRequired, api.CodeQuotaExceeded,
+				"%s has %d API keys, the most a principal may hold; delete one first", owner, n)
+		}
 		var site resource.Site
 		if scope != "" {
 			env, where, ok, err := s.clusters.Cluster(ctx, p.Organization, scope)
@@ -303,4 +309,33 @@ func ownerKind(id string) string {
 		return "ServiceAccount"
 	}
 	return "User"
+}
+
+// MaxKeysPerPrincipal bounds a user's or service account's keys, as
+// Confluent Cloud does: each key costs a slow hash to make and its own
+// rate-limit bucket.
+const MaxKeysPerPrincipal = 10
+
+// keysOf counts the live keys of owner.
+func (s *Service) keysOf(ctx context.Context, tx store.Tx, org, owner string) (int, error) {
+	n, after := 0, ""
+	for {
+		rs, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindAPIKey, Organization: org, AfterID: after, Limit: 500})
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range rs {
+			spec, err := resource.Decode[resource.APIKeySpec](r.Spec)
+			if err != nil {
+				return 0, err
+			}
+			if spec.Owner == owner {
+				n++
+			}
+		}
+		if len(rs) < 500 {
+			return n, nil
+		}
+		after = rs[len(rs)-1].ID
+	}
 }

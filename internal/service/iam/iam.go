@@ -182,7 +182,7 @@ func (s *Service) firstAdmin(ctx context.Context, tx store.Tx, org string) (stri
 	}
 	for principal, bs := range bindings {
 		for _, b := range bs {
-			if b.Role == svcapi.RoleOrganizationAdmin && b.Scope == (svcapi.Scope{Org: org}) {
+			if b.Role == svcapi.RoleOrganizationAdmin && b.Scope == (svcapi.Scope{Org: org}) && s.principalExists(ctx, tx, org, principal) {
 				return principal, nil
 			}
 		}
@@ -218,18 +218,18 @@ func (s *Service) bindings(ctx context.Context, tx store.Tx, org string) (map[st
 }
 
 // Authenticate checks an API key and secret and returns the principal.
-func (s *Service) Authenticate(ctx context.Context, key, secret string) (svcapi.Principal, error) {
+//
+// from identifies the client (its address): the budget of slow secret
+// checks is per key and client, so that guessing from one place does not
+// lock the key's owner out elsewhere.
+func (s *Service) Authenticate(ctx context.Context, key, secret, from string) (svcapi.Principal, error) {
 	unauthorized := api.Errorf(http.StatusUnauthorized, api.CodeUnauthorized, "the API key or secret is not valid")
-	if !validKeyID(key) || secret == "" || len(secret) > 256 {
+	if !ValidKeyID(key) || secret == "" || len(secret) > 256 {
 		return svcapi.Principal{}, unauthorized
 	}
 	var r store.Resource
-	var bindings map[string][]svcapi.Binding
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) (err error) {
-		if r, err = tx.ResourceGet(ctx, resource.KindAPIKey, key); err != nil {
-			return err
-		}
-		bindings, err = s.bindings(ctx, tx, r.Organization)
+		r, err = tx.ResourceGet(ctx, resource.KindAPIKey, key)
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -250,7 +250,7 @@ func (s *Service) Authenticate(ctx context.Context, key, secret string) (svcapi.
 		// The slow check costs ~15ms of CPU: a key gets a small budget of
 		// them, so guessing its secret is slow and cannot take the API
 		// down. A secret that passed once is then checked by its cache.
-		if !s.mayGuess(key) {
+		if !s.mayGuess(key + " " + from) {
 			e := api.Errorf(http.StatusTooManyRequests, api.CodeRateLimited, "too many failed attempts for API key %s; retry in a few seconds", key)
 			e.RetryAfter = 5
 			return svcapi.Principal{}, e
@@ -263,11 +263,27 @@ func (s *Service) Authenticate(ctx context.Context, key, secret string) (svcapi.
 		s.verified[key] = fast
 		s.mu.Unlock()
 	}
+	// Roles are read once the secret passed, and a key whose owner was
+	// deleted authenticates no one.
+	var bindings map[string][]svcapi.Binding
+	err = s.st.View(ctx, func(ctx context.Context, tx store.Tx) (err error) {
+		if !s.principalExists(ctx, tx, r.Organization, spec.Owner) {
+			return store.ErrNotFound
+		}
+		bindings, err = s.bindings(ctx, tx, r.Organization)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return svcapi.Principal{}, unauthorized
+	}
+	if err != nil {
+		return svcapi.Principal{}, fmt.Errorf("iam: authenticate: %w", err)
+	}
 	return svcapi.Principal{KeyID: key, Owner: spec.Owner, Organization: r.Organization, Resource: spec.Resource,
 		Bindings: bindings[spec.Owner]}, nil
 }
 
-// mayGuess takes one of key's slow checks: a burst of 10, then one every
+// mayGuess takes one of a key's (and client's) slow checks: a burst of 10, then one every
 // two seconds.
 func (s *Service) mayGuess(key string) bool {
 	s.mu.Lock()
@@ -333,7 +349,9 @@ const (
 	secretAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 )
 
-func validKeyID(k string) bool {
+// ValidKeyID reports whether k has the shape of an API key id, so that
+// anything else is refused (or left out of a record) before any lookup.
+func ValidKeyID(k string) bool {
 	if len(k) != 16 {
 		return false
 	}

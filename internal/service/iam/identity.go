@@ -245,27 +245,34 @@ func (s *Service) deleteOwned(ctx context.Context, p svcapi.Principal, kind, id 
 }
 
 // dropPrincipal deletes the role bindings and keys of a deleted principal,
-// all iam's own resources.
+// all iam's own resources, every page of them.
 func (s *Service) dropPrincipal(ctx context.Context, tx store.Tx, org, principal string) error {
 	for _, kind := range []string{resource.KindRoleBinding, resource.KindAPIKey} {
-		rs, _, err := svcapi.List(ctx, tx, kind, org, "", svcapi.Page{Size: svcapi.MaxPageSize * 100}, nil)
-		if err != nil {
-			return err
-		}
-		for _, r := range rs {
-			var owner struct {
-				Principal string `json:"principal"`
-				Owner     string `json:"owner"`
-			}
-			if err := json.Unmarshal(r.Spec, &owner); err != nil {
+		after := ""
+		for {
+			rs, err := tx.ResourceList(ctx, store.ListParams{Kind: kind, Organization: org, AfterID: after, Limit: 500})
+			if err != nil {
 				return err
 			}
-			if owner.Principal == principal || owner.Owner == principal {
-				if _, err := tx.ResourceDelete(ctx, kind, r.ID); err != nil {
+			for _, r := range rs {
+				var owner struct {
+					Principal string `json:"principal"`
+					Owner     string `json:"owner"`
+				}
+				if err := json.Unmarshal(r.Spec, &owner); err != nil {
 					return err
 				}
-				s.forget(r.ID)
+				if owner.Principal == principal || owner.Owner == principal {
+					if _, err := tx.ResourceDelete(ctx, kind, r.ID); err != nil {
+						return err
+					}
+					s.forget(r.ID)
+				}
 			}
+			if len(rs) < 500 {
+				break
+			}
+			after = rs[len(rs)-1].ID
 		}
 	}
 	return nil

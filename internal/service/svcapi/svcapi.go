@@ -86,7 +86,7 @@ func ParsePage(size, token string) (Page, error) {
 	}
 	if token != "" {
 		after, err := base64.RawURLEncoding.DecodeString(token)
-		if err != nil || len(after) == 0 {
+		if err != nil || len(after) == 0 || len(after) > 255 || !utf8.Valid(after) || strings.ContainsRune(string(after), 0) {
 			e := api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "page_token is not one this API returned")
 			e.Parameter = "page_token"
 			return p, e
