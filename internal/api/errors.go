@@ -136,8 +136,10 @@ func Decode(r io.Reader, v any) *Error {
 		}
 		return e
 	}
-	if dec.More() {
-		return Errorf(http.StatusBadRequest, CodeBadRequest, "the body holds more than one JSON value")
+	// Decoder.More reports nothing more before a stray } or ]: what is
+	// left after the value must be white space only.
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
+		return Errorf(http.StatusBadRequest, CodeBadRequest, "the body holds data after its JSON value")
 	}
 	return nil
 }

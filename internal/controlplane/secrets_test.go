@@ -2,9 +2,11 @@ package controlplane_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -15,6 +17,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/controlplane"
@@ -28,8 +33,9 @@ import (
 // standard library's log (net/http's server errors, slog's default). Then
 // no secret may be in them: the admin's API secret, the cluster key's
 // secret (its SASL password), the satellites' tokens and private keys, and
-// the embedded clusters' admin passwords; and no API answer after the
-// creation's may return a key's secret.
+// the embedded clusters' admin passwords. Nor may the event log, the audit
+// topic included; and no API answer after the creation's may return a
+// key's secret.
 func TestSecretsNeverLogged(t *testing.T) {
 	logs := &logBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -133,19 +139,62 @@ func TestSecretsNeverLogged(t *testing.T) {
 	if !bytes.Contains(captured, []byte("mothership is up")) {
 		t.Fatalf("the logs captured nothing of the system:\n%s", captured)
 	}
-	t.Logf("%d bytes of logs, %d secrets", len(captured), len(secrets))
+	// The event log, the audit topic included, is a log too.
+	events := eventLog(t, b.Addrs())
+	if !bytes.Contains(events, []byte(c.ID)) {
+		t.Fatalf("the event log holds nothing of cluster %s", c.ID)
+	}
+	t.Logf("%d bytes of logs, %d of events, %d secrets", len(captured), len(events), len(secrets))
 	for name, secret := range secrets {
 		if len(secret) < 16 {
 			t.Errorf("%s is %d characters: too short to search for", name, len(secret))
 			continue
 		}
-		for _, form := range encodings(secret) {
-			if i := bytes.Index(captured, []byte(form.text)); i >= 0 {
-				t.Errorf("%s is in the logs (%s), in: %s", name, form.name, lineAt(captured, i))
-				break
+		for where, text := range map[string][]byte{"the logs": captured, "the event log": events} {
+			for _, form := range encodings(secret) {
+				if i := bytes.Index(text, []byte(form.text)); i >= 0 {
+					t.Errorf("%s is in %s (%s), in: %s", name, where, form.name, lineAt(text, i))
+					break
+				}
 			}
 		}
 	}
+}
+
+// eventLog reads every record of every topic of the event broker, one
+// record a line.
+func eventLog(t *testing.T, brokers []string) []byte {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeRegex(), kgo.ConsumeTopics(".*"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out bytes.Buffer
+	// Read until the broker has had nothing more for a second.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("reading %s/%d: %v", topic, p, err)
+			}
+		})
+		if fs.NumRecords() == 0 && out.Len() > 0 {
+			return out.Bytes()
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			fmt.Fprintf(&out, "%s/%d@%d key %s value %s", r.Topic, r.Partition, r.Offset, r.Key, r.Value)
+			for _, h := range r.Headers {
+				fmt.Fprintf(&out, " header %s=%s", h.Key, h.Value)
+			}
+			out.WriteByte('\n')
+		})
+	}
+	t.Fatal("the event log did not come to an end in 30s")
+	return nil
 }
 
 // encoding is one form a secret could be logged in.

@@ -106,6 +106,12 @@ func (g *Gateway) table() []Route {
 			return ok(w)(g.cfg.Network.GetNetwork(r.Context(), p, id(r)))
 		}},
 		{Method: http.MethodDelete, Pattern: network.NetworksPath + "/{id}", Need: svcapi.Write, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			// A network in use stays; kafka (above network) is asked here.
+			if c, err := g.cfg.Kafka.ClusterOnNetwork(r.Context(), p.Organization, id(r)); err != nil {
+				return err
+			} else if c != "" {
+				return api.Errorf(http.StatusConflict, api.CodeConflict, "network %s is used by cluster %s; delete the cluster first", id(r), c)
+			}
 			return noContent(w, g.cfg.Network.DeleteNetwork(r.Context(), p, id(r)))
 		}},
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -334,4 +335,38 @@ func (s *Service) ClusterIn(ctx context.Context, org, env string) (string, error
 // scopeOf locates a cluster for authorization.
 func scopeOf(r store.Resource) svcapi.Scope {
 	return svcapi.Scope{Org: r.Organization, Env: r.Environment, Cluster: r.ID}
+}
+
+// ClusterOnNetwork returns a live cluster of org that uses network, "" if
+// none: a network in use is not deleted.
+func (s *Service) ClusterOnNetwork(ctx context.Context, org, network string) (string, error) {
+	var id string
+	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
+		after := ""
+		for id == "" {
+			rs, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindLKC, Organization: org, AfterID: after, Limit: 500})
+			if err != nil {
+				return err
+			}
+			for _, r := range rs {
+				spec, err := resource.Decode[resource.LKCSpec](r.Spec)
+				if err != nil {
+					return err
+				}
+				if spec.Network == network {
+					id = r.ID
+					break
+				}
+			}
+			if len(rs) < 500 {
+				return nil
+			}
+			after = rs[len(rs)-1].ID
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("kafka: clusters on %s: %w", network, err)
+	}
+	return id, nil
 }

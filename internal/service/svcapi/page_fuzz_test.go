@@ -5,11 +5,14 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"testing"
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/service/svcapi"
 )
+
+var resourceID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$`)
 
 // FuzzParsePage feeds the list routes' query decoder (page_size and
 // page_token) arbitrary values: none may panic; a refusal is a 400 that
@@ -45,8 +48,9 @@ func FuzzParsePage(f *testing.F) {
 
 		// The next page's link, as a list answer writes it for the last
 		// id of a page, is the page after that id, of the same size and
-		// filter.
-		if id == "" {
+		// filter; the ids are the API's own (lkc-abc123, a key's
+		// ABCDEF0123456789, an audit record's a-lkc-abc123-…).
+		if !resourceID.MatchString(id) {
 			return
 		}
 		next := base64.RawURLEncoding.EncodeToString([]byte(id))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -81,9 +80,6 @@ func FuzzSatelliteLink(f *testing.F) {
 		got := rec.Result()
 		data := rec.Body.Bytes()
 		if err := checkAnswer(got, data); err != nil {
-			if knownReportBug(t, h, tokens[caller], req.Method, got.StatusCode, body) {
-				t.Skipf("known bug: %s → %d", input, got.StatusCode)
-			}
 			t.Fatalf("%s → %v", input, err)
 		}
 		switch {
@@ -97,53 +93,11 @@ func FuzzSatelliteLink(f *testing.F) {
 		case got.StatusCode == http.StatusNoContent && req.Method == "POST":
 			var rep resource.Report
 			err := json.Unmarshal([]byte(body), &rep)
-			if err != nil && knownTrailingBug(body) {
-				t.Skipf("known bug: %s → 204", input)
-			}
 			if err != nil || rep.Site != sites[caller].String() {
 				t.Fatalf("%s → 204: a report accepted for %q (%v)", input, rep.Site, err)
 			}
 		}
 	})
-}
-
-// knownReportBug tells a known bug, reported and not yet fixed, from a new
-// one: a report of a version ahead of the site's bundle is answered 500
-// (the store refuses an observed generation ahead of the generation, and
-// sync does not map that refusal). MOTHERSHIP_KNOWN_BUGS=1 turns it into a
-// failure again.
-func knownReportBug(t *testing.T, h http.Handler, token, method string, status int, body string) bool {
-	var rep resource.Report
-	if os.Getenv("MOTHERSHIP_KNOWN_BUGS") != "" || method != "POST" || status != http.StatusInternalServerError ||
-		json.Unmarshal([]byte(body), &rep) != nil {
-		return false
-	}
-	req := httptest.NewRequestWithContext(t.Context(), "GET", resource.BundlePath, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	var b resource.Bundle // version 0 when there is none yet (204)
-	if rec.Code == http.StatusOK && json.Unmarshal(rec.Body.Bytes(), &b) != nil {
-		return false
-	}
-	return rep.Version > b.Version
-}
-
-// knownTrailingBug tells a known bug, reported and not yet fixed: api.Decode
-// asks json.Decoder.More whether data follows the body's value, and More
-// says no when the next character is '}' or ']', so `{…}}` and `{…}]x` are
-// accepted. MOTHERSHIP_KNOWN_BUGS=1 turns it into a failure again.
-func knownTrailingBug(body string) bool {
-	if os.Getenv("MOTHERSHIP_KNOWN_BUGS") != "" {
-		return false
-	}
-	dec := json.NewDecoder(strings.NewReader(body))
-	var v json.RawMessage
-	if dec.Decode(&v) != nil {
-		return false
-	}
-	rest := strings.TrimLeft(body[dec.InputOffset():], " \t\r\n")
-	return strings.HasPrefix(rest, "}") || strings.HasPrefix(rest, "]")
 }
 
 // checkAnswer checks an answer of the link: no 5xx, JSON or a bodiless

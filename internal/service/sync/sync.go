@@ -13,9 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	gosync "sync"
 	"time"
 
+	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/host"
@@ -199,10 +201,19 @@ func (s *Service) Bundle(ctx context.Context, site resource.Site, after int64, w
 // Report records what a site's satellite realized, as the delivery's
 // status.
 func (s *Service) Report(ctx context.Context, site resource.Site, rep resource.Report) error {
+	if rep.Version < 0 {
+		return api.Invalid("/version", "version is a bundle version, at least 0")
+	}
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		d, _, err := s.delivery(ctx, tx, site)
 		if err != nil {
 			return err
+		}
+		if rep.Version > d.Generation {
+			// A satellite ahead of sync (sync restored from an older
+			// backup): its report describes a bundle sync never sent.
+			return api.Errorf(http.StatusConflict, api.CodeConflict,
+				"the report is for bundle version %d, but the newest is %d; fetch the bundle again", rep.Version, d.Generation)
 		}
 		st := store.Status{ObservedGeneration: rep.Version, Phase: resource.PhaseProvisioned,
 			Detail: resource.Encode(resource.DeliveryStatus{Version: rep.Version, Resources: rep.Resources})}
@@ -217,6 +228,10 @@ func (s *Service) Report(ctx context.Context, site resource.Site, rep resource.R
 		_, err = tx.ResourceSetStatus(ctx, resource.KindDelivery, d.ID, st)
 		return err
 	})
+	var apiErr *api.Error
+	if errors.As(err, &apiErr) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("sync: report %s: %w", site, err)
 	}
