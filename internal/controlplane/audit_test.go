@@ -1,6 +1,7 @@
 package controlplane_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -8,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/runtime/store"
 )
 
 // TestAuditLog: every mutating request, allowed or denied, and every state
@@ -99,6 +102,24 @@ func TestAuditHidesSecretsAndHostileInput(t *testing.T) {
 			t.Fatalf("the audit log serves a key's secret hash: %s", b)
 		}
 	}
+	// A method no route has is refused before any route, and recorded.
+	if code := s.do("PUT", "/cmk/v2/clusters/lkc-nope", map[string]any{}, nil); code != http.StatusMethodNotAllowed {
+		t.Fatalf("PUT on a cluster: %d, want 405", code)
+	}
+	// It is refused before authentication, so its record belongs to no
+	// organization: it is on the audit topic and in audit's database, for
+	// operators, and in no customer's history.
+	waitFor(t, "the refused method's record", func() bool {
+		found := false
+		s.view("audit", func(ctx context.Context, tx store.Tx) error {
+			rs, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindAudit, AfterID: "a-lkc-nope-", Limit: 10})
+			for _, r := range rs {
+				found = found || strings.HasPrefix(r.ID, "a-lkc-nope-") && strings.Contains(string(r.Spec), `"PUT /cmk/v2/clusters/{id}"`)
+			}
+			return err
+		})
+		return found
+	})
 	var invalid api.List[api.AuditEvent]
 	waitFor(t, "the hostile request's record", func() bool {
 		s.do("GET", "/audit/v1/events?subject=invalid-id", nil, &invalid)

@@ -113,7 +113,11 @@ func New(cfg Config) (*Gateway, error) {
 		g.mux.Handle(pattern, g.dispatch(byPattern[pattern]))
 	}
 	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		api.WriteError(w, api.Errorf(http.StatusNotFound, api.CodeNotFound, "no API route %s %s", r.Method, r.URL.Path))
+		sw := &statusWriter{ResponseWriter: w, code: api.CodeNotFound}
+		api.WriteError(sw, api.Errorf(http.StatusNotFound, api.CodeNotFound, "no API route %s %s", r.Method, truncate(r.URL.Path)))
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			g.audit(r, Route{Method: r.Method, Pattern: "(no route)"}, svcapi.Principal{}, sw, time.Now())
+		}
 	})
 	return g, nil
 }
@@ -134,8 +138,13 @@ func (g *Gateway) dispatch(routes []Route) http.Handler {
 				allowed = append(allowed, rt.Method)
 			}
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
-			api.WriteError(w, api.Errorf(http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, "%s is not allowed on %s; use %s",
-				r.Method, r.URL.Path, strings.Join(allowed, ", ")))
+			sw := &statusWriter{ResponseWriter: w, code: api.CodeMethodNotAllowed}
+			api.WriteError(sw, api.Errorf(http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, "%s is not allowed on %s; use %s",
+				r.Method, truncate(r.URL.Path), strings.Join(allowed, ", ")))
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				// Refused before any route: recorded all the same.
+				g.audit(r, Route{Method: r.Method, Pattern: routes[0].Pattern}, svcapi.Principal{}, sw, time.Now())
+			}
 			return
 		}
 		g.serve(w, r, routes[i])
