@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/resource"
@@ -138,5 +139,47 @@ func TestKeysPerPrincipalAreBounded(t *testing.T) {
 	var eb api.ErrorBody
 	if code := s.do("POST", "/iam/v2/api-keys", map[string]any{"spec": map[string]any{}}, &eb); code != http.StatusPaymentRequired || eb.Errors[0].Code != api.CodeQuotaExceeded {
 		t.Fatalf("an eleventh key: %d %+v", code, eb)
+	}
+}
+
+// TestUnauthenticatedFloodIsCounted: requests without valid credentials
+// are recorded up to a burst per client, then counted; the next record
+// carries the count, so every request is accounted for and a flood does
+// not fill the log.
+func TestUnauthenticatedFloodIsCounted(t *testing.T) {
+	s := newSystem(t, nil)
+	const flood = 60
+	for range flood {
+		if code, _ := s.as("NOTAKEY", "x", "DELETE", "/cmk/v2/clusters/lkc-flood", nil); code != http.StatusUnauthorized {
+			t.Fatalf("an unauthenticated delete: %d", code)
+		}
+	}
+	time.Sleep(400 * time.Millisecond) // a token comes back
+	s.as("NOTAKEY", "x", "DELETE", "/cmk/v2/clusters/lkc-flood", nil)
+	var records, counted int
+	waitFor(t, "the flood's records", func() bool {
+		records, counted = 0, 0
+		s.view("audit", func(ctx context.Context, tx store.Tx) error {
+			rs, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindAudit, AfterID: "a-lkc-flood-", Limit: 500})
+			for _, r := range rs {
+				if !strings.HasPrefix(r.ID, "a-lkc-flood-") {
+					continue
+				}
+				records++
+				var rec struct {
+					Event api.AuditEvent `json:"event"`
+				}
+				if json.Unmarshal(r.Spec, &rec) == nil {
+					if n, ok := rec.Event.Data.Result["unauthenticated_requests_before"].(float64); ok {
+						counted += int(n)
+					}
+				}
+			}
+			return err
+		})
+		return records+counted == flood+1
+	})
+	if records >= flood {
+		t.Fatalf("%d records for %d unauthenticated requests: the flood was not thinned", records, flood+1)
 	}
 }

@@ -171,6 +171,9 @@ type Request struct {
 	Status       int
 	Code         string
 	At           time.Time
+	// Suppressed counts the unauthenticated requests from the same
+	// client that were counted, not recorded, before this one.
+	Suppressed int
 }
 
 // Record writes the audit record of a mutating request, allowed or denied.
@@ -198,6 +201,9 @@ func (s *Service) Record(ctx context.Context, q Request) error {
 			Result:             map[string]any{"status": q.Status, "code": q.Code},
 		},
 	}}
+	if q.Suppressed > 0 {
+		rec.Event.Data.Result["unauthenticated_requests_before"] = q.Suppressed
+	}
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		_, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindAudit, ID: id(subject, q.At, rec.Event.ID),
 			Organization: scope.Org, Spec: resource.Encode(rec)})

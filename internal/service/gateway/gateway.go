@@ -58,6 +58,7 @@ type Gateway struct {
 	routes   []Route
 	limits   *limiters
 	owners   *limiters
+	anon     *anonymous
 	mux      *http.ServeMux
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -87,7 +88,7 @@ func New(cfg Config) (*Gateway, error) {
 	cfg.RatePerSecond = cmp.Or(cfg.RatePerSecond, 20)
 	cfg.RateBurst = cmp.Or(cfg.RateBurst, 100)
 	g := &Gateway{cfg: cfg, log: cfg.Logger.With("service", Name), mux: http.NewServeMux(), limits: newLimiters(cfg.RatePerSecond, cfg.RateBurst),
-		owners: newLimiters(2*cfg.RatePerSecond, 2*cfg.RateBurst),
+		owners: newLimiters(2*cfg.RatePerSecond, 2*cfg.RateBurst), anon: newAnonymous(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mothership_api_requests_total",
 			Help: "Public API requests by route and status code."}, []string{"method", "route", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mothership_api_request_seconds",
@@ -266,8 +267,16 @@ func (g *Gateway) audit(r *http.Request, rt Route, p svcapi.Principal, sw *statu
 	if subject != "" && !validID(subject) {
 		subject = "invalid-id"
 	}
+	suppressed := 0
+	if p.Owner == "" {
+		from, _, _ := net.SplitHostPort(r.RemoteAddr)
+		var ok bool
+		if ok, suppressed = g.anon.admit(from); !ok {
+			return
+		}
+	}
 	err := g.cfg.Audit.Record(context.WithoutCancel(r.Context()), audit.Request{Principal: p, KeyID: key, Method: r.Method, Path: truncate(r.URL.Path),
-		Route: rt.Pattern, Subject: subject, Status: sw.status, Code: sw.code, At: at})
+		Route: rt.Pattern, Subject: subject, Status: sw.status, Code: sw.code, At: at, Suppressed: suppressed})
 	if err != nil {
 		g.log.ErrorContext(r.Context(), "audit record lost", "method", r.Method, "path", r.URL.Path, "err", err)
 	}

@@ -67,3 +67,40 @@ func (l *limiters) allow(w http.ResponseWriter, key string, headers bool) bool {
 	api.WriteError(w, e)
 	return false
 }
+
+// anonymous thins the audit records of requests that were not
+// authenticated, per client address: past a burst, requests are counted
+// instead of recorded one by one, and the next record of that address
+// carries the count. Unauthenticated requests cost nothing to send, and
+// one record each would let anyone fill the audit log.
+type anonymous struct {
+	mu         sync.Mutex
+	buckets    map[string]*rate.Limiter
+	suppressed map[string]int
+}
+
+func newAnonymous() *anonymous {
+	return &anonymous{buckets: map[string]*rate.Limiter{}, suppressed: map[string]int{}}
+}
+
+// admit reports whether a request from addr is recorded, and how many
+// before it were counted instead.
+func (a *anonymous) admit(addr string) (bool, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b, ok := a.buckets[addr]
+	if !ok {
+		if len(a.buckets) >= maxBuckets {
+			clear(a.buckets)
+		}
+		b = rate.NewLimiter(5, 20)
+		a.buckets[addr] = b
+	}
+	if !b.Allow() {
+		a.suppressed[addr]++
+		return false, 0
+	}
+	n := a.suppressed[addr]
+	delete(a.suppressed, addr)
+	return true, n
+}
