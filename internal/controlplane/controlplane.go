@@ -274,9 +274,16 @@ func (s *System) Stop() error {
 	}
 	if s.srv != nil {
 		s.cancelRequests()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		errs = append(errs, s.srv.Shutdown(ctx))
+		// Requests were cancelled; what still holds Shutdown up is a
+		// connection that never sent one (a client that gave up mid-dial),
+		// which net/http waits 5s for. Close it.
+		if err := s.srv.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
+			errs = append(errs, s.srv.Close())
+		} else {
+			errs = append(errs, err)
+		}
 	}
 	if s.Fleet != nil {
 		errs = append(errs, s.Fleet.Stop())
