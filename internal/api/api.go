@@ -258,3 +258,21 @@ type AuthorizationInfo struct {
 	Operation    string `json:"operation,omitempty"`
 	ResourceType string `json:"resourceType,omitempty"`
 }
+
+// SelfLink returns where the resource is served, for a Location header.
+func (e Environment) SelfLink() string { return e.Metadata.Self }
+
+// SelfLink returns where the resource is served.
+func (c Cluster) SelfLink() string { return c.Metadata.Self }
+
+// SelfLink returns where the resource is served.
+func (n Network) SelfLink() string { return n.Metadata.Self }
+
+// SelfLink returns where the resource is served.
+func (k APIKey) SelfLink() string { return k.Metadata.Self }
+
+// SelfLink returns where the resource is served.
+func (s ServiceAccount) SelfLink() string { return s.Metadata.Self }
+
+// SelfLink returns where the resource is served.
+func (b RoleBinding) SelfLink() string { return b.Metadata.Self }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/mothership-dev/mothership/internal/api"
@@ -17,36 +18,12 @@ func (g *Gateway) table() []Route {
 	return []Route{
 		{Method: http.MethodGet, Pattern: "/openapi.json", Public: true, handler: g.openAPI},
 
-		{Method: http.MethodPost, Pattern: iam.EnvironmentsPath, Need: svcapi.Admin, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			var in api.EnvironmentCreate
-			if e := api.Decode(r.Body, &in); e != nil {
-				return e
-			}
-			out, err := g.cfg.IAM.CreateEnvironment(r.Context(), p, in)
-			return created(w, err, http.StatusCreated, out.Metadata.Self, out)
-		}},
-		{Method: http.MethodGet, Pattern: iam.EnvironmentsPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			page, err := pageOf(r)
-			if err != nil {
-				return err
-			}
-			return ok(w)(g.cfg.IAM.ListEnvironments(r.Context(), p, page))
-		}},
-		{Method: http.MethodGet, Pattern: iam.EnvironmentsPath + "/{id}", Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			return ok(w)(g.cfg.IAM.GetEnvironment(r.Context(), p, id(r)))
-		}},
-		{Method: http.MethodDelete, Pattern: iam.EnvironmentsPath + "/{id}", Need: svcapi.Admin, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			return noContent(w, g.cfg.IAM.DeleteEnvironment(r.Context(), p, id(r)))
-		}},
+		creation(iam.EnvironmentsPath, svcapi.Admin, http.StatusCreated, g.cfg.IAM.CreateEnvironment),
+		listOf(iam.EnvironmentsPath, svcapi.Read, g.cfg.IAM.ListEnvironments),
+		byID(iam.EnvironmentsPath, svcapi.Read, g.cfg.IAM.GetEnvironment),
+		deleteByID(iam.EnvironmentsPath, svcapi.Admin, g.cfg.IAM.DeleteEnvironment),
 
-		{Method: http.MethodPost, Pattern: kafka.ClustersPath, Need: svcapi.Write, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			var in api.ClusterCreate
-			if e := api.Decode(r.Body, &in); e != nil {
-				return e
-			}
-			out, err := g.cfg.Kafka.CreateCluster(r.Context(), p, in)
-			return created(w, err, http.StatusAccepted, out.Metadata.Self, out)
-		}},
+		creation(kafka.ClustersPath, svcapi.Write, http.StatusAccepted, g.cfg.Kafka.CreateCluster),
 		{Method: http.MethodGet, Pattern: kafka.ClustersPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			page, err := pageOf(r)
 			if err != nil {
@@ -58,9 +35,7 @@ func (g *Gateway) table() []Route {
 			}
 			return ok(w)(g.cfg.Kafka.ListClusters(r.Context(), p, env, page))
 		}},
-		{Method: http.MethodGet, Pattern: kafka.ClustersPath + "/{id}", Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			return ok(w)(g.cfg.Kafka.GetCluster(r.Context(), p, id(r)))
-		}},
+		byID(kafka.ClustersPath, svcapi.Read, g.cfg.Kafka.GetCluster),
 		{Method: http.MethodPatch, Pattern: kafka.ClustersPath + "/{id}", Need: svcapi.Write, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			var in api.ClusterUpdate
 			if e := api.Decode(r.Body, &in); e != nil {
@@ -68,9 +43,7 @@ func (g *Gateway) table() []Route {
 			}
 			return ok(w)(g.cfg.Kafka.UpdateCluster(r.Context(), p, id(r), in))
 		}},
-		{Method: http.MethodDelete, Pattern: kafka.ClustersPath + "/{id}", Need: svcapi.Write, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			return noContent(w, g.cfg.Kafka.DeleteCluster(r.Context(), p, id(r)))
-		}},
+		deleteByID(kafka.ClustersPath, svcapi.Write, g.cfg.Kafka.DeleteCluster),
 
 		{Method: http.MethodPost, Pattern: network.NetworksPath, Need: svcapi.Write, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			var in api.NetworkCreate
@@ -102,9 +75,7 @@ func (g *Gateway) table() []Route {
 			}
 			return ok(w)(g.cfg.Network.ListNetworks(r.Context(), p, env, page))
 		}},
-		{Method: http.MethodGet, Pattern: network.NetworksPath + "/{id}", Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			return ok(w)(g.cfg.Network.GetNetwork(r.Context(), p, id(r)))
-		}},
+		byID(network.NetworksPath, svcapi.Read, g.cfg.Network.GetNetwork),
 		{Method: http.MethodDelete, Pattern: network.NetworksPath + "/{id}", Need: svcapi.Write, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			// A network in use stays; kafka (above network) is asked here.
 			if c, err := g.cfg.Kafka.ClusterOnNetwork(r.Context(), p.Organization, id(r)); err != nil {
@@ -115,82 +86,23 @@ func (g *Gateway) table() []Route {
 			return noContent(w, g.cfg.Network.DeleteNetwork(r.Context(), p, id(r)))
 		}},
 
-		{Method: http.MethodPost, Pattern: iam.APIKeysPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			var in api.APIKeyCreate
-			if e := api.Decode(r.Body, &in); e != nil {
-				return e
-			}
-			out, err := g.cfg.IAM.CreateAPIKey(r.Context(), p, in)
-			return created(w, err, http.StatusAccepted, out.Metadata.Self, out)
-		}},
-		{Method: http.MethodGet, Pattern: iam.APIKeysPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			page, err := pageOf(r)
-			if err != nil {
-				return err
-			}
-			return ok(w)(g.cfg.IAM.ListAPIKeys(r.Context(), p, page))
-		}},
-		{Method: http.MethodGet, Pattern: iam.APIKeysPath + "/{id}", Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			return ok(w)(g.cfg.IAM.GetAPIKey(r.Context(), p, id(r)))
-		}},
-		{Method: http.MethodDelete, Pattern: iam.APIKeysPath + "/{id}", Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			return noContent(w, g.cfg.IAM.DeleteAPIKey(r.Context(), p, id(r)))
-		}},
+		creation(iam.APIKeysPath, svcapi.Read, http.StatusAccepted, g.cfg.IAM.CreateAPIKey),
+		listOf(iam.APIKeysPath, svcapi.Read, g.cfg.IAM.ListAPIKeys),
+		byID(iam.APIKeysPath, svcapi.Read, g.cfg.IAM.GetAPIKey),
+		deleteByID(iam.APIKeysPath, svcapi.Read, g.cfg.IAM.DeleteAPIKey),
 
-		{Method: http.MethodGet, Pattern: iam.UsersPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			page, err := pageOf(r)
-			if err != nil {
-				return err
-			}
-			return ok(w)(g.cfg.IAM.ListUsers(r.Context(), p, page))
-		}},
-		{Method: http.MethodGet, Pattern: iam.UsersPath + "/{id}", Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			return ok(w)(g.cfg.IAM.GetUser(r.Context(), p, id(r)))
-		}},
+		listOf(iam.UsersPath, svcapi.Read, g.cfg.IAM.ListUsers),
+		byID(iam.UsersPath, svcapi.Read, g.cfg.IAM.GetUser),
 
-		{Method: http.MethodPost, Pattern: iam.ServiceAccountsPath, Need: svcapi.Admin, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			var in api.ServiceAccountCreate
-			if e := api.Decode(r.Body, &in); e != nil {
-				return e
-			}
-			out, err := g.cfg.IAM.CreateServiceAccount(r.Context(), p, in)
-			return created(w, err, http.StatusCreated, out.Metadata.Self, out)
-		}},
-		{Method: http.MethodGet, Pattern: iam.ServiceAccountsPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			page, err := pageOf(r)
-			if err != nil {
-				return err
-			}
-			return ok(w)(g.cfg.IAM.ListServiceAccounts(r.Context(), p, page))
-		}},
-		{Method: http.MethodGet, Pattern: iam.ServiceAccountsPath + "/{id}", Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			return ok(w)(g.cfg.IAM.GetServiceAccount(r.Context(), p, id(r)))
-		}},
-		{Method: http.MethodDelete, Pattern: iam.ServiceAccountsPath + "/{id}", Need: svcapi.Admin, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			return noContent(w, g.cfg.IAM.DeleteServiceAccount(r.Context(), p, id(r)))
-		}},
+		creation(iam.ServiceAccountsPath, svcapi.Admin, http.StatusCreated, g.cfg.IAM.CreateServiceAccount),
+		listOf(iam.ServiceAccountsPath, svcapi.Read, g.cfg.IAM.ListServiceAccounts),
+		byID(iam.ServiceAccountsPath, svcapi.Read, g.cfg.IAM.GetServiceAccount),
+		deleteByID(iam.ServiceAccountsPath, svcapi.Admin, g.cfg.IAM.DeleteServiceAccount),
 
-		{Method: http.MethodPost, Pattern: iam.RoleBindingsPath, Need: svcapi.Admin, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			var in api.RoleBindingCreate
-			if e := api.Decode(r.Body, &in); e != nil {
-				return e
-			}
-			out, err := g.cfg.IAM.CreateRoleBinding(r.Context(), p, in)
-			return created(w, err, http.StatusCreated, out.Metadata.Self, out)
-		}},
-		{Method: http.MethodGet, Pattern: iam.RoleBindingsPath, Need: svcapi.Admin, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			page, err := pageOf(r)
-			if err != nil {
-				return err
-			}
-			return ok(w)(g.cfg.IAM.ListRoleBindings(r.Context(), p, page))
-		}},
-		{Method: http.MethodGet, Pattern: iam.RoleBindingsPath + "/{id}", Need: svcapi.Admin, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			return ok(w)(g.cfg.IAM.GetRoleBinding(r.Context(), p, id(r)))
-		}},
-		{Method: http.MethodDelete, Pattern: iam.RoleBindingsPath + "/{id}", Need: svcapi.Admin, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			return noContent(w, g.cfg.IAM.DeleteRoleBinding(r.Context(), p, id(r)))
-		}},
+		creation(iam.RoleBindingsPath, svcapi.Admin, http.StatusCreated, g.cfg.IAM.CreateRoleBinding),
+		listOf(iam.RoleBindingsPath, svcapi.Admin, g.cfg.IAM.ListRoleBindings),
+		byID(iam.RoleBindingsPath, svcapi.Admin, g.cfg.IAM.GetRoleBinding),
+		deleteByID(iam.RoleBindingsPath, svcapi.Admin, g.cfg.IAM.DeleteRoleBinding),
 
 		{Method: http.MethodGet, Pattern: audit.EventsPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			page, err := pageOf(r)
@@ -204,6 +116,50 @@ func (g *Gateway) table() []Route {
 			return ok(w)(g.cfg.Audit.Events(r.Context(), p, subject, page))
 		}},
 	}
+}
+
+// byID serves GET pattern/{id}.
+func byID[T any](pattern string, need svcapi.Action, get func(context.Context, svcapi.Principal, string) (T, error)) Route {
+	return Route{Method: http.MethodGet, Pattern: pattern + "/{id}", Need: need, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		return ok(w)(get(r.Context(), p, r.PathValue("id")))
+	}}
+}
+
+// deleteByID serves DELETE pattern/{id}.
+func deleteByID(pattern string, need svcapi.Action, del func(context.Context, svcapi.Principal, string) error) Route {
+	return Route{Method: http.MethodDelete, Pattern: pattern + "/{id}", Need: need, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		return noContent(w, del(r.Context(), p, r.PathValue("id")))
+	}}
+}
+
+// listOf serves GET pattern, a paged list.
+func listOf[T any](pattern string, need svcapi.Action, list func(context.Context, svcapi.Principal, svcapi.Page) (T, error)) Route {
+	return Route{Method: http.MethodGet, Pattern: pattern, Need: need, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		page, err := pageOf(r)
+		if err != nil {
+			return err
+		}
+		return ok(w)(list(r.Context(), p, page))
+	}}
+}
+
+// selfLinked is every created resource: its metadata says where it is.
+type selfLinked interface{ SelfLink() string }
+
+// creation serves POST pattern: the body decoded strictly, the answer
+// with its Location.
+func creation[In any, Out selfLinked](pattern string, need svcapi.Action, status int, create func(context.Context, svcapi.Principal, In) (Out, error)) Route {
+	return Route{Method: http.MethodPost, Pattern: pattern, Need: need, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		var in In
+		if e := api.Decode(r.Body, &in); e != nil {
+			return e
+		}
+		out, err := create(r.Context(), p, in)
+		if err != nil {
+			return err
+		}
+		return created(w, nil, status, out.SelfLink(), out)
+	}}
 }
 
 func (g *Gateway) openAPI(w http.ResponseWriter, _ *http.Request, _ svcapi.Principal) error {
