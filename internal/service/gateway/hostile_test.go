@@ -83,9 +83,16 @@ func FuzzAuthorization(f *testing.F) {
 		if scheme, rest, ok := strings.Cut(header, "+"); ok && strings.EqualFold(strings.TrimSpace(scheme), "Basic") {
 			header = scheme + base64.StdEncoding.EncodeToString([]byte(rest))
 		}
-		if strings.ContainsFunc(header, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) || len(header) > 64<<10 {
-			t.Skip("not a header value a client can send")
-		}
+		// A client cannot send control characters in a header, nor a
+		// header past net/http's limits: such input is sent in the nearest
+		// form a client can send, so every input is still a request.
+		header = strings.Map(func(r rune) rune {
+			if r < ' ' && r != '\t' || r == 0x7f {
+				return '?'
+			}
+			return r
+		}, header)
+		header = header[:min(len(header), 64<<10)]
 		req, err := http.NewRequestWithContext(t.Context(), "GET", h.sys.URL+target, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -577,10 +584,10 @@ func (h *hostile) fuzzOne(t *testing.T, methodN, routeN uint8, id, query string,
 	rt := h.routes[int(routeN)%len(h.routes)]
 	methods := []string{rt.Method, "GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 	method := methods[int(methodN)%len(methods)]
-	target, ok := fuzzTarget(rt.Pattern, fx.expand(id), fx.expand(query))
-	if !ok {
-		t.Skip("the request line would pass net/http's header limit")
-	}
+	// Bounded so that the escaped request line (at most 3 bytes a byte)
+	// stays under net/http's header limit, past which net/http answers
+	// 431 itself and the API is never reached.
+	target := fuzzTarget(rt.Pattern, bounded(fx.expand(id)), bounded(fx.expand(query)))
 	body = []byte(fx.expand(string(body)))
 	input := fmt.Sprintf("%s %s body %s", method, trim([]byte(target)), trim(body))
 
@@ -648,7 +655,7 @@ func (fx fixtures) expand(s string) string {
 // escaped itself: a bad escape in the path is refused by net/http with a
 // plain-text 400 before the API sees it. The query is sent with its bad
 // escapes, which the server takes as they are.
-func fuzzTarget(pattern, id, query string) (string, bool) {
+func fuzzTarget(pattern, id, query string) string {
 	seg := escapeTarget(id, true)
 	var b strings.Builder
 	for part := range strings.SplitSeq(strings.TrimPrefix(pattern, "/"), "/") {
@@ -666,10 +673,11 @@ func fuzzTarget(pattern, id, query string) (string, bool) {
 	if query != "" {
 		b.WriteString("?" + escapeTarget(query, false))
 	}
-	// http.DefaultMaxHeaderBytes bounds the request line: past it net/http
-	// answers 431 itself.
-	return b.String(), b.Len() < 512<<10
+	return b.String()
 }
+
+// bounded cuts a fuzzed id or query to 64 KiB.
+func bounded(s string) string { return s[:min(len(s), 64<<10)] }
 
 func escapeTarget(s string, inPath bool) string {
 	const hex = "0123456789ABCDEF"
