@@ -24,17 +24,7 @@ func (g *Gateway) table() []Route {
 		deleteByID(iam.EnvironmentsPath, svcapi.Admin, g.cfg.IAM.DeleteEnvironment),
 
 		creation(kafka.ClustersPath, svcapi.Write, http.StatusAccepted, g.cfg.Kafka.CreateCluster),
-		{Method: http.MethodGet, Pattern: kafka.ClustersPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			page, err := pageOf(r)
-			if err != nil {
-				return err
-			}
-			env, err := idParam(r, "environment")
-			if err != nil {
-				return err
-			}
-			return ok(w)(g.cfg.Kafka.ListClusters(r.Context(), p, env, page))
-		}},
+		listInEnvironment(kafka.ClustersPath, g.cfg.Kafka.ListClusters),
 		byID(kafka.ClustersPath, svcapi.Read, g.cfg.Kafka.GetCluster),
 		{Method: http.MethodPatch, Pattern: kafka.ClustersPath + "/{id}", Need: svcapi.Write, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			var in api.ClusterUpdate
@@ -64,17 +54,7 @@ func (g *Gateway) table() []Route {
 			out, err := g.cfg.Network.CreateNetwork(r.Context(), p, in)
 			return created(w, err, http.StatusAccepted, out.Metadata.Self, out)
 		}},
-		{Method: http.MethodGet, Pattern: network.NetworksPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			page, err := pageOf(r)
-			if err != nil {
-				return err
-			}
-			env, err := idParam(r, "environment")
-			if err != nil {
-				return err
-			}
-			return ok(w)(g.cfg.Network.ListNetworks(r.Context(), p, env, page))
-		}},
+		listInEnvironment(network.NetworksPath, g.cfg.Network.ListNetworks),
 		byID(network.NetworksPath, svcapi.Read, g.cfg.Network.GetNetwork),
 		{Method: http.MethodDelete, Pattern: network.NetworksPath + "/{id}", Need: svcapi.Write, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			// A network in use stays; kafka (above network) is asked here.
@@ -140,6 +120,22 @@ func listOf[T any](pattern string, need svcapi.Action, list func(context.Context
 			return err
 		}
 		return ok(w)(list(r.Context(), p, page))
+	}}
+}
+
+// listInEnvironment serves GET pattern, a paged list that an environment
+// query parameter may narrow.
+func listInEnvironment[T any](pattern string, list func(context.Context, svcapi.Principal, string, svcapi.Page) (T, error)) Route {
+	return Route{Method: http.MethodGet, Pattern: pattern, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		page, err := pageOf(r)
+		if err != nil {
+			return err
+		}
+		env, err := idParam(r, "environment")
+		if err != nil {
+			return err
+		}
+		return ok(w)(list(r.Context(), p, env, page))
 	}}
 }
 

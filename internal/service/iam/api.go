@@ -79,25 +79,11 @@ func (s *Service) EnvironmentExists(ctx context.Context, org, id string) (bool, 
 
 // ListEnvironments lists the caller's environments.
 func (s *Service) ListEnvironments(ctx context.Context, p svcapi.Principal, page svcapi.Page) (api.List[api.Environment], error) {
-	out := api.List[api.Environment]{APIVersion: "org/v2", Kind: "EnvironmentList", Data: []api.Environment{}}
-	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		rs, next, err := svcapi.List(ctx, tx, resource.KindEnvironment, p.Organization, "", page, func(r store.Resource) bool {
+	return svcapi.ListPage(ctx, s.st, svcapi.ListQuery{APIVersion: "org/v2", ListKind: "EnvironmentList",
+		Kind: resource.KindEnvironment, Org: p.Organization, Path: EnvironmentsPath, Page: page,
+		Visible: func(r store.Resource) bool {
 			return p.Can(svcapi.Read, svcapi.Scope{Org: r.Organization, Env: r.ID})
-		})
-		if err != nil {
-			return err
-		}
-		for _, r := range rs {
-			e, err := toEnvironment(r)
-			if err != nil {
-				return err
-			}
-			out.Data = append(out.Data, e)
-		}
-		out.Metadata = svcapi.ListMeta(EnvironmentsPath, nil, page, next)
-		return nil
-	})
-	return out, err
+		}}, toEnvironment)
 }
 
 // DeleteEnvironment deletes an environment that holds no cluster.
@@ -233,25 +219,9 @@ func (s *Service) GetAPIKey(ctx context.Context, p svcapi.Principal, id string) 
 
 // ListAPIKeys lists the organization's keys, without secrets.
 func (s *Service) ListAPIKeys(ctx context.Context, p svcapi.Principal, page svcapi.Page) (api.List[api.APIKey], error) {
-	out := api.List[api.APIKey]{APIVersion: "iam/v2", Kind: "ApiKeyList", Data: []api.APIKey{}}
-	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		rs, next, err := svcapi.List(ctx, tx, resource.KindAPIKey, p.Organization, "", page, func(r store.Resource) bool {
-			return s.mayManageKey(p, r) == nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, r := range rs {
-			k, err := toAPIKey(r)
-			if err != nil {
-				return err
-			}
-			out.Data = append(out.Data, k)
-		}
-		out.Metadata = svcapi.ListMeta(APIKeysPath, nil, page, next)
-		return nil
-	})
-	return out, err
+	return svcapi.ListPage(ctx, s.st, svcapi.ListQuery{APIVersion: "iam/v2", ListKind: "ApiKeyList",
+		Kind: resource.KindAPIKey, Org: p.Organization, Path: APIKeysPath, Page: page,
+		Visible: func(r store.Resource) bool { return s.mayManageKey(p, r) == nil }}, toAPIKey)
 }
 
 // DeleteAPIKey deletes one of the organization's keys; the data plane

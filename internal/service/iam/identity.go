@@ -59,26 +59,11 @@ func get[T any](ctx context.Context, s *Service, p svcapi.Principal, a svcapi.Ac
 // list pages org's resources of kind after checking a on the organization.
 func list[T any](ctx context.Context, s *Service, p svcapi.Principal, a svcapi.Action, kind, path, listKind string, page svcapi.Page,
 	render func(store.Resource) (T, error)) (api.List[T], error) {
-	out := api.List[T]{APIVersion: "iam/v2", Kind: listKind, Data: []T{}}
 	if err := p.Require(a, svcapi.Scope{Org: p.Organization}); err != nil {
-		return out, err
+		return api.List[T]{}, err
 	}
-	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		rs, next, err := svcapi.List(ctx, tx, kind, p.Organization, "", page, nil)
-		if err != nil {
-			return err
-		}
-		for _, r := range rs {
-			v, err := render(r)
-			if err != nil {
-				return err
-			}
-			out.Data = append(out.Data, v)
-		}
-		out.Metadata = svcapi.ListMeta(path, nil, page, next)
-		return nil
-	})
-	return out, err
+	return svcapi.ListPage(ctx, s.st, svcapi.ListQuery{APIVersion: "iam/v2", ListKind: listKind,
+		Kind: kind, Org: p.Organization, Path: path, Page: page}, render)
 }
 
 // GetUser returns a user of the caller's organization.

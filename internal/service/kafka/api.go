@@ -176,25 +176,9 @@ func (s *Service) GetCluster(ctx context.Context, p svcapi.Principal, id string)
 // ListClusters lists the caller's clusters, in one environment if env is
 // set.
 func (s *Service) ListClusters(ctx context.Context, p svcapi.Principal, env string, page svcapi.Page) (api.List[api.Cluster], error) {
-	out := api.List[api.Cluster]{APIVersion: "cmk/v2", Kind: "ClusterList", Data: []api.Cluster{}}
-	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		rs, next, err := svcapi.List(ctx, tx, resource.KindLKC, p.Organization, env, page, func(r store.Resource) bool {
-			return p.Can(svcapi.Read, scopeOf(r))
-		})
-		if err != nil {
-			return err
-		}
-		for _, r := range rs {
-			c, err := toCluster(r)
-			if err != nil {
-				return err
-			}
-			out.Data = append(out.Data, c)
-		}
-		out.Metadata = svcapi.ListMeta(ClustersPath, url.Values{"environment": {env}}, page, next)
-		return nil
-	})
-	return out, err
+	return svcapi.ListPage(ctx, s.st, svcapi.ListQuery{APIVersion: "cmk/v2", ListKind: "ClusterList",
+		Kind: resource.KindLKC, Org: p.Organization, Env: env, Path: ClustersPath, Filter: url.Values{"environment": {env}}, Page: page,
+		Visible: func(r store.Resource) bool { return p.Can(svcapi.Read, scopeOf(r)) }}, toCluster)
 }
 
 // UpdateCluster applies a PATCH: display_name, config.cku, a Basic →

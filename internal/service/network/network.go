@@ -215,25 +215,11 @@ func (s *Service) NetworkExists(ctx context.Context, org, env, id string, site r
 
 // ListNetworks lists the caller's networks.
 func (s *Service) ListNetworks(ctx context.Context, p svcapi.Principal, env string, page svcapi.Page) (api.List[api.Network], error) {
-	out := api.List[api.Network]{APIVersion: "networking/v1", Kind: "NetworkList", Data: []api.Network{}}
-	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		rs, next, err := svcapi.List(ctx, tx, resource.KindNetwork, p.Organization, env, page, func(r store.Resource) bool {
+	return svcapi.ListPage(ctx, s.st, svcapi.ListQuery{APIVersion: "networking/v1", ListKind: "NetworkList",
+		Kind: resource.KindNetwork, Org: p.Organization, Env: env, Path: NetworksPath, Filter: url.Values{"environment": {env}}, Page: page,
+		Visible: func(r store.Resource) bool {
 			return p.Can(svcapi.Read, svcapi.Scope{Org: r.Organization, Env: r.Environment})
-		})
-		if err != nil {
-			return err
-		}
-		for _, r := range rs {
-			n, err := toNetwork(r)
-			if err != nil {
-				return err
-			}
-			out.Data = append(out.Data, n)
-		}
-		out.Metadata = svcapi.ListMeta(NetworksPath, url.Values{"environment": {env}}, page, next)
-		return nil
-	})
-	return out, err
+		}}, toNetwork)
 }
 
 // DeleteNetwork deletes a network.

@@ -191,3 +191,40 @@ func Token(afterID string) string {
 	}
 	return base64.RawURLEncoding.EncodeToString([]byte(afterID))
 }
+
+// ListQuery is one page of a list route: what to read, and how the answer
+// names itself.
+type ListQuery struct {
+	// APIVersion and ListKind name the answer ("cmk/v2", "ClusterList").
+	APIVersion, ListKind string
+	// Kind, Org and Env select the resources; Env may be empty.
+	Kind, Org, Env string
+	// Path and Filter make the page links.
+	Path   string
+	Filter url.Values
+	Page   Page
+	// Visible keeps only what the caller may read; nil keeps everything.
+	Visible func(store.Resource) bool
+}
+
+// ListPage reads one page of q from st and renders it: the one list
+// every service's API serves.
+func ListPage[T any](ctx context.Context, st store.Store, q ListQuery, render func(store.Resource) (T, error)) (api.List[T], error) {
+	out := api.List[T]{APIVersion: q.APIVersion, Kind: q.ListKind, Data: []T{}}
+	err := st.View(ctx, func(ctx context.Context, tx store.Tx) error {
+		rs, next, err := List(ctx, tx, q.Kind, q.Org, q.Env, q.Page, q.Visible)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			v, err := render(r)
+			if err != nil {
+				return err
+			}
+			out.Data = append(out.Data, v)
+		}
+		out.Metadata = ListMeta(q.Path, q.Filter, q.Page, next)
+		return nil
+	})
+	return out, err
+}
