@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,16 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mothership-dev/mothership/internal/controlplane/cptest"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/mothership-dev/mothership/internal/api"
-	"github.com/mothership-dev/mothership/internal/cloud/sim"
 	"github.com/mothership-dev/mothership/internal/controlplane"
-	"github.com/mothership-dev/mothership/internal/runtime/broker"
-	"github.com/mothership-dev/mothership/internal/runtime/store"
-	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
 )
 
 // testSystem is a whole system on the embedded default in a temp dir.
@@ -42,38 +39,12 @@ type testSystem struct {
 func newSystem(t *testing.T, tune func(*controlplane.Config)) *testSystem {
 	t.Helper()
 	dir := t.TempDir()
-	b, err := broker.Start(broker.Config{DataDir: filepath.Join(dir, "broker")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return startSystem(t, dir, b.Addrs(), tune)
+	return startSystem(t, dir, cptest.Broker(t, dir), tune)
 }
 
 func startSystem(t *testing.T, dir string, bootstrap []string, tune func(*controlplane.Config)) *testSystem {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := controlplane.Config{
-		DataDir: dir, Listener: ln, Kafka: []kgo.Opt{kgo.SeedBrokers(bootstrap...)},
-		OpenStore: func(ctx context.Context, service string, owns []string) (store.Store, error) {
-			return sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, service+".db"), Service: service, Owns: owns})
-		},
-		Cloud:           sim.Config{OperationTime: 50 * time.Millisecond},
-		BrokerStepDelay: 20 * time.Millisecond,
-		// Tests poll fast; the rate limit has a test of its own.
-		RatePerSecond: 10_000, RateBurst: 10_000,
-	}
-	if tune != nil {
-		tune(&cfg)
-	}
-	sys, err := controlplane.Start(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sys.Stop() })
+	sys := cptest.Start(t, dir, bootstrap, tune)
 	return &testSystem{t: t, sys: sys, dir: dir, brokers: bootstrap, key: sys.AdminKey, secret: sys.AdminSecret}
 }
 

@@ -8,13 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"path"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -25,14 +22,10 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/mothership-dev/mothership/internal/controlplane/cptest"
 
 	"github.com/mothership-dev/mothership/internal/api"
-	"github.com/mothership-dev/mothership/internal/cloud/sim"
 	"github.com/mothership-dev/mothership/internal/controlplane"
-	"github.com/mothership-dev/mothership/internal/runtime/broker"
-	"github.com/mothership-dev/mothership/internal/runtime/store"
-	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
 	"github.com/mothership-dev/mothership/internal/service/gateway"
 	"github.com/mothership-dev/mothership/internal/service/iam"
 	"github.com/mothership-dev/mothership/internal/service/kafka"
@@ -355,36 +348,12 @@ func newHostile(tb testing.TB) *hostile {
 		client: &http.Client{Timeout: time.Minute, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
-// startSystemTB is startSystem for fuzz targets too, with a rate limit
-// that a fuzzer does not reach: fuzzing the 429 would fuzz nothing else.
+// startSystemTB starts the system for fuzz targets too, with cptest's rate
+// limit, which a fuzzer does not reach: fuzzing the 429 would fuzz
+// nothing else.
 func startSystemTB(tb testing.TB) *controlplane.System {
 	tb.Helper()
-	dir := tb.TempDir()
-	b, err := broker.Start(broker.Config{DataDir: filepath.Join(dir, "broker")})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(b.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	sys, err := controlplane.Start(tb.Context(), controlplane.Config{
-		DataDir: dir, Listener: ln, Kafka: []kgo.Opt{kgo.SeedBrokers(b.Addrs()...)},
-		OpenStore: func(ctx context.Context, service string, owns []string) (store.Store, error) {
-			return sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, service+".db"), Service: service, Owns: owns})
-		},
-		Cloud:           sim.Config{OperationTime: 50 * time.Millisecond},
-		BrokerStepDelay: 20 * time.Millisecond,
-		RatePerSecond:   1e6, RateBurst: 1e6,
-		// The gateway logs a 500's cause (and a recovered panic) at error
-		// level: show it.
-		Logger: slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelError})),
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = sys.Stop() })
+	sys, _, _ := cptest.New(tb, nil)
 	return sys
 }
 

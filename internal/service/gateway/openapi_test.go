@@ -8,29 +8,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
-	"net"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mothership-dev/mothership/internal/controlplane/cptest"
+
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mothership-dev/mothership/internal/api"
-	"github.com/mothership-dev/mothership/internal/cloud/sim"
 	"github.com/mothership-dev/mothership/internal/controlplane"
-	"github.com/mothership-dev/mothership/internal/runtime/broker"
-	"github.com/mothership-dev/mothership/internal/runtime/store"
-	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
 	"github.com/mothership-dev/mothership/internal/service/audit"
 	"github.com/mothership-dev/mothership/internal/service/gateway"
 	"github.com/mothership-dev/mothership/internal/service/iam"
@@ -528,36 +522,12 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 	}
 }
 
-// startSystem starts the whole system as `dev` runs it, on the embedded
-// broker and SQLite in a temp dir: the equivalent of the controlplane
-// end-to-end tests' helper, which another package's test cannot import.
+// startSystem starts the whole system as `dev` runs it (cptest), with the
+// gateway's own rate limits.
 func startSystem(t *testing.T) *controlplane.System {
 	t.Helper()
-	dir := t.TempDir()
-	b, err := broker.Start(broker.Config{DataDir: filepath.Join(dir, "broker")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sys, err := controlplane.Start(t.Context(), controlplane.Config{
-		DataDir: dir, Listener: ln, Kafka: []kgo.Opt{kgo.SeedBrokers(b.Addrs()...)},
-		OpenStore: func(ctx context.Context, service string, owns []string) (store.Store, error) {
-			return sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, service+".db"), Service: service, Owns: owns})
-		},
-		Cloud:           sim.Config{OperationTime: 50 * time.Millisecond},
-		BrokerStepDelay: 20 * time.Millisecond,
-		// The gateway logs a 500's cause at error level: show it.
-		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Cleanups run last first: the system stops before the broker closes.
-	t.Cleanup(func() { _ = sys.Stop() })
+	// The gateway's default rate limits: the document's 429 is exercised.
+	sys, _, _ := cptest.New(t, func(c *controlplane.Config) { c.RatePerSecond, c.RateBurst = 0, 0 })
 	return sys
 }
 
