@@ -34,13 +34,74 @@ const (
 	Layer = 4
 )
 
+// IAM is what the gateway asks of the iam service: *iam.Service in one
+// process, *iam.Client across processes.
+type IAM interface {
+	Authenticate(ctx context.Context, key, secret, from string) (svcapi.Principal, error)
+	CreateEnvironment(ctx context.Context, p svcapi.Principal, in api.EnvironmentCreate) (api.Environment, error)
+	GetEnvironment(ctx context.Context, p svcapi.Principal, id string) (api.Environment, error)
+	EnvironmentExists(ctx context.Context, org, id string) (bool, error)
+	ListEnvironments(ctx context.Context, p svcapi.Principal, page svcapi.Page) (api.List[api.Environment], error)
+	DeleteEnvironment(ctx context.Context, p svcapi.Principal, id string) error
+	CreateAPIKey(ctx context.Context, p svcapi.Principal, in api.APIKeyCreate) (api.APIKey, error)
+	GetAPIKey(ctx context.Context, p svcapi.Principal, id string) (api.APIKey, error)
+	ListAPIKeys(ctx context.Context, p svcapi.Principal, page svcapi.Page) (api.List[api.APIKey], error)
+	DeleteAPIKey(ctx context.Context, p svcapi.Principal, id string) error
+	GetUser(ctx context.Context, p svcapi.Principal, id string) (api.User, error)
+	ListUsers(ctx context.Context, p svcapi.Principal, page svcapi.Page) (api.List[api.User], error)
+	CreateServiceAccount(ctx context.Context, p svcapi.Principal, in api.ServiceAccountCreate) (api.ServiceAccount, error)
+	GetServiceAccount(ctx context.Context, p svcapi.Principal, id string) (api.ServiceAccount, error)
+	ListServiceAccounts(ctx context.Context, p svcapi.Principal, page svcapi.Page) (api.List[api.ServiceAccount], error)
+	DeleteServiceAccount(ctx context.Context, p svcapi.Principal, id string) error
+	CreateRoleBinding(ctx context.Context, p svcapi.Principal, in api.RoleBindingCreate) (api.RoleBinding, error)
+	GetRoleBinding(ctx context.Context, p svcapi.Principal, id string) (api.RoleBinding, error)
+	ListRoleBindings(ctx context.Context, p svcapi.Principal, page svcapi.Page) (api.List[api.RoleBinding], error)
+	DeleteRoleBinding(ctx context.Context, p svcapi.Principal, id string) error
+}
+
+// Kafka is what the gateway asks of the kafka service.
+type Kafka interface {
+	CreateCluster(ctx context.Context, p svcapi.Principal, in api.ClusterCreate) (api.Cluster, error)
+	GetCluster(ctx context.Context, p svcapi.Principal, id string) (api.Cluster, error)
+	ListClusters(ctx context.Context, p svcapi.Principal, env string, page svcapi.Page) (api.List[api.Cluster], error)
+	UpdateCluster(ctx context.Context, p svcapi.Principal, id string, in api.ClusterUpdate) (api.Cluster, error)
+	DeleteCluster(ctx context.Context, p svcapi.Principal, id string) error
+	ClusterOnNetwork(ctx context.Context, org, network string) (string, error)
+}
+
+// Network is what the gateway asks of the network service.
+type Network interface {
+	CreateNetwork(ctx context.Context, p svcapi.Principal, in api.NetworkCreate) (api.Network, error)
+	GetNetwork(ctx context.Context, p svcapi.Principal, id string) (api.Network, error)
+	ListNetworks(ctx context.Context, p svcapi.Principal, env string, page svcapi.Page) (api.List[api.Network], error)
+	DeleteNetwork(ctx context.Context, p svcapi.Principal, id string) error
+}
+
+// Audit is what the gateway asks of the audit service.
+type Audit interface {
+	Record(ctx context.Context, q audit.Request) error
+	Events(ctx context.Context, p svcapi.Principal, subject string, page svcapi.Page) (api.List[api.AuditEvent], error)
+}
+
+// Each service and its client serve the gateway alike.
+var (
+	_ IAM     = (*iam.Service)(nil)
+	_ IAM     = (*iam.Client)(nil)
+	_ Kafka   = (*kafka.Service)(nil)
+	_ Kafka   = (*kafka.Client)(nil)
+	_ Network = (*network.Service)(nil)
+	_ Network = (*network.Client)(nil)
+	_ Audit   = (*audit.Service)(nil)
+	_ Audit   = (*audit.Client)(nil)
+)
+
 // Config configures the gateway.
 type Config struct {
-	IAM     *iam.Service
-	Kafka   *kafka.Service
-	Network *network.Service
+	IAM     IAM
+	Kafka   Kafka
+	Network Network
 	// Audit records every mutating request, allowed or denied.
-	Audit *audit.Service
+	Audit Audit
 	// OpenAPI is the document served at /openapi.json.
 	OpenAPI []byte
 	// RatePerSecond and RateBurst bound each API key's requests (defaults

@@ -1,0 +1,27 @@
+package sync
+
+import (
+	"context"
+
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/service/svcapi"
+)
+
+// RPC serves the service's answers to kafka when it runs in another
+// process; token is the internal token it presents.
+func (s *Service) RPC(token string) *svcapi.RPCServer {
+	srv := svcapi.NewRPCServer(Name, token)
+	svcapi.Handle(srv, "SiteServed", func(ctx context.Context, site resource.Site) (bool, error) { return s.SiteServed(ctx, site) })
+	return srv
+}
+
+// Client calls a sync service in another process.
+type Client struct{ c *svcapi.RPCClient }
+
+// NewClient returns a client of the sync service at url.
+func NewClient(url, token string) *Client { return &Client{svcapi.NewRPCClient(Name, url, token)} }
+
+// SiteServed calls Service.SiteServed.
+func (c *Client) SiteServed(ctx context.Context, site resource.Site) (bool, error) {
+	return svcapi.Call[resource.Site, bool](ctx, c.c, "SiteServed", site)
+}
