@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,7 @@ type feed struct {
 	mu        sync.Mutex
 	conn      *pgconn.PgConn
 	relations map[uint32]*pglogrepl.RelationMessage
+	inTx      bool           // between a Begin and its Commit
 	tx        []store.Change // inserts of the transaction being received
 	ready     []store.Change // committed changes not yet returned
 	confirmed pglogrepl.LSN
@@ -92,6 +94,14 @@ func (f *feed) connect(ctx context.Context) error {
 	})
 	if err != nil {
 		conn.Close(ctx)
+		var pe *pgconn.PgError
+		switch {
+		case !errors.As(err, &pe):
+		case pe.Code == "55000" && strings.Contains(pe.Message+pe.Detail, "no longer get changes"): // the slot was invalidated
+			return f.s.watch.markLost(ctx, "lost")
+		case pe.Code == "42704": // undefined_object: the slot was dropped
+			return f.s.watch.markLost(ctx, "dropped")
+		}
 		return fmt.Errorf("postgres %s: start replication: %w", f.s.cfg.Service, err)
 	}
 	f.conn, f.relations, f.tx, f.ready = conn, map[uint32]*pglogrepl.RelationMessage{}, nil, nil
@@ -105,6 +115,9 @@ func (f *feed) connect(ctx context.Context) error {
 func (f *feed) Next(ctx context.Context, _ int) ([]store.Change, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.s.watch.err(); err != nil {
+		return nil, err
+	}
 	if f.conn == nil {
 		if err := f.connect(ctx); err != nil {
 			return nil, err
@@ -157,6 +170,17 @@ func (f *feed) handle(ctx context.Context, data []byte) error {
 		if err != nil {
 			return fmt.Errorf("postgres %s: keepalive: %w", f.s.cfg.Service, err)
 		}
+		// A keepalive's position is where the server's decoding is: every
+		// transaction of ours that ended before it was sent already. When
+		// all of them were confirmed and none is half received, the
+		// position can be confirmed too, so that the slot does not hold
+		// the WAL other databases of the server write while this service
+		// is idle (Debezium's heartbeat does the same).
+		idle := !f.inTx && len(f.ready) == 0 && f.received <= f.confirmed
+		if idle && pkm.ServerWALEnd > f.confirmed {
+			f.confirmed = pkm.ServerWALEnd
+			return f.sendStandby(ctx)
+		}
 		if pkm.ReplyRequested {
 			return f.sendStandby(ctx)
 		}
@@ -179,7 +203,7 @@ func (f *feed) decode(wal []byte) error {
 	case *pglogrepl.RelationMessage:
 		f.relations[msg.RelationID] = msg
 	case *pglogrepl.BeginMessage:
-		f.tx = f.tx[:0]
+		f.tx, f.inTx = f.tx[:0], true
 	case *pglogrepl.InsertMessage:
 		rel, ok := f.relations[msg.RelationID]
 		if !ok {
@@ -206,7 +230,7 @@ func (f *feed) decode(wal []byte) error {
 			c.Position = int64(msg.TransactionEndLSN)
 			f.ready = append(f.ready, c)
 		}
-		f.tx = f.tx[:0]
+		f.tx, f.inTx = f.tx[:0], false
 		f.received = msg.TransactionEndLSN
 	}
 	return nil
@@ -285,7 +309,7 @@ func (f *feed) drop() {
 		cancel()
 		f.conn = nil
 	}
-	f.tx, f.ready = nil, nil
+	f.tx, f.ready, f.inTx = nil, nil, false
 }
 
 func (f *feed) close() {

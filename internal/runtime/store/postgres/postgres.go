@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 )
@@ -39,24 +40,42 @@ type Config struct {
 	// and names the replication slot.
 	Service string
 	// Slot is the replication slot. Slot names are global to a server, so
-	// the default names it after the database: mothership_<database>.
-	Slot   string
-	Logger *slog.Logger
-	Now    func() time.Time
+	// the default names it after the database: mothership_<database>, or
+	// the database's name if it starts with mothership_ already (as
+	// Provision names it).
+	Slot string
+	// Registerer receives the slot's metrics (MetricRetainedWAL,
+	// MetricWALStatus); nil registers nothing. Stores of one service may
+	// share it.
+	Registerer prometheus.Registerer
+	// SlotCheckEvery is how often the slot's retained WAL is sampled
+	// (default 10s).
+	SlotCheckEvery time.Duration
+	// SlotWarnBytes is the retained WAL above which a warning is logged
+	// (default 1 GiB; negative: never). The server's bound is
+	// max_slot_wal_keep_size: see slotWatch.
+	SlotWarnBytes int64
+	Logger        *slog.Logger
+	Now           func() time.Time
 }
 
 // Store is a PostgreSQL-backed store.Store.
 type Store struct {
-	cfg  Config
-	pool *pgxpool.Pool
-	feed *feed
+	cfg   Config
+	pool  *pgxpool.Pool
+	feed  *feed
+	watch *slotWatch
 
 	closeOnce sync.Once
 }
 
 var _ store.Store = (*Store)(nil)
 
-// Open connects to cfg.URL and migrates the database.
+// Open connects to cfg.URL, migrates the database, makes sure the
+// replication slot exists and starts watching the WAL it retains.
+//
+// The URL's role must own the database and have LOGIN and REPLICATION, as
+// Provision makes it; an error otherwise says so.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.URL == "" || cfg.Service == "" {
 		return nil, errors.New("postgres: open: URL and Service are required")
@@ -66,29 +85,64 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("postgres %s: url: %w", cfg.Service, err)
 		}
-		cfg.Slot = "mothership_" + strings.NewReplacer("-", "_", ".", "_").Replace(strings.ToLower(pc.Database))
+		db := strings.NewReplacer("-", "_", ".", "_").Replace(strings.ToLower(pc.Database))
+		cfg.Slot = db
+		if !strings.HasPrefix(db, "mothership_") {
+			cfg.Slot = "mothership_" + db
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.Logger = cfg.Logger.With("component", "store", "service", cfg.Service)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.SlotCheckEvery <= 0 {
+		cfg.SlotCheckEvery = 10 * time.Second
+	}
+	if cfg.SlotWarnBytes == 0 {
+		cfg.SlotWarnBytes = 1 << 30
 	}
 	pool, err := pgxpool.New(ctx, cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("postgres %s: connect: %w", cfg.Service, err)
 	}
 	s := &Store{cfg: cfg, pool: pool}
-	if err := s.migrate(ctx); err != nil {
+	s.feed = &feed{s: s}
+	if s.watch, err = newSlotWatch(s); err != nil {
 		pool.Close()
 		return nil, err
 	}
-	s.feed = &feed{s: s}
-	if err := s.feed.ensureSlot(ctx); err != nil {
+	err = s.migrate(ctx)
+	if err == nil {
+		err = s.feed.ensureSlot(ctx)
+	}
+	if err == nil {
+		err = s.watch.start(ctx)
+	}
+	if err != nil {
+		s.watch.stop()
 		pool.Close()
-		return nil, err
+		return nil, openErr(cfg, err)
 	}
 	return s, nil
+}
+
+// openErr says what to do when the server refused the service's role.
+func openErr(cfg Config, err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch pe.Code {
+	case "42501", "28000", "28P01", "3D000": // insufficient_privilege, invalid_authorization_specification, invalid_password, invalid_catalog_name
+		db := Name(cfg.Service)
+		return fmt.Errorf("%w. The service's role must log in with its password, have REPLICATION and own its database: "+
+			"run postgres.Provision with a superuser's URL, or as a superuser: CREATE ROLE %s LOGIN REPLICATION PASSWORD '...'; "+
+			"CREATE DATABASE %s OWNER %s; REVOKE ALL ON DATABASE %s FROM PUBLIC; and use that role's URL for this service", err, db, db, db, db)
+	}
+	return err
 }
 
 // migrate applies the embedded migrations not yet recorded, under an
@@ -142,6 +196,9 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // Update runs fn in one read-write transaction.
 func (s *Store) Update(ctx context.Context, fn func(context.Context, store.Tx) error) error {
+	if err := s.watch.err(); err != nil {
+		return err
+	}
 	pgTx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres %s: begin: %w", s.cfg.Service, err)
@@ -180,6 +237,7 @@ func (s *Store) Feed() store.ChangeFeed { return s.feed }
 // Close closes the replication connection and the pool; safe twice.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.watch.stop()
 		s.feed.close()
 		s.pool.Close()
 	})
@@ -200,6 +258,8 @@ func mapErr(err error) error {
 			return fmt.Errorf("%w: %v", store.ErrAlreadyExists, err)
 		case "25006": // read_only_sql_transaction
 			return fmt.Errorf("%w: %v", store.ErrReadOnly, err)
+		case "42501": // insufficient_privilege
+			return fmt.Errorf("%w: %w: this database belongs to another service's role, and a service writes only its own: connect with the service's own URL (as postgres.Provision returns it)", store.ErrNotOwned, err)
 		}
 	}
 	return err

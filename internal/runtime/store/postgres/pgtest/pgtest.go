@@ -3,12 +3,19 @@
 // enabled. As root, the server runs as the postgres user, which PostgreSQL
 // requires.
 //
+// Connections over TCP authenticate with a password (scram-sha-256), as in
+// production: the superuser's is random and part of URL, and a role made by
+// postgres.Provision logs in with its own, for normal and replication
+// connections alike (pg_hba: host all/replication all 127.0.0.1/32).
+//
 // A missing PostgreSQL installation fails the test rather than skipping it:
 // CI installs it (see .ci/run), and a silent skip would hide the gap.
 package pgtest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -28,11 +35,12 @@ import (
 
 // Server is a running private PostgreSQL server.
 type Server struct {
-	Port    int
-	dataDir string
-	bin     string
-	asUser  string
-	dbs     atomic.Int64
+	Port     int
+	password string // the superuser's
+	dataDir  string
+	bin      string
+	asUser   string
+	dbs      atomic.Int64
 }
 
 var (
@@ -99,7 +107,13 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Port: port, dataDir: filepath.Join(dir, "data"), bin: bin}
+	pw := make([]byte, 16)
+	rand.Read(pw)
+	s := &Server{Port: port, password: hex.EncodeToString(pw), dataDir: filepath.Join(dir, "data"), bin: bin}
+	pwFile := filepath.Join(dir, "pwfile")
+	if err := os.WriteFile(pwFile, []byte(s.password+"\n"), 0o644); err != nil {
+		return nil, err
+	}
 	if os.Geteuid() == 0 {
 		s.asUser = "postgres"
 		u, err := user.Lookup("postgres")
@@ -112,9 +126,11 @@ func Start() (*Server, error) {
 			return nil, err
 		}
 	}
-	if out, err := s.run("initdb", "-D", s.dataDir, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"); err != nil {
+	if out, err := s.run("initdb", "-D", s.dataDir, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256",
+		"--pwfile="+pwFile, "--no-sync", "-E", "UTF8"); err != nil {
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
+	os.Remove(pwFile)
 	opts := strings.Join([]string{
 		"-p " + strconv.Itoa(port), "-k " + dir, "-c listen_addresses=127.0.0.1",
 		"-c wal_level=logical", "-c max_replication_slots=64", "-c max_wal_senders=64",
@@ -161,8 +177,11 @@ func (s *Server) Stop() {
 
 // URL is the connection string of database db as the superuser.
 func (s *Server) URL(db string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.Port, db)
+	return fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/%s?sslmode=disable", s.password, s.Port, db)
 }
+
+// Bin returns the path of one of the server's programs (pgbench, psql).
+func (s *Server) Bin(name string) string { return filepath.Join(s.bin, name) }
 
 // NewDatabase creates a fresh database and returns its URL.
 func (s *Server) NewDatabase(t testing.TB) string {
