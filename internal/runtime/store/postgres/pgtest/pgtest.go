@@ -38,6 +38,7 @@ type Server struct {
 	Port     int
 	password string // the superuser's
 	dataDir  string
+	opts     string // the server's options, for a restart
 	bin      string
 	asUser   string
 	dbs      atomic.Int64
@@ -131,15 +132,23 @@ func Start() (*Server, error) {
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
 	os.Remove(pwFile)
-	opts := strings.Join([]string{
+	s.opts = strings.Join([]string{
 		"-p " + strconv.Itoa(port), "-k " + dir, "-c listen_addresses=127.0.0.1",
 		"-c wal_level=logical", "-c max_replication_slots=64", "-c max_wal_senders=64",
 		"-c fsync=off", "-c synchronous_commit=on", "-c max_connections=200",
 	}, " ")
-	if out, err := s.run("pg_ctl", "-D", s.dataDir, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "start"); err != nil {
-		return nil, fmt.Errorf("pg_ctl start: %v: %s", err, out)
+	if err := s.start(); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+func (s *Server) start() error {
+	logFile := filepath.Join(filepath.Dir(s.dataDir), "log")
+	if out, err := s.run("pg_ctl", "-D", s.dataDir, "-o", s.opts, "-l", logFile, "-w", "-t", "60", "start"); err != nil {
+		return fmt.Errorf("pg_ctl start: %v: %s", err, out)
+	}
+	return nil
 }
 
 func (s *Server) run(name string, args ...string) ([]byte, error) {
@@ -163,10 +172,7 @@ func (s *Server) Restart() error {
 	if out, err := s.run("pg_ctl", "-D", s.dataDir, "-m", "immediate", "-w", "stop"); err != nil {
 		return fmt.Errorf("pg_ctl stop: %v: %s", err, out)
 	}
-	if out, err := s.run("pg_ctl", "-D", s.dataDir, "-w", "-t", "60", "start"); err != nil {
-		return fmt.Errorf("pg_ctl start: %v: %s", err, out)
-	}
-	return nil
+	return s.start()
 }
 
 // Stop stops the server and removes its files.
