@@ -230,7 +230,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	// The satellite link is served beside the API; in a distributed
 	// deployment the sync service serves it on its own address.
 	routed := http.NewServeMux()
-	routed.Handle("/sync/v1/", syncSvc.Handler())
+	routed.Handle(resource.LinkPath, syncSvc.Handler())
 	routed.Handle("/", gw)
 	var h http.Handler = routed
 	apiHandler.Store(&h)
@@ -247,7 +247,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			return nil, err
 		}
 		agent, err := satellite.New(satellite.Config{Site: site, DataDir: dir, Driver: drv, Logger: log,
-			Link: &link.Client{URL: s.URL, Token: tokens[site]}})
+			Link: &link.Client{URL: s.URL, Token: tokens[site], Site: site, Logger: log}})
 		if err != nil {
 			return nil, err
 		}

@@ -477,16 +477,17 @@ func TestResidency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, fresh, err := (&link.Client{URL: s.sys.URL, Token: strings.TrimSpace(string(token))}).Bundle(t.Context(), 0, 0)
-	if err != nil || !fresh || b.Site != "aws/us-west-2" {
-		t.Fatalf("bundle for the aws token: %v %v %+v", err, fresh, b.Site)
+	awsSite := resource.Site{Cloud: "AWS", Region: "us-west-2"}
+	b, err := (&link.Client{URL: s.sys.URL, Token: strings.TrimSpace(string(token)), Site: awsSite}).Fetch(t.Context(), 0)
+	if err != nil || b.Site != "aws/us-west-2" {
+		t.Fatalf("bundle for the aws token: %v %+v", err, b.Site)
 	}
 	for id := range b.Resources {
 		if id == "pkc-d"+strings.TrimPrefix(gcp.ID, "lkc-") {
 			t.Fatalf("the aws satellite received gcp's %s", id)
 		}
 	}
-	if _, _, err := (&link.Client{URL: s.sys.URL, Token: "forged"}).Bundle(t.Context(), 0, 0); err == nil {
+	if _, err := (&link.Client{URL: s.sys.URL, Token: "forged", Site: awsSite}).Fetch(t.Context(), 0); err == nil {
 		t.Fatal("a forged satellite token read a bundle")
 	}
 }

@@ -354,9 +354,39 @@ func NewID(prefix string) string {
 	return prefix + "-" + string(b)
 }
 
-// Paths of the satellite link, served by the sync service: a satellite
-// long-polls its bundle and posts its report.
+// The satellite link is a connect-go service the sync service serves and
+// every satellite calls (HTTP/2 over TLS across networks, HTTP/1.1 in
+// process): WatchBundle is a server stream that sends the site's full
+// bundle each time its version passes the one the satellite holds;
+// Report is unary. Both need "Authorization: Bearer TOKEN", the
+// satellite's own token, which decides the site.
 const (
-	BundlePath = "/sync/v1/bundle"
-	ReportPath = "/sync/v1/report"
+	LinkService          = "mothership.sync.v1.SatelliteLink"
+	LinkPath             = "/" + LinkService + "/"
+	WatchBundleProcedure = LinkPath + "WatchBundle"
+	ReportProcedure      = LinkPath + "Report"
 )
+
+// WatchBundle opens a satellite's bundle stream.
+type WatchBundle struct {
+	// Site is the satellite's site ("aws/us-west-2"); it must be its
+	// token's, so that a satellite given another site's token finds out.
+	Site string `json:"site"`
+	// After is the version the satellite holds: only newer bundles come.
+	After int64 `json:"after"`
+}
+
+// LinkCodec encodes the link's messages, these package's plain types, as
+// JSON. It is a connect.Codec named "json", in the place of connect's
+// protobuf JSON, which needs generated messages.
+type LinkCodec struct{}
+
+// Name is the codec's name in the Content-Type.
+func (LinkCodec) Name() string { return "json" }
+
+// Marshal encodes v.
+func (LinkCodec) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// Unmarshal decodes data into v; unknown fields are ignored, so that either
+// side of the link can be upgraded first.
+func (LinkCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -7,7 +7,6 @@
 package satellite
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,10 +25,13 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/startstop"
 )
 
-// Link is how an agent reaches the sync service.
+// Link is how an agent reaches the sync service (link.Client).
 type Link interface {
-	// Bundle waits up to wait for a bundle newer than after.
-	Bundle(ctx context.Context, after int64, wait time.Duration) (resource.Bundle, bool, error)
+	// Watch calls fn with each bundle newer than after as sync sends it,
+	// until ctx ends or fn fails; it reconnects by itself after a cut,
+	// resuming after the last bundle fn took, and returns early only on
+	// a refusal no retry heals.
+	Watch(ctx context.Context, after int64, fn func(resource.Bundle) error) error
 	// Report sends what the agent realized.
 	Report(ctx context.Context, rep resource.Report) error
 }
@@ -57,9 +59,7 @@ type Config struct {
 	Driver Driver
 	// DataDir keeps the last bundle.
 	DataDir string
-	// Wait is the long-poll time (default 25s).
-	Wait   time.Duration
-	Logger *slog.Logger
+	Logger  *slog.Logger
 }
 
 // Agent is a satellite agent.
@@ -78,7 +78,6 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Link == nil || cfg.Driver == nil || cfg.DataDir == "" {
 		return nil, errors.New("satellite: Link, Driver and DataDir are required")
 	}
-	cfg.Wait = cmp.Or(cfg.Wait, 25*time.Second)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -146,48 +145,66 @@ func (a *Agent) save(b resource.Bundle) error {
 
 func (a *Agent) run(ctx context.Context, b resource.Bundle) {
 	a.removeLeftovers(ctx, b)
+	// The newest bundle saved on disk and not applied yet: follow puts
+	// it, replacing one not taken, so the agent always goes to the newest.
+	latest := make(chan resource.Bundle, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { a.follow(ctx, b.Version, latest) })
+
 	ok := a.apply(ctx, b)
 	reported := false
-	for attempt, failures := 0, 0; ctx.Err() == nil; {
+	for failures := 0; ctx.Err() == nil; {
 		if !reported {
 			reported = a.report(ctx) == nil
 		}
-		wait := a.cfg.Wait
-		if !ok {
-			// Something failed to realize: come back soon to try again,
-			// whether or not a new bundle arrives.
-			failures++
-			wait = backoff.Delay(failures, 200*time.Millisecond, 10*time.Second)
-		} else {
+		var retry <-chan time.Time // nil: wait for a new bundle only
+		if ok && reported {
 			failures = 0
+		} else {
+			// Something failed to realize, or the report did not get
+			// through: come back soon, whether or not a new bundle comes.
+			failures++
+			retry = time.After(backoff.Delay(failures, 200*time.Millisecond, 10*time.Second))
 		}
-		next, fresh, err := a.cfg.Link.Bundle(ctx, b.Version, wait)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			attempt++
-			a.log.WarnContext(ctx, "sync unreachable; the data plane keeps serving", "attempt", attempt, "err", err)
-			sleep(ctx, backoff.Delay(attempt, 200*time.Millisecond, 10*time.Second))
-			reported = false
-			continue
-		}
-		attempt = 0
-		if !fresh {
+		select {
+		case <-ctx.Done():
+			return
+		case b = <-latest:
+			ok, reported = a.apply(ctx, b), false
+		case <-retry:
 			if !ok {
-				ok = a.apply(ctx, b)
-				reported = false
+				ok, reported = a.apply(ctx, b), false
 			}
-			continue
 		}
-		if err := a.save(next); err != nil {
-			a.log.ErrorContext(ctx, "keeping the bundle on disk failed", "err", err)
-			sleep(ctx, time.Second)
-			continue
+	}
+}
+
+// follow keeps every bundle sync sends on disk, then hands it to run. It
+// resumes after version, the bundle on disk, so the link never sends again
+// what the agent holds; while sync is away the data plane keeps serving.
+func (a *Agent) follow(ctx context.Context, version int64, latest chan resource.Bundle) {
+	for attempt := 1; ; attempt++ {
+		err := a.cfg.Link.Watch(ctx, version, func(next resource.Bundle) error {
+			if next.Site != a.cfg.Site.String() {
+				return fmt.Errorf("satellite %s: sync sent the bundle of %q", a.cfg.Site, next.Site)
+			}
+			if err := a.save(next); err != nil {
+				return err
+			}
+			version = next.Version
+			select {
+			case <-latest: // not taken yet: the newer one replaces it
+			default:
+			}
+			latest <- next
+			return nil
+		})
+		if ctx.Err() != nil {
+			return
 		}
-		b = next
-		ok = a.apply(ctx, b)
-		reported = false
+		a.log.ErrorContext(ctx, "following the bundle failed; will retry", "attempt", attempt, "version", version, "err", err)
+		sleep(ctx, backoff.Delay(attempt, time.Second, time.Minute))
 	}
 }
 

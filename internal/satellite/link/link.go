@@ -1,88 +1,199 @@
-// Package link is the satellite's side of the satellite link: the HTTP
-// client a satellite agent dials the sync service with, in-process or
-// across a network alike.
+// Package link is the satellite's end of the satellite link: the
+// connect-go client a satellite agent follows its site's bundle with and
+// reports through, in process (http://) or across networks over TLS
+// (https://, HTTP/2) alike.
 package link
 
 import (
-	"bytes"
+	"cmp"
 	"context"
-	"encoding/json"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/mothership-dev/mothership/internal/api"
+	"connectrpc.com/connect"
+
 	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/runtime/backoff"
 )
 
-// defaultHTTP bounds every call: a long poll lasts at most sync's MaxWait
-// (30s), and a network that drops packets must not stall the agent.
-var defaultHTTP = &http.Client{Timeout: 45 * time.Second}
+const (
+	// maxBundle bounds a bundle received: a site's whole configuration.
+	maxBundle = 64 << 20
+	// reportTimeout bounds a report; the agent retries a failed one.
+	reportTimeout = 30 * time.Second
+	// pingAfter is how long an HTTP/2 connection may be silent before the
+	// client pings it, and pingTimeout how long the answer may take: a
+	// stream waiting for a bundle is silent, and a network that drops
+	// packets without a reset must still be noticed.
+	pingAfter   = 30 * time.Second
+	pingTimeout = 15 * time.Second
+)
 
-// Client talks to the sync service with a satellite's token.
+// Client is a satellite's end of the link. Set its fields before the first
+// call; it is safe for concurrent use.
 type Client struct {
-	// URL is the sync service's base URL.
-	URL   string
+	// URL is the sync service's base URL: https://HOST:PORT across
+	// networks, http:// in one process.
+	URL string
+	// Token is the satellite's own token; Site the site it serves, which
+	// must be the token's (sync refuses another).
 	Token string
-	HTTP  *http.Client
+	Site  resource.Site
+	// RootCAs are the certificates the sync service's must chain to: the
+	// CA file of the deployment (pki.LoadPool). Nil means the system's.
+	RootCAs *x509.CertPool
+	// HTTP, if set, replaces the HTTP client built from RootCAs.
+	HTTP *http.Client
+	// MaxBackoff caps the wait between two attempts to reconnect
+	// (default 10s; the first waits about 200ms).
+	MaxBackoff time.Duration
+	Logger     *slog.Logger
+
+	once   sync.Once
+	watch  *connect.Client[resource.WatchBundle, resource.Bundle]
+	report *connect.Client[resource.Report, struct{}]
 }
 
-func (c *Client) do(ctx context.Context, method, path string, body any, out any) (int, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return 0, err
+func (c *Client) init() {
+	c.once.Do(func() {
+		hc := c.HTTP
+		if hc == nil {
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr.TLSClientConfig = &tls.Config{RootCAs: c.RootCAs, MinVersion: tls.VersionTLS12}
+			tr.ForceAttemptHTTP2 = true
+			tr.HTTP2 = &http.HTTP2Config{SendPingTimeout: pingAfter, PingTimeout: pingTimeout}
+			// No overall timeout: a stream lasts as long as the link.
+			hc = &http.Client{Transport: tr}
 		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.URL, "/")+path, rd)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	req.Header.Set("Content-Type", "application/json")
-	hc := c.HTTP
-	if hc == nil {
-		hc = defaultHTTP
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode >= 400:
-		var eb api.ErrorBody
-		if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&eb) == nil && len(eb.Errors) > 0 {
-			return resp.StatusCode, fmt.Errorf("sync answered %d %s: %s", resp.StatusCode, eb.Errors[0].Code, eb.Errors[0].Detail)
+		if c.Logger == nil {
+			c.Logger = slog.New(slog.DiscardHandler)
 		}
-		return resp.StatusCode, fmt.Errorf("sync answered %s", resp.Status)
-	case out != nil && resp.StatusCode == http.StatusOK:
-		return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
-	}
-	return resp.StatusCode, nil
+		base := strings.TrimSuffix(c.URL, "/")
+		c.watch = connect.NewClient[resource.WatchBundle, resource.Bundle](hc, base+resource.WatchBundleProcedure,
+			connect.WithCodec(resource.LinkCodec{}), connect.WithReadMaxBytes(maxBundle))
+		c.report = connect.NewClient[resource.Report, struct{}](hc, base+resource.ReportProcedure,
+			connect.WithCodec(resource.LinkCodec{}))
+	})
 }
 
-// Bundle waits up to wait for a bundle newer than after; ok is false when
-// none came.
-func (c *Client) Bundle(ctx context.Context, after int64, wait time.Duration) (resource.Bundle, bool, error) {
+func (c *Client) authorize(h http.Header) { h.Set("Authorization", "Bearer "+c.Token) }
+
+// fnError is an error of Watch's fn, which ends Watch.
+type fnError struct{ err error }
+
+func (e fnError) Error() string { return e.err.Error() }
+
+// Watch calls fn with each bundle of the site newer than after, the
+// version the satellite holds, as sync sends them, until ctx ends or fn
+// fails. A link that breaks is dialed again with backoff and resumes after
+// the last bundle fn took: a cut never sends again what the satellite
+// holds. Watch returns ctx's error, fn's, or a refusal no retry heals: a
+// token sync does not know (connect.CodeUnauthenticated), a token of
+// another site (connect.CodePermissionDenied), a server certificate the
+// client does not trust.
+func (c *Client) Watch(ctx context.Context, after int64, fn func(resource.Bundle) error) error {
+	c.init()
+	for attempt := 0; ; {
+		started := time.Now()
+		got, err := c.stream(ctx, &after, fn)
+		var fe fnError
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.As(err, &fe):
+			return fe.err
+		case Permanent(err):
+			return fmt.Errorf("link: %w", err)
+		}
+		if got || time.Since(started) > cmp.Or(c.MaxBackoff, 10*time.Second) {
+			attempt = 0 // the link worked for a while: start over from a short wait
+		}
+		attempt++
+		c.Logger.WarnContext(ctx, "satellite link broken; the data plane keeps serving", "attempt", attempt, "after", after, "err", err)
+		t := time.NewTimer(backoff.Delay(attempt, 200*time.Millisecond, cmp.Or(c.MaxBackoff, 10*time.Second)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// stream follows one stream until it breaks; got tells whether a bundle
+// came.
+func (c *Client) stream(ctx context.Context, after *int64, fn func(resource.Bundle) error) (got bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req := connect.NewRequest(&resource.WatchBundle{Site: c.Site.String(), After: *after})
+	c.authorize(req.Header())
+	st, err := c.watch.CallServerStream(ctx, req)
+	if err != nil {
+		return false, err
+	}
+	defer st.Close()
+	for st.Receive() {
+		b := *st.Msg()
+		if b.Version <= *after {
+			continue // held already: never hand it over twice
+		}
+		if err := fn(b); err != nil {
+			return got, fnError{err}
+		}
+		got, *after = true, b.Version
+	}
+	if err := st.Err(); err != nil {
+		return got, err
+	}
+	return got, io.ErrUnexpectedEOF // sync ended the stream (it stopped)
+}
+
+// Permanent reports whether err is a refusal of the link that retrying
+// does not heal: a wrong token or site, a request sync cannot read, a
+// server the client does not trust.
+func Permanent(err error) bool {
+	switch connect.CodeOf(err) {
+	case connect.CodeUnauthenticated, connect.CodePermissionDenied, connect.CodeInvalidArgument:
+		return true
+	}
+	var verify *tls.CertificateVerificationError
+	return errors.As(err, &verify)
+}
+
+// errFetched stops Fetch's stream at its first bundle.
+var errFetched = errors.New("fetched")
+
+// Fetch returns the site's bundle once its version is above after, on one
+// stream, without retrying: a one-off read for tools and tests.
+func (c *Client) Fetch(ctx context.Context, after int64) (resource.Bundle, error) {
+	c.init()
 	var b resource.Bundle
-	q := url.Values{"after": {strconv.FormatInt(after, 10)}, "wait": {wait.String()}}
-	status, err := c.do(ctx, http.MethodGet, resource.BundlePath+"?"+q.Encode(), nil, &b)
-	if err != nil {
-		return b, false, fmt.Errorf("link: bundle: %w", err)
+	_, err := c.stream(ctx, &after, func(next resource.Bundle) error {
+		b = next
+		return errFetched
+	})
+	if fe := (fnError{}); errors.As(err, &fe) && fe.err == errFetched {
+		return b, nil
 	}
-	return b, status == http.StatusOK, nil
+	return b, fmt.Errorf("link: fetch: %w", err)
 }
 
 // Report sends what the satellite realized.
 func (c *Client) Report(ctx context.Context, rep resource.Report) error {
-	if _, err := c.do(ctx, http.MethodPost, resource.ReportPath, rep, nil); err != nil {
+	c.init()
+	ctx, cancel := context.WithTimeout(ctx, reportTimeout)
+	defer cancel()
+	req := connect.NewRequest(&rep)
+	c.authorize(req.Header())
+	if _, err := c.report.CallUnary(ctx, req); err != nil {
 		return fmt.Errorf("link: report: %w", err)
 	}
 	return nil

@@ -1,0 +1,122 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/resource"
+)
+
+// MaxMessage bounds a message of the link either way: a report or request
+// read, a bundle sent.
+const MaxMessage = 8 << 20
+
+// watchRound bounds one wait for a new bundle inside a stream, so that a
+// stream whose site never changes still reads the store now and then.
+const watchRound = 30 * time.Second
+
+// Handler serves the satellite link under resource.LinkPath, as connect-go
+// procedures with JSON messages (resource.LinkCodec): a satellite watches
+// its bundle (resource.WatchBundleProcedure, a server stream) and reports
+// what it realized (resource.ReportProcedure). Every call opens with the
+// satellite's authentication, before anything of the request is read:
+// its bearer token decides the site, so a satellite reads and reports for
+// its own site only.
+//
+// The handler speaks HTTP/1.1 and HTTP/2 alike: across networks serve it
+// with TLS (http.Server.ServeTLS negotiates HTTP/2); in one process plain
+// HTTP does.
+func (s *Service) Handler() http.Handler {
+	opts := []connect.HandlerOption{connect.WithCodec(resource.LinkCodec{}),
+		connect.WithReadMaxBytes(MaxMessage), connect.WithSendMaxBytes(MaxMessage)}
+	mux := http.NewServeMux()
+	mux.Handle(resource.WatchBundleProcedure, connect.NewServerStreamHandler(resource.WatchBundleProcedure, s.watchBundle, opts...))
+	mux.Handle(resource.ReportProcedure, connect.NewUnaryHandler(resource.ReportProcedure, s.report, opts...))
+	refuse := connect.NewErrorWriter(opts...)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		site, known := s.siteOf(token)
+		if !ok || !known {
+			_ = refuse.Write(w, r, connect.NewError(connect.CodeUnauthenticated, errors.New("the satellite token is not valid")))
+			return
+		}
+		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), siteKey{}, site)))
+	})
+}
+
+// siteKey carries the authenticated satellite's site in a request's
+// context.
+type siteKey struct{}
+
+func satelliteSite(ctx context.Context) resource.Site {
+	site, _ := ctx.Value(siteKey{}).(resource.Site)
+	return site
+}
+
+// ownSite refuses a satellite that names a site other than its token's.
+func ownSite(site resource.Site, named string) error {
+	if named != site.String() {
+		return connect.NewError(connect.CodePermissionDenied,
+			fmt.Errorf("this satellite's token is for %s, not %q", site, named))
+	}
+	return nil
+}
+
+// watchBundle sends the site's full bundle each time its version passes
+// the one the satellite holds, until the satellite hangs up.
+func (s *Service) watchBundle(ctx context.Context, req *connect.Request[resource.WatchBundle], stream *connect.ServerStream[resource.Bundle]) error {
+	site := satelliteSite(ctx)
+	if err := ownSite(site, req.Msg.Site); err != nil {
+		return err
+	}
+	after := req.Msg.After
+	if after < 0 {
+		return connect.NewError(connect.CodeInvalidArgument, errors.New("after must be a bundle version (an integer ≥ 0)"))
+	}
+	s.log.InfoContext(ctx, "satellite connected", "site", site.String(), "after", after)
+	for {
+		b, fresh, err := s.Bundle(ctx, site, after, watchRound)
+		if ctx.Err() != nil {
+			s.log.InfoContext(ctx, "satellite disconnected", "site", site.String(), "after", after)
+			return connect.NewError(connect.CodeCanceled, ctx.Err())
+		}
+		if err != nil {
+			s.log.ErrorContext(ctx, "serving a bundle failed", "site", site.String(), "err", err)
+			return connect.NewError(connect.CodeUnavailable, errors.New("the bundle could not be read; retry"))
+		}
+		if !fresh {
+			continue
+		}
+		if err := stream.Send(&b); err != nil {
+			return err
+		}
+		after = b.Version
+	}
+}
+
+// report records what the satellite realized.
+func (s *Service) report(ctx context.Context, req *connect.Request[resource.Report]) (*connect.Response[struct{}], error) {
+	site := satelliteSite(ctx)
+	if err := ownSite(site, req.Msg.Site); err != nil {
+		return nil, err
+	}
+	err := s.Report(ctx, site, *req.Msg)
+	var apiErr *api.Error
+	switch {
+	case errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict:
+		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(apiErr.Detail))
+	case errors.As(err, &apiErr) && apiErr.Status < 500:
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New(apiErr.Detail))
+	case err != nil:
+		s.log.ErrorContext(ctx, "recording a report failed", "site", site.String(), "err", err)
+		return nil, connect.NewError(connect.CodeUnavailable, errors.New("the report could not be recorded; retry"))
+	}
+	return connect.NewResponse(&struct{}{}), nil
+}
