@@ -29,6 +29,12 @@ type Config struct {
 	Listen string
 	// Logger receives the broker's warnings and errors.
 	Logger *slog.Logger
+	// AdminUser and AdminPassword, when set (both or neither), make the
+	// broker require SASL/SCRAM-SHA-512 from every client and enforce
+	// ACLs: AdminUser is the superuser that provisions every other
+	// principal (see Provision). Without them any client may do anything.
+	AdminUser     string
+	AdminPassword string
 }
 
 // Embedded is a running embedded broker.
@@ -47,17 +53,25 @@ func Start(cfg Config) (*Embedded, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if (cfg.AdminUser == "") != (cfg.AdminPassword == "") {
+		return nil, errors.New("broker: AdminUser and AdminPassword go together")
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
-	c, err := kfake.NewCluster(
+	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.DataDir(cfg.DataDir),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			return net.Listen(network, cfg.Listen)
 		}),
 		kfake.WithLogger(slogLogger{cfg.Logger}),
-	)
+	}
+	if cfg.AdminUser != "" {
+		opts = append(opts, kfake.EnableSASL(), kfake.EnableACLs(),
+			kfake.Superuser(scramMechanism, cfg.AdminUser, cfg.AdminPassword))
+	}
+	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("broker: start on %s: %w", cfg.DataDir, err)
 	}
