@@ -8,9 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -66,8 +63,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 		bootstrap = b.Addrs()
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg, metrics := newMetrics()
 	cfg := host.Config{
 		OpenStore: func(ctx context.Context, service string, owns []string) (store.Store, error) {
 			return sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dataDir, service+".db"), Service: service, Owns: owns, Logger: log})
@@ -83,7 +79,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 	}
 	sys, err := controlplane.Start(ctx, controlplane.Config{
 		DataDir: dataDir, Listener: ln, Kafka: cfg.Kafka, OpenStore: cfg.OpenStore,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Logger: log, Registerer: reg,
+		Metrics: metrics, Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		return err

@@ -46,19 +46,7 @@ func (c *child) output() string {
 
 func startDev(t *testing.T, dataDir, listen, kafkaListen string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "MOTHERSHIP_TEST_MAIN_ARGS=dev --data-dir "+dataDir+" --listen "+listen+
-		" --kafka-listen "+kafkaListen+" --log-level warn")
-	log, err := os.CreateTemp(t.TempDir(), "dev-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, log: log}
-	t.Cleanup(func() { c.kill() })
+	c := startProcess(t, "dev", "dev --data-dir "+dataDir+" --listen "+listen+" --kafka-listen "+kafkaListen, nil)
 	waitHTTP(t, "http://"+listen+"/readyz", c)
 	return c
 }

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"crypto/x509"
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mothership-dev/mothership/internal/controlplane"
+	"github.com/mothership-dev/mothership/internal/pki"
+	"github.com/mothership-dev/mothership/internal/resource"
+)
+
+func newSatelliteCmd() *cobra.Command {
+	var siteName, syncURL, dataDir, tokenFile, caFile, listen, logLevel string
+	cmd := &cobra.Command{
+		Use:   "satellite",
+		Short: "Run one site's satellite: it dials the satellite link and runs its site's Kafka clusters",
+		Long: `Run the satellite of one site (--site cloud/region) in this process. It dials
+out to the sync service's satellite link (--sync, https:// with --ca), with
+its own token, receives its site's configuration, and runs its clusters on
+the embedded Kafka-protocol broker, kept under --data-dir. The clusters keep
+serving while the link is down; the satellite reconnects and resumes.
+` + "`mothership setup`" + ` enrolls a satellite and writes its settings.`,
+		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			if siteName == "" || dataDir == "" {
+				return fmt.Errorf("--site and --data-dir are required (or MOTHERSHIP_SITE and MOTHERSHIP_DATA_DIR)")
+			}
+			site, err := resource.ParseSite(siteName)
+			if err != nil {
+				return fmt.Errorf("--site: %w", err)
+			}
+			if tokenFile == "" {
+				tokenFile = filepath.Join(dataDir, "token")
+			}
+			token, err := controlplane.ReadToken(tokenFile)
+			if err != nil {
+				return fmt.Errorf("the satellite's token: %w (run `mothership setup` to enroll it)", err)
+			}
+			var roots *x509.CertPool
+			if caFile != "" {
+				if roots, err = pki.LoadPool(caFile); err != nil {
+					return fmt.Errorf("--ca: %w", err)
+				}
+			}
+			reg, metrics := newMetrics()
+			sat, err := controlplane.StartSatellite(cmd.Context(), controlplane.SatelliteConfig{Site: site, Dir: dataDir, SyncURL: syncURL,
+				Token: token, RootCAs: roots, Logger: log, Registerer: reg})
+			if err != nil {
+				return err
+			}
+			stopHealth, err := serveHealth(listen, metrics)
+			if err != nil {
+				return err
+			}
+			defer stopHealth()
+			fmt.Fprintf(cmd.OutOrStdout(), "satellite %s is up; following %s\n", site, syncURL)
+			<-cmd.Context().Done()
+			log.Info("satellite stopping", "site", site.String())
+			return sat.Agent.Stop()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&siteName, "site", "", "the site this satellite serves, as cloud/region (aws/us-west-2)")
+	f.StringVar(&syncURL, "sync", "https://127.0.0.1:8443", "base URL of the sync service's satellite link")
+	f.StringVar(&caFile, "ca", "", "CA certificate (PEM) the link's server certificate must chain to; none: the system's")
+	f.StringVar(&dataDir, "data-dir", "", "the satellite's directory: token, site key, last bundle and clusters")
+	f.StringVar(&tokenFile, "token-file", "", "file holding the satellite's token (default DATA_DIR/token)")
+	f.StringVar(&listen, "listen", "127.0.0.1:0", "address of /healthz and /metrics")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
