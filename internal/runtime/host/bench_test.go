@@ -3,14 +3,23 @@ package host_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/reactor"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
+	"github.com/mothership-dev/mothership/internal/runtime/store/postgres/pgtest"
 )
 
 // hopClock measures one hop: from the commit of the source's transaction
@@ -194,5 +203,44 @@ func benchMax(b *testing.B, backend string, perTx int) {
 	b.ReportMetric(float64(clock.percentile(0.50).Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(clock.percentile(0.99).Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(s.Superseded-before.Superseded), "coalesced")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkPgbenchInsert measures what the PostgreSQL server of the hop
+// benchmark commits at best: pgbench's single-row INSERT, one per
+// transaction, 2 clients for 10 s, on the same private server (run it in
+// the same invocation as BenchmarkHop/postgres to compare the two).
+//
+//	go test -run '^$' -bench 'BenchmarkHop/postgres|BenchmarkPgbenchInsert' -benchtime 1x ./internal/runtime/host/
+func BenchmarkPgbenchInsert(b *testing.B) {
+	srv := pgtest.Shared(b)
+	url := srv.NewDatabase(b)
+	conn, err := pgx.Connect(b.Context(), url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, err = conn.Exec(b.Context(), `CREATE TABLE t (k integer NOT NULL, v text NOT NULL)`)
+	conn.Close(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	script := filepath.Join(b.TempDir(), "insert.sql")
+	if err := os.WriteFile(script, []byte("\\set k random(1, 1000000)\nINSERT INTO t(k, v) VALUES (:k, 'value of a change');\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	args := []string{"-n", "-c", "2", "-j", "2", "-T", "10", "-M", "prepared", "-f", script, url}
+	// One 10-second run whatever b.N is: the figure is pgbench's.
+	b.Logf("%s %s", srv.Bin("pgbench"), strings.Join(args[:len(args)-1], " "))
+	out, err := exec.CommandContext(b.Context(), srv.Bin("pgbench"), args...).CombinedOutput()
+	if err != nil {
+		b.Fatalf("pgbench: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`).FindSubmatch(out)
+	if m == nil {
+		b.Fatalf("pgbench printed no tps:\n%s", out)
+	}
+	b.Logf("%s", out)
+	tps, _ := strconv.ParseFloat(string(m[1]), 64)
+	b.ReportMetric(tps, "inserts/s")
 	b.ReportMetric(0, "ns/op")
 }

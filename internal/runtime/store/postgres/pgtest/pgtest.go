@@ -186,8 +186,19 @@ func (s *Server) URL(db string) string {
 	return fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/%s?sslmode=disable", s.password, s.Port, db)
 }
 
-// Bin returns the path of one of the server's programs (pgbench, psql).
-func (s *Server) Bin(name string) string { return filepath.Join(s.bin, name) }
+// Bin returns the path of one of PostgreSQL's programs (pgbench, psql):
+// beside the server's, else in the newest /usr/lib/postgresql/*/bin, else
+// on PATH.
+func (s *Server) Bin(name string) string {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Sort(sort.Reverse(sort.StringSlice(dirs)))
+	for _, dir := range append([]string{s.bin}, dirs...) {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return filepath.Join(dir, name)
+		}
+	}
+	return name
+}
 
 // NewDatabase creates a fresh database and returns its URL.
 func (s *Server) NewDatabase(t testing.TB) string {

@@ -1,0 +1,261 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mothership-dev/mothership/internal/runtime/store"
+)
+
+// rows implements store.Rows on one PostgreSQL transaction, in as few
+// round trips as its reads need.
+//
+// Each round trip is one pgx batch (pipelined statements, one Sync): the
+// transaction's BEGIN is sent with its first statement; a write whose
+// answer is not needed (an update, the outbox) waits in pending and goes
+// with the next statement, or with COMMIT. A source transaction that
+// updates a resource is so two round trips (BEGIN + read; update + outbox +
+// COMMIT) instead of six.
+//
+// A pending write that fails makes the statement it went with fail, and
+// the transaction never commits (err).
+type rows struct {
+	conn    *pgxpool.Conn
+	begin   string // the statement that begins the transaction
+	write   bool
+	begun   bool // BEGIN was sent
+	done    bool // COMMIT was sent
+	pending []pendingWrite
+	err     error // the first failed statement: the transaction must not commit
+}
+
+type pendingWrite struct {
+	sql  string
+	args []any
+}
+
+// send sends, in one round trip, BEGIN if not yet sent, the pending
+// writes, and the statements last queues. An error of any of them is the
+// error of the whole, and of the transaction.
+func (r *rows) send(ctx context.Context, last func(b *pgx.Batch)) error {
+	if r.err != nil {
+		return fmt.Errorf("an earlier statement of this transaction failed: %w", r.err)
+	}
+	b := &pgx.Batch{}
+	if !r.begun {
+		b.Queue(r.begin)
+		r.begun = true
+	}
+	for _, w := range r.pending {
+		b.Queue(w.sql, w.args...)
+	}
+	r.pending = r.pending[:0]
+	last(b)
+	if err := r.conn.SendBatch(ctx, b).Close(); err != nil {
+		r.err = err
+		return err
+	}
+	return nil
+}
+
+// commit sends the pending writes and COMMIT; a transaction that sent
+// nothing has nothing to commit.
+func (r *rows) commit(ctx context.Context) error {
+	if r.err != nil {
+		return fmt.Errorf("a statement of this transaction failed: %w", r.err)
+	}
+	if !r.begun && len(r.pending) == 0 {
+		return nil
+	}
+	var tag pgconn.CommandTag
+	err := r.send(ctx, func(b *pgx.Batch) {
+		b.Queue("COMMIT").Exec(func(ct pgconn.CommandTag) error { tag = ct; return nil })
+	})
+	r.done = true
+	if err != nil {
+		return err
+	}
+	if tag.String() != "COMMIT" { // the server rolled back
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
+}
+
+// end rolls back what was not committed and returns the connection; the
+// pool drops a connection left in a transaction or broken.
+func (r *rows) end(ctx context.Context) {
+	if r.begun && !r.done {
+		r.conn.Exec(ctx, "ROLLBACK")
+	}
+	r.conn.Release()
+}
+
+// queryRow runs a statement answering one row; scan reads it.
+func (r *rows) queryRow(ctx context.Context, scan func(pgx.Row) error, sql string, args ...any) error {
+	var scanErr error
+	err := r.send(ctx, func(b *pgx.Batch) {
+		b.Queue(sql, args...).QueryRow(func(row pgx.Row) error {
+			scanErr = scan(row)
+			if errors.Is(scanErr, pgx.ErrNoRows) {
+				return nil // an answer, not a failure of the transaction
+			}
+			return scanErr
+		})
+	})
+	if err != nil {
+		return mapErr(err)
+	}
+	return mapErr(scanErr)
+}
+
+// query runs a statement answering rows; each is passed to scan.
+func (r *rows) query(ctx context.Context, scan func(pgx.Rows) error, sql string, args ...any) error {
+	err := r.send(ctx, func(b *pgx.Batch) {
+		b.Queue(sql, args...).Query(func(rs pgx.Rows) error {
+			for rs.Next() {
+				if err := scan(rs); err != nil {
+					return err
+				}
+			}
+			return rs.Err()
+		})
+	})
+	return mapErr(err)
+}
+
+// exec runs a statement and returns how many rows it changed.
+func (r *rows) exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	var n int64
+	err := r.send(ctx, func(b *pgx.Batch) {
+		b.Queue(sql, args...).Exec(func(ct pgconn.CommandTag) error { n = ct.RowsAffected(); return nil })
+	})
+	return n, mapErr(err)
+}
+
+// later queues a write whose answer is not needed.
+func (r *rows) later(sql string, args ...any) error {
+	if r.err != nil {
+		return fmt.Errorf("an earlier statement of this transaction failed: %w", r.err)
+	}
+	r.pending = append(r.pending, pendingWrite{sql: sql, args: args})
+	return nil
+}
+
+const resourceColumns = `kind, id, organization, environment, generation, version, spec, status, created_at, updated_at, deleted_at`
+
+func scanResource(row pgx.Row) (store.Resource, error) {
+	var (
+		r            store.Resource
+		spec, status string
+	)
+	if err := row.Scan(&r.Kind, &r.ID, &r.Organization, &r.Environment, &r.Generation, &r.Version, &spec, &status, &r.CreatedAt, &r.UpdatedAt, &r.DeletedAt); err != nil {
+		return store.Resource{}, err
+	}
+	r.Spec = json.RawMessage(spec)
+	if err := json.Unmarshal([]byte(status), &r.Status); err != nil {
+		return store.Resource{}, fmt.Errorf("%s %s: decode status: %w", r.Kind, r.ID, err)
+	}
+	r.CreatedAt, r.UpdatedAt = r.CreatedAt.UTC(), r.UpdatedAt.UTC()
+	if r.DeletedAt != nil {
+		t := r.DeletedAt.UTC()
+		r.DeletedAt = &t
+	}
+	return r, nil
+}
+
+// GetResource locks the row in a read-write transaction, so that two
+// writers of one resource serialize instead of losing an update.
+func (r *rows) GetResource(ctx context.Context, kind, id string) (store.Resource, error) {
+	q := `SELECT ` + resourceColumns + ` FROM resources WHERE kind = $1 AND id = $2`
+	if r.write {
+		q += ` FOR UPDATE`
+	}
+	var res store.Resource
+	err := r.queryRow(ctx, func(row pgx.Row) error {
+		var err error
+		res, err = scanResource(row)
+		return err
+	}, q, kind, id)
+	return res, err
+}
+
+func (r *rows) ListResources(ctx context.Context, p store.ListParams) ([]store.Resource, error) {
+	filter, args := store.ListQuery(p, func(n int) string { return "$" + strconv.Itoa(n) })
+	var out []store.Resource
+	err := r.query(ctx, func(rs pgx.Rows) error {
+		res, err := scanResource(rs)
+		out = append(out, res)
+		return err
+	}, `SELECT `+resourceColumns+` FROM resources`+filter, args...)
+	return out, err
+}
+
+// InsertResource reports a taken id without failing the statement: in
+// PostgreSQL a failed statement aborts the whole transaction, and a caller
+// may well go on after ErrAlreadyExists (as it can on SQLite).
+func (r *rows) InsertResource(ctx context.Context, res store.Resource) error {
+	status, _ := json.Marshal(res.Status)
+	n, err := r.exec(ctx, `INSERT INTO resources (`+resourceColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (kind, id) DO NOTHING`,
+		res.Kind, res.ID, res.Organization, res.Environment, res.Generation, res.Version, string(res.Spec), string(status), res.CreatedAt, res.UpdatedAt, res.DeletedAt)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: %s %s", store.ErrAlreadyExists, res.Kind, res.ID)
+	}
+	return nil
+}
+
+// UpdateResource is sent with the next statement: the row is locked by
+// the read that preceded it, so it cannot fail but with the transaction.
+func (r *rows) UpdateResource(_ context.Context, res store.Resource) error {
+	status, _ := json.Marshal(res.Status)
+	return r.later(`UPDATE resources SET generation = $1, version = $2, spec = $3, status = $4, updated_at = $5, deleted_at = $6 WHERE kind = $7 AND id = $8`,
+		res.Generation, res.Version, string(res.Spec), string(status), res.UpdatedAt, res.DeletedAt, res.Kind, res.ID)
+}
+
+// AppendOutbox appends the events and deletes them again in one statement
+// (mothership_outbox_append), sent with COMMIT: the write-ahead log keeps
+// the inserts for the relay, the table stays empty, and the publication
+// does not publish deletes.
+func (r *rows) AppendOutbox(_ context.Context, events []store.OutboxEvent) error {
+	topics := make([]string, len(events))
+	keys := make([]string, len(events))
+	values := make([][]byte, len(events))
+	for i, e := range events {
+		topics[i], keys[i], values[i] = e.Topic, e.Key, e.Value
+	}
+	return r.later(`SELECT mothership_outbox_append($1::text[], $2::text[], $3::bytea[])`, topics, keys, values)
+}
+
+func (r *rows) PutObserved(ctx context.Context, topic, subject string, version int64, value []byte) (bool, error) {
+	n, err := r.exec(ctx, `INSERT INTO observed (topic, subject, version, event) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (topic, subject) DO UPDATE SET version = excluded.version, event = excluded.event WHERE excluded.version > observed.version`,
+		topic, subject, version, value)
+	return n > 0, err
+}
+
+func (r *rows) GetObserved(ctx context.Context, topic, subject string) ([]byte, error) {
+	var value []byte
+	err := r.queryRow(ctx, func(row pgx.Row) error { return row.Scan(&value) },
+		`SELECT event FROM observed WHERE topic = $1 AND subject = $2`, topic, subject)
+	return value, err
+}
+
+func (r *rows) ObservedSubjects(ctx context.Context, topic string) ([]string, error) {
+	var subjects []string
+	err := r.query(ctx, func(rs pgx.Rows) error {
+		var s string
+		err := rs.Scan(&s)
+		subjects = append(subjects, s)
+		return err
+	}, `SELECT subject FROM observed WHERE topic = $1 ORDER BY subject`, topic)
+	return subjects, err
+}
