@@ -65,6 +65,22 @@ func (s Service) Topics() []broker.Topic {
 	return out
 }
 
+// Grants returns the least the service's Kafka principal needs: produce to
+// (and create) the topics of the kinds it owns, consume the topics it
+// reacts to in its own consumer group. Provision them with broker.Provision.
+func (s Service) Grants() broker.Grants {
+	var g broker.Grants
+	for _, t := range s.Topics() {
+		g.Produce = append(g.Produce, t.Name)
+	}
+	if len(s.ReactsTo) > 0 {
+		g.Consume = slices.Clone(s.ReactsTo)
+		// The reactor's group, as reactor.New defaults it.
+		g.Groups = []string{cmp.Or(s.Reactor.Group, s.Name)}
+	}
+	return g
+}
+
 // Config configures where services run.
 type Config struct {
 	// OpenStore opens a service's own database, in which the service may
