@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -9,25 +12,37 @@ import (
 )
 
 func newBrokerCmd() *cobra.Command {
-	var dataDir, listen, logLevel string
+	var dataDir, listen, logLevel, adminUser, adminPassword, adminPasswordFile string
 	cmd := &cobra.Command{
 		Use:   "broker",
 		Short: "Run the embedded Kafka-protocol broker as a process of its own",
 		Long: `Run the embedded Kafka-protocol broker (franz-go's kfake, persisted in
 --data-dir) as a standalone process, for a local distributed setup. In
-production the services point at Apache Kafka or Redpanda instead.`,
+production the services point at Apache Kafka or Redpanda instead.
+
+With --admin-user and a password (--admin-password-file, or
+MOTHERSHIP_ADMIN_PASSWORD), every client must authenticate with
+SASL/SCRAM-SHA-512 and ACLs are enforced: the admin user is the superuser
+that provisions each service's own principal.`,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(logLevel)
 			if err != nil {
 				return err
 			}
-			b, err := broker.Start(broker.Config{DataDir: dataDir, Listen: listen, Logger: log})
+			password, err := secretFlag(adminPassword, adminPasswordFile)
+			if err != nil {
+				return fmt.Errorf("admin password: %w", err)
+			}
+			if (adminUser == "") != (password == "") {
+				return errors.New("--admin-user and an admin password (--admin-password-file or --admin-password) go together")
+			}
+			b, err := broker.Start(broker.Config{DataDir: dataDir, Listen: listen, Logger: log, AdminUser: adminUser, AdminPassword: password})
 			if err != nil {
 				return err
 			}
 			defer b.Close()
-			log.Info("broker ready", "bootstrap", b.Addrs(), "data_dir", dataDir)
+			log.Info("broker ready", "bootstrap", b.Addrs(), "data_dir", dataDir, "sasl", adminUser != "")
 			fmt.Fprintln(cmd.OutOrStdout(), b.Addrs()[0])
 			<-cmd.Context().Done()
 			log.Info("broker stopping")
@@ -37,5 +52,28 @@ production the services point at Apache Kafka or Redpanda instead.`,
 	cmd.Flags().StringVar(&dataDir, "data-dir", "mothership-data/broker", "directory of the broker's persisted log")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9092", "address to serve the Kafka protocol on")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&adminUser, "admin-user", "", "superuser name; with a password, clients must authenticate (SASL/SCRAM-SHA-512) and ACLs are enforced")
+	cmd.Flags().StringVar(&adminPassword, "admin-password", "", "superuser password; prefer MOTHERSHIP_ADMIN_PASSWORD or --admin-password-file, a flag shows in the process list")
+	cmd.Flags().StringVar(&adminPasswordFile, "admin-password-file", "", "file holding the superuser password (surrounding white space is ignored)")
 	return cmd
+}
+
+// secretFlag returns a secret given either as a value or as a file that
+// holds it, not both.
+func secretFlag(value, file string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	if value != "" {
+		return "", errors.New("give the value or the file, not both")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", file)
+	}
+	return s, nil
 }

@@ -1,6 +1,3 @@
-// Package broker runs the embedded Kafka-protocol broker of the default
-// deployment (franz-go's kfake, persisted in a data directory) and creates
-// the event topics on any Kafka with kadm.
 package broker
 
 import (
