@@ -130,7 +130,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, service string, o serveOp
 func storeOpener(db string, log *slog.Logger, reg prometheus.Registerer) func(ctx context.Context, service string, owns []string) (store.Store, error) {
 	return func(ctx context.Context, service string, owns []string) (store.Store, error) {
 		if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
-			return postgres.Open(ctx, postgres.Config{URL: db, Service: service, Owns: owns, Logger: log})
+			return postgres.Open(ctx, postgres.Config{URL: db, Service: service, Owns: owns, Logger: log, Registerer: reg})
 		}
 		return sqlite.Open(ctx, sqlite.Config{Path: db, Service: service, Owns: owns, Logger: log})
 	}
