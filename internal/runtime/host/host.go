@@ -202,6 +202,17 @@ func StartAll(ctx context.Context, cfg Config, services []Service) (*Fleet, erro
 	return f, nil
 }
 
+// Settled reports whether every service's reactor has reconciled every
+// key once since it started and has nothing queued: the fleet caught up.
+func (f *Fleet) Settled() bool {
+	for _, r := range f.running {
+		if r.Reactor != nil && !r.Reactor.Settled() {
+			return false
+		}
+	}
+	return true
+}
+
 // Services returns the running services in start order.
 func (f *Fleet) Services() []*Running { return slices.Clone(f.running) }
 

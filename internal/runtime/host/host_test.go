@@ -295,6 +295,12 @@ func TestResyncHealsDriftPeriodicallyAndOnStart(t *testing.T) {
 		t.Cleanup(func() { restarted.Stop() })
 		p.sink = restarted
 		waitConverged(t, p, 5*time.Second)
+		// Settled says when the resync on start has gone through every key:
+		// a cold start is timed with it.
+		waitFor(t, "the restarted sink to settle", 5*time.Second, func() (bool, string) {
+			st := restarted.Reactor.Stats()
+			return restarted.Reactor.Settled() && st.Resyncs >= 3, fmt.Sprintf("settled %v, %d resyncs", restarted.Reactor.Settled(), st.Resyncs)
+		})
 	})
 }
 

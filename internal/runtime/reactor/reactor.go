@@ -145,6 +145,8 @@ type Stats struct {
 	Reconciled int64
 	// Failures counts failed reconciles.
 	Failures int64
+	// Resyncs counts the reconciles a resync asked for.
+	Resyncs int64
 }
 
 // Reactor consumes a service's topics and reconciles their keys.
@@ -154,7 +156,9 @@ type Reactor struct {
 	queue   *queue
 	offsets *tracker
 
-	received, superseded, duplicates, reconciled, failures atomic.Int64
+	received, superseded, duplicates, reconciled, failures, resyncs atomic.Int64
+	// startResynced is set once the resync on start has queued every key.
+	startResynced atomic.Bool
 
 	hop       prometheus.Histogram
 	txSeconds prometheus.Histogram
@@ -201,6 +205,7 @@ func New(cfg Config) (*Reactor, error) {
 		counter("mothership_reactor_duplicates_total", "Keys whose events were all already applied.", &r.duplicates),
 		counter("mothership_reactor_reconciled_total", "Successful reconciles.", &r.reconciled),
 		counter("mothership_reactor_failures_total", "Failed reconciles, retried with backoff.", &r.failures),
+		counter("mothership_reactor_resyncs_total", "Reconciles a resync asked for.", &r.resyncs),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mothership_reactor_queue_keys", Help: "Keys waiting or running.", ConstLabels: labels},
 			func() float64 { return float64(r.queue.len()) }),
 	}
@@ -218,8 +223,15 @@ func New(cfg Config) (*Reactor, error) {
 func (r *Reactor) Stats() Stats {
 	return Stats{
 		Received: r.received.Load(), Superseded: r.superseded.Load(), Duplicates: r.duplicates.Load(),
-		Reconciled: r.reconciled.Load(), Failures: r.failures.Load(),
+		Reconciled: r.reconciled.Load(), Failures: r.failures.Load(), Resyncs: r.resyncs.Load(),
 	}
+}
+
+// Settled reports whether the resync on start has queued every key and the
+// queue has drained since: the service has caught up with everything it
+// knows. A benchmark times a cold start with it.
+func (r *Reactor) Settled() bool {
+	return (r.cfg.OnEvent != nil || r.startResynced.Load()) && r.queue.len() == 0
 }
 
 // Start joins the consumer group and starts the workers and the resync.
@@ -263,6 +275,7 @@ func (r *Reactor) run(ctx context.Context, cl *kgo.Client) error {
 	// Start, so that a Start refused with ErrStarted touches nothing.
 	r.queue.reset()
 	r.offsets.reset()
+	r.startResynced.Store(false)
 	var wg sync.WaitGroup
 	for range r.cfg.Workers {
 		wg.Go(func() { r.work(ctx, cl) })
@@ -356,10 +369,10 @@ func (r *Reactor) work(ctx context.Context, cl *kgo.Client) {
 // apply applies a batch in one transaction. If the transaction fails, each
 // key is applied alone, so that only the failing key backs off.
 func (r *Reactor) apply(ctx context.Context, cl *kgo.Client, batch []work) {
-	var reconciled, duplicates int64
+	var reconciled, duplicates, resyncs int64
 	start := time.Now()
 	err := r.cfg.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		reconciled, duplicates = 0, 0
+		reconciled, duplicates, resyncs = 0, 0, 0
 		for _, w := range batch {
 			ran, err := r.applyOne(ctx, tx, w)
 			if err != nil {
@@ -367,6 +380,9 @@ func (r *Reactor) apply(ctx context.Context, cl *kgo.Client, batch []work) {
 			}
 			if ran {
 				reconciled++
+				if w.resync {
+					resyncs++
+				}
 			} else {
 				duplicates++
 			}
@@ -390,6 +406,7 @@ func (r *Reactor) apply(ctx context.Context, cl *kgo.Client, batch []work) {
 	r.txSeconds.Observe(now.Sub(start).Seconds())
 	r.reconciled.Add(reconciled)
 	r.duplicates.Add(duplicates)
+	r.resyncs.Add(resyncs)
 	var toks []token
 	var applied []event.Event
 	for _, w := range batch {
@@ -508,6 +525,8 @@ func (r *Reactor) resyncLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		if err := r.resync(ctx, window); err != nil && ctx.Err() == nil {
 			r.cfg.Logger.WarnContext(ctx, "resync failed", "err", err)
+		} else if err == nil {
+			r.startResynced.Store(true)
 		}
 		if r.cfg.ResyncInterval < 0 {
 			return
