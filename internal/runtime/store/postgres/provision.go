@@ -22,8 +22,8 @@ func Name(service string) string {
 }
 
 // Provision makes service's own role and database on the server of
-// adminURL, a superuser's connection (or a role with CREATEROLE and
-// CREATEDB), and returns the service's connection URL: the same server,
+// adminURL, a superuser's connection (PostgreSQL 15 lets only a superuser
+// create a role with REPLICATION), and returns the service's connection URL: the same server,
 // the role's name and password, its database.
 //
 // The role mothership_<service> may log in and replicate (it creates and
@@ -107,7 +107,7 @@ func Provision(ctx context.Context, adminURL, service, password string) (string,
 func provisionErr(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "42501" {
-		return fmt.Errorf("%w (provisioning needs a superuser, or a role with CREATEROLE and CREATEDB, in the admin URL)", err)
+		return fmt.Errorf("%w (provisioning needs a superuser in the admin URL: only a superuser may create a role with REPLICATION)", err)
 	}
 	return err
 }
