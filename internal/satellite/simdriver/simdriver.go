@@ -140,6 +140,10 @@ type State struct {
 	Removing bool `json:"removing,omitempty"`
 
 	seen int64 // the generation OnApplied was called for
+	// held is what Apply returned for Generation, while it still holds:
+	// an agent applies every PKC of its site again on each new bundle,
+	// and one realized costs no decoding then.
+	held resource.Realized
 }
 
 // Driver is a simulated site. It is safe for concurrent use; operations
@@ -215,6 +219,13 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 	if item.Kind != resource.KindPKC {
 		return resource.Realized{Generation: item.Generation, Phase: resource.PhaseProvisioned}, nil
 	}
+	d.mu.Lock()
+	if st := d.pkcs[id]; st != nil && st.held.Phase != "" && st.Generation == item.Generation && d.locks[id] == nil {
+		r := st.held
+		d.mu.Unlock()
+		return r, nil
+	}
+	d.mu.Unlock()
 	spec, err := resource.Decode[resource.PKCSpec](item.Spec)
 	if err != nil {
 		return resource.Realized{}, err
@@ -229,7 +240,8 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 	d.mu.Lock()
 	st := d.pkcs[id]
 	if st != nil && st.Generation == item.Generation && st.Brokers == want && !st.Removing {
-		r := realized(*st, endpoint, resource.PhaseProvisioned, "")
+		st.held = realized(*st, endpoint, resource.PhaseProvisioned, "")
+		r := st.held
 		d.mu.Unlock()
 		return r, nil
 	}
@@ -270,13 +282,14 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 			return resource.Realized{}, err
 		}
 		d.mu.Lock()
-		st.Brokers += s.brokers
+		st.Brokers, st.held = st.Brokers+s.brokers, resource.Realized{}
 		d.markDirty()
 		d.mu.Unlock()
 	}
 	d.mu.Lock()
 	st.Generation = item.Generation
-	r := realized(*st, endpoint, resource.PhaseProvisioned, "")
+	st.held = realized(*st, endpoint, resource.PhaseProvisioned, "")
+	r := st.held
 	d.markDirty()
 	d.mu.Unlock()
 	d.realized.Add(1)
@@ -373,7 +386,7 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 		return nil
 	}
 	first := !st.Removing
-	st.Removing, st.seen = true, 0
+	st.Removing, st.seen, st.held = true, 0, resource.Realized{}
 	d.markDirty()
 	gen := st.Generation
 	d.mu.Unlock()
