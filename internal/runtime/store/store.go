@@ -98,6 +98,30 @@ type ListParams struct {
 	IncludeDeleted bool
 }
 
+// IndexEntry is one row of a service's private index: a key and the value
+// it maps to.
+type IndexEntry struct {
+	Key   string
+	Value string
+}
+
+// IndexListParams are the arguments of Tx.IndexList: the entries of one
+// index whose keys start with Prefix, in key order (bytewise), after
+// AfterKey, at most Limit (0: all).
+type IndexListParams struct {
+	Index    string
+	Prefix   string
+	AfterKey string
+	Limit    int
+}
+
+// MaxIndexKeyBytes and MaxIndexValueBytes bound an index entry: an index
+// holds lookups, not data.
+const (
+	MaxIndexKeyBytes   = 512
+	MaxIndexValueBytes = 4096
+)
+
 // Observed is the newest event a service has received for one subject of one
 // topic it reacts to: its local, durable view of another service's resource.
 type Observed struct {
@@ -137,6 +161,31 @@ type Tx interface {
 	ObservedGet(ctx context.Context, topic, subject string) (event.Event, error)
 	// ObservedSubjects lists the subjects recorded on topic, in order.
 	ObservedSubjects(ctx context.Context, topic string) ([]string, error)
+
+	// Indexes are the service's private lookups over its own resources
+	// (which PKC hosts a tenant, which PKCs a site has), so that a
+	// reaction finds the few rows it needs without listing a kind. An
+	// index entry is written in the same transaction as the resources it
+	// describes and publishes no event: it must be derivable from the
+	// service's own resources alone, so that it can be rebuilt from them
+	// and nothing downstream ever depends on it. Reads see the
+	// transaction's own writes. They take no lock: an entry is a hint that
+	// the caller confirms on the resource it names (ResourceGet locks it).
+	//
+	// An index name is lower-case letters, digits and _; a key is 1 to
+	// MaxIndexKeyBytes of UTF-8 without NUL; a value up to
+	// MaxIndexValueBytes of the same.
+
+	// IndexPut sets key of index to value.
+	IndexPut(ctx context.Context, index, key, value string) error
+	// IndexDelete removes key from index; removing an absent key is no
+	// error.
+	IndexDelete(ctx context.Context, index, key string) error
+	// IndexGet returns the value of key in index, or ErrNotFound.
+	IndexGet(ctx context.Context, index, key string) (string, error)
+	// IndexList returns entries of one index in key order (see
+	// IndexListParams).
+	IndexList(ctx context.Context, p IndexListParams) ([]IndexEntry, error)
 }
 
 // Change is one committed outbox row, as the relay reads it.

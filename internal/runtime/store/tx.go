@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mothership-dev/mothership/internal/runtime/event"
 )
@@ -33,6 +34,14 @@ type Rows interface {
 	PutObserved(ctx context.Context, topic, subject string, version int64, value []byte) (bool, error)
 	GetObserved(ctx context.Context, topic, subject string) ([]byte, error)
 	ObservedSubjects(ctx context.Context, topic string) ([]string, error)
+	// PutIndex inserts or replaces an index entry; DeleteIndex removes one
+	// if present. Neither appends to the outbox.
+	PutIndex(ctx context.Context, index, key, value string) error
+	DeleteIndex(ctx context.Context, index, key string) error
+	// GetIndex and ListIndex read entries, seeing the transaction's own
+	// writes, without locking them.
+	GetIndex(ctx context.Context, index, key string) (string, error)
+	ListIndex(ctx context.Context, p IndexListParams) ([]IndexEntry, error)
 }
 
 // OutboxEvent is an event waiting in a transaction for the outbox.
@@ -378,4 +387,80 @@ func (t *RowsTx) ObservedSubjects(ctx context.Context, topic string) ([]string, 
 		return nil, fmt.Errorf("observed %s: list: %w", topic, err)
 	}
 	return s, nil
+}
+
+// validIndex refuses an index name, key or value the store does not take.
+func validIndex(index, key string) error {
+	if !event.ValidKind(index) {
+		return fmt.Errorf("%w: index %q: want lower-case letters, digits and _", ErrInvalid, index)
+	}
+	if key == "" || len(key) > MaxIndexKeyBytes || !utf8.ValidString(key) || strings.ContainsRune(key, 0) {
+		return fmt.Errorf("%w: index %s: key %q: want 1 to %d bytes of UTF-8 without NUL", ErrInvalid, index, key, MaxIndexKeyBytes)
+	}
+	return nil
+}
+
+// indexWritable is writable for index entries.
+func (t *RowsTx) indexWritable(op, index, key string) error {
+	if t.cfg.ReadOnly {
+		return fmt.Errorf("index %s %s: %s: %w", index, key, op, ErrReadOnly)
+	}
+	if t.failed != nil {
+		return fmt.Errorf("index %s %s: %s: an earlier write of this transaction failed: %w", index, key, op, t.failed)
+	}
+	return validIndex(index, key)
+}
+
+// IndexPut implements Tx.
+func (t *RowsTx) IndexPut(ctx context.Context, index, key, value string) error {
+	if err := t.indexWritable("put", index, key); err != nil {
+		return err
+	}
+	if len(value) > MaxIndexValueBytes || !utf8.ValidString(value) || strings.ContainsRune(value, 0) {
+		return fmt.Errorf("%w: index %s %s: value of %d bytes: want at most %d bytes of UTF-8 without NUL", ErrInvalid, index, key, len(value), MaxIndexValueBytes)
+	}
+	if err := t.rows.PutIndex(ctx, index, key, value); err != nil {
+		return t.fail(fmt.Errorf("index %s %s: put: %w", index, key, err))
+	}
+	return nil
+}
+
+// IndexDelete implements Tx.
+func (t *RowsTx) IndexDelete(ctx context.Context, index, key string) error {
+	if err := t.indexWritable("delete", index, key); err != nil {
+		return err
+	}
+	if err := t.rows.DeleteIndex(ctx, index, key); err != nil {
+		return t.fail(fmt.Errorf("index %s %s: delete: %w", index, key, err))
+	}
+	return nil
+}
+
+// IndexGet implements Tx.
+func (t *RowsTx) IndexGet(ctx context.Context, index, key string) (string, error) {
+	if err := validIndex(index, key); err != nil {
+		return "", err
+	}
+	v, err := t.rows.GetIndex(ctx, index, key)
+	if err != nil {
+		return "", fmt.Errorf("index %s %s: get: %w", index, key, err)
+	}
+	return v, nil
+}
+
+// IndexList implements Tx.
+func (t *RowsTx) IndexList(ctx context.Context, p IndexListParams) ([]IndexEntry, error) {
+	if !event.ValidKind(p.Index) {
+		return nil, fmt.Errorf("%w: index %q: want lower-case letters, digits and _", ErrInvalid, p.Index)
+	}
+	for _, s := range []string{p.Prefix, p.AfterKey} {
+		if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+			return nil, fmt.Errorf("%w: index %s: list from %q: want UTF-8 without NUL", ErrInvalid, p.Index, s)
+		}
+	}
+	es, err := t.rows.ListIndex(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: list %q: %w", p.Index, p.Prefix, err)
+	}
+	return es, nil
 }

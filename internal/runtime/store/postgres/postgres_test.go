@@ -20,7 +20,7 @@ func TestMain(m *testing.M) {
 func TestConformance(t *testing.T) {
 	var mu sync.Mutex
 	dbs := map[string]string{} // test dir → database, so a reopen finds its data
-	storetest.Run(t, func(t *testing.T, dir string) store.Store {
+	open := func(t *testing.T, dir string) store.Store {
 		srv := pgtest.Shared(t)
 		mu.Lock()
 		url, ok := dbs[dir]
@@ -35,5 +35,7 @@ func TestConformance(t *testing.T) {
 		}
 		t.Cleanup(func() { s.Close() })
 		return s
-	})
+	}
+	storetest.Run(t, open)
+	storetest.RunIndex(t, open)
 }

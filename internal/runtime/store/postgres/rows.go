@@ -172,18 +172,37 @@ func scanResource(row pgx.Row) (store.Resource, error) {
 
 // GetResource locks the row in a read-write transaction, so that two
 // writers of one resource serialize instead of losing an update.
+//
+// A row that is not there cannot be locked: two transactions that both
+// find it missing would both create it, and the second would fail with
+// ErrAlreadyExists where SQLite, one writer at a time, shows the first's
+// row (a get-or-create, such as quota's per organization). So a miss
+// takes the id's lock (idLock), which InsertResource takes too, and reads
+// again: a creator that got there first has committed by then, and this
+// statement sees its row. The extra round trip is on a miss only.
 func (r *rows) GetResource(ctx context.Context, kind, id string) (store.Resource, error) {
 	q := `SELECT ` + resourceColumns + ` FROM resources WHERE kind = $1 AND id = $2`
 	if r.write {
 		q += ` FOR UPDATE`
 	}
 	var res store.Resource
-	err := r.queryRow(ctx, func(row pgx.Row) error {
+	scan := func(row pgx.Row) error {
 		var err error
 		res, err = scanResource(row)
 		return err
-	}, q, kind, id)
+	}
+	err := r.queryRow(ctx, scan, q, kind, id)
+	if r.write && errors.Is(err, store.ErrNotFound) {
+		r.pending = append(r.pending, idLock(kind, id))
+		err = r.queryRow(ctx, scan, q, kind, id)
+	}
 	return res, err
+}
+
+// idLock takes, until the transaction ends, the lock on a resource's id
+// that serializes its creation (see GetResource).
+func idLock(kind, id string) pendingWrite {
+	return pendingWrite{sql: `SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))`, args: []any{kind, id}}
 }
 
 func (r *rows) ListResources(ctx context.Context, p store.ListParams) ([]store.Resource, error) {
@@ -202,6 +221,7 @@ func (r *rows) ListResources(ctx context.Context, p store.ListParams) ([]store.R
 // may well go on after ErrAlreadyExists (as it can on SQLite).
 func (r *rows) InsertResource(ctx context.Context, res store.Resource) error {
 	status, _ := json.Marshal(res.Status)
+	r.pending = append(r.pending, idLock(res.Kind, res.ID))
 	n, err := r.exec(ctx, `INSERT INTO resources (`+resourceColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (kind, id) DO NOTHING`,
 		res.Kind, res.ID, res.Organization, res.Environment, res.Generation, res.Version, string(res.Spec), string(status), res.CreatedAt, res.UpdatedAt, res.DeletedAt)
 	if err != nil {
@@ -258,4 +278,38 @@ func (r *rows) ObservedSubjects(ctx context.Context, topic string) ([]string, er
 		return err
 	}, `SELECT subject FROM observed WHERE topic = $1 ORDER BY subject`, topic)
 	return subjects, err
+}
+
+// PutIndex and DeleteIndex are sent with the next statement, like
+// UpdateResource: a read that follows them in the transaction goes in the
+// same batch, after them, and so sees them.
+func (r *rows) PutIndex(_ context.Context, index, key, value string) error {
+	return r.later(`INSERT INTO index_entries (name, key, value) VALUES ($1, $2, $3) ON CONFLICT (name, key) DO UPDATE SET value = excluded.value`,
+		index, key, value)
+}
+
+func (r *rows) DeleteIndex(_ context.Context, index, key string) error {
+	return r.later(`DELETE FROM index_entries WHERE name = $1 AND key = $2`, index, key)
+}
+
+// GetIndex does not lock: an entry is a hint that the caller confirms on
+// the resource it names, which GetResource locks. Locking entries too would
+// take locks in another order than the resources' and could deadlock.
+func (r *rows) GetIndex(ctx context.Context, index, key string) (string, error) {
+	var value string
+	err := r.queryRow(ctx, func(row pgx.Row) error { return row.Scan(&value) },
+		`SELECT value FROM index_entries WHERE name = $1 AND key = $2`, index, key)
+	return value, err
+}
+
+func (r *rows) ListIndex(ctx context.Context, p store.IndexListParams) ([]store.IndexEntry, error) {
+	filter, args := store.IndexListQuery(p, func(n int) string { return "$" + strconv.Itoa(n) })
+	var out []store.IndexEntry
+	err := r.query(ctx, func(rs pgx.Rows) error {
+		var e store.IndexEntry
+		err := rs.Scan(&e.Key, &e.Value)
+		out = append(out, e)
+		return err
+	}, `SELECT key, value FROM index_entries`+filter, args...)
+	return out, err
 }

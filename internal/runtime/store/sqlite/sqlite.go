@@ -143,19 +143,22 @@ const (
 	qAppend  = `INSERT INTO outbox (topic, key, value) VALUES (?, ?, ?)`
 	qObserve = `INSERT INTO observed (topic, subject, version, event) VALUES (?, ?, ?, ?)
 		ON CONFLICT (topic, subject) DO UPDATE SET version = excluded.version, event = excluded.event WHERE excluded.version > observed.version`
-	qObserved = `SELECT event FROM observed WHERE topic = ? AND subject = ?`
+	qObserved    = `SELECT event FROM observed WHERE topic = ? AND subject = ?`
+	qIndexPut    = `INSERT INTO index_entries (name, key, value) VALUES (?, ?, ?) ON CONFLICT (name, key) DO UPDATE SET value = excluded.value`
+	qIndexDelete = `DELETE FROM index_entries WHERE name = ? AND key = ?`
+	qIndexGet    = `SELECT value FROM index_entries WHERE name = ? AND key = ?`
 )
 
 func (s *Store) prepare(ctx context.Context) error {
 	s.writeStmts, s.readStmts = map[string]*sql.Stmt{}, map[string]*sql.Stmt{}
-	for _, q := range []string{qGet, qInsert, qSave, qAppend, qObserve, qObserved} {
+	for _, q := range []string{qGet, qInsert, qSave, qAppend, qObserve, qObserved, qIndexPut, qIndexDelete, qIndexGet} {
 		st, err := s.writer.PrepareContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("sqlite %s: prepare: %w", s.cfg.Path, err)
 		}
 		s.writeStmts[q] = st
 	}
-	for _, q := range []string{qGet, qObserved} {
+	for _, q := range []string{qGet, qObserved, qIndexGet} {
 		st, err := s.reader.PrepareContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("sqlite %s: prepare: %w", s.cfg.Path, err)
@@ -460,6 +463,42 @@ func (t *rows) ObservedSubjects(ctx context.Context, topic string) ([]string, er
 			return nil, err
 		}
 		out = append(out, s)
+	}
+	return out, mapErr(rs.Err())
+}
+
+func (t *rows) PutIndex(ctx context.Context, index, key, value string) error {
+	_, err := t.exec(ctx, qIndexPut, index, key, value)
+	return mapErr(err)
+}
+
+func (t *rows) DeleteIndex(ctx context.Context, index, key string) error {
+	_, err := t.exec(ctx, qIndexDelete, index, key)
+	return mapErr(err)
+}
+
+func (t *rows) GetIndex(ctx context.Context, index, key string) (string, error) {
+	var value string
+	if err := t.queryRow(ctx, qIndexGet, index, key).Scan(&value); err != nil {
+		return "", mapErr(err)
+	}
+	return value, nil
+}
+
+func (t *rows) ListIndex(ctx context.Context, p store.IndexListParams) ([]store.IndexEntry, error) {
+	filter, args := store.IndexListQuery(p, func(int) string { return "?" })
+	rs, err := t.query(ctx, `SELECT key, value FROM index_entries`+filter, args...)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rs.Close()
+	var out []store.IndexEntry
+	for rs.Next() {
+		var e store.IndexEntry
+		if err := rs.Scan(&e.Key, &e.Value); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
 	}
 	return out, mapErr(rs.Err())
 }
