@@ -61,6 +61,15 @@ type Config struct {
 	Sites []resource.Site
 	// Cloud tunes the cloud simulator behind capacity and network.
 	Cloud sim.Config
+	// Driver, if set, makes each site's satellite driver in place of the
+	// embedded one (a benchmark's simulated satellites).
+	Driver func(site resource.Site, dir string) (satellite.Driver, error)
+	// OnBundle, if set, is told of each bundle a satellite holds (saved on
+	// its disk): a benchmark's end of the line.
+	OnBundle func(b resource.Bundle, at time.Time)
+	// ResyncInterval is every service's periodic resync interval (the
+	// reactor's default when zero).
+	ResyncInterval time.Duration
 	// BrokerStepDelay is how long the embedded driver takes per broker
 	// added or removed.
 	BrokerStepDelay time.Duration
@@ -146,6 +155,11 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		capacity.New(capacity.Config{Cloud: cloud, Logger: log}).Host(),
 		netSvc.Host(), syncSvc.Host(),
 	}
+	if cfg.ResyncInterval != 0 {
+		for i := range services {
+			services[i].Reactor.ResyncInterval = cfg.ResyncInterval
+		}
+	}
 
 	s.http = newServer(ctx, "the control plane", cfg.Metrics)
 	s.http.serve(cfg.Listener)
@@ -178,12 +192,21 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		if err != nil {
 			return nil, err
 		}
-		sat, err := StartSatellite(ctx, SatelliteConfig{Site: site, Dir: dir, SyncURL: s.URL, Token: token,
-			StepDelay: cfg.BrokerStepDelay, Logger: log, Registerer: cfg.Registerer})
+		sc := SatelliteConfig{Site: site, Dir: dir, SyncURL: s.URL, Token: token, StepDelay: cfg.BrokerStepDelay, OnBundle: cfg.OnBundle,
+			Logger: log, Registerer: cfg.Registerer}
+		if cfg.Driver != nil {
+			if sc.Driver, err = cfg.Driver(site, dir); err != nil {
+				return nil, err
+			}
+		}
+		sat, err := StartSatellite(ctx, sc)
 		if err != nil {
 			return nil, err
 		}
-		s.Satellites[site.String()], s.Drivers[site.String()] = sat.Agent, sat.Driver
+		s.Satellites[site.String()] = sat.Agent
+		if sat.Driver != nil {
+			s.Drivers[site.String()] = sat.Driver
+		}
 	}
 	log.Info("mothership is up", "url", s.URL, "organization", org, "sites", len(cfg.Sites))
 	return s, nil

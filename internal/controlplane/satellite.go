@@ -30,15 +30,23 @@ type SatelliteConfig struct {
 	SyncURL string
 	Token   string
 	RootCAs *x509.CertPool
-	// StepDelay is how long the driver takes per broker added or removed.
-	StepDelay  time.Duration
+	// StepDelay is how long the embedded driver takes per broker added or
+	// removed.
+	StepDelay time.Duration
+	// Driver, if set, replaces the embedded driver (a benchmark's
+	// simulated satellites).
+	Driver satellite.Driver
+	// OnBundle, if set, is told of each bundle the satellite holds.
+	OnBundle   func(b resource.Bundle, at time.Time)
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
 
 // Satellite is a started satellite.
 type Satellite struct {
-	Agent  *satellite.Agent
+	Agent *satellite.Agent
+	// Driver is the embedded driver, nil when SatelliteConfig.Driver
+	// replaced it.
 	Driver *embedded.Driver
 }
 
@@ -50,20 +58,24 @@ func StartSatellite(ctx context.Context, cfg SatelliteConfig) (*Satellite, error
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := cfg.Logger.With("satellite", cfg.Site.String())
-	key, err := sitekey.LoadOrCreate(cfg.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("satellite %s: %w", cfg.Site, err)
+	sat := &Satellite{}
+	driver := cfg.Driver
+	if driver == nil {
+		key, err := sitekey.LoadOrCreate(cfg.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("satellite %s: %w", cfg.Site, err)
+		}
+		var reg prometheus.Registerer
+		if cfg.Registerer != nil {
+			reg = prometheus.WrapRegistererWith(prometheus.Labels{"site": cfg.Site.String()}, cfg.Registerer)
+		}
+		if sat.Driver, err = embedded.New(embedded.Config{DataDir: filepath.Join(cfg.Dir, "clusters"), StepDelay: cfg.StepDelay,
+			AutoCreateTopics: true, SiteKey: key, Logger: log, Registerer: reg}); err != nil {
+			return nil, err
+		}
+		driver = sat.Driver
 	}
-	var reg prometheus.Registerer
-	if cfg.Registerer != nil {
-		reg = prometheus.WrapRegistererWith(prometheus.Labels{"site": cfg.Site.String()}, cfg.Registerer)
-	}
-	drv, err := embedded.New(embedded.Config{DataDir: filepath.Join(cfg.Dir, "clusters"), StepDelay: cfg.StepDelay,
-		AutoCreateTopics: true, SiteKey: key, Logger: log, Registerer: reg})
-	if err != nil {
-		return nil, err
-	}
-	agent, err := satellite.New(satellite.Config{Site: cfg.Site, DataDir: cfg.Dir, Driver: drv, Logger: cfg.Logger,
+	agent, err := satellite.New(satellite.Config{Site: cfg.Site, DataDir: cfg.Dir, Driver: driver, Logger: cfg.Logger, OnBundle: cfg.OnBundle,
 		Link: &link.Client{URL: cfg.SyncURL, Token: cfg.Token, Site: cfg.Site, RootCAs: cfg.RootCAs, Logger: log}})
 	if err != nil {
 		return nil, err
@@ -71,5 +83,6 @@ func StartSatellite(ctx context.Context, cfg SatelliteConfig) (*Satellite, error
 	if err := agent.Start(ctx); err != nil {
 		return nil, err
 	}
-	return &Satellite{Agent: agent, Driver: drv}, nil
+	sat.Agent = agent
+	return sat, nil
 }

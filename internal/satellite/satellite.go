@@ -7,6 +7,7 @@
 package satellite
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -59,7 +61,14 @@ type Config struct {
 	Driver Driver
 	// DataDir keeps the last bundle.
 	DataDir string
-	Logger  *slog.Logger
+	// Parallel is how many resources are realized at once (default 8): a
+	// long resize of one PKC does not hold back the others of the site.
+	Parallel int
+	// OnBundle, if set, is called with each bundle once it is saved on
+	// disk: from then on the satellite holds that desired state, whatever
+	// the link does. A benchmark times the control plane with it.
+	OnBundle func(b resource.Bundle, at time.Time)
+	Logger   *slog.Logger
 }
 
 // Agent is a satellite agent.
@@ -78,6 +87,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Link == nil || cfg.Driver == nil || cfg.DataDir == "" {
 		return nil, errors.New("satellite: Link, Driver and DataDir are required")
 	}
+	cfg.Parallel = cmp.Or(cfg.Parallel, 8)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -192,6 +202,9 @@ func (a *Agent) follow(ctx context.Context, version int64, latest chan resource.
 			if err := a.save(next); err != nil {
 				return err
 			}
+			if a.cfg.OnBundle != nil {
+				a.cfg.OnBundle(next, time.Now())
+			}
 			version = next.Version
 			select {
 			case <-latest: // not taken yet: the newer one replaces it
@@ -260,28 +273,44 @@ func (a *Agent) apply(ctx context.Context, b resource.Bundle) bool {
 		a.mu.Unlock()
 		a.log.InfoContext(ctx, "resource removed", "id", id)
 	}
+	var wg sync.WaitGroup
+	var failed atomic.Bool
+	slots := make(chan struct{}, a.cfg.Parallel)
 	for _, id := range slices.Sorted(maps.Keys(b.Resources)) {
 		item := b.Resources[id]
-		set := func(r resource.Realized) {
-			a.mu.Lock()
-			a.realized[id] = r
-			a.mu.Unlock()
-		}
-		r, err := a.cfg.Driver.Apply(ctx, id, item, func(r resource.Realized) {
-			set(r)
-			_ = a.report(ctx) // progress is best effort; the final report is retried
-		})
-		if err != nil {
-			ok = false
-			a.log.ErrorContext(ctx, "realizing a resource failed", "id", id, "generation", item.Generation, "err", err)
-			r = resource.Realized{Generation: item.Generation - 1, Phase: resource.PhaseProvisioning, Reason: "SATELLITE_ERROR", Message: err.Error()}
-			if prev, ok := a.realizedOf(id); ok {
-				r.Generation, r.Detail = prev.Generation, prev.Detail
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if !a.applyOne(ctx, id, item) {
+				failed.Store(true)
 			}
-		}
-		set(r)
+		})
 	}
-	return ok
+	wg.Wait()
+	return ok && !failed.Load()
+}
+
+// applyOne realizes one resource and records what it realized; it reports
+// whether that succeeded.
+func (a *Agent) applyOne(ctx context.Context, id string, item resource.BundleItem) bool {
+	set := func(r resource.Realized) {
+		a.mu.Lock()
+		a.realized[id] = r
+		a.mu.Unlock()
+	}
+	r, err := a.cfg.Driver.Apply(ctx, id, item, func(r resource.Realized) {
+		set(r)
+		_ = a.report(ctx) // progress is best effort; the final report is retried
+	})
+	if err != nil {
+		a.log.ErrorContext(ctx, "realizing a resource failed", "id", id, "generation", item.Generation, "err", err)
+		r = resource.Realized{Generation: item.Generation - 1, Phase: resource.PhaseProvisioning, Reason: "SATELLITE_ERROR", Message: err.Error()}
+		if prev, ok := a.realizedOf(id); ok {
+			r.Generation, r.Detail = prev.Generation, prev.Detail
+		}
+	}
+	set(r)
+	return err == nil
 }
 
 func (a *Agent) realizedOf(id string) (resource.Realized, bool) {

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mothership-dev/mothership/internal/bench"
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/satellite"
+	"github.com/mothership-dev/mothership/internal/satellite/simdriver"
+)
+
+func newBenchCmd() *cobra.Command {
+	var (
+		cfg        bench.Config
+		output     string
+		timeFactor float64
+		failShare  float64
+		limitShare float64
+		logLevel   string
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the control plane at fleet scale, with simulated satellites",
+		Long: `Start the whole control plane on the embedded default in this process, with
+--satellites simulated satellites (no brokers; their operations take
+realistic time scaled by --time-factor), create --clusters clusters (a mix
+of Basic, Standard and Dedicated over three clouds and many regions and
+organizations), then apply --rate changes per second (resize, rename,
+create, delete) for --duration.
+
+Every change is timed from the API's answer through each hop: the event on
+Kafka (relay), pkc's desired state, the satellite holding it (end to end),
+and PROVISIONED. Then the control plane is stopped and started cold, and the
+time until every service has reconciled every key once is measured. Last,
+every cluster is read back and compared with what was accepted. Progress
+goes to stderr; the figures to stdout (-o json: one object).`,
+		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "human" && output != "json" {
+				return fmt.Errorf("-o %q: want human or json", output)
+			}
+			log := slog.New(slog.DiscardHandler)
+			if logLevel != "none" {
+				var err error
+				if log, err = newLogger(logLevel); err != nil {
+					return err
+				}
+			}
+			cfg.Logger, cfg.Progress = log, cmd.ErrOrStderr()
+			cfg.Driver = simDrivers(timeFactor, failShare, limitShare)
+			started := time.Now()
+			res, err := bench.Run(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "done in %s\n", time.Since(started).Round(time.Second))
+			if output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			printResult(cmd.OutOrStdout(), res)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Clusters, "clusters", 1000, "clusters (LKCs) to create before the steady phase")
+	f.IntVar(&cfg.Satellites, "satellites", 10, "simulated satellites (sites), over three clouds")
+	f.Float64Var(&cfg.Rate, "rate", 100, "changes per second in the steady phase")
+	f.DurationVar(&cfg.Duration, "duration", 30*time.Second, "length of the steady phase")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the run's state (default: a temporary one, removed after)")
+	f.IntVar(&cfg.Concurrency, "concurrency", 64, "API requests in flight at most")
+	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the scenario's random choices")
+	f.Float64Var(&timeFactor, "time-factor", 0.001, "scales the simulated satellites' operation times (1: realistic, a broker step 30s)")
+	f.Float64Var(&failShare, "fail-share", 0.01, "share of satellite operations whose first attempt fails")
+	f.Float64Var(&limitShare, "rate-limit-share", 0.01, "share of satellite operations whose first attempt is rate-limited")
+	f.StringVarP(&output, "output", "o", "human", "human or json")
+	f.DurationVar(&cfg.ResyncInterval, "resync-interval", 10*time.Minute, "every service's periodic resync")
+	f.StringVar(&logLevel, "log-level", "none", "none, debug, info, warn or error (simulated failures are logged as errors)")
+	return cmd
+}
+
+// simDrivers makes each site's simulated driver.
+func simDrivers(timeFactor, failShare, limitShare float64) func(resource.Site, string) (satellite.Driver, error) {
+	return func(site resource.Site, dir string) (satellite.Driver, error) {
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(site.String()))
+		return simdriver.New(simdriver.Config{TimeFactor: timeFactor, FailShare: failShare, RateLimitShare: limitShare, Seed: h.Sum64(),
+			DataDir: filepath.Join(dir, "sim")})
+	}
+}
+
+func printResult(w io.Writer, r bench.Result) {
+	fmt.Fprintf(w, "clusters %d on %d PKCs over %d satellites (created in %.1fs)\n", r.Clusters, r.PKCs, r.Satellites, r.CreateS)
+	fmt.Fprintf(w, "changes  %d accepted, %.0f/s achieved, %d completed every hop, %d lost\n", r.Changes, r.ChangesPerS, r.Completed, r.Lost)
+	fmt.Fprintf(w, "%-12s %7s %9s %9s %9s %9s\n", "hop", "n", "p50 ms", "p95 ms", "p99 ms", "max ms")
+	for _, hop := range bench.Hops {
+		l, ok := r.Hops[hop]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "%-12s %7d %9.1f %9.1f %9.1f %9.1f\n", hop, l.N, l.P50, l.P95, l.P99, l.Max)
+	}
+	fmt.Fprintf(w, "end to end (accepted → satellite holds): p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n", r.E2EP50ms, r.E2EP95ms, r.E2EP99ms)
+	fmt.Fprintf(w, "cpu %.1fs, peak rss %.0f MiB, cold-restart resync %.1fs, periodic resync peak/avg %.2f\n",
+		r.CPUSeconds, float64(r.RSSBytes)/(1<<20), r.ResyncS, r.ResyncPeakOverAvg)
+	if len(r.Unconverged) > 0 {
+		fmt.Fprintf(w, "unconverged:\n  %s\n", strings.Join(r.Unconverged, "\n  "))
+	}
+}

@@ -1,0 +1,46 @@
+package bench_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mothership-dev/mothership/internal/bench"
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/satellite"
+	"github.com/mothership-dev/mothership/internal/satellite/simdriver"
+)
+
+// TestScenarioLosesNothing runs the bench's scenario small: clusters over
+// several organizations and simulated satellites whose operations fail or
+// are rate-limited now and then, a cold restart, then a stream of
+// resizes, renames, creates and deletes. Every accepted change must pass
+// every hop and the final state must show each of them. Timing is the
+// bench command's business, not this test's.
+func TestScenarioLosesNothing(t *testing.T) {
+	res, err := bench.Run(t.Context(), bench.Config{
+		Clusters: 120, Satellites: 6, Rate: 40, Duration: 3 * time.Second, DataDir: t.TempDir(), Seed: 3,
+		Driver: func(site resource.Site, dir string) (satellite.Driver, error) {
+			return simdriver.New(simdriver.Config{TimeFactor: 0.0005, FailShare: 0.05, RateLimitShare: 0.05, Seed: uint64(len(site.Region))})
+		},
+		Progress: t.Output(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", res)
+	if res.Clusters != 120 || res.PKCs == 0 || res.Satellites != 6 {
+		t.Fatalf("fleet: %d clusters on %d PKCs over %d satellites", res.Clusters, res.PKCs, res.Satellites)
+	}
+	if res.Changes < 60 {
+		t.Fatalf("only %d changes were accepted in 3s at 40/s", res.Changes)
+	}
+	if res.Completed != res.Changes {
+		t.Fatalf("%d of %d accepted changes passed every hop", res.Completed, res.Changes)
+	}
+	if res.Lost != 0 {
+		t.Fatalf("%d accepted changes are not in the final state: %v", res.Lost, res.Unconverged)
+	}
+	if res.Hops[bench.HopSatellite].N == 0 || res.Hops[bench.HopProvisioned].N == 0 || res.ResyncS <= 0 {
+		t.Fatalf("hops not measured: %+v, resync %.1fs", res.Hops, res.ResyncS)
+	}
+}
