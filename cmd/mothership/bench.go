@@ -6,7 +6,9 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -26,6 +28,7 @@ func newBenchCmd() *cobra.Command {
 		failShare  float64
 		limitShare float64
 		logLevel   string
+		cpuProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -57,6 +60,17 @@ goes to stderr; the figures to stdout (-o json: one object).`,
 			}
 			cfg.Logger, cfg.Progress = log, cmd.ErrOrStderr()
 			cfg.Driver = simDrivers(timeFactor, failShare, limitShare)
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			started := time.Now()
 			res, err := bench.Run(cmd.Context(), cfg)
 			if err != nil {
@@ -84,6 +98,7 @@ goes to stderr; the figures to stdout (-o json: one object).`,
 	f.Float64Var(&failShare, "fail-share", 0.01, "share of satellite operations whose first attempt fails")
 	f.Float64Var(&limitShare, "rate-limit-share", 0.01, "share of satellite operations whose first attempt is rate-limited")
 	f.StringVarP(&output, "output", "o", "human", "human or json")
+	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	f.DurationVar(&cfg.ResyncInterval, "resync-interval", 10*time.Minute, "every service's periodic resync")
 	f.StringVar(&logLevel, "log-level", "none", "none, debug, info, warn or error (simulated failures are logged as errors)")
 	return cmd
