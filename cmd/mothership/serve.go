@@ -80,7 +80,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, service string, o serveOp
 	}
 	cfg := controlplane.ServeConfig{Service: service, Peers: o.peers, AdminCredentials: o.adminCredentials, MaxTenants: o.maxTenants}
 	reg, metrics := newMetrics()
-	cfg.Registerer, cfg.Metrics, cfg.Logger = reg, metrics, log.With("service", service)
+	cfg.Registerer, cfg.Metrics, cfg.Logger = reg, metrics, log
 	if service != "gateway" {
 		if o.db == "" {
 			return fmt.Errorf("%s needs its own database: give --db (a postgres:// URL or a SQLite file)", service)

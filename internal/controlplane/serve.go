@@ -133,7 +133,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (_ *Process, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	log := cfg.Logger.With("process", cfg.Service)
+	log := cfg.Logger
 	p := &Process{log: log}
 	defer func() {
 		if err != nil {

@@ -63,7 +63,11 @@ func Setup(ctx context.Context, cfg SetupConfig) error {
 	if cfg.Out == nil {
 		cfg.Out = io.Discard
 	}
-	for _, sub := range []string{"env", "secrets", "tls", "db"} {
+	subs := []string{"env", "secrets", "tls"}
+	if cfg.DBAdmin == "" {
+		subs = append(subs, "db")
+	}
+	for _, sub := range subs {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, sub), 0o700); err != nil {
 			return fmt.Errorf("controlplane: setup: %w", err)
 		}
