@@ -16,6 +16,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/event"
@@ -55,6 +56,12 @@ type Config struct {
 type Service struct {
 	cfg Config
 	log *slog.Logger
+
+	// mu guards what the service knows of its store's indexes (see
+	// ensureIndex); it is never held across a database call.
+	mu       sync.Mutex
+	indexed  bool              // the indexes are built and committed
+	builders map[store.Tx]bool // transactions that built them, not known committed
 }
 
 // New returns the service.
@@ -74,81 +81,22 @@ func (s *Service) Host() host.Service {
 		Owns:      []string{resource.KindPKC},
 		ReactsTo:  []string{lkcDesired, apikeyDesired, deliveryStatus, capacityStatus},
 		Reconcile: s.reconcile,
+		// A store the service has not seen: its indexes are checked again.
+		Attach: func(store.Store) { s.forgetIndex() },
 	}
 }
 
 func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error {
-	ix, err := loadIndex(ctx, tx)
-	if err != nil {
+	if err := s.ensureIndex(ctx, tx); err != nil {
 		return err
 	}
 	switch {
 	case strings.HasPrefix(key, "lkc-"):
-		return s.reconcileLKC(ctx, tx, ix, key)
+		return s.reconcileLKC(ctx, tx, key)
 	case strings.HasPrefix(key, "site-"):
-		return s.reconcileSite(ctx, tx, ix, key)
+		return s.reconcileSite(ctx, tx, key)
 	default:
-		return s.reconcileKey(ctx, tx, ix, key)
-	}
-}
-
-// index maps tenants to the PKCs hosting them, from one listing of the
-// PKCs per reconcile: a site event touches every tenant of the site, and
-// listing per tenant made it quadratic. The row a reconcile writes is
-// always read again with ResourceGet, which locks it (on PostgreSQL), so a
-// concurrent placement cannot be lost.
-type index struct {
-	specs map[string]resource.PKCSpec
-	ids   []string          // live PKCs in id order
-	host  map[string]string // lkc → pkc
-}
-
-func loadIndex(ctx context.Context, tx store.Tx) (*index, error) {
-	ix := &index{specs: map[string]resource.PKCSpec{}, host: map[string]string{}}
-	after := ""
-	for {
-		page, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindPKC, AfterID: after, Limit: 500})
-		if err != nil {
-			return nil, fmt.Errorf("list pkcs: %w", err)
-		}
-		for _, r := range page {
-			spec, err := resource.Decode[resource.PKCSpec](r.Spec)
-			if err != nil {
-				return nil, fmt.Errorf("pkc %s: %w", r.ID, err)
-			}
-			ix.put(r.ID, spec)
-		}
-		if len(page) < 500 {
-			return ix, nil
-		}
-		after = page[len(page)-1].ID
-	}
-}
-
-// put records a PKC's spec as written.
-func (ix *index) put(id string, spec resource.PKCSpec) {
-	if old, ok := ix.specs[id]; ok {
-		for lkc := range old.Tenants {
-			delete(ix.host, lkc)
-		}
-	} else {
-		i, _ := slices.BinarySearch(ix.ids, id)
-		ix.ids = slices.Insert(ix.ids, i, id)
-	}
-	ix.specs[id] = spec
-	for lkc := range spec.Tenants {
-		ix.host[lkc] = id
-	}
-}
-
-// drop forgets a deleted PKC.
-func (ix *index) drop(id string) {
-	for lkc := range ix.specs[id].Tenants {
-		delete(ix.host, lkc)
-	}
-	delete(ix.specs, id)
-	if i, ok := slices.BinarySearch(ix.ids, id); ok {
-		ix.ids = slices.Delete(ix.ids, i, i+1)
+		return s.reconcileKey(ctx, tx, key)
 	}
 }
 
@@ -157,13 +105,13 @@ func (ix *index) drop(id string) {
 func dedicatedID(lkc string) string { return "pkc-d" + strings.TrimPrefix(lkc, "lkc-") }
 
 // hostOf reads, locked, the live PKC that hosts lkc; ErrNotFound if none.
-func hostOf(ctx context.Context, tx store.Tx, ix *index, lkc string, dedicated bool) (store.Resource, resource.PKCSpec, error) {
-	id := ix.host[lkc]
-	if dedicated {
-		id = dedicatedID(lkc)
-	}
-	if id == "" {
-		return store.Resource{}, resource.PKCSpec{}, store.ErrNotFound
+func hostOf(ctx context.Context, tx store.Tx, lkc string, dedicated bool) (store.Resource, resource.PKCSpec, error) {
+	id := dedicatedID(lkc)
+	if !dedicated {
+		var err error
+		if id, err = tx.IndexGet(ctx, ixTenant, lkc); err != nil {
+			return store.Resource{}, resource.PKCSpec{}, err
+		}
 	}
 	r, err := tx.ResourceGet(ctx, resource.KindPKC, id)
 	if err != nil {
@@ -186,9 +134,9 @@ func zones(region, availability string) []string {
 	return []string{region + "a"}
 }
 
-// write stores a PKC's new spec (creating it when new) and keeps the index
-// current.
-func (s *Service) write(ctx context.Context, tx store.Tx, ix *index, pkc store.Resource, spec resource.PKCSpec) (store.Resource, error) {
+// write stores a PKC's new spec (creating it when new) and keeps the
+// indexes current. pkc is the row as read (locked), or a new id.
+func (s *Service) write(ctx context.Context, tx store.Tx, pkc store.Resource, spec resource.PKCSpec) (store.Resource, error) {
 	var r store.Resource
 	var err error
 	if pkc.Generation > 0 {
@@ -202,14 +150,13 @@ func (s *Service) write(ctx context.Context, tx store.Tx, ix *index, pkc store.R
 	if err != nil {
 		return r, fmt.Errorf("pkc %s: %w", pkc.ID, err)
 	}
-	ix.put(r.ID, spec)
-	return r, nil
+	return r, s.reindex(ctx, tx, pkc, &spec)
 }
 
 // reconcileLKC brings the PKC serving an LKC in line with it. While a PKC
 // changes size, a new size is held back until the running change is
 // realized, so that 2 → 4 → 2 → 6 ends at 6 with no shrink between.
-func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, ix *index, id string) error {
+func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, id string) error {
 	lkc, err := store.ObservedResource(ctx, tx, lkcDesired, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -222,7 +169,7 @@ func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, ix *index, id s
 		return err
 	}
 	dedicated := spec.Type == resource.TypeDedicated
-	pkc, ps, err := hostOf(ctx, tx, ix, id, dedicated)
+	pkc, ps, err := hostOf(ctx, tx, id, dedicated)
 	placed := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -237,17 +184,19 @@ func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, ix *index, id s
 			if _, err := tx.ResourceDelete(ctx, resource.KindPKC, pkc.ID); err != nil {
 				return err
 			}
-			ix.drop(pkc.ID)
+			if err := s.reindex(ctx, tx, pkc, nil); err != nil {
+				return err
+			}
 			s.log.InfoContext(ctx, "pkc deleted: its last tenant is gone", "pkc", pkc.ID, "lkc", id)
 			return nil
 		}
-		if _, err := s.write(ctx, tx, ix, pkc, ps); err != nil {
+		if _, err := s.write(ctx, tx, pkc, ps); err != nil {
 			return err
 		}
 		return s.refreshStatus(ctx, tx, pkc.ID, func(st *resource.PKCStatus) { delete(st.Tenants, id) })
 	}
 	if !placed {
-		if pkc, ps, err = s.place(ctx, tx, ix, id, spec); err != nil {
+		if pkc, ps, err = s.place(ctx, tx, id, spec); err != nil {
 			return err
 		}
 	}
@@ -270,7 +219,7 @@ func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, ix *index, id s
 			"brokers", ps.Brokers, "wanted", want.Brokers)
 		return nil
 	}
-	written, err := s.write(ctx, tx, ix, pkc, want)
+	written, err := s.write(ctx, tx, pkc, want)
 	if err != nil {
 		return err
 	}
@@ -283,32 +232,43 @@ func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, ix *index, id s
 }
 
 // place chooses the PKC of a new tenant: its own for a Dedicated LKC, else
-// a shared one of its site with room, else a new shared one.
-func (s *Service) place(ctx context.Context, tx store.Tx, ix *index, id string, spec resource.LKCSpec) (store.Resource, resource.PKCSpec, error) {
+// the first shared one of its site with room, else a new shared one.
+func (s *Service) place(ctx context.Context, tx store.Tx, id string, spec resource.LKCSpec) (store.Resource, resource.PKCSpec, error) {
 	if spec.Type == resource.TypeDedicated {
 		ps := resource.PKCSpec{Cloud: spec.Cloud, Region: spec.Region, Availability: spec.Availability, Dedicated: true,
 			Zones: zones(spec.Region, spec.Availability), Tenants: map[string]resource.Tenant{id: {}}}
 		return store.Resource{ID: dedicatedID(id)}, ps, nil
 	}
-	for _, pid := range ix.ids {
-		cand := ix.specs[pid]
-		if cand.Dedicated || cand.Site() != spec.Site() || len(cand.Tenants) >= s.cfg.MaxTenants {
-			continue
-		}
-		// Read it again, locked: a concurrent placement may have filled it.
-		r, err := tx.ResourceGet(ctx, resource.KindPKC, pid)
+	const page = 8
+	for after := ""; ; {
+		rooms, err := tx.IndexList(ctx, store.IndexListParams{Index: ixRoom, Prefix: spec.Site().ID() + "/", AfterKey: after, Limit: page})
 		if err != nil {
-			return r, cand, err
+			return store.Resource{}, resource.PKCSpec{}, err
 		}
-		ps, err := resource.Decode[resource.PKCSpec](r.Spec)
-		if err != nil {
-			return r, ps, err
+		for _, e := range rooms {
+			// Read it again, locked: a concurrent placement may have
+			// filled it, or its last tenant gone and taken it along.
+			r, err := tx.ResourceGet(ctx, resource.KindPKC, e.Value)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return r, resource.PKCSpec{}, err
+			}
+			ps, err := resource.Decode[resource.PKCSpec](r.Spec)
+			if err != nil {
+				return r, ps, err
+			}
+			if s.hasRoom(ps) && ps.Site() == spec.Site() {
+				ps.Tenants = maps.Clone(ps.Tenants)
+				ps.Tenants[id] = resource.Tenant{Prefix: id + "."}
+				return r, ps, nil
+			}
 		}
-		if len(ps.Tenants) < s.cfg.MaxTenants {
-			ps.Tenants = maps.Clone(ps.Tenants)
-			ps.Tenants[id] = resource.Tenant{Prefix: id + "."}
-			return r, ps, nil
+		if len(rooms) < page {
+			break
 		}
+		after = rooms[len(rooms)-1].Key
 	}
 	ps := resource.PKCSpec{Cloud: spec.Cloud, Region: spec.Region, Availability: resource.MultiZone, Brokers: SharedBrokers,
 		Zones: zones(spec.Region, resource.MultiZone), Tenants: map[string]resource.Tenant{id: {Prefix: id + "."}}}
@@ -341,7 +301,7 @@ func usersOf(ctx context.Context, tx store.Tx, lkc string) ([]resource.KafkaUser
 // reconcileKey adds or removes a cluster-scoped key's SASL user on the PKC
 // of its cluster. A key of a cluster not placed yet is picked up when the
 // cluster is placed.
-func (s *Service) reconcileKey(ctx context.Context, tx store.Tx, ix *index, keyID string) error {
+func (s *Service) reconcileKey(ctx context.Context, tx store.Tx, keyID string) error {
 	k, err := store.ObservedResource(ctx, tx, apikeyDesired, keyID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -364,7 +324,7 @@ func (s *Service) reconcileKey(ctx context.Context, tx store.Tx, ix *index, keyI
 	if err != nil {
 		return err
 	}
-	pkc, ps, err := hostOf(ctx, tx, ix, spec.Resource, ls.Type == resource.TypeDedicated)
+	pkc, ps, err := hostOf(ctx, tx, spec.Resource, ls.Type == resource.TypeDedicated)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
@@ -379,24 +339,45 @@ func (s *Service) reconcileKey(ctx context.Context, tx store.Tx, ix *index, keyI
 	}
 	ps.Tenants = maps.Clone(ps.Tenants)
 	ps.Tenants[spec.Resource] = tenant
-	_, err = s.write(ctx, tx, ix, pkc, ps)
+	_, err = s.write(ctx, tx, pkc, ps)
 	return err
 }
 
 // reconcileSite takes what a site's satellite and capacity reported into
 // the status of every PKC of the site, then lets each of their tenants
 // proceed (a held resize goes on once the running one is realized).
-func (s *Service) reconcileSite(ctx context.Context, tx store.Tx, ix *index, site string) error {
-	for _, id := range slices.Clone(ix.ids) {
-		ps, ok := ix.specs[id]
-		if !ok || ps.Site().ID() != site {
-			continue
+func (s *Service) reconcileSite(ctx context.Context, tx store.Tx, site string) error {
+	var ids []string
+	for after := ""; ; {
+		page, err := tx.IndexList(ctx, store.IndexListParams{Index: ixSite, Prefix: site + "/", AfterKey: after, Limit: 500})
+		if err != nil {
+			return err
+		}
+		for _, e := range page {
+			ids = append(ids, e.Value)
+		}
+		if len(page) < 500 {
+			break
+		}
+		after = page[len(page)-1].Key
+	}
+	for _, id := range ids {
+		r, err := tx.ResourceGet(ctx, resource.KindPKC, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // its last tenant, reconciled here, took it along
+		}
+		if err != nil {
+			return err
+		}
+		ps, err := resource.Decode[resource.PKCSpec](r.Spec)
+		if err != nil {
+			return err
 		}
 		if err := s.refreshStatus(ctx, tx, id, nil); err != nil {
 			return err
 		}
 		for _, lkc := range slices.Sorted(maps.Keys(ps.Tenants)) {
-			if err := s.reconcileLKC(ctx, tx, ix, lkc); err != nil {
+			if err := s.reconcileLKC(ctx, tx, lkc); err != nil {
 				return err
 			}
 		}
