@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mothership-dev/mothership/internal/cloud/sim"
@@ -28,6 +27,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/store/postgres"
 	"github.com/mothership-dev/mothership/internal/runtime/store/postgres/pgtest"
 	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
+	"github.com/mothership-dev/mothership/internal/runtime/store/storetest"
 )
 
 // Backend is the store the services of a system keep their state in.
@@ -108,41 +108,13 @@ func OpenStore(tb testing.TB, backend Backend, dir string) func(ctx context.Cont
 	}
 }
 
-// dropDatabase drops a service's database and its replication slot, so
-// that the test binary neither runs out of slots (the server has 64) nor
-// keeps WAL for slots nobody reads. A slot still active (its store
-// closing) is waited for.
+// dropDatabase forgets a service's database and drops it.
 func dropDatabase(tb testing.TB, srv *pgtest.Server, key, url string) {
 	pgMu.Lock()
 	delete(pgDBs, key)
 	pgMu.Unlock()
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
+	if err := storetest.DropDatabase(srv, url); err != nil {
 		tb.Error(err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, srv.URL("postgres"))
-	if err != nil {
-		tb.Errorf("cptest: drop %s: %v", cfg.Database, err)
-		return
-	}
-	defer conn.Close(context.Background())
-	for {
-		_, err = conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1`, cfg.Database)
-		if err == nil {
-			_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{cfg.Database}.Sanitize()+" WITH (FORCE)")
-		}
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			tb.Errorf("cptest: drop database %s and its slot: %v", cfg.Database, err)
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
 	}
 }
 

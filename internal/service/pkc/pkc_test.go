@@ -3,7 +3,6 @@ package pkc
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -11,10 +10,10 @@ import (
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
-	"github.com/mothership-dev/mothership/internal/runtime/store/postgres"
-	"github.com/mothership-dev/mothership/internal/runtime/store/postgres/pgtest"
-	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
+	"github.com/mothership-dev/mothership/internal/runtime/store/storetest"
 )
+
+func TestMain(m *testing.M) { storetest.Main(m) }
 
 // observeLKC records an LKC event as the reactor would.
 func observeLKC(t *testing.T, ctx context.Context, tx store.Tx, id string, gen int64, spec resource.LKCSpec) {
@@ -36,23 +35,19 @@ func sharedSpec(tenants ...string) resource.PKCSpec {
 
 var basic = resource.LKCSpec{DisplayName: "x", Type: resource.TypeBasic, Cloud: "AWS", Region: "us-west-2", Availability: resource.SingleZone}
 
-// TestConcurrentPlacementsLoseNoTenant: on PostgreSQL several pkc workers
-// place tenants onto one shared PKC at once; every placement must survive.
+// TestConcurrentPlacementsLoseNoTenant: several pkc workers place tenants
+// onto one shared PKC at once; every placement must survive, on either
+// backend.
 func TestConcurrentPlacementsLoseNoTenant(t *testing.T) {
-	srv, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
+	storetest.EachBackend(t, testConcurrentPlacementsLoseNoTenant)
+}
+
+func testConcurrentPlacementsLoseNoTenant(t *testing.T, backend string) {
 	ctx := t.Context()
-	st, err := postgres.Open(ctx, postgres.Config{URL: srv.NewDatabase(t), Service: Name, Owns: []string{resource.KindPKC}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := storetest.Open(t, backend, Name, []string{resource.KindPKC})
 	s := New(Config{MaxTenants: 1000})
 	const n = 40
-	err = st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+	err := st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		if _, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindPKC, ID: "pkc-shared", Spec: resource.Encode(sharedSpec("lkc-first"))}); err != nil {
 			return err
 		}
@@ -90,15 +85,15 @@ func TestConcurrentPlacementsLoseNoTenant(t *testing.T) {
 // equals a shared PKC's id gets its own PKC, and the shared one is not
 // touched (it would have given the newcomer every tenant's topics).
 func TestDedicatedPKCNeverLandsOnASharedOne(t *testing.T) {
+	storetest.EachBackend(t, testDedicatedPKCNeverLandsOnASharedOne)
+}
+
+func testDedicatedPKCNeverLandsOnASharedOne(t *testing.T, backend string) {
 	ctx := t.Context()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "pkc.db"), Service: Name, Owns: []string{resource.KindPKC}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := storetest.Open(t, backend, Name, []string{resource.KindPKC})
 	s := New(Config{})
 	dedicated := resource.LKCSpec{DisplayName: "d", Type: resource.TypeDedicated, CKU: 2, Cloud: "AWS", Region: "us-west-2", Availability: resource.SingleZone}
-	err = st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+	err := st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		if _, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindPKC, ID: "pkc-q1w2e3", Spec: resource.Encode(sharedSpec("lkc-victim"))}); err != nil {
 			return err
 		}

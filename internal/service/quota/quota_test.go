@@ -4,24 +4,26 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/resource"
-	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
+	"github.com/mothership-dev/mothership/internal/runtime/store/storetest"
 )
 
+func TestMain(m *testing.M) { storetest.Main(m) }
+
 // TestConcurrentReservationsStayWithinTheLimit: sixty clusters asked for
-// at once against a limit of fifty: fifty pass, ten get 402.
+// at once against a limit of fifty: fifty pass, ten get 402, on either
+// backend.
 func TestConcurrentReservationsStayWithinTheLimit(t *testing.T) {
-	st, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "quota.db"), Service: Name, Owns: []string{resource.KindQuota}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	storetest.EachBackend(t, testConcurrentReservationsStayWithinTheLimit)
+}
+
+func testConcurrentReservationsStayWithinTheLimit(t *testing.T, backend string) {
+	st := storetest.Open(t, backend, Name, []string{resource.KindQuota})
 	s := New(Config{Defaults: resource.QuotaSpec{MaxClusters: 50, MaxCKU: 1000}})
 	s.st = st
 	var ok, refused atomic.Int64

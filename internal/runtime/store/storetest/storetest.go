@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +34,7 @@ func Run(t *testing.T, open Opener) {
 		"ViewIsReadOnly":               testReadOnly,
 		"ListFiltersAndPages":          testList,
 		"ObservedKeepsNewest":          testObserved,
+		"GetOrCreateSerializes":        testGetOrCreate,
 		"FeedResumesAfterConfirm":      testFeedResume,
 		"FeedRewindReturnsUnconfirmed": testFeedRewind,
 	}
@@ -480,5 +482,49 @@ func testFeedOrderInTx(t *testing.T, open Opener) {
 	want := "[lkc-0@1 lkc-1@1 lkc-2@1 lkc-3@1 lkc-4@1 lkc-5@1 lkc-6@1 lkc-7@1 lkc-8@1 lkc-9@1 lkc-3@2]"
 	if fmt.Sprint(got) != want {
 		t.Fatalf("feed order %v, want the order of the writes %s", got, want)
+	}
+}
+
+// testGetOrCreate: writers that each read a resource and create it when
+// missing (quota's per organization) serialize as one writer at a time
+// would: one creates it, the others find it and update it; none fails
+// with ErrAlreadyExists and no update is lost.
+func testGetOrCreate(t *testing.T, open Opener) {
+	s := open(t, t.TempDir())
+	const writers = 20
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			err := s.Update(t.Context(), func(ctx context.Context, tx store.Tx) error {
+				r, err := tx.ResourceGet(ctx, "quota", "q-org-1")
+				if errors.Is(err, store.ErrNotFound) {
+					r, err = tx.ResourceCreate(ctx, store.CreateParams{Kind: "quota", ID: "q-org-1", Organization: "org-1", Spec: spec(map[string]any{})})
+				}
+				if err != nil {
+					return err
+				}
+				var n int
+				_ = json.Unmarshal(r.Status.Detail, &n)
+				_, err = tx.ResourceSetStatus(ctx, "quota", r.ID, store.Status{Detail: spec(n + 1)})
+				return err
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	var n int
+	if err := s.View(t.Context(), func(ctx context.Context, tx store.Tx) error {
+		r, err := tx.ResourceGet(ctx, "quota", "q-org-1")
+		if err == nil {
+			err = json.Unmarshal(r.Status.Detail, &n)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != writers {
+		t.Fatalf("%d writers counted %d: updates were lost", writers, n)
 	}
 }
