@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 type serveOptions struct {
 	db, kafka, listen, linkListen, tlsCert, tlsKey string
 	tokenFile, sites, adminCredentials, logLevel   string
+	instanceID                                     string
 	peers                                          map[string]string
 	maxTenants                                     int
 	kafkaSASL
@@ -65,6 +67,7 @@ service's settings as an environment file.`,
 	f.StringVar(&o.tokenFile, "internal-token-file", "", "file holding the token the services present to each other")
 	f.StringVar(&o.sites, "sites", "", "iam, sync: the satellites' enrollment ("+controlplane.SitesFile+", written by `mothership setup`)")
 	f.StringVar(&o.adminCredentials, "admin-credentials", "", "iam: file to write the first organization's admin key in (KEY:SECRET)")
+	f.StringVar(&o.instanceID, "instance-id", "", "this process's static member id in the service's consumer group (default: the service's name; give each replica its own)")
 	f.IntVar(&o.maxTenants, "max-tenants", 0, "pkc: Basic and Standard clusters per shared PKC (default 10)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
@@ -78,7 +81,8 @@ func runServe(ctx context.Context, cmd *cobra.Command, service string, o serveOp
 	if !slices.Contains(controlplane.Services, service) {
 		return fmt.Errorf("unknown service %q: want one of %s", service, strings.Join(controlplane.Services, ", "))
 	}
-	cfg := controlplane.ServeConfig{Service: service, Peers: o.peers, AdminCredentials: o.adminCredentials, MaxTenants: o.maxTenants}
+	cfg := controlplane.ServeConfig{Service: service, Peers: o.peers, AdminCredentials: o.adminCredentials, MaxTenants: o.maxTenants,
+		InstanceID: cmp.Or(o.instanceID, service)}
 	reg, metrics := newMetrics()
 	cfg.Registerer, cfg.Metrics, cfg.Logger = reg, metrics, log
 	if service != "gateway" {

@@ -79,6 +79,10 @@ type ServeConfig struct {
 	OpenStore func(ctx context.Context, service string, owns []string) (store.Store, error)
 	// Peers are the base URLs of the services this one calls (Calls).
 	Peers map[string]string
+	// InstanceID makes the service's reactor a static member of its
+	// consumer group, so that a restart (after a crash too) takes its
+	// partitions back at once. Each process of a service needs its own.
+	InstanceID string
 	// Token is the internal token: presented on every call to another
 	// service, required on every call to this one.
 	Token string
@@ -207,6 +211,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (_ *Process, err error) {
 		return nil, err
 	}
 	if svc != nil {
+		svc.Reactor.InstanceID = cfg.InstanceID
 		p.running, err = host.Start(ctx, host.Config{OpenStore: cfg.OpenStore, Kafka: cfg.Kafka, Logger: log, Registerer: cfg.Registerer}, *svc)
 		if err != nil {
 			return nil, err
