@@ -3,13 +3,11 @@ package pkc
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/mothership-dev/mothership/internal/resource"
-	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
-	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
+	"github.com/mothership-dev/mothership/internal/runtime/store/storetest"
 )
 
 // seedFleet stores n shared PKCs of 10 tenants each over 100 sites (so
@@ -29,7 +27,7 @@ func seedFleet(tb testing.TB, st store.Store, n int) {
 			for j := range tenants {
 				lkc := fmt.Sprintf("lkc-%06d%02d", i, j)
 				ps.Tenants[lkc] = resource.Tenant{Prefix: lkc + ".", CKU: 1}
-				observe(tb, ctx, tx, lkc, 1, resource.LKCSpec{DisplayName: lkc, Type: resource.TypeBasic, CKU: 1,
+				observeLKC(tb, ctx, tx, lkc, 1, resource.LKCSpec{DisplayName: lkc, Type: resource.TypeBasic, CKU: 1,
 					Cloud: "AWS", Region: site, Availability: resource.SingleZone})
 			}
 			if _, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindPKC, ID: fmt.Sprintf("pkc-%06d", i), Spec: resource.Encode(ps)}); err != nil {
@@ -43,13 +41,6 @@ func seedFleet(tb testing.TB, st store.Store, n int) {
 	}
 }
 
-// observe records an LKC event as the reactor would.
-func observe(tb testing.TB, ctx context.Context, tx store.Tx, id string, gen int64, spec resource.LKCSpec) {
-	tb.Helper()
-	r := store.Resource{ID: id, Kind: resource.KindLKC, Generation: gen, Version: gen, Spec: resource.Encode(spec)}
-	putObserved(tb, ctx, tx, lkcDesired, event.Desired, r)
-}
-
 // BenchmarkReconcile measures one reconcile, in its own transaction, as
 // the fleet grows: a reconcile's cost must not grow with the number of
 // PKCs. "resize" changes a placed tenant; "place" places a new one on a
@@ -58,16 +49,12 @@ func BenchmarkReconcile(b *testing.B) {
 	for _, n := range []int{100, 10_000} {
 		b.Run(fmt.Sprintf("pkcs=%d", n), func(b *testing.B) {
 			ctx := b.Context()
-			st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(b.TempDir(), "pkc.db"), Service: Name, Owns: []string{resource.KindPKC}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer st.Close()
+			st := storetest.Open(b, "sqlite", Name, []string{resource.KindPKC})
 			seedFleet(b, st, n)
 			s := New(Config{MaxTenants: 10})
 			run := func(b *testing.B, id string, gen int64, spec resource.LKCSpec) {
 				if err := st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-					observe(b, ctx, tx, id, gen, spec)
+					observeLKC(b, ctx, tx, id, gen, spec)
 					return s.reconcile(ctx, tx, id)
 				}); err != nil {
 					b.Fatal(err)

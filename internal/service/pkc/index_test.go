@@ -4,25 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
-	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
+	"github.com/mothership-dev/mothership/internal/runtime/store/storetest"
 )
-
-func openSQLite(t *testing.T) store.Store {
-	t.Helper()
-	st, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "pkc.db"), Service: Name, Owns: []string{resource.KindPKC}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
 
 func listIndexes(ctx context.Context, tx store.Tx) (map[string]string, error) {
 	all := map[string]string{}
@@ -125,8 +114,12 @@ func hostsOf(t *testing.T, st store.Store) map[string][]string {
 // are committed does the service stop checking; a build that rolls back
 // is built again.
 func TestIndexBuiltForPKCsFromBefore(t *testing.T) {
+	storetest.EachBackend(t, testIndexBuiltForPKCsFromBefore)
+}
+
+func testIndexBuiltForPKCsFromBefore(t *testing.T, backend string) {
 	ctx := t.Context()
-	st := openSQLite(t)
+	st := storetest.Open(t, backend, Name, []string{resource.KindPKC})
 	west := func(tenants ...string) resource.PKCSpec { return sharedSpec(tenants...) }
 	east := sharedSpec("lkc-e")
 	east.Region = "us-east-1"
@@ -187,7 +180,11 @@ func TestIndexBuiltForPKCsFromBefore(t *testing.T) {
 // TestIndexFollowsPlacementsAndDeletes: after every step the indexes are
 // what the PKCs say, and a changed MaxTenants rebuilds the rooms.
 func TestIndexFollowsPlacementsAndDeletes(t *testing.T) {
-	st := openSQLite(t)
+	storetest.EachBackend(t, testIndexFollowsPlacementsAndDeletes)
+}
+
+func testIndexFollowsPlacementsAndDeletes(t *testing.T, backend string) {
+	st := storetest.Open(t, backend, Name, []string{resource.KindPKC})
 	s := New(Config{MaxTenants: 2})
 	dedicated := resource.LKCSpec{DisplayName: "d", Type: resource.TypeDedicated, CKU: 2, Cloud: "AWS", Region: "us-west-2", Availability: resource.SingleZone}
 	east := basic
@@ -246,7 +243,11 @@ func TestIndexFollowsPlacementsAndDeletes(t *testing.T) {
 // TestSiteEventReachesOnlyItsSite: a site event refreshes the PKCs of its
 // site, found through the index, and no other.
 func TestSiteEventReachesOnlyItsSite(t *testing.T) {
-	st := openSQLite(t)
+	storetest.EachBackend(t, testSiteEventReachesOnlyItsSite)
+}
+
+func testSiteEventReachesOnlyItsSite(t *testing.T, backend string) {
+	st := storetest.Open(t, backend, Name, []string{resource.KindPKC})
 	s := New(Config{MaxTenants: 1})
 	east := basic
 	east.Region = "us-east-1"

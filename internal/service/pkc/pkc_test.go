@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/event"
@@ -16,13 +15,10 @@ import (
 func TestMain(m *testing.M) { storetest.Main(m) }
 
 // observeLKC records an LKC event as the reactor would.
-func observeLKC(t *testing.T, ctx context.Context, tx store.Tx, id string, gen int64, spec resource.LKCSpec) {
+func observeLKC(t testing.TB, ctx context.Context, tx store.Tx, id string, gen int64, spec resource.LKCSpec) {
 	t.Helper()
 	r := store.Resource{ID: id, Kind: resource.KindLKC, Organization: "org-1", Generation: gen, Version: gen, Spec: resource.Encode(spec)}
-	ev := event.New("kafka", resource.KindLKC, event.Desired, id, gen, gen, time.Now(), resource.Encode(r))
-	if _, err := tx.ObservedPut(ctx, lkcDesired, ev); err != nil {
-		t.Fatal(err)
-	}
+	putObserved(t, ctx, tx, lkcDesired, event.Desired, r)
 }
 
 func sharedSpec(tenants ...string) resource.PKCSpec {
@@ -79,6 +75,8 @@ func testConcurrentPlacementsLoseNoTenant(t *testing.T, backend string) {
 	if len(ps.Tenants) != n+1 {
 		t.Fatalf("the shared PKC has %d tenants after %d concurrent placements onto 1, want %d", len(ps.Tenants), n, n+1)
 	}
+	// The indexes, built by several of them at once, are the PKC's.
+	checkIndex(t, st, s)
 }
 
 // TestDedicatedPKCNeverLandsOnASharedOne: a Dedicated LKC whose id suffix

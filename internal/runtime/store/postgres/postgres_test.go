@@ -20,7 +20,7 @@ func TestMain(m *testing.M) {
 func TestConformance(t *testing.T) {
 	var mu sync.Mutex
 	dbs := map[string]string{} // test dir → database, so a reopen finds its data
-	open := func(t *testing.T, dir string) store.Store {
+	storetest.Run(t, func(t *testing.T, dir string) store.Store {
 		srv := pgtest.Shared(t)
 		mu.Lock()
 		url, ok := dbs[dir]
@@ -35,7 +35,5 @@ func TestConformance(t *testing.T) {
 		}
 		t.Cleanup(func() { s.Close() })
 		return s
-	}
-	storetest.Run(t, open)
-	storetest.RunIndex(t, open)
+	})
 }

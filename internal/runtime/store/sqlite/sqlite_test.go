@@ -12,16 +12,14 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	open := func(t *testing.T, dir string) store.Store {
+	storetest.Run(t, func(t *testing.T, dir string) store.Store {
 		s, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(dir, "test.db"), Service: "test"})
 		if err != nil {
 			t.Fatalf("open: %v", err)
 		}
 		t.Cleanup(func() { s.Close() })
 		return s
-	}
-	storetest.Run(t, open)
-	storetest.RunIndex(t, open)
+	})
 }
 
 // A data dir may contain characters that mean something in a URI.

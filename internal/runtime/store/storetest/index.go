@@ -10,19 +10,14 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 )
 
-// RunIndex runs the cases of a service's private indexes (Tx.IndexPut and
-// the rest) against the backend that open returns.
-func RunIndex(t *testing.T, open Opener) {
-	cases := map[string]func(t *testing.T, open Opener){
-		"IndexReadsOwnWrites":      testIndexOwnWrites,
-		"IndexListsPrefixInOrder":  testIndexList,
-		"IndexPublishesNothing":    testIndexNoEvents,
-		"IndexRollsBackWithTheTx":  testIndexRollback,
-		"IndexRefusesInvalidInput": testIndexInvalid,
-	}
-	for name, fn := range cases {
-		t.Run(name, func(t *testing.T) { fn(t, open) })
-	}
+// indexCases are the cases of a service's private indexes (Tx.IndexPut
+// and the rest); Run runs them with the others.
+var indexCases = map[string]func(t *testing.T, open Opener){
+	"IndexReadsOwnWrites":      testIndexOwnWrites,
+	"IndexListsPrefixInOrder":  testIndexList,
+	"IndexPublishesNothing":    testIndexNoEvents,
+	"IndexRollsBackWithTheTx":  testIndexRollback,
+	"IndexRefusesInvalidInput": testIndexInvalid,
 }
 
 func indexKeys(es []store.IndexEntry) string {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +39,7 @@ func Run(t *testing.T, open Opener) {
 		"FeedResumesAfterConfirm":      testFeedResume,
 		"FeedRewindReturnsUnconfirmed": testFeedRewind,
 	}
+	maps.Copy(cases, indexCases)
 	for name, fn := range cases {
 		t.Run(name, func(t *testing.T) { fn(t, open) })
 	}
