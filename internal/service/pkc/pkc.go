@@ -8,6 +8,7 @@
 package pkc
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -361,6 +362,14 @@ func (s *Service) reconcileSite(ctx context.Context, tx store.Tx, site string) e
 		}
 		after = page[len(page)-1].Key
 	}
+	// The site's reports are read once for all its PKCs; only the tenants
+	// of a PKC whose status moved are reconciled again (a resize held
+	// behind a running one may go on once it is realized): a report
+	// comes with every step of every PKC of the site.
+	reports, err := loadReports(ctx, tx, site)
+	if err != nil {
+		return err
+	}
 	for _, id := range ids {
 		r, err := tx.ResourceGet(ctx, resource.KindPKC, id)
 		if errors.Is(err, store.ErrNotFound) {
@@ -373,8 +382,12 @@ func (s *Service) reconcileSite(ctx context.Context, tx store.Tx, site string) e
 		if err != nil {
 			return err
 		}
-		if err := s.refreshStatus(ctx, tx, id, nil); err != nil {
-			return err
+		moved, err := s.refresh(ctx, tx, id, nil, reports)
+		if err != nil || !moved {
+			if err != nil {
+				return err
+			}
+			continue
 		}
 		for _, lkc := range slices.Sorted(maps.Keys(ps.Tenants)) {
 			if err := s.reconcileLKC(ctx, tx, lkc); err != nil {
@@ -388,17 +401,24 @@ func (s *Service) reconcileSite(ctx context.Context, tx store.Tx, site string) e
 // refreshStatus recomputes a PKC's status from the satellite's and
 // capacity's reports, after mutate changed its tenant part.
 func (s *Service) refreshStatus(ctx context.Context, tx store.Tx, id string, mutate func(*resource.PKCStatus)) error {
+	_, err := s.refresh(ctx, tx, id, mutate, nil)
+	return err
+}
+
+// refresh is refreshStatus with the site's reports already read (nil reads
+// them); it reports whether the status changed.
+func (s *Service) refresh(ctx context.Context, tx store.Tx, id string, mutate func(*resource.PKCStatus), reports *siteReports) (bool, error) {
 	r, err := tx.ResourceGet(ctx, resource.KindPKC, id)
 	if err != nil {
-		return err
+		return false, err
 	}
 	spec, err := resource.Decode[resource.PKCSpec](r.Spec)
 	if err != nil {
-		return err
+		return false, err
 	}
 	st, err := resource.Decode[resource.PKCStatus](r.Status.Detail)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if st.Tenants == nil {
 		st.Tenants = map[string]resource.TenantStatus{}
@@ -406,15 +426,17 @@ func (s *Service) refreshStatus(ctx context.Context, tx store.Tx, id string, mut
 	if mutate != nil {
 		mutate(&st)
 	}
+	if reports == nil {
+		if reports, err = loadReports(ctx, tx, spec.Site().ID()); err != nil {
+			return false, err
+		}
+	}
 	next := store.Status{ObservedGeneration: r.Status.ObservedGeneration}
-	realized, satOK, satMsg, err := satellite(ctx, tx, spec.Site().ID(), r)
+	realized, satOK, satMsg, err := reports.satellite(r)
 	if err != nil {
-		return err
+		return false, err
 	}
-	capOK, capMsg, err := capacityReady(ctx, tx, spec.Site().ID(), r.ID, spec.Brokers)
-	if err != nil {
-		return err
-	}
+	capOK, capMsg := reports.capacityReady(r.ID, spec.Brokers)
 	if realized.BootstrapEndpoint != "" {
 		st.Brokers, st.BootstrapEndpoint = realized.Brokers, realized.BootstrapEndpoint
 	}
@@ -433,24 +455,57 @@ func (s *Service) refreshStatus(ctx context.Context, tx store.Tx, id string, mut
 		st.Tenants[lkc] = ts
 	}
 	next.Detail = resource.Encode(st)
+	if next.Phase == r.Status.Phase && next.Reason == r.Status.Reason && next.Message == r.Status.Message &&
+		next.ObservedGeneration == r.Status.ObservedGeneration && bytes.Equal(next.Detail, r.Status.Detail) {
+		return false, nil // nothing moved: no write, no event
+	}
 	_, err = tx.ResourceSetStatus(ctx, resource.KindPKC, id, next)
-	return err
+	return err == nil, err
+}
+
+// siteReports are a site's satellite and capacity reports, as pkc last
+// observed them.
+type siteReports struct {
+	delivery *resource.DeliveryStatus // nil: the satellite has not reported
+	capacity *resource.CapacityStatus // nil: capacity has not reported
+	capMsg   string
+}
+
+func loadReports(ctx context.Context, tx store.Tx, site string) (*siteReports, error) {
+	v := &siteReports{}
+	d, err := store.ObservedResource(ctx, tx, deliveryStatus, site)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		ds, err := resource.Decode[resource.DeliveryStatus](d.Status.Detail)
+		if err != nil {
+			return nil, err
+		}
+		v.delivery = &ds
+	}
+	c, err := store.ObservedResource(ctx, tx, capacityStatus, site)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		cs, err := resource.Decode[resource.CapacityStatus](c.Status.Detail)
+		if err != nil {
+			return nil, err
+		}
+		v.capacity, v.capMsg = &cs, c.Status.Message
+	}
+	return v, nil
 }
 
 // satellite reads what the site's satellite realized of pkc.
-func satellite(ctx context.Context, tx store.Tx, site string, pkc store.Resource) (resource.PKCRealized, bool, string, error) {
-	d, err := store.ObservedResource(ctx, tx, deliveryStatus, site)
-	if errors.Is(err, store.ErrNotFound) {
+func (v *siteReports) satellite(pkc store.Resource) (resource.PKCRealized, bool, string, error) {
+	if v.delivery == nil {
 		return resource.PKCRealized{}, false, "the satellite has not reported yet", nil
 	}
-	if err != nil {
-		return resource.PKCRealized{}, false, "", err
-	}
-	ds, err := resource.Decode[resource.DeliveryStatus](d.Status.Detail)
-	if err != nil {
-		return resource.PKCRealized{}, false, "", err
-	}
-	got, ok := ds.Resources[pkc.ID]
+	got, ok := v.delivery.Resources[pkc.ID]
 	if !ok {
 		return resource.PKCRealized{}, false, "the satellite has not received this cluster yet", nil
 	}
@@ -467,20 +522,12 @@ func satellite(ctx context.Context, tx store.Tx, site string, pkc store.Resource
 // capacityReady reports whether the site's capacity has realized this
 // PKC's brokers. It looks at this PKC's share only, so that capacity
 // growing for another PKC does not make this one wait.
-func capacityReady(ctx context.Context, tx store.Tx, site, pkc string, brokers int) (bool, string, error) {
-	c, err := store.ObservedResource(ctx, tx, capacityStatus, site)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, "waiting for compute capacity", nil
+func (v *siteReports) capacityReady(pkc string, brokers int) (bool, string) {
+	if v.capacity == nil {
+		return false, "waiting for compute capacity"
 	}
-	if err != nil {
-		return false, "", err
+	if v.capacity.PKCs[pkc] < brokers {
+		return false, cmp.Or(v.capMsg, "compute capacity is being provisioned for this cluster")
 	}
-	cs, err := resource.Decode[resource.CapacityStatus](c.Status.Detail)
-	if err != nil {
-		return false, "", err
-	}
-	if cs.PKCs[pkc] < brokers {
-		return false, cmp.Or(c.Status.Message, "compute capacity is being provisioned for this cluster"), nil
-	}
-	return true, "", nil
+	return true, ""
 }
