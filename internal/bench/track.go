@@ -44,8 +44,11 @@ type change struct {
 	generation int64
 	cku        int // the size the data plane must hold (create, resize)
 	sent       time.Time
-	accepted   time.Time
-	relay      time.Duration
+	accepted   time.Time // the API's answer came back
+	// committed is when kafka committed the change (its event's time):
+	// the moment the API accepted it, which the hops count from.
+	committed time.Time
+	relay     time.Duration
 	// seen holds, per hop, when the change passed it.
 	seen map[string]time.Time
 	done bool
@@ -204,6 +207,7 @@ func (t *tracker) lkcEvent(topic string, ev event.Event, at time.Time) {
 		if (c.op == opDelete && r.Deleted()) || (c.op != opDelete && r.Generation >= c.generation) {
 			if c.relay == 0 {
 				c.relay = max(at.Sub(ev.Time), time.Microsecond)
+				c.committed = ev.Time
 			}
 		}
 	case event.Topic(resource.KindLKC, event.Status):
