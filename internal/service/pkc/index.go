@@ -26,6 +26,10 @@ const (
 	ixSite = "pkc_site"
 	// ixRoom holds, keyed the same, the shared PKCs with room for a tenant.
 	ixRoom = "pkc_room"
+	// ixKeys holds the cluster-scoped API keys pkc observed, keyed LKC id
+	// + "/" + key id: a new tenant's users are read from them, not from a
+	// scan of every key of every organization.
+	ixKeys = "pkc_keys"
 	// ixMeta's key indexVersionKey says what the indexes were built with.
 	ixMeta          = "pkc_index"
 	indexVersionKey = "version"
@@ -33,7 +37,7 @@ const (
 
 // indexVersion is what the indexes are derived with: a change of it (or
 // of MaxTenants, which decides the rooms) rebuilds them.
-func (s *Service) indexVersion() string { return fmt.Sprintf("1 max_tenants=%d", s.cfg.MaxTenants) }
+func (s *Service) indexVersion() string { return fmt.Sprintf("2 max_tenants=%d", s.cfg.MaxTenants) }
 
 func siteKey(ps resource.PKCSpec, id string) string { return ps.Site().ID() + "/" + id }
 
@@ -92,7 +96,7 @@ func (s *Service) ensureIndex(ctx context.Context, tx store.Tx) error {
 // or not removed.
 func (s *Service) buildIndex(ctx context.Context, tx store.Tx) error {
 	old := map[[2]string]string{}
-	for _, ix := range []string{ixTenant, ixSite, ixRoom} {
+	for _, ix := range []string{ixTenant, ixSite, ixRoom, ixKeys} {
 		for after := ""; ; {
 			page, err := tx.IndexList(ctx, store.IndexListParams{Index: ix, AfterKey: after, Limit: 1000})
 			if err != nil {
@@ -132,6 +136,19 @@ func (s *Service) buildIndex(ctx context.Context, tx store.Tx) error {
 			break
 		}
 		after = page[len(page)-1].ID
+	}
+	keys, err := tx.ObservedSubjects(ctx, apikeyDesired)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		r, err := store.ObservedResource(ctx, tx, apikeyDesired, k)
+		if err != nil {
+			return err
+		}
+		if lkc, ok := keyOf(r); ok {
+			want[[2]string{ixKeys, lkc + "/" + r.ID}] = r.ID
+		}
 	}
 	// In key order, so that two builders take row locks in one order.
 	for _, k := range slices.SortedFunc(maps.Keys(old), cmpKey) {
@@ -221,4 +238,14 @@ func (s *Service) reindex(ctx context.Context, tx store.Tx, pkc store.Resource, 
 		}
 	}
 	return nil
+}
+
+// keyOf returns the LKC of a live cluster-scoped key with a SCRAM
+// credential, the keys that are a tenant's users.
+func keyOf(r store.Resource) (string, bool) {
+	spec, err := resource.Decode[resource.APIKeySpec](r.Spec)
+	if err != nil || r.Deleted() || spec.Resource == "" || spec.SCRAM == nil {
+		return "", false
+	}
+	return spec.Resource, true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -283,4 +284,50 @@ func testSiteEventReachesOnlyItsSite(t *testing.T, backend string) {
 			t.Errorf("PKC %s: version %d → %d; want a change only in us-west-2", k, before[k], v)
 		}
 	}
+}
+
+// TestKeyBeforeItsClusterBecomesAUser: a cluster-scoped key observed
+// before its cluster is placed is found through the key index when it is,
+// a deleted one is not, and the index stays what a build makes of it.
+func TestKeyBeforeItsClusterBecomesAUser(t *testing.T) {
+	storetest.EachBackend(t, func(t *testing.T, backend string) {
+		st := storetest.Open(t, backend, Name, []string{resource.KindPKC})
+		s := New(Config{})
+		key := func(id string, deleted bool) {
+			err := st.Update(t.Context(), func(ctx context.Context, tx store.Tx) error {
+				r := store.Resource{ID: id, Kind: resource.KindAPIKey, Generation: 1, Version: 1,
+					Spec: resource.Encode(resource.APIKeySpec{Owner: "u-1", Resource: "lkc-1", SCRAM: &resource.SealedSCRAM{Site: "aws/us-west-2", Sealed: []byte("sealed")}})}
+				if deleted {
+					r.DeletedAt, r.Generation, r.Version = &testNow, 2, 2
+				}
+				putObserved(t, ctx, tx, apikeyDesired, event.Desired, r)
+				return s.reconcile(ctx, tx, id)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		key("KEYLIVE", false)
+		key("KEYGONE", false)
+		key("KEYGONE", true)
+		react(t, st, s, "lkc-1", 1, basic, false)
+		checkIndex(t, st, s)
+		err := st.View(t.Context(), func(ctx context.Context, tx store.Tx) error {
+			_, ps, err := hostOf(ctx, tx, "lkc-1", false)
+			if err != nil {
+				return err
+			}
+			var names []string
+			for _, u := range ps.Tenants["lkc-1"].Users {
+				names = append(names, u.Name)
+			}
+			if !slices.Equal(names, []string{"KEYLIVE"}) {
+				t.Errorf("the placed tenant's users: %v, want [KEYLIVE]", names)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -278,25 +278,30 @@ func (s *Service) place(ctx context.Context, tx store.Tx, id string, spec resour
 
 // usersOf returns the SASL users of an LKC: its live cluster-scoped keys.
 func usersOf(ctx context.Context, tx store.Tx, lkc string) ([]resource.KafkaUser, error) {
-	keys, err := tx.ObservedSubjects(ctx, apikeyDesired)
-	if err != nil {
-		return nil, err
-	}
 	var users []resource.KafkaUser
-	for _, k := range keys {
-		r, err := store.ObservedResource(ctx, tx, apikeyDesired, k)
+	for after := ""; ; {
+		page, err := tx.IndexList(ctx, store.IndexListParams{Index: ixKeys, Prefix: lkc + "/", AfterKey: after, Limit: 500})
 		if err != nil {
 			return nil, err
 		}
-		spec, err := resource.Decode[resource.APIKeySpec](r.Spec)
-		if err != nil {
-			return nil, err
+		for _, e := range page {
+			r, err := store.ObservedResource(ctx, tx, apikeyDesired, e.Value)
+			if err != nil {
+				return nil, err
+			}
+			spec, err := resource.Decode[resource.APIKeySpec](r.Spec)
+			if err != nil {
+				return nil, err
+			}
+			if spec.Resource == lkc && !r.Deleted() && spec.SCRAM != nil {
+				users = append(users, resource.KafkaUser{Name: r.ID, SCRAM: *spec.SCRAM})
+			}
 		}
-		if spec.Resource == lkc && !r.Deleted() && spec.SCRAM != nil {
-			users = append(users, resource.KafkaUser{Name: r.ID, SCRAM: *spec.SCRAM})
+		if len(page) < 500 {
+			return users, nil
 		}
+		after = page[len(page)-1].Key
 	}
-	return users, nil
 }
 
 // reconcileKey adds or removes a cluster-scoped key's SASL user on the PKC
@@ -312,6 +317,16 @@ func (s *Service) reconcileKey(ctx context.Context, tx store.Tx, keyID string) e
 	}
 	spec, err := resource.Decode[resource.APIKeySpec](k.Spec)
 	if err != nil || spec.Resource == "" || spec.SCRAM == nil {
+		return err
+	}
+	// The key index first: a key of a cluster not placed yet is found
+	// there when the cluster is placed.
+	if _, live := keyOf(k); live {
+		err = tx.IndexPut(ctx, ixKeys, spec.Resource+"/"+keyID, keyID)
+	} else {
+		err = tx.IndexDelete(ctx, ixKeys, spec.Resource+"/"+keyID)
+	}
+	if err != nil {
 		return err
 	}
 	lkc, err := store.ObservedResource(ctx, tx, lkcDesired, spec.Resource)
