@@ -73,8 +73,8 @@ func (f *fixture) provision(t testing.TB, id string, site resource.Site, gen int
 		t.Fatal(err)
 	}
 	h := f.svc.Host()
+	ev := event.New("pkc", resource.KindPKC, event.Desired, id, gen, gen, time.Now(), state)
 	err = f.st.Update(t.Context(), func(ctx context.Context, tx store.Tx) error {
-		ev := event.New("pkc", resource.KindPKC, event.Desired, id, gen, gen, time.Now(), state)
 		if _, err := tx.ObservedPut(ctx, event.Topic(resource.KindPKC, event.Desired), ev); err != nil {
 			return err
 		}
@@ -83,7 +83,7 @@ func (f *fixture) provision(t testing.TB, id string, site resource.Site, gen int
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.Reactor.AfterCommit(nil)
+	h.Reactor.AfterCommit([]event.Event{ev}) // wakes the site's satellite, as the reactor does
 }
 
 // delivery returns the site's bundle version and the version its

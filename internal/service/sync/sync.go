@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,8 +60,11 @@ type Service struct {
 	log *slog.Logger
 	st  store.Store
 
-	mu      gosync.Mutex
-	changed chan struct{} // closed and replaced on every committed reaction
+	mu gosync.Mutex
+	// changed has, per site id, a channel closed and replaced when a
+	// reaction touching the site's bundle commits: a change of one site
+	// wakes only that site's satellite.
+	changed map[string]chan struct{}
 }
 
 // New returns the service.
@@ -68,7 +72,7 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, log: cfg.Logger.With("service", Name), changed: make(chan struct{})}
+	return &Service{cfg: cfg, log: cfg.Logger.With("service", Name), changed: map[string]chan struct{}{}}
 }
 
 // Host declares the service.
@@ -80,22 +84,43 @@ func (s *Service) Host() host.Service {
 		ReactsTo:  []string{pkcDesired},
 		Reconcile: s.reconcile,
 		Attach:    func(st store.Store) { s.st = st },
-		Reactor:   reactor.Config{AfterCommit: func([]event.Event) { s.notify() }},
+		Reactor:   reactor.Config{AfterCommit: s.notify},
 	}
 }
 
-// notify wakes the satellites waiting for a new bundle.
-func (s *Service) notify() {
-	s.mu.Lock()
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
-}
-
-func (s *Service) wait() <-chan struct{} {
+// notify wakes the satellites of the sites whose PKCs the committed
+// events were about.
+func (s *Service) notify(applied []event.Event) {
+	sites := map[string]bool{}
+	for _, ev := range applied {
+		var r store.Resource
+		if json.Unmarshal(ev.Data, &r) != nil {
+			continue
+		}
+		if ps, err := resource.Decode[resource.PKCSpec](r.Spec); err == nil {
+			sites[ps.Site().ID()] = true
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.changed
+	for site := range sites {
+		if ch, ok := s.changed[site]; ok {
+			close(ch)
+			delete(s.changed, site)
+		}
+	}
+}
+
+// wait returns a channel closed when site's bundle may have changed.
+func (s *Service) wait(site string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.changed[site]
+	if !ok {
+		ch = make(chan struct{})
+		s.changed[site] = ch
+	}
+	return ch
 }
 
 // SiteServed reports whether a satellite serves site.
@@ -161,13 +186,14 @@ func (s *Service) delivery(ctx context.Context, tx store.Tx, site resource.Site)
 	return d, spec, err
 }
 
-// Bundle returns the site's bundle once its version is above after, or
-// the current one when wait ends first (ok false).
+// Bundle returns the site's bundle once its version is above after, or,
+// when wait ends first, ok false and only the current version (the bundle
+// is not decoded for a satellite that holds it already).
 func (s *Service) Bundle(ctx context.Context, site resource.Site, after int64, wait time.Duration) (resource.Bundle, bool, error) {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
-		changed := s.wait()
+		changed := s.wait(site.ID())
 		var b resource.Bundle
 		err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
 			d, err := tx.ResourceGet(ctx, resource.KindDelivery, site.ID())
@@ -178,8 +204,12 @@ func (s *Service) Bundle(ctx context.Context, site resource.Site, after int64, w
 			if err != nil {
 				return err
 			}
+			b = resource.Bundle{Site: site.String(), Version: d.Generation}
+			if d.Generation <= after {
+				return nil // nothing newer: no need to decode it
+			}
 			spec, err := resource.Decode[resource.DeliverySpec](d.Spec)
-			b = resource.Bundle{Site: site.String(), Version: d.Generation, Resources: spec.Resources}
+			b.Resources = spec.Resources
 			return err
 		})
 		if err != nil {
