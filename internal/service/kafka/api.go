@@ -126,12 +126,15 @@ func (s *Service) CreateCluster(ctx context.Context, p svcapi.Principal, in api.
 	if ok, err := s.cfg.Sites.SiteServed(ctx, spec.Site()); err != nil || !ok {
 		return api.Cluster{}, orInvalid(err, "/spec/region", "no satellite serves %s; choose a served cloud and region", spec.Site())
 	}
-	id := resource.NewID("lkc")
+	id, err := svcapi.FreshID(ctx, s.st, resource.KindLKC, func() string { return resource.NewID("lkc") })
+	if err != nil {
+		return api.Cluster{}, err
+	}
 	if err := s.cfg.Quotas.Reserve(ctx, p.Organization, id, spec.CKU); err != nil {
 		return api.Cluster{}, err
 	}
 	var out api.Cluster
-	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+	err = s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		r, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindLKC, ID: id,
 			Organization: p.Organization, Environment: env, Spec: resource.Encode(spec)})
 		if err != nil {
@@ -145,7 +148,7 @@ func (s *Service) CreateCluster(ctx context.Context, p svcapi.Principal, in api.
 		out, err = toCluster(r)
 		return err
 	})
-	return out, svcapi.StoreError("cluster", "", err)
+	return out, svcapi.StoreError("cluster", id, err)
 }
 
 // orInvalid returns err if there is one, else a 422 at pointer.

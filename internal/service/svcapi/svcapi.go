@@ -228,3 +228,25 @@ func ListPage[T any](ctx context.Context, st store.Store, q ListQuery, render fu
 	})
 	return out, err
 }
+
+// FreshID returns a new id for kind, drawn by draw, that no resource of st
+// holds, live or deleted. Ids are short, as the public API's are (lkc-xxxxxx: 36^6), so
+// at fleet scale a random one is taken now and then (at 100,000 clusters
+// about once per 45,000 creations): one is drawn again rather than
+// answering a create with a conflict.
+func FreshID(ctx context.Context, st store.Store, kind string, draw func() string) (string, error) {
+	for range 8 {
+		id := draw()
+		err := st.View(ctx, func(ctx context.Context, tx store.Tx) error {
+			_, err := tx.ResourceGetAny(ctx, kind, id)
+			return err
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			return id, nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("%s: new id: %w", kind, err)
+		}
+	}
+	return "", fmt.Errorf("%s: no free id after 8 draws", kind)
+}
