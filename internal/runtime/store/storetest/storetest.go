@@ -38,6 +38,7 @@ func Run(t *testing.T, open Opener) {
 		"GetOrCreateSerializes":        testGetOrCreate,
 		"FeedResumesAfterConfirm":      testFeedResume,
 		"FeedRewindReturnsUnconfirmed": testFeedRewind,
+		"FeedKeepsWriteOrderInTx":      testFeedOrderInTx,
 	}
 	maps.Copy(cases, indexCases)
 	for name, fn := range cases {
