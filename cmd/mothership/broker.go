@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/spf13/cobra"
 
@@ -12,7 +13,7 @@ import (
 )
 
 func newBrokerCmd() *cobra.Command {
-	var dataDir, listen, logLevel, adminUser, adminPassword, adminPasswordFile string
+	var dataDir, listen, httpListen, logLevel, adminUser, adminPassword, adminPasswordFile string
 	cmd := &cobra.Command{
 		Use:   "broker",
 		Short: "Run the embedded Kafka-protocol broker as a process of its own",
@@ -42,6 +43,16 @@ that provisions each service's own principal.`,
 				return err
 			}
 			defer b.Close()
+			if httpListen != "" {
+				var ready atomic.Bool
+				ready.Store(true)
+				_, metrics := newMetrics()
+				stop, err := serveHealth(httpListen, metrics, &ready)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			log.Info("broker ready", "bootstrap", b.Addrs(), "data_dir", dataDir, "sasl", adminUser != "")
 			fmt.Fprintln(cmd.OutOrStdout(), b.Addrs()[0])
 			<-cmd.Context().Done()
@@ -51,6 +62,7 @@ that provisions each service's own principal.`,
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "mothership-data/broker", "directory of the broker's persisted log")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9092", "address to serve the Kafka protocol on")
+	cmd.Flags().StringVar(&httpListen, "http-listen", "", "address of /healthz, /readyz and /metrics (none: not served)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().StringVar(&adminUser, "admin-user", "", "superuser name; with a password, clients must authenticate (SASL/SCRAM-SHA-512) and ACLs are enforced")
 	cmd.Flags().StringVar(&adminPassword, "admin-password", "", "superuser password; prefer MOTHERSHIP_ADMIN_PASSWORD or --admin-password-file, a flag shows in the process list")

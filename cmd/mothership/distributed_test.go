@@ -106,9 +106,12 @@ func TestDistributedTopologyOnRealProcesses(t *testing.T) {
 	}
 	t.Cleanup(pg.Stop)
 	dir := t.TempDir()
-	base := freeBase(t, len(controlplane.Services)+3)
-	kafkaAddr := "127.0.0.1:" + strconv.Itoa(base+len(controlplane.Services))
-	apiPort, linkPort := base+len(controlplane.Services)+1, base+len(controlplane.Services)+2
+	// Ports: the services', the two satellites' probes, then the broker,
+	// the API and the link.
+	n := len(controlplane.Services)
+	base := freeBase(t, n+5)
+	kafkaAddr := "127.0.0.1:" + strconv.Itoa(base+n+2)
+	apiPort, linkPort := base+n+3, base+n+4
 
 	adminPW := filepath.Join(dir, "kafka-admin-password")
 	if err := os.WriteFile(adminPW, []byte("broker-admin-secret\n"), 0o600); err != nil {
@@ -139,6 +142,7 @@ func TestDistributedTopologyOnRealProcesses(t *testing.T) {
 	for _, site := range []string{"aws-us-west-2", "gcp-europe-west1"} {
 		env := envFile(t, filepath.Join(deploy, "env", "satellite-"+site+".env"))
 		procs[site] = startProcess(t, "satellite-"+site, "satellite", env)
+		waitHTTP(t, "http://"+envValue(env, "MOTHERSHIP_LISTEN")+"/readyz", procs[site])
 	}
 
 	checkSingleWriter(t, deploy, kafkaAddr)

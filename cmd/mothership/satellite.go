@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/spf13/cobra"
 
@@ -50,16 +51,18 @@ serving while the link is down; the satellite reconnects and resumes.
 				}
 			}
 			reg, metrics := newMetrics()
+			var ready atomic.Bool
+			stopHealth, err := serveHealth(listen, metrics, &ready)
+			if err != nil {
+				return err
+			}
+			defer stopHealth()
 			sat, err := controlplane.StartSatellite(cmd.Context(), controlplane.SatelliteConfig{Site: site, Dir: dataDir, SyncURL: syncURL,
 				Token: token, RootCAs: roots, Logger: log, Registerer: reg})
 			if err != nil {
 				return err
 			}
-			stopHealth, err := serveHealth(listen, metrics)
-			if err != nil {
-				return err
-			}
-			defer stopHealth()
+			ready.Store(true)
 			fmt.Fprintf(cmd.OutOrStdout(), "satellite %s is up; following %s\n", site, syncURL)
 			<-cmd.Context().Done()
 			log.Info("satellite stopping", "site", site.String())
@@ -72,7 +75,7 @@ serving while the link is down; the satellite reconnects and resumes.
 	f.StringVar(&caFile, "ca", "", "CA certificate (PEM) the link's server certificate must chain to; none: the system's")
 	f.StringVar(&dataDir, "data-dir", "", "the satellite's directory: token, site key, last bundle and clusters")
 	f.StringVar(&tokenFile, "token-file", "", "file holding the satellite's token (default DATA_DIR/token)")
-	f.StringVar(&listen, "listen", "127.0.0.1:0", "address of /healthz and /metrics")
+	f.StringVar(&listen, "listen", "127.0.0.1:0", "address of /healthz, /readyz and /metrics")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

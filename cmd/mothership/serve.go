@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -164,17 +165,25 @@ func (k *kafkaSASL) opts(bootstrap string) ([]kgo.Opt, error) {
 	return append(opts, broker.SASLOpts(k.user, password)...), nil
 }
 
-// serveHealth serves /healthz and /metrics on listen until the returned
-// stop is called.
-func serveHealth(listen string, metrics http.Handler) (stop func(), err error) {
+// serveHealth serves /healthz, /readyz (once ready is set) and /metrics on
+// listen until the returned stop is called: the probes of a process that
+// is not a service (a satellite, the broker).
+func serveHealth(listen string, metrics http.Handler, ready *atomic.Bool) (stop func(), err error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", listen, err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "starting or stopping", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
 	mux.Handle("GET /metrics", metrics)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	return func() { _ = srv.Close() }, nil
+	return func() { ready.Store(false); _ = srv.Close() }, nil
 }

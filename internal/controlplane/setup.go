@@ -165,9 +165,11 @@ func Setup(ctx context.Context, cfg SetupConfig) error {
 		return err
 	}
 	linkURL := "https://" + net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.LinkPort))
-	for _, site := range cfg.Sites {
+	for j, site := range cfg.Sites {
+		// Satellites' probes take the ports after the services'.
+		probe := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.BasePort+len(Services)+j))
 		env := []string{"MOTHERSHIP_SITE=" + site.String(), "MOTHERSHIP_SYNC=" + linkURL, "MOTHERSHIP_CA=" + caFile,
-			"MOTHERSHIP_DATA_DIR=" + SatelliteDir(abs, site)}
+			"MOTHERSHIP_DATA_DIR=" + SatelliteDir(abs, site), "MOTHERSHIP_LISTEN=" + probe}
 		if err := writeEnv(path("env", "satellite-"+siteDir(site)+".env"), env); err != nil {
 			return err
 		}
