@@ -134,7 +134,12 @@ type Observed struct {
 // outbox in this same transaction, so no caller can write one without the
 // other. A method that changes nothing appends nothing.
 type Tx interface {
-	// ResourceGet returns a live resource, or ErrNotFound.
+	// ResourceGet returns a live resource, or ErrNotFound. In a write
+	// transaction, reading an id no resource holds takes that id until the
+	// transaction ends, so that a concurrent read or creation of it waits:
+	// a get-or-create serializes, and a service may read an id it never
+	// creates to serialize a decision (one writer at a time on SQLite
+	// gives the same).
 	ResourceGet(ctx context.Context, kind, id string) (Resource, error)
 	// ResourceGetAny returns a resource even when deleted, or ErrNotFound.
 	ResourceGetAny(ctx context.Context, kind, id string) (Resource, error)

@@ -240,6 +240,13 @@ func (s *Service) place(ctx context.Context, tx store.Tx, id string, spec resour
 			Zones: zones(spec.Region, spec.Availability), Tenants: map[string]resource.Tenant{id: {}}}
 		return store.Resource{ID: dedicatedID(id)}, ps, nil
 	}
+	// Placements on one site are serialized: two tenants placed at once
+	// must not both find no room and make a PKC each. The lock is a read
+	// of an id no PKC holds (see store.Tx.ResourceGet); index reads do
+	// not lock.
+	if _, err := tx.ResourceGet(ctx, resource.KindPKC, "pkc-placement-"+spec.Site().ID()); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.Resource{}, resource.PKCSpec{}, err
+	}
 	const page = 8
 	for after := ""; ; {
 		rooms, err := tx.IndexList(ctx, store.IndexListParams{Index: ixRoom, Prefix: spec.Site().ID() + "/", AfterKey: after, Limit: page})

@@ -117,3 +117,51 @@ func testDedicatedPKCNeverLandsOnASharedOne(t *testing.T, backend string) {
 		return nil
 	})
 }
+
+// TestConcurrentFirstPlacementsShareAPKC: tenants placed at once on a site
+// with no PKC yet fill one PKC after another instead of each making its
+// own (on PostgreSQL, where placements run in parallel transactions).
+func TestConcurrentFirstPlacementsShareAPKC(t *testing.T) {
+	storetest.EachBackend(t, func(t *testing.T, backend string) {
+		ctx := t.Context()
+		st := storetest.Open(t, backend, Name, []string{resource.KindPKC})
+		s := New(Config{MaxTenants: 5})
+		const n = 20
+		err := st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+			for i := range n {
+				observeLKC(t, ctx, tx, fmt.Sprintf("lkc-f%05d", i), 1, basic)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				// A reconcile that PostgreSQL picks as a deadlock victim
+				// (the first ones build the indexes at once) is retried,
+				// as the reactor retries it.
+				var err error
+				for range 5 {
+					if err = st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+						return s.reconcile(ctx, tx, fmt.Sprintf("lkc-f%05d", i))
+					}); err == nil {
+						return
+					}
+				}
+				t.Error(err)
+			})
+		}
+		wg.Wait()
+		hosts := hostsOf(t, st)
+		tenants := 0
+		for _, ts := range hosts {
+			tenants += len(ts)
+		}
+		if len(hosts) != n/5 || tenants != n {
+			t.Fatalf("%d tenants placed at once, 5 per PKC: %d PKCs holding %d tenants, want %d holding %d", n, len(hosts), tenants, n/5, n)
+		}
+		checkIndex(t, st, s)
+	})
+}
