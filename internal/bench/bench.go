@@ -23,6 +23,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -53,6 +55,15 @@ type Config struct {
 	// DataDir holds the run's state (a temporary directory when empty,
 	// removed afterwards).
 	DataDir string
+	// URL, if set, is a running control plane to drive instead of
+	// starting one. Key and Secret act in one organization (its quota
+	// bounds Clusters), Kafka is its event cluster (the hops are read
+	// there) and Sites the sites its satellites serve. The satellite hop
+	// and the cold restart are not measured then, the PKCs not counted,
+	// and CPU and memory are the control plane's as its /metrics says.
+	URL, Key, Secret string
+	Kafka            []string
+	Sites            []resource.Site
 	// Driver makes each site's simulated satellite driver.
 	Driver func(site resource.Site, dir string) (satellite.Driver, error)
 	// ResyncInterval is every service's periodic resync (the default
@@ -108,6 +119,11 @@ type Result struct {
 	// average second's, during the steady phase (which runs during the
 	// periodic resync a cold start begins).
 	ResyncPeakOverAvg float64 `json:"resync_peak_over_avg"`
+	// Against is the URL of the control plane driven, when the bench did
+	// not start it; end to end is then accepted → PROVISIONED, RSSBytes
+	// the control plane's at the end, and the cold restart, the resync
+	// spread and the PKCs are not measured.
+	Against string `json:"against,omitempty"`
 	// Lost counts accepted changes the final state does not show.
 	Lost int `json:"lost"`
 	// Unconverged names up to 10 clusters whose final state is wrong.
@@ -179,6 +195,9 @@ type runner struct {
 
 // Run runs the scenario and returns what it measured.
 func Run(ctx context.Context, cfg Config) (res Result, err error) {
+	if cfg.URL != "" {
+		return runAgainst(ctx, cfg)
+	}
 	if cfg.Clusters <= 0 || cfg.Satellites <= 0 || cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.Driver == nil {
 		return res, errors.New("bench: clusters, satellites, rate, duration and a driver are required")
 	}
@@ -282,6 +301,88 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+// runAgainst drives a control plane the bench did not start.
+func runAgainst(ctx context.Context, cfg Config) (res Result, err error) {
+	if cfg.Clusters <= 0 || cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.Key == "" || len(cfg.Kafka) == 0 {
+		return res, errors.New("bench: against a running control plane, clusters, rate, duration, credentials and its Kafka are required")
+	}
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, 64)
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &runner{cfg: cfg, log: cfg.Logger, track: newTracker(), rng: rand.New(rand.NewPCG(cfg.Seed, 7)),
+		http:  &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency * 2}},
+		sites: cfg.Sites, url: strings.TrimSuffix(cfg.URL, "/"), brokers: cfg.Kafka, generations: map[string]map[string]int64{}}
+	if len(r.sites) == 0 {
+		r.sites = controlplane.DefaultSites
+	}
+	r.track.blind = true
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go func() {
+		if err := r.watch(watchCtx); err != nil {
+			r.log.Error("bench: watching the topics failed", "err", err)
+		}
+	}()
+	started := time.Now()
+	if err := r.createAll(ctx); err != nil {
+		return res, err
+	}
+	res.CreateS, res.Clusters, res.Satellites, res.Against = time.Since(started).Seconds(), cfg.Clusters, len(r.sites), r.url
+	r.track.takeDone()
+	cpu0, _ := r.metric(ctx, "process_cpu_seconds_total")
+	perSecond, changes, err := r.steady(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Changes, res.ChangesPerS = changes, float64(changes)/cfg.Duration.Seconds()
+	_ = perSecond // the resyncs are out of sight
+	r.drain(ctx, 60*time.Second)
+	if stuck := r.track.stuck(); len(stuck) > 0 {
+		fmt.Fprintf(r.cfg.Progress, "changes that never completed every hop: %v\n", stuck)
+	}
+	done := r.track.takeDone()
+	res.Completed = len(done)
+	res.Hops, _, _, _ = latencies(done)
+	// The satellites are out of sight: end to end is accepted → PROVISIONED.
+	e := res.Hops[HopProvisioned]
+	res.E2EP50ms, res.E2EP95ms, res.E2EP99ms = e.P50, e.P95, e.P99
+	if res.Lost, res.Unconverged, err = r.verify(ctx); err != nil {
+		return res, err
+	}
+	if cpu1, ok := r.metric(ctx, "process_cpu_seconds_total"); ok {
+		res.CPUSeconds = cpu1 - cpu0
+	}
+	if rss, ok := r.metric(ctx, "process_resident_memory_bytes"); ok {
+		res.RSSBytes = int64(rss)
+	}
+	return res, nil
+}
+
+// metric reads one unlabelled sample of the control plane's /metrics.
+func (r *runner) metric(ctx context.Context, name string) (float64, bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url+"/metrics", nil)
+	if err != nil {
+		return 0, false
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
 
 // start starts the control plane with the simulated satellites.
 func (r *runner) start(ctx context.Context) error {
@@ -408,13 +509,18 @@ func (r *runner) request(ctx context.Context, t *tenant, method, path string, bo
 // every cluster and waits until all are PROVISIONED.
 func (r *runner) createAll(ctx context.Context) error {
 	orgs := (r.cfg.Clusters + clustersPerOrg - 1) / clustersPerOrg
+	if r.sys == nil {
+		orgs = 1 // a control plane the bench did not start: the one given
+	}
 	var mu sync.Mutex
 	err := parallel(ctx, min(orgs, 8), orgs, func(ctx context.Context, i int) error {
-		org, key, secret, err := r.sys.IAM.CreateOrganization(ctx, fmt.Sprintf("bench-%d", i))
-		if err != nil {
-			return err
+		t := &tenant{key: r.cfg.Key, secret: r.cfg.Secret}
+		if r.sys != nil {
+			var err error
+			if t.org, t.key, t.secret, err = r.sys.IAM.CreateOrganization(ctx, fmt.Sprintf("bench-%d", i)); err != nil {
+				return err
+			}
 		}
-		t := &tenant{org: org, key: key, secret: secret}
 		var env api.Environment
 		if _, err := r.request(ctx, t, http.MethodPost, "/org/v2/environments", map[string]any{"display_name": "bench"}, &env); err != nil {
 			return err
@@ -428,13 +534,13 @@ func (r *runner) createAll(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bench: organizations: %w", err)
 	}
-	fmt.Fprintf(r.cfg.Progress, "%d organizations ready; creating %d clusters over %d satellites\n", orgs, r.cfg.Clusters, r.cfg.Satellites)
+	fmt.Fprintf(r.cfg.Progress, "%d organizations ready; creating %d clusters over %d sites\n", orgs, r.cfg.Clusters, len(r.sites))
 	var created atomic.Int64
 	stopProgress := r.progress("create", func() string {
 		return fmt.Sprintf("%d/%d accepted, %d in flight", created.Load(), r.cfg.Clusters, r.track.inFlight())
 	})
 	err = parallel(ctx, r.cfg.Concurrency, r.cfg.Clusters, func(ctx context.Context, i int) error {
-		t := r.tenants[i/clustersPerOrg]
+		t := r.tenants[min(i/clustersPerOrg, len(r.tenants)-1)]
 		if err := r.create(ctx, t); err != nil {
 			return err
 		}
@@ -726,6 +832,9 @@ func (r *runner) countPKCs(ctx context.Context) (int, error) {
 
 // resyncs sums the periodic-resync reconciles of every service.
 func (r *runner) resyncs() int64 {
+	if r.sys == nil {
+		return 0 // out of sight
+	}
 	var n int64
 	for _, rs := range r.sys.Fleet.Services() {
 		if rs.Reactor != nil {

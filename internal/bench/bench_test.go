@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mothership-dev/mothership/internal/bench"
+	"github.com/mothership-dev/mothership/internal/controlplane/cptest"
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/satellite"
 	"github.com/mothership-dev/mothership/internal/satellite/simdriver"
@@ -42,5 +43,29 @@ func TestScenarioLosesNothing(t *testing.T) {
 	}
 	if res.Hops[bench.HopSatellite].N == 0 || res.Hops[bench.HopProvisioned].N == 0 || res.ResyncS <= 0 {
 		t.Fatalf("hops not measured: %+v, resync %.1fs", res.Hops, res.ResyncS)
+	}
+}
+
+// TestScenarioAgainstARunningControlPlane drives a control plane the bench
+// did not start (the whole system of the end-to-end tests, with embedded
+// satellites), through its API and its event cluster only.
+func TestScenarioAgainstARunningControlPlane(t *testing.T) {
+	sys, _, brokers := cptest.New(t, nil)
+	res, err := bench.Run(t.Context(), bench.Config{
+		URL: sys.URL, Key: sys.AdminKey, Secret: sys.AdminSecret, Kafka: brokers,
+		Clusters: 10, Rate: 10, Duration: 2 * time.Second, Seed: 5, Progress: t.Output(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", res)
+	if res.Against != sys.URL || res.Clusters != 10 || res.Changes < 10 {
+		t.Fatalf("run: %+v", res)
+	}
+	if res.Completed != res.Changes || res.Lost != 0 {
+		t.Fatalf("%d of %d accepted changes completed, %d lost: %v", res.Completed, res.Changes, res.Lost, res.Unconverged)
+	}
+	if res.Hops[bench.HopProvisioned].N == 0 || res.Hops[bench.HopRelay].N == 0 {
+		t.Fatalf("hops not measured: %+v", res.Hops)
 	}
 }

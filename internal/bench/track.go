@@ -52,6 +52,10 @@ type change struct {
 	// seen holds, per hop, when the change passed it.
 	seen map[string]time.Time
 	done bool
+	// blind is set when the satellites are out of sight (a control plane
+	// the bench did not start): the change ends at PROVISIONED, or for a
+	// delete at its event.
+	blind bool
 }
 
 // dataPlane reports whether the change reaches the satellite: a rename or
@@ -66,6 +70,8 @@ func (c *change) complete() bool {
 	switch {
 	case c.accepted.IsZero():
 		return false
+	case c.blind:
+		return prov
 	case c.op == opDelete:
 		return sat
 	case c.dataPlane():
@@ -84,6 +90,7 @@ type tracker struct {
 	creates map[string]*change // by display name, until the LKC id is known
 	host    map[string]string  // LKC → PKC, as the PKCs' specs say
 	done    []*change
+	blind   bool // see change.blind
 }
 
 func newTracker() *tracker {
@@ -95,7 +102,7 @@ func newTracker() *tracker {
 func (t *tracker) reserve(c *change) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	c.seen = map[string]time.Time{}
+	c.seen, c.blind = map[string]time.Time{}, t.blind
 	if c.op == opCreate {
 		t.creates[c.name] = c
 		return true
@@ -208,6 +215,9 @@ func (t *tracker) lkcEvent(topic string, ev event.Event, at time.Time) {
 			if c.relay == 0 {
 				c.relay = max(at.Sub(ev.Time), time.Microsecond)
 				c.committed = ev.Time
+			}
+			if c.blind && c.op == opDelete {
+				t.mark(c, HopProvisioned, at)
 			}
 		}
 	case event.Topic(resource.KindLKC, event.Status):
