@@ -191,6 +191,7 @@ type runner struct {
 	mu       sync.Mutex
 	clusters []*model
 	names    atomic.Int64
+	run      string // this run's mark in the names it gives
 }
 
 // Run runs the scenario and returns what it measured.
@@ -208,7 +209,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &runner{cfg: cfg, log: cfg.Logger, track: newTracker(), rng: rand.New(rand.NewPCG(cfg.Seed, 7)),
+	r := &runner{cfg: cfg, log: cfg.Logger, track: newTracker(), rng: rand.New(rand.NewPCG(cfg.Seed, 7)), run: strconv.FormatInt(time.Now().UnixNano(), 36),
 		http:  &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency * 2}},
 		sites: Sites(cfg.Satellites), generations: map[string]map[string]int64{}}
 	if r.dir = cfg.DataDir; r.dir == "" {
@@ -314,7 +315,7 @@ func runAgainst(ctx context.Context, cfg Config) (res Result, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &runner{cfg: cfg, log: cfg.Logger, track: newTracker(), rng: rand.New(rand.NewPCG(cfg.Seed, 7)),
+	r := &runner{cfg: cfg, log: cfg.Logger, track: newTracker(), rng: rand.New(rand.NewPCG(cfg.Seed, 7)), run: strconv.FormatInt(time.Now().UnixNano(), 36),
 		http:  &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency * 2}},
 		sites: cfg.Sites, url: strings.TrimSuffix(cfg.URL, "/"), brokers: cfg.Kafka, generations: map[string]map[string]int64{}}
 	if len(r.sites) == 0 {
@@ -577,7 +578,7 @@ func (r *runner) create(ctx context.Context, t *tenant) error {
 	kind, cku := r.kind()
 	site := r.sites[r.rng.IntN(len(r.sites))]
 	r.mu.Unlock()
-	name := fmt.Sprintf("c%d", r.names.Add(1))
+	name := r.newName()
 	cfg := map[string]any{"kind": kind}
 	if cku > 0 {
 		cfg["cku"] = cku
@@ -728,7 +729,7 @@ func (r *runner) resize(ctx context.Context, m *model) (bool, error) {
 }
 
 func (r *runner) rename(ctx context.Context, m *model) (bool, error) {
-	name := fmt.Sprintf("c%d", r.names.Add(1))
+	name := r.newName()
 	ok, err := r.patch(ctx, m, &change{op: opRename}, map[string]any{"display_name": name})
 	if ok {
 		r.mu.Lock()
@@ -828,6 +829,13 @@ func (r *runner) countPKCs(ctx context.Context) (int, error) {
 		return n, err
 	}
 	return 0, errors.New("bench: no pkc service")
+}
+
+// newName returns a display name no other run's cluster has: the topics
+// are read from their start, and a create is matched to its cluster by name
+// until the API's answer names it.
+func (r *runner) newName() string {
+	return fmt.Sprintf("b%s-%d", r.run, r.names.Add(1))
 }
 
 // resyncs sums the periodic-resync reconciles of every service.
