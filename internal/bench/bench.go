@@ -202,16 +202,8 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if cfg.Clusters <= 0 || cfg.Satellites <= 0 || cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.Driver == nil {
 		return res, errors.New("bench: clusters, satellites, rate, duration and a driver are required")
 	}
-	cfg.Concurrency = cmp.Or(cfg.Concurrency, 64)
-	if cfg.Progress == nil {
-		cfg.Progress = io.Discard
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	r := &runner{cfg: cfg, log: cfg.Logger, track: newTracker(), rng: rand.New(rand.NewPCG(cfg.Seed, 7)), run: strconv.FormatInt(time.Now().UnixNano(), 36),
-		http:  &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency * 2}},
-		sites: Sites(cfg.Satellites), generations: map[string]map[string]int64{}}
+	r := newRunner(cfg)
+	r.sites = Sites(cfg.Satellites)
 	if r.dir = cfg.DataDir; r.dir == "" {
 		if r.dir, err = os.MkdirTemp("", "mothership-bench-"); err != nil {
 			return res, err
@@ -271,22 +263,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	res.ResyncS = time.Since(restarted).Seconds()
 	fmt.Fprintf(cfg.Progress, "cold restart: every key reconciled once after %.1fs\n", res.ResyncS)
 
-	perSecond, changes, err := r.steady(ctx)
-	if err != nil {
-		return res, err
-	}
-	res.Changes = changes
-	res.ChangesPerS = float64(changes) / cfg.Duration.Seconds()
-	res.ResyncPeakOverAvg = peakOverAvg(perSecond)
-	r.drain(ctx, 60*time.Second)
-	if stuck := r.track.stuck(); len(stuck) > 0 {
-		fmt.Fprintf(r.cfg.Progress, "changes that never completed every hop: %v\n", stuck)
-	}
-	done := r.track.takeDone()
-	res.Completed = len(done)
-	res.Hops, res.E2EP50ms, res.E2EP95ms, res.E2EP99ms = latencies(done)
-	res.Lost, res.Unconverged, err = r.verify(ctx)
-	if err != nil {
+	if err := r.measure(ctx, &res); err != nil {
 		return res, err
 	}
 	if res.PKCs, err = r.countPKCs(ctx); err != nil {
@@ -301,13 +278,28 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	return res, nil
 }
 
-func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-
-// runAgainst drives a control plane the bench did not start.
-func runAgainst(ctx context.Context, cfg Config) (res Result, err error) {
-	if cfg.Clusters <= 0 || cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.Key == "" || len(cfg.Kafka) == 0 {
-		return res, errors.New("bench: against a running control plane, clusters, rate, duration, credentials and its Kafka are required")
+// measure runs the steady phase, waits for its changes to complete, and
+// reads every cluster back.
+func (r *runner) measure(ctx context.Context, res *Result) error {
+	perSecond, changes, err := r.steady(ctx)
+	if err != nil {
+		return err
 	}
+	res.Changes, res.ChangesPerS = changes, float64(changes)/r.cfg.Duration.Seconds()
+	res.ResyncPeakOverAvg = peakOverAvg(perSecond) // 0 when the resyncs are out of sight
+	r.drain(ctx, 60*time.Second)
+	if stuck := r.track.stuck(); len(stuck) > 0 {
+		fmt.Fprintf(r.cfg.Progress, "changes that never completed every hop: %v\n", stuck)
+	}
+	done := r.track.takeDone()
+	res.Completed = len(done)
+	res.Hops, res.E2EP50ms, res.E2EP95ms, res.E2EP99ms = latencies(done)
+	res.Lost, res.Unconverged, err = r.verify(ctx)
+	return err
+}
+
+// newRunner fills cfg's defaults and returns a run of it.
+func newRunner(cfg Config) *runner {
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 64)
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
@@ -315,9 +307,20 @@ func runAgainst(ctx context.Context, cfg Config) (res Result, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &runner{cfg: cfg, log: cfg.Logger, track: newTracker(), rng: rand.New(rand.NewPCG(cfg.Seed, 7)), run: strconv.FormatInt(time.Now().UnixNano(), 36),
-		http:  &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency * 2}},
-		sites: cfg.Sites, url: strings.TrimSuffix(cfg.URL, "/"), brokers: cfg.Kafka, generations: map[string]map[string]int64{}}
+	return &runner{cfg: cfg, log: cfg.Logger, track: newTracker(), rng: rand.New(rand.NewPCG(cfg.Seed, 7)), run: strconv.FormatInt(time.Now().UnixNano(), 36),
+		http:        &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency * 2}},
+		generations: map[string]map[string]int64{}}
+}
+
+func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+// runAgainst drives a control plane the bench did not start.
+func runAgainst(ctx context.Context, cfg Config) (res Result, err error) {
+	if cfg.Clusters <= 0 || cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.Key == "" || len(cfg.Kafka) == 0 {
+		return res, errors.New("bench: against a running control plane, clusters, rate, duration, credentials and its Kafka are required")
+	}
+	r := newRunner(cfg)
+	r.sites, r.url, r.brokers = cfg.Sites, strings.TrimSuffix(cfg.URL, "/"), cfg.Kafka
 	if len(r.sites) == 0 {
 		r.sites = controlplane.DefaultSites
 	}
@@ -336,25 +339,12 @@ func runAgainst(ctx context.Context, cfg Config) (res Result, err error) {
 	res.CreateS, res.Clusters, res.Satellites, res.Against = time.Since(started).Seconds(), cfg.Clusters, len(r.sites), r.url
 	r.track.takeDone()
 	cpu0, _ := r.metric(ctx, "process_cpu_seconds_total")
-	perSecond, changes, err := r.steady(ctx)
-	if err != nil {
+	if err := r.measure(ctx, &res); err != nil {
 		return res, err
 	}
-	res.Changes, res.ChangesPerS = changes, float64(changes)/cfg.Duration.Seconds()
-	_ = perSecond // the resyncs are out of sight
-	r.drain(ctx, 60*time.Second)
-	if stuck := r.track.stuck(); len(stuck) > 0 {
-		fmt.Fprintf(r.cfg.Progress, "changes that never completed every hop: %v\n", stuck)
-	}
-	done := r.track.takeDone()
-	res.Completed = len(done)
-	res.Hops, _, _, _ = latencies(done)
 	// The satellites are out of sight: end to end is accepted → PROVISIONED.
 	e := res.Hops[HopProvisioned]
 	res.E2EP50ms, res.E2EP95ms, res.E2EP99ms = e.P50, e.P95, e.P99
-	if res.Lost, res.Unconverged, err = r.verify(ctx); err != nil {
-		return res, err
-	}
 	if cpu1, ok := r.metric(ctx, "process_cpu_seconds_total"); ok {
 		res.CPUSeconds = cpu1 - cpu0
 	}
