@@ -12,23 +12,15 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/store/postgres"
 	"github.com/mothership-dev/mothership/internal/runtime/store/postgres/pgtest"
 	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
+	"github.com/mothership-dev/mothership/internal/runtime/store/storetest"
 )
 
-// Every pipeline test runs on both store backends: the runtime promises
-// the same behaviour on the embedded default and in production.
-var backends = []string{"sqlite", "postgres"}
+// Every pipeline test runs on both store backends (storetest.EachBackend):
+// the runtime promises the same behaviour on the embedded default and in
+// production.
+func TestMain(m *testing.M) { storetest.Main(m) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.StopShared()
-	os.Exit(code)
-}
-
-func eachBackend(t *testing.T, fn func(t *testing.T, backend string)) {
-	for _, b := range backends {
-		t.Run(b, func(t *testing.T) { fn(t, b) })
-	}
-}
+func eachBackend(t *testing.T, fn func(t *testing.T, backend string)) { storetest.EachBackend(t, fn) }
 
 // pgURLEnv passes a service's database to a crash-test child process.
 func pgURLEnv(service string) string { return "MOTHERSHIP_TEST_PG_" + strings.ToUpper(service) }

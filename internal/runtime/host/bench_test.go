@@ -20,6 +20,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/reactor"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 	"github.com/mothership-dev/mothership/internal/runtime/store/postgres/pgtest"
+	"github.com/mothership-dev/mothership/internal/runtime/store/storetest"
 )
 
 // hopClock measures one hop: from the commit of the source's transaction
@@ -144,7 +145,7 @@ func waitReacted(b *testing.B, clock *hopClock) {
 //
 //	go test -run '^$' -bench 'BenchmarkHop/sqlite/rate' -benchtime 10000x ./internal/runtime/host/
 func BenchmarkHop(b *testing.B) {
-	for _, backend := range backends {
+	for _, backend := range storetest.Backends {
 		b.Run(backend, func(b *testing.B) { benchHop(b, backend) })
 	}
 }
