@@ -24,7 +24,12 @@ production the services point at Apache Kafka or Redpanda instead.
 With --admin-user and a password (--admin-password-file, or
 MOTHERSHIP_ADMIN_PASSWORD), every client must authenticate with
 SASL/SCRAM-SHA-512 and ACLs are enforced: the admin user is the superuser
-that provisions each service's own principal.`,
+that provisions each service's own principal. Any Kafka client can then
+inspect the event topics, librdkafka ones included:
+
+  kcat -b 127.0.0.1:9092 -X security.protocol=SASL_PLAINTEXT \
+    -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=ADMIN \
+    -X sasl.password=PASSWORD -L`,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(logLevel)

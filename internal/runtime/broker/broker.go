@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mothership-dev/mothership/internal/runtime/kafkalisten"
 )
 
 // Config configures an embedded broker.
@@ -59,8 +61,11 @@ func Start(cfg Config) (*Embedded, error) {
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.DataDir(cfg.DataDir),
+		// kafkalisten lets librdkafka clients (kcat and the like) use
+		// SASL: kfake alone advertises SaslHandshake from v1, and they
+		// want it from v0.
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, cfg.Listen)
+			return kafkalisten.Listen(network, cfg.Listen)
 		}),
 		kfake.WithLogger(slogLogger{cfg.Logger}),
 	}

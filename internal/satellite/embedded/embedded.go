@@ -33,7 +33,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/mothership-dev/mothership/internal/resource"
-	"github.com/mothership-dev/mothership/internal/satellite/kafkalisten"
+	"github.com/mothership-dev/mothership/internal/runtime/kafkalisten"
 	"github.com/mothership-dev/mothership/internal/sitekey"
 )
 

@@ -9,7 +9,6 @@ import (
 	"io"
 	"maps"
 	"net"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/mothership-dev/mothership/internal/runtime/kafkalisten/kcattest"
 )
 
 const (
@@ -144,30 +145,7 @@ func TestFranzGoTenantStaysInItsPrefix(t *testing.T) {
 // its stdout; err carries stderr.
 func kcat(t *testing.T, addr, stdin string, args ...string) (string, error) {
 	t.Helper()
-	path, err := exec.LookPath("kcat")
-	if err != nil {
-		t.Fatalf("kcat not found: install it (apt-get install kcat); this test needs a librdkafka client: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	base := []string{
-		"-b", addr,
-		"-X", "security.protocol=SASL_PLAINTEXT",
-		"-X", "sasl.mechanisms=SCRAM-SHA-512",
-		"-X", "sasl.username=" + tenantUser,
-		"-X", "sasl.password=" + tenantPass,
-	}
-	cmd := exec.CommandContext(ctx, path, append(base, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("kcat %s: %w; stderr: %s", strings.Join(args, " "), err, stderr.String())
-	}
-	if stderr.Len() > 0 {
-		t.Logf("kcat %s stderr: %s", strings.Join(args, " "), stderr.String())
-	}
-	return stdout.String(), nil
+	return kcattest.Run(t, addr, tenantUser, tenantPass, stdin, args...)
 }
 
 func TestKcatTenantStaysInItsPrefix(t *testing.T) {
