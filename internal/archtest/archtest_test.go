@@ -1,6 +1,7 @@
 // Package archtest holds the tests of the code base's shape: which package
-// may import which. The dependency direction is part of the design (the
-// layer cake), so it is checked, not hoped for.
+// may import which, and that CI runs what the README tells a newcomer to
+// run. The dependency direction is part of the design (the layer cake), so
+// it is checked, not hoped for.
 package archtest
 
 import (

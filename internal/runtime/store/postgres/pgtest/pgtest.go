@@ -56,7 +56,7 @@ func Shared(t testing.TB) *Server {
 	t.Helper()
 	sharedOnce.Do(func() { shared, sharedErr = Start() })
 	if sharedErr != nil {
-		t.Fatalf("pgtest: %v (install PostgreSQL: apt-get install postgresql)", sharedErr)
+		t.Fatalf("pgtest: %v (run the tests with ./test.sh, which installs PostgreSQL)", sharedErr)
 	}
 	return shared
 }
