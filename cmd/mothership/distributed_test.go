@@ -102,7 +102,7 @@ func freeBase(t *testing.T, n int) int {
 func TestDistributedTopologyOnRealProcesses(t *testing.T) {
 	pg, err := pgtest.Start()
 	if err != nil {
-		t.Fatalf("%v (install PostgreSQL: apt-get install postgresql)", err)
+		t.Fatalf("%v (run the tests with ./test.sh, which installs PostgreSQL)", err)
 	}
 	t.Cleanup(pg.Stop)
 	dir := t.TempDir()
@@ -122,12 +122,31 @@ func TestDistributedTopologyOnRealProcesses(t *testing.T) {
 	waitTCP(t, kafkaAddr, broker)
 
 	deploy := filepath.Join(dir, "deploy")
-	setup := exec.Command(os.Args[0], "-test.run=^$")
-	setup.Env = append(os.Environ(), "MOTHERSHIP_TEST_MAIN_ARGS=setup --dir "+deploy+" --db-admin "+pg.URL("postgres")+" --kafka "+kafkaAddr+
-		" --kafka-admin-user admin --kafka-admin-password-file "+adminPW+" --base-port "+strconv.Itoa(base)+
-		" --api-port "+strconv.Itoa(apiPort)+" --link-port "+strconv.Itoa(linkPort))
-	if out, err := setup.CombinedOutput(); err != nil {
-		t.Fatalf("setup: %v\n%s", err, out)
+	runSetup := func() ([]byte, error) {
+		setup := exec.Command(os.Args[0], "-test.run=^$")
+		setup.Env = append(os.Environ(), "MOTHERSHIP_TEST_MAIN_ARGS=setup --dir "+deploy+" --db-admin "+pg.URL("postgres")+" --kafka "+kafkaAddr+
+			" --kafka-admin-user admin --kafka-admin-password-file "+adminPW+" --base-port "+strconv.Itoa(base)+
+			" --api-port "+strconv.Itoa(apiPort)+" --link-port "+strconv.Itoa(linkPort))
+		return setup.CombinedOutput()
+	}
+	// Without the README's pg_hba.conf lines, setup refuses to finish
+	// and says what to add; with them, it finishes.
+	if out, err := runSetup(); err == nil || !strings.Contains(string(out), postgres.HBARules[0]) {
+		t.Fatalf("setup on a server that lets the services' roles replicate physically: %v\n%s\nwant it refused with the lines to add", err, out)
+	}
+	if err := pg.PrependHBA(postgres.HBARules...); err != nil {
+		t.Fatal(err)
+	}
+	setupBy := time.Now().Add(30 * time.Second)
+	for {
+		out, err := runSetup()
+		if err == nil {
+			break
+		}
+		if time.Now().After(setupBy) {
+			t.Fatalf("setup: %v\n%s", err, out)
+		}
+		time.Sleep(200 * time.Millisecond) // the server reloads pg_hba.conf in the background
 	}
 
 	procs := map[string]*child{}

@@ -14,8 +14,11 @@ import (
 // server is the HTTP side of a process: liveness, readiness and metrics from
 // the start, everything else answered 503 until the process is ready.
 type server struct {
-	what   string
-	ready  atomic.Bool
+	what  string
+	ready atomic.Bool
+	// check, once set, can hold readiness back while the process serves:
+	// its store's events are not flowing (store.ReadyChecker).
+	check  atomic.Pointer[func() error]
 	mux    *http.ServeMux
 	srv    *http.Server
 	cancel context.CancelFunc
@@ -31,6 +34,12 @@ func newServer(ctx context.Context, what string, metrics http.Handler) *server {
 		if !s.ready.Load() {
 			http.Error(w, what+" is starting or stopping", http.StatusServiceUnavailable)
 			return
+		}
+		if check := s.check.Load(); check != nil {
+			if err := (*check)(); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})

@@ -216,6 +216,10 @@ func Serve(ctx context.Context, cfg ServeConfig) (_ *Process, err error) {
 		if err != nil {
 			return nil, err
 		}
+		if rc, ok := p.running.Store.(store.ReadyChecker); ok {
+			check := rc.Ready
+			p.http.check.Store(&check)
+		}
 	}
 	if after != nil {
 		if err := after(ctx); err != nil {

@@ -124,6 +124,7 @@ func Setup(ctx context.Context, cfg SetupConfig) error {
 	}
 	urls := map[string]string{}
 	port := map[string]int{}
+	dbRoles := map[string]string{}
 	for i, name := range Services {
 		port[name] = cfg.BasePort + i
 		if name == gateway.Name {
@@ -142,6 +143,7 @@ func Setup(ctx context.Context, cfg SetupConfig) error {
 			if err != nil {
 				return err
 			}
+			dbRoles[d.Name] = url
 			env = append(env, "MOTHERSHIP_DB="+url)
 		} else {
 			env = append(env, "MOTHERSHIP_DB="+path("db", d.Name+".db"))
@@ -163,6 +165,14 @@ func Setup(ctx context.Context, cfg SetupConfig) error {
 	}
 	if err := writeProcessEnv(path("env", gateway.Name+".env"), gateway.Name, nil, cfg, urls, port, tokenFile, path); err != nil {
 		return err
+	}
+	// What only the server's operator can change (pg_hba.conf, the
+	// server's settings) is checked last: setup then fails saying what
+	// to change, and runs again to the end once it is.
+	if cfg.DBAdmin != "" {
+		if err := postgres.CheckServer(ctx, cfg.DBAdmin, dbRoles); err != nil {
+			return fmt.Errorf("controlplane: setup: %w\nChange it, then run setup again", err)
+		}
 	}
 	linkURL := "https://" + net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.LinkPort))
 	for j, site := range cfg.Sites {

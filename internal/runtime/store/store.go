@@ -195,7 +195,9 @@ type Tx interface {
 
 // Change is one committed outbox row, as the relay reads it.
 type Change struct {
-	// Position orders changes in commit order; Confirm takes it.
+	// Position identifies the change to Confirm: the outbox row's
+	// sequence number, stable across a Rewind. A feed returns changes in
+	// commit order (PostgreSQL's sequence numbers may not be in it).
 	Position int64
 	Topic    string
 	Key      string
@@ -210,8 +212,9 @@ type ChangeFeed interface {
 	// Next waits until changes after the last returned one are committed
 	// and returns up to max of them in commit order.
 	Next(ctx context.Context, max int) ([]Change, error)
-	// Confirm durably records that every change up to and including pos
-	// reached Kafka; after a restart Next resumes after it.
+	// Confirm durably records that every change returned up to and
+	// including the one at pos reached Kafka; after a restart Next
+	// resumes after it.
 	Confirm(ctx context.Context, pos int64) error
 	// Rewind makes Next start again after the last confirmed position,
 	// for a relay that lost track of what it produced.
@@ -229,6 +232,14 @@ type Store interface {
 	Feed() ChangeFeed
 	// Close releases the database.
 	Close() error
+}
+
+// ReadyChecker is implemented by a store whose events can stop flowing for
+// a while without losing any (a PostgreSQL store whose replication slot
+// was lost catches up from its outbox table). Ready returns why the store
+// is not ready, nil when it is; a process answers /readyz with it.
+type ReadyChecker interface {
+	Ready() error
 }
 
 // ObservedResource returns the resource carried by the newest event of

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -27,23 +29,74 @@ const bufferedWait = 100 * time.Microsecond
 
 // feed reads the outbox inserts from the service's replication slot.
 //
-// A change's position is the end LSN of the transaction that committed it,
-// so every change of a transaction shares one position and Next returns
-// whole transactions only: confirming a position then never confirms half
-// a transaction. The server resends, after a reconnect, every transaction
-// that ended after the confirmed position.
+// A transaction's changes are returned together: Next returns whole
+// transactions only, so confirming a change never confirms half a
+// transaction's WAL. The server resends, after a reconnect, every
+// transaction that ended after the confirmed position.
+//
+// The slot is the fast path, not the only copy: an outbox row stays in its
+// table until Kafka acknowledged it (Confirm deletes it). A slot that was
+// lost (dropped by anyone, invalidated by the server) is made again, and
+// before it streams, the feed returns every row still in the table, in
+// insertion order: every committed change reaches Kafka even then. Rows of
+// one key are inserted in their commit order, since every event of a
+// resource is written with its row locked, so the catch-up keeps the order
+// per key. The new slot's stream then holds rows the catch-up returned
+// already (committed after the slot was made) or that Kafka has (returned
+// and confirmed by an earlier pass of the catch-up): the filter drops
+// them, so that no key's change comes again after a newer one.
 type feed struct {
 	s *Store
 
 	mu        sync.Mutex
 	conn      *pgconn.PgConn
 	relations map[uint32]*pglogrepl.RelationMessage
-	inTx      bool           // between a Begin and its Commit
-	tx        []store.Change // inserts of the transaction being received
-	ready     []store.Change // committed changes not yet returned
+	inTx      bool     // between a Begin and its Commit
+	tx        []change // inserts of the transaction being received
+	ready     []change // committed changes not yet returned
+	pending   []change // returned by Next, not confirmed yet, in order
 	confirmed pglogrepl.LSN
 	received  pglogrepl.LSN
 	standby   time.Time // when the next status update is due
+
+	// The catch-up from the table after a slot was made (again): from
+	// then until every row the table held reached Kafka, catchingUp is
+	// set, here and in cdc_slot.catch_up.
+	catchingUp bool
+	reading    bool // the table is read before the slot's stream
+	caughtUp   int  // rows of the catch-up confirmed so far
+	// fromTable are the seqs of the rows read from the table and not
+	// confirmed yet.
+	fromTable map[int64]struct{}
+	filter    *streamFilter
+	// polling is set while the server refuses the feed a WAL sender (all
+	// taken): the table is read every pollEvery instead, and the stream
+	// tried again at nextConnect.
+	polling     bool
+	nextConnect time.Time
+}
+
+// Polling the table when the server has no WAL sender to spare.
+const (
+	pollEvery    = 100 * time.Millisecond
+	connectEvery = 5 * time.Second
+)
+
+// streamFilter drops, from the stream of a connection that follows a read
+// of the table, what the read returned or Kafka already has.
+type streamFilter struct {
+	// until is the WAL position once the table was last read to its end:
+	// every transaction ending after it committed after the reads, so it
+	// was neither returned by them nor confirmed before it.
+	until pglogrepl.LSN
+}
+
+// change is one outbox row as the feed holds it. Its Position is the row's
+// seq; Confirm deletes the row and confirms its transaction's end in the
+// WAL (lsn) to the slot. A row read from the table has no lsn.
+type change struct {
+	store.Change
+	lsn pglogrepl.LSN
 }
 
 func (f *feed) replicationURL() (string, error) {
@@ -71,23 +124,65 @@ func (f *feed) dial(ctx context.Context) (*pgconn.PgConn, error) {
 
 // ensureSlot creates the replication slot unless it exists. Open calls it
 // before the store accepts a write: a slot streams only what is committed
-// after its creation.
+// after its creation. A slot made here starts a catch-up from the table;
+// one that existed before (cdc_slot says so) was lost while the service
+// was away, and that is said loudly. A catch-up a crash interrupted goes
+// on.
 func (f *feed) ensureSlot(ctx context.Context) error {
-	conn, err := f.dial(ctx)
-	if err != nil {
-		return err
+	var before, catchUp bool
+	err := f.s.pool.QueryRow(ctx, `SELECT true, catch_up FROM cdc_slot WHERE slot = $1`, f.s.cfg.Slot).Scan(&before, &catchUp)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres %s: cdc_slot: %w", f.s.cfg.Service, err)
 	}
-	defer conn.Close(ctx)
-	_, err = pglogrepl.CreateReplicationSlot(ctx, conn, f.s.cfg.Slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{})
-	var pe *pgconn.PgError
-	if err != nil && !(errors.As(err, &pe) && pe.Code == "42710") { // duplicate_object: the slot exists
-		return fmt.Errorf("postgres %s: create replication slot %s: %w", f.s.cfg.Service, f.s.cfg.Slot, err)
+	made, err := f.createSlot(ctx)
+	switch {
+	case err != nil:
+		return err
+	case made && before:
+		f.s.health.lost(ctx, "dropped")
+		f.s.health.remade()
+	case !made && catchUp:
+		f.s.health.lost(ctx, "resumed")
+		f.startCatchUp()
 	}
 	return nil
 }
 
+// createSlot creates the slot and reports whether it did (false: it
+// existed). A slot made starts a catch-up, recorded in cdc_slot first: a
+// crash between the two resumes it, never loses it. The slot is made with
+// SQL, not over a replication connection: a server whose WAL senders are
+// all taken does not keep the service from starting.
+func (f *feed) createSlot(ctx context.Context) (bool, error) {
+	if _, err := f.s.pool.Exec(ctx, `INSERT INTO cdc_slot (slot, catch_up) SELECT $1::text, NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1::text)
+		ON CONFLICT (slot) DO UPDATE SET catch_up = cdc_slot.catch_up OR excluded.catch_up`, f.s.cfg.Slot); err != nil {
+		return false, fmt.Errorf("postgres %s: cdc_slot: %w", f.s.cfg.Service, err)
+	}
+	_, err := f.s.pool.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, f.s.cfg.Slot)
+	if isCode(err, "42710") { // duplicate_object: the slot exists
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("postgres %s: create replication slot %s: %w", f.s.cfg.Service, f.s.cfg.Slot, err)
+	}
+	f.startCatchUp()
+	return true, nil
+}
+
+// startCatchUp makes Next read the table from its first row before the
+// slot's stream.
+func (f *feed) startCatchUp() {
+	f.catchingUp, f.reading = true, true
+	f.fromTable, f.filter = map[int64]struct{}{}, &streamFilter{}
+}
+
+// errRemade tells Next that connect made the slot again: the table comes
+// first.
+var errRemade = errors.New("replication slot made again")
+
 // connect opens the replication connection and starts streaming after the
-// slot's confirmed position.
+// slot's confirmed position. A slot found dropped or invalidated is made
+// again (errRemade).
 func (f *feed) connect(ctx context.Context) error {
 	conn, err := f.dial(ctx)
 	if err != nil {
@@ -101,10 +196,10 @@ func (f *feed) connect(ctx context.Context) error {
 		var pe *pgconn.PgError
 		switch {
 		case !errors.As(err, &pe):
-		case pe.Code == "55000" && strings.Contains(pe.Message+pe.Detail, "no longer get changes"): // the slot was invalidated
-			return f.s.watch.markLost(ctx, "lost")
+		case pe.Code == "55000" && (strings.Contains(pe.Detail, "invalidated") || strings.Contains(pe.Message+pe.Detail, "no longer get changes")): // the slot was invalidated
+			return f.remake(ctx, "lost")
 		case pe.Code == "42704": // undefined_object: the slot was dropped
-			return f.s.watch.markLost(ctx, "dropped")
+			return f.remake(ctx, "dropped")
 		}
 		return fmt.Errorf("postgres %s: start replication: %w", f.s.cfg.Service, err)
 	}
@@ -113,20 +208,81 @@ func (f *feed) connect(ctx context.Context) error {
 	return nil
 }
 
+// remake drops what is left of a lost slot, makes it again and starts the
+// catch-up from the table.
+func (f *feed) remake(ctx context.Context, status string) error {
+	f.s.health.lost(ctx, status)
+	if status == "lost" {
+		// The WAL sender that refused the slot may hold it a moment
+		// longer (object_in_use): wait for it, a while.
+		for attempt := 0; ; attempt++ {
+			_, err := f.s.pool.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, f.s.cfg.Slot)
+			if err == nil || isCode(err, "42704") {
+				break
+			}
+			if !isCode(err, "55006") || attempt == 100 {
+				return fmt.Errorf("postgres %s: drop the invalidated slot %s: %w", f.s.cfg.Service, f.s.cfg.Slot, err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	if _, err := f.createSlot(ctx); err != nil {
+		return err
+	}
+	f.s.health.remade()
+	// The new slot knows nothing of the old one's positions.
+	f.confirmed, f.received, f.pending = 0, 0, nil
+	return errRemade
+}
+
+func isCode(err error, code string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == code
+}
+
 // Next returns the next whole committed transaction(s), at least one
 // change, and up to about max: whole transactions only. It does not wait
 // for more to reach max: a short wait for a fuller batch (1 ms per
 // receive) tripled the hop's latency at 1,000/s; it takes only what has
-// arrived (bufferedWait).
+// arrived (bufferedWait). During a catch-up it returns the table's rows
+// first.
 func (f *feed) Next(ctx context.Context, max int) ([]store.Change, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.s.watch.err(); err != nil {
-		return nil, err
-	}
-	if f.conn == nil {
-		if err := f.connect(ctx); err != nil {
+	for f.conn == nil {
+		if f.reading {
+			out, err := f.readTable(ctx, max)
+			if err != nil || len(out) > 0 {
+				return out, err
+			}
+		}
+		if f.polling && time.Now().Before(f.nextConnect) {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(pollEvery):
+			}
+			f.reading = true
+			continue
+		}
+		err := f.connect(ctx)
+		switch {
+		case errors.Is(err, errRemade):
+			continue
+		case isCode(err, "53300"): // too_many_connections: no WAL sender to spare
+			f.polling, f.nextConnect, f.reading = true, time.Now().Add(connectEvery), true
+			f.s.health.noSender(ctx, err)
+			continue
+		case err != nil:
 			return nil, err
+		}
+		if f.polling {
+			f.polling = false
+			f.s.health.streaming(ctx)
 		}
 	}
 	for len(f.ready) == 0 {
@@ -147,9 +303,83 @@ func (f *feed) Next(ctx context.Context, max int) ([]store.Change, error) {
 			break
 		}
 	}
-	out := f.ready
+	return f.hand(), nil
+}
+
+// hand returns what is ready and keeps it until confirmed.
+func (f *feed) hand() []store.Change {
+	out := make([]store.Change, len(f.ready))
+	for i, c := range f.ready {
+		out[i] = c.Change
+	}
+	f.pending = append(f.pending, f.ready...)
 	f.ready = nil
-	return out, nil
+	return out
+}
+
+// readTable returns the next rows of the table that it has not returned
+// yet, in insertion order; none once the table was read to its end. The
+// slot exists before the first read: a row committed after a read is
+// streamed by it, or read by the next poll. A row inserted before another
+// may commit after it; by then, rows it was read with are of other keys.
+func (f *feed) readTable(ctx context.Context, max int) ([]store.Change, error) {
+	if f.fromTable == nil {
+		f.fromTable = map[int64]struct{}{}
+	}
+	if f.filter == nil {
+		f.filter = &streamFilter{}
+	}
+	seen := make([]int64, 0, len(f.fromTable))
+	for seq := range f.fromTable {
+		seen = append(seen, seq)
+	}
+	rows, err := f.s.pool.Query(ctx, `SELECT seq, topic, key, value FROM outbox WHERE seq <> ALL($1) ORDER BY seq LIMIT $2`, seen, max)
+	if err != nil {
+		return nil, fmt.Errorf("postgres %s: catch up from the outbox table: %w", f.s.cfg.Service, err)
+	}
+	for rows.Next() {
+		var c change
+		if err := rows.Scan(&c.Position, &c.Topic, &c.Key, &c.Value); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("postgres %s: catch up from the outbox table: %w", f.s.cfg.Service, err)
+		}
+		f.ready = append(f.ready, c)
+		f.fromTable[c.Position] = struct{}{}
+	}
+	if err := rows.Err(); err != nil {
+		f.ready = nil
+		return nil, fmt.Errorf("postgres %s: catch up from the outbox table: %w", f.s.cfg.Service, err)
+	}
+	if n := len(f.ready); n > 0 && !f.polling {
+		f.s.cfg.Logger.InfoContext(ctx, "catching up from the outbox table", "slot", f.s.cfg.Slot, "rows", n, "last_seq", f.ready[n-1].Position)
+	}
+	if len(f.ready) < max {
+		if err := f.s.pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()`).Scan(&f.filter.until); err != nil {
+			f.ready = nil
+			return nil, fmt.Errorf("postgres %s: catch up: WAL position: %w", f.s.cfg.Service, err)
+		}
+		f.reading = false
+		if err := f.maybeCaughtUp(ctx); err != nil {
+			f.ready = nil
+			return nil, err
+		}
+	}
+	return f.hand(), nil
+}
+
+// maybeCaughtUp ends the catch-up once the table was read to its end and
+// every row it returned was confirmed.
+func (f *feed) maybeCaughtUp(ctx context.Context) error {
+	if !f.catchingUp || f.reading || len(f.fromTable) > 0 {
+		return nil
+	}
+	if _, err := f.s.pool.Exec(ctx, `UPDATE cdc_slot SET catch_up = false WHERE slot = $1`, f.s.cfg.Slot); err != nil {
+		return fmt.Errorf("postgres %s: end the catch-up: %w", f.s.cfg.Service, err)
+	}
+	f.catchingUp = false
+	f.s.health.caughtUp(ctx, f.caughtUp)
+	f.caughtUp = 0
+	return nil
 }
 
 // receive reads one message, waiting until deadline at the latest (and
@@ -203,7 +433,7 @@ func (f *feed) handle(ctx context.Context, data []byte) error {
 		// position can be confirmed too, so that the slot does not hold
 		// the WAL other databases of the server write while this service
 		// is idle (Debezium's heartbeat does the same).
-		idle := !f.inTx && len(f.ready) == 0 && f.received <= f.confirmed
+		idle := !f.inTx && len(f.ready) == 0 && f.received <= f.confirmed && len(f.fromTable) == 0 && !f.reading
 		if idle && pkm.ServerWALEnd > f.confirmed {
 			f.confirmed = pkm.ServerWALEnd
 			return f.sendStandby(ctx)
@@ -216,12 +446,12 @@ func (f *feed) handle(ctx context.Context, data []byte) error {
 		if err != nil {
 			return fmt.Errorf("postgres %s: xlog data: %w", f.s.cfg.Service, err)
 		}
-		return f.decode(xld.WALData)
+		return f.decode(ctx, xld.WALData)
 	}
 	return nil
 }
 
-func (f *feed) decode(wal []byte) error {
+func (f *feed) decode(ctx context.Context, wal []byte) error {
 	msg, err := pglogrepl.Parse(wal)
 	if err != nil {
 		return fmt.Errorf("postgres %s: decode pgoutput: %w", f.s.cfg.Service, err)
@@ -236,9 +466,15 @@ func (f *feed) decode(wal []byte) error {
 		if !ok {
 			return fmt.Errorf("postgres %s: insert into unknown relation %d", f.s.cfg.Service, msg.RelationID)
 		}
-		var c store.Change
+		var c change
 		for i, col := range msg.Tuple.Columns {
 			switch rel.Columns[i].Name {
+			case "seq":
+				seq, err := strconv.ParseInt(string(col.Data), 10, 64)
+				if err != nil {
+					return fmt.Errorf("postgres %s: outbox seq: %w", f.s.cfg.Service, err)
+				}
+				c.Position = seq
 			case "topic":
 				c.Topic = string(col.Data)
 			case "key":
@@ -253,14 +489,63 @@ func (f *feed) decode(wal []byte) error {
 		}
 		f.tx = append(f.tx, c)
 	case *pglogrepl.CommitMessage:
-		for _, c := range f.tx {
-			c.Position = int64(msg.TransactionEndLSN)
+		txn, err := f.filtered(ctx, f.tx, msg.TransactionEndLSN)
+		if err != nil {
+			return err
+		}
+		for _, c := range txn {
+			c.lsn = msg.TransactionEndLSN
 			f.ready = append(f.ready, c)
 		}
+		// A transaction the filter dropped whole has nothing to confirm:
+		// an idle keepalive may confirm past it.
+		if len(txn) > 0 {
+			f.received = msg.TransactionEndLSN
+		}
 		f.tx, f.inTx = f.tx[:0], false
-		f.received = msg.TransactionEndLSN
 	}
 	return nil
+}
+
+// filtered drops, from a streamed transaction that ended at end, the rows
+// the catch-up's read of the table returned, and those no longer in the
+// table: Kafka acknowledged them (returned by an earlier pass), and to send
+// them again after the read's newer rows would turn their key back.
+func (f *feed) filtered(ctx context.Context, txn []change, end pglogrepl.LSN) ([]change, error) {
+	if f.filter == nil || len(txn) == 0 {
+		return txn, nil
+	}
+	if f.filter.until != 0 && end > f.filter.until {
+		f.filter = nil // the stream is past what the read saw
+		return txn, nil
+	}
+	seqs := make([]int64, 0, len(txn))
+	for _, c := range txn {
+		if _, ok := f.fromTable[c.Position]; !ok {
+			seqs = append(seqs, c.Position)
+		}
+	}
+	kept := map[int64]bool{}
+	if len(seqs) > 0 {
+		rows, err := f.s.pool.Query(ctx, `SELECT seq FROM outbox WHERE seq = ANY($1)`, seqs)
+		if err != nil {
+			return nil, fmt.Errorf("postgres %s: catch up: filter the stream: %w", f.s.cfg.Service, err)
+		}
+		seq, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return nil, fmt.Errorf("postgres %s: catch up: filter the stream: %w", f.s.cfg.Service, err)
+		}
+		for _, s := range seq {
+			kept[s] = true
+		}
+	}
+	out := txn[:0]
+	for _, c := range txn {
+		if kept[c.Position] {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
 // decodeBytea decodes bytea's text form, \x followed by hex digits.
@@ -305,14 +590,45 @@ func (f *feed) sendStandby(ctx context.Context) error {
 	return nil
 }
 
-// Confirm tells the server that every transaction ending at or before pos
-// reached Kafka: the slot may release their WAL, and a reconnect starts
-// after them.
+// Confirm records that every change returned up to the one at pos reached
+// Kafka: their rows leave the outbox table, then the slot may release
+// their WAL, and a reconnect starts after them. In that order: a crash
+// between the two makes the slot send again changes whose rows are gone
+// (produced twice, in order), never leaves a row the slot will not send.
 func (f *feed) Confirm(ctx context.Context, pos int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if lsn := pglogrepl.LSN(pos); lsn > f.confirmed {
-		f.confirmed = lsn
+	n := 0
+	for i, c := range f.pending {
+		if c.Position == pos {
+			n = i + 1
+		}
+	}
+	if n == 0 {
+		return nil // not returned since the last rewind
+	}
+	seqs := make([]int64, n)
+	lsn, fromTable := f.confirmed, 0
+	for i, c := range f.pending[:n] {
+		seqs[i] = c.Position
+		lsn = max(lsn, c.lsn)
+	}
+	if _, err := f.s.pool.Exec(ctx, `DELETE FROM outbox WHERE seq = ANY($1)`, seqs); err != nil {
+		return fmt.Errorf("postgres %s: confirm: delete %d relayed outbox rows: %w", f.s.cfg.Service, n, err)
+	}
+	for _, c := range f.pending[:n] {
+		if c.lsn == 0 {
+			fromTable++
+			delete(f.fromTable, c.Position)
+		}
+	}
+	f.pending = f.pending[n:]
+	f.confirmed = lsn
+	if fromTable > 0 {
+		f.caughtUp += fromTable
+		if err := f.maybeCaughtUp(ctx); err != nil {
+			return err
+		}
 	}
 	if f.conn == nil {
 		return nil // sent on the next connection's first status update
@@ -321,11 +637,16 @@ func (f *feed) Confirm(ctx context.Context, pos int64) error {
 }
 
 // Rewind drops the connection: the next Next reconnects and the server
-// streams again from the slot's confirmed position.
+// streams again from the slot's confirmed position. A catch-up not done
+// yet reads the table again from its first row still there.
 func (f *feed) Rewind(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.drop()
+	f.pending, f.filter, f.fromTable = nil, nil, nil
+	if f.catchingUp {
+		f.startCatchUp()
+	}
 	return nil
 }
 

@@ -60,10 +60,11 @@ type Config struct {
 
 // Store is a PostgreSQL-backed store.Store.
 type Store struct {
-	cfg   Config
-	pool  *pgxpool.Pool
-	feed  *feed
-	watch *slotWatch
+	cfg    Config
+	pool   *pgxpool.Pool
+	feed   *feed
+	watch  *slotWatch
+	health *health
 
 	closeOnce sync.Once
 }
@@ -103,13 +104,27 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.SlotWarnBytes == 0 {
 		cfg.SlotWarnBytes = 1 << 30
 	}
-	pool, err := pgxpool.New(ctx, cfg.URL)
+	poolCfg, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres %s: url: %w", cfg.Service, err)
+	}
+	if !strings.Contains(cfg.URL, "pool_max_conns") {
+		// Within the role's CONNECTION LIMIT (RoleConnLimit), with room
+		// for the replication connections.
+		poolCfg.MaxConns = PoolConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres %s: connect: %w", cfg.Service, err)
 	}
 	s := &Store{cfg: cfg, pool: pool}
 	s.feed = &feed{s: s}
+	if s.health, err = newHealth(s); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	if s.watch, err = newSlotWatch(s); err != nil {
+		s.health.stop()
 		pool.Close()
 		return nil, err
 	}
@@ -122,6 +137,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if err != nil {
 		s.watch.stop()
+		s.health.stop()
 		pool.Close()
 		return nil, openErr(cfg, err)
 	}
@@ -200,9 +216,6 @@ func (s *Store) migrate(ctx context.Context) error {
 // next one, and the last writes, the outbox and COMMIT go together (see
 // rows).
 func (s *Store) Update(ctx context.Context, fn func(context.Context, store.Tx) error) error {
-	if err := s.watch.err(); err != nil {
-		return err
-	}
 	r, err := s.begin(ctx, "BEGIN", true)
 	if err != nil {
 		return err
@@ -239,6 +252,11 @@ func (s *Store) begin(ctx context.Context, begin string, write bool) (*rows, err
 	return &rows{conn: conn, begin: begin, write: write}, nil
 }
 
+// Ready says why the store is not ready, if it is not: its replication
+// slot was lost and the relay has not caught up from the outbox table yet.
+// Writes are accepted meanwhile; they reach Kafka after the catch-up.
+func (s *Store) Ready() error { return s.health.err() }
+
 // Feed returns the logical-replication change feed.
 func (s *Store) Feed() store.ChangeFeed { return s.feed }
 
@@ -246,6 +264,7 @@ func (s *Store) Feed() store.ChangeFeed { return s.feed }
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.watch.stop()
+		s.health.stop()
 		s.feed.close()
 		s.pool.Close()
 	})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -21,6 +22,31 @@ func Name(service string) string {
 	return "mothership_" + strings.ReplaceAll(service, "-", "_")
 }
 
+// Connection bounds of a service role, so that no role can take the
+// connections another service needs (see CheckServer).
+const (
+	// PoolConns is the most connections a store's pool opens.
+	PoolConns = 8
+	// RoleConnLimit is each service role's CONNECTION LIMIT: the pool and
+	// some to spare. (PostgreSQL does not count a role's replication
+	// connections against it: those are bounded by max_wal_senders, for
+	// the whole server.)
+	RoleConnLimit = PoolConns + 2
+	// ServicesGroup is the role (NOLOGIN) every service role is a member
+	// of, for pg_hba.conf to name them all (HBARules).
+	ServicesGroup = "mothership_services"
+)
+
+// HBARules are the lines pg_hba.conf must hold before any other
+// replication line: they refuse a physical replication connection
+// (pg_basebackup, a standby) to every service role. A service's logical
+// replication connection is matched by its database's name instead, and
+// the database's CONNECT right admits its own role only.
+var HBARules = []string{
+	"host    replication  +" + ServicesGroup + "  all  reject",
+	"local   replication  +" + ServicesGroup + "       reject",
+}
+
 // Provision makes service's own role and database on the server of
 // adminURL, a superuser's connection (PostgreSQL 15 lets only a superuser
 // create a role with REPLICATION), and returns the service's connection URL: the same server,
@@ -32,7 +58,9 @@ func Name(service string) string {
 // service's role can connect to it, let alone write it. Tables the store
 // creates belong to the role, so even a role that was granted CONNECT
 // cannot read or write them: the single-writer rule, enforced by the
-// server.
+// server. The role holds at most RoleConnLimit connections and is a
+// member of ServicesGroup, which HBARules refuse physical replication;
+// CheckServer tells whether the server applies them.
 //
 // Provision is idempotent: run again, it sets the password and ownership
 // and revokes PUBLIC's rights again.
@@ -70,6 +98,11 @@ func Provision(ctx context.Context, adminURL, service, password string) (string,
 		Scan(&roleExists, &dbExists); err != nil {
 		return "", fmt.Errorf("postgres: provision %s: %w", service, err)
 	}
+	if _, err := conn.Exec(ctx, `DO $$ BEGIN
+		IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '`+ServicesGroup+`') THEN CREATE ROLE `+ServicesGroup+` NOLOGIN; END IF;
+		END $$`); err != nil {
+		return "", fmt.Errorf("postgres: provision %s: role %s: %w", service, ServicesGroup, provisionErr(err))
+	}
 	role := `CREATE ROLE ` + name
 	if roleExists {
 		role = `ALTER ROLE ` + name
@@ -79,7 +112,8 @@ func Provision(ctx context.Context, adminURL, service, password string) (string,
 		db = `ALTER DATABASE ` + name + ` OWNER TO ` + name
 	}
 	for _, stmt := range []string{
-		role + ` WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '` + pw + `'`,
+		role + ` WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE CONNECTION LIMIT ` + strconv.Itoa(RoleConnLimit) + ` PASSWORD '` + pw + `'`,
+		`GRANT ` + ServicesGroup + ` TO ` + name,
 		db,
 		`REVOKE ALL ON DATABASE ` + name + ` FROM PUBLIC`,
 	} {

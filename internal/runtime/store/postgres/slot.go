@@ -11,12 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// ErrSlotLost is returned, by every write and by the change feed, once the
-// service's replication slot was invalidated or dropped: the events it
-// held are gone from the write-ahead log, and every event written from then
-// on would be lost too.
-var ErrSlotLost = errors.New("replication slot lost")
-
 // Metric names; both are labelled service and slot.
 const (
 	// MetricRetainedWAL is the WAL the slot keeps on the server's disk:
@@ -26,6 +20,14 @@ const (
 	// MetricWALStatus is 1 for the slot's wal_status (label status:
 	// reserved, extended, unreserved, lost) and 0 for the others.
 	MetricWALStatus = "mothership_cdc_slot_wal_status"
+	// MetricSlotLost counts the times the slot was found missing or
+	// invalidated and was made again; every such time the relay caught up
+	// from the outbox table.
+	MetricSlotLost = "mothership_cdc_slot_lost_total"
+	// MetricCatchingUp is 1 while the relay reads the outbox table
+	// instead of its slot's stream (the slot was lost, or the server has
+	// no WAL sender to spare), 0 otherwise.
+	MetricCatchingUp = "mothership_cdc_catching_up"
 )
 
 var walStatuses = []string{"reserved", "extended", "unreserved", "lost"}
@@ -35,54 +37,53 @@ var walStatuses = []string{"reserved", "extended", "unreserved", "lost"}
 // A slot retains WAL without bound unless the server sets
 // max_slot_wal_keep_size (default -1: unbounded). Set it: past it the
 // server invalidates the slot (wal_status "lost") rather than fill its
-// disk, and the store then refuses writes with ErrSlotLost until an
-// operator re-creates the slot and the consumers resync. Between the
-// warning threshold (Config.SlotWarnBytes) and that bound is the time an
-// operator has to bring Kafka back.
+// disk. Nothing is lost then: the outbox rows stay in their table until
+// Kafka acknowledged them, and the feed makes the slot again and catches
+// up from the table (see feed.recover); the watch makes the loss seen at
+// once, in the log and in the store's readiness, even while the relay is
+// not reading.
 type slotWatch struct {
 	s        *Store
 	retained *prometheus.GaugeVec
 	status   *prometheus.GaugeVec
 
 	mu     sync.Mutex
-	lost   error // non-nil once the slot is found lost
 	warned bool
 
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// gaugeVec registers a gauge vector, or finds the one a store of the same
-// service registered first.
-func gaugeVec(reg prometheus.Registerer, opts prometheus.GaugeOpts, labels ...string) (*prometheus.GaugeVec, error) {
-	gv := prometheus.NewGaugeVec(opts, labels)
+// registerVec registers a metric vector, or finds the one a store of the
+// same service registered first.
+func registerVec[V prometheus.Collector](reg prometheus.Registerer, v V) (V, error) {
 	if reg == nil {
-		return gv, nil
+		return v, nil
 	}
-	if err := reg.Register(gv); err != nil {
+	if err := reg.Register(v); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.GaugeVec); ok {
+			if existing, ok := are.ExistingCollector.(V); ok {
 				return existing, nil
 			}
 		}
-		return nil, err
+		return v, err
 	}
-	return gv, nil
+	return v, nil
 }
 
 func newSlotWatch(s *Store) (*slotWatch, error) {
-	retained, err := gaugeVec(s.cfg.Registerer, prometheus.GaugeOpts{
+	retained, err := registerVec(s.cfg.Registerer, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: MetricRetainedWAL,
 		Help: "WAL retained by the service's logical replication slot (current WAL position minus the slot's restart_lsn). Bounded by the server's max_slot_wal_keep_size.",
-	}, "service", "slot")
+	}, []string{"service", "slot"}))
 	if err != nil {
 		return nil, fmt.Errorf("postgres %s: register %s: %w", s.cfg.Service, MetricRetainedWAL, err)
 	}
-	status, err := gaugeVec(s.cfg.Registerer, prometheus.GaugeOpts{
+	status, err := registerVec(s.cfg.Registerer, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: MetricWALStatus,
 		Help: "1 for the wal_status of the service's replication slot (reserved, extended, unreserved, lost), 0 for the others.",
-	}, "service", "slot", "status")
+	}, []string{"service", "slot", "status"}))
 	if err != nil {
 		return nil, fmt.Errorf("postgres %s: register %s: %w", s.cfg.Service, MetricWALStatus, err)
 	}
@@ -106,7 +107,7 @@ func (w *slotWatch) start(ctx context.Context) error {
 				return
 			case <-t.C:
 			}
-			if err := w.sample(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrSlotLost) {
+			if err := w.sample(ctx); err != nil && ctx.Err() == nil {
 				w.s.cfg.Logger.WarnContext(ctx, "replication slot not sampled", "slot", w.s.cfg.Slot, "err", err)
 			}
 		}
@@ -144,7 +145,8 @@ func (w *slotWatch) sample(ctx context.Context) error {
 		w.status.WithLabelValues(w.s.cfg.Service, w.s.cfg.Slot, st).Set(map[bool]float64{true: 1}[st == status])
 	}
 	if status == "lost" || status == "dropped" {
-		return w.markLost(ctx, status)
+		w.s.health.lost(ctx, status)
+		return nil
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -158,30 +160,4 @@ func (w *slotWatch) sample(ctx context.Context) error {
 		w.s.cfg.Logger.InfoContext(ctx, "replication slot back under the WAL threshold", "slot", w.s.cfg.Slot, "retained_bytes", retained)
 	}
 	return nil
-}
-
-// markLost records that the slot is gone and says what to do, once.
-func (w *slotWatch) markLost(ctx context.Context, status string) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.lost == nil {
-		w.lost = slotLostError(w.s.cfg.Service, w.s.cfg.Slot, status)
-		w.s.cfg.Logger.ErrorContext(ctx, "replication slot lost; writes are refused until it is re-created and consumers resync", "slot", w.s.cfg.Slot, "err", w.lost)
-	}
-	return w.lost
-}
-
-// err is the reason the store refuses writes, if any.
-func (w *slotWatch) err() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.lost
-}
-
-func slotLostError(service, slot, status string) error {
-	why := "was invalidated (wal_status lost): the server removed WAL it held beyond max_slot_wal_keep_size, so the events committed since the relay's last confirmation are no longer readable"
-	if status == "dropped" {
-		why = "no longer exists: the events committed since the relay's last confirmation can no longer be read"
-	}
-	return fmt.Errorf("postgres %s: %w: slot %s %s. To recover: stop the service; drop the slot if it is still listed (SELECT pg_drop_replication_slot('%s')); start the service again, which re-creates it; then resync the consumers from the current state, as events may be missing", service, ErrSlotLost, slot, why, slot)
 }

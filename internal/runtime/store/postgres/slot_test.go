@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 	"github.com/mothership-dev/mothership/internal/runtime/store/postgres"
 	"github.com/mothership-dev/mothership/internal/runtime/store/postgres/pgtest"
@@ -138,10 +139,12 @@ func TestRetainedWALIsReported(t *testing.T) {
 	})
 }
 
-// TestLostSlotFailsLoudly: past max_slot_wal_keep_size the server
-// invalidates the slot. The store then refuses writes and its feed fails,
-// both saying what to do, instead of accepting events nobody will relay.
-func TestLostSlotFailsLoudly(t *testing.T) {
+// TestInvalidatedSlotLosesNothing: past max_slot_wal_keep_size the server
+// invalidates the slot while Kafka is away. Writes go on being accepted;
+// the loss is loud (an error log, the lost counter, the store not ready);
+// the feed makes the slot again and returns every change committed before
+// and after, from the outbox table, in order per key.
+func TestInvalidatedSlotLosesNothing(t *testing.T) {
 	ctx := t.Context()
 	srv, err := pgtest.Start()
 	if err != nil {
@@ -155,13 +158,15 @@ func TestLostSlotFailsLoudly(t *testing.T) {
 		}
 	}
 	reg := prometheus.NewRegistry()
-	cfg := postgres.Config{URL: srv.NewDatabase(t), Service: "lossy", Registerer: reg, SlotCheckEvery: 20 * time.Millisecond}
+	dbURL := srv.NewDatabase(t)
+	cfg := postgres.Config{URL: dbURL, Service: "lossy", Registerer: reg, SlotCheckEvery: 20 * time.Millisecond}
 	s, err := postgres.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	writeN(t, s, "org", 1)
+	want := versions{}
+	want.write(t, s, "before", 3, 4)
 
 	// Kafka stays away while WAL goes well past the bound.
 	if _, err := su.Exec(ctx, `CREATE TABLE filler (x text)`); err != nil {
@@ -177,37 +182,237 @@ func TestLostSlotFailsLoudly(t *testing.T) {
 	if _, err := su.Exec(ctx, `CHECKPOINT`); err != nil {
 		t.Fatal(err)
 	}
-
-	waitUntil(t, "writes refused once the slot is lost", func() (bool, string) {
-		err := s.Update(ctx, func(context.Context, store.Tx) error { return nil })
-		return errors.Is(err, postgres.ErrSlotLost), fmt.Sprint(err)
+	waitUntil(t, "the store says it is not ready once the slot is lost", func() (bool, string) {
+		err := s.Ready()
+		return err != nil && strings.Contains(err.Error(), "invalidated"), fmt.Sprint(err)
 	})
-	err = s.Update(ctx, func(context.Context, store.Tx) error { return nil })
-	if !strings.Contains(err.Error(), "pg_drop_replication_slot") || !strings.Contains(err.Error(), "resync") {
-		t.Fatalf("the error does not say what to do: %v", err)
-	}
-	t.Logf("what the operator is told: %v", err)
-	if _, err := s.Feed().Next(ctx, 10); !errors.Is(err, postgres.ErrSlotLost) {
-		t.Fatalf("feed of a lost slot: %v, want ErrSlotLost", err)
-	}
+	t.Logf("what readiness says: %v", s.Ready())
 	if v, _ := gauge(t, reg, postgres.MetricWALStatus, map[string]string{"service": "lossy", "status": "lost"}); v != 1 {
 		t.Fatalf("wal_status lost = %v, want 1", v)
 	}
-	s.Close()
-	if _, err := postgres.Open(ctx, cfg); !errors.Is(err, postgres.ErrSlotLost) {
-		t.Fatalf("reopening on a lost slot: %v, want ErrSlotLost", err)
-	}
+	// Writes are still accepted: they wait in the table.
+	want.write(t, s, "during", 2, 3)
 
-	// The recovery the error describes: drop the slot and start again.
-	if _, err := su.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots`); err != nil {
+	got := drain(t, s)
+	want.check(t, got)
+	if v := counter(t, reg, postgres.MetricSlotLost, "lossy"); v != 1 {
+		t.Fatalf("%s = %v, want 1", postgres.MetricSlotLost, v)
+	}
+	if err := s.Ready(); err != nil {
+		t.Fatalf("not ready after the catch-up was confirmed: %v", err)
+	}
+	outboxEmpty(t, dbURL)
+
+	// The new slot streams what comes next.
+	after := versions{}
+	after.write(t, s, "after", 2, 2)
+	after.check(t, drain(t, s))
+}
+
+// TestDroppedSlotLosesNothing: the service's slot is dropped (by anyone
+// holding REPLICATION) while the service is down, with changes committed
+// that the relay had not confirmed, and again while the relay reconnects.
+// Each time the store says so, and every change still comes out of the
+// feed, in order per key.
+func TestDroppedSlotLosesNothing(t *testing.T) {
+	ctx := t.Context()
+	srv := pgtest.Shared(t)
+	su := superuser(t, srv.URL("postgres"))
+	dbURL := srv.NewDatabase(t)
+	cfg := postgres.Config{URL: dbURL, Service: "dropped", Registerer: prometheus.NewRegistry()}
+	s, err := postgres.Open(ctx, cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := postgres.Open(ctx, cfg)
+	slot := "mothership_" + strings.TrimPrefix(dbURL[strings.LastIndex(dbURL, "/")+1:strings.Index(dbURL, "?")], "mothership_")
+	want := versions{}
+	want.write(t, s, "k", 4, 3)
+	// Part of it is relayed and confirmed; the rest is not.
+	first, err := s.Feed().Next(ctx, 5)
 	if err != nil {
-		t.Fatalf("reopen after dropping the lost slot: %v", err)
+		t.Fatal(err)
 	}
-	defer again.Close()
-	writeN(t, again, "after", 1)
+	if err := s.Feed().Confirm(ctx, first[len(first)-1].Position); err != nil {
+		t.Fatal(err)
+	}
+	s.Close() // the relay and the service stop
+
+	dropSlot(t, su, slot)
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	s, err = postgres.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("reopen after the slot was dropped: %v", err)
+	}
+	if err := s.Ready(); err == nil || !strings.Contains(err.Error(), "dropped") {
+		t.Fatalf("readiness after a start on a dropped slot: %v, want the loss", err)
+	}
+	if v := counter(t, reg, postgres.MetricSlotLost, "dropped"); v != 1 {
+		t.Fatalf("%s = %v, want 1", postgres.MetricSlotLost, v)
+	}
+	want.write(t, s, "k", 4, 2) // writes are accepted meanwhile
+
+	// The service stops again in the middle of the catch-up: the next
+	// start goes on with it.
+	part, err := s.Feed().Next(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Feed().Confirm(ctx, part[len(part)-1].Position); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = postgres.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("reopen during the catch-up: %v", err)
+	}
+	defer s.Close()
+	if err := s.Ready(); err == nil || !strings.Contains(err.Error(), "catch-up had not ended") {
+		t.Fatalf("readiness after a start during a catch-up: %v, want it to say so", err)
+	}
+	want.write(t, s, "k", 4, 1)
+	got := append(append(first, part...), drain(t, s)...)
+	want.check(t, got)
+	if err := s.Ready(); err != nil {
+		t.Fatalf("not ready after the catch-up was confirmed: %v", err)
+	}
+	outboxEmpty(t, dbURL)
+
+	// Dropped again while the relay reconnects (its connection broke).
+	want = versions{}
+	want.write(t, s, "r", 3, 2)
+	if err := s.Feed().Rewind(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dropSlot(t, su, slot)
+	want.write(t, s, "r", 3, 2)
+	want.check(t, drain(t, s))
+	if v := counter(t, reg, postgres.MetricSlotLost, "dropped"); v != 2 {
+		t.Fatalf("%s = %v, want 2", postgres.MetricSlotLost, v)
+	}
+	if err := s.Ready(); err != nil {
+		t.Fatalf("not ready after the second catch-up: %v", err)
+	}
+}
+
+// dropSlot drops slot as the superuser, once its walsender let go of it.
+func dropSlot(t *testing.T, su *pgx.Conn, slot string) {
+	t.Helper()
+	waitUntil(t, "slot "+slot+" dropped", func() (bool, string) {
+		_, err := su.Exec(t.Context(), `SELECT pg_drop_replication_slot($1)`, slot)
+		return err == nil, fmt.Sprint(err)
+	})
+}
+
+// versions are the versions written of each resource id, in order.
+type versions map[string][]int64
+
+// write creates keys resources with the prefix (or updates them if they
+// exist) n times each, and records each version committed.
+func (v versions) write(t *testing.T, s store.Store, prefix string, keys, n int) {
+	t.Helper()
+	for range n {
+		for k := range keys {
+			id := fmt.Sprintf("%s-%d", prefix, k)
+			err := s.Update(t.Context(), func(ctx context.Context, tx store.Tx) error {
+				spec := []byte(fmt.Sprintf(`{"n":%d}`, len(v[id])))
+				r, err := tx.ResourceGet(ctx, "organization", id)
+				if errors.Is(err, store.ErrNotFound) {
+					r, err = tx.ResourceCreate(ctx, store.CreateParams{Kind: "organization", ID: id, Spec: spec})
+				} else if err == nil {
+					r, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: "organization", ID: id, Spec: spec})
+				}
+				if err == nil {
+					v[id] = append(v[id], r.Version)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatalf("write %s: %v", id, err)
+			}
+		}
+	}
+}
+
+// check fails unless got holds every version written, each key's in order
+// (a version may come twice, never after a newer one of its key).
+func (v versions) check(t *testing.T, got []store.Change) {
+	t.Helper()
+	seen := map[string][]int64{}
+	for _, c := range got {
+		ev, err := event.Decode(c.Value)
+		if err != nil {
+			t.Fatalf("change %s: %v", c.Key, err)
+		}
+		if prev := seen[c.Key]; len(prev) > 0 && ev.Version < prev[len(prev)-1] {
+			t.Fatalf("%s: version %d after %d", c.Key, ev.Version, prev[len(prev)-1])
+		}
+		if prev := seen[c.Key]; len(prev) == 0 || prev[len(prev)-1] != ev.Version {
+			seen[c.Key] = append(seen[c.Key], ev.Version)
+		}
+	}
+	for id, want := range v {
+		if fmt.Sprint(seen[id]) != fmt.Sprint(want) {
+			t.Fatalf("%s: the feed gave versions %v, want %v", id, seen[id], want)
+		}
+	}
+	t.Logf("%d changes, %d keys, every version in order", len(got), len(v))
+}
+
+// drain reads the feed until it stays quiet, confirming as a relay does,
+// and returns what it read.
+func drain(t *testing.T, s store.Store) []store.Change {
+	t.Helper()
+	var all []store.Change
+	for {
+		next, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+		changes, err := s.Feed().Next(next, 7)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			return all
+		}
+		if err != nil {
+			t.Fatalf("feed: %v", err)
+		}
+		all = append(all, changes...)
+		if err := s.Feed().Confirm(t.Context(), changes[len(changes)-1].Position); err != nil {
+			t.Fatalf("confirm: %v", err)
+		}
+	}
+}
+
+// counter reads a counter of the service from reg.
+func counter(t *testing.T, reg *prometheus.Registry, name, service string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if mf.GetName() == name && lp.GetName() == "service" && lp.GetValue() == service {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s for %s", name, service)
+	return 0
+}
+
+// outboxEmpty fails unless every row of the outbox table was relayed and
+// deleted.
+func outboxEmpty(t *testing.T, dbURL string) {
+	t.Helper()
+	conn := superuser(t, dbURL)
+	var n int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d rows left in the outbox table after everything was confirmed", n)
+	}
 }
 
 // waitUntil polls cond until it holds, for at most 30 seconds.

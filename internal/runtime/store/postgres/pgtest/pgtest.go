@@ -94,8 +94,9 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// Start initializes and starts a new server.
-func Start() (*Server, error) {
+// Start initializes and starts a new server. Settings ("name=value") are
+// given to the server after the package's own, so they take precedence.
+func Start(settings ...string) (*Server, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -137,6 +138,9 @@ func Start() (*Server, error) {
 		"-c wal_level=logical", "-c max_replication_slots=64", "-c max_wal_senders=64",
 		"-c fsync=off", "-c synchronous_commit=on", "-c max_connections=200",
 	}, " ")
+	for _, kv := range settings {
+		s.opts += " -c " + kv
+	}
 	if err := s.start(); err != nil {
 		return nil, err
 	}
@@ -173,6 +177,23 @@ func (s *Server) Restart() error {
 		return fmt.Errorf("pg_ctl stop: %v: %s", err, out)
 	}
 	return s.start()
+}
+
+// PrependHBA puts lines first in the server's pg_hba.conf and reloads it.
+func (s *Server) PrependHBA(lines ...string) error {
+	file := filepath.Join(s.dataDir, "pg_hba.conf")
+	old, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	// Writing the existing file keeps its owner (the postgres user).
+	if err := os.WriteFile(file, append([]byte(strings.Join(lines, "\n")+"\n"), old...), 0o600); err != nil {
+		return err
+	}
+	if out, err := s.run("pg_ctl", "-D", s.dataDir, "reload"); err != nil {
+		return fmt.Errorf("pg_ctl reload: %v: %s", err, out)
+	}
+	return nil
 }
 
 // Stop stops the server and removes its files.
