@@ -54,6 +54,16 @@ type Driver interface {
 	Close() error
 }
 
+// Watcher is a Driver whose resources change on their own, after Apply
+// returned: an operator on the site brings a cluster up, or someone edits
+// or deletes what the driver made. Watch calls changed with a resource's
+// id whenever that happens, until ctx ends; the agent then calls Apply for
+// it again (with the desired state it holds) and reports what it
+// realized. Without it, Apply must wait until its resource is realized.
+type Watcher interface {
+	Watch(ctx context.Context, changed func(id string))
+}
+
 // Config configures an agent.
 type Config struct {
 	Site   resource.Site
@@ -161,6 +171,7 @@ func (a *Agent) run(ctx context.Context, b resource.Bundle) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { a.follow(ctx, b.Version, latest) })
+	changed := a.watch(ctx, &wg)
 
 	ok := a.apply(ctx, b)
 	reported := false
@@ -186,8 +197,50 @@ func (a *Agent) run(ctx context.Context, b resource.Bundle) {
 			if !ok {
 				ok, reported = a.apply(ctx, b), false
 			}
+		case <-changed.wake:
+			for _, id := range changed.take() {
+				if item, held := b.Resources[id]; held {
+					ok = a.applyOne(ctx, id, item) && ok
+					reported = false
+				}
+			}
 		}
 	}
+}
+
+// changes are the ids a Watcher said changed, not yet applied again; wake
+// has a value while there are some.
+type changes struct {
+	wake chan struct{}
+	mu   sync.Mutex
+	ids  map[string]bool
+}
+
+func (c *changes) add(id string) {
+	c.mu.Lock()
+	c.ids[id] = true
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *changes) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := slices.Sorted(maps.Keys(c.ids))
+	clear(c.ids)
+	return ids
+}
+
+// watch follows the driver's own changes, if it has any (Watcher).
+func (a *Agent) watch(ctx context.Context, wg *sync.WaitGroup) *changes {
+	c := &changes{wake: make(chan struct{}, 1), ids: map[string]bool{}}
+	if w, ok := a.cfg.Driver.(Watcher); ok {
+		wg.Go(func() { w.Watch(ctx, c.add) })
+	}
+	return c
 }
 
 // follow keeps every bundle sync sends on disk, then hands it to run. It

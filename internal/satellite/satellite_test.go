@@ -102,3 +102,102 @@ func TestALongApplyDoesNotHoldTheOthersBack(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// recording is a link that sends one bundle and keeps the reports.
+type recording struct {
+	oneBundle
+	mu      sync.Mutex
+	reports []resource.Report
+}
+
+func (l *recording) Report(_ context.Context, r resource.Report) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reports = append(l.reports, r)
+	return nil
+}
+
+func (l *recording) last() resource.Report {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.reports) == 0 {
+		return resource.Report{}
+	}
+	return l.reports[len(l.reports)-1]
+}
+
+// operated is a driver whose resources an operator brings up after Apply
+// returned: Apply reports what it finds, and Watch says when that changed.
+type operated struct {
+	mu      sync.Mutex
+	ready   bool
+	changed chan string
+	applies int
+}
+
+func (d *operated) Apply(_ context.Context, _ string, item resource.BundleItem, _ func(resource.Realized)) (resource.Realized, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.applies++
+	if !d.ready {
+		return resource.Realized{Generation: item.Generation - 1, Phase: resource.PhaseProvisioning, Message: "the operator has not reported Ready"}, nil
+	}
+	return resource.Realized{Generation: item.Generation, Phase: resource.PhaseProvisioned}, nil
+}
+func (d *operated) Remove(context.Context, string) error { return nil }
+func (d *operated) Present() ([]string, error)           { return nil, nil }
+func (d *operated) Close() error                         { return nil }
+func (d *operated) Watch(ctx context.Context, changed func(string)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-d.changed:
+			changed(id)
+		}
+	}
+}
+
+// TestAWatcherChangeIsAppliedAndReported: a driver whose cluster becomes
+// ready after Apply returned says so through Watch; the agent applies that
+// resource again and reports it realized, with no new bundle.
+func TestAWatcherChangeIsAppliedAndReported(t *testing.T) {
+	site := resource.Site{Cloud: "AWS", Region: "us-west-2"}
+	b := resource.Bundle{Site: site.String(), Version: 1, Resources: map[string]resource.BundleItem{
+		"pkc-a": {Kind: "other", Generation: 3}}}
+	link := &recording{oneBundle: oneBundle{b}}
+	drv := &operated{changed: make(chan string)}
+	agent, err := satellite.New(satellite.Config{Site: site, Link: link, Driver: drv, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Stop()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10s; last report %+v", what, link.last())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitFor("reported PROVISIONING", func() bool { return link.last().Resources["pkc-a"].Phase == resource.PhaseProvisioning })
+	drv.mu.Lock()
+	drv.ready = true
+	drv.mu.Unlock()
+	drv.changed <- "pkc-a"
+	waitFor("reported PROVISIONED at generation 3", func() bool {
+		r := link.last().Resources["pkc-a"]
+		return r.Phase == resource.PhaseProvisioned && r.Generation == 3
+	})
+	drv.changed <- "pkc-unknown" // not in the bundle: nothing to apply
+	drv.mu.Lock()
+	defer drv.mu.Unlock()
+	if drv.applies != 2 {
+		t.Fatalf("Apply ran %d times, want 2 (the bundle, then the change)", drv.applies)
+	}
+}
