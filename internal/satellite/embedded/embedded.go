@@ -14,10 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +32,7 @@ import (
 
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/kafkalisten"
+	"github.com/mothership-dev/mothership/internal/satellite/tenants"
 	"github.com/mothership-dev/mothership/internal/sitekey"
 )
 
@@ -241,87 +240,15 @@ func (d *Driver) cluster(id string, want int) (*cluster, error) {
 	return c, nil
 }
 
-// tenants sets the cluster's SASL users and their ACLs: a tenant with a
-// prefix may use only topics, groups and transactional ids under it.
+// tenants sets the cluster's SASL users and their ACLs, unless they are
+// what was applied last.
 func (d *Driver) tenants(ctx context.Context, c *cluster, spec resource.PKCSpec) error {
 	key, _ := json.Marshal(spec.Tenants)
 	if string(key) == c.applied {
 		return nil
 	}
-	adm := kadm.NewClient(c.admin)
-	var upserts []kadm.UpsertSCRAM
-	wanted := map[string]bool{}
-	acls := []*kadm.ACLBuilder{}
-	for _, lkc := range slices.Sorted(maps.Keys(spec.Tenants)) {
-		t := spec.Tenants[lkc]
-		var principals []string
-		for _, u := range t.Users {
-			plain, err := d.cfg.SiteKey.Open(resource.SCRAMInfo(u.Name), u.SCRAM.Sealed)
-			if err != nil {
-				return fmt.Errorf("user %s of %s: the credential is not sealed to this satellite: %w", u.Name, lkc, err)
-			}
-			cred, err := resource.Decode[resource.SCRAMCredential](plain)
-			if err != nil {
-				return fmt.Errorf("user %s of %s: %w", u.Name, lkc, err)
-			}
-			wanted[u.Name] = true
-			principals = append(principals, "User:"+u.Name)
-			upserts = append(upserts, kadm.UpsertSCRAM{User: u.Name, Mechanism: kadm.ScramSha512, Iterations: cred.Iterations,
-				Salt: cred.Salt, SaltedPassword: cred.SaltedPassword})
-		}
-		if len(principals) == 0 {
-			continue
-		}
-		if t.Prefix == "" {
-			acls = append(acls, kadm.NewACLs().Allow(principals...).ResourcePatternType(kadm.ACLPatternLiteral).
-				Topics("*").Groups("*").TransactionalIDs("*").Operations(kadm.OpAll),
-				kadm.NewACLs().Allow(principals...).Clusters().Operations(kadm.OpIdempotentWrite, kadm.OpCreate, kadm.OpDescribe))
-		} else {
-			acls = append(acls, kadm.NewACLs().Allow(principals...).ResourcePatternType(kadm.ACLPatternPrefixed).
-				Topics(t.Prefix).Groups(t.Prefix).TransactionalIDs(t.Prefix).Operations(kadm.OpAll),
-				kadm.NewACLs().Allow(principals...).Clusters().Operations(kadm.OpIdempotentWrite))
-		}
-	}
-	existing, err := adm.DescribeUserSCRAMs(ctx)
-	if err != nil {
-		return fmt.Errorf("describe users: %w", err)
-	}
-	var deletes []kadm.DeleteSCRAM
-	var stale []string
-	for user, desc := range existing {
-		if user == adminUser || wanted[user] {
-			continue
-		}
-		stale = append(stale, "User:"+user)
-		for _, cred := range desc.CredInfos {
-			deletes = append(deletes, kadm.DeleteSCRAM{User: user, Mechanism: cred.Mechanism})
-		}
-	}
-	if len(upserts) > 0 || len(deletes) > 0 {
-		altered, err := adm.AlterUserSCRAMs(ctx, deletes, upserts)
-		if err != nil {
-			return fmt.Errorf("alter users: %w", err)
-		}
-		if err := altered.Error(); err != nil {
-			return fmt.Errorf("alter users: %w", err)
-		}
-	}
-	if len(stale) > 0 {
-		b := kadm.NewACLs().Allow(stale...).AllowHosts().AnyResource().ResourcePatternType(kadm.ACLPatternAny).Operations(kadm.OpAny)
-		if _, err := adm.DeleteACLs(ctx, b); err != nil {
-			return fmt.Errorf("delete ACLs of removed users: %w", err)
-		}
-	}
-	for _, b := range acls {
-		results, err := adm.CreateACLs(ctx, b)
-		if err != nil {
-			return fmt.Errorf("create ACLs: %w", err)
-		}
-		for _, r := range results {
-			if r.Err != nil {
-				return fmt.Errorf("create ACL for %s on %s: %w", r.Principal, r.Name, r.Err)
-			}
-		}
+	if err := tenants.Apply(ctx, kadm.NewClient(c.admin), d.cfg.SiteKey, adminUser, spec.Tenants); err != nil {
+		return err
 	}
 	c.applied = string(key)
 	return nil

@@ -1,0 +1,102 @@
+// Package tenants realizes the tenants of a PKC on a running Kafka cluster
+// through the Admin API: each key's salted SCRAM-SHA-512 credential, which
+// the satellite opens with its own key (the password is never on the
+// site), and the ACLs of its tenant. Every driver whose brokers the
+// satellite reaches uses it.
+package tenants
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/sitekey"
+)
+
+// Apply sets the cluster's SASL users to the keys of tenants (their
+// credentials opened with siteKey) and their ACLs: a tenant with a prefix
+// may use only topics, groups and transactional ids under it, one without
+// (a dedicated PKC) the whole cluster. Users other than admin, the
+// caller's own superuser, that no tenant holds any more lose their
+// credentials and ACLs: a revoked key stops working at once.
+func Apply(ctx context.Context, adm *kadm.Client, siteKey sitekey.PrivateKey, admin string, tenants map[string]resource.Tenant) error {
+	var upserts []kadm.UpsertSCRAM
+	wanted := map[string]bool{}
+	acls := []*kadm.ACLBuilder{}
+	for _, lkc := range slices.Sorted(maps.Keys(tenants)) {
+		t := tenants[lkc]
+		var principals []string
+		for _, u := range t.Users {
+			plain, err := siteKey.Open(resource.SCRAMInfo(u.Name), u.SCRAM.Sealed)
+			if err != nil {
+				return fmt.Errorf("user %s of %s: the credential is not sealed to this satellite: %w", u.Name, lkc, err)
+			}
+			cred, err := resource.Decode[resource.SCRAMCredential](plain)
+			if err != nil {
+				return fmt.Errorf("user %s of %s: %w", u.Name, lkc, err)
+			}
+			wanted[u.Name] = true
+			principals = append(principals, "User:"+u.Name)
+			upserts = append(upserts, kadm.UpsertSCRAM{User: u.Name, Mechanism: kadm.ScramSha512, Iterations: cred.Iterations,
+				Salt: cred.Salt, SaltedPassword: cred.SaltedPassword})
+		}
+		if len(principals) == 0 {
+			continue
+		}
+		if t.Prefix == "" {
+			acls = append(acls, kadm.NewACLs().Allow(principals...).ResourcePatternType(kadm.ACLPatternLiteral).
+				Topics("*").Groups("*").TransactionalIDs("*").Operations(kadm.OpAll),
+				kadm.NewACLs().Allow(principals...).Clusters().Operations(kadm.OpIdempotentWrite, kadm.OpCreate, kadm.OpDescribe))
+		} else {
+			acls = append(acls, kadm.NewACLs().Allow(principals...).ResourcePatternType(kadm.ACLPatternPrefixed).
+				Topics(t.Prefix).Groups(t.Prefix).TransactionalIDs(t.Prefix).Operations(kadm.OpAll),
+				kadm.NewACLs().Allow(principals...).Clusters().Operations(kadm.OpIdempotentWrite))
+		}
+	}
+	existing, err := adm.DescribeUserSCRAMs(ctx)
+	if err != nil {
+		return fmt.Errorf("describe users: %w", err)
+	}
+	var deletes []kadm.DeleteSCRAM
+	var stale []string
+	for user, desc := range existing {
+		if user == admin || wanted[user] {
+			continue
+		}
+		stale = append(stale, "User:"+user)
+		for _, cred := range desc.CredInfos {
+			deletes = append(deletes, kadm.DeleteSCRAM{User: user, Mechanism: cred.Mechanism})
+		}
+	}
+	if len(upserts) > 0 || len(deletes) > 0 {
+		altered, err := adm.AlterUserSCRAMs(ctx, deletes, upserts)
+		if err != nil {
+			return fmt.Errorf("alter users: %w", err)
+		}
+		if err := altered.Error(); err != nil {
+			return fmt.Errorf("alter users: %w", err)
+		}
+	}
+	if len(stale) > 0 {
+		b := kadm.NewACLs().Allow(stale...).AllowHosts().AnyResource().ResourcePatternType(kadm.ACLPatternAny).Operations(kadm.OpAny)
+		if _, err := adm.DeleteACLs(ctx, b); err != nil {
+			return fmt.Errorf("delete ACLs of removed users: %w", err)
+		}
+	}
+	for _, b := range acls {
+		results, err := adm.CreateACLs(ctx, b)
+		if err != nil {
+			return fmt.Errorf("create ACLs: %w", err)
+		}
+		for _, r := range results {
+			if r.Err != nil {
+				return fmt.Errorf("create ACL for %s on %s: %w", r.Principal, r.Name, r.Err)
+			}
+		}
+	}
+	return nil
+}
