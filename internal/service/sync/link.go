@@ -87,6 +87,9 @@ func (s *Service) watchBundle(ctx context.Context, req *connect.Request[resource
 			s.log.InfoContext(ctx, "satellite disconnected", "site", site.String(), "after", after)
 			return connect.NewError(connect.CodeCanceled, ctx.Err())
 		}
+		if err != nil && ctx.Err() != nil {
+			return connect.NewError(contextCode(ctx), fmt.Errorf("the bundle was not read: %w", ctx.Err()))
+		}
 		if err != nil {
 			s.log.ErrorContext(ctx, "serving a bundle failed", "site", site.String(), "err", err)
 			return connect.NewError(connect.CodeUnavailable, errors.New("the bundle could not be read; retry"))
@@ -114,9 +117,22 @@ func (s *Service) report(ctx context.Context, req *connect.Request[resource.Repo
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(apiErr.Detail))
 	case errors.As(err, &apiErr) && apiErr.Status < 500:
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New(apiErr.Detail))
+	case err != nil && ctx.Err() != nil:
+		// The caller gave up (its deadline passed, or it went away):
+		// that is its own doing, not the server's failure.
+		return nil, connect.NewError(contextCode(ctx), fmt.Errorf("the report was not recorded: %w", ctx.Err()))
 	case err != nil:
 		s.log.ErrorContext(ctx, "recording a report failed", "site", site.String(), "err", err)
 		return nil, connect.NewError(connect.CodeUnavailable, errors.New("the report could not be recorded; retry"))
 	}
 	return connect.NewResponse(&struct{}{}), nil
+}
+
+// contextCode is the code of a request its caller ended: its deadline
+// passed, or it went away.
+func contextCode(ctx context.Context) connect.Code {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return connect.CodeDeadlineExceeded
+	}
+	return connect.CodeCanceled
 }
