@@ -63,24 +63,29 @@ apt_install() {
 # would not stop BUILD at its first failing step). BUILD's output goes to
 # stderr. It fills a temporary directory that becomes that one only when it
 # succeeded, so a failed or interrupted build is done again on the next run.
+# Runs at once on one machine build once: the others wait on a lock (flock)
+# and find the directory made.
 cached() (
   set -e # bash clears it in $(...)
   dir="$cache/$1-$2"
   if [ ! -d "$dir" ]; then
-    echo "test.sh: building $1 $2 into $dir" >&2
     mkdir -p "$cache"
+    exec 9>"$cache/.$1-$2.lock"
+    if command -v flock >/dev/null 2>&1; then flock 9; fi
+  fi
+  if [ ! -d "$dir" ]; then
+    echo "test.sh: building $1 $2 into $dir" >&2
     tmp=$(mktemp -d "$cache/.$1-$2.XXXXXX")
     what="$1 $2"
     trap 'rm -rf "$tmp"; [ -d "$dir" ] || echo "test.sh: the build of $what failed (above)" >&2' EXIT
     "$3" "$tmp" >&2
-    # A run that finished the same build first wins; this one's is dropped.
-    mv -T "$tmp" "$dir" 2>/dev/null || true
+    mv -T "$tmp" "$dir"
   fi
   echo "$dir"
 )
 
 # One function a dependency: each checks, and installs only what is
-# missing, or builds it with cached (none needs building yet).
+# missing, or builds it with cached.
 
 need_go() {
   command -v go >/dev/null 2>&1 || die "go is missing: install Go (https://go.dev/dl), the version go.mod names or newer"
@@ -106,11 +111,114 @@ need_kcat() {
   command -v kcat >/dev/null 2>&1 || apt_install kcat
 }
 
+# go_module_tree MODULE VERSION SIBLINGS DIR copies MODULE@VERSION's source
+# from the Go module proxy into DIR and makes it build on its own: such a
+# module (kubernetes, etcd's server) replaces its sibling modules with
+# directories of its repository that its module zip does not hold, so every
+# replace to a local path is dropped and the sibling required at SIBLINGS,
+# the version they were published at with it. Its go.work and vendor/ go
+# too. Build in DIR with go_build_module.
+go_module_tree() {
+  local module=$1 version=$2 siblings=$3 dir=$4 src edits
+  src=$(cd "$dir" && GOWORK=off GOFLAGS=-mod=mod go mod download -json "$module@$version" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+  if [ -z "$src" ] || [ ! -f "$src/go.mod" ]; then
+    die "go mod download $module@$version gave no source directory"
+  fi
+  cp -R "$src/." "$dir/"
+  chmod -R u+w "$dir"
+  rm -rf "$dir/vendor" "$dir/go.work" "$dir/go.work.sum"
+  # go.mod's replaces to ./ or ../, and what it requires, one per line as
+  # "drop MODULE[@VERSION]" and "require MODULE".
+  edits=$(awk '
+    /^replace[[:space:]]*\($/ { block = "replace"; next }
+    /^require[[:space:]]*\($/ { block = "require"; next }
+    /^\)/ { block = ""; next }
+    { line = $0; kind = block }
+    kind == "" && $1 ~ /^(replace|require)$/ { kind = $1; sub(/^[[:space:]]*(replace|require)[[:space:]]+/, "", line) }
+    kind == "replace" {
+      n = split(line, f, /[[:space:]]+/); i = (f[1] == "" ? 2 : 1)
+      if (f[i+1] == "=>" && f[i+2] ~ /^\.\.?\//) print "drop", f[i]
+      else if (f[i+2] == "=>" && f[i+3] ~ /^\.\.?\//) print "drop", f[i] "@" f[i+1]
+    }
+    kind == "require" { n = split(line, f, /[[:space:]]+/); i = (f[1] == "" ? 2 : 1); if (f[i] != "") print "require", f[i] }
+  ' "$dir/go.mod")
+  local args=() kind m
+  while read -r kind m; do
+    [ "$kind" = drop ] || continue
+    args+=("-dropreplace=$m")
+    m=${m%@*}
+    if grep -qx "require $m" <<<"$edits"; then
+      args+=("-require=$m@$siblings")
+    fi
+  done <<<"$edits"
+  [ ${#args[@]} -gt 0 ] || die "$module@$version replaces no module with a local path: go_module_tree's assumption no longer holds"
+  (cd "$dir" && GOWORK=off go mod edit "${args[@]}")
+}
+
+# go_build_module DIR PACKAGE OUT [GO BUILD FLAGS...] builds PACKAGE of the
+# module tree in DIR, static and stripped.
+go_build_module() {
+  local dir=$1 pkg=$2 out=$3
+  shift 3
+  (cd "$dir" && GOWORK=off CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false" \
+    go build -trimpath -ldflags "-s -w $*" -o "$out" "$pkg")
+}
+
+# The Kubernetes driver's tests run a real kube-apiserver and etcd through
+# controller-runtime's envtest (internal/satellite/kubernetes/kubetest),
+# which finds both in $KUBEBUILDER_ASSETS. They are built from their Go
+# modules (no release binary can be downloaded here): kube-apiserver takes
+# about 9 minutes of 2 cores and 3 GB of Go build cache, once a machine.
+kube_version=v1.37.2 # k8s.io/kubernetes
+kube_staging=v0.37.2 # its k8s.io/* modules, the release go.mod requires too
+etcd_version=v3.7.3  # go.etcd.io/etcd/server/v3
+
+build_kube_apiserver() {
+  local out=$1 src
+  echo "test.sh: building kube-apiserver $kube_version from k8s.io/kubernetes; the first time takes about 9 minutes"
+  src=$out/.src # in cached's directory, which goes if the build fails
+  mkdir "$src"
+  go_module_tree k8s.io/kubernetes "$kube_version" "$kube_staging" "$src"
+  local minor=${kube_version#v1.}
+  minor=${minor%%.*}
+  local v=k8s.io/component-base/version
+  go_build_module "$src" ./cmd/kube-apiserver "$out/kube-apiserver" \
+    "-X $v.gitVersion=$kube_version -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
+  rm -rf "$src"
+  "$out/kube-apiserver" --version
+}
+
+build_etcd() {
+  local out=$1 src
+  echo "test.sh: building etcd $etcd_version from go.etcd.io/etcd/server/v3"
+  src=$out/.src
+  mkdir "$src"
+  go_module_tree go.etcd.io/etcd/server/v3 "$etcd_version" "$etcd_version" "$src"
+  go_build_module "$src" . "$out/etcd"
+  rm -rf "$src"
+  "$out/etcd" --version
+}
+
+# Both in one directory, as envtest wants them: links to the two builds.
+link_envtest_assets() {
+  ln -s "$apiserver_dir/kube-apiserver" "$1/kube-apiserver"
+  ln -s "$etcd_dir/etcd" "$1/etcd"
+}
+
+need_kube_apiserver() {
+  apiserver_dir=$(cached kube-apiserver "$kube_version" build_kube_apiserver)
+  etcd_dir=$(cached etcd "$etcd_version" build_etcd)
+  KUBEBUILDER_ASSETS=$(cached envtest "kube-apiserver-$kube_version-etcd-$etcd_version" link_envtest_assets)
+  export KUBEBUILDER_ASSETS
+}
+
 phase set-up
 need_go
 need_cc
 need_postgresql
 need_kcat
+need_kube_apiserver
 
 phase tests
 go version
