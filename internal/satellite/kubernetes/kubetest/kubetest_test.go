@@ -120,6 +120,66 @@ func TestStrimziSchemaValidatesAppliedObjects(t *testing.T) {
 	}
 }
 
+func TestSatelliteServiceAccountHasTheManifestsRBAC(t *testing.T) {
+	env := kubetest.Start(t)
+	saNS, sa := env.InstallSatelliteRBAC(t)
+	if saNS != "mothership-satellite" || sa != "mothership-satellite" {
+		t.Errorf("InstallSatelliteRBAC = %s/%s, want mothership-satellite/mothership-satellite", saNS, sa)
+	}
+	ns := env.Namespace(t)
+	admin, err := dynamic.NewForConfig(env.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(t.Context(), admin, kafkas, kafka(ns, "demo", kafkaSpec)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := dynamic.NewForConfig(env.AsServiceAccount(t, saNS, sa))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pvcs := schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumeclaims"}
+	configMaps := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	cases := []struct {
+		reason    string
+		do        func(context.Context) error
+		forbidden bool
+	}{
+		{"it lists Kafkas in every namespace", func(ctx context.Context) error {
+			_, err := c.Resource(kafkas).List(ctx, metav1.ListOptions{})
+			return err
+		}, false},
+		{"it applies node pools", func(ctx context.Context) error {
+			return apply(ctx, c, nodePools, nodePool(ns, "controllers", "demo", controllersSpec))
+		}, false},
+		{"it reads a Kafka's status", func(ctx context.Context) error {
+			_, err := c.Resource(kafkas).Namespace(ns).Get(ctx, "demo", metav1.GetOptions{}, "status")
+			return err
+		}, false},
+		{"it does not write a Kafka's status: Strimzi does", func(ctx context.Context) error {
+			_, err := c.Resource(kafkas).Namespace(ns).Patch(ctx, "demo", types.MergePatchType,
+				[]byte(`{"status":{"observedGeneration":1}}`), metav1.PatchOptions{}, "status")
+			return err
+		}, true},
+		{"it does not read ConfigMaps", func(ctx context.Context) error {
+			_, err := c.Resource(configMaps).Namespace("kube-system").List(ctx, metav1.ListOptions{})
+			return err
+		}, true},
+		{"it never deletes a volume claim", func(ctx context.Context) error {
+			return c.Resource(pvcs).Namespace(ns).Delete(ctx, "data-0", metav1.DeleteOptions{})
+		}, true},
+	}
+	for _, tc := range cases {
+		err := tc.do(t.Context())
+		switch {
+		case tc.forbidden && !apierrors.IsForbidden(err):
+			t.Errorf("%s: got %v, want 403 Forbidden", tc.reason, err)
+		case !tc.forbidden && err != nil:
+			t.Errorf("%s: %v", tc.reason, err)
+		}
+	}
+}
+
 func TestNamespacesAreFreshPerTest(t *testing.T) {
 	env := kubetest.Start(t)
 	a, b := env.Namespace(t), env.Namespace(t)
