@@ -20,16 +20,23 @@ import (
 
 func newDevCmd() *cobra.Command {
 	var dataDir, listen, kafkaListen, kafka, logLevel string
+	var kube kubeFlags
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Start the whole system in one process, on the embedded default",
 		Long: `Start the whole control plane in one process: the embedded Kafka-protocol
 broker (persisted under --data-dir), one SQLite database per service, and
 every service on the runtime, lowest layer first. Health, readiness and
-Prometheus metrics are served on --listen.`,
+Prometheus metrics are served on --listen. With --kubeconfig, every site's
+satellite runs its clusters as Apache Kafka under Strimzi on that
+Kubernetes cluster instead of the embedded broker.`,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDev(cmd.Context(), cmd, devOptions{dataDir: dataDir, listen: listen, kafkaListen: kafkaListen, kafka: kafka, logLevel: logLevel})
+			o := devOptions{dataDir: dataDir, listen: listen, kafkaListen: kafkaListen, kafka: kafka, logLevel: logLevel}
+			if kube.kubeconfig != "" || kube.context != "" {
+				o.kube = &kube
+			}
+			return runDev(cmd.Context(), cmd, o)
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "mothership-data", "directory of all state: the broker's log and one database per service")
@@ -37,11 +44,14 @@ Prometheus metrics are served on --listen.`,
 	cmd.Flags().StringVar(&kafkaListen, "kafka-listen", "127.0.0.1:0", "address of the embedded broker")
 	cmd.Flags().StringVar(&kafka, "kafka", "", "bootstrap servers of an external Kafka (comma-separated); none runs the embedded broker")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	kube.add(cmd.Flags())
 	return cmd
 }
 
 type devOptions struct {
 	dataDir, listen, kafkaListen, kafka, logLevel string
+	// kube, when set, runs the satellites on Kubernetes.
+	kube *kubeFlags
 }
 
 func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
@@ -77,10 +87,14 @@ func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", listen, err)
 	}
-	sys, err := controlplane.Start(ctx, controlplane.Config{
+	ccfg := controlplane.Config{
 		DataDir: dataDir, Listener: ln, Kafka: cfg.Kafka, OpenStore: cfg.OpenStore,
 		Metrics: metrics, Logger: log, Registerer: reg,
-	})
+	}
+	if o.kube != nil {
+		ccfg.Driver = o.kube.driver(log, reg)
+	}
+	sys, err := controlplane.Start(ctx, ccfg)
 	if err != nil {
 		return err
 	}

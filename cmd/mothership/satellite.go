@@ -14,15 +14,19 @@ import (
 )
 
 func newSatelliteCmd() *cobra.Command {
-	var siteName, syncURL, dataDir, tokenFile, caFile, listen, logLevel string
+	var siteName, syncURL, dataDir, tokenFile, caFile, listen, logLevel, driver string
+	var kube kubeFlags
 	cmd := &cobra.Command{
 		Use:   "satellite",
 		Short: "Run one site's satellite: it dials the satellite link and runs its site's Kafka clusters",
 		Long: `Run the satellite of one site (--site cloud/region) in this process. It dials
 out to the sync service's satellite link (--sync, https:// with --ca), with
-its own token, receives its site's configuration, and runs its clusters on
-the embedded Kafka-protocol broker, kept under --data-dir. The clusters keep
-serving while the link is down; the satellite reconnects and resumes.
+its own token, receives its site's configuration, and runs its clusters:
+with --driver embedded on the embedded Kafka-protocol broker, kept under
+--data-dir; with --driver kubernetes as Apache Kafka under Strimzi on a
+Kubernetes cluster (in-cluster, or --kubeconfig and --context). The
+clusters keep serving while the link is down; the satellite reconnects and
+resumes.
 ` + "`mothership setup`" + ` enrolls a satellite and writes its settings.`,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -57,8 +61,17 @@ serving while the link is down; the satellite reconnects and resumes.
 				return err
 			}
 			defer stopHealth()
-			sat, err := controlplane.StartSatellite(cmd.Context(), controlplane.SatelliteConfig{Site: site, Dir: dataDir, SyncURL: syncURL,
-				Token: token, RootCAs: roots, Logger: log, Registerer: reg})
+			sc := controlplane.SatelliteConfig{Site: site, Dir: dataDir, SyncURL: syncURL, Token: token, RootCAs: roots, Logger: log, Registerer: reg}
+			switch driver {
+			case "embedded":
+			case "kubernetes":
+				if sc.Driver, err = kube.driver(log, reg)(site, dataDir); err != nil {
+					return err
+				}
+			default:
+				return fmt.Errorf("--driver %q: want embedded or kubernetes", driver)
+			}
+			sat, err := controlplane.StartSatellite(cmd.Context(), sc)
 			if err != nil {
 				return err
 			}
@@ -77,5 +90,7 @@ serving while the link is down; the satellite reconnects and resumes.
 	f.StringVar(&tokenFile, "token-file", "", "file holding the satellite's token (default DATA_DIR/token)")
 	f.StringVar(&listen, "listen", "127.0.0.1:0", "address of /healthz, /readyz and /metrics")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&driver, "driver", "embedded", "how the site runs its clusters: embedded (kfake in this process) or kubernetes (Strimzi)")
+	kube.add(f)
 	return cmd
 }

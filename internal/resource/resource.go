@@ -209,6 +209,12 @@ type PKCSpec struct {
 	Brokers      int               `json:"brokers"`
 	Zones        []string          `json:"zones"`
 	Tenants      map[string]Tenant `json:"tenants"`
+	// Version is the Kafka version the brokers run; empty: the newest the
+	// site's driver supports.
+	Version string `json:"version,omitempty"`
+	// MetadataVersion is the KRaft metadata version; empty: the one of
+	// Version. It moves only when set, after Version (a two-step upgrade).
+	MetadataVersion string `json:"metadata_version,omitempty"`
 }
 
 // Site is where the cluster runs.

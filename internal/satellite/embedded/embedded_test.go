@@ -2,8 +2,6 @@ package embedded_test
 
 import (
 	"context"
-	"crypto/pbkdf2"
-	"crypto/sha512"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,24 +13,12 @@ import (
 
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/satellite/embedded"
+	"github.com/mothership-dev/mothership/internal/satellite/tenants/tenanttest"
 	"github.com/mothership-dev/mothership/internal/sitekey"
 )
 
-// user makes a SASL user as iam does: its SCRAM credential sealed to the
-// satellite's key.
 func user(t *testing.T, key sitekey.PrivateKey, name, password string) resource.KafkaUser {
-	t.Helper()
-	salt := []byte("0123456789abcdef")
-	salted, err := pbkdf2.Key(sha512.New, password, salt, 4096, sha512.Size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain := resource.Encode(resource.SCRAMCredential{Mechanism: "SCRAM-SHA-512", Iterations: 4096, Salt: salt, SaltedPassword: salted})
-	sealed, err := sitekey.Seal(key.Public(), resource.SCRAMInfo(name), plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resource.KafkaUser{Name: name, SCRAM: resource.SealedSCRAM{Site: "aws/us-west-2", Sealed: sealed}}
+	return tenanttest.User(t, key, "aws/us-west-2", name, password)
 }
 
 func pkcItem(gen int64, brokers int, users ...resource.KafkaUser) resource.BundleItem {

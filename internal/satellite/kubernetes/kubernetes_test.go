@@ -1,0 +1,487 @@
+package kubernetes_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/satellite"
+	"github.com/mothership-dev/mothership/internal/satellite/kubernetes"
+	"github.com/mothership-dev/mothership/internal/satellite/kubernetes/kubetest"
+	"github.com/mothership-dev/mothership/internal/satellite/kubernetes/strimzitest"
+	"github.com/mothership-dev/mothership/internal/satellite/tenants/tenanttest"
+	"github.com/mothership-dev/mothership/internal/sitekey"
+)
+
+func TestMain(m *testing.M) { kubetest.Main(m) }
+
+var (
+	gvrKafka     = schema.GroupVersionResource{Group: "kafka.strimzi.io", Version: "v1", Resource: "kafkas"}
+	gvrPool      = schema.GroupVersionResource{Group: "kafka.strimzi.io", Version: "v1", Resource: "kafkanodepools"}
+	gvrRebalance = schema.GroupVersionResource{Group: "kafka.strimzi.io", Version: "v1", Resource: "kafkarebalances"}
+	gvrNamespace = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	gvrClaim     = schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumeclaims"}
+)
+
+var awsSite = resource.Site{Cloud: "AWS", Region: "us-west-2"}
+
+// link hands the agent the bundle the test sets and keeps its reports.
+type link struct {
+	mu      sync.Mutex
+	bundle  resource.Bundle
+	changed chan struct{}
+	report  resource.Report
+}
+
+func newLink() *link {
+	return &link{bundle: resource.Bundle{Site: awsSite.String(), Resources: map[string]resource.BundleItem{}}, changed: make(chan struct{}, 1)}
+}
+
+func (l *link) Watch(ctx context.Context, after int64, fn func(resource.Bundle) error) error {
+	for {
+		l.mu.Lock()
+		b := l.bundle
+		l.mu.Unlock()
+		if b.Version > after {
+			if err := fn(b); err != nil {
+				return err
+			}
+			after = b.Version
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.changed:
+		}
+	}
+}
+
+func (l *link) Report(_ context.Context, r resource.Report) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.report = r
+	return nil
+}
+
+// set puts id at spec in the next bundle (nil spec: removes it).
+func (l *link) set(id string, gen int64, spec *resource.PKCSpec) {
+	l.mu.Lock()
+	res := map[string]resource.BundleItem{}
+	for k, v := range l.bundle.Resources {
+		res[k] = v
+	}
+	if spec == nil {
+		delete(res, id)
+	} else {
+		res[id] = resource.BundleItem{Kind: resource.KindPKC, Generation: gen, Spec: resource.Encode(*spec)}
+	}
+	l.bundle = resource.Bundle{Site: l.bundle.Site, Version: l.bundle.Version + 1, Resources: res}
+	l.mu.Unlock()
+	select {
+	case l.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (l *link) realized(id string) (resource.Realized, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.report.Resources[id]
+	return r, ok
+}
+
+// site is one satellite driving the test API server as its ServiceAccount,
+// with the test operator playing Strimzi.
+type site struct {
+	t      *testing.T
+	env    *kubetest.Env
+	op     *strimzitest.Operator
+	admin  dynamic.Interface
+	key    sitekey.PrivateKey
+	link   *link
+	dir    string
+	agent  *satellite.Agent
+	driver *kubernetes.Driver
+	// name is the site's name on the API server, its own per test: the
+	// tests of this binary share one API server.
+	name string
+}
+
+func newSite(t *testing.T) *site {
+	t.Helper()
+	env := kubetest.Start(t)
+	ns, sa := env.InstallSatelliteRBAC(t)
+	admin, err := dynamic.NewForConfig(env.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := sitekey.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &site{t: t, env: env, op: strimzitest.Start(t, env.Admin), admin: admin, key: key, link: newLink(), dir: t.TempDir(),
+		name: "test/" + resource.NewID("site")}
+	s.start(ns, sa)
+	return s
+}
+
+func (s *site) start(ns, sa string) {
+	s.t.Helper()
+	d, err := kubernetes.New(kubernetes.Config{REST: s.env.AsServiceAccount(s.t, ns, sa), SiteName: s.name, SiteKey: s.key, Resync: time.Minute,
+		Site: kubernetes.Site{AutoCreateTopics: true}})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	a, err := satellite.New(satellite.Config{Site: awsSite, Link: s.link, Driver: d, DataDir: s.dir})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := a.Start(s.t.Context()); err != nil {
+		s.t.Fatal(err)
+	}
+	s.agent, s.driver = a, d
+	s.t.Cleanup(func() { _ = a.Stop() })
+}
+
+func (s *site) restart() {
+	s.t.Helper()
+	if err := s.agent.Stop(); err != nil {
+		s.t.Fatal(err)
+	}
+	ns, sa := s.env.InstallSatelliteRBAC(s.t)
+	s.start(ns, sa)
+}
+
+// waitFor polls cond for up to a minute.
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within a minute: %s", what, why)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *site) waitProvisioned(id string, gen int64) resource.PKCRealized {
+	s.t.Helper()
+	var r resource.Realized
+	waitFor(s.t, fmt.Sprintf("%s PROVISIONED at generation %d", id, gen), func() (bool, string) {
+		r, _ = s.link.realized(id)
+		return r.Phase == resource.PhaseProvisioned && r.Generation == gen, fmt.Sprintf("%+v", r)
+	})
+	d, err := resource.Decode[resource.PKCRealized](r.Detail)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return d
+}
+
+func (s *site) get(gvr schema.GroupVersionResource, ns, name string) *unstructured.Unstructured {
+	s.t.Helper()
+	var (
+		u   *unstructured.Unstructured
+		err error
+	)
+	if ns == "" {
+		u, err = s.admin.Resource(gvr).Get(s.t.Context(), name, metav1.GetOptions{})
+	} else {
+		u, err = s.admin.Resource(gvr).Namespace(ns).Get(s.t.Context(), name, metav1.GetOptions{})
+	}
+	if err != nil {
+		return nil
+	}
+	return u
+}
+
+func (s *site) list(gvr schema.GroupVersionResource, ns string) []unstructured.Unstructured {
+	s.t.Helper()
+	l, err := s.admin.Resource(gvr).Namespace(ns).List(s.t.Context(), metav1.ListOptions{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return l.Items
+}
+
+// brokerReplicas sums spec.replicas of the PKC's broker pools.
+func (s *site) brokerReplicas(id string) int64 {
+	var n int64
+	for _, p := range s.list(gvrPool, kubernetes.Namespace(id)) {
+		roles, _, _ := unstructured.NestedStringSlice(p.Object, "spec", "roles")
+		if slices.Contains(roles, "broker") {
+			r, _, _ := unstructured.NestedInt64(p.Object, "spec", "replicas")
+			n += r
+		}
+	}
+	return n
+}
+
+func dedicated(ckus int, users ...resource.KafkaUser) *resource.PKCSpec {
+	return &resource.PKCSpec{Cloud: "AWS", Region: "us-west-2", Availability: resource.SingleZone, Dedicated: true, Brokers: 3 * ckus,
+		Zones: []string{"us-west-2a"}, Tenants: map[string]resource.Tenant{"lkc-1": {CKU: ckus, Users: users}}}
+}
+
+func user(t *testing.T, key sitekey.PrivateKey, name, password string) resource.KafkaUser {
+	return tenanttest.User(t, key, awsSite.String(), name, password)
+}
+
+// produce produces one record as user to the PKC's broker.
+func (s *site) produce(id, name, password string) error {
+	s.t.Helper()
+	brokers := s.op.Brokers(kubernetes.Namespace(id), id)
+	if brokers == nil {
+		return fmt.Errorf("no brokers run for %s", id)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.op.CA())
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers.ListenAddrs()...), kgo.DialTLSConfig(&tls.Config{RootCAs: pool}),
+		kgo.SASL(scram.Auth{User: name, Pass: password}.AsSha512Mechanism()), kgo.AllowAutoTopicCreation(),
+		kgo.RequestRetries(1), kgo.RetryTimeout(5*time.Second))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(s.t.Context(), 15*time.Second)
+	defer cancel()
+	return cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte("hello")}).FirstErr()
+}
+
+// TestDedicatedClusterFromCreateToProvisioned: a Dedicated 2 CKU PKC
+// becomes a Kafka with node pools of 6 brokers in a namespace labelled with
+// its id, PROVISIONED only once Strimzi reports it Ready with a bootstrap
+// address, which becomes its endpoint; its key then produces, and a
+// revoked key stops working.
+func TestDedicatedClusterFromCreateToProvisioned(t *testing.T) {
+	s := newSite(t)
+	id := resource.NewID("pkc")
+	ns := kubernetes.Namespace(id)
+	key := user(t, s.key, "KEYAAAAAAAAAAAA1", "secret-1")
+	s.op.Pause(true)
+	s.link.set(id, 1, dedicated(2, key))
+
+	waitFor(t, "the Kafka and its pools", func() (bool, string) {
+		return s.get(gvrKafka, ns, id) != nil && s.brokerReplicas(id) == 6, fmt.Sprintf("brokers %d", s.brokerReplicas(id))
+	})
+	nsObj := s.get(gvrNamespace, "", ns)
+	if nsObj == nil || nsObj.GetLabels()[kubernetes.LabelPKC] != id {
+		t.Fatalf("namespace %s: %v, want it labelled %s=%s", ns, nsObj, kubernetes.LabelPKC, id)
+	}
+	k := s.get(gvrKafka, ns, id)
+	if got := k.GetAnnotations()[kubernetes.AnnotationGeneration]; got != "1" {
+		t.Fatalf("the Kafka carries generation %q, want 1", got)
+	}
+	controller := s.get(gvrPool, ns, "controller")
+	if r, _, _ := unstructured.NestedInt64(controller.Object, "spec", "replicas"); r != 3 {
+		t.Fatalf("controller pool: %d replicas, want 3", r)
+	}
+	time.Sleep(500 * time.Millisecond) // the agent has reported by now
+	if r, ok := s.link.realized(id); !ok || r.Phase == resource.PhaseProvisioned {
+		t.Fatalf("reported %+v before Strimzi said anything, want PROVISIONING", r)
+	}
+
+	s.op.Pause(false)
+	got := s.waitProvisioned(id, 1)
+	if want := strimzitest.ExternalBootstrap(ns, id); got.BootstrapEndpoint != want || got.Brokers != 6 {
+		t.Fatalf("realized %+v, want endpoint %s and 6 brokers", got, want)
+	}
+	if err := s.produce(id, key.Name, "secret-1"); err != nil {
+		t.Fatalf("the key cannot produce: %v", err)
+	}
+
+	// A NotReady from Strimzi reaches the status with its reason.
+	s.op.FailKafka(ns, id, "KafkaUpgradeException", "the upgrade failed")
+	s.link.set(id, 2, dedicated(2))
+	waitFor(t, "Strimzi's NotReady in the report", func() (bool, string) {
+		r, _ := s.link.realized(id)
+		return r.Reason == "STRIMZI_NOT_READY" && strings.Contains(r.Message, "the upgrade failed"), fmt.Sprintf("%+v", r)
+	})
+	s.op.FailKafka(ns, id, "", "")
+	s.waitProvisioned(id, 2)
+	if err := s.produce(id, key.Name, "secret-1"); err == nil {
+		t.Fatal("a revoked key still produces")
+	}
+}
+
+// TestResizeMovesPartitionsTheWayKafkaNeedsIt: 2 → 4 CKU adds brokers and
+// then an add-brokers rebalance for exactly the new ones; 4 → 2 first
+// empties the highest brokers with a remove-brokers rebalance and lowers
+// the pool only once it is Ready (the operator refuses any other
+// scale-down); 2 → 4 → 2 → 6 reaches 18 brokers without any pool lowered.
+func TestResizeMovesPartitionsTheWayKafkaNeedsIt(t *testing.T) {
+	s := newSite(t)
+	id := resource.NewID("pkc")
+	ns := kubernetes.Namespace(id)
+	s.link.set(id, 1, dedicated(2))
+	s.waitProvisioned(id, 1)
+	before := brokerIDs(s, id)
+
+	// Record every rebalance asked for.
+	var mu sync.Mutex
+	asked := map[string][]int64{}
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			for _, r := range s.list(gvrRebalance, ns) {
+				mode, _, _ := unstructured.NestedString(r.Object, "spec", "mode")
+				b, _, _ := unstructured.NestedSlice(r.Object, "spec", "brokers")
+				var ids []int64
+				for _, v := range b {
+					ids = append(ids, v.(int64))
+				}
+				mu.Lock()
+				asked[mode] = ids
+				mu.Unlock()
+			}
+		}
+	}()
+	defer close(stop)
+
+	s.link.set(id, 2, dedicated(4))
+	s.waitProvisioned(id, 2)
+	after := brokerIDs(s, id)
+	added := minus(after, before)
+	mu.Lock()
+	if len(after) != 12 || fmt.Sprint(asked["add-brokers"]) != fmt.Sprint(added) {
+		t.Fatalf("2 → 4: brokers %v, add-brokers rebalance %v; want 12 brokers and a rebalance of the new ones %v", after, asked["add-brokers"], added)
+	}
+	mu.Unlock()
+	if n := len(s.list(gvrRebalance, ns)); n != 0 {
+		t.Fatalf("%d rebalances left once PROVISIONED, want them pruned", n)
+	}
+
+	s.link.set(id, 3, dedicated(2))
+	s.waitProvisioned(id, 3)
+	mu.Lock()
+	if want := after[6:]; fmt.Sprint(asked["remove-brokers"]) != fmt.Sprint(want) {
+		t.Fatalf("4 → 2: remove-brokers rebalance %v, want the highest brokers %v", asked["remove-brokers"], want)
+	}
+	mu.Unlock()
+	if got := brokerIDs(s, id); len(got) != 6 || s.op.Refused() != 0 {
+		t.Fatalf("4 → 2: brokers %v, %d scale-downs refused; want 6, none refused", got, s.op.Refused())
+	}
+	lowered := len(s.op.Lowered())
+	if lowered == 0 {
+		t.Fatal("4 → 2 lowered no pool")
+	}
+
+	// 2 → 4 → 2 → 6 while it runs: it ends at 18, no pool lowered.
+	s.link.set(id, 4, dedicated(4))
+	waitFor(t, "the pools raised to 12", func() (bool, string) { return s.brokerReplicas(id) == 12, fmt.Sprint(s.brokerReplicas(id)) })
+	s.link.set(id, 5, dedicated(2))
+	s.link.set(id, 6, dedicated(6))
+	got := s.waitProvisioned(id, 6)
+	if got.Brokers != 18 || len(s.op.Lowered()) != lowered || s.op.Refused() != 0 {
+		t.Fatalf("2 → 4 → 2 → 6: %d brokers, pools lowered %v, %d refused; want 18, none lowered since 4 → 2", got.Brokers, s.op.Lowered()[lowered:], s.op.Refused())
+	}
+}
+
+func brokerIDs(s *site, id string) []int64 {
+	p := s.get(gvrPool, kubernetes.Namespace(id), "broker")
+	b, _, _ := unstructured.NestedSlice(p.Object, "status", "nodeIds")
+	var ids []int64
+	for _, v := range b {
+		ids = append(ids, v.(int64))
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func minus(a, b []int64) []int64 {
+	var out []int64
+	for _, n := range a {
+		if !slices.Contains(b, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// TestRestartWritesNothingAndAnEditIsRestored: a satellite restarted with
+// nothing changed writes nothing to the API server; a pool edited out of
+// band is put back, and only it is written.
+func TestRestartWritesNothingAndAnEditIsRestored(t *testing.T) {
+	s := newSite(t)
+	id := resource.NewID("pkc")
+	ns := kubernetes.Namespace(id)
+	s.link.set(id, 1, dedicated(2))
+	s.waitProvisioned(id, 1)
+	time.Sleep(time.Second) // the operator's last status writes
+
+	before := s.env.WriteRequests(t)
+	s.restart()
+	s.waitProvisioned(id, 1)
+	time.Sleep(time.Second) // a watch event would have been applied by now
+	if w := driverWrites(s.env.WriteRequests(t).Since(before)); len(w) != 0 {
+		t.Fatalf("a restart with nothing changed wrote %v, want nothing", w)
+	}
+
+	before = s.env.WriteRequests(t)
+	if _, err := s.admin.Resource(gvrPool).Namespace(ns).Patch(t.Context(), "broker", types.MergePatchType,
+		[]byte(`{"spec":{"replicas":1}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the pool put back", func() (bool, string) { return s.brokerReplicas(id) == 6, fmt.Sprint(s.brokerReplicas(id)) })
+	for w := range driverWrites(s.env.WriteRequests(t).Since(before)) {
+		if w.Resource != "kafkanodepools" {
+			t.Fatalf("restoring a pool also wrote %v", w)
+		}
+	}
+}
+
+// driverWrites are the writes of what the driver manages: Strimzi's kinds,
+// secrets and namespaces, not their status (the operator's).
+func driverWrites(all kubetest.Writes) kubetest.Writes {
+	out := kubetest.Writes{}
+	for w, n := range all {
+		if n > 0 && w.Subresource == "" && (w.Group == "kafka.strimzi.io" || w.Resource == "secrets" || w.Resource == "namespaces") {
+			out[w] = n
+		}
+	}
+	return out
+}
+
+// TestDeleteKeepsTheVolumeClaims: a PKC removed from the bundle loses its
+// Kafka and pools; its volume claims stay, labelled with its id.
+func TestDeleteKeepsTheVolumeClaims(t *testing.T) {
+	s := newSite(t)
+	id := resource.NewID("pkc")
+	ns := kubernetes.Namespace(id)
+	s.link.set(id, 1, dedicated(1))
+	s.waitProvisioned(id, 1)
+	s.link.set(id, 0, nil)
+	waitFor(t, "the Kafka deleted", func() (bool, string) {
+		return s.get(gvrKafka, ns, id) == nil && len(s.list(gvrPool, ns)) == 0, "still there"
+	})
+	claims, err := s.admin.Resource(gvrClaim).Namespace(ns).List(t.Context(), metav1.ListOptions{LabelSelector: kubernetes.LabelPKC + "=" + id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claims.Items) < 3 {
+		t.Fatalf("%d volume claims labelled with %s left, want the brokers' (3)", len(claims.Items), id)
+	}
+}
