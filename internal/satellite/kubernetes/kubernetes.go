@@ -324,7 +324,7 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 	}
 
 	r := p.realized(item.Generation, l)
-	if r.Phase == resource.PhaseProvisioned || p.serving {
+	if p.hasKeys && (r.Phase == resource.PhaseProvisioned || p.serving) {
 		if err := d.tenants(ctx, id, ns, spec, l); err != nil {
 			return resource.Realized{}, fmt.Errorf("pkc %s: keys: %w", id, err)
 		}

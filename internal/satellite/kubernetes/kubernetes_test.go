@@ -485,3 +485,58 @@ func TestDeleteKeepsTheVolumeClaims(t *testing.T) {
 		t.Fatalf("%d volume claims labelled with %s left, want the brokers' (3)", len(claims.Items), id)
 	}
 }
+
+// TestWithOnlyTheKafkasStatusWritten: nothing plays Strimzi but a hand
+// that writes the Kafka's Ready status and a bootstrap address (the check
+// a new user makes against a bare API server). The cluster becomes
+// PROVISIONED with that endpoint then, and not before; 2 → 4 CKU raises
+// the pools to 12 and asks for an add-brokers rebalance; a delete
+// removes the Kafka.
+func TestWithOnlyTheKafkasStatusWritten(t *testing.T) {
+	env := kubetest.Start(t)
+	ns, sa := env.InstallSatelliteRBAC(t)
+	admin, err := dynamic.NewForConfig(env.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := sitekey.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &site{t: t, env: env, admin: admin, key: key, link: newLink(), dir: t.TempDir(), name: "test/" + resource.NewID("site")}
+	s.start(ns, sa)
+	id := resource.NewID("pkc")
+	pkcNS := kubernetes.Namespace(id)
+	s.link.set(id, 1, dedicated(2))
+	waitFor(t, "a Kafka with pools of 6 brokers", func() (bool, string) {
+		return s.get(gvrKafka, pkcNS, id) != nil && s.brokerReplicas(id) == 6, fmt.Sprint(s.brokerReplicas(id))
+	})
+	time.Sleep(500 * time.Millisecond)
+	if r, _ := s.link.realized(id); r.Phase == resource.PhaseProvisioned {
+		t.Fatalf("PROVISIONED before anything said Ready: %+v", r)
+	}
+
+	k := s.get(gvrKafka, pkcNS, id)
+	k.Object["status"] = map[string]any{"observedGeneration": k.GetGeneration(),
+		"conditions": []any{map[string]any{"type": "Ready", "status": "True"}},
+		"listeners":  []any{map[string]any{"name": "external", "bootstrapServers": "kafka.example:9094"}}}
+	if _, err := admin.Resource(gvrKafka).Namespace(pkcNS).UpdateStatus(t.Context(), k, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.waitProvisioned(id, 1); got.BootstrapEndpoint != "kafka.example:9094" {
+		t.Fatalf("endpoint %q, want the address written", got.BootstrapEndpoint)
+	}
+
+	s.link.set(id, 2, dedicated(4))
+	waitFor(t, "pools of 12 and an add-brokers rebalance", func() (bool, string) {
+		var modes []string
+		for _, r := range s.list(gvrRebalance, pkcNS) {
+			mode, _, _ := unstructured.NestedString(r.Object, "spec", "mode")
+			modes = append(modes, mode)
+		}
+		return s.brokerReplicas(id) == 12 && slices.Contains(modes, "add-brokers"), fmt.Sprintf("%d brokers, rebalances %v", s.brokerReplicas(id), modes)
+	})
+
+	s.link.set(id, 0, nil)
+	waitFor(t, "the Kafka deleted", func() (bool, string) { return s.get(gvrKafka, pkcNS, id) == nil, "still there" })
+}

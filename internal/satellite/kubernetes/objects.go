@@ -54,6 +54,11 @@ const (
 
 	labelCluster          = "strimzi.io/cluster"
 	annotationRemoveNodes = "strimzi.io/remove-node-ids"
+	annotationNextNodes   = "strimzi.io/next-node-ids"
+	// AnnotationHasKeys is set on a Kafka once the driver set a key on
+	// its brokers: from then on it reaches them to keep the keys exact
+	// (a key revoked while the satellite was away is removed).
+	AnnotationHasKeys = "mothership.dev/has-keys"
 	annotationAutoApprove = "strimzi.io/rebalance-auto-approval"
 	zoneLabel             = "topology.kubernetes.io/zone"
 )
@@ -128,7 +133,7 @@ func pools(spec resource.PKCSpec) []pool {
 		if len(spec.Zones) == 1 {
 			zone = spec.Zones[0]
 		}
-		return []pool{{name: brokerPool, zone: zone, brokers: spec.Brokers, single: true}}
+		return []pool{{name: brokerPool, zone: zone, brokers: spec.Brokers, single: true, firstID: poolIDs}}
 	}
 	out := make([]pool, len(spec.Zones))
 	for i, z := range spec.Zones {
@@ -136,7 +141,7 @@ func pools(spec resource.PKCSpec) []pool {
 		if i < spec.Brokers%len(spec.Zones) {
 			n++
 		}
-		out[i] = pool{name: brokerPool + "-" + dnsLabel(z), zone: z, brokers: n}
+		out[i] = pool{name: brokerPool + "-" + dnsLabel(z), zone: z, brokers: n, firstID: poolIDs * (i + 1)}
 	}
 	return out
 }
@@ -146,7 +151,16 @@ type pool struct {
 	zone    string
 	brokers int
 	single  bool // the only broker pool: not pinned to a zone
+	// firstID is the first of the pool's node ids: each pool has a range
+	// of its own (strimzi.io/next-node-ids), new brokers take the lowest
+	// free ids and a shrink removes the highest, so a pool's ids are
+	// known from its size even before Strimzi reports them.
+	firstID int
 }
+
+// poolIDs is the size of each pool's range of node ids; the controllers
+// have the first.
+const poolIDs = 1000
 
 var notDNS = regexp.MustCompile(`[^a-z0-9-]+`)
 
@@ -158,7 +172,7 @@ func dnsLabel(s string) string {
 // an external listener with TLS and SCRAM-SHA-512, simple authorization
 // with the driver as superuser, Cruise Control, and rack awareness on the
 // zone when the brokers span zones.
-func (d *Driver) kafkaObject(id string, gen int64, spec resource.PKCSpec, balanced []int) *unstructured.Unstructured {
+func (d *Driver) kafkaObject(id string, gen int64, spec resource.PKCSpec, balanced []int, hasKeys bool) *unstructured.Unstructured {
 	version := spec.Version
 	if version == "" {
 		version = DefaultKafkaVersion
@@ -203,6 +217,9 @@ func (d *Driver) kafkaObject(id string, gen int64, spec resource.PKCSpec, balanc
 		"cruiseControl": map[string]any{},
 	})
 	setAnnotation(u, AnnotationGeneration, strconv.FormatInt(gen, 10))
+	if hasKeys {
+		setAnnotation(u, AnnotationHasKeys, "true")
+	}
 	if balanced != nil {
 		b, _ := json.Marshal(balanced)
 		setAnnotation(u, AnnotationBalanced, string(b))
@@ -213,7 +230,7 @@ func (d *Driver) kafkaObject(id string, gen int64, spec resource.PKCSpec, balanc
 // poolObject is one KafkaNodePool: persistent storage that outlives the
 // cluster (deleteClaim false; class and size per CKU are the site's, fixed
 // at creation as Strimzi requires), claims labelled with the PKC.
-func (d *Driver) poolObject(id, name string, roles []string, replicas int, zone string, remove []int) *unstructured.Unstructured {
+func (d *Driver) poolObject(id, name string, roles []string, replicas int, zone string, firstID int, remove []int) *unstructured.Unstructured {
 	size := d.cfg.Site.brokerStorage()
 	if !slices.Contains(roles, "broker") {
 		size = controllerStorage
@@ -245,6 +262,7 @@ func (d *Driver) poolObject(id, name string, roles []string, replicas int, zone 
 	}
 	u := object(strimziAPI, "KafkaNodePool", Namespace(id), name, id, spec)
 	setLabel(u, labelCluster, id)
+	setAnnotation(u, annotationNextNodes, fmt.Sprintf("[%d-%d]", firstID, firstID+poolIDs-1))
 	if len(remove) > 0 {
 		setAnnotation(u, annotationRemoveNodes, intList(remove))
 	}

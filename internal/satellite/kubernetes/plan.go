@@ -24,6 +24,7 @@ type plan struct {
 	waiting     []string // what the PKC waits for, first first
 	reason      string   // of the first wait
 	serving     bool     // the brokers serve: keys can be set
+	hasKeys     bool     // the brokers have keys, or are to get some
 }
 
 // plan decides the objects of a PKC.
@@ -52,8 +53,13 @@ func (d *Driver) plan(id string, gen int64, spec resource.PKCSpec, l live) plan 
 		st := state{pool: bp, replicas: bp.brokers}
 		if lp := l.pools[bp.name]; lp != nil {
 			st.replicas = int(nested[int64](lp, "spec", "replicas"))
-			st.nodeIDs = nodeIDs(lp)
 			st.removing, _ = parseIntList(lp.GetAnnotations()[annotationRemoveNodes])
+			var reported bool
+			if st.nodeIDs, reported = nodeIDs(lp); !reported {
+				// Strimzi has not written the pool's status: its ids
+				// are the first of its range, as many as it has.
+				st.nodeIDs = span(bp.firstID, st.replicas)
+			}
 		}
 		expanding = expanding || bp.brokers > st.replicas
 		p.nodeIDs = append(p.nodeIDs, st.nodeIDs...)
@@ -97,14 +103,14 @@ func (d *Driver) plan(id string, gen int64, spec resource.PKCSpec, l live) plan 
 	}
 
 	// The controllers, then the brokers' pools.
-	p.pools = append(p.pools, d.poolObject(id, controllerPool, []string{"controller"}, 3, "", nil))
+	p.pools = append(p.pools, d.poolObject(id, controllerPool, []string{"controller"}, 3, "", 0, nil))
 	for _, st := range states {
 		replicas := st.brokers
 		if ids := remove[st.name]; len(ids) > 0 && st.replicas > st.brokers && !removalReady {
 			replicas = st.replicas // lowered only once the rebalance is Ready
 		}
 		roles := []string{"broker"}
-		p.pools = append(p.pools, d.poolObject(id, st.name, roles, replicas, zoneOf(st.pool), remove[st.name]))
+		p.pools = append(p.pools, d.poolObject(id, st.name, roles, replicas, zoneOf(st.pool), st.firstID, remove[st.name]))
 		if len(st.nodeIDs) != st.brokers {
 			p.wait("SCALING", fmt.Sprintf("pool %s: %d of %d brokers", st.name, len(st.nodeIDs), st.brokers))
 		}
@@ -141,7 +147,11 @@ func (d *Driver) plan(id string, gen int64, spec resource.PKCSpec, l live) plan 
 			}
 		}
 	}
-	p.kafka = d.kafkaObject(id, gen, spec, balanced)
+	p.hasKeys = l.kafka != nil && l.kafka.GetAnnotations()[AnnotationHasKeys] == "true"
+	for _, t := range spec.Tenants {
+		p.hasKeys = p.hasKeys || len(t.Users) > 0
+	}
+	p.kafka = d.kafkaObject(id, gen, spec, balanced, p.hasKeys)
 	if why != "" {
 		p.waitFirst(reason, why)
 	}
@@ -179,9 +189,6 @@ func (p plan) realized(gen int64, l live) resource.Realized {
 	bootstrap := listenerBootstrap(l.kafka, externalListener)
 	if bootstrap == "" && len(waiting) == 0 {
 		waiting, reason = []string{"Strimzi reports no bootstrap address for the external listener yet"}, "WAITING_FOR_STRIMZI"
-	}
-	if ok, _ := conditionTrue(l.user, "Ready"); !ok && len(waiting) == 0 {
-		waiting, reason = []string{"Strimzi has not made the satellite's own Kafka user yet"}, "WAITING_FOR_STRIMZI"
 	}
 	detail := resource.Encode(resource.PKCRealized{Brokers: len(p.nodeIDs), BootstrapEndpoint: bootstrap})
 	if len(waiting) > 0 {
@@ -264,8 +271,10 @@ func listenerBootstrap(k *unstructured.Unstructured, name string) string {
 	return ""
 }
 
-func nodeIDs(pool *unstructured.Unstructured) []int {
-	ids, _, _ := unstructured.NestedSlice(pool.Object, "status", "nodeIds")
+// nodeIDs are the node ids Strimzi reports for a pool, and whether it
+// reports any.
+func nodeIDs(pool *unstructured.Unstructured) ([]int, bool) {
+	ids, reported, _ := unstructured.NestedSlice(pool.Object, "status", "nodeIds")
 	out := make([]int, 0, len(ids))
 	for _, v := range ids {
 		if n, ok := number(v); ok {
@@ -273,6 +282,15 @@ func nodeIDs(pool *unstructured.Unstructured) []int {
 		}
 	}
 	slices.Sort(out)
+	return out, reported
+}
+
+// span is n ids from first.
+func span(first, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = first + i
+	}
 	return out
 }
 

@@ -50,7 +50,7 @@ func toAny(ids []int) []any {
 	return out
 }
 
-func span(from, to int) []int {
+func idRange(from, to int) []int {
 	var out []int
 	for i := from; i <= to; i++ {
 		out = append(out, i)
@@ -91,7 +91,7 @@ func brokerReplicas(t *testing.T, p plan) (int64, string) {
 
 func TestPlanShrinkEmptiesTheHighestBrokersBeforeLoweringThePool(t *testing.T) {
 	d := newPlanDriver()
-	ids := span(3, 14)
+	ids := idRange(3, 14)
 	l := live{kafka: readyKafka(ids), pools: map[string]*unstructured.Unstructured{brokerPool: livePool(12, ids, nil)},
 		rebalances: map[string]*unstructured.Unstructured{}}
 	p := d.plan("pkc-1", 2, spec(6), l)
@@ -106,8 +106,8 @@ func TestPlanShrinkEmptiesTheHighestBrokersBeforeLoweringThePool(t *testing.T) {
 	}
 
 	// The rebalance is Ready: the pool goes down, naming the same ids.
-	l.pools[brokerPool] = livePool(12, ids, span(9, 14))
-	ready := readyRebalance("remove-brokers", span(9, 14))
+	l.pools[brokerPool] = livePool(12, ids, idRange(9, 14))
+	ready := readyRebalance("remove-brokers", idRange(9, 14))
 	l.rebalances[ready.GetName()] = ready
 	p = d.plan("pkc-1", 2, spec(6), l)
 	if r, remove := brokerReplicas(t, p); r != 6 || remove != "[9,10,11,12,13,14]" {
@@ -115,20 +115,20 @@ func TestPlanShrinkEmptiesTheHighestBrokersBeforeLoweringThePool(t *testing.T) {
 	}
 
 	// Strimzi removed them: nothing is left to do.
-	l.pools[brokerPool] = livePool(6, span(3, 8), span(9, 14))
+	l.pools[brokerPool] = livePool(6, idRange(3, 8), idRange(9, 14))
 	p = d.plan("pkc-1", 2, spec(6), l)
 	if r, remove := brokerReplicas(t, p); r != 6 || remove != "" || len(p.rebalances) != 0 {
 		t.Fatalf("once removed: replicas %d, remove-node-ids %q, rebalances %v; want 6 and neither", r, remove, rebalances(p))
 	}
-	if b := p.kafka.GetAnnotations()[AnnotationBalanced]; b != intList(span(3, 8)) {
+	if b := p.kafka.GetAnnotations()[AnnotationBalanced]; b != intList(idRange(3, 8)) {
 		t.Fatalf("balanced node ids %s, want the six left", b)
 	}
 }
 
 func TestPlanALargerTargetReplacesAShrink(t *testing.T) {
 	d := newPlanDriver()
-	ids := span(3, 14)
-	l := live{kafka: readyKafka(ids), pools: map[string]*unstructured.Unstructured{brokerPool: livePool(12, ids, span(9, 14))},
+	ids := idRange(3, 14)
+	l := live{kafka: readyKafka(ids), pools: map[string]*unstructured.Unstructured{brokerPool: livePool(12, ids, idRange(9, 14))},
 		rebalances: map[string]*unstructured.Unstructured{}}
 	p := d.plan("pkc-1", 3, spec(18), l)
 	if r, remove := brokerReplicas(t, p); r != 18 || remove != "" || len(p.rebalances) != 0 {
@@ -138,16 +138,16 @@ func TestPlanALargerTargetReplacesAShrink(t *testing.T) {
 
 func TestPlanNewBrokersGetAnAddBrokersRebalance(t *testing.T) {
 	d := newPlanDriver()
-	l := live{kafka: readyKafka(span(3, 8)), pools: map[string]*unstructured.Unstructured{brokerPool: livePool(12, span(3, 14), nil)},
+	l := live{kafka: readyKafka(idRange(3, 8)), pools: map[string]*unstructured.Unstructured{brokerPool: livePool(12, idRange(3, 14), nil)},
 		rebalances: map[string]*unstructured.Unstructured{}}
 	p := d.plan("pkc-1", 2, spec(12), l)
 	if got := fmt.Sprint(rebalances(p)); got != "[add-brokers [9,10,11,12,13,14]]" {
 		t.Fatalf("rebalances %s, want add-brokers of the six new ones", got)
 	}
-	ready := readyRebalance("add-brokers", span(9, 14))
+	ready := readyRebalance("add-brokers", idRange(9, 14))
 	l.rebalances[ready.GetName()] = ready
 	p = d.plan("pkc-1", 2, spec(12), l)
-	if len(p.rebalances) != 0 || p.kafka.GetAnnotations()[AnnotationBalanced] != intList(span(3, 14)) {
+	if len(p.rebalances) != 0 || p.kafka.GetAnnotations()[AnnotationBalanced] != intList(idRange(3, 14)) {
 		t.Fatalf("after the rebalance: %v, balanced %s; want none, all twelve balanced", rebalances(p), p.kafka.GetAnnotations()[AnnotationBalanced])
 	}
 }
@@ -162,5 +162,29 @@ func TestContainsIgnoresWhatOthersAdd(t *testing.T) {
 	have["spec"].(map[string]any)["replicas"] = int64(1)
 	if contains(have, want) {
 		t.Fatal("an edited field is taken as unchanged")
+	}
+}
+
+// TestPlanPoolsWithoutStatusUseTheirRange: before Strimzi writes a pool's
+// status (or when something else plays it and writes only the Kafka's),
+// its node ids are the first of its range: a raised pool gets its
+// add-brokers rebalance for them, and the pools count as at their size.
+func TestPlanPoolsWithoutStatusUseTheirRange(t *testing.T) {
+	d := newPlanDriver()
+	raised := &unstructured.Unstructured{Object: map[string]any{"metadata": map[string]any{"name": brokerPool},
+		"spec": map[string]any{"replicas": int64(12)}}}
+	l := live{kafka: readyKafka(idRange(poolIDs, poolIDs+5)), pools: map[string]*unstructured.Unstructured{brokerPool: raised},
+		rebalances: map[string]*unstructured.Unstructured{}}
+	p := d.plan("pkc-1", 2, spec(12), l)
+	if got, want := fmt.Sprint(rebalances(p)), fmt.Sprintf("[add-brokers %s]", intList(idRange(poolIDs+6, poolIDs+11))); got != want {
+		t.Fatalf("rebalances %s, want %s", got, want)
+	}
+	for _, u := range p.pools {
+		if next := u.GetAnnotations()[annotationNextNodes]; u.GetName() == brokerPool && next != fmt.Sprintf("[%d-%d]", poolIDs, 2*poolIDs-1) {
+			t.Fatalf("the broker pool's next-node-ids %q, want its range", next)
+		}
+	}
+	if p.hasKeys || p.kafka.GetAnnotations()[AnnotationHasKeys] != "" {
+		t.Fatal("a PKC without keys is marked as having some: the driver would reach for brokers it does not need")
 	}
 }

@@ -6,7 +6,8 @@
 //
 // What it follows of Strimzi (strimzi-kafka-operator at 1.2.0):
 //   - node ids: one set per cluster, shared by its pools; a new node takes
-//     the lowest unused id, a removed one is taken from the pool's
+//     the lowest unused id of the pool's strimzi.io/next-node-ids, else the
+//     lowest unused, a removed one is taken from the pool's
 //     strimzi.io/remove-node-ids, else the highest
 //     (cluster-operator/.../model/nodepools/NodeIdAssignor.java);
 //   - a broker cannot be removed while it holds partition replicas
@@ -275,6 +276,13 @@ func (o *Operator) reconcilePool(ctx context.Context, p *unstructured.Unstructur
 	warning := ""
 	switch {
 	case int64(len(ids)) < replicas:
+		// First from strimzi.io/next-node-ids, then the lowest unused.
+		for _, next := range idRange(p.GetAnnotations()["strimzi.io/next-node-ids"]) {
+			if int64(len(ids)) < replicas && !used[next] {
+				used[next] = true
+				ids = append(ids, next)
+			}
+		}
 		for next := int64(0); int64(len(ids)) < replicas; next++ {
 			if !used[next] {
 				used[next] = true
@@ -574,6 +582,23 @@ func state(r *unstructured.Unstructured) string {
 		}
 	}
 	return ""
+}
+
+// idRange reads a node id range as Strimzi writes it: "[0, 1, 10-15]".
+func idRange(s string) []int64 {
+	var out []int64
+	for _, part := range strings.Split(strings.Trim(s, "[] "), ",") {
+		part = strings.TrimSpace(part)
+		var from, to int64
+		if n, _ := fmt.Sscanf(part, "%d-%d", &from, &to); n == 2 {
+			for i := from; i <= to; i++ {
+				out = append(out, i)
+			}
+		} else if n, _ := fmt.Sscanf(part, "%d", &from); n == 1 {
+			out = append(out, from)
+		}
+	}
+	return out
 }
 
 func has(u *unstructured.Unstructured, path ...string) bool {
