@@ -58,7 +58,7 @@ const (
 	// AnnotationHasKeys is set on a Kafka once the driver set a key on
 	// its brokers: from then on it reaches them to keep the keys exact
 	// (a key revoked while the satellite was away is removed).
-	AnnotationHasKeys = "mothership.dev/has-keys"
+	AnnotationHasKeys     = "mothership.dev/has-keys"
 	annotationAutoApprove = "strimzi.io/rebalance-auto-approval"
 	zoneLabel             = "topology.kubernetes.io/zone"
 )
