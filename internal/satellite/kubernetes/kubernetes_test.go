@@ -540,3 +540,34 @@ func TestWithOnlyTheKafkasStatusWritten(t *testing.T) {
 	s.link.set(id, 0, nil)
 	waitFor(t, "the Kafka deleted", func() (bool, string) { return s.get(gvrKafka, pkcNS, id) == nil, "still there" })
 }
+
+// TestMultiZoneSpreadsBrokersOverZonePools: a MULTI_ZONE PKC gets one
+// broker pool per zone, pinned to it, and rack awareness on the zone.
+func TestMultiZoneSpreadsBrokersOverZonePools(t *testing.T) {
+	s := newSite(t)
+	id := resource.NewID("pkc")
+	ns := kubernetes.Namespace(id)
+	spec := dedicated(2)
+	spec.Availability, spec.Zones = resource.MultiZone, []string{"us-west-2a", "us-west-2b", "us-west-2c"}
+	s.link.set(id, 1, spec)
+	got := s.waitProvisioned(id, 1)
+	if got.Brokers != 6 {
+		t.Fatalf("%d brokers, want 6", got.Brokers)
+	}
+	for _, z := range spec.Zones {
+		p := s.get(gvrPool, ns, "broker-"+z)
+		if p == nil {
+			t.Fatalf("no broker pool for zone %s", z)
+		}
+		replicas, _, _ := unstructured.NestedInt64(p.Object, "spec", "replicas")
+		terms, _, _ := unstructured.NestedSlice(p.Object, "spec", "template", "pod", "affinity", "nodeAffinity",
+			"requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms")
+		if replicas != 2 || !strings.Contains(fmt.Sprint(terms), z) {
+			t.Fatalf("pool of %s: %d replicas, affinity %v; want 2 brokers pinned to the zone", z, replicas, terms)
+		}
+	}
+	k := s.get(gvrKafka, ns, id)
+	if key, _, _ := unstructured.NestedString(k.Object, "spec", "kafka", "rack", "topologyKey"); key != "topology.kubernetes.io/zone" {
+		t.Fatalf("rack topology key %q, want the zone label", key)
+	}
+}
