@@ -245,8 +245,12 @@ func user(t *testing.T, key sitekey.PrivateKey, name, password string) resource.
 	return tenanttest.User(t, key, awsSite.String(), name, password)
 }
 
-// produce produces one record as user to the PKC's broker.
-func (s *site) produce(id, name, password string) error {
+// produce produces one record as user to the PKC's broker, on topic
+// orders.
+func (s *site) produce(id, name, password string) error { return s.produceTo(id, name, password, "orders") }
+
+// produceTo produces one record as user to the PKC's broker.
+func (s *site) produceTo(id, name, password, topic string) error {
 	s.t.Helper()
 	brokers := s.op.Brokers(kubernetes.Namespace(id), id)
 	if brokers == nil {
@@ -263,7 +267,7 @@ func (s *site) produce(id, name, password string) error {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(s.t.Context(), 15*time.Second)
 	defer cancel()
-	return cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte("hello")}).FirstErr()
+	return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("hello")}).FirstErr()
 }
 
 // TestDedicatedClusterFromCreateToProvisioned: a Dedicated 2 CKU PKC
@@ -569,5 +573,24 @@ func TestMultiZoneSpreadsBrokersOverZonePools(t *testing.T) {
 	k := s.get(gvrKafka, ns, id)
 	if key, _, _ := unstructured.NestedString(k.Object, "spec", "kafka", "rack", "topologyKey"); key != "topology.kubernetes.io/zone" {
 		t.Fatalf("rack topology key %q, want the zone label", key)
+	}
+}
+
+// TestBasicTenantSeesOnlyItsPrefix: a Basic cluster is a tenant of a shared
+// PKC; its key may use topics under the tenant's prefix only.
+func TestBasicTenantSeesOnlyItsPrefix(t *testing.T) {
+	s := newSite(t)
+	id := resource.NewID("pkc")
+	key := user(t, s.key, "KEYBBBBBBBBBBBB1", "secret-b")
+	spec := &resource.PKCSpec{Cloud: "AWS", Region: "us-west-2", Availability: resource.MultiZone, Brokers: 3,
+		Zones: []string{"us-west-2a", "us-west-2b", "us-west-2c"},
+		Tenants: map[string]resource.Tenant{"lkc-abc123": {Prefix: "lkc-abc123.", Users: []resource.KafkaUser{key}}}}
+	s.link.set(id, 1, spec)
+	s.waitProvisioned(id, 1)
+	if err := s.produceTo(id, key.Name, "secret-b", "lkc-abc123.orders"); err != nil {
+		t.Fatalf("the tenant's key cannot produce under its prefix: %v", err)
+	}
+	if err := s.produceTo(id, key.Name, "secret-b", "orders"); err == nil {
+		t.Fatal("the tenant's key produced outside its prefix")
 	}
 }
