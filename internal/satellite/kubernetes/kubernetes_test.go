@@ -247,7 +247,9 @@ func user(t *testing.T, key sitekey.PrivateKey, name, password string) resource.
 
 // produce produces one record as user to the PKC's broker, on topic
 // orders.
-func (s *site) produce(id, name, password string) error { return s.produceTo(id, name, password, "orders") }
+func (s *site) produce(id, name, password string) error {
+	return s.produceTo(id, name, password, "orders")
+}
 
 // produceTo produces one record as user to the PKC's broker.
 func (s *site) produceTo(id, name, password, topic string) error {
@@ -583,7 +585,7 @@ func TestBasicTenantSeesOnlyItsPrefix(t *testing.T) {
 	id := resource.NewID("pkc")
 	key := user(t, s.key, "KEYBBBBBBBBBBBB1", "secret-b")
 	spec := &resource.PKCSpec{Cloud: "AWS", Region: "us-west-2", Availability: resource.MultiZone, Brokers: 3,
-		Zones: []string{"us-west-2a", "us-west-2b", "us-west-2c"},
+		Zones:   []string{"us-west-2a", "us-west-2b", "us-west-2c"},
 		Tenants: map[string]resource.Tenant{"lkc-abc123": {Prefix: "lkc-abc123.", Users: []resource.KafkaUser{key}}}}
 	s.link.set(id, 1, spec)
 	s.waitProvisioned(id, 1)
