@@ -44,8 +44,18 @@ func TestReplayedEventChangesNothing(t *testing.T) {
 		mustSet(t, p.source.Store, "k", 1)
 		mustSet(t, p.source.Store, "k", 2)
 		waitConverged(t, p, 20*time.Second)
-		before := p.actions.of("k")
+		// The sink has the newest state; on a loaded machine its
+		// reactor may still be finishing the reconcile of an event it
+		// received before. Wait until it is still.
 		stats := p.sink.Reactor.Stats()
+		waitFor(t, "the sink's reactor still", 20*time.Second, func() (bool, string) {
+			time.Sleep(300 * time.Millisecond)
+			now := p.sink.Reactor.Stats()
+			still := now == stats
+			stats = now
+			return still, fmt.Sprintf("stats %+v", now)
+		})
+		before := p.actions.of("k")
 
 		// Replay both events exactly as the relay produced them.
 		for _, rec := range readTopic(t, kafka, itemTopic) {
