@@ -1,0 +1,139 @@
+package kubernetes_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/satellite"
+	"github.com/mothership-dev/mothership/internal/satellite/kubernetes"
+	"github.com/mothership-dev/mothership/internal/satellite/kubernetes/kubetest"
+	"github.com/mothership-dev/mothership/internal/satellite/kubernetes/strimzitest"
+	"github.com/mothership-dev/mothership/internal/sitekey"
+)
+
+// proxy stands between the satellite and the API server: it forwards
+// every request (the administrator's transport carries the
+// ServiceAccount's impersonation headers), or answers as an API server
+// that is away (503) or throttles writes (429 with Retry-After).
+type proxy struct {
+	next http.Handler
+
+	mu        sync.Mutex
+	down      bool
+	throttle  int // write requests still to answer 429
+	throttled int
+	refused   int
+}
+
+func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	down := p.down
+	throttle := r.Method != http.MethodGet && p.throttle > 0
+	if throttle {
+		p.throttle--
+		p.throttled++
+	}
+	if down {
+		p.refused++
+	}
+	p.mu.Unlock()
+	switch {
+	case down:
+		http.Error(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"the API server is away","code":503}`, http.StatusServiceUnavailable)
+	case throttle:
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too many requests","reason":"TooManyRequests","code":429}`, http.StatusTooManyRequests)
+	default:
+		p.next.ServeHTTP(w, r)
+	}
+}
+
+func (p *proxy) set(f func(p *proxy)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f(p)
+}
+
+// TestAPIServerAwayAndThrottling: with the API server away, the satellite
+// keeps retrying and leaves what runs as it is; when it is back, the
+// change goes through. Answered 429 with Retry-After, it waits and
+// retries, and the change goes through too.
+func TestAPIServerAwayAndThrottling(t *testing.T) {
+	env := kubetest.Start(t)
+	ns, sa := env.InstallSatelliteRBAC(t)
+	transport, err := rest.TransportFor(env.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := url.Parse(env.Admin.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport, rp.FlushInterval = transport, -1
+	px := &proxy{next: rp}
+	srv := httptest.NewServer(px)
+	defer srv.Close()
+	cfg := &rest.Config{Host: srv.URL, Impersonate: env.AsServiceAccount(t, ns, sa).Impersonate}
+
+	admin, err := dynamic.NewForConfig(env.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := sitekey.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &site{t: t, env: env, op: strimzitest.Start(t, env.Admin), admin: admin, key: key, link: newLink(), dir: t.TempDir(),
+		name: "test/" + resource.NewID("site")}
+	d, err := kubernetes.New(kubernetes.Config{REST: cfg, SiteName: s.name, SiteKey: key, Resync: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := satellite.New(satellite.Config{Site: awsSite, Link: s.link, Driver: d, DataDir: s.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	id := resource.NewID("pkc")
+	s.link.set(id, 1, dedicated(1))
+	s.waitProvisioned(id, 1)
+
+	px.set(func(p *proxy) { p.down = true })
+	s.link.set(id, 2, dedicated(2))
+	waitFor(t, "the satellite retrying while the API server is away", func() (bool, string) {
+		r, _ := s.link.realized(id)
+		px.mu.Lock()
+		refused := px.refused
+		px.mu.Unlock()
+		return refused > 3 && r.Generation == 1, fmt.Sprintf("%d requests refused, realized %+v", refused, r)
+	})
+	if n := s.brokerReplicas(id); n != 3 {
+		t.Fatalf("with the API server away the brokers are %d, want the 3 that run", n)
+	}
+	px.set(func(p *proxy) { p.down = false })
+	s.waitProvisioned(id, 2)
+
+	px.set(func(p *proxy) { p.throttle = 3 })
+	s.link.set(id, 3, dedicated(3))
+	got := s.waitProvisioned(id, 3)
+	px.mu.Lock()
+	throttled := px.throttled
+	px.mu.Unlock()
+	if throttled != 3 || got.Brokers != 9 {
+		t.Fatalf("%d writes answered 429, %d brokers; want 3 throttled and 9 brokers in the end", throttled, got.Brokers)
+	}
+}
