@@ -62,10 +62,11 @@ func (k *kubeFlags) driver(log *slog.Logger, reg prometheus.Registerer) func(sit
 		if err != nil {
 			return nil, fmt.Errorf("satellite %s: %w", site, err)
 		}
+		var siteReg prometheus.Registerer
 		if reg != nil {
-			reg = prometheus.WrapRegistererWith(prometheus.Labels{"site": site.String()}, reg)
+			siteReg = prometheus.WrapRegistererWith(prometheus.Labels{"site": site.String()}, reg)
 		}
 		return kubernetes.New(kubernetes.Config{REST: cfg, SiteName: site.String(), Site: k.site, SiteKey: key,
-			Logger: log.With("satellite", site.String()), Registerer: reg})
+			Logger: log.With("satellite", site.String()), Registerer: siteReg})
 	}
 }

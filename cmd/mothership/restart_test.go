@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/satellite/kubernetes/kubetest"
 )
 
 // TestMain lets a test run this binary's main as a child process, so that
@@ -29,7 +30,9 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// A test here runs `dev` against a real Kubernetes API server:
+	// kubetest stops it after the tests.
+	kubetest.Main(m)
 }
 
 // child is `mothership dev` running as a separate process; its output goes

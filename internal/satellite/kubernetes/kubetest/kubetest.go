@@ -167,6 +167,17 @@ func (e *Env) AsServiceAccount(tb testing.TB, ns, name string) *rest.Config {
 	return cfg
 }
 
+// KubeconfigFile writes a kubeconfig of the administrator to a file of
+// the test's and returns its path, for a process that takes --kubeconfig.
+func (e *Env) KubeconfigFile(tb testing.TB) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, e.env.KubeConfig, 0o600); err != nil {
+		tb.Fatalf("kubetest: kubeconfig: %v", err)
+	}
+	return path
+}
+
 // Namespace creates a namespace for the calling test, named after it and
 // unique in the control plane. It is not deleted: without a controller
 // manager a deleted namespace would only stay Terminating, and the control
