@@ -84,9 +84,12 @@ type Config struct {
 	Kafka []kgo.Opt
 	// Resync is how often every object is compared again with what the
 	// driver wants (default 10 minutes).
-	Resync     time.Duration
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	Resync time.Duration
+	// RebalanceRetry is how long a rebalance Strimzi reports NotReady is
+	// left before the driver asks for a new proposal (default a minute).
+	RebalanceRetry time.Duration
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer
 }
 
 // Driver realizes PKCs through Strimzi.
@@ -115,6 +118,7 @@ func New(cfg Config) (*Driver, error) {
 	cfg.Site.ExternalListener = cmp.Or(cfg.Site.ExternalListener, "loadbalancer")
 	cfg.Site.StorageGiBPerCKU = cmp.Or(cfg.Site.StorageGiBPerCKU, 300)
 	cfg.Resync = cmp.Or(cfg.Resync, 10*time.Minute)
+	cfg.RebalanceRetry = cmp.Or(cfg.RebalanceRetry, time.Minute)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -323,6 +327,9 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 		}
 	}
 
+	if p.failed != nil {
+		return resource.Realized{}, fmt.Errorf("pkc %s: %w", id, p.failed)
+	}
 	r := p.realized(item.Generation, l)
 	if p.hasKeys && (r.Phase == resource.PhaseProvisioned || p.serving) {
 		if err := d.tenants(ctx, id, ns, spec, l); err != nil {

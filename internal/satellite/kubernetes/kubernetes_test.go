@@ -142,7 +142,7 @@ func newSite(t *testing.T) *site {
 
 func (s *site) start(ns, sa string) {
 	s.t.Helper()
-	d, err := kubernetes.New(kubernetes.Config{REST: s.env.AsServiceAccount(s.t, ns, sa), SiteName: s.name, SiteKey: s.key, Resync: time.Minute,
+	d, err := kubernetes.New(kubernetes.Config{REST: s.env.AsServiceAccount(s.t, ns, sa), SiteName: s.name, SiteKey: s.key, Resync: time.Minute, RebalanceRetry: time.Second,
 		Site: kubernetes.Site{AutoCreateTopics: true}})
 	if err != nil {
 		s.t.Fatal(err)
@@ -345,14 +345,20 @@ func TestResizeMovesPartitionsTheWayKafkaNeedsIt(t *testing.T) {
 	var mu sync.Mutex
 	asked := map[string][]int64{}
 	stop := make(chan struct{})
-	go func() {
+	var recording sync.WaitGroup
+	recording.Go(func() {
 		for {
 			select {
 			case <-stop:
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
-			for _, r := range s.list(gvrRebalance, ns) {
+			// Not s.list: a goroutine may not fail the test.
+			l, err := s.admin.Resource(gvrRebalance).Namespace(ns).List(context.Background(), metav1.ListOptions{})
+			if err != nil {
+				continue
+			}
+			for _, r := range l.Items {
 				mode, _, _ := unstructured.NestedString(r.Object, "spec", "mode")
 				b, _, _ := unstructured.NestedSlice(r.Object, "spec", "brokers")
 				var ids []int64
@@ -364,7 +370,8 @@ func TestResizeMovesPartitionsTheWayKafkaNeedsIt(t *testing.T) {
 				mu.Unlock()
 			}
 		}
-	}()
+	})
+	defer recording.Wait()
 	defer close(stop)
 
 	s.link.set(id, 2, dedicated(4))
@@ -594,5 +601,29 @@ func TestBasicTenantSeesOnlyItsPrefix(t *testing.T) {
 	}
 	if err := s.produceTo(id, key.Name, "secret-b", "orders"); err == nil {
 		t.Fatal("the tenant's key produced outside its prefix")
+	}
+}
+
+// TestAFailedRebalanceIsRetriedAndHoldsThePool: a remove-brokers rebalance
+// Strimzi reports NotReady shows in the status and keeps the pool at its
+// size; once Cruise Control can, a new proposal is asked for, and the
+// shrink completes without a refused scale-down.
+func TestAFailedRebalanceIsRetriedAndHoldsThePool(t *testing.T) {
+	s := newSite(t)
+	id := resource.NewID("pkc")
+	s.link.set(id, 1, dedicated(2))
+	s.waitProvisioned(id, 1)
+	s.op.FailRebalances(true)
+	s.link.set(id, 2, dedicated(1))
+	waitFor(t, "the rebalance's failure in the status", func() (bool, string) {
+		r, _ := s.link.realized(id)
+		return strings.Contains(r.Message, "CruiseControlRestException"), fmt.Sprintf("%+v", r)
+	})
+	if n := s.brokerReplicas(id); n != 6 {
+		t.Fatalf("the pool holds %d brokers while the rebalance failed, want the 6 it has", n)
+	}
+	s.op.FailRebalances(false)
+	if got := s.waitProvisioned(id, 2); got.Brokers != 3 || s.op.Refused() != 0 {
+		t.Fatalf("%d brokers, %d scale-downs refused; want 3, none", got.Brokers, s.op.Refused())
 	}
 }

@@ -60,6 +60,7 @@ const (
 	// (a key revoked while the satellite was away is removed).
 	AnnotationHasKeys     = "mothership.dev/has-keys"
 	annotationAutoApprove = "strimzi.io/rebalance-auto-approval"
+	annotationRebalance   = "strimzi.io/rebalance"
 	zoneLabel             = "topology.kubernetes.io/zone"
 )
 

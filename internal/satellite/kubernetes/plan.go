@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -25,6 +26,7 @@ type plan struct {
 	reason      string   // of the first wait
 	serving     bool     // the brokers serve: keys can be set
 	hasKeys     bool     // the brokers have keys, or are to get some
+	failed      error    // what Apply reports as failed, once applied
 }
 
 // plan decides the objects of a PKC.
@@ -96,6 +98,7 @@ func (d *Driver) plan(id string, gen int64, spec resource.PKCSpec, l live) plan 
 		removal = rebalanceObject(id, "remove-brokers", removeAll)
 		var state string
 		removalReady, state = rebalanceState(l.rebalances[removal.GetName()])
+		d.retryFailed(&p, removal, l.rebalances[removal.GetName()])
 		p.rebalances = append(p.rebalances, removal)
 		if !removalReady {
 			p.wait("REBALANCING", fmt.Sprintf("moving partitions off brokers %s before they are removed: %s", intList(removeAll), state))
@@ -142,6 +145,7 @@ func (d *Driver) plan(id string, gen int64, spec resource.PKCSpec, l live) plan 
 			if ready {
 				balanced = p.nodeIDs
 			} else {
+				d.retryFailed(&p, add, l.rebalances[add.GetName()])
 				p.rebalances = append(p.rebalances, add)
 				p.wait("REBALANCING", fmt.Sprintf("moving partitions onto new brokers %s: %s", intList(added), state))
 			}
@@ -156,6 +160,23 @@ func (d *Driver) plan(id string, gen int64, spec resource.PKCSpec, l live) plan 
 		p.waitFirst(reason, why)
 	}
 	return p
+}
+
+// retryFailed asks Strimzi for a new proposal (strimzi.io/rebalance:
+// refresh) of a rebalance that ended NotReady at least RebalanceRetry ago,
+// and makes the plan fail meanwhile, so that the agent comes back with its
+// backoff and the reason shows in the cluster's status.
+func (d *Driver) retryFailed(p *plan, want, have *unstructured.Unstructured) {
+	ok, c := conditionTrue(have, "NotReady")
+	if !ok {
+		return
+	}
+	p.failed = fmt.Errorf("Strimzi reports the %s rebalance not ready: %v: %v", nested[string](want, "spec", "mode"), c["reason"], c["message"])
+	since, _ := time.Parse(time.RFC3339, fmt.Sprint(c["lastTransitionTime"]))
+	if time.Since(since) >= d.cfg.RebalanceRetry {
+		setAnnotation(want, annotationRebalance, "refresh")
+		p.failed = fmt.Errorf("%w; asking for a new proposal", p.failed)
+	}
 }
 
 func zoneOf(p pool) string {

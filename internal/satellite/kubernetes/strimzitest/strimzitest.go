@@ -20,7 +20,8 @@
 //     (KafkaAssemblyOperator, KafkaListenersReconciler);
 //   - KafkaRebalance: a condition named after its state, PendingProposal,
 //     ProposalReady, then with strimzi.io/rebalance-auto-approval
-//     Rebalancing and Ready; NotReady without the strimzi.io/cluster
+//     Rebalancing and Ready; strimzi.io/rebalance: refresh asks for a new
+//     proposal and is removed once acted on; NotReady without the strimzi.io/cluster
 //     label, its Kafka, or the Kafka's cruiseControl
 //     (KafkaRebalanceAssemblyOperator);
 //   - KafkaUser: Ready once its password Secret exists (the User
@@ -486,6 +487,22 @@ func (o *Operator) userPassword(ctx context.Context, ns, user string) (string, e
 }
 
 func (o *Operator) reconcileRebalance(ctx context.Context, r *unstructured.Unstructured, byKafka map[string]*unstructured.Unstructured) error {
+	if r.GetAnnotations()["strimzi.io/rebalance"] == "refresh" {
+		// Acted on, the annotation goes, and a new proposal is asked for.
+		a := r.GetAnnotations()
+		delete(a, "strimzi.io/rebalance")
+		c := r.DeepCopy()
+		c.SetAnnotations(a)
+		u, err := o.client.Resource(rebalances).Namespace(r.GetNamespace()).Update(ctx, c, metav1.UpdateOptions{})
+		if err != nil {
+			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("refresh of %s/%s: %w", r.GetNamespace(), r.GetName(), err)
+		}
+		return o.setStatus(ctx, rebalances, u, map[string]any{"observedGeneration": u.GetGeneration(),
+			"conditions": []any{condition("PendingProposal", "", "")}})
+	}
 	cluster := r.GetLabels()["strimzi.io/cluster"]
 	k := byKafka[r.GetNamespace()+"/"+cluster]
 	current := state(r)
