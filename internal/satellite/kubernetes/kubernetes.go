@@ -282,6 +282,17 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 	if _, err := d.ensure(ctx, gvrNamespace, namespaceObject(id), l.namespace); err != nil {
 		return resource.Realized{}, fmt.Errorf("pkc %s: %w", id, err)
 	}
+	if l.secret == nil {
+		// The watch may not have seen the Secret made a moment ago: a
+		// password made again would change the driver's own credential.
+		got, err := d.resource(gvrSecret, ns).Get(ctx, adminSecret, metav1.GetOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return resource.Realized{}, fmt.Errorf("pkc %s: the satellite's secret: %w", id, err)
+		}
+		if err == nil {
+			l.secret = got
+		}
+	}
 	password := ""
 	if l.secret != nil {
 		password = secretPassword(l.secret)
