@@ -198,6 +198,33 @@ type Tenant struct {
 	// CKU is the tenant's size (dedicated PKCs are sized from it).
 	CKU   int         `json:"cku,omitempty"`
 	Users []KafkaUser `json:"users,omitempty"`
+	// Quotas are what each of its users may use of the brokers: its
+	// SKU's limits.
+	Quotas *Quotas `json:"quotas,omitempty"`
+}
+
+// Quotas are Kafka client quotas of one user (principal).
+type Quotas struct {
+	// ProducerByteRate and ConsumerByteRate are bytes per second per
+	// broker.
+	ProducerByteRate int64 `json:"producer_byte_rate"`
+	ConsumerByteRate int64 `json:"consumer_byte_rate"`
+	// RequestPercentage is the share of a broker's network and I/O
+	// threads' time, in percent of one thread; 0: no limit.
+	RequestPercentage float64 `json:"request_percentage,omitempty"`
+}
+
+// SKUQuotas are the quotas of a cluster's keys by its type and size:
+// Confluent Cloud's published limits (Basic and Standard 250 MB/s in and
+// 750 MB/s out; Dedicated 60 and 180 MB/s per CKU), and for the shared
+// types a bound on request time so that one tenant cannot take a shared
+// broker's threads.
+func SKUQuotas(clusterType string, cku int) Quotas {
+	const mb = 1_000_000
+	if clusterType == TypeDedicated {
+		return Quotas{ProducerByteRate: int64(max(cku, 1)) * 60 * mb, ConsumerByteRate: int64(max(cku, 1)) * 180 * mb}
+	}
+	return Quotas{ProducerByteRate: 250 * mb, ConsumerByteRate: 750 * mb, RequestPercentage: 100}
 }
 
 // PKCSpec is the desired state of a physical Kafka cluster.

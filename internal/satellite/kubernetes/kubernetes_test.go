@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -586,14 +588,16 @@ func TestMultiZoneSpreadsBrokersOverZonePools(t *testing.T) {
 }
 
 // TestBasicTenantSeesOnlyItsPrefix: a Basic cluster is a tenant of a shared
-// PKC; its key may use topics under the tenant's prefix only.
+// PKC; its key may use topics under the tenant's prefix only, within its
+// SKU's client quotas.
 func TestBasicTenantSeesOnlyItsPrefix(t *testing.T) {
 	s := newSite(t)
 	id := resource.NewID("pkc")
 	key := user(t, s.key, "KEYBBBBBBBBBBBB1", "secret-b")
+	quotas := resource.SKUQuotas(resource.TypeBasic, 0) // as pkc gives a Basic tenant
 	spec := &resource.PKCSpec{Cloud: "AWS", Region: "us-west-2", Availability: resource.MultiZone, Brokers: 3,
 		Zones:   []string{"us-west-2a", "us-west-2b", "us-west-2c"},
-		Tenants: map[string]resource.Tenant{"lkc-abc123": {Prefix: "lkc-abc123.", Users: []resource.KafkaUser{key}}}}
+		Tenants: map[string]resource.Tenant{"lkc-abc123": {Prefix: "lkc-abc123.", Users: []resource.KafkaUser{key}, Quotas: &quotas}}}
 	s.link.set(id, 1, spec)
 	s.waitProvisioned(id, 1)
 	if err := s.produceTo(id, key.Name, "secret-b", "lkc-abc123.orders"); err != nil {
@@ -602,6 +606,44 @@ func TestBasicTenantSeesOnlyItsPrefix(t *testing.T) {
 	if err := s.produceTo(id, key.Name, "secret-b", "orders"); err == nil {
 		t.Fatal("the tenant's key produced outside its prefix")
 	}
+	want := quotas
+	if got := s.quotas(id, key.Name); got["producer_byte_rate"] != float64(want.ProducerByteRate) ||
+		got["consumer_byte_rate"] != float64(want.ConsumerByteRate) || got["request_percentage"] != want.RequestPercentage {
+		t.Fatalf("the key's quotas on the brokers: %v, want %+v", got, want)
+	}
+}
+
+// quotas reads a user's client quotas from the PKC's broker, as the
+// satellite's own superuser.
+func (s *site) quotas(id, user string) map[string]float64 {
+	s.t.Helper()
+	ns := kubernetes.Namespace(id)
+	secret := s.get(schema.GroupVersionResource{Version: "v1", Resource: "secrets"}, ns, "mothership-satellite")
+	data, _, _ := unstructured.NestedStringMap(secret.Object, "data")
+	pw, err := base64.StdEncoding.DecodeString(data["password"])
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.op.CA())
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.op.Brokers(ns, id).ListenAddrs()...), kgo.DialTLSConfig(&tls.Config{RootCAs: pool}),
+		kgo.SASL(scram.Auth{User: "mothership-satellite", Pass: string(pw)}.AsSha512Mechanism()))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer cl.Close()
+	described, err := kadm.NewClient(cl).DescribeClientQuotas(s.t.Context(), true,
+		[]kadm.DescribeClientQuotaComponent{{Type: "user", MatchName: &user}})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, d := range described {
+		for _, v := range d.Values {
+			out[v.Key] = v.Value
+		}
+	}
+	return out
 }
 
 // TestAFailedRebalanceIsRetriedAndHoldsThePool: a remove-brokers rebalance

@@ -1,8 +1,8 @@
 // Package tenants realizes the tenants of a PKC on a running Kafka cluster
 // through the Admin API: each key's salted SCRAM-SHA-512 credential, which
 // the satellite opens with its own key (the password is never on the
-// site), and the ACLs of its tenant. Every driver whose brokers the
-// satellite reaches uses it.
+// site), the ACLs of its tenant and its SKU's client quotas. Every driver
+// whose brokers the satellite reaches uses it.
 package tenants
 
 import (
@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
@@ -87,6 +88,9 @@ func Apply(ctx context.Context, adm *kadm.Client, siteKey sitekey.PrivateKey, ad
 			return fmt.Errorf("delete ACLs of removed users: %w", err)
 		}
 	}
+	if err := quotas(ctx, adm, tenants, stale); err != nil {
+		return err
+	}
 	for _, b := range acls {
 		results, err := adm.CreateACLs(ctx, b)
 		if err != nil {
@@ -96,6 +100,47 @@ func Apply(ctx context.Context, adm *kadm.Client, siteKey sitekey.PrivateKey, ad
 			if r.Err != nil {
 				return fmt.Errorf("create ACL for %s on %s: %w", r.Principal, r.Name, r.Err)
 			}
+		}
+	}
+	return nil
+}
+
+// quotas sets each user's client quotas to its tenant's, and removes those
+// of the users no tenant holds any more (stale, as "User:NAME").
+func quotas(ctx context.Context, adm *kadm.Client, tenants map[string]resource.Tenant, stale []string) error {
+	var entries []kadm.AlterClientQuotaEntry
+	entity := func(name string) kadm.ClientQuotaEntity {
+		return kadm.ClientQuotaEntity{{Type: "user", Name: &name}}
+	}
+	for _, lkc := range slices.Sorted(maps.Keys(tenants)) {
+		t := tenants[lkc]
+		if t.Quotas == nil {
+			continue
+		}
+		for _, u := range t.Users {
+			ops := []kadm.AlterClientQuotaOp{
+				{Key: "producer_byte_rate", Value: float64(t.Quotas.ProducerByteRate)},
+				{Key: "consumer_byte_rate", Value: float64(t.Quotas.ConsumerByteRate)},
+				{Key: "request_percentage", Value: t.Quotas.RequestPercentage, Remove: t.Quotas.RequestPercentage == 0},
+			}
+			entries = append(entries, kadm.AlterClientQuotaEntry{Entity: entity(u.Name), Ops: ops})
+		}
+	}
+	for _, p := range stale {
+		name := strings.TrimPrefix(p, "User:")
+		entries = append(entries, kadm.AlterClientQuotaEntry{Entity: entity(name), Ops: []kadm.AlterClientQuotaOp{
+			{Key: "producer_byte_rate", Remove: true}, {Key: "consumer_byte_rate", Remove: true}, {Key: "request_percentage", Remove: true}}})
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	results, err := adm.AlterClientQuotas(ctx, entries)
+	if err != nil {
+		return fmt.Errorf("alter client quotas: %w", err)
+	}
+	for _, r := range results {
+		if r.Err != nil {
+			return fmt.Errorf("client quotas of %s: %w %s", r.Entity, r.Err, r.ErrMessage)
 		}
 	}
 	return nil

@@ -324,6 +324,9 @@ func TestKeyBeforeItsClusterBecomesAUser(t *testing.T) {
 			if !slices.Equal(names, []string{"KEYLIVE"}) {
 				t.Errorf("the placed tenant's users: %v, want [KEYLIVE]", names)
 			}
+			if q, want := ps.Tenants["lkc-1"].Quotas, resource.SKUQuotas(resource.TypeBasic, 0); q == nil || *q != want {
+				t.Errorf("the placed Basic tenant's quotas: %+v, want its SKU's %+v", q, want)
+			}
 			return nil
 		})
 		if err != nil {

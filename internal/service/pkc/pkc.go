@@ -208,6 +208,8 @@ func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, id string) erro
 		}
 	}
 	tenant.CKU = spec.CKU
+	q := resource.SKUQuotas(spec.Type, spec.CKU)
+	tenant.Quotas = &q
 	want := ps
 	want.Tenants = maps.Clone(ps.Tenants)
 	want.Tenants[id] = tenant
