@@ -98,7 +98,7 @@ func TestDevOnKubernetes(t *testing.T) {
 		t.Fatal(err)
 	}
 	lkc = c.waitCluster(lkc.ID, "PROVISIONED", done)
-	if !strings.Contains(lkc.Spec.KafkaBootstrapEndpoint, "orders.kafka.example:9094") {
+	if lkc.Spec.KafkaBootstrapEndpoint != "SASL_SSL://orders.kafka.example:9094" {
 		t.Fatalf("endpoint %q, want the bootstrap address Strimzi reported", lkc.Spec.KafkaBootstrapEndpoint)
 	}
 

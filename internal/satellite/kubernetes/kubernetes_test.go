@@ -309,7 +309,7 @@ func TestDedicatedClusterFromCreateToProvisioned(t *testing.T) {
 
 	s.op.Pause(false)
 	got := s.waitProvisioned(id, 1)
-	if want := strimzitest.ExternalBootstrap(ns, id); got.BootstrapEndpoint != want || got.Brokers != 6 {
+	if want := "SASL_SSL://" + strimzitest.ExternalBootstrap(ns, id); got.BootstrapEndpoint != want || got.Brokers != 6 {
 		t.Fatalf("realized %+v, want endpoint %s and 6 brokers", got, want)
 	}
 	if err := s.produce(id, key.Name, "secret-1"); err != nil {
@@ -538,7 +538,7 @@ func TestWithOnlyTheKafkasStatusWritten(t *testing.T) {
 	if _, err := admin.Resource(gvrKafka).Namespace(pkcNS).UpdateStatus(t.Context(), k, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.waitProvisioned(id, 1); got.BootstrapEndpoint != "kafka.example:9094" {
+	if got := s.waitProvisioned(id, 1); got.BootstrapEndpoint != "SASL_SSL://kafka.example:9094" {
 		t.Fatalf("endpoint %q, want the address written", got.BootstrapEndpoint)
 	}
 

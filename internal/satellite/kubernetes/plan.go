@@ -211,7 +211,12 @@ func (p plan) realized(gen int64, l live) resource.Realized {
 	if bootstrap == "" && len(waiting) == 0 {
 		waiting, reason = []string{"Strimzi reports no bootstrap address for the external listener yet"}, "WAITING_FOR_STRIMZI"
 	}
-	detail := resource.Encode(resource.PKCRealized{Brokers: len(p.nodeIDs), BootstrapEndpoint: bootstrap})
+	endpoint := ""
+	if bootstrap != "" {
+		// The external listener is TLS with SCRAM: clients use SASL_SSL.
+		endpoint = "SASL_SSL://" + bootstrap
+	}
+	detail := resource.Encode(resource.PKCRealized{Brokers: len(p.nodeIDs), BootstrapEndpoint: endpoint})
 	if len(waiting) > 0 {
 		return resource.Realized{Generation: gen - 1, Phase: resource.PhaseProvisioning, Reason: reason,
 			Message: strings.Join(waiting, "; "), Detail: detail}

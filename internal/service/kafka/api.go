@@ -46,7 +46,11 @@ func toCluster(r store.Resource) (api.Cluster, error) {
 		Status: &api.ClusterStatus{Phase: r.Status.Phase, CKU: st.CKU, Reason: r.Status.Reason, Message: r.Status.Message,
 			Generation: r.Generation, ObservedGeneration: r.Status.ObservedGeneration, TopicPrefix: st.TopicPrefix},
 	}
-	if st.BootstrapEndpoint != "" {
+	switch {
+	case strings.Contains(st.BootstrapEndpoint, "://"):
+		// The data plane says how clients reach it (SASL_SSL on Strimzi).
+		c.Spec.KafkaBootstrapEndpoint = st.BootstrapEndpoint
+	case st.BootstrapEndpoint != "":
 		c.Spec.KafkaBootstrapEndpoint = "SASL_PLAINTEXT://" + st.BootstrapEndpoint
 	}
 	if spec.Network != "" {
