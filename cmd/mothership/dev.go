@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -63,6 +64,11 @@ func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	unlock, err := lockDataDir(dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	bootstrap := strings.Split(o.kafka, ",")
 	if o.kafka == "" {
 		b, err := broker.Start(broker.Config{DataDir: filepath.Join(dataDir, "broker"), Listen: o.kafkaListen, Logger: log})
@@ -104,4 +110,20 @@ func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 	<-ctx.Done()
 	log.Info("mothership stopping")
 	return sys.Stop()
+}
+
+// lockDataDir takes the data dir for this process: a second dev on it
+// would write the same databases and broker log. The lock is the kernel's
+// (flock), so a process killed with kill -9 leaves nothing that blocks the
+// next start.
+func lockDataDir(dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another mothership dev (%v): stop it, or give this one another --data-dir", dir, err)
+	}
+	return func() { f.Close() }, nil
 }

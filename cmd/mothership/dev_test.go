@@ -78,3 +78,27 @@ func TestDevServesHealthReadinessAndMetrics(t *testing.T) {
 		t.Fatalf("dev did not print its URL; printed %q", out.String())
 	}
 }
+
+// TestSecondDevOnTheSameDataDirIsRefused: a second dev on a data dir in
+// use stops at once, saying so, and the first keeps serving.
+func TestSecondDevOnTheSameDataDirIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := lockDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := newRootCmd()
+	second.SetArgs([]string{"dev", "--data-dir", dir, "--listen", freeAddr(t), "--log-level", "error"})
+	second.SetOut(io.Discard)
+	second.SetErr(io.Discard)
+	err = second.ExecuteContext(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "in use by another mothership dev") {
+		t.Fatalf("a second dev on a data dir in use: %v, want it refused", err)
+	}
+	unlock()
+	if again, err := lockDataDir(dir); err != nil {
+		t.Fatalf("the data dir is still locked once its holder let go: %v", err)
+	} else {
+		again()
+	}
+}
