@@ -334,3 +334,38 @@ func TestKeyBeforeItsClusterBecomesAUser(t *testing.T) {
 		}
 	})
 }
+
+// TestAResyncDoesNotUnsettleATenant: a Basic tenant reconciled again
+// (a resync, an event delivered twice) after a neighbour joined its PKC
+// keeps the PKC generation that carried it, so it stays PROVISIONED while
+// the neighbour's change is realized.
+func TestAResyncDoesNotUnsettleATenant(t *testing.T) {
+	storetest.EachBackend(t, func(t *testing.T, backend string) {
+		st := storetest.Open(t, backend, Name, []string{resource.KindPKC})
+		s := New(Config{})
+		carried := func(lkc string) int64 {
+			t.Helper()
+			var gen int64
+			err := st.View(t.Context(), func(ctx context.Context, tx store.Tx) error {
+				pkc, _, err := hostOf(ctx, tx, lkc, false)
+				if err != nil {
+					return err
+				}
+				ps, err := resource.Decode[resource.PKCStatus](pkc.Status.Detail)
+				gen = ps.Tenants[lkc].PKCGeneration
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return gen
+		}
+		react(t, st, s, "lkc-a", 1, basic, false)
+		before := carried("lkc-a")
+		react(t, st, s, "lkc-b", 1, basic, false) // joins the same PKC: its generation moves
+		react(t, st, s, "lkc-a", 1, basic, false) // a resync of a
+		if after := carried("lkc-a"); after != before {
+			t.Fatalf("a resync moved lkc-a to PKC generation %d from %d: it would wait for its neighbour's change", after, before)
+		}
+	})
+}

@@ -229,8 +229,15 @@ func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, id string) erro
 	return s.refreshStatus(ctx, tx, pkc.ID, func(st *resource.PKCStatus) {
 		// The tenant's LKC generation is carried by this PKC generation:
 		// the LKC is realized once the PKC has realized it, whatever
-		// changes later for other tenants.
-		st.Tenants[id] = resource.TenantStatus{ObservedGeneration: lkc.Generation, PKCGeneration: written.Generation, CKU: st.Tenants[id].CKU}
+		// changes later for other tenants. A reconcile that changed
+		// nothing (a resync, an event delivered again) keeps the
+		// generation that carried it: a neighbour's change since must
+		// not unsettle it.
+		gen := written.Generation
+		if prev, ok := st.Tenants[id]; ok && written.Generation == pkc.Generation && prev.ObservedGeneration == lkc.Generation && prev.PKCGeneration > 0 {
+			gen = prev.PKCGeneration
+		}
+		st.Tenants[id] = resource.TenantStatus{ObservedGeneration: lkc.Generation, PKCGeneration: gen, CKU: st.Tenants[id].CKU}
 	})
 }
 
