@@ -8,17 +8,10 @@ import (
 	"net/url"
 	"sync"
 	"testing"
-	"time"
 
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
 	"github.com/mothership-dev/mothership/internal/resource"
-	"github.com/mothership-dev/mothership/internal/satellite"
-	"github.com/mothership-dev/mothership/internal/satellite/kubernetes"
-	"github.com/mothership-dev/mothership/internal/satellite/kubernetes/kubetest"
-	"github.com/mothership-dev/mothership/internal/satellite/kubernetes/strimzitest"
-	"github.com/mothership-dev/mothership/internal/sitekey"
 )
 
 // proxy stands between the satellite and the API server: it forwards
@@ -69,45 +62,25 @@ func (p *proxy) set(f func(p *proxy)) {
 // change goes through. Answered 429 with Retry-After, it waits and
 // retries, and the change goes through too.
 func TestAPIServerAwayAndThrottling(t *testing.T) {
-	env := kubetest.Start(t)
-	ns, sa := env.InstallSatelliteRBAC(t)
-	transport, err := rest.TransportFor(env.Admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	target, err := url.Parse(env.Admin.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.Transport, rp.FlushInterval = transport, -1
-	px := &proxy{next: rp}
-	srv := httptest.NewServer(px)
-	defer srv.Close()
-	cfg := &rest.Config{Host: srv.URL, Impersonate: env.AsServiceAccount(t, ns, sa).Impersonate}
-
-	admin, err := dynamic.NewForConfig(env.Admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := sitekey.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &site{t: t, env: env, op: strimzitest.Start(t, env.Admin), admin: admin, key: key, link: newLink(), dir: t.TempDir(),
-		name: "test/" + resource.NewID("site")}
-	d, err := kubernetes.New(kubernetes.Config{REST: cfg, SiteName: s.name, SiteKey: key, Resync: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := satellite.New(satellite.Config{Site: awsSite, Link: s.link, Driver: d, DataDir: s.dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer a.Stop()
+	var px *proxy
+	s := newSiteWith(t, true, func(sa *rest.Config) *rest.Config {
+		transport, err := rest.TransportFor(sa)
+		if err != nil {
+			t.Fatal(err)
+		}
+		target, err := url.Parse(sa.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The proxy forwards with the ServiceAccount's transport: the
+		// satellite reaches it in the clear and unauthenticated.
+		rp := httputil.NewSingleHostReverseProxy(target)
+		rp.Transport, rp.FlushInterval = transport, -1
+		px = &proxy{next: rp}
+		srv := httptest.NewServer(px)
+		t.Cleanup(srv.Close)
+		return &rest.Config{Host: srv.URL}
+	})
 	id := resource.NewID("pkc")
 	s.link.set(id, 1, dedicated(1))
 	s.waitProvisioned(id, 1)

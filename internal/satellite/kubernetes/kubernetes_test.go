@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/satellite"
@@ -122,9 +123,19 @@ type site struct {
 	// name is the site's name on the API server, its own per test: the
 	// tests of this binary share one API server.
 	name string
+	// rest is how the satellite reaches the API server: as its
+	// ServiceAccount, directly or through a proxy.
+	rest *rest.Config
 }
 
-func newSite(t *testing.T) *site {
+// newSite starts a satellite as the manifests' ServiceAccount, with the
+// test operator playing Strimzi.
+func newSite(t *testing.T) *site { return newSiteWith(t, true, nil) }
+
+// newSiteWith starts a satellite, with the test operator or without it
+// (something else then plays Strimzi), reaching the API server directly,
+// or through what via makes of the ServiceAccount's configuration.
+func newSiteWith(t *testing.T, operator bool, via func(*rest.Config) *rest.Config) *site {
 	t.Helper()
 	env := kubetest.Start(t)
 	ns, sa := env.InstallSatelliteRBAC(t)
@@ -136,15 +147,21 @@ func newSite(t *testing.T) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &site{t: t, env: env, op: strimzitest.Start(t, env.Admin), admin: admin, key: key, link: newLink(), dir: t.TempDir(),
-		name: "test/" + resource.NewID("site")}
-	s.start(ns, sa)
+	s := &site{t: t, env: env, admin: admin, key: key, link: newLink(), dir: t.TempDir(),
+		name: "test/" + resource.NewID("site"), rest: env.AsServiceAccount(t, ns, sa)}
+	if operator {
+		s.op = strimzitest.Start(t, env.Admin)
+	}
+	if via != nil {
+		s.rest = via(s.rest)
+	}
+	s.start()
 	return s
 }
 
-func (s *site) start(ns, sa string) {
+func (s *site) start() {
 	s.t.Helper()
-	d, err := kubernetes.New(kubernetes.Config{REST: s.env.AsServiceAccount(s.t, ns, sa), SiteName: s.name, SiteKey: s.key, Resync: time.Minute, RebalanceRetry: time.Second,
+	d, err := kubernetes.New(kubernetes.Config{REST: s.rest, SiteName: s.name, SiteKey: s.key, Resync: time.Minute, RebalanceRetry: time.Second,
 		Site: kubernetes.Site{AutoCreateTopics: true}})
 	if err != nil {
 		s.t.Fatal(err)
@@ -165,8 +182,7 @@ func (s *site) restart() {
 	if err := s.agent.Stop(); err != nil {
 		s.t.Fatal(err)
 	}
-	ns, sa := s.env.InstallSatelliteRBAC(s.t)
-	s.start(ns, sa)
+	s.start()
 }
 
 // waitFor polls cond for up to a minute.
@@ -508,18 +524,8 @@ func TestDeleteKeepsTheVolumeClaims(t *testing.T) {
 // the pools to 12 and asks for an add-brokers rebalance; a delete
 // removes the Kafka.
 func TestWithOnlyTheKafkasStatusWritten(t *testing.T) {
-	env := kubetest.Start(t)
-	ns, sa := env.InstallSatelliteRBAC(t)
-	admin, err := dynamic.NewForConfig(env.Admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := sitekey.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &site{t: t, env: env, admin: admin, key: key, link: newLink(), dir: t.TempDir(), name: "test/" + resource.NewID("site")}
-	s.start(ns, sa)
+	s := newSiteWith(t, false, nil)
+	admin := s.admin
 	id := resource.NewID("pkc")
 	pkcNS := kubernetes.Namespace(id)
 	s.link.set(id, 1, dedicated(2))

@@ -90,14 +90,7 @@ func (h *health) noSender(ctx context.Context, err error) {
 
 // streaming records that the feed has its WAL sender again.
 func (h *health) streaming(ctx context.Context) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.kind != "sender" {
-		return
-	}
-	h.problem, h.kind = "", ""
-	h.catching.WithLabelValues(h.service, h.slot).Set(0)
-	h.log.InfoContext(ctx, "the relay streams from its replication slot again", "slot", h.slot)
+	h.clear(ctx, "sender", "the relay streams from its replication slot again")
 }
 
 // remade counts a slot made again after a loss.
@@ -105,14 +98,20 @@ func (h *health) remade() { h.lostTotal.WithLabelValues(h.service, h.slot).Inc()
 
 // caughtUp records that every change of the catch-up reached Kafka.
 func (h *health) caughtUp(ctx context.Context, rows int) {
+	h.clear(ctx, "lost", "caught up after the replication slot was lost: every change of the outbox table reached Kafka", "rows", rows)
+}
+
+// clear ends a problem of kind, if that is the one the store has, saying
+// msg.
+func (h *health) clear(ctx context.Context, kind, msg string, args ...any) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.kind != "lost" {
+	if h.kind != kind {
 		return
 	}
 	h.problem, h.kind = "", ""
 	h.catching.WithLabelValues(h.service, h.slot).Set(0)
-	h.log.InfoContext(ctx, "caught up after the replication slot was lost: every change of the outbox table reached Kafka", "slot", h.slot, "rows", rows)
+	h.log.InfoContext(ctx, msg, append([]any{"slot", h.slot}, args...)...)
 }
 
 // err is why the store is not ready, if it is not.
