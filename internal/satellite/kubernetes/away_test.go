@@ -6,12 +6,15 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 
 	"k8s.io/client-go/rest"
 
 	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/satellite/kubernetes"
+	"github.com/mothership-dev/mothership/internal/satellite/kubernetes/kubetest"
 )
 
 // proxy stands between the satellite and the API server: it forwards
@@ -63,7 +66,7 @@ func (p *proxy) set(f func(p *proxy)) {
 // retries, and the change goes through too.
 func TestAPIServerAwayAndThrottling(t *testing.T) {
 	var px *proxy
-	s := newSiteWith(t, true, func(sa *rest.Config) *rest.Config {
+	s := newSiteWith(t, siteOptions{via: func(sa *rest.Config) *rest.Config {
 		transport, err := rest.TransportFor(sa)
 		if err != nil {
 			t.Fatal(err)
@@ -80,7 +83,7 @@ func TestAPIServerAwayAndThrottling(t *testing.T) {
 		srv := httptest.NewServer(px)
 		t.Cleanup(srv.Close)
 		return &rest.Config{Host: srv.URL}
-	})
+	}})
 	id := resource.NewID("pkc")
 	s.link.set(id, 1, dedicated(1))
 	s.waitProvisioned(id, 1)
@@ -108,5 +111,43 @@ func TestAPIServerAwayAndThrottling(t *testing.T) {
 	px.mu.Unlock()
 	if throttled != 3 || got.Brokers != 9 {
 		t.Fatalf("%d writes answered 429, %d brokers; want 3 throttled and 9 brokers in the end", throttled, got.Brokers)
+	}
+}
+
+// TestAPIServerRestartedInTheMiddle: the API server restarts (etcd keeps
+// its data) while a resize is under way; the satellite's watches end and
+// its requests fail meanwhile, and afterwards it finishes the resize and
+// takes the next change without being restarted itself.
+func TestAPIServerRestartedInTheMiddle(t *testing.T) {
+	env := kubetest.StartOwn(t)
+	s := newSiteWith(t, siteOptions{env: env})
+	id := resource.NewID("pkc")
+	s.link.set(id, 1, dedicated(1))
+	s.waitProvisioned(id, 1)
+
+	// The operator holds still so that the resize is under way, not done,
+	// when the API server goes.
+	s.op.Pause(true)
+	s.link.set(id, 2, dedicated(2))
+	waitFor(t, "the driver raising the pools to 6 brokers", func() (bool, string) {
+		n := s.brokerReplicas(id)
+		return n == 6, fmt.Sprintf("%d brokers", n)
+	})
+	env.RestartAPIServer(t)
+	s.op.Pause(false)
+	if got := s.waitProvisioned(id, 2); got.Brokers != 6 {
+		t.Fatalf("after the restart: %d brokers realized, want 6", got.Brokers)
+	}
+	// The new brokers hold partitions: an add-brokers rebalance for them
+	// reached Ready (the driver then records them and prunes it).
+	kafka := s.get(gvrKafka, kubernetes.Namespace(id), id)
+	if got := kafka.GetAnnotations()[kubernetes.AnnotationBalanced]; strings.Count(got, ",") != 5 {
+		t.Fatalf("after the restart the balanced brokers are %q, want 6", got)
+	}
+
+	// Its watches are back: the next change goes through as well.
+	s.link.set(id, 3, dedicated(3))
+	if got := s.waitProvisioned(id, 3); got.Brokers != 9 {
+		t.Fatalf("the change after the restart: %d brokers realized, want 9", got.Brokers)
 	}
 }

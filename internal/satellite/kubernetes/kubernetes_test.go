@@ -130,14 +130,26 @@ type site struct {
 
 // newSite starts a satellite as the manifests' ServiceAccount, with the
 // test operator playing Strimzi.
-func newSite(t *testing.T) *site { return newSiteWith(t, true, nil) }
+func newSite(t *testing.T) *site { return newSiteWith(t, siteOptions{}) }
 
-// newSiteWith starts a satellite, with the test operator or without it
-// (something else then plays Strimzi), reaching the API server directly,
-// or through what via makes of the ServiceAccount's configuration.
-func newSiteWith(t *testing.T, operator bool, via func(*rest.Config) *rest.Config) *site {
+// siteOptions say how a test's satellite runs.
+type siteOptions struct {
+	// env is the control plane; nil: the test binary's shared one.
+	env *kubetest.Env
+	// noOperator: something else than the test operator plays Strimzi.
+	noOperator bool
+	// via makes how the satellite reaches the API server of its
+	// ServiceAccount's configuration; nil: directly.
+	via func(*rest.Config) *rest.Config
+}
+
+// newSiteWith starts a satellite as the manifests' ServiceAccount.
+func newSiteWith(t *testing.T, o siteOptions) *site {
 	t.Helper()
-	env := kubetest.Start(t)
+	env := o.env
+	if env == nil {
+		env = kubetest.Start(t)
+	}
 	ns, sa := env.InstallSatelliteRBAC(t)
 	admin, err := dynamic.NewForConfig(env.Admin)
 	if err != nil {
@@ -149,11 +161,11 @@ func newSiteWith(t *testing.T, operator bool, via func(*rest.Config) *rest.Confi
 	}
 	s := &site{t: t, env: env, admin: admin, key: key, link: newLink(), dir: t.TempDir(),
 		name: "test/" + resource.NewID("site"), rest: env.AsServiceAccount(t, ns, sa)}
-	if operator {
+	if !o.noOperator {
 		s.op = strimzitest.Start(t, env.Admin)
 	}
-	if via != nil {
-		s.rest = via(s.rest)
+	if o.via != nil {
+		s.rest = o.via(s.rest)
 	}
 	s.start()
 	return s
@@ -524,7 +536,7 @@ func TestDeleteKeepsTheVolumeClaims(t *testing.T) {
 // the pools to 12 and asks for an add-brokers rebalance; a delete
 // removes the Kafka.
 func TestWithOnlyTheKafkasStatusWritten(t *testing.T) {
-	s := newSiteWith(t, false, nil)
+	s := newSiteWith(t, siteOptions{noOperator: true})
 	admin := s.admin
 	id := resource.NewID("pkc")
 	pkcNS := kubernetes.Namespace(id)

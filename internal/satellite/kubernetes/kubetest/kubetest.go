@@ -48,6 +48,10 @@ type Env struct {
 	rbacOnce       sync.Once // InstallSatelliteRBAC's
 	rbacNS, rbacSA string
 	rbacErr        error
+
+	// front is the proxy in front of a control plane of a test's own
+	// (StartOwn), nil for the shared one.
+	front *front
 }
 
 // The one control plane of this test binary.
@@ -87,6 +91,67 @@ func Start(tb testing.TB) *Env {
 		tb.Fatalf("kubetest: %v", sharedErr)
 	}
 	return shared
+}
+
+// StartOwn starts a control plane for the calling test alone, stopped
+// when it ends: for a test that restarts the API server
+// (RestartAPIServer), which would break the shared one's other tests.
+// Its Admin reaches the API server through a proxy of the test's that
+// follows it across restarts, as a real cluster's address does.
+func StartOwn(tb testing.TB) *Env {
+	tb.Helper()
+	e, err := start()
+	if err != nil {
+		tb.Fatalf("kubetest: %v", err)
+	}
+	f, err := newFront(e.Admin)
+	if err != nil {
+		tb.Fatalf("kubetest: %v", errors.Join(err, e.env.Stop()))
+	}
+	e.front = f
+	e.Admin = f.config()
+	if e.client, err = kubernetes.NewForConfig(e.Admin); err != nil {
+		tb.Fatalf("kubetest: %v", errors.Join(err, e.env.Stop()))
+	}
+	tb.Cleanup(func() {
+		f.close()
+		if err := e.env.Stop(); err != nil {
+			tb.Errorf("kubetest: stopping the control plane: %v", err)
+		}
+	})
+	return e
+}
+
+// RestartAPIServer stops the API server of a control plane from StartOwn
+// and starts it again on the same port, etcd and all it holds kept. In
+// between, every request fails as it does while a real API server
+// restarts, and watches end; clients of Admin (or of AsServiceAccount)
+// then reach the new process without being made again.
+func (e *Env) RestartAPIServer(tb testing.TB) {
+	tb.Helper()
+	if e.front == nil {
+		tb.Fatal("kubetest: RestartAPIServer needs a control plane of the test's own (StartOwn)")
+	}
+	// The proxied watches end with the process, as they do when a real
+	// API server stops (else it waits for them).
+	e.front.set(nil)
+	e.front.srv.CloseClientConnections()
+	api := e.env.ControlPlane.GetAPIServer()
+	if err := api.Stop(); err != nil {
+		tb.Fatalf("kubetest: stop the API server: %v", err)
+	}
+	if err := api.Start(); err != nil {
+		tb.Fatalf("kubetest: start the API server again: %v", err)
+	}
+	// The new process has new certificates: the proxy needs a new
+	// administrator.
+	user, err := e.env.ControlPlane.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		tb.Fatalf("kubetest: the administrator of the restarted API server: %v", err)
+	}
+	if err := e.front.set(user.Config()); err != nil {
+		tb.Fatalf("kubetest: %v", err)
+	}
 }
 
 // assetsHint is what to do when the binaries are missing.
