@@ -263,6 +263,10 @@ type PKCStatus struct {
 	Brokers           int                     `json:"brokers"`
 	BootstrapEndpoint string                  `json:"bootstrap_endpoint,omitempty"`
 	Tenants           map[string]TenantStatus `json:"tenants,omitempty"`
+	// Version and MetadataVersion are what the brokers run, as the
+	// satellite reports (empty where the driver does not say).
+	Version         string `json:"version,omitempty"`
+	MetadataVersion string `json:"metadata_version,omitempty"`
 }
 
 // CapacitySpec is the desired compute of one site: node pools sized for the
@@ -352,6 +356,10 @@ type Report struct {
 type PKCRealized struct {
 	Brokers           int    `json:"brokers"`
 	BootstrapEndpoint string `json:"bootstrap_endpoint"`
+	// Version and MetadataVersion are what the brokers run, as the data
+	// plane reports them (empty where it does not: embedded, simulated).
+	Version         string `json:"version,omitempty"`
+	MetadataVersion string `json:"metadata_version,omitempty"`
 }
 
 // Decode unmarshals a spec or detail into a value of type T.

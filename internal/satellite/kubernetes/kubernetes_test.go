@@ -340,6 +340,10 @@ func TestDedicatedClusterFromCreateToProvisioned(t *testing.T) {
 	if want := "SASL_SSL://" + strimzitest.ExternalBootstrap(ns, id); got.BootstrapEndpoint != want || got.Brokers != 6 {
 		t.Fatalf("realized %+v, want endpoint %s and 6 brokers", got, want)
 	}
+	// No version asked: the newest the driver supports, as Strimzi reports.
+	if got.Version != kubernetes.DefaultKafkaVersion || got.MetadataVersion != kubernetes.DefaultMetadataVersion {
+		t.Fatalf("realized versions %q/%q, want %s/%s", got.Version, got.MetadataVersion, kubernetes.DefaultKafkaVersion, kubernetes.DefaultMetadataVersion)
+	}
 	if err := s.produce(id, key.Name, "secret-1"); err != nil {
 		t.Fatalf("the key cannot produce: %v", err)
 	}

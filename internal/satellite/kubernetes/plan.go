@@ -216,7 +216,14 @@ func (p plan) realized(gen int64, l live) resource.Realized {
 		// The external listener is TLS with SCRAM: clients use SASL_SSL.
 		endpoint = "SASL_SSL://" + bootstrap
 	}
-	detail := resource.Encode(resource.PKCRealized{Brokers: len(p.nodeIDs), BootstrapEndpoint: endpoint})
+	realized := resource.PKCRealized{Brokers: len(p.nodeIDs), BootstrapEndpoint: endpoint}
+	if l.kafka != nil {
+		// What runs, as Strimzi reports it: during an upgrade it differs
+		// from the spec until the roll is done.
+		realized.Version = nested[string](l.kafka, "status", "kafkaVersion")
+		realized.MetadataVersion = nested[string](l.kafka, "status", "kafkaMetadataVersion")
+	}
+	detail := resource.Encode(realized)
 	if len(waiting) > 0 {
 		return resource.Realized{Generation: gen - 1, Phase: resource.PhaseProvisioning, Reason: reason,
 			Message: strings.Join(waiting, "; "), Detail: detail}

@@ -399,12 +399,32 @@ func (o *Operator) reconcileKafka(ctx context.Context, k *unstructured.Unstructu
 		}
 		status["conditions"] = conds
 		status["kafkaNodePools"] = names
+		// Strimzi reports the versions the brokers run once rolled
+		// (KafkaReconciler's status update from the version change).
+		status["kafkaVersion"], status["kafkaMetadataVersion"] = runningVersions(k)
 		status["listeners"] = []any{
 			map[string]any{"name": "internal", "bootstrapServers": internal},
 			map[string]any{"name": "external", "bootstrapServers": ExternalBootstrap(k.GetNamespace(), k.GetName())},
 		}
 	}
 	return o.setStatus(ctx, kafkas, k, status)
+}
+
+// runningVersions are the Kafka and metadata versions of a Kafka's spec,
+// defaulted as Strimzi 1.2.0 defaults them (its newest version, and the
+// metadata version of the Kafka version).
+func runningVersions(k *unstructured.Unstructured) (string, string) {
+	version, _, _ := unstructured.NestedString(k.Object, "spec", "kafka", "version")
+	if version == "" {
+		version = "4.3.1"
+	}
+	metadata, _, _ := unstructured.NestedString(k.Object, "spec", "kafka", "metadataVersion")
+	if metadata == "" {
+		major, rest, _ := strings.Cut(version, ".")
+		minor, _, _ := strings.Cut(rest, ".")
+		metadata = major + "." + minor + "-IV0"
+	}
+	return version, metadata
 }
 
 // ExternalBootstrap is the address the operator reports for a Kafka's
