@@ -169,6 +169,7 @@ func printResult(w io.Writer, r bench.Result) {
 		fmt.Fprintf(w, "cpu %.1fs, peak rss %.0f MiB, cold-restart resync %.1fs, periodic resync peak/avg %.2f\n",
 			r.CPUSeconds, float64(r.RSSBytes)/(1<<20), r.ResyncS, r.ResyncPeakOverAvg)
 	}
+	fmt.Fprintf(w, "cpu per change %.2f ms (the steady phase's), load average %.2f at its end\n", r.CPUPerChangeMs, r.LoadAvg)
 	if len(r.Unconverged) > 0 {
 		fmt.Fprintf(w, "unconverged:\n  %s\n", strings.Join(r.Unconverged, "\n  "))
 	}

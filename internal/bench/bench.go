@@ -112,6 +112,13 @@ type Result struct {
 	// whole run, and peak resident memory.
 	CPUSeconds float64 `json:"cpu_s"`
 	RSSBytes   int64   `json:"rss_bytes"`
+	// CPUPerChangeMs is the CPU of the steady phase (from its start until
+	// its changes completed) over its changes: the control plane's, the
+	// satellites' and the bench's own client's.
+	CPUPerChangeMs float64 `json:"cpu_per_change_ms"`
+	// LoadAvg is the machine's one-minute load average at the end of the
+	// steady phase: runs on shared machines compare only beside it.
+	LoadAvg float64 `json:"load_avg"`
 	// ResyncS is the time from a cold restart until every service has
 	// reconciled every key once.
 	ResyncS float64 `json:"resync_s"`
@@ -281,13 +288,18 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 // measure runs the steady phase, waits for its changes to complete, and
 // reads every cluster back.
 func (r *runner) measure(ctx context.Context, res *Result) error {
+	cpu0, _ := r.cpuSeconds(ctx)
 	perSecond, changes, err := r.steady(ctx)
 	if err != nil {
 		return err
 	}
 	res.Changes, res.ChangesPerS = changes, float64(changes)/r.cfg.Duration.Seconds()
 	res.ResyncPeakOverAvg = peakOverAvg(perSecond) // 0 when the resyncs are out of sight
+	res.LoadAvg = loadAvg()
 	r.drain(ctx, 60*time.Second)
+	if cpu1, ok := r.cpuSeconds(ctx); ok && changes > 0 {
+		res.CPUPerChangeMs = (cpu1 - cpu0) * 1000 / float64(changes)
+	}
 	if stuck := r.track.stuck(); len(stuck) > 0 {
 		fmt.Fprintf(r.cfg.Progress, "changes that never completed every hop: %v\n", stuck)
 	}
@@ -313,6 +325,29 @@ func newRunner(cfg Config) *runner {
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+// cpuSeconds is the CPU used so far by what the bench measures: this
+// process, or the control plane it drives (its /metrics).
+func (r *runner) cpuSeconds(ctx context.Context) (float64, bool) {
+	if r.sys == nil {
+		return r.metric(ctx, "process_cpu_seconds_total")
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0, false
+	}
+	return tv(ru.Utime) + tv(ru.Stime), true
+}
+
+// loadAvg is the one-minute load average (Linux), 0 where unknown.
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f, _ := strconv.ParseFloat(strings.Fields(string(b) + " 0")[0], 64)
+	return f
+}
 
 // runAgainst drives a control plane the bench did not start.
 func runAgainst(ctx context.Context, cfg Config) (res Result, err error) {

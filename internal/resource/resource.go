@@ -315,11 +315,13 @@ type BundleItem struct {
 	Spec       json.RawMessage `json:"spec"`
 }
 
-// DeliverySpec is the desired configuration of one site: everything its
-// satellite must realize. Its generation is the bundle's version.
+// DeliverySpec is what one PKC's site's satellite must realize of it: a
+// delivery per PKC, so that a change of one cluster writes, announces and
+// is read as that cluster alone, not as its whole site. Its id is the
+// PKC's.
 type DeliverySpec struct {
-	Site      string                `json:"site"`
-	Resources map[string]BundleItem `json:"resources"`
+	Site string     `json:"site"`
+	Item BundleItem `json:"item"`
 }
 
 // Realized is what a satellite reports for one resource.
@@ -331,11 +333,10 @@ type Realized struct {
 	Detail     json.RawMessage `json:"detail,omitempty"`
 }
 
-// DeliveryStatus is what came back from the site's satellite.
+// DeliveryStatus is what the site's satellite last reported of the PKC:
+// Realized.Generation is the PKC generation it realized.
 type DeliveryStatus struct {
-	// Version is the bundle version the report answers.
-	Version   int64               `json:"version"`
-	Resources map[string]Realized `json:"resources"`
+	Realized Realized `json:"realized"`
 }
 
 // Bundle is a site's desired configuration as the satellite receives it.

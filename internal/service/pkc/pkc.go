@@ -96,6 +96,8 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error 
 		return s.reconcileLKC(ctx, tx, key)
 	case strings.HasPrefix(key, "site-"):
 		return s.reconcileSite(ctx, tx, key)
+	case strings.HasPrefix(key, "pkc-"):
+		return s.reconcileDelivered(ctx, tx, key)
 	default:
 		return s.reconcileKey(ctx, tx, key)
 	}
@@ -393,37 +395,48 @@ func (s *Service) reconcileSite(ctx context.Context, tx store.Tx, site string) e
 		}
 		after = page[len(page)-1].Key
 	}
-	// The site's reports are read once for all its PKCs; only the tenants
-	// of a PKC whose status moved are reconciled again (a resize held
-	// behind a running one may go on once it is realized): a report
-	// comes with every step of every PKC of the site.
+	// The site's capacity is read once for all its PKCs; only the tenants
+	// of a PKC whose status moved are reconciled again.
 	reports, err := loadReports(ctx, tx, site)
 	if err != nil {
 		return err
 	}
 	for _, id := range ids {
-		r, err := tx.ResourceGet(ctx, resource.KindPKC, id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // its last tenant, reconciled here, took it along
-		}
-		if err != nil {
+		if err := s.refreshTenants(ctx, tx, id, reports); err != nil {
 			return err
 		}
-		ps, err := resource.Decode[resource.PKCSpec](r.Spec)
-		if err != nil {
+	}
+	return nil
+}
+
+// reconcileDelivered takes in what the satellite reported of one PKC (its
+// delivery's status).
+func (s *Service) reconcileDelivered(ctx context.Context, tx store.Tx, id string) error {
+	return s.refreshTenants(ctx, tx, id, nil)
+}
+
+// refreshTenants refreshes a PKC's status and, if it moved, reconciles its
+// tenants again: a resize held behind a running one may go on once it is
+// realized.
+func (s *Service) refreshTenants(ctx context.Context, tx store.Tx, id string, reports *siteReports) error {
+	r, err := tx.ResourceGet(ctx, resource.KindPKC, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // deleted, or its last tenant, reconciled here, took it along
+	}
+	if err != nil {
+		return err
+	}
+	ps, err := resource.Decode[resource.PKCSpec](r.Spec)
+	if err != nil {
+		return err
+	}
+	moved, err := s.refresh(ctx, tx, id, nil, reports)
+	if err != nil || !moved {
+		return err
+	}
+	for _, lkc := range slices.Sorted(maps.Keys(ps.Tenants)) {
+		if err := s.reconcileLKC(ctx, tx, lkc); err != nil {
 			return err
-		}
-		moved, err := s.refresh(ctx, tx, id, nil, reports)
-		if err != nil || !moved {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		for _, lkc := range slices.Sorted(maps.Keys(ps.Tenants)) {
-			if err := s.reconcileLKC(ctx, tx, lkc); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
@@ -463,7 +476,7 @@ func (s *Service) refresh(ctx context.Context, tx store.Tx, id string, mutate fu
 		}
 	}
 	next := store.Status{ObservedGeneration: r.Status.ObservedGeneration}
-	realized, satOK, satMsg, err := reports.satellite(r)
+	realized, satOK, satMsg, err := satellite(ctx, tx, r)
 	if err != nil {
 		return false, err
 	}
@@ -495,28 +508,14 @@ func (s *Service) refresh(ctx context.Context, tx store.Tx, id string, mutate fu
 	return err == nil, err
 }
 
-// siteReports are a site's satellite and capacity reports, as pkc last
-// observed them.
+// siteReports are a site's capacity report, as pkc last observed it.
 type siteReports struct {
-	delivery *resource.DeliveryStatus // nil: the satellite has not reported
 	capacity *resource.CapacityStatus // nil: capacity has not reported
 	capMsg   string
 }
 
 func loadReports(ctx context.Context, tx store.Tx, site string) (*siteReports, error) {
 	v := &siteReports{}
-	d, err := store.ObservedResource(ctx, tx, deliveryStatus, site)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		return nil, err
-	default:
-		ds, err := resource.Decode[resource.DeliveryStatus](d.Status.Detail)
-		if err != nil {
-			return nil, err
-		}
-		v.delivery = &ds
-	}
 	c, err := store.ObservedResource(ctx, tx, capacityStatus, site)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -532,15 +531,24 @@ func loadReports(ctx context.Context, tx store.Tx, site string) (*siteReports, e
 	return v, nil
 }
 
-// satellite reads what the site's satellite realized of pkc.
-func (v *siteReports) satellite(pkc store.Resource) (resource.PKCRealized, bool, string, error) {
-	if v.delivery == nil {
-		return resource.PKCRealized{}, false, "the satellite has not reported yet", nil
-	}
-	got, ok := v.delivery.Resources[pkc.ID]
-	if !ok {
+// satellite reads what the site's satellite realized of pkc: its
+// delivery's status, as pkc last observed it.
+func satellite(ctx context.Context, tx store.Tx, pkc store.Resource) (resource.PKCRealized, bool, string, error) {
+	d, err := store.ObservedResource(ctx, tx, deliveryStatus, pkc.ID)
+	if errors.Is(err, store.ErrNotFound) {
 		return resource.PKCRealized{}, false, "the satellite has not received this cluster yet", nil
 	}
+	if err != nil {
+		return resource.PKCRealized{}, false, "", err
+	}
+	if len(d.Status.Detail) == 0 {
+		return resource.PKCRealized{}, false, "the satellite has not reported this cluster yet", nil
+	}
+	ds, err := resource.Decode[resource.DeliveryStatus](d.Status.Detail)
+	if err != nil {
+		return resource.PKCRealized{}, false, "", err
+	}
+	got := ds.Realized
 	realized, err := resource.Decode[resource.PKCRealized](got.Detail)
 	if err != nil {
 		return realized, false, "", err

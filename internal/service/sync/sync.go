@@ -1,11 +1,14 @@
-// Package sync is the delivery service (layer 0): for every site it owns
-// the desired configuration bundle its satellite must realize, built from
-// the PKC events it sees, and the status the satellite reported back.
+// Package sync is the delivery service (layer 0): for every PKC it owns
+// the delivery its site's satellite must realize, built from the PKC
+// events it sees, and as its status what the satellite reported back. A
+// satellite reads its site's deliveries as one bundle, versioned by the
+// site.
 // Satellites dial in over HTTP (Handler) with their own credentials and can
 // read only their own site's bundle.
 package sync
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -14,7 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
+	"strconv"
 	gosync "sync"
 	"time"
 
@@ -144,8 +150,20 @@ func (s *Service) siteOf(token string) (resource.Site, bool) {
 	return resource.Site{}, false
 }
 
-// reconcile puts a PKC's newest desired state into its site's bundle, or
-// takes it out once deleted.
+// The service's private indexes (see store.Tx): the live deliveries of a
+// site, and a site's version.
+const (
+	// ixSite maps site id + "/" + PKC id to the PKC id.
+	ixSite = "sync_site"
+	// ixVersion maps a site id to its version: the sum of the
+	// generations of its deliveries, deleted ones included, so that it
+	// grows with every change of any of them and never goes back.
+	ixVersion = "sync_site_version"
+)
+
+// reconcile puts a PKC's newest desired state into its delivery (created
+// when new), or deletes the delivery once the PKC is deleted; the site's
+// version grows by what the delivery's generation did.
 func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error {
 	pkc, err := store.ObservedResource(ctx, tx, pkcDesired, key)
 	if err != nil {
@@ -156,34 +174,119 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error 
 		return err
 	}
 	site := ps.Site()
-	d, spec, err := s.delivery(ctx, tx, site)
+	d, err := tx.ResourceGetAny(ctx, resource.KindDelivery, pkc.ID)
+	exists := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	spec := resource.Encode(resource.DeliverySpec{Site: site.String(),
+		Item: resource.BundleItem{Kind: resource.KindPKC, Generation: pkc.Generation, Spec: pkc.Spec}})
+	before := d.Generation
+	switch {
+	case pkc.Deleted():
+		if !exists || d.Deleted() {
+			return nil
+		}
+		if d, err = tx.ResourceDelete(ctx, resource.KindDelivery, pkc.ID); err != nil {
+			return err
+		}
+		err = tx.IndexDelete(ctx, ixSite, site.ID()+"/"+pkc.ID)
+	case !exists:
+		if d, err = tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindDelivery, ID: pkc.ID, Spec: spec}); err != nil {
+			return err
+		}
+		err = tx.IndexPut(ctx, ixSite, site.ID()+"/"+pkc.ID, pkc.ID)
+	case d.Deleted():
+		return reactor.Terminal(fmt.Errorf("sync: PKC %s is live again, but its delivery was deleted", pkc.ID))
+	default:
+		d, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindDelivery, ID: pkc.ID, Spec: spec})
+	}
+	if err != nil {
+		return fmt.Errorf("sync: delivery %s: %w", pkc.ID, err)
+	}
+	if grew := d.Generation - before; grew > 0 {
+		v, err := siteVersion(ctx, tx, site)
+		if err != nil {
+			return err
+		}
+		return tx.IndexPut(ctx, ixVersion, site.ID(), strconv.FormatInt(v+grew, 10))
+	}
+	return nil
+}
+
+// siteVersion is the site's version (see ixVersion). A site whose
+// satellite was served by one delivery per site (before deliveries were
+// per PKC) starts from that delivery's generation, so that its version
+// never goes back.
+func siteVersion(ctx context.Context, tx store.Tx, site resource.Site) (int64, error) {
+	v, err := tx.IndexGet(ctx, ixVersion, site.ID())
+	if errors.Is(err, store.ErrNotFound) {
+		legacy, err := tx.ResourceGetAny(ctx, resource.KindDelivery, site.ID())
+		if errors.Is(err, store.ErrNotFound) {
+			return 0, nil
+		}
+		return legacy.Generation, err
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("sync: site %s: version %q: %w", site, v, err)
+	}
+	return n, nil
+}
+
+// siteDeliveries lists the ids of the site's live deliveries.
+func siteDeliveries(ctx context.Context, tx store.Tx, site resource.Site) ([]string, error) {
+	var ids []string
+	for after := ""; ; {
+		page, err := tx.IndexList(ctx, store.IndexListParams{Index: ixSite, Prefix: site.ID() + "/", AfterKey: after, Limit: 500})
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page {
+			ids = append(ids, e.Value)
+		}
+		if len(page) < 500 {
+			return ids, nil
+		}
+		after = page[len(page)-1].Key
+	}
+}
+
+// reported records what the satellite of site realized of one delivery.
+// A resource that is not a live delivery of that site (deleted since, or
+// never sent there) is ignored.
+func (s *Service) reported(ctx context.Context, tx store.Tx, site resource.Site, id string, r resource.Realized) error {
+	d, err := tx.ResourceGet(ctx, resource.KindDelivery, id)
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrDeleted) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	if pkc.Deleted() {
-		delete(spec.Resources, pkc.ID)
-	} else {
-		spec.Resources[pkc.ID] = resource.BundleItem{Kind: resource.KindPKC, Generation: pkc.Generation, Spec: pkc.Spec}
-	}
-	_, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindDelivery, ID: d.ID, Spec: resource.Encode(spec)})
-	return err
-}
-
-// delivery returns the site's delivery, created empty if it is new.
-func (s *Service) delivery(ctx context.Context, tx store.Tx, site resource.Site) (store.Resource, resource.DeliverySpec, error) {
-	d, err := tx.ResourceGet(ctx, resource.KindDelivery, site.ID())
-	if errors.Is(err, store.ErrNotFound) {
-		d, err = tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindDelivery, ID: site.ID(),
-			Spec: resource.Encode(resource.DeliverySpec{Site: site.String(), Resources: map[string]resource.BundleItem{}})})
-	}
-	if err != nil {
-		return d, resource.DeliverySpec{}, fmt.Errorf("delivery %s: %w", site, err)
+	detail := resource.Encode(resource.DeliveryStatus{Realized: r})
+	if bytes.Equal(detail, d.Status.Detail) {
+		return nil // reported before: nothing to read or write
 	}
 	spec, err := resource.Decode[resource.DeliverySpec](d.Spec)
-	if spec.Resources == nil {
-		spec.Resources = map[string]resource.BundleItem{}
+	if err != nil {
+		return err
 	}
-	return d, spec, err
+	if spec.Site != site.String() {
+		return nil
+	}
+	st := store.Status{ObservedGeneration: d.Status.ObservedGeneration, Phase: resource.PhaseProvisioning,
+		Reason: r.Reason, Message: r.Message, Detail: detail}
+	if r.Generation >= spec.Item.Generation {
+		st.ObservedGeneration = d.Generation
+		if r.Phase == resource.PhaseProvisioned {
+			st.Phase = resource.PhaseProvisioned
+		}
+	}
+	_, err = tx.ResourceSetStatus(ctx, resource.KindDelivery, id, st)
+	return err
 }
 
 // Bundle returns the site's bundle once its version is above after, or,
@@ -194,23 +297,28 @@ func (s *Service) Bundle(ctx context.Context, site resource.Site, after int64, w
 	defer timer.Stop()
 	for {
 		changed := s.wait(site.ID())
-		var b resource.Bundle
+		b := resource.Bundle{Site: site.String(), Resources: map[string]resource.BundleItem{}}
 		err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-			d, err := tx.ResourceGet(ctx, resource.KindDelivery, site.ID())
-			if errors.Is(err, store.ErrNotFound) {
-				b = resource.Bundle{Site: site.String(), Resources: map[string]resource.BundleItem{}}
-				return nil
+			var err error
+			if b.Version, err = siteVersion(ctx, tx, site); err != nil || b.Version <= after {
+				return err // nothing newer: no need to read it
 			}
+			ids, err := siteDeliveries(ctx, tx, site)
 			if err != nil {
 				return err
 			}
-			b = resource.Bundle{Site: site.String(), Version: d.Generation}
-			if d.Generation <= after {
-				return nil // nothing newer: no need to decode it
+			for _, id := range ids {
+				d, err := tx.ResourceGet(ctx, resource.KindDelivery, id)
+				if err != nil {
+					return fmt.Errorf("delivery %s: %w", id, err)
+				}
+				spec, err := resource.Decode[resource.DeliverySpec](d.Spec)
+				if err != nil {
+					return err
+				}
+				b.Resources[id] = spec.Item
 			}
-			spec, err := resource.Decode[resource.DeliverySpec](d.Spec)
-			b.Resources = spec.Resources
-			return err
+			return nil
 		})
 		if err != nil {
 			return b, false, fmt.Errorf("sync: bundle %s: %w", site, err)
@@ -228,35 +336,30 @@ func (s *Service) Bundle(ctx context.Context, site resource.Site, after int64, w
 	}
 }
 
-// Report records what a site's satellite realized, as the delivery's
-// status.
+// Report records what a site's satellite realized, each PKC's as the
+// status of its delivery: only the deliveries whose report changed are
+// written, so a report that moves one PKC announces that one alone.
 func (s *Service) Report(ctx context.Context, site resource.Site, rep resource.Report) error {
 	if rep.Version < 0 {
 		return api.Invalid("/version", "version is a bundle version, at least 0")
 	}
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		d, _, err := s.delivery(ctx, tx, site)
+		version, err := siteVersion(ctx, tx, site)
 		if err != nil {
 			return err
 		}
-		if rep.Version > d.Generation {
+		if rep.Version > version {
 			// A satellite ahead of sync (sync restored from an older
 			// backup): its report describes a bundle sync never sent.
 			return api.Errorf(http.StatusConflict, api.CodeConflict,
-				"the report is for bundle version %d, but the newest is %d; fetch the bundle again", rep.Version, d.Generation)
+				"the report is for bundle version %d, but the newest is %d; fetch the bundle again", rep.Version, version)
 		}
-		st := store.Status{ObservedGeneration: rep.Version, Phase: resource.PhaseProvisioned,
-			Detail: resource.Encode(resource.DeliveryStatus{Version: rep.Version, Resources: rep.Resources})}
-		for _, r := range rep.Resources {
-			if r.Phase != resource.PhaseProvisioned {
-				st.Phase, st.Reason, st.Message = resource.PhaseProvisioning, r.Reason, r.Message
+		for _, id := range slices.Sorted(maps.Keys(rep.Resources)) {
+			if err := s.reported(ctx, tx, site, id, rep.Resources[id]); err != nil {
+				return err
 			}
 		}
-		if rep.Version != d.Generation {
-			st.Phase = resource.PhaseProvisioning
-		}
-		_, err = tx.ResourceSetStatus(ctx, resource.KindDelivery, d.ID, st)
-		return err
+		return nil
 	})
 	var apiErr *api.Error
 	if errors.As(err, &apiErr) {
