@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -17,11 +18,13 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/host"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
+	"github.com/mothership-dev/mothership/internal/service/audit"
 )
 
 func newDevCmd() *cobra.Command {
 	var dataDir, listen, kafkaListen, kafka, logLevel string
 	var kube kubeFlags
+	var auditRetention time.Duration
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Start the whole system in one process, on the embedded default",
@@ -33,7 +36,7 @@ satellite runs its clusters as Apache Kafka under Strimzi on that
 Kubernetes cluster instead of the embedded broker.`,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o := devOptions{dataDir: dataDir, listen: listen, kafkaListen: kafkaListen, kafka: kafka, logLevel: logLevel}
+			o := devOptions{dataDir: dataDir, listen: listen, kafkaListen: kafkaListen, kafka: kafka, logLevel: logLevel, auditRetention: auditRetention}
 			if kube.kubeconfig != "" || kube.context != "" {
 				o.kube = &kube
 			}
@@ -45,6 +48,7 @@ Kubernetes cluster instead of the embedded broker.`,
 	cmd.Flags().StringVar(&kafkaListen, "kafka-listen", "127.0.0.1:0", "address of the embedded broker")
 	cmd.Flags().StringVar(&kafka, "kafka", "", "bootstrap servers of an external Kafka (comma-separated); none runs the embedded broker")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().DurationVar(&auditRetention, "audit-retention", audit.DefaultRetention, "how long audit records are kept (older ones are purged hourly); negative keeps them for ever")
 	kube.add(cmd.Flags())
 	return cmd
 }
@@ -53,6 +57,8 @@ type devOptions struct {
 	dataDir, listen, kafkaListen, kafka, logLevel string
 	// kube, when set, runs the satellites on Kubernetes.
 	kube *kubeFlags
+	// auditRetention is how long audit records are kept.
+	auditRetention time.Duration
 }
 
 func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
@@ -95,7 +101,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 	}
 	ccfg := controlplane.Config{
 		DataDir: dataDir, Listener: ln, Kafka: cfg.Kafka, OpenStore: cfg.OpenStore,
-		Metrics: metrics, Logger: log, Registerer: reg,
+		Metrics: metrics, Logger: log, Registerer: reg, AuditRetention: o.auditRetention,
 	}
 	if o.kube != nil {
 		ccfg.Driver = o.kube.driver(log, reg)

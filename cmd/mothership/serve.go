@@ -22,6 +22,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 	"github.com/mothership-dev/mothership/internal/runtime/store/postgres"
 	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
+	"github.com/mothership-dev/mothership/internal/service/audit"
 )
 
 type serveOptions struct {
@@ -30,6 +31,7 @@ type serveOptions struct {
 	instanceID                                     string
 	peers                                          map[string]string
 	maxTenants                                     int
+	auditRetention                                 time.Duration
 	kafkaSASL
 }
 
@@ -70,6 +72,7 @@ service's settings as an environment file.`,
 	f.StringVar(&o.adminCredentials, "admin-credentials", "", "iam: file to write the first organization's admin key in (KEY:SECRET)")
 	f.StringVar(&o.instanceID, "instance-id", "", "this process's static member id in the service's consumer group (default: the service's name; give each replica its own)")
 	f.IntVar(&o.maxTenants, "max-tenants", 0, "pkc: Basic and Standard clusters per shared PKC (default 10)")
+	f.DurationVar(&o.auditRetention, "audit-retention", audit.DefaultRetention, "audit: how long audit records are kept (older ones are purged hourly); negative keeps them for ever")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -82,7 +85,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, service string, o serveOp
 	if !slices.Contains(controlplane.Services, service) {
 		return fmt.Errorf("unknown service %q: want one of %s", service, strings.Join(controlplane.Services, ", "))
 	}
-	cfg := controlplane.ServeConfig{Service: service, Peers: o.peers, AdminCredentials: o.adminCredentials, MaxTenants: o.maxTenants,
+	cfg := controlplane.ServeConfig{Service: service, Peers: o.peers, AdminCredentials: o.adminCredentials, MaxTenants: o.maxTenants, AuditRetention: o.auditRetention,
 		InstanceID: cmp.Or(o.instanceID, service)}
 	reg, metrics := newMetrics()
 	cfg.Registerer, cfg.Metrics, cfg.Logger = reg, metrics, log

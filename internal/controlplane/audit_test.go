@@ -3,6 +3,7 @@ package controlplane_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
+	"github.com/mothership-dev/mothership/internal/service/audit"
 )
 
 // TestAuditLog: every mutating request, allowed or denied, and every state
@@ -65,8 +67,21 @@ func TestAuditLog(t *testing.T) {
 	// (create), 2 (rename).
 	var gens []float64
 	for _, e := range history.Data {
-		if e.Data.MethodName == "lkc.desired" {
-			gens = append(gens, e.Data.Request["generation"].(float64))
+		if e.Data.MethodName != "lkc.desired" {
+			continue
+		}
+		gen := e.Data.Request["generation"].(float64)
+		gens = append(gens, gen)
+		// A record keeps a digest of the state and the fields that
+		// changed, not the state: the rename changed the name alone.
+		if digest, _ := e.Data.Result["digest"].(string); !strings.HasPrefix(digest, "sha256:") || len(digest) != len("sha256:")+64 {
+			t.Fatalf("generation %v: digest %q, want sha256:<64 hex>", gen, digest)
+		}
+		if _, ok := e.Data.Result["state"]; ok {
+			t.Fatalf("generation %v: the record holds the full state", gen)
+		}
+		if changed := fmt.Sprint(e.Data.Result["changed"]); gen == 2 && changed != "[spec.display_name]" {
+			t.Fatalf("the rename's record says %s changed, want [spec.display_name]", changed)
 		}
 	}
 	if !slices.Contains(gens, 1) || !slices.Contains(gens, 2) {
@@ -166,12 +181,9 @@ func TestUnauthenticatedFloodIsCounted(t *testing.T) {
 					continue
 				}
 				records++
-				var rec struct {
-					Event api.AuditEvent `json:"event"`
-				}
-				if json.Unmarshal(r.Spec, &rec) == nil {
-					if n, ok := rec.Event.Data.Result["unauthenticated_requests_before"].(float64); ok {
-						counted += int(n)
+				if ev, err := audit.Served(r.Spec); err == nil {
+					if n, ok := ev.Data.Result["unauthenticated_requests_before"].(int); ok {
+						counted += n
 					}
 				}
 			}

@@ -75,6 +75,9 @@ type Config struct {
 	BrokerStepDelay time.Duration
 	// MaxTenants per shared PKC.
 	MaxTenants int
+	// AuditRetention is how long audit records are kept (default
+	// audit.DefaultRetention; negative: for ever).
+	AuditRetention time.Duration
 	// RatePerSecond and RateBurst bound each API key's requests (gateway
 	// defaults when zero).
 	RatePerSecond float64
@@ -148,7 +151,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if err := checkCalls(Calls); err != nil {
 		return nil, err
 	}
-	auditSvc := audit.New(audit.Config{Logger: log})
+	auditSvc := audit.New(audit.Config{Retention: cfg.AuditRetention, Logger: log})
 	services := []host.Service{
 		auditSvc.Host(), iamSvc.Host(), kafkaSvc.Host(), quotaSvc.Host(),
 		pkc.New(pkc.Config{MaxTenants: cfg.MaxTenants, Logger: log}).Host(),

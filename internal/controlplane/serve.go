@@ -95,6 +95,9 @@ type ServeConfig struct {
 	Cloud sim.Config
 	// MaxTenants per shared PKC (pkc).
 	MaxTenants int
+	// AuditRetention is how long audit records are kept (audit; default
+	// audit.DefaultRetention, negative: for ever).
+	AuditRetention time.Duration
 	// RatePerSecond and RateBurst bound each API key's requests (gateway).
 	RatePerSecond float64
 	RateBurst     int
@@ -184,7 +187,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (_ *Process, err error) {
 		svc, rpc = ptr(s.Host()), s.RPC(cfg.Token)
 		p.link = &http.Server{Handler: s.Handler(), TLSConfig: cfg.LinkTLS, ReadHeaderTimeout: 10 * time.Second}
 	case audit.Name:
-		s := audit.New(audit.Config{Logger: log})
+		s := audit.New(audit.Config{Retention: cfg.AuditRetention, Logger: log})
 		svc, rpc = ptr(s.Host()), s.RPC(cfg.Token)
 	case gateway.Name:
 		gw, err := gateway.New(gateway.Config{IAM: iam.NewClient(peer[iam.Name], cfg.Token), Kafka: kafka.NewClient(peer[kafka.Name], cfg.Token),

@@ -21,6 +21,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/reactor"
 	"github.com/mothership-dev/mothership/internal/runtime/relay"
+	"github.com/mothership-dev/mothership/internal/runtime/startstop"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 )
 
@@ -52,6 +53,14 @@ type Service struct {
 	// Reactor tunes the reactor (workers, batch, backoff, resync); the
 	// fields the host fills are ignored.
 	Reactor reactor.Config
+	// Upkeep, if set, runs every UpkeepInterval (default an hour), and
+	// soon after the start, in transactions of the service's own: care of
+	// its own state that no event asks for, such as purging records past
+	// their retention. A round is a transaction; while Upkeep reports
+	// more to do, the next runs at once, so that a long round never holds
+	// the writer long. A failure is logged and waits for the next round.
+	Upkeep         func(ctx context.Context, tx store.Tx) (more bool, err error)
+	UpkeepInterval time.Duration
 }
 
 // Topics returns the topics of the kinds the service owns.
@@ -100,6 +109,7 @@ type Running struct {
 	Relay   *relay.Relay
 	Reactor *reactor.Reactor // nil when the service reacts to nothing
 
+	upkeep   startstop.Runner
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -143,6 +153,9 @@ func Start(ctx context.Context, cfg Config, svc Service) (*Running, error) {
 	if err == nil && r.Reactor != nil {
 		err = r.Reactor.Start(ctx)
 	}
+	if err == nil && svc.Upkeep != nil {
+		err = r.upkeep.Start(ctx, func(ctx context.Context) error { return r.runUpkeep(ctx, cfg.Logger) })
+	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("host: start %s: %w", svc.Name, err), r.Stop())
 	}
@@ -150,11 +163,44 @@ func Start(ctx context.Context, cfg Config, svc Service) (*Running, error) {
 	return r, nil
 }
 
-// Stop stops the reactor, then the relay, then closes the store; it is safe
-// to call twice.
+// upkeepDelay is how long after the start the first upkeep runs: once the
+// service's start has settled.
+const upkeepDelay = 10 * time.Second
+
+// runUpkeep runs the service's upkeep until ctx ends.
+func (r *Running) runUpkeep(ctx context.Context, log *slog.Logger) error {
+	interval := cmp.Or(r.Service.UpkeepInterval, time.Hour)
+	wait := min(upkeepDelay, interval)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = interval
+		for more := true; more && ctx.Err() == nil; {
+			err := r.Store.Update(ctx, func(ctx context.Context, tx store.Tx) (err error) {
+				more, err = r.Service.Upkeep(ctx, tx)
+				return err
+			})
+			if err != nil {
+				if ctx.Err() == nil {
+					log.WarnContext(ctx, "upkeep failed; retrying at the next round", "service", r.Service.Name, "err", err)
+				}
+				break
+			}
+		}
+	}
+}
+
+// Stop stops the upkeep and the reactor, then the relay, then closes the
+// store; it is safe to call twice.
 func (r *Running) Stop() error {
 	r.stopOnce.Do(func() {
 		var errs []error
+		if r.Service.Upkeep != nil {
+			errs = append(errs, r.upkeep.Stop())
+		}
 		if r.Reactor != nil {
 			errs = append(errs, r.Reactor.Stop())
 		}

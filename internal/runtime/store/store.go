@@ -158,6 +158,11 @@ type Tx interface {
 	// emits a desired event carrying deleted_at. The row stays, so the
 	// history and an undelete remain possible.
 	ResourceDelete(ctx context.Context, kind, id string) (Resource, error)
+	// ResourcePurge removes a resource's row for good and emits nothing:
+	// for records that are history rather than state (audit's, past
+	// their retention), which nothing downstream follows. Purging an
+	// absent row is no error.
+	ResourcePurge(ctx context.Context, kind, id string) error
 
 	// ObservedPut records ev as the newest event of its subject on topic if
 	// its version is newer than the one recorded; it reports whether it was.

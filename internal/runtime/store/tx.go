@@ -26,6 +26,8 @@ type Rows interface {
 	ListResources(ctx context.Context, p ListParams) ([]Resource, error)
 	InsertResource(ctx context.Context, r Resource) error
 	UpdateResource(ctx context.Context, r Resource) error
+	// DeleteResource removes a row, if present.
+	DeleteResource(ctx context.Context, kind, id string) error
 	// AppendOutbox appends events to the outbox, in the order given,
 	// in as few statements as the backend can.
 	AppendOutbox(ctx context.Context, events []OutboxEvent) error
@@ -309,6 +311,18 @@ func (t *RowsTx) ResourceDelete(ctx context.Context, kind, id string) (Resource,
 		return Resource{}, err
 	}
 	return r, nil
+}
+
+// ResourcePurge implements Tx.
+func (t *RowsTx) ResourcePurge(ctx context.Context, kind, id string) error {
+	if err := t.writable("purge", kind, id); err != nil {
+		return err
+	}
+	delete(t.resources, [2]string{kind, id})
+	if err := t.rows.DeleteResource(ctx, kind, id); err != nil {
+		return t.fail(fmt.Errorf("%s %s: purge: %w", kind, id, err))
+	}
+	return nil
 }
 
 // save writes r at its next version and emits its event.

@@ -1,6 +1,8 @@
 // Package audit is the audit log (layer 4, beside the gateway): every
 // mutating API request, allowed or denied, and every change of every
-// resource becomes one record, in the shape of Confluent Cloud's audit log,
+// resource becomes one record (for a change: who, what, when, which
+// generation, a digest of the state and the fields that changed, not the
+// state itself), in the shape of Confluent Cloud's audit log,
 // written to audit's own database and so, through its outbox, to the
 // audit topic. GET /audit/v1/events?subject=… reads a resource's history
 // back, in order, restricted to what the caller may read.
@@ -9,12 +11,17 @@ package audit
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,22 +47,29 @@ const maxScan = 5000
 // EventsPath is where the log is read.
 const EventsPath = "/audit/v1/events"
 
-// record is the spec of an audit record: the event as served, and where
-// its resource lies, for authorization.
-type record struct {
-	Event api.AuditEvent `json:"event"`
-	Scope svcapi.Scope   `json:"scope"`
-}
+// DefaultRetention is how long records are kept unless configured.
+const DefaultRetention = 90 * 24 * time.Hour
 
 // Config configures the service.
 type Config struct {
-	Logger *slog.Logger
+	// Retention is how long a record is kept (default DefaultRetention);
+	// negative keeps records for ever. Records past it are purged hourly.
+	Retention time.Duration
+	Logger    *slog.Logger
+	// Now returns the current time; tests may move it.
+	Now func() time.Time
 }
 
 // Service is the audit service.
 type Service struct {
+	cfg Config
 	log *slog.Logger
 	st  store.Store
+
+	// purgeAfter is where the purge goes on: the last record id it
+	// looked at ("": a round begins). Only the upkeep uses it.
+	purgeAfter string
+	purged     int
 }
 
 // New returns the service.
@@ -63,7 +77,13 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{log: cfg.Logger.With("service", Name)}
+	if cfg.Retention == 0 {
+		cfg.Retention = DefaultRetention
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{cfg: cfg, log: cfg.Logger.With("service", Name)}
 }
 
 // Host declares the service: it owns the audit records and hears every
@@ -83,7 +103,42 @@ func (s *Service) Host() host.Service {
 		// Every event waits in memory with its state until recorded
 		// (nothing coalesces), so fewer wait than for a reconciler.
 		Reactor: reactor.Config{MaxPending: 10_000},
+		Upkeep:  s.purge,
 	}
+}
+
+// purgePage is how many records one upkeep transaction looks at.
+const purgePage = 1000
+
+// purge removes the records older than the retention, a page per call,
+// going through every record once a round (records are in id order, by
+// subject then time, so age is known only by reading them).
+func (s *Service) purge(ctx context.Context, tx store.Tx) (bool, error) {
+	if s.cfg.Retention < 0 {
+		return false, nil
+	}
+	cutoff := s.cfg.Now().Add(-s.cfg.Retention)
+	rs, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindAudit, AfterID: s.purgeAfter, Limit: purgePage})
+	if err != nil {
+		return false, err
+	}
+	for _, r := range rs {
+		if r.CreatedAt.Before(cutoff) {
+			if err := tx.ResourcePurge(ctx, resource.KindAudit, r.ID); err != nil {
+				return false, err
+			}
+			s.purged++
+		}
+	}
+	if len(rs) == purgePage {
+		s.purgeAfter = rs[len(rs)-1].ID
+		return true, nil
+	}
+	if s.purged > 0 {
+		s.log.InfoContext(ctx, "audit records past their retention purged", "records", s.purged, "retention", s.cfg.Retention.String())
+	}
+	s.purgeAfter, s.purged = "", 0
+	return false, nil
 }
 
 // id orders a subject's records by time: a prefix scan on "a-<subject>-"
@@ -93,7 +148,11 @@ func id(subject string, at time.Time, suffix string) string {
 	return fmt.Sprintf("a-%s-%019d-%s", subject, at.UnixNano(), suffix)
 }
 
-// onEvent records one change of a resource.
+// onEvent records one change of a resource: who made it, what it is
+// (kind, direction, generation, version, phase), a digest of the full
+// state and which fields changed since the version before, not the state
+// itself. The state is on its topic under the subject at that version,
+// for as long as the event history keeps it.
 func (s *Service) onEvent(ctx context.Context, tx store.Tx, topic string, ev event.Event) error {
 	var r store.Resource
 	if err := json.Unmarshal(ev.Data, &r); err != nil {
@@ -104,23 +163,21 @@ func (s *Service) onEvent(ctx context.Context, tx store.Tx, topic string, ev eve
 		scope.Cluster = r.ID
 	}
 	dir := strings.TrimPrefix(topic, "mothership."+r.Kind+".")
-	state, err := redact(r, ev.Data)
+	changed, err := changedFields(ctx, tx, topic, ev.Version, r)
 	if err != nil {
 		return err
 	}
-	rec := record{Scope: scope, Event: api.AuditEvent{
-		SpecVersion: "1.0", ID: ev.ID, Source: ev.Source, Type: "io.mothership.audit.resource_changed",
-		Subject: ev.Subject, Time: ev.Time, DataContentType: "application/json",
-		Data: api.AuditData{
-			ServiceName:        strings.TrimPrefix(ev.Source, "/mothership/"),
-			MethodName:         r.Kind + "." + dir,
-			ResourceName:       crn(scope, r.Kind, r.ID),
-			AuthenticationInfo: api.AuthenticationInfo{Principal: "System:" + strings.TrimPrefix(ev.Source, "/mothership/")},
-			AuthorizationInfo:  api.AuthorizationInfo{Granted: true, Operation: "write", ResourceType: r.Kind},
-			Request:            map[string]any{"generation": ev.Generation, "version": ev.Version},
-			Result:             map[string]any{"phase": r.Status.Phase, "reason": r.Status.Reason, "deleted": r.Deleted(), "state": state},
-		},
-	}}
+	if dir == string(event.Status) && changed != nil && !slices.ContainsFunc(changed, statusTransition) {
+		// Progress within a phase (a message, a detail) is in the event
+		// history; the log keeps the status's transitions.
+		return nil
+	}
+	digest := sha256.Sum256(ev.Data)
+	source := strings.TrimPrefix(ev.Source, "/mothership/")
+	rec := record{ID: ev.ID, Source: source, Method: r.Kind + "." + dir, Subject: ev.Subject, Time: ev.Time.UnixNano(),
+		Principal: "System:" + source, Org: scope.Org, Env: scope.Env, Cluster: scope.Cluster,
+		Kind: r.Kind, Generation: ev.Generation, Version: ev.Version, Phase: r.Status.Phase, Reason: r.Status.Reason,
+		Deleted: r.Deleted(), Digest: digest[:], Changed: changed}
 	_, err = tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindAudit, ID: id(ev.Subject, ev.Time, dir+"-"+fmt.Sprint(ev.Version)),
 		Organization: scope.Org, Environment: scope.Env, Spec: resource.Encode(rec)})
 	if errors.Is(err, store.ErrAlreadyExists) {
@@ -129,28 +186,131 @@ func (s *Service) onEvent(ctx context.Context, tx store.Tx, topic string, ev eve
 	return err
 }
 
-// maxState bounds the state a record keeps: a record must always fit the
-// store's limits, or the change would never be recorded.
-const maxState = 64 << 10
+// statusTransition reports whether a changed status field makes a
+// transition: the phase, its reason or the generation observed.
+func statusTransition(field string) bool {
+	return field == "status.phase" || field == "status.reason" || field == "status.observed_generation"
+}
 
-// redact returns the state a record may show: an API key's secret hash
-// and sealed SCRAM credential are left out (they are never served), and a
-// state too large is replaced by a note.
-func redact(r store.Resource, state json.RawMessage) (json.RawMessage, error) {
-	if r.Kind == resource.KindAPIKey {
-		var spec map[string]json.RawMessage
-		if err := json.Unmarshal(r.Spec, &spec); err != nil {
+// ixFields keeps, per topic and subject, the newest version audit
+// recorded and a short hash of each of its fields, from which the next
+// record names the fields that changed. It is bounded by the resources,
+// not by their history.
+const ixFields = "audit_fields"
+
+// changedFields returns the fields of r (at version) whose values differ
+// from the newest version recorded before it, and records r's if it is
+// the newest. nil when nothing was recorded before: a first record, or an
+// event older than one already recorded (events of a subject may arrive
+// out of order).
+func changedFields(ctx context.Context, tx store.Tx, topic string, version int64, r store.Resource) ([]string, error) {
+	key := topic + "/" + r.ID
+	fields, err := hashFields(r, strings.HasSuffix(topic, "."+string(event.Status)))
+	if err != nil {
+		return nil, fmt.Errorf("audit: %s %s: %w", r.Kind, r.ID, err)
+	}
+	stored, err := tx.IndexGet(ctx, ixFields, key)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	prevVersion, prev := parseFields(stored)
+	if version <= prevVersion {
+		return nil, nil
+	}
+	if value := formatFields(version, fields); len(value) <= store.MaxIndexValueBytes && len(key) <= store.MaxIndexKeyBytes {
+		if err := tx.IndexPut(ctx, ixFields, key, value); err != nil {
 			return nil, err
 		}
-		delete(spec, "secret")
-		delete(spec, "scram")
-		r.Spec = resource.Encode(spec)
-		state = resource.Encode(r)
 	}
-	if len(state) > maxState {
-		return json.RawMessage(fmt.Sprintf(`{"omitted":"the state is %d bytes"}`, len(state))), nil
+	if prev == nil {
+		return nil, nil
 	}
-	return state, nil
+	changed := []string{}
+	for _, path := range slices.Sorted(maps.Keys(fields)) {
+		if prev[path] != fields[path] {
+			changed = append(changed, path)
+		}
+	}
+	for path := range prev {
+		if _, ok := fields[path]; !ok {
+			changed = append(changed, path)
+		}
+	}
+	slices.Sort(changed)
+	return changed, nil
+}
+
+// hashFields maps the fields of a state that its topic announces to a
+// short hash of their values: for a desired event each field of the spec
+// and the deletion; for a status event the status's phase, reason,
+// message, observed generation and each field of its detail.
+func hashFields(r store.Resource, status bool) (map[string]string, error) {
+	out := map[string]string{}
+	put := func(path string, value []byte) {
+		h := fnv.New32a()
+		h.Write(value)
+		out[path] = hex.EncodeToString(h.Sum(nil))
+	}
+	object := func(prefix string, raw json.RawMessage) error {
+		if len(raw) == 0 || raw[0] != '{' {
+			if len(raw) > 0 {
+				put(strings.TrimSuffix(prefix, "."), raw)
+			}
+			return nil
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return err
+		}
+		for k, v := range m {
+			put(prefix+k, v)
+		}
+		return nil
+	}
+	if !status {
+		if r.DeletedAt != nil {
+			put("deleted_at", []byte(r.DeletedAt.String()))
+		}
+		return out, object("spec.", r.Spec)
+	}
+	put("status.phase", []byte(r.Status.Phase))
+	put("status.reason", []byte(r.Status.Reason))
+	put("status.message", []byte(r.Status.Message))
+	put("status.observed_generation", strconv.AppendInt(nil, r.Status.ObservedGeneration, 10))
+	return out, object("status.detail.", r.Status.Detail)
+}
+
+// formatFields and parseFields write and read an ixFields value:
+// "VERSION path=hash path=hash …" (paths are JSON keys: no space, no =
+// in the ones Mothership writes; a value that does not parse counts as
+// none recorded).
+func formatFields(version int64, fields map[string]string) string {
+	var b strings.Builder
+	b.WriteString(strconv.FormatInt(version, 10))
+	for _, path := range slices.Sorted(maps.Keys(fields)) {
+		b.WriteString(" " + path + "=" + fields[path])
+	}
+	return b.String()
+}
+
+func parseFields(s string) (int64, map[string]string) {
+	parts := strings.Fields(s)
+	if len(parts) == 0 {
+		return 0, nil
+	}
+	version, err := strconv.ParseInt(parts[0], 10, 64)
+	if err != nil {
+		return 0, nil
+	}
+	fields := make(map[string]string, len(parts)-1)
+	for _, p := range parts[1:] {
+		path, hash, ok := strings.Cut(p, "=")
+		if !ok {
+			return version, nil
+		}
+		fields[path] = hash
+	}
+	return version, fields
 }
 
 func crn(s svcapi.Scope, kind, id string) string {
@@ -188,24 +348,11 @@ func (s *Service) Record(ctx context.Context, q Request) error {
 	}
 	scope := svcapi.Scope{Org: q.Principal.Organization}
 	granted := q.Status != http.StatusUnauthorized && q.Status != http.StatusForbidden
-	rec := record{Scope: scope, Event: api.AuditEvent{
-		SpecVersion: "1.0", ID: randomID(), Source: "/mothership/gateway", Type: "io.mothership.audit.api_request",
-		Subject: subject, Time: q.At.UTC(), DataContentType: "application/json",
-		Data: api.AuditData{
-			ServiceName:        "gateway",
-			MethodName:         q.Method + " " + q.Route,
-			ResourceName:       crn(scope, "resource", subject),
-			AuthenticationInfo: api.AuthenticationInfo{Principal: principal},
-			AuthorizationInfo:  api.AuthorizationInfo{Granted: granted},
-			Request:            map[string]any{"method": q.Method, "path": q.Path, "api_key": q.KeyID},
-			Result:             map[string]any{"status": q.Status, "code": q.Code},
-		},
-	}}
-	if q.Suppressed > 0 {
-		rec.Event.Data.Result["unauthenticated_requests_before"] = q.Suppressed
-	}
+	rec := record{ID: randomID(), Source: "gateway", Method: q.Method + " " + q.Route, Subject: subject, Time: q.At.UnixNano(),
+		Principal: principal, Denied: !granted, Org: scope.Org,
+		HTTPMethod: q.Method, Path: q.Path, KeyID: q.KeyID, Status: q.Status, Code: q.Code, Suppressed: q.Suppressed}
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		_, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindAudit, ID: id(subject, q.At, rec.Event.ID),
+		_, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindAudit, ID: id(subject, q.At, rec.ID),
 			Organization: scope.Org, Spec: resource.Encode(rec)})
 		return err
 	})
@@ -241,14 +388,14 @@ func (s *Service) Events(ctx context.Context, p svcapi.Principal, subject string
 					break
 				}
 				after = r.ID
-				rec, err := resource.Decode[record](r.Spec)
+				ev, scope, err := decodeRecord(r.Spec)
 				if err != nil {
-					return err
+					return fmt.Errorf("audit: record %s: %w", r.ID, err)
 				}
 				// The id's prefix matches other subjects that begin
 				// with this one; only this subject's records count.
-				if rec.Event.Subject == subject && p.Can(svcapi.Read, rec.Scope) {
-					out.Data = append(out.Data, rec.Event)
+				if ev.Subject == subject && p.Can(svcapi.Read, scope) {
+					out.Data = append(out.Data, ev)
 					ids = append(ids, r.ID)
 					if len(out.Data) > page.Size {
 						break

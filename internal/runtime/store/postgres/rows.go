@@ -241,6 +241,11 @@ func (r *rows) UpdateResource(_ context.Context, res store.Resource) error {
 		res.Generation, res.Version, string(res.Spec), string(status), res.UpdatedAt, res.DeletedAt, res.Kind, res.ID)
 }
 
+// DeleteResource is sent with the next statement, as UpdateResource.
+func (r *rows) DeleteResource(_ context.Context, kind, id string) error {
+	return r.later(`DELETE FROM resources WHERE kind = $1 AND id = $2`, kind, id)
+}
+
 // AppendOutbox appends the events and deletes them again in one statement
 // (mothership_outbox_append), sent with COMMIT: the write-ahead log keeps
 // the inserts for the relay, the table stays empty, and the publication

@@ -472,6 +472,11 @@ func (t *rows) PutIndex(ctx context.Context, index, key, value string) error {
 	return mapErr(err)
 }
 
+func (t *rows) DeleteResource(ctx context.Context, kind, id string) error {
+	_, err := t.exec(ctx, `DELETE FROM resources WHERE kind = ? AND id = ?`, kind, id)
+	return mapErr(err)
+}
+
 func (t *rows) DeleteIndex(ctx context.Context, index, key string) error {
 	_, err := t.exec(ctx, qIndexDelete, index, key)
 	return mapErr(err)

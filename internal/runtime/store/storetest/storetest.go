@@ -30,6 +30,7 @@ func Run(t *testing.T, open Opener) {
 		"UpdateIfGeneration":           testIfGeneration,
 		"SetStatus":                    testSetStatus,
 		"DeleteKeepsRowAndAnnounces":   testDelete,
+		"PurgeRemovesRowSilently":      testPurge,
 		"RollbackWritesNothing":        testRollback,
 		"InvalidInputNeverStored":      testInvalid,
 		"ViewIsReadOnly":               testReadOnly,
@@ -266,6 +267,43 @@ func testDelete(t *testing.T, open Opener) {
 	})
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second delete: %v, want ErrNotFound", err)
+	}
+}
+
+// testPurge: a purged row is gone for good (a get in the same
+// transaction too), nothing is announced, and purging it again is no
+// error.
+func testPurge(t *testing.T, open Opener) {
+	s := open(t, t.TempDir())
+	create(t, s, "lkc", "lkc-1", map[string]any{"cku": 2})
+	create(t, s, "lkc", "lkc-2", map[string]any{"cku": 2})
+	drain(t, s.Feed())
+	for range 2 {
+		update(t, s, func(ctx context.Context, tx store.Tx) error {
+			if err := tx.ResourcePurge(ctx, "lkc", "lkc-1"); err != nil {
+				return err
+			}
+			if _, err := tx.ResourceGetAny(ctx, "lkc", "lkc-1"); !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("get in the purging transaction: %v, want ErrNotFound", err)
+			}
+			return nil
+		})
+	}
+	err := s.View(t.Context(), func(ctx context.Context, tx store.Tx) error {
+		rs, err := tx.ResourceList(ctx, store.ListParams{Kind: "lkc", IncludeDeleted: true})
+		if err != nil {
+			return err
+		}
+		if len(rs) != 1 || rs[0].ID != "lkc-2" {
+			return fmt.Errorf("after the purge the rows are %v, want lkc-2 alone", rs)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs := drain(t, s.Feed()); len(cs) != 0 {
+		t.Fatalf("a purge announced %d changes, want none", len(cs))
 	}
 }
 
