@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -216,5 +218,83 @@ func produce(t *testing.T, opts []kgo.Opt, topic, value string) {
 			t.Fatalf("produce: %v", err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestDevKeepsEveryAnsweredRequestAcrossKill9: while 32 clients create
+// environments as fast as they are answered (their writes share
+// transactions: group commit), `mothership dev` is killed with SIGKILL.
+// Restarted on the same data dir, every environment whose creation was
+// answered 201 is there, with its name.
+func TestDevKeepsEveryAnsweredRequestAcrossKill9(t *testing.T) {
+	dir, listen, kafkaListen := t.TempDir(), freeAddr(t), freeAddr(t)
+	first := startDev(t, dir, listen, kafkaListen)
+	creds, err := os.ReadFile(filepath.Join(dir, "admin-credentials"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, pw, _ := strings.Cut(strings.TrimSpace(string(creds)), ":")
+	base := "http://" + listen
+
+	var mu sync.Mutex
+	answered := map[string]string{} // id → name, for every 201
+	create := func(ctx context.Context, name string) {
+		b, _ := json.Marshal(map[string]any{"display_name": name})
+		req, _ := http.NewRequestWithContext(ctx, "POST", base+"/org/v2/environments", bytes.NewReader(b))
+		req.SetBasicAuth(user, pw)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return // the process died under it: not answered
+		}
+		defer resp.Body.Close()
+		var env api.Environment
+		if resp.StatusCode == http.StatusCreated && json.NewDecoder(resp.Body).Decode(&env) == nil {
+			mu.Lock()
+			answered[env.ID] = name
+			mu.Unlock()
+		}
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				create(ctx, fmt.Sprintf("env-%d-%d", w, i))
+			}
+		})
+	}
+	// The kill lands while requests are in flight, once many were
+	// answered.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		n := len(answered)
+		mu.Unlock()
+		if n >= 300 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d environments created in a minute; child output:\n%s", n, first.output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	first.kill()
+	stop()
+	wg.Wait()
+
+	startDev(t, dir, listen, kafkaListen)
+	c := &client{t: t, base: base, user: user, pw: pw}
+	mu.Lock()
+	defer mu.Unlock()
+	for id, name := range answered {
+		var env api.Environment
+		code := c.do("GET", "/org/v2/environments/"+id, nil, &env)
+		for code == http.StatusTooManyRequests { // the API's rate limit: as a client does, wait
+			time.Sleep(200 * time.Millisecond)
+			code = c.do("GET", "/org/v2/environments/"+id, nil, &env)
+		}
+		if code != http.StatusOK || env.DisplayName != name {
+			t.Fatalf("environment %s (%s) was answered 201 before the kill; after the restart: %d %+v (%d answered in all)", id, name, code, env, len(answered))
+		}
 	}
 }

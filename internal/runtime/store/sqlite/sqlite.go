@@ -67,6 +67,9 @@ type Store struct {
 	// transaction holds the writer's only connection.
 	writeStmts, readStmts map[string]*sql.Stmt
 
+	// group queues the Update calls that wait for the writer.
+	group group
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -222,31 +225,185 @@ func (s *Store) inWriteTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// Update runs fn in one IMMEDIATE transaction. The change feed is woken
-// after a commit that appended events.
+// Update runs fn in a read-write transaction and commits it if fn returns
+// nil. Concurrent calls share one transaction (group commit): each runs in
+// a savepoint of it, in the order they came, so that one that fails rolls
+// back alone while the others commit together, and a burst of small
+// writes (API requests, audit records) costs one commit instead of one
+// each. fn runs on whichever caller's goroutine leads the group; a panic
+// in it is raised again in its own caller.
+//
+// fn's statements do not stop when ctx ends: SQLite rolls back a whole
+// transaction, the group's, when a statement in it is interrupted. A
+// caller whose ctx ended before its turn is answered ctx's error without
+// running.
 func (s *Store) Update(ctx context.Context, fn func(context.Context, store.Tx) error) error {
+	u := &update{ctx: ctx, fn: fn, done: make(chan updateResult, 1)}
+	s.group.mu.Lock()
+	s.group.queue = append(s.group.queue, u)
+	lead := !s.group.leading
+	s.group.leading = true
+	s.group.mu.Unlock()
+	if lead {
+		s.lead()
+	}
+	res := <-u.done
+	if res.panicked {
+		panic(res.panic)
+	}
+	return res.err
+}
+
+// maxGroup bounds the calls one transaction runs.
+const maxGroup = 64
+
+// group is the queue of Update calls waiting for the writer.
+type group struct {
+	mu      sync.Mutex
+	queue   []*update
+	leading bool // a goroutine runs groups
+}
+
+// update is one Update call in the queue.
+type update struct {
+	ctx  context.Context
+	fn   func(context.Context, store.Tx) error
+	done chan updateResult
+}
+
+type updateResult struct {
+	err      error
+	panicked bool
+	panic    any
+}
+
+// lead runs one group of queued calls, then hands the lead to a new
+// goroutine if more came meanwhile, so that a leading caller returns as
+// soon as its own call is done.
+func (s *Store) lead() {
+	s.group.mu.Lock()
+	n := min(len(s.group.queue), maxGroup)
+	batch := s.group.queue[:n:n]
+	s.group.queue = s.group.queue[n:]
+	s.group.mu.Unlock()
+
+	s.runGroup(batch)
+
+	s.group.mu.Lock()
+	more := len(s.group.queue) > 0
+	s.group.leading = more
+	s.group.mu.Unlock()
+	if more {
+		go s.lead()
+	}
+}
+
+// runGroup runs calls in one transaction, each in a savepoint when there
+// are several, and commits the ones that succeeded.
+func (s *Store) runGroup(calls []*update) {
+	// The transaction is the group's: no one caller's context ends it.
+	ctx := context.Background()
 	sqlTx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite %s: begin: %w", s.cfg.Service, mapErr(err))
+		for _, u := range calls {
+			u.done <- updateResult{err: fmt.Errorf("sqlite %s: begin: %w", s.cfg.Service, mapErr(err))}
+		}
+		return
 	}
-	defer sqlTx.Rollback() // after a commit, a no-op; after a panic in fn, the writer's release
-	t := store.NewTx(&rows{s: s, tx: sqlTx}, store.TxConfig{Service: s.cfg.Service, Now: s.cfg.Now, Owns: s.cfg.Owns})
-	if err := fn(ctx, t); err != nil {
-		return err
+	defer sqlTx.Rollback() // after a commit, a no-op
+	savepoints := len(calls) > 1
+	var committed []*update
+	appended := 0
+	for _, u := range calls {
+		if err := u.ctx.Err(); err != nil {
+			u.done <- updateResult{err: err}
+			continue
+		}
+		if savepoints {
+			if _, err := sqlTx.ExecContext(ctx, "SAVEPOINT g"); err != nil {
+				u.done <- updateResult{err: fmt.Errorf("sqlite %s: savepoint: %w", s.cfg.Service, mapErr(err))}
+				continue
+			}
+		}
+		t := store.NewTx(&rows{s: s, tx: sqlTx}, store.TxConfig{Service: s.cfg.Service, Now: s.cfg.Now, Owns: s.cfg.Owns})
+		res := runUpdate(context.WithoutCancel(u.ctx), t, u.fn)
+		if res.err == nil && !res.panicked {
+			if err := t.Finish(ctx); err != nil {
+				res.err = fmt.Errorf("sqlite %s: not committing: %w", s.cfg.Service, err)
+			}
+		}
+		if res.err != nil || res.panicked {
+			if savepoints {
+				_, rbErr := sqlTx.ExecContext(ctx, "ROLLBACK TO g")
+				_, relErr := sqlTx.ExecContext(ctx, "RELEASE g")
+				if err := errors.Join(rbErr, relErr); err != nil {
+					// The transaction is in a state nobody can trust:
+					// nobody of the group commits.
+					res.err = errors.Join(res.err, fmt.Errorf("sqlite %s: roll back to savepoint: %w", s.cfg.Service, err))
+					u.done <- res
+					s.fail(committed, calls, u, err)
+					return
+				}
+			} else {
+				u.done <- res
+				return
+			}
+			u.done <- res
+			continue
+		}
+		if savepoints {
+			if _, err := sqlTx.ExecContext(ctx, "RELEASE g"); err != nil {
+				u.done <- updateResult{err: fmt.Errorf("sqlite %s: release savepoint: %w", s.cfg.Service, mapErr(err))}
+				s.fail(committed, calls, u, err)
+				return
+			}
+		}
+		committed = append(committed, u)
+		appended += t.Appended()
 	}
-	if err := t.Finish(ctx); err != nil {
-		return fmt.Errorf("sqlite %s: not committing: %w", s.cfg.Service, err)
+	if len(committed) == 0 {
+		return
 	}
+	var result updateResult
 	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("sqlite %s: commit: %w", s.cfg.Service, mapErr(err))
+		result.err = fmt.Errorf("sqlite %s: commit: %w", s.cfg.Service, mapErr(err))
 	}
-	if t.Appended() > 0 {
+	for _, u := range committed {
+		u.done <- result
+	}
+	if result.err == nil && appended > 0 {
 		select {
 		case s.notify <- struct{}{}:
 		default:
 		}
 	}
-	return nil
+}
+
+// fail answers the calls of a group that cannot commit, after failed
+// (answered already): those that succeeded before it and those not run.
+func (s *Store) fail(committed, calls []*update, failed *update, err error) {
+	err = fmt.Errorf("sqlite %s: another call of the same transaction failed it: %w", s.cfg.Service, mapErr(err))
+	for _, u := range committed {
+		u.done <- updateResult{err: err}
+	}
+	for i, u := range calls {
+		if u == failed {
+			for _, rest := range calls[i+1:] {
+				rest.done <- updateResult{err: err}
+			}
+			return
+		}
+	}
+}
+
+// runUpdate runs fn, turning a panic into a result for its caller.
+func runUpdate(ctx context.Context, t *store.RowsTx, fn func(context.Context, store.Tx) error) (res updateResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			res = updateResult{panicked: true, panic: p}
+		}
+	}()
+	return updateResult{err: fn(ctx, t)}
 }
 
 // View runs fn in a read-only transaction.
