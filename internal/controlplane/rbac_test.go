@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mothership-dev/mothership/internal/api"
@@ -156,6 +157,26 @@ func TestRateLimitPerKey(t *testing.T) {
 	}
 	if code, _ := s.as(s.key, s.secret, "GET", "/org/v2/environments", nil); code != http.StatusOK {
 		t.Fatalf("another key was limited too: %d", code)
+	}
+}
+
+// TestANewKeyServesABurst: a burst of concurrent requests with a key
+// nobody used yet (its secret not yet checked once) is served: the
+// requests share one slow check of the secret instead of spending the
+// key's budget of them.
+func TestANewKeyServesABurst(t *testing.T) {
+	s := newSystem(t, nil)
+	fresh := s.principal("fresh", "Operator", "crn://mothership/organization="+orgOf(t, s))
+	codes := make([]int, 40)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Go(func() { codes[i], _ = s.as(fresh.ID, fresh.Spec.Secret, "GET", "/org/v2/environments", nil) })
+	}
+	wg.Wait()
+	for i, code := range codes {
+		if code != http.StatusOK {
+			t.Fatalf("request %d of the burst: %d, want 200 (all: %v)", i, code, codes)
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 	"github.com/mothership-dev/mothership/internal/service/svcapi"
 	"github.com/mothership-dev/mothership/internal/sitekey"
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 )
 
@@ -80,6 +82,7 @@ type Service struct {
 
 	mu       sync.Mutex
 	verified map[string][32]byte      // key id → sha256 of a secret that passed
+	slow     singleflight.Group       // the slow checks under way, by key and secret
 	guesses  map[string]*rate.Limiter // key id → budget of slow checks
 }
 
@@ -250,18 +253,31 @@ func (s *Service) Authenticate(ctx context.Context, key, secret, from string) (s
 		// The slow check costs ~15ms of CPU: a key gets a small budget of
 		// them, so guessing its secret is slow and cannot take the API
 		// down. A secret that passed once is then checked by its cache.
-		if !s.mayGuess(key + " " + from) {
-			e := api.Errorf(http.StatusTooManyRequests, api.CodeRateLimited, "too many failed attempts for API key %s; retry in a few seconds", key)
-			e.RetryAfter = 5
-			return svcapi.Principal{}, e
+		// Concurrent requests with the same key and secret share one
+		// slow check (a client's burst on a cold cache would otherwise
+		// spend its whole budget at once and compute the same hash for
+		// each request).
+		passed, err, _ := s.slow.Do(key+" "+hex.EncodeToString(fast[:]), func() (any, error) {
+			if !s.mayGuess(key + " " + from) {
+				e := api.Errorf(http.StatusTooManyRequests, api.CodeRateLimited, "too many failed attempts for API key %s; retry in a few seconds", key)
+				e.RetryAfter = 5
+				return false, e
+			}
+			h, err := pbkdf2.Key(sha256.New, secret, spec.Secret.Salt, spec.Secret.Iterations, len(spec.Secret.Hash))
+			if err != nil || !hmac.Equal(h, spec.Secret.Hash) {
+				return false, nil
+			}
+			s.mu.Lock()
+			s.verified[key] = fast
+			s.mu.Unlock()
+			return true, nil
+		})
+		if err != nil {
+			return svcapi.Principal{}, err
 		}
-		h, err := pbkdf2.Key(sha256.New, secret, spec.Secret.Salt, spec.Secret.Iterations, len(spec.Secret.Hash))
-		if err != nil || !hmac.Equal(h, spec.Secret.Hash) {
+		if !passed.(bool) {
 			return svcapi.Principal{}, unauthorized
 		}
-		s.mu.Lock()
-		s.verified[key] = fast
-		s.mu.Unlock()
 	}
 	// Roles are read once the secret passed, and a key whose owner was
 	// deleted authenticates no one.
