@@ -134,3 +134,29 @@ func (t *tracker) drop(revoked map[string][]int32) {
 		}
 	}
 }
+
+// reached reports whether, on every partition of need that is assigned,
+// every offset below need's is finished, and at least one partition is
+// assigned when need has any: the events written before the start are
+// applied.
+func (t *tracker) reached(need map[topicPartition]int64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(need) > 0 && len(t.parts) == 0 {
+		return false
+	}
+	for tp, end := range need {
+		p := t.parts[tp]
+		if p == nil {
+			continue // another member's
+		}
+		done := p.next
+		if len(p.order) > 0 {
+			done = p.order[0]
+		}
+		if !p.started || done < end {
+			return false
+		}
+	}
+	return true
+}

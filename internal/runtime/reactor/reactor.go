@@ -3,6 +3,11 @@
 // of workers that reconcile keys in the service's own transactions, per-key
 // backoff on failure, and a resync of everything, spread over time.
 //
+// A cold start does not reconcile every key at once: it consumes the
+// events not applied yet and retries the keys that were failing when the
+// service stopped (kept in the store, see retryIndex), and the periodic
+// resync, which begins at the start, heals everything else in its turn.
+//
 // A reaction is level-triggered. The runtime records the newest event of
 // each key in the service's store (store.Tx.ObservedPut) in the same
 // transaction as the reconcile, and calls Reconcile with the key only: the
@@ -24,6 +29,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mothership-dev/mothership/internal/runtime/backoff"
@@ -130,9 +137,10 @@ type Config struct {
 	BackoffBase, BackoffMax time.Duration
 	// ResyncInterval is the period over which every key is reconciled
 	// again, spread evenly (default 10m; negative disables the periodic
-	// resync).
+	// resync). The first round begins at the start.
 	ResyncInterval time.Duration
-	// StartResyncWindow spreads the resync on start (default 5s).
+	// StartResyncWindow spreads the retries on start of the keys that were
+	// failing when the service stopped (default 5s).
 	StartResyncWindow time.Duration
 
 	Logger     *slog.Logger
@@ -163,8 +171,14 @@ type Reactor struct {
 	offsets *tracker
 
 	received, superseded, duplicates, reconciled, failures, resyncs atomic.Int64
-	// startResynced is set once the resync on start has queued every key.
+	// startResynced is set once the keys failing at the last stop are
+	// queued again.
 	startResynced atomic.Bool
+	// catchUp is, per partition, the end offset at the start: the events
+	// below it were written before the start and must be applied before
+	// the reactor is settled.
+	catchUpMu sync.Mutex
+	catchUp   map[topicPartition]int64
 
 	hop       prometheus.Histogram
 	txSeconds prometheus.Histogram
@@ -233,11 +247,57 @@ func (r *Reactor) Stats() Stats {
 	}
 }
 
-// Settled reports whether the resync on start has queued every key and the
-// queue has drained since: the service has caught up with everything it
-// knows. A benchmark times a cold start with it.
+// Settled reports whether the reactor has caught up since its start: it
+// applied every event its partitions held when it started, the keys that
+// were failing when it stopped are queued again, and the queue has
+// drained. A benchmark times a cold start with it.
 func (r *Reactor) Settled() bool {
-	return (r.cfg.OnEvent != nil || r.startResynced.Load()) && r.queue.len() == 0
+	if (r.cfg.OnEvent == nil && !r.startResynced.Load()) || r.queue.len() != 0 {
+		return false
+	}
+	r.catchUpMu.Lock()
+	defer r.catchUpMu.Unlock()
+	return r.catchUp != nil && r.offsets.reached(r.catchUp)
+}
+
+// retryIndex is where the reactor keeps, in the service's own store, the
+// keys that are failing (an index of the runtime's, not of the service:
+// nothing but the reactor reads it, and losing it only leaves those keys
+// to the periodic resync). A cold start retries them first.
+const retryIndex = "reactor_retry"
+
+// measureCatchUp records the end offsets of the topics' partitions, above
+// what the group committed: what a start must apply to be settled.
+func (r *Reactor) measureCatchUp(ctx context.Context, cl *kgo.Client) error {
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, r.cfg.Topics...)
+	if err != nil {
+		return err
+	}
+	committed, err := adm.FetchOffsets(ctx, r.cfg.Group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		committed, err = nil, nil // a group that never committed: everything is to apply
+	}
+	if err != nil {
+		return err
+	}
+	need := map[topicPartition]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			return
+		}
+		from := int64(0)
+		if c, ok := committed.Lookup(o.Topic, o.Partition); ok && c.Err == nil {
+			from = c.At
+		}
+		if o.Offset > from {
+			need[topicPartition{o.Topic, o.Partition}] = o.Offset
+		}
+	})
+	r.catchUpMu.Lock()
+	r.catchUp = need
+	r.catchUpMu.Unlock()
+	return nil
 }
 
 // Start joins the consumer group and starts the workers and the resync.
@@ -291,7 +351,25 @@ func (r *Reactor) run(ctx context.Context, cl *kgo.Client) error {
 	r.queue.reset()
 	r.offsets.reset()
 	r.startResynced.Store(false)
+	r.catchUpMu.Lock()
+	r.catchUp = nil
+	r.catchUpMu.Unlock()
 	var wg sync.WaitGroup
+	wg.Go(func() {
+		// Until it is known, the reactor is not settled; a failure is
+		// retried, since the consumption does not wait for it.
+		for ctx.Err() == nil {
+			err := r.measureCatchUp(ctx, cl)
+			if err == nil {
+				return
+			}
+			r.cfg.Logger.WarnContext(ctx, "reading the topics' end offsets failed; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	})
 	for range r.cfg.Workers {
 		wg.Go(func() { r.work(ctx, cl) })
 	}
@@ -468,6 +546,12 @@ func (r *Reactor) applyOne(ctx context.Context, tx store.Tx, w work) (bool, erro
 	if err := r.cfg.Reconcile(ctx, tx, w.it.key); err != nil {
 		return false, fmt.Errorf("reconcile %s: %w", w.it.key, err)
 	}
+	if w.resync {
+		// A retry (or a resync) that succeeded: no longer failing.
+		if err := tx.IndexDelete(ctx, retryIndex, w.it.key); err != nil {
+			return false, err
+		}
+	}
 	return true, nil
 }
 
@@ -491,6 +575,12 @@ func (r *Reactor) failed(ctx context.Context, cl *kgo.Client, w work, err error,
 	recErr := r.cfg.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		for topic, pe := range w.events {
 			if _, err := tx.ObservedPut(ctx, topic, pe.ev); err != nil {
+				return err
+			}
+		}
+		if !terminal && len(w.it.key) <= store.MaxIndexKeyBytes {
+			// Retried after a restart too, first.
+			if err := tx.IndexPut(ctx, retryIndex, w.it.key, ""); err != nil {
 				return err
 			}
 		}
@@ -533,27 +623,55 @@ func (r *Reactor) failed(ctx context.Context, cl *kgo.Client, w work, err error,
 	r.cfg.Logger.Log(ctx, level, "reconcile not done; backing off", "key", w.it.key, "attempt", attempts, "err", err)
 }
 
-// resyncLoop reconciles every key on start (spread over StartResyncWindow)
-// and then continuously, each key once per ResyncInterval, spread evenly.
+// resyncLoop retries, on start, the keys that were failing when the
+// service stopped (spread over StartResyncWindow), then reconciles every
+// key continuously, each once per ResyncInterval, spread evenly.
 func (r *Reactor) resyncLoop(ctx context.Context) {
-	window := r.cfg.StartResyncWindow
 	for ctx.Err() == nil {
-		if err := r.resync(ctx, window); err != nil && ctx.Err() == nil {
-			r.cfg.Logger.WarnContext(ctx, "resync failed", "err", err)
-		} else if err == nil {
+		err := r.resync(ctx, r.cfg.StartResyncWindow, true)
+		if err == nil {
 			r.startResynced.Store(true)
+			break
 		}
-		if r.cfg.ResyncInterval < 0 {
-			return
+		if ctx.Err() == nil {
+			r.cfg.Logger.WarnContext(ctx, "retrying the keys failing at the last stop failed", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
 		}
-		window = r.cfg.ResyncInterval
+	}
+	for ctx.Err() == nil && r.cfg.ResyncInterval >= 0 {
+		if err := r.resync(ctx, r.cfg.ResyncInterval, false); err != nil && ctx.Err() == nil {
+			r.cfg.Logger.WarnContext(ctx, "resync failed; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
 	}
 }
 
-// resync enqueues every known key, spread evenly over window.
-func (r *Reactor) resync(ctx context.Context, window time.Duration) error {
+// resync enqueues every known key (only the failing ones), spread evenly
+// over window.
+func (r *Reactor) resync(ctx context.Context, window time.Duration, failing bool) error {
 	var keys []string
 	err := r.cfg.Store.View(ctx, func(ctx context.Context, tx store.Tx) error {
+		if failing {
+			for after := ""; ; {
+				page, err := tx.IndexList(ctx, store.IndexListParams{Index: retryIndex, AfterKey: after, Limit: 1000})
+				if err != nil {
+					return err
+				}
+				for _, e := range page {
+					keys = append(keys, e.Key)
+				}
+				if len(page) < 1000 {
+					return nil
+				}
+				after = page[len(page)-1].Key
+			}
+		}
 		seen := map[string]bool{}
 		add := func(ks []string) {
 			for _, k := range ks {
@@ -581,6 +699,9 @@ func (r *Reactor) resync(ctx context.Context, window time.Duration) error {
 	})
 	if err != nil {
 		return fmt.Errorf("reactor %s: resync: %w", r.cfg.Service, err)
+	}
+	if failing && len(keys) == 0 {
+		return nil // nothing was failing: no window to wait out
 	}
 	return spread(ctx, keys, window, func(k string) { r.queue.addResync(k, time.Now()) })
 }
