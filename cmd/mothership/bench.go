@@ -23,16 +23,17 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var (
-		cfg        bench.Config
-		output     string
-		timeFactor float64
-		failShare  float64
-		limitShare float64
-		logLevel   string
-		cpuProfile string
-		credsFile  string
-		kafka      string
-		sites      []string
+		cfg         bench.Config
+		output      string
+		timeFactor  float64
+		failShare   float64
+		limitShare  float64
+		logLevel    string
+		cpuProfile  string
+		heapProfile string
+		credsFile   string
+		kafka       string
+		sites       []string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -99,6 +100,14 @@ goes to stderr; the figures to stdout (-o json: one object).`,
 				}
 				defer pprof.StopCPUProfile()
 			}
+			if heapProfile != "" {
+				f, err := os.Create(heapProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				cfg.HeapProfile = f
+			}
 			started := time.Now()
 			res, err := bench.Run(cmd.Context(), cfg)
 			if err != nil {
@@ -131,6 +140,7 @@ goes to stderr; the figures to stdout (-o json: one object).`,
 	f.Float64Var(&limitShare, "rate-limit-share", 0.01, "share of satellite operations whose first attempt is rate-limited")
 	f.StringVarP(&output, "output", "o", "human", "human or json")
 	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	f.StringVar(&heapProfile, "heap-profile", "", "write a heap profile, taken at the end of the steady phase, to this file (go tool pprof)")
 	f.DurationVar(&cfg.ResyncInterval, "resync-interval", 10*time.Minute, "every service's periodic resync")
 	f.StringVar(&logLevel, "log-level", "none", "none, debug, info, warn or error (simulated failures are logged as errors)")
 	return cmd

@@ -22,6 +22,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,7 +77,11 @@ type Config struct {
 	Seed uint64
 	// Progress receives a line every few seconds.
 	Progress io.Writer
-	Logger   *slog.Logger
+	// HeapProfile, if set, receives a heap profile (pprof's, after a
+	// collection) at the end of the steady phase, with the whole system
+	// still running: what holds the memory at that scale.
+	HeapProfile io.Writer
+	Logger      *slog.Logger
 }
 
 // Latency is a distribution of one hop, in milliseconds.
@@ -299,6 +305,12 @@ func (r *runner) measure(ctx context.Context, res *Result) error {
 	res.ResyncPeakOverAvg = peakOverAvg(perSecond) // 0 when the resyncs are out of sight
 	res.LoadAvg = loadAvg()
 	r.drain(ctx, 60*time.Second)
+	if r.cfg.HeapProfile != nil {
+		runtime.GC()
+		if err := pprof.Lookup("heap").WriteTo(r.cfg.HeapProfile, 0); err != nil {
+			return fmt.Errorf("bench: heap profile: %w", err)
+		}
+	}
 	if cpu1, ok := r.cpuSeconds(ctx); ok && changes > 0 {
 		res.CPUPerChangeMs = (cpu1 - cpu0) * 1000 / float64(changes)
 	}
