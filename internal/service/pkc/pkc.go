@@ -415,9 +415,10 @@ func (s *Service) reconcileDelivered(ctx context.Context, tx store.Tx, id string
 	return s.refreshTenants(ctx, tx, id, nil)
 }
 
-// refreshTenants refreshes a PKC's status and, if it moved, reconciles its
-// tenants again: a resize held behind a running one may go on once it is
-// realized.
+// refreshTenants refreshes a PKC's status and, if it realized another
+// generation, reconciles its tenants again: a resize held behind a running
+// one may go on once it is realized. A status that moved within a
+// generation (a satellite's progress) concerns no tenant.
 func (s *Service) refreshTenants(ctx context.Context, tx store.Tx, id string, reports *siteReports) error {
 	r, err := tx.ResourceGet(ctx, resource.KindPKC, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -426,12 +427,16 @@ func (s *Service) refreshTenants(ctx context.Context, tx store.Tx, id string, re
 	if err != nil {
 		return err
 	}
-	ps, err := resource.Decode[resource.PKCSpec](r.Spec)
-	if err != nil {
-		return err
-	}
 	moved, err := s.refresh(ctx, tx, id, nil, reports)
 	if err != nil || !moved {
+		return err
+	}
+	after, err := tx.ResourceGet(ctx, resource.KindPKC, id)
+	if err != nil || after.Status.ObservedGeneration == r.Status.ObservedGeneration {
+		return err
+	}
+	ps, err := resource.Decode[resource.PKCSpec](r.Spec)
+	if err != nil {
 		return err
 	}
 	for _, lkc := range slices.Sorted(maps.Keys(ps.Tenants)) {
