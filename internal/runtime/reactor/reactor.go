@@ -700,8 +700,13 @@ func (r *Reactor) resync(ctx context.Context, window time.Duration, failing bool
 	if err != nil {
 		return fmt.Errorf("reactor %s: resync: %w", r.cfg.Service, err)
 	}
-	if failing && len(keys) == 0 {
-		return nil // nothing was failing: no window to wait out
+	if failing {
+		if len(keys) == 0 {
+			return nil // nothing was failing: no window to wait out
+		}
+		// A few keys need no spreading; many are spread, a millisecond
+		// each, up to the window.
+		window = min(window, time.Duration(len(keys))*time.Millisecond)
 	}
 	return spread(ctx, keys, window, func(k string) { r.queue.addResync(k, time.Now()) })
 }
