@@ -179,6 +179,9 @@ type Reactor struct {
 	// the reactor is settled.
 	catchUpMu sync.Mutex
 	catchUp   map[topicPartition]int64
+	// failingAtStart holds the keys kept as failing at the last stop,
+	// until they succeed.
+	failingAtStart sync.Map
 
 	hop       prometheus.Histogram
 	txSeconds prometheus.Histogram
@@ -546,8 +549,10 @@ func (r *Reactor) applyOne(ctx context.Context, tx store.Tx, w work) (bool, erro
 	if err := r.cfg.Reconcile(ctx, tx, w.it.key); err != nil {
 		return false, fmt.Errorf("reconcile %s: %w", w.it.key, err)
 	}
-	if w.resync {
-		// A retry (or a resync) that succeeded: no longer failing.
+	// A key that was failing (a retry now, or kept as failing at the last
+	// stop) succeeded: it is failing no longer. Other keys have no entry:
+	// the periodic resync's reconciles write nothing more.
+	if _, atStart := r.failingAtStart.LoadAndDelete(w.it.key); atStart || w.it.attempts > 0 {
 		if err := tx.IndexDelete(ctx, retryIndex, w.it.key); err != nil {
 			return false, err
 		}
@@ -658,19 +663,12 @@ func (r *Reactor) resync(ctx context.Context, window time.Duration, failing bool
 	var keys []string
 	err := r.cfg.Store.View(ctx, func(ctx context.Context, tx store.Tx) error {
 		if failing {
-			for after := ""; ; {
-				page, err := tx.IndexList(ctx, store.IndexListParams{Index: retryIndex, AfterKey: after, Limit: 1000})
-				if err != nil {
-					return err
-				}
-				for _, e := range page {
-					keys = append(keys, e.Key)
-				}
-				if len(page) < 1000 {
-					return nil
-				}
-				after = page[len(page)-1].Key
+			entries, err := store.IndexEntries(ctx, tx, retryIndex, "")
+			for _, e := range entries {
+				keys = append(keys, e.Key)
+				r.failingAtStart.Store(e.Key, true)
 			}
+			return err
 		}
 		seen := map[string]bool{}
 		add := func(ks []string) {

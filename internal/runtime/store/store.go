@@ -247,6 +247,26 @@ type ReadyChecker interface {
 	Ready() error
 }
 
+// indexPage is how many entries IndexEntries reads at a time.
+const indexPage = 1000
+
+// IndexEntries returns every entry of index whose key starts with prefix,
+// in key order, read a page at a time.
+func IndexEntries(ctx context.Context, tx Tx, index, prefix string) ([]IndexEntry, error) {
+	var out []IndexEntry
+	for after := ""; ; {
+		page, err := tx.IndexList(ctx, IndexListParams{Index: index, Prefix: prefix, AfterKey: after, Limit: indexPage})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if len(page) < indexPage {
+			return out, nil
+		}
+		after = page[len(page)-1].Key
+	}
+}
+
 // ObservedResource returns the resource carried by the newest event of
 // subject on topic, as recorded by ObservedPut: a service's local view of
 // another service's resource. ErrNotFound when none was recorded.

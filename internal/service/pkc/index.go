@@ -97,18 +97,12 @@ func (s *Service) ensureIndex(ctx context.Context, tx store.Tx) error {
 func (s *Service) buildIndex(ctx context.Context, tx store.Tx) error {
 	old := map[[2]string]string{}
 	for _, ix := range []string{ixTenant, ixSite, ixRoom, ixKeys} {
-		for after := ""; ; {
-			page, err := tx.IndexList(ctx, store.IndexListParams{Index: ix, AfterKey: after, Limit: 1000})
-			if err != nil {
-				return err
-			}
-			for _, e := range page {
-				old[[2]string{ix, e.Key}] = e.Value
-			}
-			if len(page) < 1000 {
-				break
-			}
-			after = page[len(page)-1].Key
+		entries, err := store.IndexEntries(ctx, tx, ix, "")
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			old[[2]string{ix, e.Key}] = e.Value
 		}
 	}
 	want := map[[2]string]string{}

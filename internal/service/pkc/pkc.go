@@ -296,30 +296,25 @@ func (s *Service) place(ctx context.Context, tx store.Tx, id string, spec resour
 
 // usersOf returns the SASL users of an LKC: its live cluster-scoped keys.
 func usersOf(ctx context.Context, tx store.Tx, lkc string) ([]resource.KafkaUser, error) {
+	entries, err := store.IndexEntries(ctx, tx, ixKeys, lkc+"/")
+	if err != nil {
+		return nil, err
+	}
 	var users []resource.KafkaUser
-	for after := ""; ; {
-		page, err := tx.IndexList(ctx, store.IndexListParams{Index: ixKeys, Prefix: lkc + "/", AfterKey: after, Limit: 500})
+	for _, e := range entries {
+		r, err := store.ObservedResource(ctx, tx, apikeyDesired, e.Value)
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range page {
-			r, err := store.ObservedResource(ctx, tx, apikeyDesired, e.Value)
-			if err != nil {
-				return nil, err
-			}
-			spec, err := resource.Decode[resource.APIKeySpec](r.Spec)
-			if err != nil {
-				return nil, err
-			}
-			if spec.Resource == lkc && !r.Deleted() && spec.SCRAM != nil {
-				users = append(users, resource.KafkaUser{Name: r.ID, SCRAM: *spec.SCRAM})
-			}
+		spec, err := resource.Decode[resource.APIKeySpec](r.Spec)
+		if err != nil {
+			return nil, err
 		}
-		if len(page) < 500 {
-			return users, nil
+		if spec.Resource == lkc && !r.Deleted() && spec.SCRAM != nil {
+			users = append(users, resource.KafkaUser{Name: r.ID, SCRAM: *spec.SCRAM})
 		}
-		after = page[len(page)-1].Key
 	}
+	return users, nil
 }
 
 // reconcileKey adds or removes a cluster-scoped key's SASL user on the PKC
@@ -381,19 +376,9 @@ func (s *Service) reconcileKey(ctx context.Context, tx store.Tx, keyID string) e
 // the status of every PKC of the site, then lets each of their tenants
 // proceed (a held resize goes on once the running one is realized).
 func (s *Service) reconcileSite(ctx context.Context, tx store.Tx, site string) error {
-	var ids []string
-	for after := ""; ; {
-		page, err := tx.IndexList(ctx, store.IndexListParams{Index: ixSite, Prefix: site + "/", AfterKey: after, Limit: 500})
-		if err != nil {
-			return err
-		}
-		for _, e := range page {
-			ids = append(ids, e.Value)
-		}
-		if len(page) < 500 {
-			break
-		}
-		after = page[len(page)-1].Key
+	entries, err := store.IndexEntries(ctx, tx, ixSite, site+"/")
+	if err != nil {
+		return err
 	}
 	// The site's capacity is read once for all its PKCs; only the tenants
 	// of a PKC whose status moved are reconciled again.
@@ -401,8 +386,8 @@ func (s *Service) reconcileSite(ctx context.Context, tx store.Tx, site string) e
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		if err := s.refreshTenants(ctx, tx, id, reports); err != nil {
+	for _, e := range entries {
+		if err := s.refreshTenants(ctx, tx, e.Value, reports); err != nil {
 			return err
 		}
 	}

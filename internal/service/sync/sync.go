@@ -237,24 +237,6 @@ func siteVersion(ctx context.Context, tx store.Tx, site resource.Site) (int64, e
 	return n, nil
 }
 
-// siteDeliveries lists the ids of the site's live deliveries.
-func siteDeliveries(ctx context.Context, tx store.Tx, site resource.Site) ([]string, error) {
-	var ids []string
-	for after := ""; ; {
-		page, err := tx.IndexList(ctx, store.IndexListParams{Index: ixSite, Prefix: site.ID() + "/", AfterKey: after, Limit: 500})
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range page {
-			ids = append(ids, e.Value)
-		}
-		if len(page) < 500 {
-			return ids, nil
-		}
-		after = page[len(page)-1].Key
-	}
-}
-
 // reported records what the satellite of site realized of one delivery.
 // A resource that is not a live delivery of that site (deleted since, or
 // never sent there) is ignored.
@@ -303,11 +285,12 @@ func (s *Service) Bundle(ctx context.Context, site resource.Site, after int64, w
 			if b.Version, err = siteVersion(ctx, tx, site); err != nil || b.Version <= after {
 				return err // nothing newer: no need to read it
 			}
-			ids, err := siteDeliveries(ctx, tx, site)
+			entries, err := store.IndexEntries(ctx, tx, ixSite, site.ID()+"/")
 			if err != nil {
 				return err
 			}
-			for _, id := range ids {
+			for _, e := range entries {
+				id := e.Value
 				d, err := tx.ResourceGet(ctx, resource.KindDelivery, id)
 				if err != nil {
 					return fmt.Errorf("delivery %s: %w", id, err)
