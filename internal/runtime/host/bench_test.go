@@ -2,6 +2,7 @@ package host_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -109,6 +110,13 @@ func write(b *testing.B, ctx context.Context, p *pipeline, clock *hopClock, i, k
 
 // writeBatch applies changes first..first+n-1 in one source transaction.
 func writeBatch(b *testing.B, ctx context.Context, p *pipeline, clock *hopClock, first, n, keys int) {
+	if err := tryWriteBatch(ctx, p, clock, first, n, keys); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// tryWriteBatch is writeBatch for goroutines other than the benchmark's.
+func tryWriteBatch(ctx context.Context, p *pipeline, clock *hopClock, first, n, keys int) error {
 	var written []store.Resource
 	err := p.source.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		written = written[:0]
@@ -122,12 +130,13 @@ func writeBatch(b *testing.B, ctx context.Context, p *pipeline, clock *hopClock,
 		return nil
 	})
 	if err != nil {
-		b.Fatalf("write batch at %d: %v", first, err)
+		return fmt.Errorf("write batch at %d: %w", first, err)
 	}
 	now := time.Now()
 	for _, r := range written {
 		clock.sourceCommitted(r.ID, r.Version, now)
 	}
+	return nil
 }
 
 func waitReacted(b *testing.B, clock *hopClock) {
@@ -175,11 +184,16 @@ func benchHop(b *testing.B, backend string) {
 	// transaction is an API under load; 64 is an upstream reactor applying
 	// a deep queue in batches.
 	for _, perTx := range []int{1, 64} {
-		b.Run(fmt.Sprintf("max/source-tx=%d", perTx), func(b *testing.B) { benchMax(b, backend, perTx) })
+		b.Run(fmt.Sprintf("max/source-tx=%d", perTx), func(b *testing.B) { benchMax(b, backend, perTx, 1) })
 	}
+	// Eight API requests at a time, one change each: what a loaded API
+	// asks of the hop.
+	b.Run("max/source-tx=1/writers=8", func(b *testing.B) { benchMax(b, backend, 1, 8) })
 }
 
-func benchMax(b *testing.B, backend string, perTx int) {
+// benchMax commits b.N changes, perTx per source transaction, from writers
+// goroutines at once, as fast as the source commits them.
+func benchMax(b *testing.B, backend string, perTx, writers int) {
 	const keys = 100_000
 	clock := newHopClock(keys)
 	p := startBenchPipeline(b, backend, clock)
@@ -193,8 +207,20 @@ func benchMax(b *testing.B, backend string, perTx int) {
 	before := p.sink.Reactor.Stats()
 	b.ResetTimer()
 	start := time.Now()
-	for i := 0; i < b.N; i += perTx {
-		writeBatch(b, ctx, p, clock, keys+i, min(perTx, b.N-i), keys)
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			// Writer w takes every writers-th batch, so no two writers
+			// write the same change.
+			for i := w * perTx; i < b.N && errs[w] == nil; i += writers * perTx {
+				errs[w] = tryWriteBatch(ctx, p, clock, keys+i, min(perTx, b.N-i), keys)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		b.Fatal(err)
 	}
 	waitReacted(b, clock)
 	elapsed := time.Since(start)
@@ -209,11 +235,18 @@ func benchMax(b *testing.B, backend string, perTx int) {
 
 // BenchmarkPgbenchInsert measures what the PostgreSQL server of the hop
 // benchmark commits at best: pgbench's single-row INSERT, one per
-// transaction, 2 clients for 10 s, on the same private server (run it in
-// the same invocation as BenchmarkHop/postgres to compare the two).
+// transaction, for 10 s, on the same private server, with 2 clients and
+// with 8 (run it in the same invocation as BenchmarkHop/postgres to compare
+// the two).
 //
 //	go test -run '^$' -bench 'BenchmarkHop/postgres|BenchmarkPgbenchInsert' -benchtime 1x ./internal/runtime/host/
 func BenchmarkPgbenchInsert(b *testing.B) {
+	for _, clients := range []int{2, 8} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) { benchPgbench(b, clients) })
+	}
+}
+
+func benchPgbench(b *testing.B, clients int) {
 	srv := pgtest.Shared(b)
 	url := srv.NewDatabase(b)
 	conn, err := pgx.Connect(b.Context(), url)
@@ -229,7 +262,7 @@ func BenchmarkPgbenchInsert(b *testing.B) {
 	if err := os.WriteFile(script, []byte("\\set k random(1, 1000000)\nINSERT INTO t(k, v) VALUES (:k, 'value of a change');\n"), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	args := []string{"-n", "-c", "2", "-j", "2", "-T", "10", "-M", "prepared", "-f", script, url}
+	args := []string{"-n", "-c", strconv.Itoa(clients), "-j", "2", "-T", "10", "-M", "prepared", "-f", script, url}
 	// One 10-second run whatever b.N is: the figure is pgbench's.
 	b.Logf("%s %s", srv.Bin("pgbench"), strings.Join(args[:len(args)-1], " "))
 	out, err := exec.CommandContext(b.Context(), srv.Bin("pgbench"), args...).CombinedOutput()
