@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -469,8 +468,12 @@ func (r *Reactor) apply(ctx context.Context, cl *kgo.Client, batch []work) {
 	start := time.Now()
 	err := r.cfg.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		reconciled, duplicates, resyncs = 0, 0, 0
-		for _, w := range batch {
-			ran, err := r.applyOne(ctx, tx, w)
+		newer, err := r.record(ctx, tx, batch)
+		if err != nil {
+			return err
+		}
+		for i, w := range batch {
+			ran, err := r.applyOne(ctx, tx, w, newer[i])
 			if err != nil {
 				return err
 			}
@@ -519,9 +522,36 @@ func (r *Reactor) apply(ctx context.Context, cl *kgo.Client, batch []work) {
 	}
 }
 
-// applyOne records w's events and reconciles the key if any was new (or a
-// resync asked for it). It reports whether it reconciled.
-func (r *Reactor) applyOne(ctx context.Context, tx store.Tx, w work) (bool, error) {
+// record records the batch's events, all in one round trip where the
+// store can, and reports for each work whether any of its events was new.
+// A history consumer (OnEvent) records nothing here.
+func (r *Reactor) record(ctx context.Context, tx store.Tx, batch []work) ([]bool, error) {
+	newer := make([]bool, len(batch))
+	if r.cfg.OnEvent != nil {
+		return newer, nil
+	}
+	var evs []store.TopicEvent
+	var owner []int // evs[i] belongs to batch[owner[i]]
+	for i, w := range batch {
+		for topic, pe := range w.events {
+			evs = append(evs, store.TopicEvent{Topic: topic, Event: pe.ev})
+			owner = append(owner, i)
+		}
+	}
+	ok, err := tx.ObservedPutAll(ctx, evs)
+	if err != nil {
+		return nil, err
+	}
+	for i, written := range ok {
+		newer[owner[i]] = newer[owner[i]] || written
+	}
+	return newer, nil
+}
+
+// applyOne reconciles w's key if any of its events was new (or a resync
+// asked for it); a history consumer's OnEvent gets each event. It reports
+// whether it reconciled.
+func (r *Reactor) applyOne(ctx context.Context, tx store.Tx, w work, newer bool) (bool, error) {
 	if r.cfg.OnEvent != nil {
 		for topic, pe := range w.events {
 			if err := r.cfg.OnEvent(ctx, tx, topic, pe.ev); err != nil {
@@ -530,20 +560,7 @@ func (r *Reactor) applyOne(ctx context.Context, tx store.Tx, w work) (bool, erro
 		}
 		return len(w.events) > 0, nil
 	}
-	changed := w.resync
-	topics := make([]string, 0, len(w.events))
-	for topic := range w.events {
-		topics = append(topics, topic)
-	}
-	slices.Sort(topics) // a stable lock order across transactions
-	for _, topic := range topics {
-		ok, err := tx.ObservedPut(ctx, topic, w.events[topic].ev)
-		if err != nil {
-			return false, err
-		}
-		changed = changed || ok
-	}
-	if !changed {
+	if !newer && !w.resync {
 		return false, nil
 	}
 	if err := r.cfg.Reconcile(ctx, tx, w.it.key); err != nil {

@@ -167,6 +167,10 @@ type Tx interface {
 	// ObservedPut records ev as the newest event of its subject on topic if
 	// its version is newer than the one recorded; it reports whether it was.
 	ObservedPut(ctx context.Context, topic string, ev event.Event) (bool, error)
+	// ObservedPutAll is ObservedPut for many events (no two of the same
+	// topic and subject) in one round trip where the backend can; it
+	// reports, event by event, whether each was newer.
+	ObservedPutAll(ctx context.Context, evs []TopicEvent) ([]bool, error)
 	// ObservedGet returns the newest recorded event of subject on topic.
 	ObservedGet(ctx context.Context, topic, subject string) (event.Event, error)
 	// ObservedSubjects lists the subjects recorded on topic, in order.

@@ -31,9 +31,11 @@ type Rows interface {
 	// AppendOutbox appends events to the outbox, in the order given,
 	// in as few statements as the backend can.
 	AppendOutbox(ctx context.Context, events []OutboxEvent) error
-	// PutObserved stores value as the newest event of subject on topic
-	// unless one at version or later is stored; it reports whether it did.
-	PutObserved(ctx context.Context, topic, subject string, version int64, value []byte) (bool, error)
+	// PutObserved stores each row's value as the newest event of its
+	// subject on its topic unless one at its version or later is stored,
+	// in as few round trips as the backend can; it reports, row by row,
+	// whether it did. No two rows name the same topic and subject.
+	PutObserved(ctx context.Context, rows []ObservedRow) ([]bool, error)
 	GetObserved(ctx context.Context, topic, subject string) ([]byte, error)
 	ObservedSubjects(ctx context.Context, topic string) ([]string, error)
 	// PutIndex inserts or replaces an index entry; DeleteIndex removes one
@@ -50,6 +52,19 @@ type Rows interface {
 type OutboxEvent struct {
 	Topic, Key string
 	Value      []byte
+}
+
+// ObservedRow is an observed event as a backend stores it.
+type ObservedRow struct {
+	Topic, Subject string
+	Version        int64
+	Value          []byte
+}
+
+// TopicEvent is an event and the topic it was observed on.
+type TopicEvent struct {
+	Topic string
+	Event event.Event
 }
 
 // TxConfig configures a transaction built by NewTx.
@@ -354,28 +369,49 @@ func (t *RowsTx) emit(ctx context.Context, r Resource, d event.Direction) error 
 
 // ObservedPut implements Tx.
 func (t *RowsTx) ObservedPut(ctx context.Context, topic string, ev event.Event) (bool, error) {
-	if t.cfg.ReadOnly {
-		return false, fmt.Errorf("observe %s %s: %w", topic, ev.Subject, ErrReadOnly)
-	}
-	if t.failed != nil {
-		return false, fmt.Errorf("observe %s %s: an earlier write of this transaction failed: %w", topic, ev.Subject, t.failed)
-	}
-	value, err := ev.Encode()
+	ok, err := t.ObservedPutAll(ctx, []TopicEvent{{Topic: topic, Event: ev}})
 	if err != nil {
-		return false, fmt.Errorf("observe %s %s: encode: %w", topic, ev.Subject, err)
-	}
-	ok, err := t.rows.PutObserved(ctx, topic, ev.Subject, ev.Version, value)
-	if err != nil || !ok {
-		if err != nil {
-			err = fmt.Errorf("observe %s %s: %w", topic, ev.Subject, err)
-		}
 		return false, err
 	}
-	if t.observed == nil {
-		t.observed = make(map[[2]string]event.Event)
+	return ok[0], nil
+}
+
+// ObservedPutAll implements Tx.
+func (t *RowsTx) ObservedPutAll(ctx context.Context, evs []TopicEvent) ([]bool, error) {
+	if len(evs) == 0 {
+		return nil, nil
 	}
-	t.observed[[2]string{topic, ev.Subject}] = ev
-	return true, nil
+	if t.cfg.ReadOnly {
+		return nil, fmt.Errorf("observe %s %s: %w", evs[0].Topic, evs[0].Event.Subject, ErrReadOnly)
+	}
+	if t.failed != nil {
+		return nil, fmt.Errorf("observe %s %s: an earlier write of this transaction failed: %w", evs[0].Topic, evs[0].Event.Subject, t.failed)
+	}
+	rows := make([]ObservedRow, len(evs))
+	for i, te := range evs {
+		value, err := te.Event.Encode()
+		if err != nil {
+			return nil, fmt.Errorf("observe %s %s: encode: %w", te.Topic, te.Event.Subject, err)
+		}
+		rows[i] = ObservedRow{Topic: te.Topic, Subject: te.Event.Subject, Version: te.Event.Version, Value: value}
+	}
+	ok, err := t.rows.PutObserved(ctx, rows)
+	if err != nil {
+		if len(evs) == 1 {
+			return nil, fmt.Errorf("observe %s %s: %w", evs[0].Topic, evs[0].Event.Subject, err)
+		}
+		return nil, fmt.Errorf("observe %d events: %w", len(evs), err)
+	}
+	for i, te := range evs {
+		if !ok[i] {
+			continue
+		}
+		if t.observed == nil {
+			t.observed = make(map[[2]string]event.Event)
+		}
+		t.observed[[2]string{te.Topic, te.Event.Subject}] = te.Event
+	}
+	return ok, nil
 }
 
 // ObservedGet implements Tx.

@@ -1,10 +1,12 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -260,11 +262,52 @@ func (r *rows) AppendOutbox(_ context.Context, events []store.OutboxEvent) error
 	return r.later(`SELECT mothership_outbox_append($1::text[], $2::text[], $3::bytea[])`, topics, keys, values)
 }
 
-func (r *rows) PutObserved(ctx context.Context, topic, subject string, version int64, value []byte) (bool, error) {
-	n, err := r.exec(ctx, `INSERT INTO observed (topic, subject, version, event) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (topic, subject) DO UPDATE SET version = excluded.version, event = excluded.event WHERE excluded.version > observed.version`,
-		topic, subject, version, value)
-	return n > 0, err
+// PutObserved writes every row in one statement, one round trip however
+// many events a reaction batch records. Rows are written in (topic,
+// subject) order, so that concurrent batches lock them in one order.
+func (r *rows) PutObserved(ctx context.Context, obs []store.ObservedRow) ([]bool, error) {
+	if len(obs) == 1 {
+		o := obs[0]
+		n, err := r.exec(ctx, `INSERT INTO observed (topic, subject, version, event) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (topic, subject) DO UPDATE SET version = excluded.version, event = excluded.event WHERE excluded.version > observed.version`,
+			o.Topic, o.Subject, o.Version, o.Value)
+		return []bool{n > 0}, err
+	}
+	order := make([]int, len(obs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		return cmp.Or(cmp.Compare(obs[a].Topic, obs[b].Topic), cmp.Compare(obs[a].Subject, obs[b].Subject))
+	})
+	topics, subjects := make([]string, len(obs)), make([]string, len(obs))
+	versions, values := make([]int64, len(obs)), make([][]byte, len(obs))
+	for i, j := range order {
+		topics[i], subjects[i], versions[i], values[i] = obs[j].Topic, obs[j].Subject, obs[j].Version, obs[j].Value
+	}
+	// RETURNING names the rows inserted or updated; a row the WHERE kept
+	// (not newer) is not returned.
+	written := make(map[[2]string]bool, len(obs))
+	err := r.query(ctx, func(rs pgx.Rows) error {
+		var k [2]string
+		if err := rs.Scan(&k[0], &k[1]); err != nil {
+			return err
+		}
+		written[k] = true
+		return nil
+	}, `INSERT INTO observed (topic, subject, version, event)
+		SELECT e.topic, e.subject, e.version, e.event
+		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[]) WITH ORDINALITY AS e(topic, subject, version, event, n) ORDER BY e.n
+		ON CONFLICT (topic, subject) DO UPDATE SET version = excluded.version, event = excluded.event WHERE excluded.version > observed.version
+		RETURNING topic, subject`, topics, subjects, versions, values)
+	if err != nil {
+		return nil, err
+	}
+	ok := make([]bool, len(obs))
+	for i, o := range obs {
+		ok[i] = written[[2]string{o.Topic, o.Subject}]
+	}
+	return ok, nil
 }
 
 func (r *rows) GetObserved(ctx context.Context, topic, subject string) ([]byte, error) {

@@ -590,13 +590,22 @@ func (t *rows) AppendOutbox(ctx context.Context, events []store.OutboxEvent) err
 	return nil
 }
 
-func (t *rows) PutObserved(ctx context.Context, topic, subject string, version int64, value []byte) (bool, error) {
-	res, err := t.exec(ctx, qObserve, topic, subject, version, value)
-	if err != nil {
-		return false, mapErr(err)
+// PutObserved writes row by row: SQLite is in the process, a statement
+// costs no round trip.
+func (t *rows) PutObserved(ctx context.Context, obs []store.ObservedRow) ([]bool, error) {
+	ok := make([]bool, len(obs))
+	for i, o := range obs {
+		res, err := t.exec(ctx, qObserve, o.Topic, o.Subject, o.Version, o.Value)
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, err
+		}
+		ok[i] = n > 0
 	}
-	n, err := res.RowsAffected()
-	return n > 0, err
+	return ok, nil
 }
 
 func (t *rows) GetObserved(ctx context.Context, topic, subject string) ([]byte, error) {

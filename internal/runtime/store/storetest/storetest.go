@@ -441,6 +441,49 @@ func testObserved(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Many at once, in the order given (not the store's): each answer is
+	// its own event's, whether it was newer than the one recorded.
+	var all []bool
+	evOf := func(topic, subject string, v int64) store.TopicEvent {
+		return store.TopicEvent{Topic: topic, Event: event.New("kafka", "lkc", event.Desired, subject, v, v, testTime, json.RawMessage(fmt.Sprintf(`{"v":%d}`, v)))}
+	}
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		var err error
+		all, err = tx.ObservedPutAll(ctx, []store.TopicEvent{
+			evOf("mothership.lkc.desired", "lkc-2", 1),
+			evOf("mothership.lkc.desired", "lkc-1", 2), // older than 3
+			evOf("mothership.lkc.status", "lkc-1", 1),
+			evOf("mothership.lkc.desired", "lkc-0", 5),
+		})
+		if err != nil {
+			return err
+		}
+		got, err := tx.ObservedGet(ctx, "mothership.lkc.desired", "lkc-0")
+		if err != nil || got.Version != 5 {
+			return fmt.Errorf("the transaction reads lkc-0 back as version %d, %v; want 5", got.Version, err)
+		}
+		return nil
+	})
+	if got := fmt.Sprint(all); got != "[true false true true]" {
+		t.Fatalf("ObservedPutAll applied %s, want [true false true true]", got)
+	}
+	err = s.View(t.Context(), func(ctx context.Context, tx store.Tx) error {
+		subjects, err := tx.ObservedSubjects(ctx, "mothership.lkc.desired")
+		if err != nil {
+			return err
+		}
+		if fmt.Sprint(subjects) != "[lkc-0 lkc-1 lkc-2]" {
+			return fmt.Errorf("observed subjects %v after ObservedPutAll", subjects)
+		}
+		got, err := tx.ObservedGet(ctx, "mothership.lkc.desired", "lkc-1")
+		if err != nil || got.Version != 3 {
+			return fmt.Errorf("lkc-1 is at version %d, %v after an older one was offered; want 3", got.Version, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if n := len(drain(t, s.Feed())); n != 0 {
 		t.Fatalf("observing emitted %d events; only own resources emit", n)
 	}
