@@ -192,6 +192,12 @@ type Tx interface {
 
 	// IndexPut sets key of index to value.
 	IndexPut(ctx context.Context, index, key, value string) error
+	// IndexAdd adds delta to the integer value of key in index (base if
+	// the key is absent) and returns the sum. It is atomic against
+	// concurrent transactions: a counter kept with IndexGet and IndexPut
+	// loses updates on a backend whose writers run concurrently
+	// (PostgreSQL at READ COMMITTED).
+	IndexAdd(ctx context.Context, index, key string, delta, base int64) (int64, error)
 	// IndexDelete removes key from index; removing an absent key is no
 	// error.
 	IndexDelete(ctx context.Context, index, key string) error

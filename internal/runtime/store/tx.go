@@ -41,6 +41,10 @@ type Rows interface {
 	// PutIndex inserts or replaces an index entry; DeleteIndex removes one
 	// if present. Neither appends to the outbox.
 	PutIndex(ctx context.Context, index, key, value string) error
+	// AddIndex adds delta to the integer value of an entry (base + delta
+	// when absent) in one statement, atomic against concurrent writers,
+	// and returns the new value.
+	AddIndex(ctx context.Context, index, key string, delta, base int64) (int64, error)
 	DeleteIndex(ctx context.Context, index, key string) error
 	// GetIndex and ListIndex read entries, seeing the transaction's own
 	// writes, without locking them.
@@ -473,6 +477,18 @@ func (t *RowsTx) IndexPut(ctx context.Context, index, key, value string) error {
 		return t.fail(fmt.Errorf("index %s %s: put: %w", index, key, err))
 	}
 	return nil
+}
+
+// IndexAdd implements Tx.
+func (t *RowsTx) IndexAdd(ctx context.Context, index, key string, delta, base int64) (int64, error) {
+	if err := t.indexWritable("add", index, key); err != nil {
+		return 0, err
+	}
+	v, err := t.rows.AddIndex(ctx, index, key, delta, base)
+	if err != nil {
+		return 0, t.fail(fmt.Errorf("index %s %s: add: %w", index, key, err))
+	}
+	return v, nil
 }
 
 // IndexDelete implements Tx.

@@ -205,11 +205,16 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error 
 		return fmt.Errorf("sync: delivery %s: %w", pkc.ID, err)
 	}
 	if grew := d.Generation - before; grew > 0 {
-		v, err := siteVersion(ctx, tx, site)
+		// Added, not read and written: reactor workers reconcile
+		// deliveries of one site concurrently, and on PostgreSQL a
+		// read-then-write loses one of two updates (the version would go
+		// back, and a satellite miss what it announced).
+		base, err := siteVersion(ctx, tx, site)
 		if err != nil {
 			return err
 		}
-		return tx.IndexPut(ctx, ixVersion, site.ID(), strconv.FormatInt(v+grew, 10))
+		_, err = tx.IndexAdd(ctx, ixVersion, site.ID(), grew, base)
+		return err
 	}
 	return nil
 }

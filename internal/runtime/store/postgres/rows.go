@@ -336,6 +336,17 @@ func (r *rows) PutIndex(_ context.Context, index, key, value string) error {
 		index, key, value)
 }
 
+// AddIndex locks the entry (ON CONFLICT DO UPDATE takes the row's lock
+// and adds to its newest committed value), so concurrent adds all count.
+func (r *rows) AddIndex(ctx context.Context, index, key string, delta, base int64) (int64, error) {
+	var v int64
+	err := r.queryRow(ctx, func(row pgx.Row) error { return row.Scan(&v) },
+		`INSERT INTO index_entries (name, key, value) VALUES ($1, $2, ($3::bigint + $4::bigint)::text)
+		ON CONFLICT (name, key) DO UPDATE SET value = (index_entries.value::bigint + $3::bigint)::text RETURNING value::bigint`,
+		index, key, delta, base)
+	return v, err
+}
+
 func (r *rows) DeleteIndex(_ context.Context, index, key string) error {
 	return r.later(`DELETE FROM index_entries WHERE name = $1 AND key = $2`, index, key)
 }

@@ -638,6 +638,13 @@ func (t *rows) PutIndex(ctx context.Context, index, key, value string) error {
 	return mapErr(err)
 }
 
+func (t *rows) AddIndex(ctx context.Context, index, key string, delta, base int64) (int64, error) {
+	var v int64
+	err := t.queryRow(ctx, `INSERT INTO index_entries (name, key, value) VALUES (?1, ?2, CAST(?3 + ?4 AS TEXT))
+		ON CONFLICT (name, key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + ?3 AS TEXT) RETURNING CAST(value AS INTEGER)`, index, key, delta, base).Scan(&v)
+	return v, mapErr(err)
+}
+
 func (t *rows) DeleteResource(ctx context.Context, kind, id string) error {
 	_, err := t.exec(ctx, `DELETE FROM resources WHERE kind = ? AND id = ?`, kind, id)
 	return mapErr(err)

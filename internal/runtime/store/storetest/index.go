@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mothership-dev/mothership/internal/runtime/store"
@@ -18,6 +20,64 @@ var indexCases = map[string]func(t *testing.T, open Opener){
 	"IndexPublishesNothing":    testIndexNoEvents,
 	"IndexRollsBackWithTheTx":  testIndexRollback,
 	"IndexRefusesInvalidInput": testIndexInvalid,
+	"IndexAddCountsEveryAdd":   testIndexAdd,
+}
+
+// testIndexAdd adds to one counter from concurrent transactions: every
+// add counts, from the base the first one gave, whatever the backend's
+// concurrency.
+func testIndexAdd(t *testing.T, open Opener) {
+	s := open(t, t.TempDir())
+	const writers, adds = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*adds)
+	for range writers {
+		wg.Go(func() {
+			for range adds {
+				errs <- s.Update(t.Context(), func(ctx context.Context, tx store.Tx) error {
+					v, err := tx.IndexAdd(ctx, "counter", "site-a", 2, 100)
+					if err != nil {
+						return err
+					}
+					got, err := tx.IndexGet(ctx, "counter", "site-a")
+					if err != nil || got != strconv.FormatInt(v, 10) {
+						return fmt.Errorf("the transaction reads %q, %v after adding up to %d", got, err, v)
+					}
+					return nil
+				})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := s.View(t.Context(), func(ctx context.Context, tx store.Tx) error {
+		got, err := tx.IndexGet(ctx, "counter", "site-a")
+		if err != nil {
+			return err
+		}
+		if want := strconv.Itoa(100 + writers*adds*2); got != want {
+			return fmt.Errorf("counter is %s after %d adds of 2 from 100, want %s: adds were lost", got, writers*adds, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(t.Context(), func(ctx context.Context, tx store.Tx) error {
+		_, err := tx.IndexAdd(ctx, "counter", "site-a", 1, 0)
+		if !errors.Is(err, store.ErrReadOnly) {
+			return fmt.Errorf("IndexAdd in a view: %v, want ErrReadOnly", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func indexKeys(es []store.IndexEntry) string {
