@@ -33,6 +33,7 @@ func newBenchCmd() *cobra.Command {
 		heapProfile string
 		credsFile   string
 		kafka       string
+		kafkaAuth   kafkaSASL
 		sites       []string
 	)
 	cmd := &cobra.Command{
@@ -81,6 +82,9 @@ goes to stderr; the figures to stdout (-o json: one object).`,
 					return fmt.Errorf("--url needs --kafka, the control plane's event cluster (dev prints it), to time the hops")
 				}
 				cfg.Kafka = strings.Split(kafka, ",")
+				if cfg.KafkaOpts, err = kafkaAuth.auth(); err != nil {
+					return err
+				}
 				for _, v := range sites {
 					site, err := resource.ParseSite(v)
 					if err != nil {
@@ -131,6 +135,7 @@ goes to stderr; the figures to stdout (-o json: one object).`,
 	f.StringVar(&cfg.URL, "url", "", "drive this running control plane instead of starting one (one organization: its quota bounds --clusters)")
 	f.StringVar(&credsFile, "credentials-file", "", "with --url: the KEY:SECRET file of an organization admin (dev writes DATA_DIR/admin-credentials)")
 	f.StringVar(&kafka, "kafka", "", "with --url: the control plane's event cluster, where the hops are read")
+	kafkaAuth.flags(f)
 	f.StringSliceVar(&sites, "sites", []string{"aws/us-west-2", "gcp/europe-west1"}, "with --url: the sites its satellites serve")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the run's state (default: a temporary one, removed after)")
 	f.IntVar(&cfg.Concurrency, "concurrency", 64, "API requests in flight at most")
@@ -180,7 +185,11 @@ func printResult(w io.Writer, r bench.Result) {
 		fmt.Fprintf(w, "cpu %.1fs, peak rss %.0f MiB, cold restart caught up in %.1fs, periodic resync peak/avg %.2f\n",
 			r.CPUSeconds, float64(r.RSSBytes)/(1<<20), r.ResyncS, r.ResyncPeakOverAvg)
 	}
-	fmt.Fprintf(w, "cpu per change %.2f ms (the steady phase's), load average %.2f at its end\n", r.CPUPerChangeMs, r.LoadAvg)
+	whose := "the steady phase's"
+	if r.Against != "" {
+		whose = "the steady phase's, of the process at --url only"
+	}
+	fmt.Fprintf(w, "cpu per change %.2f ms (%s), load average %.2f at its end\n", r.CPUPerChangeMs, whose, r.LoadAvg)
 	if len(r.Unconverged) > 0 {
 		fmt.Fprintf(w, "unconverged:\n  %s\n", strings.Join(r.Unconverged, "\n  "))
 	}

@@ -16,6 +16,7 @@ import (
 func newSatelliteCmd() *cobra.Command {
 	var siteName, syncURL, dataDir, tokenFile, caFile, listen, logLevel, driver string
 	var kube kubeFlags
+	var simTimeFactor float64
 	cmd := &cobra.Command{
 		Use:   "satellite",
 		Short: "Run one site's satellite: it dials the satellite link and runs its site's Kafka clusters",
@@ -24,7 +25,9 @@ out to the sync service's satellite link (--sync, https:// with --ca), with
 its own token, receives its site's configuration, and runs its clusters:
 with --driver embedded on the embedded Kafka-protocol broker, kept under
 --data-dir; with --driver kubernetes as Apache Kafka under Strimzi on a
-Kubernetes cluster (in-cluster, or --kubeconfig and --context). The
+Kubernetes cluster (in-cluster, or --kubeconfig and --context); with
+--driver simulated it runs no brokers and only simulates a site's timing,
+for load tests of the control plane (` + "`mothership bench --url`" + `). The
 clusters keep serving while the link is down; the satellite reconnects and
 resumes.
 ` + "`mothership setup`" + ` enrolls a satellite and writes its settings.`,
@@ -68,8 +71,12 @@ resumes.
 				if sc.Driver, err = kube.driver(log, reg)(site, dataDir); err != nil {
 					return err
 				}
+			case "simulated":
+				if sc.Driver, err = simDrivers(simTimeFactor, 0, 0)(site, dataDir); err != nil {
+					return err
+				}
 			default:
-				return fmt.Errorf("--driver %q: want embedded or kubernetes", driver)
+				return fmt.Errorf("--driver %q: want embedded, kubernetes or simulated", driver)
 			}
 			sat, err := controlplane.StartSatellite(cmd.Context(), sc)
 			if err != nil {
@@ -90,7 +97,8 @@ resumes.
 	f.StringVar(&tokenFile, "token-file", "", "file holding the satellite's token (default DATA_DIR/token)")
 	f.StringVar(&listen, "listen", "127.0.0.1:0", "address of /healthz, /readyz and /metrics")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&driver, "driver", "embedded", "how the site runs its clusters: embedded (kfake in this process) or kubernetes (Strimzi)")
+	f.StringVar(&driver, "driver", "embedded", "how the site runs its clusters: embedded (kfake in this process), kubernetes (Strimzi), or simulated (no brokers: load tests)")
+	f.Float64Var(&simTimeFactor, "sim-time-factor", 0.001, "with --driver simulated: how fast the simulated site works (1: as long as a real site takes)")
 	kube.add(f)
 	return cmd
 }

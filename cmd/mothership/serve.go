@@ -17,7 +17,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/mothership-dev/mothership/internal/cloud/sim"
 	"github.com/mothership-dev/mothership/internal/controlplane"
+	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/broker"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 	"github.com/mothership-dev/mothership/internal/runtime/store/postgres"
@@ -31,6 +33,10 @@ type serveOptions struct {
 	instanceID                                     string
 	peers                                          map[string]string
 	maxTenants                                     int
+	orgQuota                                       resource.QuotaSpec
+	apiRate                                        float64
+	cloudOpTime                                    time.Duration
+	apiBurst                                       int
 	auditRetention                                 time.Duration
 	kafkaSASL
 }
@@ -72,6 +78,11 @@ service's settings as an environment file.`,
 	f.StringVar(&o.adminCredentials, "admin-credentials", "", "iam: file to write the first organization's admin key in (KEY:SECRET)")
 	f.StringVar(&o.instanceID, "instance-id", "", "this process's static member id in the service's consumer group (default: the service's name; give each replica its own)")
 	f.IntVar(&o.maxTenants, "max-tenants", 0, "pkc: Basic and Standard clusters per shared PKC (default 10)")
+	f.Float64Var(&o.apiRate, "api-rate", 0, "gateway: requests per second each API key may send, sustained (default 20)")
+	f.IntVar(&o.apiBurst, "api-burst", 0, "gateway: requests each API key may send in a burst (default 100)")
+	f.DurationVar(&o.cloudOpTime, "cloud-operation-time", 0, "capacity, network: how long an operation of the simulated cloud takes (default 300ms)")
+	f.IntVar(&o.orgQuota.MaxClusters, "org-max-clusters", 0, "quota: clusters a new organization may have (default 50)")
+	f.IntVar(&o.orgQuota.MaxCKU, "org-max-cku", 0, "quota: Dedicated CKU a new organization may have in all (default 100)")
 	f.DurationVar(&o.auditRetention, "audit-retention", audit.DefaultRetention, "audit: how long audit records are kept (older ones are purged hourly); negative keeps them for ever")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
@@ -85,7 +96,8 @@ func runServe(ctx context.Context, cmd *cobra.Command, service string, o serveOp
 	if !slices.Contains(controlplane.Services, service) {
 		return fmt.Errorf("unknown service %q: want one of %s", service, strings.Join(controlplane.Services, ", "))
 	}
-	cfg := controlplane.ServeConfig{Service: service, Peers: o.peers, AdminCredentials: o.adminCredentials, MaxTenants: o.maxTenants, AuditRetention: o.auditRetention,
+	cfg := controlplane.ServeConfig{Service: service, Peers: o.peers, AdminCredentials: o.adminCredentials, MaxTenants: o.maxTenants, OrgQuota: o.orgQuota, RatePerSecond: o.apiRate, RateBurst: o.apiBurst,
+		Cloud: sim.Config{OperationTime: o.cloudOpTime}, AuditRetention: o.auditRetention,
 		InstanceID: cmp.Or(o.instanceID, service)}
 	reg, metrics := newMetrics()
 	cfg.Registerer, cfg.Metrics, cfg.Logger = reg, metrics, log
@@ -157,15 +169,23 @@ func (k *kafkaSASL) flags(f interface {
 }
 
 func (k *kafkaSASL) opts(bootstrap string) ([]kgo.Opt, error) {
-	opts := []kgo.Opt{kgo.SeedBrokers(strings.Split(bootstrap, ",")...)}
+	auth, err := k.auth()
+	if err != nil {
+		return nil, err
+	}
+	return append([]kgo.Opt{kgo.SeedBrokers(strings.Split(bootstrap, ",")...)}, auth...), nil
+}
+
+// auth is the client options of the SASL user, none without one.
+func (k *kafkaSASL) auth() ([]kgo.Opt, error) {
 	if k.user == "" {
-		return opts, nil
+		return nil, nil
 	}
 	password, err := controlplane.ReadToken(k.passwordFile)
 	if err != nil {
 		return nil, fmt.Errorf("--kafka-password-file: %w", err)
 	}
-	return append(opts, broker.SASLOpts(k.user, password)...), nil
+	return broker.SASLOpts(k.user, password), nil
 }
 
 // serveHealth serves /healthz, /readyz (once ready is set) and /metrics on

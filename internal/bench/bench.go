@@ -65,7 +65,9 @@ type Config struct {
 	// and CPU and memory are the control plane's as its /metrics says.
 	URL, Key, Secret string
 	Kafka            []string
-	Sites            []resource.Site
+	// KafkaOpts are further client options for Kafka (its SASL user).
+	KafkaOpts []kgo.Opt
+	Sites     []resource.Site
 	// Driver makes each site's simulated satellite driver.
 	Driver func(site resource.Site, dir string) (satellite.Driver, error)
 	// ResyncInterval is every service's periodic resync (the default
@@ -481,8 +483,8 @@ func (r *runner) held(b resource.Bundle, at time.Time) {
 // watcher not yet positioned missed would never complete.
 func (r *runner) watch(ctx context.Context) error {
 	topics := []string{event.Topic(resource.KindLKC, event.Desired), event.Topic(resource.KindLKC, event.Status), event.Topic(resource.KindPKC, event.Desired)}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...), kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(50*time.Millisecond))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.brokers...), kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(50 * time.Millisecond)}, r.cfg.KafkaOpts...)...)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/cloud/sim"
+	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/backoff"
 	"github.com/mothership-dev/mothership/internal/runtime/host"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
@@ -95,6 +96,9 @@ type ServeConfig struct {
 	Cloud sim.Config
 	// MaxTenants per shared PKC (pkc).
 	MaxTenants int
+	// OrgQuota is a new organization's quota (quota); zero fields take
+	// the service's defaults.
+	OrgQuota resource.QuotaSpec
 	// AuditRetention is how long audit records are kept (audit; default
 	// audit.DefaultRetention, negative: for ever).
 	AuditRetention time.Duration
@@ -169,7 +173,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (_ *Process, err error) {
 			Sites: syncsvc.NewClient(peer[syncsvc.Name], cfg.Token), Networks: network.NewClient(peer[network.Name], cfg.Token), Logger: log})
 		svc, rpc = ptr(s.Host()), s.RPC(cfg.Token)
 	case quota.Name:
-		s := quota.New(quota.Config{Logger: log})
+		s := quota.New(quota.Config{Defaults: cfg.OrgQuota, Logger: log})
 		svc, rpc = ptr(s.Host()), s.RPC(cfg.Token)
 	case pkc.Name:
 		svc = ptr(pkc.New(pkc.Config{MaxTenants: cfg.MaxTenants, Logger: log}).Host())
