@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mothership-dev/mothership/internal/controlplane"
+	"github.com/mothership-dev/mothership/internal/pki"
 	"github.com/mothership-dev/mothership/internal/runtime/broker"
 	"github.com/mothership-dev/mothership/internal/runtime/host"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
@@ -23,6 +24,7 @@ import (
 
 func newDevCmd() *cobra.Command {
 	var dataDir, listen, kafkaListen, kafka, logLevel string
+	var clustersPlaintext bool
 	var kube kubeFlags
 	var auditRetention time.Duration
 	cmd := &cobra.Command{
@@ -33,10 +35,16 @@ broker (persisted under --data-dir), one SQLite database per service, and
 every service on the runtime, lowest layer first. Health, readiness and
 Prometheus metrics are served on --listen. With --kubeconfig, every site's
 satellite runs its clusters as Apache Kafka under Strimzi on that
-Kubernetes cluster instead of the embedded broker.`,
+Kubernetes cluster instead of the embedded broker.
+
+Every cluster endpoint serves SASL_SSL, with PLAIN or SCRAM-SHA-512 and the
+cluster's API keys, under a certificate of the installation's CA,
+DATA_DIR/tls/ca.pem (created at the first start): clients trust it with
+ssl.ca.location. --clusters-plaintext serves SASL_PLAINTEXT instead.`,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o := devOptions{dataDir: dataDir, listen: listen, kafkaListen: kafkaListen, kafka: kafka, logLevel: logLevel, auditRetention: auditRetention}
+			o := devOptions{dataDir: dataDir, listen: listen, kafkaListen: kafkaListen, kafka: kafka, logLevel: logLevel, auditRetention: auditRetention,
+				clustersPlaintext: clustersPlaintext}
 			if kube.kubeconfig != "" || kube.context != "" {
 				o.kube = &kube
 			}
@@ -49,6 +57,7 @@ Kubernetes cluster instead of the embedded broker.`,
 	cmd.Flags().StringVar(&kafka, "kafka", "", "bootstrap servers of an external Kafka (comma-separated); none runs the embedded broker")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().DurationVar(&auditRetention, "audit-retention", audit.DefaultRetention, "how long audit records are kept (older ones are purged hourly); negative keeps them for ever")
+	cmd.Flags().BoolVar(&clustersPlaintext, "clusters-plaintext", false, "serve the Kafka clusters' endpoints without TLS (SASL_PLAINTEXT), for development only")
 	kube.add(cmd.Flags())
 	return cmd
 }
@@ -59,6 +68,8 @@ type devOptions struct {
 	kube *kubeFlags
 	// auditRetention is how long audit records are kept.
 	auditRetention time.Duration
+	// clustersPlaintext serves the embedded clusters without TLS.
+	clustersPlaintext bool
 }
 
 func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
@@ -106,12 +117,22 @@ func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 	if o.kube != nil {
 		ccfg.Driver = o.kube.driver(log, reg)
 	}
+	caFile := filepath.Join(dataDir, "tls", "ca.pem")
+	if !o.clustersPlaintext {
+		if ccfg.ClusterCA, err = pki.LoadOrCreateCA(caFile, filepath.Join(dataDir, "tls", "ca-key.pem"), "Mothership CA"); err != nil {
+			return fmt.Errorf("the installation's CA: %w", err)
+		}
+	}
 	sys, err := controlplane.Start(ctx, ccfg)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "Mothership is up.\n  API:   %s (also /healthz, /readyz, /metrics)\n  Kafka: %s (control-plane events)\n  Data:  %s\n  Admin: %s (KEY:SECRET for HTTP Basic)\n",
-		sys.URL, strings.Join(bootstrap, ","), dataDir, filepath.Join(dataDir, controlplane.AdminCredentialsFile))
+	trust := caFile + " (clients: ssl.ca.location)"
+	if o.clustersPlaintext {
+		trust = "none: the clusters serve SASL_PLAINTEXT (--clusters-plaintext)"
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "Mothership is up.\n  API:   %s (also /healthz, /readyz, /metrics)\n  Kafka: %s (control-plane events)\n  Data:  %s\n  Admin: %s (KEY:SECRET for HTTP Basic)\n  CA:    %s\n",
+		sys.URL, strings.Join(bootstrap, ","), dataDir, filepath.Join(dataDir, controlplane.AdminCredentialsFile), trust)
 
 	<-ctx.Done()
 	log.Info("mothership stopping")

@@ -217,6 +217,12 @@ func TestDistributedTopologyOnRealProcesses(t *testing.T) {
 	}
 	c.waitCluster(late.ID, "PROVISIONED", done)
 
+	// The satellite's clusters serve TLS under the certificate setup
+	// issued it from the deployment's CA; a cluster key signs in with
+	// PLAIN, as Confluent Cloud's clients do.
+	produce(t, append(c.clusterKafka(orders, filepath.Join(deploy, "tls", "ca.pem")), kgo.AllowAutoTopicCreation()), "orders", "over-tls")
+	endpoint := strings.TrimPrefix(orders.Spec.KafkaBootstrapEndpoint, "SASL_SSL://")
+
 	for _, id := range []string{orders.ID, clicks.ID, late.ID} {
 		if code := c.do("DELETE", "/cmk/v2/clusters/"+id, nil, nil); code != http.StatusNoContent {
 			t.Fatalf("delete %s: %d", id, code)
@@ -233,7 +239,6 @@ func TestDistributedTopologyOnRealProcesses(t *testing.T) {
 	}
 	// The deletes reached the satellite: the dedicated cluster's brokers
 	// are gone.
-	endpoint := strings.TrimPrefix(orders.Spec.KafkaBootstrapEndpoint, "SASL_PLAINTEXT://")
 	for {
 		conn, err := net.DialTimeout("tcp", endpoint, time.Second)
 		if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,9 +19,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/pki"
 	"github.com/mothership-dev/mothership/internal/satellite/kubernetes/kubetest"
 )
 
@@ -122,6 +124,31 @@ func (c *client) waitCluster(id, what string, ok func(api.Cluster) bool) api.Clu
 	return got
 }
 
+// clusterKafka makes a key of the cluster lkc and returns the options of
+// a client of it as Confluent Cloud's users configure theirs: SASL_SSL,
+// trusting the CA in caFile, with PLAIN.
+func (c *client) clusterKafka(lkc api.Cluster, caFile string) []kgo.Opt {
+	c.t.Helper()
+	bootstrap, ok := strings.CutPrefix(lkc.Spec.KafkaBootstrapEndpoint, "SASL_SSL://")
+	if !ok {
+		c.t.Fatalf("the cluster's endpoint is %q, want SASL_SSL://", lkc.Spec.KafkaBootstrapEndpoint)
+	}
+	roots, err := pki.LoadPool(caFile)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var key api.APIKey
+	deadline := time.Now().Add(30 * time.Second)
+	for c.do("POST", "/iam/v2/api-keys", map[string]any{"spec": map[string]any{"resource": map[string]any{"id": lkc.ID}}}, &key) != http.StatusAccepted {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("no key for cluster %s", lkc.ID)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return []kgo.Opt{kgo.SeedBrokers(bootstrap), kgo.DialTLSConfig(&tls.Config{RootCAs: roots}),
+		kgo.SASL(plain.Auth{User: key.ID, Pass: key.Spec.Secret}.AsMechanism())}
+}
+
 func done(c api.Cluster) bool {
 	return c.Status != nil && c.Status.Phase == "PROVISIONED" && c.Status.ObservedGeneration == c.Status.Generation
 }
@@ -153,16 +180,8 @@ func TestDevSurvivesKill9MidResize(t *testing.T) {
 		t.Fatalf("create cluster: %d", code)
 	}
 	lkc = c.waitCluster(lkc.ID, "PROVISIONED", done)
-	var key api.APIKey
-	deadline := time.Now().Add(10 * time.Second)
-	for c.do("POST", "/iam/v2/api-keys", map[string]any{"spec": map[string]any{"resource": map[string]any{"id": lkc.ID}}}, &key) != http.StatusAccepted {
-		if time.Now().After(deadline) {
-			t.Fatal("no cluster key")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	bootstrap := strings.TrimPrefix(lkc.Spec.KafkaBootstrapEndpoint, "SASL_PLAINTEXT://")
-	kafkaOpts := []kgo.Opt{kgo.SeedBrokers(bootstrap), kgo.SASL(scram.Auth{User: key.ID, Pass: key.Spec.Secret}.AsSha512Mechanism())}
+	// dev serves the clusters with TLS under its CA.
+	kafkaOpts := c.clusterKafka(lkc, filepath.Join(dir, "tls", "ca.pem"))
 	produce(t, append(kafkaOpts, kgo.AllowAutoTopicCreation()), "orders", "before-the-crash")
 	// A topic auto-created by a produce is saved within embedded's
 	// persistInterval (250ms); that is the window a crash can lose it in.

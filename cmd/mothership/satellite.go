@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/x509"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 
@@ -17,6 +18,7 @@ func newSatelliteCmd() *cobra.Command {
 	var siteName, syncURL, dataDir, tokenFile, caFile, listen, logLevel, driver string
 	var kube kubeFlags
 	var simTimeFactor float64
+	var clusterCert, clusterKey string
 	cmd := &cobra.Command{
 		Use:   "satellite",
 		Short: "Run one site's satellite: it dials the satellite link and runs its site's Kafka clusters",
@@ -67,6 +69,13 @@ resumes.
 			sc := controlplane.SatelliteConfig{Site: site, Dir: dataDir, SyncURL: syncURL, Token: token, RootCAs: roots, Logger: log, Registerer: reg}
 			switch driver {
 			case "embedded":
+				if clusterCert == "" {
+					log.Warn("the clusters' endpoints serve plaintext: no --cluster-tls-cert")
+					break
+				}
+				if sc.ClusterTLS, err = loadClusterTLS(clusterCert, clusterKey, caFile); err != nil {
+					return err
+				}
 			case "kubernetes":
 				if sc.Driver, err = kube.driver(log, reg)(site, dataDir); err != nil {
 					return err
@@ -97,8 +106,27 @@ resumes.
 	f.StringVar(&tokenFile, "token-file", "", "file holding the satellite's token (default DATA_DIR/token)")
 	f.StringVar(&listen, "listen", "127.0.0.1:0", "address of /healthz, /readyz and /metrics")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&clusterCert, "cluster-tls-cert", "", "certificate (PEM) the embedded clusters' endpoints serve TLS with, issued by --ca (`mothership setup` writes it); none: plaintext")
+	f.StringVar(&clusterKey, "cluster-tls-key", "", "private key (PEM) of --cluster-tls-cert")
 	f.StringVar(&driver, "driver", "embedded", "how the site runs its clusters: embedded (kfake in this process), kubernetes (Strimzi), or simulated (no brokers: load tests)")
 	f.Float64Var(&simTimeFactor, "sim-time-factor", 0.001, "with --driver simulated: how fast the simulated site works (1: as long as a real site takes)")
 	kube.add(f)
 	return cmd
+}
+
+// loadClusterTLS reads the clusters' certificate and key and the CA that
+// issued them.
+func loadClusterTLS(certFile, keyFile, caFile string) (*controlplane.ClusterTLS, error) {
+	if keyFile == "" || caFile == "" {
+		return nil, fmt.Errorf("--cluster-tls-cert needs --cluster-tls-key and --ca, the CA that issued it")
+	}
+	var kp pki.KeyPair
+	var caPEM []byte
+	var err error
+	for file, into := range map[string]*[]byte{certFile: &kp.CertPEM, keyFile: &kp.KeyPEM, caFile: &caPEM} {
+		if *into, err = os.ReadFile(file); err != nil {
+			return nil, fmt.Errorf("clusters' TLS: %w", err)
+		}
+	}
+	return controlplane.LoadClusterTLS(kp, caPEM)
 }

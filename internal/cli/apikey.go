@@ -20,7 +20,11 @@ func newAPIKeyCmd(cfg Config) *cobra.Command {
 		Use:   "api-key",
 		Short: "Manage API keys",
 		Long: `Manage API keys. A key for a Kafka cluster (--resource lkc-…) is that
-cluster's SASL/PLAIN credential; a cloud key (--resource cloud) calls this API.
+cluster's SASL credential: its clients sign in with the key as username and
+the secret as password, with sasl.mechanism PLAIN (as with Confluent Cloud)
+or SCRAM-SHA-512, over SASL_SSL (the endpoint's certificate is the
+installation's CA's; see kafka cluster describe). A cloud key (--resource
+cloud) calls this API.
 `,
 	}
 	g := addGlobals(cmd, cfg)

@@ -250,7 +250,14 @@ func newClusterDescribeCmd(g *globals) *cobra.Command {
 		Use:   "describe ID",
 		Short: "Describe a Kafka cluster",
 		Long: `Describe a Kafka cluster. While a resize runs, Cluster Size is the size
-serving now and Pending Size the size being reached.`,
+serving now and Pending Size the size being reached.
+
+Endpoint is the bootstrap endpoint clients use. SASL_SSL://HOST:PORT
+serves TLS under a certificate of the installation's CA (` + "`mothership dev`" + ` writes
+it as DATA_DIR/tls/ca.pem, ` + "`mothership setup`" + ` as DIR/tls/ca.pem): clients trust
+it with ssl.ca.location, and sign in with a key of the cluster (api-key
+create --resource) as SASL PLAIN or SCRAM-SHA-512. SASL_PLAINTEXT is a
+development setup that asked for no TLS.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return describe(cmd, g, "Kafka cluster", clustersPath, args[0], clusterFields)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/cloud/sim"
+	"github.com/mothership-dev/mothership/internal/pki"
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/host"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
@@ -70,6 +71,10 @@ type Config struct {
 	// ResyncInterval is every service's periodic resync interval (the
 	// reactor's default when zero).
 	ResyncInterval time.Duration
+	// ClusterCA, if set, issues the certificate every embedded cluster
+	// endpoint serves TLS with (for 127.0.0.1 and localhost); nil serves
+	// them in plaintext.
+	ClusterCA *pki.CA
 	// BrokerStepDelay is how long the embedded driver takes per broker
 	// added or removed.
 	BrokerStepDelay time.Duration
@@ -189,6 +194,12 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	s.http.handle("/", gw)
 	s.http.ready.Store(true)
 
+	var clusterTLS *ClusterTLS
+	if cfg.ClusterCA != nil {
+		if clusterTLS, err = NewClusterTLS(cfg.ClusterCA, "127.0.0.1", "localhost"); err != nil {
+			return nil, err
+		}
+	}
 	for _, site := range cfg.Sites {
 		dir := SatelliteDir(cfg.DataDir, site)
 		token, err := satelliteToken(dir)
@@ -196,7 +207,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			return nil, err
 		}
 		sc := SatelliteConfig{Site: site, Dir: dir, SyncURL: s.URL, Token: token, StepDelay: cfg.BrokerStepDelay, OnBundle: cfg.OnBundle,
-			Logger: log, Registerer: cfg.Registerer}
+			ClusterTLS: clusterTLS, Logger: log, Registerer: cfg.Registerer}
 		if cfg.Driver != nil {
 			if sc.Driver, err = cfg.Driver(site, dir); err != nil {
 				return nil, err

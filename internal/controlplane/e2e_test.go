@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -19,7 +20,9 @@ import (
 	"github.com/mothership-dev/mothership/internal/controlplane/cptest"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/mothership-dev/mothership/internal/api"
@@ -253,10 +256,32 @@ func tryProduceConsume(ctx context.Context, bootstrap, user, pass, topic string)
 	return nil
 }
 
+// kafkaClient returns a client of the cluster at bootstrap signed in as
+// user. A key just created is refused (SASL_AUTHENTICATION_FAILED) until
+// its credential reaches the cluster, as on Confluent Cloud: the client is
+// returned once the key signs in.
 func kafkaClient(t *testing.T, bootstrap, user, pass string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(bootstrap),
-		kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism())}, opts...)...)
+	auth := []kgo.Opt{kgo.SeedBrokers(bootstrap), kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism())}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		probe, err := kgo.NewClient(auth...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		_, err = probe.Request(ctx, kmsg.NewPtrMetadataRequest())
+		cancel()
+		probe.Close()
+		if !errors.Is(err, kerr.SaslAuthenticationFailed) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("key %s never signed in to %s: %v", user, bootstrap, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cl, err := kgo.NewClient(append(auth, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,9 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mothership-dev/mothership/internal/pki"
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/satellite"
 	"github.com/mothership-dev/mothership/internal/satellite/embedded"
@@ -33,6 +36,9 @@ type SatelliteConfig struct {
 	// StepDelay is how long the embedded driver takes per broker added or
 	// removed.
 	StepDelay time.Duration
+	// ClusterTLS is what the embedded clusters' endpoints serve TLS with;
+	// nil serves them in plaintext (a development setup that asked).
+	ClusterTLS *ClusterTLS
 	// Driver, if set, replaces the embedded driver (a benchmark's
 	// simulated satellites).
 	Driver satellite.Driver
@@ -40,6 +46,37 @@ type SatelliteConfig struct {
 	OnBundle   func(b resource.Bundle, at time.Time)
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+}
+
+// ClusterTLS is the TLS of a satellite's cluster endpoints.
+type ClusterTLS struct {
+	// Certificate is issued for the addresses clients dial, by the
+	// installation's CA; Roots holds that CA.
+	Certificate tls.Certificate
+	Roots       *x509.CertPool
+}
+
+// NewClusterTLS issues, with ca, the certificate of the cluster endpoints
+// of a satellite reached at hosts.
+func NewClusterTLS(ca *pki.CA, hosts ...string) (*ClusterTLS, error) {
+	kp, err := ca.Issue(hosts...)
+	if err != nil {
+		return nil, err
+	}
+	return LoadClusterTLS(kp, ca.CertPEM)
+}
+
+// LoadClusterTLS makes a ClusterTLS of a key pair and its CA's PEM.
+func LoadClusterTLS(kp pki.KeyPair, caPEM []byte) (*ClusterTLS, error) {
+	cert, err := kp.TLSCertificate()
+	if err != nil {
+		return nil, fmt.Errorf("cluster endpoints' certificate: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("cluster endpoints' CA: no certificate in its PEM")
+	}
+	return &ClusterTLS{Certificate: cert, Roots: roots}, nil
 }
 
 // Satellite is a started satellite.
@@ -69,8 +106,13 @@ func StartSatellite(ctx context.Context, cfg SatelliteConfig) (*Satellite, error
 		if cfg.Registerer != nil {
 			reg = prometheus.WrapRegistererWith(prometheus.Labels{"site": cfg.Site.String()}, cfg.Registerer)
 		}
-		if sat.Driver, err = embedded.New(embedded.Config{DataDir: filepath.Join(cfg.Dir, "clusters"), StepDelay: cfg.StepDelay,
-			AutoCreateTopics: true, SiteKey: key, Logger: log, Registerer: reg}); err != nil {
+		ec := embedded.Config{DataDir: filepath.Join(cfg.Dir, "clusters"), StepDelay: cfg.StepDelay,
+			AutoCreateTopics: true, SiteKey: key, Logger: log, Registerer: reg}
+		if t := cfg.ClusterTLS; t != nil {
+			ec.TLS = &tls.Config{Certificates: []tls.Certificate{t.Certificate}, MinVersion: tls.VersionTLS12}
+			ec.RootCAs = t.Roots
+		}
+		if sat.Driver, err = embedded.New(ec); err != nil {
 			return nil, err
 		}
 		driver = sat.Driver

@@ -93,14 +93,9 @@ func Setup(ctx context.Context, cfg SetupConfig) error {
 	// The satellite link's CA and sync's certificate: satellites dial
 	// across networks, so the link is TLS from the start.
 	caFile := path("tls", "ca.pem")
-	ca, err := pki.LoadCA(caFile, path("tls", "ca-key.pem"))
+	ca, err := pki.LoadOrCreateCA(caFile, path("tls", "ca-key.pem"), "Mothership CA")
 	if err != nil {
-		if ca, err = pki.NewCA("Mothership satellite link CA"); err != nil {
-			return err
-		}
-		if err := ca.Write(caFile, path("tls", "ca-key.pem")); err != nil {
-			return err
-		}
+		return err
 	}
 	hosts := []string{cfg.Host, "localhost"}
 	if ip := net.ParseIP(cfg.Host); ip == nil || !ip.IsLoopback() {
@@ -178,8 +173,23 @@ func Setup(ctx context.Context, cfg SetupConfig) error {
 	for j, site := range cfg.Sites {
 		// Satellites' probes take the ports after the services'.
 		probe := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.BasePort+len(Services)+j))
+		// The certificate its clusters' endpoints serve, from the same
+		// CA: clients trust tls/ca.pem.
+		satDir := SatelliteDir(abs, site)
+		if err := os.MkdirAll(satDir, 0o750); err != nil {
+			return err
+		}
+		clusters, err := ca.Issue(hosts...)
+		if err != nil {
+			return err
+		}
+		certFile, keyFile := filepath.Join(satDir, "clusters.pem"), filepath.Join(satDir, "clusters-key.pem")
+		if err := clusters.Write(certFile, keyFile); err != nil {
+			return err
+		}
 		env := []string{"MOTHERSHIP_SITE=" + site.String(), "MOTHERSHIP_SYNC=" + linkURL, "MOTHERSHIP_CA=" + caFile,
-			"MOTHERSHIP_DATA_DIR=" + SatelliteDir(abs, site), "MOTHERSHIP_LISTEN=" + probe}
+			"MOTHERSHIP_DATA_DIR=" + satDir, "MOTHERSHIP_LISTEN=" + probe,
+			"MOTHERSHIP_CLUSTER_TLS_CERT=" + certFile, "MOTHERSHIP_CLUSTER_TLS_KEY=" + keyFile}
 		if err := writeEnv(path("env", "satellite-"+siteDir(site)+".env"), env); err != nil {
 			return err
 		}

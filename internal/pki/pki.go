@@ -25,6 +25,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -89,6 +90,24 @@ func NewCA(name string) (*CA, error) {
 		return nil, fmt.Errorf("pki: CA certificate: %w", err)
 	}
 	return newCA(der, key)
+}
+
+// LoadOrCreateCA loads the CA written at certFile and keyFile, or, when
+// there is none yet, creates one named name and writes it there. A CA
+// that exists but cannot be read is an error, never replaced: what was
+// issued with it must stay trusted.
+func LoadOrCreateCA(certFile, keyFile, name string) (*CA, error) {
+	if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {
+		ca, err := NewCA(name)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(certFile), 0o750); err != nil {
+			return nil, fmt.Errorf("pki: %w", err)
+		}
+		return ca, ca.Write(certFile, keyFile)
+	}
+	return LoadCA(certFile, keyFile)
 }
 
 // LoadCA reads a CA written by Write, to issue more certificates with it

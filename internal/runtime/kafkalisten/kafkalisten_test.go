@@ -3,6 +3,7 @@ package kafkalisten
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -35,9 +36,16 @@ const (
 // topics and groups prefixed "lkc-a.". It returns the bootstrap address.
 func newTenantCluster(t *testing.T) string {
 	t.Helper()
+	return newTenantClusterBehind(t, Listen, nil)
+}
+
+// newTenantClusterBehind is newTenantCluster with listen as the broker's
+// listener; tlsCfg, if set, is what its own admin client dials with.
+func newTenantClusterBehind(t *testing.T, listen func(network, address string) (net.Listener, error), tlsCfg *tls.Config) string {
+	t.Helper()
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
-		kfake.ListenFn(Listen),
+		kfake.ListenFn(listen),
 		kfake.EnableSASL(),
 		kfake.EnableACLs(),
 		kfake.Superuser("SCRAM-SHA-512", "admin", "adminpass"),
@@ -50,10 +58,14 @@ func newTenantCluster(t *testing.T) string {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	cl, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(addrs...),
 		kgo.SASL(scram.Auth{User: "admin", Pass: "adminpass"}.AsSha512Mechanism()),
-	)
+	}
+	if tlsCfg != nil {
+		opts = append(opts, kgo.DialTLSConfig(tlsCfg))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

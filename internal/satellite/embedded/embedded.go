@@ -9,6 +9,8 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -49,7 +51,14 @@ type Config struct {
 	// AutoCreateTopics lets clients create topics by producing to them.
 	AutoCreateTopics bool
 	// SiteKey opens the SCRAM credentials sealed to this satellite.
-	SiteKey    sitekey.PrivateKey
+	SiteKey sitekey.PrivateKey
+	// TLS is the server side of every cluster's endpoint (a certificate
+	// from the installation's CA); nil serves plaintext, which only a
+	// development setup asks for. RootCAs is what the driver's own admin
+	// client trusts the endpoints with.
+	TLS     *tls.Config
+	RootCAs *x509.CertPool
+
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -138,7 +147,7 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 			gen-- // not realized yet: report the generation before
 		}
 		return resource.Realized{Generation: gen, Phase: phase, Message: msg,
-			Detail: resource.Encode(resource.PKCRealized{Brokers: len(c.meta.Ports), BootstrapEndpoint: c.bootstrap()})}
+			Detail: resource.Encode(resource.PKCRealized{Brokers: len(c.meta.Ports), BootstrapEndpoint: d.endpoint(c)})}
 	}
 	for len(c.meta.Ports) != want {
 		progress(realized(resource.PhaseProvisioning, fmt.Sprintf("resizing: %d of %d brokers", len(c.meta.Ports), want)))
@@ -153,6 +162,17 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 		return resource.Realized{}, fmt.Errorf("pkc %s: tenants: %w", id, err)
 	}
 	return realized(resource.PhaseProvisioned, ""), nil
+}
+
+// endpoint is the bootstrap endpoint clients are given: with TLS, the
+// protocol says so (SASL_SSL); a plaintext endpoint is host:port alone,
+// which the API shows as SASL_PLAINTEXT.
+func (d *Driver) endpoint(c *cluster) string {
+	b := c.bootstrap()
+	if b != "" && d.cfg.TLS != nil {
+		return "SASL_SSL://" + b
+	}
+	return b
 }
 
 func (c *cluster) bootstrap() string {
@@ -197,7 +217,8 @@ func (d *Driver) cluster(id string, want int) (*cluster, error) {
 	}
 	opts := []kfake.Opt{
 		kfake.DataDir(filepath.Join(dir, "kafka")), kfake.ClusterID(id),
-		kfake.ListenFn(kafkalisten.Listen), kfake.EnableSASL(), kfake.EnableACLs(),
+		kfake.ListenFn(kafkalisten.FrontDoor(kafkalisten.FrontDoorConfig{TLS: d.cfg.TLS, Logger: d.log.With("pkc", id)})),
+		kfake.EnableSASL(), kfake.EnableACLs(),
 		kfake.Superuser("SCRAM-SHA-512", adminUser, m.AdminPassword),
 	}
 	if d.cfg.AutoCreateTopics {
@@ -226,8 +247,12 @@ func (d *Driver) cluster(id string, want int) (*cluster, error) {
 			return nil, err
 		}
 	}
-	admin, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...),
-		kgo.SASL(scram.Auth{User: adminUser, Pass: m.AdminPassword}.AsSha512Mechanism()))
+	adminOpts := []kgo.Opt{kgo.SeedBrokers(kc.ListenAddrs()...),
+		kgo.SASL(scram.Auth{User: adminUser, Pass: m.AdminPassword}.AsSha512Mechanism())}
+	if d.cfg.TLS != nil {
+		adminOpts = append(adminOpts, kgo.DialTLSConfig(&tls.Config{RootCAs: d.cfg.RootCAs, MinVersion: tls.VersionTLS12}))
+	}
+	admin, err := kgo.NewClient(adminOpts...)
 	if err != nil {
 		kc.Close()
 		return nil, err

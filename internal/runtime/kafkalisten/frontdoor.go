@@ -1,0 +1,437 @@
+package kafkalisten
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// The SASL mechanisms a front door accepts: PLAIN is what Confluent
+// Cloud's clients are configured with, SCRAM-SHA-512 what the broker
+// behind it checks.
+const (
+	MechanismPlain       = "PLAIN"
+	MechanismScramSHA512 = "SCRAM-SHA-512"
+)
+
+// Mechanisms lists the SASL mechanisms a front door accepts.
+var Mechanisms = []string{MechanismPlain, MechanismScramSHA512}
+
+const (
+	saslAuthenticateKey = 36
+	// maxAuthFrame bounds a frame before authentication: ApiVersions and
+	// SASL requests are small, and an unauthenticated client must not make
+	// the listener hold much.
+	maxAuthFrame = 64 << 10
+	// authTimeout bounds the TLS handshake and the SASL exchange, as a
+	// broker's connections.max.idle.ms bounds an idle one.
+	authTimeout = 30 * time.Second
+	// authFailedMessage is what a client with a wrong key or secret is
+	// told; it names neither, so a guesser learns nothing from it.
+	authFailedMessage = "Authentication failed: invalid API key or secret"
+)
+
+// FrontDoorConfig configures a front door.
+type FrontDoorConfig struct {
+	// TLS is the server side of the TLS every client must speak (its
+	// certificate chains to the installation's CA); nil serves
+	// plaintext, for a development setup that asked for it.
+	TLS    *tls.Config
+	Logger *slog.Logger
+}
+
+// FrontDoor returns a function with kfake.ListenFn's signature whose
+// listener is the front door of a kfake broker that requires SASL with
+// SCRAM-SHA-512: it terminates TLS and authenticates each client itself,
+// with PLAIN or SCRAM-SHA-512, before the broker sees any of its requests.
+//
+// kfake, like Kafka, checks the credentials and the ACLs: a SCRAM exchange
+// is relayed to it, and a PLAIN one is turned into a SCRAM exchange with the
+// client's key and secret. What the front door adds is what clients need
+// to see: a broker that refuses a credential closes the connection, which
+// librdkafka reports as a transport failure and retries forever; the front
+// door answers the client's SaslAuthenticate with SASL_AUTHENTICATION_FAILED
+// and a message instead. Once a client is authenticated, the front door
+// passes every byte through unchanged.
+//
+// The broker is given one end of an in-memory pipe per connection, so it
+// advertises (in metadata) the front door's address: every client comes
+// through it.
+func FrontDoor(cfg FrontDoorConfig) func(network, address string) (net.Listener, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return func(network, address string) (net.Listener, error) {
+		ln, err := net.Listen(network, address)
+		if err != nil {
+			return nil, fmt.Errorf("kafkalisten: %w", err)
+		}
+		return &frontDoor{Listener: ln, cfg: cfg}, nil
+	}
+}
+
+type frontDoor struct {
+	net.Listener
+	cfg FrontDoorConfig
+}
+
+func (l *frontDoor) Accept() (net.Conn, error) {
+	client, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	broker, ours := net.Pipe()
+	go l.serve(client, ours)
+	return &pipeConn{Conn: broker, local: client.LocalAddr(), remote: client.RemoteAddr()}, nil
+}
+
+// pipeConn is the broker's end of a connection: its addresses are the
+// client's, so that the broker names the client as it would without the
+// front door (in DescribeGroups, for instance).
+type pipeConn struct {
+	net.Conn
+	local, remote net.Addr
+}
+
+func (c *pipeConn) LocalAddr() net.Addr  { return c.local }
+func (c *pipeConn) RemoteAddr() net.Addr { return c.remote }
+
+// serve authenticates a client, then relays its connection to the broker
+// until either side closes.
+func (l *frontDoor) serve(client, broker net.Conn) {
+	var once sync.Once
+	closeBoth := func() { once.Do(func() { client.Close(); broker.Close() }) }
+	defer closeBoth()
+	down := client
+	deadline := time.Now().Add(authTimeout)
+	client.SetDeadline(deadline)
+	broker.SetDeadline(deadline)
+	if l.cfg.TLS != nil {
+		tc := tls.Server(client, l.cfg.TLS)
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			l.cfg.Logger.Debug("kafka client: TLS handshake failed", "remote", client.RemoteAddr().String(), "err", err)
+			return
+		}
+		down = tc
+	}
+	s := &session{down: down, up: broker, log: l.cfg.Logger, remote: client.RemoteAddr().String()}
+	if err := s.authenticate(); err != nil {
+		l.cfg.Logger.Debug("kafka client: not authenticated", "remote", s.remote, "err", err)
+		return
+	}
+	client.SetDeadline(time.Time{})
+	broker.SetDeadline(time.Time{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		io.Copy(broker, down)
+		closeBoth()
+	}()
+	io.Copy(down, broker)
+	closeBoth()
+	<-done
+}
+
+// errAuthFailed is a client's credential refused.
+var errAuthFailed = errors.New("authentication failed")
+
+// session is one client's conversation with the front door until it is
+// authenticated: down is the client, up the broker.
+type session struct {
+	down, up net.Conn
+	log      *slog.Logger
+	remote   string
+	mech     string // the mechanism the client's handshake chose
+	scram    int    // SCRAM messages relayed
+	corr     int32  // correlation ids of the front door's own requests
+}
+
+// authenticate runs the client's requests until it is authenticated, or
+// returns why not (the connection is then closed).
+func (s *session) authenticate() error {
+	for {
+		frame, err := readFrame(s.down, maxAuthFrame)
+		if err != nil {
+			return fmt.Errorf("read request: %w", err)
+		}
+		h, err := parseRequestHeader(frame)
+		if err != nil {
+			return err
+		}
+		switch h.key {
+		case apiVersionsKey:
+			if err := s.apiVersions(frame, h); err != nil {
+				return err
+			}
+		case saslHandshakeKey:
+			if err := s.handshake(h); err != nil {
+				return err
+			}
+		case saslAuthenticateKey:
+			done, err := s.saslAuthenticate(frame, h)
+			if err != nil || done {
+				return err
+			}
+		default:
+			// A broker closes a connection that sends anything else
+			// before authenticating.
+			return fmt.Errorf("request key %d before authentication", h.key)
+		}
+	}
+}
+
+// apiVersions relays the request and answers with the broker's versions,
+// SaslHandshake advertised from v0 (see rewrite).
+func (s *session) apiVersions(frame []byte, h requestHeader) error {
+	if _, err := s.up.Write(frame); err != nil {
+		return err
+	}
+	resp, err := readFrame(s.up, maxApiVersionsResponse)
+	if err != nil {
+		return fmt.Errorf("broker's ApiVersions: %w", err)
+	}
+	_, err = s.down.Write(rewrite(resp, h.version))
+	return err
+}
+
+// handshake answers the client's SaslHandshake itself, and starts a
+// SCRAM-SHA-512 handshake with the broker for either mechanism.
+func (s *session) handshake(h requestHeader) error {
+	req := kmsg.NewPtrSASLHandshakeRequest()
+	req.Version = h.version
+	if err := req.ReadFrom(h.body); err != nil {
+		return fmt.Errorf("SaslHandshake: %w", err)
+	}
+	resp := req.ResponseKind().(*kmsg.SASLHandshakeResponse)
+	resp.SupportedMechanisms = Mechanisms
+	switch {
+	case h.version == 0:
+		// v0 sends the SASL tokens unframed; every client since Kafka
+		// 1.0 uses v1, which kfake alone serves.
+		resp.ErrorCode = kerr.UnsupportedVersion.Code
+	case req.Mechanism != MechanismPlain && req.Mechanism != MechanismScramSHA512:
+		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
+	case s.mech != "":
+		resp.ErrorCode = kerr.IllegalSaslState.Code
+	default:
+		up := kmsg.NewPtrSASLHandshakeRequest()
+		up.Version = 1
+		up.Mechanism = MechanismScramSHA512
+		upResp := up.ResponseKind().(*kmsg.SASLHandshakeResponse)
+		if err := s.roundTrip(up, upResp); err != nil {
+			return fmt.Errorf("broker's SaslHandshake: %w", err)
+		}
+		if upResp.ErrorCode != 0 {
+			resp.ErrorCode = upResp.ErrorCode
+			break
+		}
+		s.mech = req.Mechanism
+	}
+	if err := writeResponse(s.down, h.corr, resp); err != nil {
+		return err
+	}
+	if resp.ErrorCode == kerr.UnsupportedVersion.Code {
+		return errors.New("SaslHandshake v0")
+	}
+	return nil
+}
+
+// saslAuthenticate answers one SaslAuthenticate; done reports the client
+// authenticated.
+func (s *session) saslAuthenticate(frame []byte, h requestHeader) (done bool, err error) {
+	req := kmsg.NewPtrSASLAuthenticateRequest()
+	req.Version = h.version
+	if err := req.ReadFrom(h.body); err != nil {
+		return false, fmt.Errorf("SaslAuthenticate: %w", err)
+	}
+	resp := req.ResponseKind().(*kmsg.SASLAuthenticateResponse)
+	switch s.mech {
+	case MechanismPlain:
+		lifetime, err := s.plain(req.SASLAuthBytes)
+		if err != nil {
+			return false, s.refuse(h.corr, resp, err)
+		}
+		resp.SessionLifetimeMillis = lifetime
+		return true, writeResponse(s.down, h.corr, resp)
+	case MechanismScramSHA512:
+		// Relayed as it is: the broker holds the salted credentials and
+		// answers every step; a refused one closes its end.
+		if _, err := s.up.Write(frame); err != nil {
+			return false, s.refuse(h.corr, resp, err)
+		}
+		answer, err := readFrame(s.up, maxAuthFrame)
+		if err != nil {
+			return false, s.refuse(h.corr, resp, err)
+		}
+		if err := parseResponse(answer, resp); err != nil {
+			return false, fmt.Errorf("broker's SaslAuthenticate: %w", err)
+		}
+		s.scram++
+		if _, err := s.down.Write(answer); err != nil {
+			return false, err
+		}
+		if resp.ErrorCode != 0 {
+			return false, kerr.ErrorForCode(resp.ErrorCode)
+		}
+		return s.scram == 2, nil // client-first, then client-final
+	default:
+		resp.ErrorCode = kerr.IllegalSaslState.Code
+		resp.ErrorMessage = ptr("SaslAuthenticate before SaslHandshake")
+		return false, errors.Join(writeResponse(s.down, h.corr, resp), errors.New("SaslAuthenticate before SaslHandshake"))
+	}
+}
+
+// refuse tells the client its credential was refused and ends the session.
+func (s *session) refuse(corr int32, resp *kmsg.SASLAuthenticateResponse, cause error) error {
+	resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+	resp.ErrorMessage = ptr(authFailedMessage)
+	resp.SASLAuthBytes = nil
+	s.log.Info("kafka client: authentication failed", "remote", s.remote, "mechanism", s.mech)
+	return errors.Join(fmt.Errorf("%w: %w", errAuthFailed, cause), writeResponse(s.down, corr, resp))
+}
+
+// plain checks a PLAIN token ("authzid NUL user NUL password") by
+// authenticating to the broker with SCRAM-SHA-512 as that user, and returns
+// the session lifetime the broker gave.
+func (s *session) plain(token []byte) (int64, error) {
+	parts := bytes.Split(token, []byte{0})
+	if len(parts) != 3 || len(parts[1]) == 0 || (len(parts[0]) > 0 && !bytes.Equal(parts[0], parts[1])) {
+		return 0, errors.New("malformed PLAIN token")
+	}
+	user, pass := string(parts[1]), string(parts[2])
+	session, msg, err := scram.Auth{User: user, Pass: pass}.AsSha512Mechanism().Authenticate(context.Background(), "")
+	if err != nil {
+		return 0, err
+	}
+	for {
+		req := kmsg.NewPtrSASLAuthenticateRequest()
+		req.Version = 1
+		req.SASLAuthBytes = msg
+		resp := req.ResponseKind().(*kmsg.SASLAuthenticateResponse)
+		if err := s.roundTrip(req, resp); err != nil {
+			return 0, err
+		}
+		if resp.ErrorCode != 0 {
+			return 0, kerr.ErrorForCode(resp.ErrorCode)
+		}
+		done, next, err := session.Challenge(resp.SASLAuthBytes)
+		if err != nil {
+			return 0, err
+		}
+		if done {
+			return resp.SessionLifetimeMillis, nil
+		}
+		msg = next
+	}
+}
+
+// roundTrip sends the front door's own request to the broker and reads its
+// response.
+func (s *session) roundTrip(req kmsg.Request, resp kmsg.Response) error {
+	s.corr++
+	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("mothership-front-door")).AppendRequest(nil, req, s.corr)
+	if _, err := s.up.Write(frame); err != nil {
+		return err
+	}
+	answer, err := readFrame(s.up, maxAuthFrame)
+	if err != nil {
+		return err
+	}
+	if corr := int32(binary.BigEndian.Uint32(answer[4:8])); corr != s.corr {
+		return fmt.Errorf("response to correlation id %d, want %d", corr, s.corr)
+	}
+	return parseResponse(answer, resp)
+}
+
+// requestHeader is what the front door reads of a request frame.
+type requestHeader struct {
+	key, version int16
+	corr         int32
+	body         []byte
+}
+
+// parseRequestHeader reads a request frame's header: key, version,
+// correlation id, client id and, for flexible requests, the header's tags.
+func parseRequestHeader(frame []byte) (requestHeader, error) {
+	if len(frame) < requestHeaderSize+2 {
+		return requestHeader{}, errors.New("request frame too short")
+	}
+	h := requestHeader{
+		key:     int16(binary.BigEndian.Uint16(frame[4:6])),
+		version: int16(binary.BigEndian.Uint16(frame[6:8])),
+		corr:    int32(binary.BigEndian.Uint32(frame[8:12])),
+	}
+	r := kbin.Reader{Src: frame[requestHeaderSize:]}
+	r.NullableString() // client id
+	if req := kmsg.RequestForKey(h.key); req != nil {
+		req.SetVersion(h.version)
+		if req.IsFlexible() {
+			kmsg.SkipTags(&r)
+		}
+	}
+	if !r.Ok() {
+		return requestHeader{}, errors.New("request header cut short")
+	}
+	h.body = r.Src
+	return h, nil
+}
+
+// parseResponse decodes a response frame into resp, whose version is set.
+func parseResponse(frame []byte, resp kmsg.Response) error {
+	body := frame[responseHeaderSize:]
+	if resp.IsFlexible() && resp.Key() != apiVersionsKey {
+		r := kbin.Reader{Src: body}
+		kmsg.SkipTags(&r)
+		body = r.Src
+	}
+	return resp.ReadFrom(body)
+}
+
+// writeResponse frames resp (whose version is the request's) for corr.
+func writeResponse(w io.Writer, corr int32, resp kmsg.Response) error {
+	b := make([]byte, responseHeaderSize, 128)
+	binary.BigEndian.PutUint32(b[4:8], uint32(corr))
+	if resp.IsFlexible() && resp.Key() != apiVersionsKey {
+		b = append(b, 0) // no header tags
+	}
+	b = resp.AppendTo(b)
+	binary.BigEndian.PutUint32(b[0:4], uint32(len(b)-4))
+	_, err := w.Write(b)
+	return err
+}
+
+// readFrame reads one size-prefixed frame, the size included.
+func readFrame(r io.Reader, max int) ([]byte, error) {
+	var size [4]byte
+	if _, err := io.ReadFull(r, size[:]); err != nil {
+		return nil, err
+	}
+	n := int32(binary.BigEndian.Uint32(size[:]))
+	if n < responseHeaderSize-4 || int(n) > max {
+		return nil, fmt.Errorf("frame of %d bytes: not Kafka's protocol, or too large before authentication", n)
+	}
+	frame := make([]byte, 4+int(n))
+	copy(frame, size[:])
+	if _, err := io.ReadFull(r, frame[4:]); err != nil {
+		return nil, err
+	}
+	return frame, nil
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,175 @@
+package kafkalisten
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/mothership-dev/mothership/internal/pki"
+	"github.com/mothership-dev/mothership/internal/runtime/kafkalisten/kcattest"
+)
+
+// tlsDoor starts the tenant cluster behind a TLS front door whose
+// certificate a new CA issued; it returns the address, the client's TLS
+// configuration (the CA as its only root) and the CA's PEM file.
+func tlsDoor(t *testing.T) (string, *tls.Config, string) {
+	t.Helper()
+	ca, err := pki.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := ca.Issue("127.0.0.1", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := kp.TLSCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.CertPEM)
+	client := &tls.Config{RootCAs: roots}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	door := FrontDoor(FrontDoorConfig{TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
+	return newTenantClusterBehind(t, door, client), client, caFile
+}
+
+// produceConsume produces a record to the tenant's topic and reads it back
+// in a group, as the client opts make.
+func produceConsume(t *testing.T, addr string, value string, opts ...kgo.Opt) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ConsumerGroup("lkc-a." + value),
+		kgo.ConsumeTopics(ownTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.RecordDeliveryTimeout(10 * time.Second)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: ownTopic, Value: []byte(value)}).FirstErr(); err != nil {
+		t.Fatalf("produce %s: %v", value, err)
+	}
+	for got := false; !got; {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("%s not consumed: %v", value, err)
+		}
+		fetches.EachError(func(topic string, p int32, err error) { t.Fatalf("consume %s/%d: %v", topic, p, err) })
+		fetches.EachRecord(func(r *kgo.Record) { got = got || string(r.Value) == value })
+	}
+}
+
+// connect asks the cluster for its metadata as the client opts make, and
+// returns the error of doing so.
+func connect(t *testing.T, addr string, opts ...kgo.Opt) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.RequestRetries(0)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	_, err = cl.Request(ctx, kmsg.NewPtrMetadataRequest())
+	return err
+}
+
+func TestFrontDoorTakesPlainAndScramOverTLS(t *testing.T) {
+	addr, clientTLS, _ := tlsDoor(t)
+	for name, mech := range map[string]sasl.Mechanism{
+		"plain": plain.Auth{User: tenantUser, Pass: tenantPass}.AsMechanism(),
+		"scram": scram.Auth{User: tenantUser, Pass: tenantPass}.AsSha512Mechanism(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			produceConsume(t, addr, "over-tls-"+name, kgo.DialTLSConfig(clientTLS), kgo.SASL(mech))
+		})
+	}
+	// The tenant's ACLs still hold: authentication through the door is the
+	// tenant's own, not the door's.
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DialTLSConfig(clientTLS),
+		kgo.SASL(plain.Auth{User: tenantUser, Pass: tenantPass}.AsMechanism()), kgo.RecordDeliveryTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: otherTopic, Value: []byte("intrusion")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("produce to %s through the door: %v, want %v", otherTopic, err, kerr.TopicAuthorizationFailed)
+	}
+}
+
+func TestFrontDoorAnswersAWrongSecretWithAnAuthenticationError(t *testing.T) {
+	addr, clientTLS, _ := tlsDoor(t)
+	for name, mech := range map[string]sasl.Mechanism{
+		"plain wrong secret": plain.Auth{User: tenantUser, Pass: "wrong"}.AsMechanism(),
+		"plain unknown key":  plain.Auth{User: "nobody", Pass: tenantPass}.AsMechanism(),
+		"scram wrong secret": scram.Auth{User: tenantUser, Pass: "wrong"}.AsSha512Mechanism(),
+		"scram unknown key":  scram.Auth{User: "nobody", Pass: tenantPass}.AsSha512Mechanism(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := connect(t, addr, kgo.DialTLSConfig(clientTLS), kgo.SASL(mech))
+			if !errors.Is(err, kerr.SaslAuthenticationFailed) || !strings.Contains(err.Error(), "Authentication failed") {
+				t.Fatalf("a refused credential: %v, want %v with its message", err, kerr.SaslAuthenticationFailed)
+			}
+		})
+	}
+	t.Run("unsupported mechanism", func(t *testing.T) {
+		err := connect(t, addr, kgo.DialTLSConfig(clientTLS), kgo.SASL(scram.Auth{User: tenantUser, Pass: tenantPass}.AsSha256Mechanism()))
+		if !errors.Is(err, kerr.UnsupportedSaslMechanism) {
+			t.Fatalf("SCRAM-SHA-256: %v, want %v", err, kerr.UnsupportedSaslMechanism)
+		}
+	})
+	t.Run("no TLS", func(t *testing.T) {
+		if err := connect(t, addr, kgo.SASL(plain.Auth{User: tenantUser, Pass: tenantPass}.AsMechanism())); err == nil {
+			t.Fatal("a plaintext client was served by a TLS front door")
+		}
+	})
+	t.Run("TLS the client does not trust", func(t *testing.T) {
+		if err := connect(t, addr, kgo.DialTLSConfig(&tls.Config{}), kgo.SASL(plain.Auth{User: tenantUser, Pass: tenantPass}.AsMechanism())); err == nil {
+			t.Fatal("a client that does not trust the installation's CA connected")
+		}
+	})
+}
+
+// TestKcatThroughTheFrontDoor is the configuration Confluent Cloud's users
+// have: SASL_SSL with PLAIN, verifying the CA, in librdkafka.
+func TestKcatThroughTheFrontDoor(t *testing.T) {
+	addr, _, caFile := tlsDoor(t)
+	for _, mech := range Mechanisms {
+		c := kcattest.Client{Addr: addr, User: tenantUser, Password: tenantPass, Protocol: "SASL_SSL", Mechanism: mech, CAFile: caFile}
+		value := "kcat-" + strings.ToLower(mech)
+		if _, err := kcattest.RunWith(t, c, value+"\n", "-t", ownTopic, "-P"); err != nil {
+			t.Fatalf("%s: produce: %v", mech, err)
+		}
+		out, err := kcattest.RunWith(t, c, "", "-t", ownTopic, "-C", "-o", "beginning", "-e")
+		if err != nil {
+			t.Fatalf("%s: consume: %v", mech, err)
+		}
+		if !strings.Contains(out, value) {
+			t.Fatalf("%s: consumed %q, want %s in it", mech, out, value)
+		}
+	}
+	bad := kcattest.Client{Addr: addr, User: tenantUser, Password: "wrong", Protocol: "SASL_SSL", Mechanism: "PLAIN", CAFile: caFile}
+	_, err := kcattest.RunWith(t, bad, "", "-L", "-m", "5")
+	if err == nil || !strings.Contains(err.Error(), "Authentication failed") {
+		t.Fatalf("kcat with a wrong secret: %v, want it to say Authentication failed", err)
+	}
+	t.Logf("kcat with a wrong secret: %v", err)
+}
