@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,16 +73,40 @@ func (s *Service) Host() host.Service {
 
 func quotaID(org string) string { return "quota-" + org }
 
-// usage is the status detail: what each live cluster counts for.
+// ixCKU is the service's private index of what each confirmed cluster
+// counts for: lkc id → its CKU. It keeps a change to one cluster a read
+// and a write of that cluster's share, not of the organization's every
+// cluster (which made each change cost as much as the organization is
+// large: with 10,000 clusters in one organization, every event of quota
+// carried all 10,000).
+const ixCKU = "quota_cku"
+
+// usage is the status detail: the totals, and the reservations not yet
+// confirmed by their cluster's event (a handful: the requests in flight).
 type usage struct {
+	// QuotaStatus is what counts now: the confirmed clusters and the
+	// live reservations.
 	resource.QuotaStatus
-	Clusters map[string]entry `json:"by_cluster"`
+	// Confirmed totals the clusters whose events quota saw (ixCKU).
+	Confirmed resource.QuotaStatus `json:"confirmed"`
+	// Pending are reservations by lkc id: a Reserve counts until the
+	// cluster's event confirms it, or until it expires (the request that
+	// made it failed after reserving).
+	Pending map[string]reservation `json:"pending,omitempty"`
+	// Legacy is how usage was kept before ixCKU: every cluster's share.
+	// It is moved into the index the first time the quota is used.
+	Legacy map[string]legacyEntry `json:"by_cluster,omitempty"`
 }
 
-// entry is one cluster's share. A reservation made by a synchronous
-// Reserve counts until the cluster's event confirms it, or until it
-// expires (the request that made it failed after reserving).
-type entry struct {
+// reservation is a Reserve not yet confirmed: the size asked, until when
+// it counts.
+type reservation struct {
+	CKU   int       `json:"cku"`
+	Until time.Time `json:"until"`
+}
+
+// legacyEntry is one cluster's share as usage kept it before ixCKU.
+type legacyEntry struct {
 	Confirmed     bool       `json:"confirmed"`
 	CKU           int        `json:"cku"`
 	Reserved      int        `json:"reserved,omitempty"`
@@ -91,25 +116,61 @@ type entry struct {
 // reservationTTL bounds how long a reservation counts without its event.
 const reservationTTL = time.Minute
 
-func (e entry) live(now time.Time) bool {
-	return e.ReservedUntil != nil && now.Before(*e.ReservedUntil)
+// confirmedCKU is what the confirmed cluster lkc counts for, known false if
+// quota saw no event of it.
+func confirmedCKU(ctx context.Context, tx store.Tx, lkc string) (cku int, known bool, err error) {
+	v, err := tx.IndexGet(ctx, ixCKU, lkc)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	cku, err = strconv.Atoi(v)
+	if err != nil {
+		return 0, false, fmt.Errorf("quota: %s counts %q CKU: %w", lkc, v, err)
+	}
+	return cku, true, nil
 }
 
-// totals counts the clusters and CKU in use at now.
-func (u *usage) totals(now time.Time) {
-	u.QuotaStatus = resource.QuotaStatus{}
-	for id, e := range u.Clusters {
-		if !e.live(now) {
-			e.Reserved, e.ReservedUntil = 0, nil
-			u.Clusters[id] = e
-			if !e.Confirmed {
-				delete(u.Clusters, id)
-				continue
-			}
+// totals drops the reservations expired at now and counts what is in use:
+// the confirmed clusters, a reserved cluster not confirmed yet, and what a
+// reservation adds to a confirmed cluster's size.
+func (u *usage) totals(ctx context.Context, tx store.Tx, now time.Time) error {
+	u.QuotaStatus = u.Confirmed
+	for id, r := range u.Pending {
+		if !now.Before(r.Until) {
+			delete(u.Pending, id)
+			continue
 		}
-		u.QuotaStatus.Clusters++
-		u.CKU += max(e.CKU, e.Reserved)
+		cku, known, err := confirmedCKU(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if !known {
+			u.QuotaStatus.Clusters++
+		}
+		u.CKU += max(0, r.CKU-cku)
 	}
+	return nil
+}
+
+// migrate moves a usage kept before ixCKU into the index, once.
+func (u *usage) migrate(ctx context.Context, tx store.Tx, now time.Time) error {
+	for id, e := range u.Legacy {
+		if e.Confirmed {
+			if err := tx.IndexPut(ctx, ixCKU, id, strconv.Itoa(e.CKU)); err != nil {
+				return err
+			}
+			u.Confirmed.Clusters++
+			u.Confirmed.CKU += e.CKU
+		}
+		if e.ReservedUntil != nil && now.Before(*e.ReservedUntil) && (!e.Confirmed || e.Reserved > e.CKU) {
+			u.Pending[id] = reservation{CKU: e.Reserved, Until: *e.ReservedUntil}
+		}
+	}
+	u.Legacy = nil
+	return nil
 }
 
 func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error {
@@ -132,21 +193,43 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error 
 	if err != nil {
 		return err
 	}
-	if lkc.Deleted() {
-		delete(u.Clusters, lkc.ID)
-	} else {
-		e := u.Clusters[lkc.ID]
-		e.Confirmed, e.CKU = true, spec.CKU
-		if e.Reserved <= spec.CKU {
-			e.Reserved, e.ReservedUntil = 0, nil
+	// Counted from the cluster's own share, so that applying the same
+	// event twice (a resync, a redelivery) changes nothing.
+	cur, known, err := confirmedCKU(ctx, tx, lkc.ID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case lkc.Deleted():
+		delete(u.Pending, lkc.ID)
+		if known {
+			u.Confirmed.Clusters--
+			u.Confirmed.CKU -= cur
+			if err := tx.IndexDelete(ctx, ixCKU, lkc.ID); err != nil {
+				return err
+			}
 		}
-		u.Clusters[lkc.ID] = e
+	default:
+		if !known {
+			u.Confirmed.Clusters++
+		}
+		u.Confirmed.CKU += spec.CKU - cur
+		if !known || cur != spec.CKU {
+			if err := tx.IndexPut(ctx, ixCKU, lkc.ID, strconv.Itoa(spec.CKU)); err != nil {
+				return err
+			}
+		}
+		if r, ok := u.Pending[lkc.ID]; ok && r.CKU <= spec.CKU {
+			delete(u.Pending, lkc.ID)
+		}
 	}
 	return s.save(ctx, tx, q, u)
 }
 
 func (s *Service) save(ctx context.Context, tx store.Tx, q store.Resource, u usage) error {
-	u.totals(time.Now())
+	if err := u.totals(ctx, tx, time.Now()); err != nil {
+		return err
+	}
 	_, err := tx.ResourceSetStatus(ctx, resource.KindQuota, q.ID, store.Status{ObservedGeneration: q.Generation,
 		Phase: resource.PhaseReady, Detail: resource.Encode(u)})
 	return err
@@ -163,8 +246,14 @@ func (s *Service) ensure(ctx context.Context, tx store.Tx, org string) (store.Re
 		return r, usage{}, fmt.Errorf("quota %s: %w", org, err)
 	}
 	u, err := resource.Decode[usage](r.Status.Detail)
-	if u.Clusters == nil {
-		u.Clusters = map[string]entry{}
+	if err != nil {
+		return r, u, err
+	}
+	if u.Pending == nil {
+		u.Pending = map[string]reservation{}
+	}
+	if len(u.Legacy) > 0 {
+		err = u.migrate(ctx, tx, time.Now())
 	}
 	return r, u, err
 }
@@ -184,20 +273,27 @@ func (s *Service) Reserve(ctx context.Context, org, lkc string, cku int) error {
 			return err
 		}
 		now := time.Now()
-		u.totals(now)
-		e, known := u.Clusters[lkc]
-		if !known && u.QuotaStatus.Clusters+1 > limits.MaxClusters {
+		if err := u.totals(ctx, tx, now); err != nil {
+			return err
+		}
+		cur, known, err := confirmedCKU(ctx, tx, lkc)
+		if err != nil {
+			return err
+		}
+		r, pending := u.Pending[lkc]
+		if known && !pending && cku <= cur {
+			return nil // nothing more to count: a rename, a shrink
+		}
+		if !known && !pending && u.QuotaStatus.Clusters+1 > limits.MaxClusters {
 			return api.Errorf(http.StatusPaymentRequired, api.CodeQuotaExceeded,
 				"the organization has %d of its %d clusters; delete one or ask for a higher quota", u.QuotaStatus.Clusters, limits.MaxClusters)
 		}
-		grow := cku - max(e.CKU, e.Reserved)
+		grow := cku - max(cur, r.CKU)
 		if grow > 0 && u.CKU+grow > limits.MaxCKU {
 			return api.Errorf(http.StatusPaymentRequired, api.CodeQuotaExceeded,
 				"the organization uses %d of its %d CKU; %d more do not fit", u.CKU, limits.MaxCKU, grow)
 		}
-		until := now.Add(reservationTTL)
-		e.Reserved, e.ReservedUntil = max(cku, e.Reserved), &until
-		u.Clusters[lkc] = e
+		u.Pending[lkc] = reservation{CKU: max(cku, r.CKU), Until: now.Add(reservationTTL)}
 		return s.save(ctx, tx, q, u)
 	})
 	if err != nil {
