@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -64,12 +63,8 @@ type FrontDoorConfig struct {
 // to see: a broker that refuses a credential closes the connection, which
 // librdkafka reports as a transport failure and retries forever; the front
 // door answers the client's SaslAuthenticate with SASL_AUTHENTICATION_FAILED
-// and a message instead. Once a client is authenticated, the front door
-// passes every byte through unchanged.
-//
-// The broker is given one end of an in-memory pipe per connection, so it
-// advertises (in metadata) the front door's address: every client comes
-// through it.
+// and a message instead. Once a client is authenticated, the broker reads
+// and writes its connection directly (see brokerConn).
 func FrontDoor(cfg FrontDoorConfig) func(network, address string) (net.Listener, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -94,31 +89,103 @@ func (l *frontDoor) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	broker, ours := net.Pipe()
-	go l.serve(client, ours)
-	return &pipeConn{Conn: broker, local: client.LocalAddr(), remote: client.RemoteAddr()}, nil
+	bc := &brokerConn{pipe: broker, local: client.LocalAddr(), remote: client.RemoteAddr(), handed: make(chan struct{})}
+	go l.serve(client, ours, bc)
+	return bc, nil
 }
 
-// pipeConn is the broker's end of a connection: its addresses are the
-// client's, so that the broker names the client as it would without the
-// front door (in DescribeGroups, for instance).
-type pipeConn struct {
-	net.Conn
+// brokerConn is the broker's end of a client's connection. Until the
+// client is authenticated it is one end of an in-memory pipe, whose other
+// end the front door holds; then the front door hands the client's
+// connection over, and the broker reads and writes it directly: an
+// authenticated client's bytes cost no copy and no goroutine of the door's.
+// Its addresses are the client's, so that the broker names the client as
+// it would without the door (in DescribeGroups, for instance).
+type brokerConn struct {
+	pipe          net.Conn
 	local, remote net.Addr
+	handed        chan struct{} // closed once direct is set
+	direct        net.Conn
 }
 
-func (c *pipeConn) LocalAddr() net.Addr  { return c.local }
-func (c *pipeConn) RemoteAddr() net.Addr { return c.remote }
+// handOver makes the broker read and write c from now on. The door calls
+// it between two requests of the client, when the broker waits for the
+// next one on the pipe; closing the door's end of the pipe then wakes it.
+func (c *brokerConn) handOver(direct net.Conn) {
+	c.direct = direct
+	close(c.handed)
+}
 
-// serve authenticates a client, then relays its connection to the broker
-// until either side closes.
-func (l *frontDoor) serve(client, broker net.Conn) {
-	var once sync.Once
-	closeBoth := func() { once.Do(func() { client.Close(); broker.Close() }) }
-	defer closeBoth()
+func (c *brokerConn) conn() net.Conn {
+	select {
+	case <-c.handed:
+		return c.direct
+	default:
+		return nil
+	}
+}
+
+func (c *brokerConn) Read(b []byte) (int, error) {
+	if d := c.conn(); d != nil {
+		return d.Read(b)
+	}
+	n, err := c.pipe.Read(b)
+	if err != nil && n == 0 {
+		if d := c.conn(); d != nil { // the pipe closed for the hand-over
+			return d.Read(b)
+		}
+	}
+	return n, err
+}
+
+func (c *brokerConn) Write(b []byte) (int, error) {
+	if d := c.conn(); d != nil {
+		return d.Write(b)
+	}
+	return c.pipe.Write(b)
+}
+
+func (c *brokerConn) Close() error {
+	err := c.pipe.Close()
+	if d := c.conn(); d != nil {
+		err = d.Close()
+	}
+	return err
+}
+
+func (c *brokerConn) LocalAddr() net.Addr  { return c.local }
+func (c *brokerConn) RemoteAddr() net.Addr { return c.remote }
+
+func (c *brokerConn) SetDeadline(t time.Time) error {
+	if d := c.conn(); d != nil {
+		return d.SetDeadline(t)
+	}
+	return c.pipe.SetDeadline(t)
+}
+
+func (c *brokerConn) SetReadDeadline(t time.Time) error {
+	if d := c.conn(); d != nil {
+		return d.SetReadDeadline(t)
+	}
+	return c.pipe.SetReadDeadline(t)
+}
+
+func (c *brokerConn) SetWriteDeadline(t time.Time) error {
+	if d := c.conn(); d != nil {
+		return d.SetWriteDeadline(t)
+	}
+	return c.pipe.SetWriteDeadline(t)
+}
+
+// serve authenticates a client on the pipe to the broker (up), then hands
+// the client's connection over to the broker; a client that does not
+// authenticate is closed.
+func (l *frontDoor) serve(client, up net.Conn, bc *brokerConn) {
+	defer up.Close() // on a hand-over, this wakes the broker's read
 	down := client
 	deadline := time.Now().Add(authTimeout)
 	client.SetDeadline(deadline)
-	broker.SetDeadline(deadline)
+	up.SetDeadline(deadline)
 	if l.cfg.TLS != nil {
 		tc := tls.Server(client, l.cfg.TLS)
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
@@ -126,26 +193,19 @@ func (l *frontDoor) serve(client, broker net.Conn) {
 		cancel()
 		if err != nil {
 			l.cfg.Logger.Debug("kafka client: TLS handshake failed", "remote", client.RemoteAddr().String(), "err", err)
+			client.Close()
 			return
 		}
 		down = tc
 	}
-	s := &session{down: down, up: broker, log: l.cfg.Logger, remote: client.RemoteAddr().String()}
+	s := &session{down: down, up: up, log: l.cfg.Logger, remote: client.RemoteAddr().String()}
 	if err := s.authenticate(); err != nil {
 		l.cfg.Logger.Debug("kafka client: not authenticated", "remote", s.remote, "err", err)
+		client.Close()
 		return
 	}
 	client.SetDeadline(time.Time{})
-	broker.SetDeadline(time.Time{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		io.Copy(broker, down)
-		closeBoth()
-	}()
-	io.Copy(down, broker)
-	closeBoth()
-	<-done
+	bc.handOver(down)
 }
 
 // errAuthFailed is a client's credential refused.

@@ -22,10 +22,10 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/kafkalisten/kcattest"
 )
 
-// tlsDoor starts the tenant cluster behind a TLS front door whose
-// certificate a new CA issued; it returns the address, the client's TLS
-// configuration (the CA as its only root) and the CA's PEM file.
-func tlsDoor(t *testing.T) (string, *tls.Config, string) {
+// testTLS makes a CA and a certificate it issued for 127.0.0.1: the
+// server's TLS configuration, the client's (the CA as its only root) and
+// the CA's PEM file.
+func testTLS(t testing.TB) (server, client *tls.Config, caFile string) {
 	t.Helper()
 	ca, err := pki.NewCA("test CA")
 	if err != nil {
@@ -41,13 +41,20 @@ func tlsDoor(t *testing.T) (string, *tls.Config, string) {
 	}
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(ca.CertPEM)
-	client := &tls.Config{RootCAs: roots}
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	door := FrontDoor(FrontDoorConfig{TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
-	return newTenantClusterBehind(t, door, client), client, caFile
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, &tls.Config{RootCAs: roots}, caFile
+}
+
+// tlsDoor starts the tenant cluster behind a TLS front door whose
+// certificate a new CA issued; it returns the address, the client's TLS
+// configuration and the CA's PEM file.
+func tlsDoor(t testing.TB) (string, *tls.Config, string) {
+	t.Helper()
+	server, client, caFile := testTLS(t)
+	return newTenantClusterBehind(t, FrontDoor(FrontDoorConfig{TLS: server}), client), client, caFile
 }
 
 // produceConsume produces a record to the tenant's topic and reads it back

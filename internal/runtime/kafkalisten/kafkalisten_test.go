@@ -41,7 +41,7 @@ func newTenantCluster(t *testing.T) string {
 
 // newTenantClusterBehind is newTenantCluster with listen as the broker's
 // listener; tlsCfg, if set, is what its own admin client dials with.
-func newTenantClusterBehind(t *testing.T, listen func(network, address string) (net.Listener, error), tlsCfg *tls.Config) string {
+func newTenantClusterBehind(t testing.TB, listen func(network, address string) (net.Listener, error), tlsCfg *tls.Config) string {
 	t.Helper()
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
