@@ -64,7 +64,10 @@ for s in network sync capacity pkc quota kafka iam audit gateway; do
     --api-rate 1000000 --api-burst 1000000 --cloud-operation-time 10ms > ms/$s.log 2>&1 &
   pids+=($!); pid_of[$s]=$!
   listen=$(grep '^MOTHERSHIP_LISTEN=' ms/deploy/env/$s.env | cut -d= -f2)
-  for _ in $(seq 600); do curl -fs "http://$listen/readyz" >/dev/null && break; sleep 0.1; done
+  until curl -fs "http://$listen/readyz" >/dev/null; do
+    kill -0 "${pid_of[$s]}" 2>/dev/null || { echo "$s exited:" >&2; tail -5 ms/$s.log >&2; exit 1; }
+    sleep 0.1
+  done
 done
 for site in aws-us-west-2 gcp-europe-west1; do
   env $(cat ms/deploy/env/satellite-$site.env) "$BIN" satellite --driver simulated > ms/satellite-$site.log 2>&1 &
@@ -72,6 +75,12 @@ for site in aws-us-west-2 gcp-europe-west1; do
 done
 
 api=$(grep '^MOTHERSHIP_LISTEN=' ms/deploy/env/gateway.env | cut -d= -f2)
+# The admin's key signs in once iam's first events have gone round.
+for i in $(seq 600); do
+  curl -fs -u "$(cat ms/deploy/admin-credentials)" "http://$api/org/v2/environments" >/dev/null && break
+  [ "$i" = 600 ] && { echo "the admin's key never signed in at $api" >&2; exit 1; }
+  sleep 0.1
+done
 "$BIN" bench --url "http://$api" --credentials-file ms/deploy/admin-credentials \
   --kafka 127.0.0.1:$KPORT --kafka-user admin --kafka-password-file ms/kafka-admin "$@"
 
