@@ -137,6 +137,20 @@ func (c *client) clusterKafka(lkc api.Cluster, caFile string) []kgo.Opt {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	// The API serves the same CA, to anyone: what clients trust.
+	want, err := os.ReadFile(caFile)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	resp, err := http.Get(c.base + api.CAPath)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	served, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(served, want) {
+		c.t.Fatalf("GET %s: %d %q (%v), want %s's certificate", api.CAPath, resp.StatusCode, served, err, caFile)
+	}
 	var key api.APIKey
 	deadline := time.Now().Add(30 * time.Second)
 	for c.do("POST", "/iam/v2/api-keys", map[string]any{"spec": map[string]any{"resource": map[string]any{"id": lkc.ID}}}, &key) != http.StatusAccepted {

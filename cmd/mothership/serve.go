@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/cloud/sim"
 	"github.com/mothership-dev/mothership/internal/controlplane"
 	"github.com/mothership-dev/mothership/internal/resource"
@@ -35,6 +37,7 @@ type serveOptions struct {
 	maxTenants                                     int
 	orgQuota                                       resource.QuotaSpec
 	apiRate                                        float64
+	clusterCA                                      string
 	cloudOpTime                                    time.Duration
 	apiBurst                                       int
 	auditRetention                                 time.Duration
@@ -78,6 +81,7 @@ service's settings as an environment file.`,
 	f.StringVar(&o.adminCredentials, "admin-credentials", "", "iam: file to write the first organization's admin key in (KEY:SECRET)")
 	f.StringVar(&o.instanceID, "instance-id", "", "this process's static member id in the service's consumer group (default: the service's name; give each replica its own)")
 	f.IntVar(&o.maxTenants, "max-tenants", 0, "pkc: Basic and Standard clusters per shared PKC (default 10)")
+	f.StringVar(&o.clusterCA, "cluster-ca", "", "gateway: the CA certificate (PEM) the clusters' endpoints chain to, served at "+api.CAPath+" (`mothership setup` sets it)")
 	f.Float64Var(&o.apiRate, "api-rate", 0, "gateway: requests per second each API key may send, sustained (default 20)")
 	f.IntVar(&o.apiBurst, "api-burst", 0, "gateway: requests each API key may send in a burst (default 100)")
 	f.DurationVar(&o.cloudOpTime, "cloud-operation-time", 0, "capacity, network: how long an operation of the simulated cloud takes (default 300ms)")
@@ -99,6 +103,11 @@ func runServe(ctx context.Context, cmd *cobra.Command, service string, o serveOp
 	cfg := controlplane.ServeConfig{Service: service, Peers: o.peers, AdminCredentials: o.adminCredentials, MaxTenants: o.maxTenants, OrgQuota: o.orgQuota, RatePerSecond: o.apiRate, RateBurst: o.apiBurst,
 		Cloud: sim.Config{OperationTime: o.cloudOpTime}, AuditRetention: o.auditRetention,
 		InstanceID: cmp.Or(o.instanceID, service)}
+	if o.clusterCA != "" {
+		if cfg.ClusterCA, err = os.ReadFile(o.clusterCA); err != nil {
+			return fmt.Errorf("--cluster-ca: %w", err)
+		}
+	}
 	reg, metrics := newMetrics()
 	cfg.Registerer, cfg.Metrics, cfg.Logger = reg, metrics, log
 	if service != "gateway" {

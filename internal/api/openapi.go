@@ -6,3 +6,8 @@ import _ "embed" // the document is a file, so that tools can read it too
 //
 //go:embed openapi.json
 var OpenAPI []byte
+
+// CAPath is where the API serves the certificate of the CA the clusters'
+// endpoints chain to: what Kafka clients trust (ssl.ca.location). It is
+// public, as a CA's certificate is.
+const CAPath = "/mothership/v1/ca.pem"

@@ -253,8 +253,9 @@ func newClusterDescribeCmd(g *globals) *cobra.Command {
 serving now and Pending Size the size being reached.
 
 Endpoint is the bootstrap endpoint clients use. SASL_SSL://HOST:PORT
-serves TLS under a certificate of the installation's CA (` + "`mothership dev`" + ` writes
-it as DATA_DIR/tls/ca.pem, ` + "`mothership setup`" + ` as DIR/tls/ca.pem): clients trust
+serves TLS under a certificate of the installation's CA, which the API
+serves at /mothership/v1/ca.pem (` + "`mothership dev`" + ` also writes it as
+DATA_DIR/tls/ca.pem, ` + "`mothership setup`" + ` as DIR/tls/ca.pem): clients trust
 it with ssl.ca.location, and sign in with a key of the cluster (api-key
 create --resource) as SASL PLAIN or SCRAM-SHA-512. SASL_PLAINTEXT is a
 development setup that asked for no TLS.`,
@@ -352,6 +353,10 @@ func clusterFields(c api.Cluster) []field {
 		field{"Availability", c.Spec.Availability},
 		field{"Endpoint", c.Spec.KafkaBootstrapEndpoint},
 	)
+	if strings.HasPrefix(c.Spec.KafkaBootstrapEndpoint, "SASL_SSL://") {
+		// The endpoint's certificate is the installation's CA's.
+		f = append(f, field{"Trust", "the CA at " + api.CAPath + " of this API (ssl.ca.location)"})
+	}
 	if c.Spec.HTTPEndpoint != "" {
 		f = append(f, field{"REST Endpoint", c.Spec.HTTPEndpoint})
 	}

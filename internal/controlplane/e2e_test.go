@@ -27,6 +27,7 @@ import (
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/controlplane"
+	"github.com/mothership-dev/mothership/internal/pki"
 	"github.com/mothership-dev/mothership/internal/runtime/store/postgres/pgtest"
 )
 
@@ -300,4 +301,39 @@ func brokerCount(t *testing.T, bootstrap, user, pass string) int {
 		t.Fatalf("broker metadata: %v", err)
 	}
 	return len(md.Brokers)
+}
+
+// TestTheAPIServesTheClustersCA: clients learn what to trust from the API
+// itself, without a key; an installation whose clusters serve plaintext
+// says there is nothing to trust.
+func TestTheAPIServesTheClustersCA(t *testing.T) {
+	get := func(s *testSystem) (int, []byte) {
+		t.Helper()
+		resp, err := http.Get(s.sys.URL + api.CAPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, body
+	}
+	ca, err := pki.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withTLS := newSystem(t, func(c *controlplane.Config) { c.ClusterCA = ca })
+	if code, body := get(withTLS); code != http.StatusOK || !bytes.Equal(body, ca.CertPEM) {
+		t.Fatalf("GET %s with a CA: %d %q, want 200 and the CA's certificate", api.CAPath, code, body)
+	}
+	plaintext := newSystem(t, nil)
+	code, body := get(plaintext)
+	var e struct {
+		Errors []struct{ Code, Detail string } `json:"errors"`
+	}
+	if err := json.Unmarshal(body, &e); code != http.StatusNotFound || err != nil || len(e.Errors) != 1 || e.Errors[0].Code != api.CodeNotFound {
+		t.Fatalf("GET %s without TLS: %d %s, want 404 not_found", api.CAPath, code, body)
+	}
 }

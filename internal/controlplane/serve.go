@@ -96,6 +96,9 @@ type ServeConfig struct {
 	Cloud sim.Config
 	// MaxTenants per shared PKC (pkc).
 	MaxTenants int
+	// ClusterCA is the PEM certificate of the CA the clusters' endpoints
+	// chain to, which the gateway serves; none when they serve plaintext.
+	ClusterCA []byte
 	// OrgQuota is a new organization's quota (quota); zero fields take
 	// the service's defaults.
 	OrgQuota resource.QuotaSpec
@@ -196,7 +199,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (_ *Process, err error) {
 	case gateway.Name:
 		gw, err := gateway.New(gateway.Config{IAM: iam.NewClient(peer[iam.Name], cfg.Token), Kafka: kafka.NewClient(peer[kafka.Name], cfg.Token),
 			Network: network.NewClient(peer[network.Name], cfg.Token), Audit: audit.NewClient(peer[audit.Name], cfg.Token),
-			OpenAPI: api.OpenAPI, RatePerSecond: cfg.RatePerSecond, RateBurst: cfg.RateBurst, Logger: log, Registerer: cfg.Registerer})
+			OpenAPI: api.OpenAPI, ClusterCA: cfg.ClusterCA, RatePerSecond: cfg.RatePerSecond, RateBurst: cfg.RateBurst, Logger: log, Registerer: cfg.Registerer})
 		if err != nil {
 			return nil, err
 		}

@@ -214,6 +214,8 @@ func writeProcessEnv(file, name string, env []string, cfg SetupConfig, urls map[
 	case syncsvc.Name:
 		env = append(env, "MOTHERSHIP_SITES="+path(SitesFile), "MOTHERSHIP_LINK_LISTEN="+net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.LinkPort)),
 			"MOTHERSHIP_TLS_CERT="+path("tls", "sync.pem"), "MOTHERSHIP_TLS_KEY="+path("tls", "sync-key.pem"))
+	case gateway.Name:
+		env = append(env, "MOTHERSHIP_CLUSTER_CA="+path("tls", "ca.pem"))
 	}
 	return writeEnv(file, env)
 }

@@ -104,6 +104,9 @@ type Config struct {
 	Audit Audit
 	// OpenAPI is the document served at /openapi.json.
 	OpenAPI []byte
+	// ClusterCA is the PEM certificate of the CA the clusters' endpoints
+	// chain to, served at api.CAPath; none when they serve plaintext.
+	ClusterCA []byte
 	// RatePerSecond and RateBurst bound each API key's requests (defaults
 	// 20 per second, bursts of 100).
 	RatePerSecond float64

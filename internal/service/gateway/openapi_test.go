@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mothership-dev/mothership/internal/controlplane/cptest"
+	"github.com/mothership-dev/mothership/internal/pki"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -157,11 +158,16 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 // body) fails the test, and so does a request the server refuses that the
 // document accepts, where the document can say why.
 func TestOpenAPIDescribesTheAnswers(t *testing.T) {
+	// The CA's certificate is text: the document says a string.
+	openapi3filter.RegisterBodyDecoder("application/x-pem-file", openapi3filter.PlainBodyDecoder)
 	sys := startSystem(t)
 	c := newChecker(t, sys)
 
 	if got := c.do(t, exchange{method: "GET", path: "/openapi.json", noAuth: true, want: 200}); !bytes.Equal(got.body, api.OpenAPI) {
 		t.Error("GET /openapi.json does not serve api.OpenAPI")
+	}
+	if got := c.do(t, exchange{method: "GET", path: api.CAPath, noAuth: true, want: 200}); !bytes.Contains(got.body, []byte("BEGIN CERTIFICATE")) {
+		t.Errorf("GET %s does not serve a certificate: %q", api.CAPath, got.body)
 	}
 
 	// Two environments, so that a page of one has a next page.
@@ -527,7 +533,11 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 func startSystem(t *testing.T) *controlplane.System {
 	t.Helper()
 	// The gateway's default rate limits: the document's 429 is exercised.
-	sys, _, _ := cptest.New(t, func(c *controlplane.Config) { c.RatePerSecond, c.RateBurst = 0, 0 })
+	ca, err := pki.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys, _, _ := cptest.New(t, func(c *controlplane.Config) { c.RatePerSecond, c.RateBurst, c.ClusterCA = 0, 0, ca })
 	return sys
 }
 

@@ -17,6 +17,7 @@ func (g *Gateway) table() []Route {
 	id := func(r *http.Request) string { return r.PathValue("id") }
 	return []Route{
 		{Method: http.MethodGet, Pattern: "/openapi.json", Public: true, handler: g.openAPI},
+		{Method: http.MethodGet, Pattern: api.CAPath, Public: true, handler: g.clusterCA},
 
 		creation(iam.EnvironmentsPath, svcapi.Admin, http.StatusCreated, g.cfg.IAM.CreateEnvironment),
 		listOf(iam.EnvironmentsPath, svcapi.Read, g.cfg.IAM.ListEnvironments),
@@ -161,6 +162,16 @@ func creation[In any, Out selfLinked](pattern string, need svcapi.Action, status
 func (g *Gateway) openAPI(w http.ResponseWriter, _ *http.Request, _ svcapi.Principal) error {
 	w.Header().Set("Content-Type", "application/json")
 	_, err := w.Write(g.cfg.OpenAPI)
+	return err
+}
+
+func (g *Gateway) clusterCA(w http.ResponseWriter, _ *http.Request, _ svcapi.Principal) error {
+	if len(g.cfg.ClusterCA) == 0 {
+		return api.Errorf(http.StatusNotFound, api.CodeNotFound,
+			"this installation's clusters serve SASL_PLAINTEXT, without TLS: there is no CA to trust")
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_, err := w.Write(g.cfg.ClusterCA)
 	return err
 }
 
