@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -218,6 +219,7 @@ type session struct {
 	log      *slog.Logger
 	remote   string
 	mech     string // the mechanism the client's handshake chose
+	key      string // the key (SASL user) the client signs in as, once known
 	scram    int    // SCRAM messages relayed
 	corr     int32  // correlation ids of the front door's own requests
 }
@@ -332,6 +334,9 @@ func (s *session) saslAuthenticate(frame []byte, h requestHeader) (done bool, er
 	case MechanismScramSHA512:
 		// Relayed as it is: the broker holds the salted credentials and
 		// answers every step; a refused one closes its end.
+		if s.scram == 0 {
+			s.key = scramUser(req.SASLAuthBytes)
+		}
 		if _, err := s.up.Write(frame); err != nil {
 			return false, s.refuse(h.corr, resp, err)
 		}
@@ -362,7 +367,10 @@ func (s *session) refuse(corr int32, resp *kmsg.SASLAuthenticateResponse, cause 
 	resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 	resp.ErrorMessage = ptr(authFailedMessage)
 	resp.SASLAuthBytes = nil
-	s.log.Info("kafka client: authentication failed", "remote", s.remote, "mechanism", s.mech)
+	// The key is logged so that an operator sees which credential fails
+	// (a revoked key still in an application's configuration); never the
+	// secret.
+	s.log.Info("kafka client: authentication failed", "remote", s.remote, "mechanism", s.mech, "key", s.key)
 	return errors.Join(fmt.Errorf("%w: %w", errAuthFailed, cause), writeResponse(s.down, corr, resp))
 }
 
@@ -375,6 +383,7 @@ func (s *session) plain(token []byte) (int64, error) {
 		return 0, errors.New("malformed PLAIN token")
 	}
 	user, pass := string(parts[1]), string(parts[2])
+	s.key = user
 	session, msg, err := scram.Auth{User: user, Pass: pass}.AsSha512Mechanism().Authenticate(context.Background(), "")
 	if err != nil {
 		return 0, err
@@ -399,6 +408,18 @@ func (s *session) plain(token []byte) (int64, error) {
 		}
 		msg = next
 	}
+}
+
+// scramUser reads the user of a SCRAM client-first message
+// ("n,,n=USER,r=NONCE"), "" if there is none; "=2C" and "=3D" stand for
+// "," and "=" (RFC 5802).
+func scramUser(first []byte) string {
+	for _, attr := range bytes.Split(first, []byte{','}) {
+		if name, ok := bytes.CutPrefix(attr, []byte("n=")); ok {
+			return strings.NewReplacer("=2C", ",", "=3D", "=").Replace(string(name))
+		}
+	}
+	return ""
 }
 
 // roundTrip sends the front door's own request to the broker and reads its

@@ -180,3 +180,17 @@ func TestKcatThroughTheFrontDoor(t *testing.T) {
 	}
 	t.Logf("kcat with a wrong secret: %v", err)
 }
+
+func TestScramUserIsReadFromTheClientFirstMessage(t *testing.T) {
+	for msg, want := range map[string]string{
+		"n,,n=KEY1,r=abc":       "KEY1",
+		"n,,n=a=2Cb=3Dc,r=abc":  "a,b=c",
+		"n,a=KEY1,n=KEY1,r=abc": "KEY1",
+		"r=abc":                 "",
+		"":                      "",
+	} {
+		if got := scramUser([]byte(msg)); got != want {
+			t.Errorf("scramUser(%q) = %q, want %q", msg, got, want)
+		}
+	}
+}
