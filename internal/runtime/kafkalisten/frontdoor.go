@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -70,18 +71,90 @@ func FrontDoor(cfg FrontDoorConfig) func(network, address string) (net.Listener,
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	// One budget for every broker of the cluster: a guesser does not get
+	// a fresh one per broker.
+	budget := &signInBudget{now: time.Now, failed: map[string]*failures{}}
 	return func(network, address string) (net.Listener, error) {
 		ln, err := net.Listen(network, address)
 		if err != nil {
 			return nil, fmt.Errorf("kafkalisten: %w", err)
 		}
-		return &frontDoor{Listener: ln, cfg: cfg}, nil
+		return &frontDoor{Listener: ln, cfg: cfg, budget: budget}, nil
 	}
 }
 
 type frontDoor struct {
 	net.Listener
-	cfg FrontDoorConfig
+	cfg    FrontDoorConfig
+	budget *signInBudget
+}
+
+// Failed sign-ins are bounded per key and client address, as the API
+// bounds wrong secrets: past maxFailedSignIns in a signInWindow, the key is
+// refused from that address, whatever the secret, until the window ends.
+// A key's secret cannot be guessed through a cluster's endpoint faster
+// than through the API.
+const (
+	maxFailedSignIns = 10
+	signInWindow     = time.Minute
+	// maxTrackedSignIns bounds the memory of failures: past it, windows
+	// that ended are forgotten.
+	maxTrackedSignIns = 100_000
+)
+
+type signInBudget struct {
+	mu     sync.Mutex
+	now    func() time.Time
+	failed map[string]*failures // key + " " + client host
+}
+
+type failures struct {
+	n     int
+	since time.Time
+}
+
+// lockedOut says how long key stays refused from host, if it is.
+func (b *signInBudget) lockedOut(key, host string) (time.Duration, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f, ok := b.failed[key+" "+host]
+	if !ok {
+		return 0, false
+	}
+	left := f.since.Add(signInWindow).Sub(b.now())
+	if left <= 0 {
+		delete(b.failed, key+" "+host)
+		return 0, false
+	}
+	return left, f.n >= maxFailedSignIns
+}
+
+// fail counts a failed sign-in of key from host.
+func (b *signInBudget) fail(key, host string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	if len(b.failed) >= maxTrackedSignIns {
+		for k, f := range b.failed {
+			if now.Sub(f.since) >= signInWindow {
+				delete(b.failed, k)
+			}
+		}
+	}
+	f, ok := b.failed[key+" "+host]
+	if !ok || now.Sub(f.since) >= signInWindow {
+		f = &failures{since: now}
+		b.failed[key+" "+host] = f
+	}
+	f.n++
+}
+
+// errLockedOut is a sign-in refused without checking its secret: its key
+// failed too often from the client's address.
+type errLockedOut struct{ wait time.Duration }
+
+func (e errLockedOut) Error() string {
+	return fmt.Sprintf("Authentication failed: too many failed sign-ins of this key from this address; retry in %s", e.wait.Round(time.Second))
 }
 
 func (l *frontDoor) Accept() (net.Conn, error) {
@@ -199,7 +272,8 @@ func (l *frontDoor) serve(client, up net.Conn, bc *brokerConn) {
 		}
 		down = tc
 	}
-	s := &session{down: down, up: up, log: l.cfg.Logger, remote: client.RemoteAddr().String()}
+	s := &session{down: down, up: up, log: l.cfg.Logger, remote: client.RemoteAddr().String(), budget: l.budget}
+	s.host, _, _ = net.SplitHostPort(s.remote)
 	if err := s.authenticate(); err != nil {
 		l.cfg.Logger.Debug("kafka client: not authenticated", "remote", s.remote, "err", err)
 		client.Close()
@@ -220,8 +294,16 @@ type session struct {
 	remote   string
 	mech     string // the mechanism the client's handshake chose
 	key      string // the key (SASL user) the client signs in as, once known
-	scram    int    // SCRAM messages relayed
-	corr     int32  // correlation ids of the front door's own requests
+	budget   *signInBudget
+	host     string // the client's address, without its port
+	// keyKnown is set once the broker answered the first SCRAM message:
+	// the key exists, so a failure after it is a wrong secret. A key the
+	// broker does not know is not counted against the budget: there is no
+	// secret to guess, and a key just created is refused until it reaches
+	// the cluster, which must not lock its owner out.
+	keyKnown bool
+	scram    int   // SCRAM messages relayed
+	corr     int32 // correlation ids of the front door's own requests
 }
 
 // authenticate runs the client's requests until it is authenticated, or
@@ -336,6 +418,9 @@ func (s *session) saslAuthenticate(frame []byte, h requestHeader) (done bool, er
 		// answers every step; a refused one closes its end.
 		if s.scram == 0 {
 			s.key = scramUser(req.SASLAuthBytes)
+			if wait, locked := s.budget.lockedOut(s.key, s.host); locked {
+				return false, s.refuse(h.corr, resp, errLockedOut{wait})
+			}
 		}
 		if _, err := s.up.Write(frame); err != nil {
 			return false, s.refuse(h.corr, resp, err)
@@ -348,6 +433,7 @@ func (s *session) saslAuthenticate(frame []byte, h requestHeader) (done bool, er
 			return false, fmt.Errorf("broker's SaslAuthenticate: %w", err)
 		}
 		s.scram++
+		s.keyKnown = s.keyKnown || (s.scram == 1 && resp.ErrorCode == 0)
 		if _, err := s.down.Write(answer); err != nil {
 			return false, err
 		}
@@ -367,6 +453,12 @@ func (s *session) refuse(corr int32, resp *kmsg.SASLAuthenticateResponse, cause 
 	resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 	resp.ErrorMessage = ptr(authFailedMessage)
 	resp.SASLAuthBytes = nil
+	var locked errLockedOut
+	if errors.As(cause, &locked) {
+		resp.ErrorMessage = ptr(locked.Error())
+	} else if s.keyKnown {
+		s.budget.fail(s.key, s.host)
+	}
 	// The key is logged so that an operator sees which credential fails
 	// (a revoked key still in an application's configuration); never the
 	// secret.
@@ -384,6 +476,9 @@ func (s *session) plain(token []byte) (int64, error) {
 	}
 	user, pass := string(parts[1]), string(parts[2])
 	s.key = user
+	if wait, locked := s.budget.lockedOut(user, s.host); locked {
+		return 0, errLockedOut{wait}
+	}
 	session, msg, err := scram.Auth{User: user, Pass: pass}.AsSha512Mechanism().Authenticate(context.Background(), "")
 	if err != nil {
 		return 0, err
@@ -399,6 +494,7 @@ func (s *session) plain(token []byte) (int64, error) {
 		if resp.ErrorCode != 0 {
 			return 0, kerr.ErrorForCode(resp.ErrorCode)
 		}
+		s.keyKnown = true // the broker answered: the key exists
 		done, next, err := session.Challenge(resp.SASLAuthBytes)
 		if err != nil {
 			return 0, err

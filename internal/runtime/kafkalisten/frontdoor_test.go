@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,5 +193,66 @@ func TestScramUserIsReadFromTheClientFirstMessage(t *testing.T) {
 		if got := scramUser([]byte(msg)); got != want {
 			t.Errorf("scramUser(%q) = %q, want %q", msg, got, want)
 		}
+	}
+}
+
+// TestFrontDoorBoundsFailedSignIns: a key whose secret is guessed from one
+// address is refused from it, even with the right secret, once it failed
+// maxFailedSignIns times; other keys are not, nor is a key the cluster
+// does not know (yet: a new key is refused until it reaches the cluster,
+// and its owner retrying must not be locked out).
+func TestFrontDoorBoundsFailedSignIns(t *testing.T) {
+	addr, clientTLS, _ := tlsDoor(t)
+	signIn := func(user, pass string) error {
+		return connect(t, addr, kgo.DialTLSConfig(clientTLS), kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism()))
+	}
+	locked := func(err error) bool { return err != nil && strings.Contains(err.Error(), "too many failed sign-ins") }
+	for i := range 2 * maxFailedSignIns {
+		if err := signIn("not-there-yet", "secret"); locked(err) || !errors.Is(err, kerr.SaslAuthenticationFailed) {
+			t.Fatalf("sign-in %d of a key the cluster does not know: %v, want an ordinary authentication failure", i, err)
+		}
+	}
+	if err := signIn(tenantUser, "guess-0"); !errors.Is(err, kerr.SaslAuthenticationFailed) || locked(err) {
+		t.Fatalf("the first wrong secret: %v, want an authentication failure, not a lock-out", err)
+	}
+	for i := 1; ; i++ {
+		err := signIn(tenantUser, fmt.Sprintf("guess-%d", i))
+		if locked(err) {
+			if i < maxFailedSignIns {
+				t.Fatalf("locked out after %d wrong secrets, want %d", i, maxFailedSignIns)
+			}
+			break
+		}
+		if i > 3*maxFailedSignIns {
+			t.Fatalf("still guessing after %d wrong secrets: %v", i, err)
+		}
+	}
+	if err := signIn(tenantUser, tenantPass); !errors.Is(err, kerr.SaslAuthenticationFailed) || !locked(err) {
+		t.Fatalf("the right secret of a locked-out key: %v, want it refused until the window ends", err)
+	}
+	err := connect(t, addr, kgo.DialTLSConfig(clientTLS), kgo.SASL(scram.Auth{User: tenantUser, Pass: tenantPass}.AsSha512Mechanism()))
+	if !locked(err) {
+		t.Fatalf("the locked-out key with SCRAM: %v, want it refused too", err)
+	}
+	if err := signIn("admin", "wrong"); locked(err) || !errors.Is(err, kerr.SaslAuthenticationFailed) {
+		t.Fatalf("another key from the same address: %v, want an ordinary authentication failure", err)
+	}
+}
+
+func TestSignInBudgetForgetsAfterItsWindow(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	b := &signInBudget{now: func() time.Time { return now }, failed: map[string]*failures{}}
+	for range maxFailedSignIns {
+		b.fail("KEY", "10.0.0.1")
+	}
+	if wait, locked := b.lockedOut("KEY", "10.0.0.1"); !locked || wait != signInWindow {
+		t.Fatalf("after %d failures: locked %v for %v, want locked for %v", maxFailedSignIns, locked, wait, signInWindow)
+	}
+	if _, locked := b.lockedOut("KEY", "10.0.0.2"); locked {
+		t.Fatal("another address is locked out too")
+	}
+	now = now.Add(signInWindow)
+	if _, locked := b.lockedOut("KEY", "10.0.0.1"); locked {
+		t.Fatal("still locked out once the window ended")
 	}
 }
