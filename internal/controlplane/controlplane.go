@@ -192,6 +192,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	// deployment the sync service serves it on its own address.
 	s.http.handle(resource.LinkPath, syncSvc.Handler())
 	s.http.handle("/", gw)
+	// The link and the API serve from here on, for the satellites to
+	// dial; the process is ready once they are started too.
+	s.http.starting.Store(true)
 	s.http.ready.Store(true)
 
 	var clusterTLS *ClusterTLS
@@ -222,6 +225,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			s.Drivers[site.String()] = sat.Driver
 		}
 	}
+	s.http.starting.Store(false)
 	log.Info("mothership is up", "url", s.URL, "organization", org, "sites", len(cfg.Sites))
 	return s, nil
 }

@@ -16,6 +16,9 @@ import (
 type server struct {
 	what  string
 	ready atomic.Bool
+	// starting holds readiness back while handlers already serve: dev's
+	// satellites dial the link served here, and are started after it.
+	starting atomic.Bool
 	// check, once set, can hold readiness back while the process serves:
 	// its store's events are not flowing (store.ReadyChecker).
 	check  atomic.Pointer[func() error]
@@ -31,7 +34,7 @@ func newServer(ctx context.Context, what string, metrics http.Handler) *server {
 	s := &server{what: what, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.ready.Load() {
+		if !s.ready.Load() || s.starting.Load() {
 			http.Error(w, what+" is starting or stopping", http.StatusServiceUnavailable)
 			return
 		}
