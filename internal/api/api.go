@@ -84,9 +84,8 @@ type ClusterStatus struct {
 	Reason  string `json:"reason,omitempty"`
 	Message string `json:"message,omitempty"`
 	// ObservedGeneration is the generation of the spec the phase is about.
-	Generation         int64  `json:"generation"`
-	ObservedGeneration int64  `json:"observed_generation"`
-	TopicPrefix        string `json:"topic_prefix,omitempty"`
+	Generation         int64 `json:"generation"`
+	ObservedGeneration int64 `json:"observed_generation"`
 }
 
 // Cluster is /cmk/v2/clusters.

@@ -203,7 +203,9 @@ type Tenant struct {
 	Quotas *Quotas `json:"quotas,omitempty"`
 }
 
-// Quotas are Kafka client quotas of one user (principal).
+// Quotas are the limits of one tenant: Kafka client quotas of each of its
+// users, and what the front door of a shared PKC holds the whole tenant
+// to (partitions, topics, connections). Zero means no limit.
 type Quotas struct {
 	// ProducerByteRate and ConsumerByteRate are bytes per second per
 	// broker.
@@ -212,19 +214,33 @@ type Quotas struct {
 	// RequestPercentage is the share of a broker's network and I/O
 	// threads' time, in percent of one thread; 0: no limit.
 	RequestPercentage float64 `json:"request_percentage,omitempty"`
+	// Partitions, Topics and Connections bound a tenant of a shared PKC
+	// (partitions before replication, topics, client connections at once).
+	Partitions  int `json:"partitions,omitempty"`
+	Topics      int `json:"topics,omitempty"`
+	Connections int `json:"connections,omitempty"`
 }
 
-// SKUQuotas are the quotas of a cluster's keys by its type and size:
-// Confluent Cloud's published limits (Basic and Standard 250 MB/s in and
-// 750 MB/s out; Dedicated 60 and 180 MB/s per CKU), and for the shared
-// types a bound on request time so that one tenant cannot take a shared
-// broker's threads.
+// SKUQuotas is the one table of limits by cluster type and size, which the
+// PKC service gives each tenant and every driver's front door enforces.
+// The figures are Confluent Cloud's published ones: Basic and Standard
+// 250 MB/s in, 750 MB/s out, 4,096 partitions and 1,000 connections
+// (Standard 10,000), with a bound on request time so that one tenant
+// cannot take a shared broker's threads; Dedicated 60 and 180 MB/s and
+// 4,500 partitions per CKU, bounded by its brokers rather than a door.
+// Confluent publishes no topic limit: a topic has at least one partition,
+// so the partition limit bounds them, and Topics says so explicitly.
 func SKUQuotas(clusterType string, cku int) Quotas {
 	const mb = 1_000_000
 	if clusterType == TypeDedicated {
-		return Quotas{ProducerByteRate: int64(max(cku, 1)) * 60 * mb, ConsumerByteRate: int64(max(cku, 1)) * 180 * mb}
+		n := max(cku, 1)
+		return Quotas{ProducerByteRate: int64(n) * 60 * mb, ConsumerByteRate: int64(n) * 180 * mb, Partitions: n * 4_500, Topics: n * 4_500}
 	}
-	return Quotas{ProducerByteRate: 250 * mb, ConsumerByteRate: 750 * mb, RequestPercentage: 100}
+	q := Quotas{ProducerByteRate: 250 * mb, ConsumerByteRate: 750 * mb, RequestPercentage: 100, Partitions: 4_096, Topics: 4_096, Connections: 1_000}
+	if clusterType == TypeStandard {
+		q.Connections = 10_000
+	}
+	return q
 }
 
 // PKCSpec is the desired state of a physical Kafka cluster.

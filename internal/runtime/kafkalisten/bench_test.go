@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,13 +20,17 @@ import (
 // and fetch throughput, and the latency of one small produce, through it
 // (with TLS, as clusters serve; and in plaintext) against the same broker
 // on its own listener (kfake) and behind the listener clusters had before
-// (Listen), in the same run.
+// (Listen), in the same run; and through the door of a shared cluster,
+// which maps the tenant's names in every request and response
+// (door-tls-mapped: the client uses "orders", the broker holds
+// "lkc-a.orders").
 //
 //	go test -run '^$' -bench BenchmarkFrontDoor -benchtime 20000x ./internal/runtime/kafkalisten/
 func BenchmarkFrontDoor(b *testing.B) {
-	for _, way := range []string{"kfake", "kfake-tls", "listen", "door-plaintext", "door-tls"} {
+	for _, way := range []string{"kfake", "kfake-tls", "listen", "door-plaintext", "door-tls", "door-tls-mapped"} {
 		b.Run(way, func(b *testing.B) {
 			var addr string
+			topic := ownTopic
 			opts := []kgo.Opt{kgo.SASL(scram.Auth{User: tenantUser, Pass: tenantPass}.AsSha512Mechanism())}
 			switch way {
 			case "kfake":
@@ -49,18 +54,24 @@ func BenchmarkFrontDoor(b *testing.B) {
 				var clientTLS *tls.Config
 				addr, clientTLS, _ = tlsDoor(b)
 				opts = []kgo.Opt{kgo.DialTLSConfig(clientTLS), kgo.SASL(plain.Auth{User: tenantUser, Pass: tenantPass}.AsMechanism())}
+			case "door-tls-mapped":
+				server, client, _ := testTLS(b)
+				tenants := NewTenants("admin")
+				tenants.Set([]Tenant{{ID: "lkc-a", Prefix: "lkc-a.", Keys: []string{tenantUser}}})
+				addr = newTenantClusterBehind(b, FrontDoor(FrontDoorConfig{TLS: server, Tenants: tenants}), client)
+				opts = []kgo.Opt{kgo.DialTLSConfig(client), kgo.SASL(plain.Auth{User: tenantUser, Pass: tenantPass}.AsMechanism())}
+				topic = strings.TrimPrefix(ownTopic, "lkc-a.")
 			}
-			benchClient(b, addr, opts...)
+			benchClient(b, addr, topic, opts...)
 		})
 	}
 }
 
 // benchClient produces b.N records of 1 KiB, fetches them back, and times
 // 1,000 single small produces one after another.
-func benchClient(b *testing.B, addr string, opts ...kgo.Opt) {
+func benchClient(b *testing.B, addr, topic string, opts ...kgo.Opt) {
 	ctx, cancel := context.WithTimeout(b.Context(), 5*time.Minute)
 	defer cancel()
-	topic := ownTopic
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.ProducerLinger(0),
 		// Uncompressed random bytes: every byte crosses the door.

@@ -50,9 +50,22 @@ type FrontDoorConfig struct {
 	// TLS is the server side of the TLS every client must speak (its
 	// certificate chains to the installation's CA); nil serves
 	// plaintext, for a development setup that asked for it.
-	TLS    *tls.Config
-	Logger *slog.Logger
+	TLS *tls.Config
+	// Tenants are the cluster's tenants: a key of a tenant with a prefix
+	// (a shared cluster) is carried by the door, its names mapped; a key
+	// of none is refused. Nil lets every key the broker knows through,
+	// unmapped.
+	Tenants *Tenants
+	Logger  *slog.Logger
 }
+
+// AdminClientID is the client id of the cluster's own admin client. The
+// door of a shared cluster advertises only the request types it maps,
+// except to a client with this id: ApiVersions comes before
+// authentication, when the door cannot tell the admin from a tenant. A
+// tenant that sends it is offered more, and refused the rest once signed
+// in; nothing else depends on it.
+const AdminClientID = "mothership-cluster-admin"
 
 // FrontDoor returns a function with kfake.ListenFn's signature whose
 // listener is the front door of a kfake broker that requires SASL with
@@ -272,15 +285,28 @@ func (l *frontDoor) serve(client, up net.Conn, bc *brokerConn) {
 		}
 		down = tc
 	}
-	s := &session{down: down, up: up, log: l.cfg.Logger, remote: client.RemoteAddr().String(), budget: l.budget}
+	s := &session{down: down, up: up, log: l.cfg.Logger, remote: client.RemoteAddr().String(), budget: l.budget, tenants: l.cfg.Tenants}
 	s.host, _, _ = net.SplitHostPort(s.remote)
 	if err := s.authenticate(); err != nil {
 		l.cfg.Logger.Debug("kafka client: not authenticated", "remote", s.remote, "err", err)
+		if s.tenant != nil {
+			s.tenant.disconnect()
+		}
 		client.Close()
 		return
 	}
 	client.SetDeadline(time.Time{})
-	bc.handOver(down)
+	up.SetDeadline(time.Time{})
+	if s.tenant == nil {
+		bc.handOver(down)
+		return
+	}
+	// A tenant of a shared cluster: the door carries every request.
+	defer s.tenant.disconnect()
+	log := l.cfg.Logger.With("tenant", s.tenant.tenant().ID, "key", s.key, "remote", s.remote)
+	if err := runTenant(down, up, s.tenant, log); err != nil {
+		log.Debug("kafka client: session ended", "err", err)
+	}
 }
 
 // errAuthFailed is a client's credential refused.
@@ -304,6 +330,27 @@ type session struct {
 	keyKnown bool
 	scram    int   // SCRAM messages relayed
 	corr     int32 // correlation ids of the front door's own requests
+	tenants  *Tenants
+	// tenant is the key's tenant once admitted, when its names are mapped
+	// (a shared cluster); its connection is counted.
+	tenant *tenantState
+}
+
+// admit checks that the door knows the key it signs in as, and counts a
+// connection of its tenant against the tenant's limit.
+func (s *session) admit() error {
+	st, ok := s.tenants.lookup(s.key)
+	if !ok {
+		return errors.New("no tenant holds the key")
+	}
+	if st == nil || st.tenant().Prefix == "" {
+		return nil
+	}
+	if err := st.connect(); err != nil {
+		return err
+	}
+	s.tenant = st
+	return nil
 }
 
 // authenticate runs the client's requests until it is authenticated, or
@@ -350,7 +397,11 @@ func (s *session) apiVersions(frame []byte, h requestHeader) error {
 	if err != nil {
 		return fmt.Errorf("broker's ApiVersions: %w", err)
 	}
-	_, err = s.down.Write(rewrite(resp, h.version))
+	var keep func(int16) bool
+	if s.tenants.shared() && (h.clientID == nil || *h.clientID != AdminClientID) {
+		keep = offeredToTenants
+	}
+	_, err = s.down.Write(rewrite(resp, h.version, keep))
 	return err
 }
 
@@ -421,6 +472,9 @@ func (s *session) saslAuthenticate(frame []byte, h requestHeader) (done bool, er
 			if wait, locked := s.budget.lockedOut(s.key, s.host); locked {
 				return false, s.refuse(h.corr, resp, errLockedOut{wait})
 			}
+			if err := s.admit(); err != nil {
+				return false, s.refuse(h.corr, resp, err)
+			}
 		}
 		if _, err := s.up.Write(frame); err != nil {
 			return false, s.refuse(h.corr, resp, err)
@@ -454,8 +508,11 @@ func (s *session) refuse(corr int32, resp *kmsg.SASLAuthenticateResponse, cause 
 	resp.ErrorMessage = ptr(authFailedMessage)
 	resp.SASLAuthBytes = nil
 	var locked errLockedOut
+	var full errTooManyConnections
 	if errors.As(cause, &locked) {
 		resp.ErrorMessage = ptr(locked.Error())
+	} else if errors.As(cause, &full) {
+		resp.ErrorMessage = ptr(full.Error())
 	} else if s.keyKnown {
 		s.budget.fail(s.key, s.host)
 	}
@@ -478,6 +535,9 @@ func (s *session) plain(token []byte) (int64, error) {
 	s.key = user
 	if wait, locked := s.budget.lockedOut(user, s.host); locked {
 		return 0, errLockedOut{wait}
+	}
+	if err := s.admit(); err != nil {
+		return 0, err
 	}
 	session, msg, err := scram.Auth{User: user, Pass: pass}.AsSha512Mechanism().Authenticate(context.Background(), "")
 	if err != nil {
@@ -540,6 +600,7 @@ func (s *session) roundTrip(req kmsg.Request, resp kmsg.Response) error {
 type requestHeader struct {
 	key, version int16
 	corr         int32
+	clientID     *string
 	body         []byte
 }
 
@@ -555,7 +616,7 @@ func parseRequestHeader(frame []byte) (requestHeader, error) {
 		corr:    int32(binary.BigEndian.Uint32(frame[8:12])),
 	}
 	r := kbin.Reader{Src: frame[requestHeaderSize:]}
-	r.NullableString() // client id
+	h.clientID = r.NullableString()
 	if req := kmsg.RequestForKey(h.key); req != nil {
 		req.SetVersion(h.version)
 		if req.IsFlexible() {

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -260,7 +261,7 @@ func (r *responseRewriter) Write(b []byte) (int, error) {
 				continue
 			}
 			r.collecting = false
-			if _, err := r.w.Write(rewrite(r.frame, r.version)); err != nil {
+			if _, err := r.w.Write(rewrite(r.frame, r.version, nil)); err != nil {
 				r.err = err
 				return i, err
 			}
@@ -320,7 +321,7 @@ func (r *responseRewriter) Write(b []byte) (int, error) {
 // rewrite returns the ApiVersions response frame (header and body) with
 // SaslHandshake advertised from version 0, or frame itself when there is
 // nothing to change or the body is not understood.
-func rewrite(frame []byte, version int16) []byte {
+func rewrite(frame []byte, version int16, keep func(key int16) bool) []byte {
 	body := frame[responseHeaderSize:]
 	// A broker answers a version it does not serve with a v0 body carrying
 	// UNSUPPORTED_VERSION (KIP-511), whatever version was asked; the error
@@ -340,6 +341,11 @@ func rewrite(frame []byte, version int16) []byte {
 		return frame
 	}
 	changed := false
+	if keep != nil {
+		n := len(resp.ApiKeys)
+		resp.ApiKeys = slices.DeleteFunc(resp.ApiKeys, func(k kmsg.ApiVersionsResponseApiKey) bool { return !keep(k.ApiKey) })
+		changed = len(resp.ApiKeys) != n
+	}
 	for i := range resp.ApiKeys {
 		if k := &resp.ApiKeys[i]; k.ApiKey == saslHandshakeKey && k.MinVersion > 0 {
 			k.MinVersion = 0

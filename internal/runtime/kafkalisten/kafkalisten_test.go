@@ -59,7 +59,7 @@ func newTenantClusterBehind(t testing.TB, listen func(network, address string) (
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(addrs...),
+		kgo.SeedBrokers(addrs...), kgo.ClientID(AdminClientID),
 		kgo.SASL(scram.Auth{User: "admin", Pass: "adminpass"}.AsSha512Mechanism()),
 	}
 	if tlsCfg != nil {

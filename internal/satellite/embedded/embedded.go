@@ -86,6 +86,8 @@ type cluster struct {
 	applied string
 	// stop ends the topic persister.
 	stop func()
+	// door is what the cluster's front door knows of its tenants.
+	door *kafkalisten.Tenants
 }
 
 // meta is what a PKC keeps on disk beside the broker's own state, so that a
@@ -215,9 +217,10 @@ func (d *Driver) cluster(id string, want int) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	door := kafkalisten.NewTenants(adminUser)
 	opts := []kfake.Opt{
 		kfake.DataDir(filepath.Join(dir, "kafka")), kfake.ClusterID(id),
-		kfake.ListenFn(kafkalisten.FrontDoor(kafkalisten.FrontDoorConfig{TLS: d.cfg.TLS, Logger: d.log.With("pkc", id)})),
+		kfake.ListenFn(kafkalisten.FrontDoor(kafkalisten.FrontDoorConfig{TLS: d.cfg.TLS, Tenants: door, Logger: d.log.With("pkc", id)})),
 		kfake.EnableSASL(), kfake.EnableACLs(),
 		kfake.Superuser("SCRAM-SHA-512", adminUser, m.AdminPassword),
 	}
@@ -247,7 +250,7 @@ func (d *Driver) cluster(id string, want int) (*cluster, error) {
 			return nil, err
 		}
 	}
-	adminOpts := []kgo.Opt{kgo.SeedBrokers(kc.ListenAddrs()...),
+	adminOpts := []kgo.Opt{kgo.SeedBrokers(kc.ListenAddrs()...), kgo.ClientID(kafkalisten.AdminClientID),
 		kgo.SASL(scram.Auth{User: adminUser, Pass: m.AdminPassword}.AsSha512Mechanism())}
 	if d.cfg.TLS != nil {
 		adminOpts = append(adminOpts, kgo.DialTLSConfig(&tls.Config{RootCAs: d.cfg.RootCAs, MinVersion: tls.VersionTLS12}))
@@ -258,7 +261,7 @@ func (d *Driver) cluster(id string, want int) (*cluster, error) {
 		return nil, err
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	c := &cluster{id: id, dir: dir, kc: kc, admin: admin, meta: m, stop: stop}
+	c := &cluster{id: id, dir: dir, kc: kc, admin: admin, meta: m, stop: stop, door: door}
 	go c.persistTopics(ctx, d.log)
 	d.clusters[id] = c
 	d.log.Info("kafka cluster started", "pkc", id, "brokers", len(m.Ports), "bootstrap", c.bootstrap(), "wanted", want)
@@ -272,6 +275,9 @@ func (d *Driver) tenants(ctx context.Context, c *cluster, spec resource.PKCSpec)
 	if string(key) == c.applied {
 		return nil
 	}
+	// The door learns a new key before the broker does: a key signed in
+	// is always one the door maps.
+	c.door.Set(tenants.Door(spec.Tenants))
 	if err := tenants.Apply(ctx, kadm.NewClient(c.admin), d.cfg.SiteKey, adminUser, spec.Tenants); err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/runtime/kafkalisten"
 	"github.com/mothership-dev/mothership/internal/sitekey"
 )
 
@@ -144,4 +145,24 @@ func quotas(ctx context.Context, adm *kadm.Client, tenants map[string]resource.T
 		}
 	}
 	return nil
+}
+
+// Door is what a cluster's front door must know of its tenants: each
+// one's prefix, keys and limits (the one table of limits, resource.SKUQuotas,
+// which the PKC service put in the spec).
+func Door(tenants map[string]resource.Tenant) []kafkalisten.Tenant {
+	out := make([]kafkalisten.Tenant, 0, len(tenants))
+	for _, lkc := range slices.Sorted(maps.Keys(tenants)) {
+		t := tenants[lkc]
+		dt := kafkalisten.Tenant{ID: lkc, Prefix: t.Prefix}
+		for _, u := range t.Users {
+			dt.Keys = append(dt.Keys, u.Name)
+		}
+		if q := t.Quotas; q != nil {
+			dt.Limits = kafkalisten.Limits{Partitions: q.Partitions, Topics: q.Topics, Connections: q.Connections,
+				ProduceBytesPerSecond: q.ProducerByteRate, FetchBytesPerSecond: q.ConsumerByteRate}
+		}
+		out = append(out, dt)
+	}
+	return out
 }

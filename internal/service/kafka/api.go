@@ -44,7 +44,7 @@ func toCluster(r store.Resource) (api.Cluster, error) {
 			Environment:        &api.ObjectReference{ID: r.Environment, Related: "/org/v2/environments/" + r.Environment},
 		},
 		Status: &api.ClusterStatus{Phase: r.Status.Phase, CKU: st.CKU, Reason: r.Status.Reason, Message: r.Status.Message,
-			Generation: r.Generation, ObservedGeneration: r.Status.ObservedGeneration, TopicPrefix: st.TopicPrefix},
+			Generation: r.Generation, ObservedGeneration: r.Status.ObservedGeneration},
 	}
 	switch {
 	case strings.Contains(st.BootstrapEndpoint, "://"):
