@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -123,7 +124,9 @@ func (s *tenantSession) read() error {
 		}
 		req := kmsg.RequestForKey(h.key)
 		req.SetVersion(h.version)
-		if err := req.ReadFrom(h.body); err != nil {
+		// The frame is this request's own, never reused: its strings and
+		// records may alias it.
+		if err := req.(interface{ UnsafeReadFrom([]byte) error }).UnsafeReadFrom(h.body); err != nil {
 			return fmt.Errorf("%s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
 		}
 		if err := s.handle(req, h.corr); err != nil {
@@ -264,18 +267,27 @@ func (s *tenantSession) write() error {
 			}
 			continue
 		}
-		frame, err := readFrame(s.up, maxRequestSize)
-		if err != nil {
+		var head [responseHeaderSize]byte
+		if _, err := io.ReadFull(s.up, head[:]); err != nil {
 			return fmt.Errorf("broker: %w", err)
 		}
-		if corr := int32(binary.BigEndian.Uint32(frame[4:8])); corr != e.corr {
+		size := int(int32(binary.BigEndian.Uint32(head[:4])))
+		if size < responseHeaderSize-4 || size > maxRequestSize {
+			return fmt.Errorf("broker: response of %d bytes", size)
+		}
+		if corr := int32(binary.BigEndian.Uint32(head[4:8])); corr != e.corr {
 			return fmt.Errorf("broker answered correlation id %d, want %d", corr, e.corr)
 		}
 		if e.req == nil {
-			if err := s.writeRaw(frame, e); err != nil {
+			if err := s.writeRaw(head, size-4, e); err != nil {
 				return err
 			}
 			continue
+		}
+		frame := make([]byte, 4+size)
+		copy(frame, head[:])
+		if _, err := io.ReadFull(s.up, frame[responseHeaderSize:]); err != nil {
+			return fmt.Errorf("broker: %w", err)
 		}
 		resp := e.req.ResponseKind()
 		resp.SetVersion(e.req.GetVersion())
@@ -311,19 +323,29 @@ func (s *tenantSession) write() error {
 	return nil
 }
 
-// writeRaw answers a relayed fetch with the broker's bytes, its throttle
-// time raised when the tenant is past its fetch rate.
-func (s *tenantSession) writeRaw(frame []byte, e *inflight) error {
-	binary.BigEndian.PutUint32(frame[4:8], uint32(e.clientCorr))
-	throttle := s.t.fetch.take(s.now(), len(frame))
+// writeRaw answers a relayed fetch with the broker's bytes, streamed
+// rather than held, its throttle time raised when the tenant is past its
+// fetch rate. rest is the size of the body after head.
+func (s *tenantSession) writeRaw(head [responseHeaderSize]byte, rest int, e *inflight) error {
+	binary.BigEndian.PutUint32(head[4:8], uint32(e.clientCorr))
+	throttle := s.t.fetch.take(s.now(), rest)
 	s.mute(throttle)
 	// A flexible response's header ends with its tags, which the broker
 	// leaves empty (one zero byte); throttle_time_ms leads the body.
-	if ms := int32(throttle / time.Millisecond); ms > 0 && len(frame) >= responseHeaderSize+5 && frame[responseHeaderSize] == 0 {
-		at := frame[responseHeaderSize+1:]
-		binary.BigEndian.PutUint32(at, uint32(max(int32(binary.BigEndian.Uint32(at)), ms)))
+	var lead [5]byte
+	if rest < len(lead) {
+		return fmt.Errorf("broker: fetch response of %d bytes", rest)
 	}
-	_, err := s.down.Write(frame)
+	if _, err := io.ReadFull(s.up, lead[:]); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	if ms := int32(throttle / time.Millisecond); ms > 0 && lead[0] == 0 {
+		binary.BigEndian.PutUint32(lead[1:], uint32(max(int32(binary.BigEndian.Uint32(lead[1:])), ms)))
+	}
+	if _, err := s.down.Write(append(head[:], lead[:]...)); err != nil {
+		return err
+	}
+	_, err := io.CopyN(s.down, s.up, int64(rest-len(lead)))
 	return err
 }
 
