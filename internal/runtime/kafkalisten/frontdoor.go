@@ -100,6 +100,9 @@ type frontDoor struct {
 	net.Listener
 	cfg    FrontDoorConfig
 	budget *signInBudget
+	// proxy is set for a door apart from its brokers (Proxy): every
+	// session is carried, for the brokers' addresses to be rewritten.
+	proxy *proxyRoutes
 }
 
 // Failed sign-ins are bounded per key and client address, as the API
@@ -285,7 +288,8 @@ func (l *frontDoor) serve(client, up net.Conn, bc *brokerConn) {
 		}
 		down = tc
 	}
-	s := &session{down: down, up: up, log: l.cfg.Logger, remote: client.RemoteAddr().String(), budget: l.budget, tenants: l.cfg.Tenants}
+	s := &session{down: down, up: up, log: l.cfg.Logger, remote: client.RemoteAddr().String(), budget: l.budget, tenants: l.cfg.Tenants,
+		proxy: l.proxy != nil}
 	s.host, _, _ = net.SplitHostPort(s.remote)
 	if err := s.authenticate(); err != nil {
 		l.cfg.Logger.Debug("kafka client: not authenticated", "remote", s.remote, "err", err)
@@ -297,14 +301,20 @@ func (l *frontDoor) serve(client, up net.Conn, bc *brokerConn) {
 	}
 	client.SetDeadline(time.Time{})
 	up.SetDeadline(time.Time{})
-	if s.tenant == nil {
+	if s.tenant == nil && l.proxy == nil {
 		bc.handOver(down)
 		return
 	}
-	// A tenant of a shared cluster: the door carries every request.
-	defer s.tenant.disconnect()
-	log := l.cfg.Logger.With("tenant", s.tenant.tenant().ID, "key", s.key, "remote", s.remote)
-	if err := runTenant(down, up, s.tenant, log); err != nil {
+	// A tenant of a shared cluster, or any client of a door apart from
+	// its brokers: the door carries every request.
+	c := carried{tenant: s.tenant, mapped: s.tenant != nil, routes: l.proxy}
+	if s.tenant != nil {
+		defer s.tenant.disconnect()
+	} else {
+		c.tenant = &tenantState{t: Tenant{ID: s.key}}
+	}
+	log := l.cfg.Logger.With("tenant", c.tenant.tenant().ID, "key", s.key, "remote", s.remote)
+	if err := runTenant(down, up, c, log); err != nil {
 		log.Debug("kafka client: session ended", "err", err)
 	}
 }
@@ -331,6 +341,7 @@ type session struct {
 	scram    int   // SCRAM messages relayed
 	corr     int32 // correlation ids of the front door's own requests
 	tenants  *Tenants
+	proxy    bool // the door is apart from its brokers
 	// tenant is the key's tenant once admitted, when its names are mapped
 	// (a shared cluster); its connection is counted.
 	tenant *tenantState
@@ -398,8 +409,12 @@ func (s *session) apiVersions(frame []byte, h requestHeader) error {
 		return fmt.Errorf("broker's ApiVersions: %w", err)
 	}
 	var keep func(int16) bool
-	if s.tenants.shared() && (h.clientID == nil || *h.clientID != AdminClientID) {
+	switch admin := h.clientID != nil && *h.clientID == AdminClientID; {
+	case admin:
+	case s.tenants.shared():
 		keep = offeredToTenants
+	case s.proxy:
+		keep = offeredToDedicated
 	}
 	_, err = s.down.Write(rewrite(resp, h.version, keep))
 	return err

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -33,6 +34,8 @@ type sharedCluster struct {
 	// tenant is ever shown a prefix.
 	mu       sync.Mutex
 	received []byte
+	// proxyAddrs are a proxy's addresses, when the door is apart.
+	proxyAddrs []string
 }
 
 var sharedTenants = map[string]string{"lkc-a": "key-a", "lkc-b": "key-b"}
@@ -40,18 +43,41 @@ var sharedTenants = map[string]string{"lkc-a": "key-a", "lkc-b": "key-b"}
 const sharedSecret = "secret-of-the-key"
 
 func newSharedCluster(t *testing.T, limits Limits) *sharedCluster {
+	return newCluster(t, limits, false, "lkc-a.", "lkc-b.")
+}
+
+// newCluster makes the cluster behind the door in the cluster's own
+// process (FrontDoor), or behind a proxy apart from its brokers (Proxy);
+// prefixes are lkc-a's and lkc-b's ("" for a dedicated tenant).
+func newCluster(t *testing.T, limits Limits, proxy bool, prefixes ...string) *sharedCluster {
 	t.Helper()
 	sc := &sharedCluster{tenants: NewTenants("admin")}
-	door := FrontDoor(FrontDoorConfig{Tenants: sc.tenants})
-	c, err := kfake.NewCluster(kfake.NumBrokers(2), kfake.EnableSASL(), kfake.EnableACLs(), kfake.AllowAutoTopicCreation(),
-		kfake.Superuser("SCRAM-SHA-512", "admin", "adminpass"),
-		kfake.ListenFn(door))
+	opts := []kfake.Opt{kfake.NumBrokers(3), kfake.EnableSASL(), kfake.EnableACLs(), kfake.AllowAutoTopicCreation(),
+		kfake.Superuser("SCRAM-SHA-512", "admin", "adminpass")}
+	if !proxy {
+		opts = append(opts, kfake.ListenFn(FrontDoor(FrontDoorConfig{Tenants: sc.tenants})))
+	}
+	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
 	sc.addrs = c.ListenAddrs()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(sc.addrs...), kgo.ClientID(AdminClientID),
+	brokerAddrs := sc.addrs
+	if proxy {
+		cfg := ProxyConfig{Tenants: sc.tenants, Upstream: brokerAddrs, Bootstrap: ProxyListener{Listen: "127.0.0.1:0"}}
+		for i, a := range brokerAddrs {
+			cfg.Brokers = append(cfg.Brokers, ProxyBroker{Node: int32(i), Upstream: a, ProxyListener: ProxyListener{Listen: "127.0.0.1:0"}})
+		}
+		p, err := NewProxy(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		sc.addrs = p.Addrs()[:1]
+		sc.proxyAddrs = p.Addrs()
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokerAddrs...), kgo.ClientID(AdminClientID),
 		kgo.SASL(scram.Auth{User: "admin", Pass: "adminpass"}.AsSha512Mechanism()))
 	if err != nil {
 		t.Fatal(err)
@@ -61,17 +87,21 @@ func newSharedCluster(t *testing.T, limits Limits) *sharedCluster {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	var doorTenants []Tenant
-	for id, key := range sharedTenants {
-		prefix := id + "."
+	for i, id := range []string{"lkc-a", "lkc-b"} {
+		key, prefix := sharedTenants[id], prefixes[i]
 		doorTenants = append(doorTenants, Tenant{ID: id, Prefix: prefix, Keys: []string{key}, Limits: limits})
 		altered, err := sc.admin.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: key, Mechanism: kadm.ScramSha512, Iterations: 4096, Password: sharedSecret}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		altered.EachError(func(a kadm.AlteredUserSCRAM) { t.Fatalf("user %s: %v", a.User, a.Err) })
+		pattern, resource := kadm.ACLPatternPrefixed, prefix
+		if prefix == "" {
+			pattern, resource = kadm.ACLPatternLiteral, "*"
+		}
 		for _, b := range []*kadm.ACLBuilder{
-			kadm.NewACLs().Allow("User:" + key).ResourcePatternType(kadm.ACLPatternPrefixed).
-				Topics(prefix).Groups(prefix).TransactionalIDs(prefix).Operations(kadm.OpAll),
+			kadm.NewACLs().Allow("User:" + key).ResourcePatternType(pattern).
+				Topics(resource).Groups(resource).TransactionalIDs(resource).Operations(kadm.OpAll),
 			kadm.NewACLs().Allow("User:" + key).Clusters().Operations(kadm.OpIdempotentWrite),
 		} {
 			results, err := sc.admin.CreateACLs(ctx, b)
@@ -136,7 +166,67 @@ func (sc *sharedCluster) client(t *testing.T, id string, opts ...kgo.Opt) *kgo.C
 }
 
 func TestTenantsOfASharedClusterSeeAClusterOfTheirOwn(t *testing.T) {
-	sc := newSharedCluster(t, Limits{})
+	checkTenantsIsolated(t, newSharedCluster(t, Limits{}))
+}
+
+// TestProxyCarriesTenantsToBrokersApart: the same door as a proxy in front
+// of brokers it reaches over the network (as on Kubernetes) maps names the
+// same way, and shows clients only its own addresses.
+func TestProxyCarriesTenantsToBrokersApart(t *testing.T) {
+	sc := newCluster(t, Limits{}, true, "lkc-a.", "lkc-b.")
+	checkTenantsIsolated(t, sc)
+	sc.checkOnlyProxyAddresses(t, "lkc-a")
+}
+
+// TestProxyCarriesADedicatedClustersKeys: a dedicated tenant's names are
+// the brokers' own, and its clients are still carried, for the brokers'
+// addresses to be the proxy's.
+func TestProxyCarriesADedicatedClustersKeys(t *testing.T) {
+	sc := newCluster(t, Limits{}, true, "", "lkc-b.")
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(sc.client(t, "lkc-a"))
+	if r, err := adm.CreateTopic(ctx, 3, 1, nil, "orders"); err != nil || r.Err != nil {
+		t.Fatalf("create: %v %v", err, r.Err)
+	}
+	cl := sc.client(t, "lkc-a", kgo.ConsumeTopics("orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte("dedicated")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if fs := cl.PollFetches(ctx); fs.Err0() != nil || fs.NumRecords() != 1 {
+		t.Fatalf("consume: %v, %d records", fs.Err0(), fs.NumRecords())
+	}
+	topics, err := sc.admin.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !topics.Has("orders") {
+		t.Fatalf("the brokers hold %v, want the dedicated tenant's orders as it is", topics.Names())
+	}
+	sc.checkOnlyProxyAddresses(t, "lkc-a")
+}
+
+// checkOnlyProxyAddresses checks that tenant id's client is shown only the
+// proxy's addresses for the brokers.
+func (sc *sharedCluster) checkOnlyProxyAddresses(t *testing.T, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	md, err := kadm.NewClient(sc.client(t, id)).BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(md.Brokers) != 3 {
+		t.Fatalf("metadata shows %d brokers, want 3", len(md.Brokers))
+	}
+	for _, b := range md.Brokers {
+		if addr := net.JoinHostPort(b.Host, fmt.Sprint(b.Port)); !slices.Contains(sc.proxyAddrs[1:], addr) {
+			t.Errorf("broker %d shown at %s, not one of the proxy's %v", b.NodeID, addr, sc.proxyAddrs[1:])
+		}
+	}
+}
+
+func checkTenantsIsolated(t *testing.T, sc *sharedCluster) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 

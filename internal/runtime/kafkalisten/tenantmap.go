@@ -35,6 +35,21 @@ var tenantKeys = map[int16]string{
 	75: "DescribeTopicPartitions",
 }
 
+// dedicatedKeys are what a door apart from its brokers (Proxy) passes on
+// for a dedicated cluster's keys beyond tenantKeys: the admin requests a
+// broker answers by the key's ACLs. Those that name brokers' addresses
+// the door does not rewrite (DescribeQuorum, share groups), and those that
+// would change users or quotas, are not offered.
+var dedicatedKeys = map[int16]string{
+	29: "DescribeACLs", 30: "CreateACLs", 31: "DeleteACLs", 35: "DescribeLogDirs",
+	43: "ElectLeaders", 45: "AlterPartitionAssignments", 46: "ListPartitionReassignments",
+}
+
+func offeredToDedicated(key int16) bool {
+	_, ok := dedicatedKeys[key]
+	return ok || offeredToTenants(key)
+}
+
 // offeredToTenants says whether a shared cluster's door advertises key.
 func offeredToTenants(key int16) bool {
 	_, ok := tenantKeys[key]
@@ -266,8 +281,6 @@ func (m mapper) topic(name *string) {
 // whole content (metadata, groups, transactions).
 func (m mapper) response(resp kmsg.Response) {
 	switch r := resp.(type) {
-	case *kmsg.ApiVersionsResponse:
-		r.ApiKeys = slices.DeleteFunc(r.ApiKeys, func(k kmsg.ApiVersionsResponseApiKey) bool { return !offeredToTenants(k.ApiKey) })
 	case *kmsg.ProduceResponse:
 		for i := range r.Topics {
 			t := &r.Topics[i]

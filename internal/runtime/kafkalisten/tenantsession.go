@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,7 @@ const maxInflight = 256
 // them on, the writer answers them in order, as the broker does.
 type tenantSession struct {
 	t        *tenantState
+	c        carried
 	m        mapper
 	down, up net.Conn
 	log      *slog.Logger
@@ -64,10 +66,35 @@ type inflight struct {
 // errRefused ends a session whose client sent what the door does not map.
 var errRefused = errors.New("request refused")
 
+// carried is what a carried session is: whose, whether its names are
+// mapped (a tenant of a shared cluster), and, for a door apart from its
+// brokers, the brokers' addresses to show clients.
+type carried struct {
+	tenant *tenantState
+	mapped bool
+	routes *proxyRoutes
+}
+
+// advertises says whether the session's ApiVersions answer lists key.
+func (c carried) advertises(key int16) bool {
+	if c.mapped {
+		return offeredToTenants(key)
+	}
+	return offeredToDedicated(key)
+}
+
+// offers says whether the session passes requests of key on: what it
+// advertises, but the SASL requests, which are the door's own before a
+// client is carried (re-authentication is not offered).
+func (c carried) offers(key int16) bool {
+	return key != saslHandshakeKey && key != saslAuthenticateKey && c.advertises(key)
+}
+
 // runTenant carries the session until either side closes or the client
 // sends a request the door refuses.
-func runTenant(down, up net.Conn, t *tenantState, log *slog.Logger) error {
-	s := &tenantSession{t: t, m: mapper{prefix: t.tenant().Prefix}, down: down, up: up, log: log, now: time.Now,
+func runTenant(down, up net.Conn, c carried, log *slog.Logger) error {
+	t := c.tenant
+	s := &tenantSession{t: t, c: c, m: mapper{prefix: t.tenant().Prefix}, down: down, up: up, log: log, now: time.Now,
 		queue: make(chan *inflight, maxInflight), dead: make(chan struct{})}
 	var wg sync.WaitGroup
 	var werr error
@@ -108,15 +135,16 @@ func (s *tenantSession) read() error {
 		if err != nil {
 			return err
 		}
-		if !offeredToTenants(h.key) || h.key == saslHandshakeKey || h.key == saslAuthenticateKey {
-			s.log.Info("kafka client: request type refused on a shared cluster", "tenant", s.t.tenant().ID, "key", h.key, "name", kmsg.NameForKey(h.key))
+		if !s.c.offers(h.key) {
+			s.log.Info("kafka client: request type refused", "tenant", s.t.tenant().ID, "key", h.key, "name", kmsg.NameForKey(h.key))
 			return fmt.Errorf("%w: key %d", errRefused, h.key)
 		}
 		s.setClientID(h.clientID)
-		if h.key == fetchKey && h.version >= 13 {
+		if h.key == fetchKey && h.version >= 13 && s.c.routes == nil {
 			// Fetch names topics by id from v13 on: nothing to map, and
 			// the broker checks the ids against the key's ACLs. The bytes
-			// go as they came.
+			// go as they came. (Not apart from the brokers: from v16 a
+			// fetch may name a new leader's address.)
 			if err := s.relay(frame, h); err != nil {
 				return err
 			}
@@ -299,6 +327,10 @@ func (s *tenantSession) write() error {
 			continue
 		}
 		s.m.response(resp)
+		s.c.routes.rewrite(resp)
+		if av, ok := resp.(*kmsg.ApiVersionsResponse); ok {
+			av.ApiKeys = slices.DeleteFunc(av.ApiKeys, func(k kmsg.ApiVersionsResponseApiKey) bool { return !s.c.advertises(k.ApiKey) })
+		}
 		throttle := e.throttle
 		if f, ok := resp.(*kmsg.FetchResponse); ok {
 			n := 0
