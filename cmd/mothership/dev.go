@@ -19,6 +19,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/host"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
+	"github.com/mothership-dev/mothership/internal/satellite/kubernetes"
 	"github.com/mothership-dev/mothership/internal/service/audit"
 )
 
@@ -114,14 +115,21 @@ func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 		DataDir: dataDir, Listener: ln, Kafka: cfg.Kafka, OpenStore: cfg.OpenStore,
 		Metrics: metrics, Logger: log, Registerer: reg, AuditRetention: o.auditRetention,
 	}
-	if o.kube != nil {
-		ccfg.Driver = o.kube.driver(log, reg)
-	}
 	caFile := filepath.Join(dataDir, "tls", "ca.pem")
 	if !o.clustersPlaintext {
 		if ccfg.ClusterCA, err = pki.LoadOrCreateCA(caFile, filepath.Join(dataDir, "tls", "ca-key.pem"), "Mothership CA"); err != nil {
 			return fmt.Errorf("the installation's CA: %w", err)
 		}
+	}
+	if o.kube != nil {
+		if ccfg.ClusterCA != nil {
+			kp, err := ccfg.ClusterCA.Issue(o.kube.proxyHosts()...)
+			if err != nil {
+				return fmt.Errorf("the clusters' proxies' certificate: %w", err)
+			}
+			o.kube.proxyTLS = &kubernetes.ProxyTLS{CertPEM: kp.CertPEM, KeyPEM: kp.KeyPEM}
+		}
+		ccfg.Driver = o.kube.driver(log, reg)
 	}
 	sys, err := controlplane.Start(ctx, ccfg)
 	if err != nil {

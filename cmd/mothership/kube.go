@@ -20,12 +20,17 @@ import (
 type kubeFlags struct {
 	kubeconfig, context string
 	site                kubernetes.Site
+	// proxyTLS is what the clusters' proxies serve TLS with, issued by
+	// the installation's CA; nil: plaintext.
+	proxyTLS *kubernetes.ProxyTLS
 }
 
 func (k *kubeFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig of the Kubernetes cluster that runs Strimzi (none: the in-cluster configuration)")
 	f.StringVar(&k.context, "context", "", "the kubeconfig's context to use (none: its current one)")
-	f.StringVar(&k.site.ExternalListener, "external-listener", "loadbalancer", "Strimzi listener type of the clients' listener: loadbalancer, nodeport, ingress, route or cluster-ip")
+	f.StringVar(&k.site.ExternalListener, "external-listener", "loadbalancer", "how clients reach each cluster's Kafka proxy: loadbalancer (a LoadBalancer Service) or cluster-ip (from inside the Kubernetes cluster)")
+	f.StringVar(&k.site.Domain, "cluster-domain", "", "DNS domain of the clusters' endpoints: PKC.DOMAIN, asked of external-dns (the proxies' certificate must cover *.DOMAIN); none: the Service's address")
+	f.StringVar(&k.site.ProxyImage, "proxy-image", kubernetes.DefaultProxyImage, "image of the clusters' Kafka proxy pods (this binary: mothership kafka-proxy)")
 	f.StringVar(&k.site.StorageClass, "storage-class", "", "storage class of the brokers' volumes (none: the cluster's default)")
 	f.IntVar(&k.site.StorageGiBPerCKU, "storage-per-cku", 300, "GiB of disk per CKU, over its three brokers")
 }
@@ -66,7 +71,15 @@ func (k *kubeFlags) driver(log *slog.Logger, reg prometheus.Registerer) func(sit
 		if reg != nil {
 			siteReg = prometheus.WrapRegistererWith(prometheus.Labels{"site": site.String()}, reg)
 		}
-		return kubernetes.New(kubernetes.Config{REST: cfg, SiteName: site.String(), Site: k.site, SiteKey: key,
+		return kubernetes.New(kubernetes.Config{REST: cfg, SiteName: site.String(), Site: k.site, SiteKey: key, ProxyTLS: k.proxyTLS,
 			Logger: log.With("satellite", site.String()), Registerer: siteReg})
 	}
+}
+
+// proxyHosts are the names the clusters' proxies' certificate covers.
+func (k *kubeFlags) proxyHosts() []string {
+	if k.site.Domain != "" {
+		return []string{"*." + k.site.Domain}
+	}
+	return []string{"localhost", "127.0.0.1"}
 }

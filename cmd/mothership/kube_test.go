@@ -24,8 +24,9 @@ import (
 // API server with Strimzi's CRDs, as a new user with a Kubernetes cluster
 // would: a Dedicated 2 CKU cluster appears as a Kafka with node pools of 6
 // brokers in a namespace labelled with the PKC's id; once something writes
-// Strimzi's Ready status and a bootstrap address, and not before, it is
-// PROVISIONED with that endpoint; 4 CKU raises the pools to 12 and asks for
+// Strimzi's Ready status, the Kafka proxy's ready pods and its load
+// balancer's address, and not before, it is PROVISIONED with that
+// endpoint; 4 CKU raises the pools to 12 and asks for
 // an add-brokers KafkaRebalance; a delete removes the Kafka.
 func TestDevOnKubernetes(t *testing.T) {
 	env := kubetest.Start(t)
@@ -93,13 +94,39 @@ func TestDevOnKubernetes(t *testing.T) {
 
 	k.Object["status"] = map[string]any{"observedGeneration": k.GetGeneration(),
 		"conditions": []any{map[string]any{"type": "Ready", "status": "True"}},
-		"listeners":  []any{map[string]any{"name": "external", "bootstrapServers": "orders.kafka.example:9094"}}}
+		"listeners":  []any{map[string]any{"name": "internal", "bootstrapServers": "orders-kafka-bootstrap.kafka.svc:9093"}}}
 	if _, err := admin.Resource(kafkas).Namespace(ns).UpdateStatus(t.Context(), k, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// Clients reach the brokers through the cluster's Kafka proxy: its
+	// pods become ready and its load balancer gets an address.
+	deployments := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	services := schema.GroupVersionResource{Version: "v1", Resource: "services"}
+	var deploy, svc *unstructured.Unstructured
+	waitUntil(t, "the Kafka proxy's Deployment and Service", func() (bool, string) {
+		deploy, _ = admin.Resource(deployments).Namespace(ns).Get(t.Context(), "kafka-proxy", metav1.GetOptions{})
+		svc, _ = admin.Resource(services).Namespace(ns).Get(t.Context(), "kafka-proxy", metav1.GetOptions{})
+		return deploy != nil && svc != nil, ""
+	})
+	if args, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers"); !strings.Contains(fmt.Sprint(args), "kafka-proxy --settings") ||
+		!strings.Contains(fmt.Sprint(args), "--tls-cert") {
+		t.Fatalf("the proxy's container runs %v, want kafka-proxy serving TLS", args)
+	}
+	time.Sleep(time.Second)
+	if c.do("GET", "/cmk/v2/clusters/"+lkc.ID, nil, &lkc); lkc.Status != nil && lkc.Status.Phase == "PROVISIONED" {
+		t.Fatal("PROVISIONED before the proxy's pods were ready")
+	}
+	deploy.Object["status"] = map[string]any{"replicas": int64(2), "readyReplicas": int64(2)}
+	if _, err := admin.Resource(deployments).Namespace(ns).UpdateStatus(t.Context(), deploy, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc.Object["status"] = map[string]any{"loadBalancer": map[string]any{"ingress": []any{map[string]any{"hostname": "orders.kafka.example"}}}}
+	if _, err := admin.Resource(services).Namespace(ns).UpdateStatus(t.Context(), svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	lkc = c.waitCluster(lkc.ID, "PROVISIONED", done)
-	if lkc.Spec.KafkaBootstrapEndpoint != "SASL_SSL://orders.kafka.example:9094" {
-		t.Fatalf("endpoint %q, want the bootstrap address Strimzi reported", lkc.Spec.KafkaBootstrapEndpoint)
+	if lkc.Spec.KafkaBootstrapEndpoint != "SASL_SSL://orders.kafka.example:9092" {
+		t.Fatalf("endpoint %q, want the proxy's load balancer's address", lkc.Spec.KafkaBootstrapEndpoint)
 	}
 
 	if code := c.do("PATCH", "/cmk/v2/clusters/"+lkc.ID, map[string]any{"spec": map[string]any{"config": map[string]any{"kind": "Dedicated", "cku": 4}}}, nil); code != http.StatusOK {

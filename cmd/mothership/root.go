@@ -23,7 +23,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newDevCmd(), newBrokerCmd(), newServeCmd(), newSatelliteCmd(), newSetupCmd(), newBenchCmd())
+	root.AddCommand(newDevCmd(), newBrokerCmd(), newServeCmd(), newSatelliteCmd(), newSetupCmd(), newBenchCmd(), newKafkaProxyCmd())
 	root.AddCommand(cli.Commands(cli.Config{})...)
 	return root
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/controlplane"
 	"github.com/mothership-dev/mothership/internal/pki"
 	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/satellite/kubernetes"
 )
 
 func newSatelliteCmd() *cobra.Command {
@@ -77,6 +78,15 @@ resumes.
 					return err
 				}
 			case "kubernetes":
+				if clusterCert == "" {
+					log.Warn("the clusters' proxies serve plaintext: no --cluster-tls-cert")
+				} else {
+					kp, err := readKeyPair(clusterCert, clusterKey)
+					if err != nil {
+						return err
+					}
+					kube.proxyTLS = &kubernetes.ProxyTLS{CertPEM: kp.CertPEM, KeyPEM: kp.KeyPEM}
+				}
 				if sc.Driver, err = kube.driver(log, reg)(site, dataDir); err != nil {
 					return err
 				}
@@ -106,7 +116,7 @@ resumes.
 	f.StringVar(&tokenFile, "token-file", "", "file holding the satellite's token (default DATA_DIR/token)")
 	f.StringVar(&listen, "listen", "127.0.0.1:0", "address of /healthz, /readyz and /metrics")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&clusterCert, "cluster-tls-cert", "", "certificate (PEM) the embedded clusters' endpoints serve TLS with, issued by --ca (`mothership setup` writes it); none: plaintext")
+	f.StringVar(&clusterCert, "cluster-tls-cert", "", "certificate (PEM) the clusters' endpoints serve TLS with (the embedded clusters, or on Kubernetes their proxies), issued by the installation's CA (`mothership setup` writes it); none: plaintext")
 	f.StringVar(&clusterKey, "cluster-tls-key", "", "private key (PEM) of --cluster-tls-cert")
 	f.StringVar(&driver, "driver", "embedded", "how the site runs its clusters: embedded (kfake in this process), kubernetes (Strimzi), or simulated (no brokers: load tests)")
 	f.Float64Var(&simTimeFactor, "sim-time-factor", 0.001, "with --driver simulated: how fast the simulated site works (1: as long as a real site takes)")
@@ -117,16 +127,32 @@ resumes.
 // loadClusterTLS reads the clusters' certificate and key and the CA that
 // issued them.
 func loadClusterTLS(certFile, keyFile, caFile string) (*controlplane.ClusterTLS, error) {
-	if keyFile == "" || caFile == "" {
-		return nil, fmt.Errorf("--cluster-tls-cert needs --cluster-tls-key and --ca, the CA that issued it")
+	if caFile == "" {
+		return nil, fmt.Errorf("--cluster-tls-cert needs --ca, the CA that issued it")
 	}
-	var kp pki.KeyPair
-	var caPEM []byte
-	var err error
-	for file, into := range map[string]*[]byte{certFile: &kp.CertPEM, keyFile: &kp.KeyPEM, caFile: &caPEM} {
-		if *into, err = os.ReadFile(file); err != nil {
-			return nil, fmt.Errorf("clusters' TLS: %w", err)
-		}
+	kp, err := readKeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("clusters' TLS: %w", err)
 	}
 	return controlplane.LoadClusterTLS(kp, caPEM)
+}
+
+// readKeyPair reads a certificate and its key (PEM).
+func readKeyPair(certFile, keyFile string) (pki.KeyPair, error) {
+	var kp pki.KeyPair
+	var err error
+	if keyFile == "" {
+		return kp, fmt.Errorf("--cluster-tls-cert needs --cluster-tls-key")
+	}
+	if kp.CertPEM, err = os.ReadFile(certFile); err != nil {
+		return kp, fmt.Errorf("clusters' TLS: %w", err)
+	}
+	if kp.KeyPEM, err = os.ReadFile(keyFile); err != nil {
+		return kp, fmt.Errorf("clusters' TLS: %w", err)
+	}
+	return kp, nil
 }

@@ -57,6 +57,7 @@ Running setup again keeps the secrets it made.`,
 	f.StringVar(&cfg.Dir, "dir", "mothership-deploy", "directory to write the deployment's settings and secrets in")
 	f.StringSliceVar(&sites, "sites", []string{"aws/us-west-2", "gcp/europe-west1"}, "sites (cloud/region) that get a satellite each")
 	f.StringVar(&cfg.Host, "host", "127.0.0.1", "address the processes listen on and reach each other at")
+	f.StringSliceVar(&cfg.ClusterDomains, "cluster-domain", nil, "DNS domain of the clusters' endpoints on Kubernetes sites (the satellites' --cluster-domain): their certificate also covers *.DOMAIN")
 	f.IntVar(&cfg.BasePort, "base-port", 7400, "first port of the services' internal endpoints ("+strings.Join(controlplane.Services, ", ")+" in that order), then of the satellites' probes")
 	f.IntVar(&cfg.APIPort, "api-port", 8080, "port of the public API (the gateway)")
 	f.IntVar(&cfg.LinkPort, "link-port", 8443, "port of the satellite link (sync, TLS)")

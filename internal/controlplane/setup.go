@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -36,6 +37,9 @@ type SetupConfig struct {
 	// on APIPort, sync the satellite link on LinkPort).
 	Host                        string
 	BasePort, APIPort, LinkPort int
+	// ClusterDomains are the DNS domains of the clusters' endpoints on
+	// Kubernetes sites: the satellites' certificate covers *.DOMAIN.
+	ClusterDomains []string
 	// DBAdmin is a PostgreSQL superuser's URL: each service gets its own
 	// role and database there. Empty gives each service a SQLite file.
 	DBAdmin string
@@ -179,7 +183,11 @@ func Setup(ctx context.Context, cfg SetupConfig) error {
 		if err := os.MkdirAll(satDir, 0o750); err != nil {
 			return err
 		}
-		clusters, err := ca.Issue(hosts...)
+		clusterHosts := slices.Clone(hosts)
+		for _, d := range cfg.ClusterDomains {
+			clusterHosts = append(clusterHosts, "*."+d)
+		}
+		clusters, err := ca.Issue(clusterHosts...)
 		if err != nil {
 			return err
 		}

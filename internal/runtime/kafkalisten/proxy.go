@@ -39,16 +39,27 @@ type ProxyConfig struct {
 // ProxyListener is where the door listens and what it tells clients to
 // dial there (a load balancer's address, on Kubernetes).
 type ProxyListener struct {
-	Listen     string
-	Advertised string
+	Listen     string `json:"listen"`
+	Advertised string `json:"advertised,omitempty"`
 }
 
 // ProxyBroker is one broker behind the door.
 type ProxyBroker struct {
-	Node int32
+	Node int32 `json:"node"`
 	// Upstream is the broker's own address, which clients never see.
-	Upstream string
+	Upstream string `json:"upstream"`
 	ProxyListener
+}
+
+// ProxySettings are what a proxy process runs from (on Kubernetes, the
+// ConfigMap its satellite writes, which the process reads again when it
+// changes): its listeners, the brokers behind it and the cluster's
+// tenants. They hold no secret: the brokers check every credential.
+type ProxySettings struct {
+	Bootstrap ProxyListener `json:"bootstrap"`
+	Upstream  []string      `json:"upstream"`
+	Brokers   []ProxyBroker `json:"brokers"`
+	Tenants   []Tenant      `json:"tenants"`
 }
 
 // proxyRoutes are the brokers of a door apart from them: each broker's

@@ -422,20 +422,39 @@ func TestTenantPastItsPartitionLimitGetsAPolicyError(t *testing.T) {
 }
 
 func TestSharedClusterAutoCreatesWithinTheLimits(t *testing.T) {
-	sc := newSharedCluster(t, Limits{Partitions: 100})
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	cl := sc.client(t, "lkc-a", kgo.AllowAutoTopicCreation())
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "auto", Value: []byte("x")}).FirstErr(); err != nil {
-		t.Fatalf("produce to a new topic: %v", err)
+	for _, proxy := range []bool{false, true} {
+		t.Run(map[bool]string{false: "door", true: "proxy"}[proxy], func(t *testing.T) {
+			sc := newCluster(t, Limits{Partitions: 100}, proxy, "lkc-a.", "lkc-b.")
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+			defer cancel()
+			var seen []string
+			cl := sc.client(t, "lkc-a", kgo.AllowAutoTopicCreation(), kgo.WithHooks(connectHook(func(addr string) { seen = append(seen, addr) })))
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "auto", Value: []byte("x")}).FirstErr(); err != nil {
+				t.Fatalf("produce to a new topic: %v", err)
+			}
+			topics, err := sc.admin.ListTopics(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := topics["lkc-a.auto"]; len(d.Partitions) != defaultPartitions {
+				t.Fatalf("auto-created topic on the broker: %+v, want lkc-a.auto with %d partitions", d, defaultPartitions)
+			}
+			// The metadata that created the topic named the brokers as
+			// clients must reach them.
+			for _, addr := range seen {
+				if proxy && !slices.Contains(sc.proxyAddrs, addr) {
+					t.Errorf("the client dialed %s, not one of the proxy's %v", addr, sc.proxyAddrs)
+				}
+			}
+		})
 	}
-	topics, err := sc.admin.ListTopics(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := topics["lkc-a.auto"]; len(d.Partitions) != defaultPartitions {
-		t.Fatalf("auto-created topic on the broker: %+v, want lkc-a.auto with %d partitions", d, defaultPartitions)
-	}
+}
+
+// connectHook sees every address a client dials.
+type connectHook func(addr string)
+
+func (h connectHook) OnBrokerConnect(m kgo.BrokerMetadata, _ time.Duration, _ net.Conn, _ error) {
+	h(net.JoinHostPort(m.Host, fmt.Sprint(m.Port)))
 }
 
 // rawTenant is a tenant's connection spoken by hand, for what no client

@@ -9,23 +9,26 @@ import (
 // Tenant is one tenant of a cluster as its front door sees it.
 type Tenant struct {
 	// ID names the tenant in logs and messages (its LKC).
-	ID string
+	ID string `json:"id"`
 	// Prefix is what the tenant's topic, group and transactional ids carry
 	// on the brokers of a shared cluster; its clients never see it. Empty:
 	// the tenant has the whole cluster (a dedicated one), and its clients
 	// talk to the brokers directly once authenticated.
-	Prefix string
+	Prefix string `json:"prefix,omitempty"`
 	// Keys are the SASL users that sign in as the tenant.
-	Keys   []string
-	Limits Limits
+	Keys   []string `json:"keys,omitempty"`
+	Limits Limits   `json:"limits"`
 }
 
 // Limits are what the front door holds one tenant of a shared cluster to;
 // zero means no limit. Byte rates are for the whole cluster: the door
-// sees every broker's traffic.
+// sees every broker's traffic (each proxy's, when several run).
 type Limits struct {
-	Partitions, Topics, Connections            int
-	ProduceBytesPerSecond, FetchBytesPerSecond int64
+	Partitions            int   `json:"partitions,omitempty"`
+	Topics                int   `json:"topics,omitempty"`
+	Connections           int   `json:"connections,omitempty"`
+	ProduceBytesPerSecond int64 `json:"produce_bytes_per_second,omitempty"`
+	FetchBytesPerSecond   int64 `json:"fetch_bytes_per_second,omitempty"`
 }
 
 // Tenants is what a cluster's front door knows of who signs in: for each
@@ -41,7 +44,8 @@ type Tenants struct {
 }
 
 // NewTenants returns an empty directory; admin is the cluster's own
-// superuser, which the door lets through unmapped.
+// superuser, which the door lets through unmapped ("": none, as for a
+// proxy, which the cluster's own clients do not use).
 func NewTenants(admin string) *Tenants {
 	return &Tenants{admin: admin, byKey: map[string]*tenantState{}, byID: map[string]*tenantState{}}
 }
@@ -88,7 +92,7 @@ func (t *Tenants) shared() bool {
 // when the door has no directory), nil without ok for a key no tenant
 // holds.
 func (t *Tenants) lookup(key string) (st *tenantState, ok bool) {
-	if t == nil || key == t.admin {
+	if t == nil || (t.admin != "" && key == t.admin) {
 		return nil, true
 	}
 	t.mu.RLock()

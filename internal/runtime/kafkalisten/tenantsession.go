@@ -290,6 +290,9 @@ func (s *tenantSession) mute(d time.Duration) {
 func (s *tenantSession) write() error {
 	for e := range s.queue {
 		if e.local != nil {
+			// The door's own answers are mapped already; the brokers'
+			// addresses in them (a metadata that created topics) are not.
+			s.c.routes.rewrite(e.local)
 			if err := writeResponse(s.down, e.clientCorr, e.local); err != nil {
 				return err
 			}

@@ -45,10 +45,17 @@ import (
 // Site is how a site runs its clusters: settings of the site, chosen by
 // its operator, the same for every PKC there.
 type Site struct {
-	// ExternalListener is the Strimzi listener type of the clients'
-	// listener: loadbalancer (the default), nodeport, ingress, route,
-	// cluster-ip.
+	// ExternalListener is how clients reach each PKC's proxy:
+	// loadbalancer (a LoadBalancer Service, the default) or cluster-ip
+	// (from inside the Kubernetes cluster).
 	ExternalListener string
+	// Domain, when set, names each PKC's endpoint PKC.DOMAIN (asked of
+	// external-dns on its Service), which the proxies' certificate must
+	// cover (*.DOMAIN); else the endpoint is the Service's address.
+	Domain string
+	// ProxyImage is the image of the proxies' pods (default
+	// DefaultProxyImage).
+	ProxyImage string
 	// StorageClass is the class of the brokers' volumes (empty: the
 	// cluster's default). Strimzi cannot change it later.
 	StorageClass string
@@ -79,6 +86,9 @@ type Config struct {
 	Site     Site
 	// SiteKey opens the SCRAM credentials sealed to this satellite.
 	SiteKey sitekey.PrivateKey
+	// ProxyTLS is what the proxies serve TLS with; nil serves plaintext
+	// (SASL_PLAINTEXT endpoints).
+	ProxyTLS *ProxyTLS
 	// Kafka are extra client options to reach the brokers' internal
 	// listener (a dialer, in tests).
 	Kafka []kgo.Opt
@@ -116,6 +126,10 @@ func New(cfg Config) (*Driver, error) {
 		return nil, errors.New("kubernetes: REST, SiteName and SiteKey are required")
 	}
 	cfg.Site.ExternalListener = cmp.Or(cfg.Site.ExternalListener, "loadbalancer")
+	if l := cfg.Site.ExternalListener; l != "loadbalancer" && l != "cluster-ip" {
+		return nil, fmt.Errorf("kubernetes: external listener %q: clients reach the clusters' proxies through a loadbalancer or a cluster-ip Service", l)
+	}
+	cfg.Site.ProxyImage = cmp.Or(cfg.Site.ProxyImage, DefaultProxyImage)
 	cfg.Site.StorageGiBPerCKU = cmp.Or(cfg.Site.StorageGiBPerCKU, 300)
 	cfg.Resync = cmp.Or(cfg.Resync, 10*time.Minute)
 	cfg.RebalanceRetry = cmp.Or(cfg.RebalanceRetry, time.Minute)
@@ -141,7 +155,8 @@ func New(cfg Config) (*Driver, error) {
 	// Only what the driver made is watched and cached.
 	d.factory = dynamicinformer.NewFilteredDynamicSharedInformerFactory(client, cfg.Resync, metav1.NamespaceAll,
 		func(o *metav1.ListOptions) { o.LabelSelector = d.selector() })
-	for _, gvr := range []schema.GroupVersionResource{gvrNamespace, gvrKafka, gvrPool, gvrRebalance, gvrUser, gvrSecret} {
+	for _, gvr := range []schema.GroupVersionResource{gvrNamespace, gvrKafka, gvrPool, gvrRebalance, gvrUser, gvrSecret,
+		gvrDeployment, gvrService, gvrConfigMap} {
 		inf := d.factory.ForResource(gvr)
 		d.listers[gvr] = inf.Lister()
 		d.synced = append(d.synced, inf.Informer().HasSynced)
@@ -215,6 +230,7 @@ func (d *Driver) waitSynced(ctx context.Context) error {
 type live struct {
 	namespace, kafka, secret, user *unstructured.Unstructured
 	pools, rebalances              map[string]*unstructured.Unstructured
+	proxy                          map[schema.GroupVersionResource]*unstructured.Unstructured
 }
 
 func (d *Driver) get(gvr schema.GroupVersionResource, ns, name string) *unstructured.Unstructured {
@@ -257,6 +273,12 @@ func (d *Driver) live(id string) live {
 		user:       d.get(gvrUser, ns, adminUser),
 		pools:      d.list(gvrPool, ns),
 		rebalances: d.list(gvrRebalance, ns),
+		proxy: map[schema.GroupVersionResource]*unstructured.Unstructured{
+			gvrDeployment: d.get(gvrDeployment, ns, proxyName),
+			gvrService:    d.get(gvrService, ns, proxyName),
+			gvrConfigMap:  d.get(gvrConfigMap, ns, proxyName),
+			gvrSecret:     d.get(gvrSecret, ns, proxyName+"-tls"),
+		},
 	}
 }
 
@@ -338,10 +360,22 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 		}
 	}
 
+	// The proxy, once the brokers' internal listener has an address.
+	host := d.proxyHost(id, l.proxy[gvrService])
+	settings := d.proxySettings(id, spec, p.brokers, listenerBootstrap(l.kafka, internalListener), host)
+	for _, o := range d.proxyObjects(id, settings) {
+		got, err := d.ensure(ctx, o.gvr, o.obj, l.proxy[o.gvr])
+		if err != nil {
+			return resource.Realized{}, fmt.Errorf("pkc %s: %w", id, err)
+		}
+		l.proxy[o.gvr] = got
+	}
+
 	if p.failed != nil {
 		return resource.Realized{}, fmt.Errorf("pkc %s: %w", id, p.failed)
 	}
-	r := p.realized(item.Generation, l)
+	endpoint, notYet := d.endpoint(host, settings, l)
+	r := p.realized(item.Generation, l, endpoint, notYet)
 	if p.hasKeys && (r.Phase == resource.PhaseProvisioned || p.serving) {
 		if err := d.tenants(ctx, id, ns, spec, l); err != nil {
 			return resource.Realized{}, fmt.Errorf("pkc %s: keys: %w", id, err)
@@ -360,8 +394,8 @@ func secretPassword(u *unstructured.Unstructured) string {
 	return ""
 }
 
-// Remove deletes a PKC's objects in order: its rebalances and users, then
-// the Kafka and its pools, then its secret. The namespace stays, with the
+// Remove deletes a PKC's objects in order: its proxy, its rebalances and
+// users, then the Kafka and its pools, then its secret. The namespace stays, with the
 // brokers' volume claims (labelled with the PKC) until they are purged.
 func (d *Driver) Remove(ctx context.Context, id string) error {
 	if err := d.waitSynced(ctx); err != nil {
@@ -374,14 +408,18 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 		gvr  schema.GroupVersionResource
 		objs []*unstructured.Unstructured
 	}
-	var rebalances, pools []*unstructured.Unstructured
+	var rebalances, pools, proxy []*unstructured.Unstructured
 	for _, u := range l.rebalances {
 		rebalances = append(rebalances, u)
 	}
 	for _, u := range l.pools {
 		pools = append(pools, u)
 	}
+	for _, u := range []*unstructured.Unstructured{l.proxy[gvrService], l.proxy[gvrDeployment], l.proxy[gvrConfigMap]} {
+		proxy = append(proxy, u)
+	}
 	for _, s := range []step{
+		{gvrService, proxy[:1]}, {gvrDeployment, proxy[1:2]}, {gvrConfigMap, proxy[2:]}, {gvrSecret, []*unstructured.Unstructured{l.proxy[gvrSecret]}},
 		{gvrRebalance, rebalances}, {gvrUser, []*unstructured.Unstructured{l.user}},
 		{gvrKafka, []*unstructured.Unstructured{l.kafka}}, {gvrPool, pools}, {gvrSecret, []*unstructured.Unstructured{l.secret}},
 	} {

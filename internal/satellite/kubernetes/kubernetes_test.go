@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -22,7 +23,9 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
+	"github.com/mothership-dev/mothership/internal/pki"
 	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/runtime/kafkalisten"
 	"github.com/mothership-dev/mothership/internal/satellite"
 	"github.com/mothership-dev/mothership/internal/satellite/kubernetes"
 	"github.com/mothership-dev/mothership/internal/satellite/kubernetes/kubetest"
@@ -34,11 +37,14 @@ import (
 func TestMain(m *testing.M) { kubetest.Main(m) }
 
 var (
-	gvrKafka     = schema.GroupVersionResource{Group: "kafka.strimzi.io", Version: "v1", Resource: "kafkas"}
-	gvrPool      = schema.GroupVersionResource{Group: "kafka.strimzi.io", Version: "v1", Resource: "kafkanodepools"}
-	gvrRebalance = schema.GroupVersionResource{Group: "kafka.strimzi.io", Version: "v1", Resource: "kafkarebalances"}
-	gvrNamespace = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
-	gvrClaim     = schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumeclaims"}
+	gvrKafka      = schema.GroupVersionResource{Group: "kafka.strimzi.io", Version: "v1", Resource: "kafkas"}
+	gvrPool       = schema.GroupVersionResource{Group: "kafka.strimzi.io", Version: "v1", Resource: "kafkanodepools"}
+	gvrRebalance  = schema.GroupVersionResource{Group: "kafka.strimzi.io", Version: "v1", Resource: "kafkarebalances"}
+	gvrNamespace  = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	gvrClaim      = schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumeclaims"}
+	gvrDeployment = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	gvrService    = schema.GroupVersionResource{Version: "v1", Resource: "services"}
+	gvrConfigMap  = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
 )
 
 var awsSite = resource.Site{Cloud: "AWS", Region: "us-west-2"}
@@ -111,15 +117,16 @@ func (l *link) realized(id string) (resource.Realized, bool) {
 // site is one satellite driving the test API server as its ServiceAccount,
 // with the test operator playing Strimzi.
 type site struct {
-	t      *testing.T
-	env    *kubetest.Env
-	op     *strimzitest.Operator
-	admin  dynamic.Interface
-	key    sitekey.PrivateKey
-	link   *link
-	dir    string
-	agent  *satellite.Agent
-	driver *kubernetes.Driver
+	t        *testing.T
+	proxyTLS *kubernetes.ProxyTLS
+	env      *kubetest.Env
+	op       *strimzitest.Operator
+	admin    dynamic.Interface
+	key      sitekey.PrivateKey
+	link     *link
+	dir      string
+	agent    *satellite.Agent
+	driver   *kubernetes.Driver
 	// name is the site's name on the API server, its own per test: the
 	// tests of this binary share one API server.
 	name string
@@ -159,7 +166,7 @@ func newSiteWith(t *testing.T, o siteOptions) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &site{t: t, env: env, admin: admin, key: key, link: newLink(), dir: t.TempDir(),
+	s := &site{t: t, env: env, admin: admin, key: key, link: newLink(), dir: t.TempDir(), proxyTLS: proxyTLS(t),
 		name: "test/" + resource.NewID("site"), rest: env.AsServiceAccount(t, ns, sa)}
 	if !o.noOperator {
 		s.op = strimzitest.Start(t, env.Admin)
@@ -174,7 +181,7 @@ func newSiteWith(t *testing.T, o siteOptions) *site {
 func (s *site) start() {
 	s.t.Helper()
 	d, err := kubernetes.New(kubernetes.Config{REST: s.rest, SiteName: s.name, SiteKey: s.key, Resync: time.Minute, RebalanceRetry: time.Second,
-		Site: kubernetes.Site{AutoCreateTopics: true}})
+		Site: kubernetes.Site{AutoCreateTopics: true}, ProxyTLS: s.proxyTLS})
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -337,7 +344,9 @@ func TestDedicatedClusterFromCreateToProvisioned(t *testing.T) {
 
 	s.op.Pause(false)
 	got := s.waitProvisioned(id, 1)
-	if want := "SASL_SSL://" + strimzitest.ExternalBootstrap(ns, id); got.BootstrapEndpoint != want || got.Brokers != 6 {
+	// The clients' endpoint is the proxy's Service, as its load balancer
+	// names it.
+	if want := "SASL_SSL://kafka-proxy." + ns + ".lb.example:9092"; got.BootstrapEndpoint != want || got.Brokers != 6 {
 		t.Fatalf("realized %+v, want endpoint %s and 6 brokers", got, want)
 	}
 	// No version asked: the newest the driver supports, as Strimzi reports.
@@ -556,12 +565,36 @@ func TestWithOnlyTheKafkasStatusWritten(t *testing.T) {
 	k := s.get(gvrKafka, pkcNS, id)
 	k.Object["status"] = map[string]any{"observedGeneration": k.GetGeneration(),
 		"conditions": []any{map[string]any{"type": "Ready", "status": "True"}},
-		"listeners":  []any{map[string]any{"name": "external", "bootstrapServers": "kafka.example:9094"}}}
+		"listeners":  []any{map[string]any{"name": "internal", "bootstrapServers": "kafka.example:9093"}}}
 	if _, err := admin.Resource(gvrKafka).Namespace(pkcNS).UpdateStatus(t.Context(), k, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.waitProvisioned(id, 1); got.BootstrapEndpoint != "SASL_SSL://kafka.example:9094" {
-		t.Fatalf("endpoint %q, want the address written", got.BootstrapEndpoint)
+	// The brokers are Ready, but clients reach them through the proxy,
+	// whose pods are not.
+	waitFor(t, "PROVISIONING, waiting for the proxy", func() (bool, string) {
+		r, _ := s.link.realized(id)
+		return r.Reason == "WAITING_FOR_PROXY", fmt.Sprintf("%+v", r)
+	})
+	settings := s.proxySettings(pkcNS)
+	if len(settings.Brokers) != 6 || settings.Upstream[0] != "kafka.example:9093" ||
+		settings.Brokers[0].Upstream != id+"-broker-1000."+id+"-kafka-brokers."+pkcNS+".svc:9093" {
+		t.Fatalf("proxy settings %+v, want the 6 brokers behind the internal listener", settings)
+	}
+	deploy := s.get(gvrDeployment, pkcNS, "kafka-proxy")
+	deploy.Object["status"] = map[string]any{"replicas": int64(2), "readyReplicas": int64(2)}
+	if _, err := admin.Resource(gvrDeployment).Namespace(pkcNS).UpdateStatus(t.Context(), deploy, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc := s.get(gvrService, pkcNS, "kafka-proxy")
+	svc.Object["status"] = map[string]any{"loadBalancer": map[string]any{"ingress": []any{map[string]any{"hostname": "orders.lb.example"}}}}
+	if _, err := admin.Resource(gvrService).Namespace(pkcNS).UpdateStatus(t.Context(), svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.waitProvisioned(id, 1); got.BootstrapEndpoint != "SASL_SSL://orders.lb.example:9092" {
+		t.Fatalf("endpoint %q, want the proxy's load balancer's address", got.BootstrapEndpoint)
+	}
+	if got := s.proxySettings(pkcNS).Brokers[5].Advertised; got != "orders.lb.example:21005" {
+		t.Fatalf("the sixth broker is advertised at %q, want the load balancer's address and the broker's own port", got)
 	}
 
 	s.link.set(id, 2, dedicated(4))
@@ -690,4 +723,34 @@ func TestAFailedRebalanceIsRetriedAndHoldsThePool(t *testing.T) {
 	if got := s.waitProvisioned(id, 2); got.Brokers != 3 || s.op.Refused() != 0 {
 		t.Fatalf("%d brokers, %d scale-downs refused; want 3, none", got.Brokers, s.op.Refused())
 	}
+}
+
+// proxyTLS is a certificate for the proxies, issued by a CA of the test's.
+func proxyTLS(t *testing.T) *kubernetes.ProxyTLS {
+	t.Helper()
+	ca, err := pki.NewCA("test installation CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := ca.Issue("*.lb.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &kubernetes.ProxyTLS{CertPEM: kp.CertPEM, KeyPEM: kp.KeyPEM}
+}
+
+// proxySettings are the settings the driver wrote for the proxy of the
+// PKC in ns.
+func (s *site) proxySettings(ns string) kafkalisten.ProxySettings {
+	s.t.Helper()
+	cm := s.get(gvrConfigMap, ns, "kafka-proxy")
+	if cm == nil {
+		s.t.Fatalf("no kafka-proxy ConfigMap in %s", ns)
+	}
+	data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
+	var settings kafkalisten.ProxySettings
+	if err := json.Unmarshal([]byte(data["settings.json"]), &settings); err != nil {
+		s.t.Fatalf("proxy settings: %v", err)
+	}
+	return settings
 }

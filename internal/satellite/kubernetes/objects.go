@@ -72,10 +72,9 @@ const (
 	// adminUser is the driver's own superuser on every cluster: a
 	// KafkaUser whose password only the Secret adminSecret holds.
 	adminUser = "mothership-satellite"
-	// Listener names: the driver reaches the brokers on the internal
-	// one, clients on the external one.
+	// internalListener is the brokers' only listener: the driver and the
+	// PKC's proxy reach them there; clients reach the proxy.
 	internalListener = "internal"
-	externalListener = "external"
 )
 
 // keyPattern matches the names of API keys, the SASL users the driver
@@ -169,8 +168,8 @@ func dnsLabel(s string) string {
 	return strings.Trim(notDNS.ReplaceAllString(strings.ToLower(s), "-"), "-")
 }
 
-// kafkaObject is the PKC's Kafka: KRaft with node pools, an internal and
-// an external listener with TLS and SCRAM-SHA-512, simple authorization
+// kafkaObject is the PKC's Kafka: KRaft with node pools, an internal
+// listener with TLS and SCRAM-SHA-512 (clients reach the proxy, proxy.go), simple authorization
 // with the driver as superuser, Cruise Control, and rack awareness on the
 // zone when the brokers span zones.
 func (d *Driver) kafkaObject(id string, gen int64, spec resource.PKCSpec, balanced []int, hasKeys bool) *unstructured.Unstructured {
@@ -182,8 +181,6 @@ func (d *Driver) kafkaObject(id string, gen int64, spec resource.PKCSpec, balanc
 		"version": version,
 		"listeners": []any{
 			map[string]any{"name": internalListener, "port": int64(9093), "type": "internal", "tls": true,
-				"authentication": map[string]any{"type": "scram-sha-512"}},
-			map[string]any{"name": externalListener, "port": int64(9094), "type": d.cfg.Site.ExternalListener, "tls": true,
 				"authentication": map[string]any{"type": "scram-sha-512"}},
 		},
 		"authorization": map[string]any{"type": "simple", "superUsers": []any{adminUser}},

@@ -21,12 +21,13 @@ type plan struct {
 	rebalances []*unstructured.Unstructured
 
 	brokerPools []pool
-	nodeIDs     []int    // the brokers Strimzi reports
-	waiting     []string // what the PKC waits for, first first
-	reason      string   // of the first wait
-	serving     bool     // the brokers serve: keys can be set
-	hasKeys     bool     // the brokers have keys, or are to get some
-	failed      error    // what Apply reports as failed, once applied
+	nodeIDs     []int       // the brokers Strimzi reports
+	brokers     []brokerRef // the same, with their pools
+	waiting     []string    // what the PKC waits for, first first
+	reason      string      // of the first wait
+	serving     bool        // the brokers serve: keys can be set
+	hasKeys     bool        // the brokers have keys, or are to get some
+	failed      error       // what Apply reports as failed, once applied
 }
 
 // plan decides the objects of a PKC.
@@ -65,9 +66,13 @@ func (d *Driver) plan(id string, gen int64, spec resource.PKCSpec, l live) plan 
 		}
 		expanding = expanding || bp.brokers > st.replicas
 		p.nodeIDs = append(p.nodeIDs, st.nodeIDs...)
+		for _, n := range st.nodeIDs {
+			p.brokers = append(p.brokers, brokerRef{node: n, pool: st.name})
+		}
 		states[i] = st
 	}
 	slices.Sort(p.nodeIDs)
+	slices.SortFunc(p.brokers, func(a, b brokerRef) int { return a.node - b.node })
 
 	// The shrink under way, unless a larger target replaced it.
 	remove := map[string][]int{}
@@ -200,21 +205,18 @@ func (p *plan) waitFirst(reason, msg string) {
 
 // realized is what the PKC has realized by what Strimzi reports of it,
 // once its objects are applied.
-func (p plan) realized(gen int64, l live) resource.Realized {
+//
+// endpoint is the clients' endpoint (the proxy's), or why there is none
+// yet.
+func (p plan) realized(gen int64, l live, endpoint string, notYet string) resource.Realized {
 	waiting, reason := p.waiting, p.reason
 	// The Kafka as applied now: Strimzi has reconciled it only when its
 	// status observed its generation (kafkaReady checks it).
 	if ok, why, r := kafkaReady(l.kafka); !ok && len(waiting) == 0 {
 		waiting, reason = []string{why}, r
 	}
-	bootstrap := listenerBootstrap(l.kafka, externalListener)
-	if bootstrap == "" && len(waiting) == 0 {
-		waiting, reason = []string{"Strimzi reports no bootstrap address for the external listener yet"}, "WAITING_FOR_STRIMZI"
-	}
-	endpoint := ""
-	if bootstrap != "" {
-		// The external listener is TLS with SCRAM: clients use SASL_SSL.
-		endpoint = "SASL_SSL://" + bootstrap
+	if endpoint == "" && len(waiting) == 0 {
+		waiting, reason = []string{notYet}, "WAITING_FOR_PROXY"
 	}
 	realized := resource.PKCRealized{Brokers: len(p.nodeIDs), BootstrapEndpoint: endpoint}
 	if l.kafka != nil {

@@ -101,7 +101,7 @@ func TestPlanShrinkEmptiesTheHighestBrokersBeforeLoweringThePool(t *testing.T) {
 	if r, remove := brokerReplicas(t, p); r != 12 || remove != "[9,10,11,12,13,14]" {
 		t.Fatalf("pool replicas %d, remove-node-ids %q: want 12 until the rebalance is Ready, and the ids named", r, remove)
 	}
-	if r := p.realized(2, l); r.Phase == resource.PhaseProvisioned || r.Reason != "REBALANCING" {
+	if r := p.realized(2, l, "SASL_SSL://kafka.example:9092", ""); r.Phase == resource.PhaseProvisioned || r.Reason != "REBALANCING" {
 		t.Fatalf("realized %+v while the rebalance runs", r)
 	}
 

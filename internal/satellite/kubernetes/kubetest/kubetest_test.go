@@ -140,6 +140,8 @@ func TestSatelliteServiceAccountHasTheManifestsRBAC(t *testing.T) {
 	}
 	pvcs := schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumeclaims"}
 	configMaps := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	deployments := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	pods := schema.GroupVersionResource{Version: "v1", Resource: "pods"}
 	cases := []struct {
 		reason    string
 		do        func(context.Context) error
@@ -161,8 +163,16 @@ func TestSatelliteServiceAccountHasTheManifestsRBAC(t *testing.T) {
 				[]byte(`{"status":{"observedGeneration":1}}`), metav1.PatchOptions{}, "status")
 			return err
 		}, true},
-		{"it does not read ConfigMaps", func(ctx context.Context) error {
-			_, err := c.Resource(configMaps).Namespace("kube-system").List(ctx, metav1.ListOptions{})
+		{"it manages each PKC's proxy settings", func(ctx context.Context) error {
+			_, err := c.Resource(configMaps).Namespace(ns).List(ctx, metav1.ListOptions{})
+			return err
+		}, false},
+		{"it manages each PKC's proxy Deployment", func(ctx context.Context) error {
+			_, err := c.Resource(deployments).Namespace(ns).List(ctx, metav1.ListOptions{})
+			return err
+		}, false},
+		{"it does not read pods", func(ctx context.Context) error {
+			_, err := c.Resource(pods).Namespace("kube-system").List(ctx, metav1.ListOptions{})
 			return err
 		}, true},
 		{"it never deletes a volume claim", func(ctx context.Context) error {

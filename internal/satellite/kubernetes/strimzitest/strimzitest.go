@@ -28,6 +28,12 @@
 //     Operator); the superusers of the brokers are the Kafka's
 //     authorization.superUsers.
 //
+// It also plays what a real cluster does for the Deployments and
+// LoadBalancer Services a driver makes beside Strimzi's objects: a
+// Deployment's pods become ready (status.readyReplicas), and a
+// LoadBalancer Service gets an address (status.loadBalancer.ingress,
+// NAME.NAMESPACE.lb.example), unless paused with HoldPods.
+//
 // It shares no code with the driver it tests.
 package strimzitest
 
@@ -61,6 +67,8 @@ var (
 	users      = schema.GroupVersionResource{Group: "kafka.strimzi.io", Version: "v1", Resource: "kafkausers"}
 	secrets    = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
 	claims     = schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumeclaims"}
+	deploys    = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	services   = schema.GroupVersionResource{Version: "v1", Resource: "services"}
 )
 
 // rebalanceSteps is the order of a rebalance's states.
@@ -80,6 +88,55 @@ type Operator struct {
 	seen          map[string]int64
 	claimed       map[string]bool
 	paused        bool
+	holdPods      bool
+}
+
+// HoldPods keeps Deployments' pods from becoming ready while hold is true.
+func (o *Operator) HoldPods(hold bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.holdPods = hold
+}
+
+// reconcileWorkloads plays the Deployment controller, the kubelet and a
+// cloud's load balancer.
+func (o *Operator) reconcileWorkloads(ctx context.Context) error {
+	o.mu.Lock()
+	hold := o.holdPods
+	o.mu.Unlock()
+	ds, err := o.list(ctx, deploys)
+	if err != nil {
+		return err
+	}
+	for i := range ds {
+		d := &ds[i]
+		replicas, _, _ := unstructured.NestedInt64(d.Object, "spec", "replicas")
+		ready := replicas
+		if hold {
+			ready = 0
+		}
+		status := map[string]any{"observedGeneration": d.GetGeneration(), "replicas": replicas,
+			"readyReplicas": ready, "availableReplicas": ready, "updatedReplicas": replicas}
+		if err := o.setStatus(ctx, deploys, d, status); err != nil {
+			return err
+		}
+	}
+	ss, err := o.list(ctx, services)
+	if err != nil {
+		return err
+	}
+	for i := range ss {
+		svc := &ss[i]
+		if t, _, _ := unstructured.NestedString(svc.Object, "spec", "type"); t != "LoadBalancer" {
+			continue
+		}
+		status := map[string]any{"loadBalancer": map[string]any{"ingress": []any{
+			map[string]any{"hostname": svc.GetName() + "." + svc.GetNamespace() + ".lb.example"}}}}
+		if err := o.setStatus(ctx, services, svc, status); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Start runs the operator against the API server of cfg (an
@@ -253,7 +310,7 @@ func (o *Operator) reconcile(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return o.reconcileWorkloads(ctx)
 }
 
 // watchReplicas records a pool's spec.replicas going down.
@@ -402,10 +459,18 @@ func (o *Operator) reconcileKafka(ctx context.Context, k *unstructured.Unstructu
 		// Strimzi reports the versions the brokers run once rolled
 		// (KafkaReconciler's status update from the version change).
 		status["kafkaVersion"], status["kafkaMetadataVersion"] = runningVersions(k)
-		status["listeners"] = []any{
-			map[string]any{"name": "internal", "bootstrapServers": internal},
-			map[string]any{"name": "external", "bootstrapServers": ExternalBootstrap(k.GetNamespace(), k.GetName())},
+		// Each listener of the spec: the internal one is the broker's.
+		var listeners []any
+		specListeners, _, _ := unstructured.NestedSlice(k.Object, "spec", "kafka", "listeners")
+		for _, l := range specListeners {
+			name, _ := l.(map[string]any)["name"].(string)
+			addr := ExternalBootstrap(k.GetNamespace(), k.GetName())
+			if name == "internal" {
+				addr = internal
+			}
+			listeners = append(listeners, map[string]any{"name": name, "bootstrapServers": addr})
 		}
+		status["listeners"] = listeners
 	}
 	return o.setStatus(ctx, kafkas, k, status)
 }
@@ -428,7 +493,7 @@ func runningVersions(k *unstructured.Unstructured) (string, string) {
 }
 
 // ExternalBootstrap is the address the operator reports for a Kafka's
-// external listener, as a load balancer's would be.
+// listeners other than "internal", as a load balancer's would be.
 func ExternalBootstrap(ns, name string) string {
 	return name + "-kafka-external-bootstrap." + ns + ".lb.example:9094"
 }
