@@ -311,7 +311,13 @@ func (l *frontDoor) serve(client, up net.Conn, bc *brokerConn) {
 	if s.tenant != nil {
 		defer s.tenant.disconnect()
 	} else {
-		c.tenant = &tenantState{t: Tenant{ID: s.key}}
+		// A dedicated cluster's key, carried for the brokers' addresses
+		// only: its brokers are its own, and hold it to its size.
+		id := s.key
+		if s.owner != nil {
+			id = s.owner.tenant().ID
+		}
+		c.tenant = &tenantState{t: Tenant{ID: id}}
 	}
 	log := l.cfg.Logger.With("tenant", c.tenant.tenant().ID, "key", s.key, "remote", s.remote)
 	if err := runTenant(down, up, c, log); err != nil {
@@ -343,8 +349,9 @@ type session struct {
 	tenants  *Tenants
 	proxy    bool // the door is apart from its brokers
 	// tenant is the key's tenant once admitted, when its names are mapped
-	// (a shared cluster); its connection is counted.
-	tenant *tenantState
+	// (a shared cluster); its connection is counted. owner is the key's
+	// tenant whatever its cluster.
+	tenant, owner *tenantState
 }
 
 // admit checks that the door knows the key it signs in as, and counts a
@@ -354,6 +361,7 @@ func (s *session) admit() error {
 	if !ok {
 		return errors.New("no tenant holds the key")
 	}
+	s.owner = st
 	if st == nil || st.tenant().Prefix == "" {
 		return nil
 	}
