@@ -58,7 +58,16 @@ type EnvironmentCreate struct {
 type ClusterConfig struct {
 	Kind string `json:"kind"`
 	CKU  int    `json:"cku,omitempty"`
+	// ReleasePriority orders a Dedicated cluster in fleet upgrades:
+	// PRIORITY clusters before REGULAR ones (the default).
+	ReleasePriority string `json:"release_priority,omitempty"`
 }
+
+// Release priorities of a Dedicated cluster.
+const (
+	ReleaseRegular  = "REGULAR"
+	ReleasePriority = "PRIORITY"
+)
 
 // ClusterSpec is the spec of a Kafka cluster.
 type ClusterSpec struct {

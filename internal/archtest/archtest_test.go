@@ -83,7 +83,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"internal/cli", []string{"internal/api", "internal/cli"}, "the CLI talks to the API only, over HTTP"},
 		{"internal/satellite", []string{"internal/satellite/", "internal/resource", "internal/sitekey", "internal/api", "internal/runtime/backoff", "internal/runtime/startstop", "internal/runtime/kafkalisten", "internal/pki"},
 			"satellites are the data plane: they reach the control plane only through the link"},
-		{"internal/service/svcapi", []string{"internal/api", "internal/runtime/store", "internal/runtime/event"}, "shared API helpers sit below every service"},
+		{"internal/service/svcapi", []string{"internal/api", "internal/resource", "internal/runtime/store", "internal/runtime/event"}, "shared API helpers sit below every service"},
 		{"internal/service", []string{"internal/service/", "internal/runtime/", "internal/resource", "internal/sitekey", "internal/api", "internal/cloud"},
 			"a service builds on the runtime, leaf types and lower layers (checked by TestLayers)"},
 	}

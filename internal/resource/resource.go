@@ -168,6 +168,9 @@ type LKCSpec struct {
 	Availability       string `json:"availability"`
 	Network            string `json:"network,omitempty"`
 	DeletionProtection bool   `json:"deletion_protection,omitempty"`
+	// ReleasePriority is REGULAR or PRIORITY for a Dedicated cluster:
+	// which clusters a fleet upgrade takes first.
+	ReleasePriority string `json:"release_priority,omitempty"`
 }
 
 // Site is where the cluster runs.

@@ -39,7 +39,7 @@ func toCluster(r store.Resource) (api.Cluster, error) {
 	c := api.Cluster{APIVersion: "cmk/v2", Kind: "Cluster", ID: r.ID, Metadata: svcapi.Metadata(r, ClustersPath+"/"+r.ID),
 		Spec: api.ClusterSpec{
 			DisplayName: spec.DisplayName, Availability: spec.Availability, Cloud: spec.Cloud, Region: spec.Region,
-			Config:             &api.ClusterConfig{Kind: spec.Type, CKU: spec.CKU},
+			Config:             &api.ClusterConfig{Kind: spec.Type, CKU: spec.CKU, ReleasePriority: spec.ReleasePriority},
 			DeletionProtection: &protect,
 			Environment:        &api.ObjectReference{ID: r.Environment, Related: "/org/v2/environments/" + r.Environment},
 		},
@@ -80,7 +80,13 @@ func validate(s resource.LKCSpec) error {
 		if s.CKU != 0 {
 			return api.Invalid("/spec/config/cku", "cku applies only to Dedicated clusters")
 		}
+		if s.ReleasePriority != "" {
+			return api.Invalid("/spec/config/release_priority", "release_priority applies only to Dedicated clusters")
+		}
 	case resource.TypeDedicated:
+		if s.ReleasePriority != api.ReleaseRegular && s.ReleasePriority != api.ReleasePriority {
+			return api.Invalid("/spec/config/release_priority", "release_priority must be REGULAR or PRIORITY")
+		}
 		if s.CKU < 1 || s.CKU > MaxCKU {
 			return api.Invalid("/spec/config/cku", "a Dedicated cluster needs cku from 1 to %d", MaxCKU)
 		}
@@ -101,7 +107,10 @@ func (s *Service) CreateCluster(ctx context.Context, p svcapi.Principal, in api.
 	if in.Spec.Config == nil {
 		return api.Cluster{}, api.Invalid("/spec/config", "config is required, like {\"kind\":\"Basic\"}")
 	}
-	spec.Type, spec.CKU = in.Spec.Config.Kind, in.Spec.Config.CKU
+	spec.Type, spec.CKU, spec.ReleasePriority = in.Spec.Config.Kind, in.Spec.Config.CKU, in.Spec.Config.ReleasePriority
+	if spec.Type == resource.TypeDedicated && spec.ReleasePriority == "" {
+		spec.ReleasePriority = api.ReleaseRegular
+	}
 	if in.Spec.DeletionProtection != nil {
 		spec.DeletionProtection = *in.Spec.DeletionProtection
 	}
@@ -270,6 +279,13 @@ func applyUpdate(spec resource.LKCSpec, env string, u api.ClusterUpdateSpec) (re
 			}
 			spec.CKU = c.CKU
 		}
+		if c.ReleasePriority != "" {
+			spec.ReleasePriority = c.ReleasePriority
+		}
+	}
+	if spec.Type == resource.TypeDedicated && spec.ReleasePriority == "" {
+		// Dedicated clusters made before release priorities existed.
+		spec.ReleasePriority = api.ReleaseRegular
 	}
 	return spec, validate(spec)
 }

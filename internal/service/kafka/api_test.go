@@ -12,7 +12,8 @@ import (
 func ptr[T any](v T) *T { return &v }
 
 func TestUpdateRules(t *testing.T) {
-	dedicated := resource.LKCSpec{DisplayName: "orders", Type: resource.TypeDedicated, CKU: 2, Cloud: "AWS", Region: "us-west-2", Availability: resource.MultiZone}
+	dedicated := resource.LKCSpec{DisplayName: "orders", Type: resource.TypeDedicated, CKU: 2, Cloud: "AWS", Region: "us-west-2", Availability: resource.MultiZone,
+		ReleasePriority: api.ReleaseRegular}
 	basic := resource.LKCSpec{DisplayName: "dev", Type: resource.TypeBasic, Cloud: "GCP", Region: "europe-west1", Availability: resource.SingleZone}
 	tests := map[string]struct {
 		reason  string
@@ -35,6 +36,12 @@ func TestUpdateRules(t *testing.T) {
 		"basic to dedicated": {"not an upgrade we offer", basic, api.ClusterUpdateSpec{Config: &api.ClusterConfig{Kind: "Dedicated", CKU: 1}}, "/spec/config/kind", nil},
 		"cku on basic":       {"Basic has no CKU", basic, api.ClusterUpdateSpec{Config: &api.ClusterConfig{CKU: 2}}, "/spec/config/cku", nil},
 		"blank name":         {"names are trimmed and non-empty", basic, api.ClusterUpdateSpec{DisplayName: ptr(" ")}, "/spec/display_name", nil},
+		"priority": {"release_priority of a Dedicated cluster may change (Terraform sends it on every PATCH)", dedicated,
+			api.ClusterUpdateSpec{Config: &api.ClusterConfig{Kind: "Dedicated", CKU: 2, ReleasePriority: "PRIORITY"}}, "",
+			func(s resource.LKCSpec) bool { return s.ReleasePriority == api.ReleasePriority }},
+		"bad priority": {"only REGULAR and PRIORITY", dedicated, api.ClusterUpdateSpec{Config: &api.ClusterConfig{ReleasePriority: "FAST"}}, "/spec/config/release_priority", nil},
+		"priority on basic": {"release_priority is Dedicated's", basic, api.ClusterUpdateSpec{Config: &api.ClusterConfig{ReleasePriority: "REGULAR"}},
+			"/spec/config/release_priority", nil},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -53,7 +60,8 @@ func TestUpdateRules(t *testing.T) {
 }
 
 func TestCreateRules(t *testing.T) {
-	ok := resource.LKCSpec{DisplayName: "a", Type: resource.TypeDedicated, CKU: 2, Cloud: "AWS", Region: "us-west-2", Availability: resource.MultiZone}
+	ok := resource.LKCSpec{DisplayName: "a", Type: resource.TypeDedicated, CKU: 2, Cloud: "AWS", Region: "us-west-2", Availability: resource.MultiZone,
+		ReleasePriority: api.ReleaseRegular}
 	tests := map[string]struct {
 		reason  string
 		mutate  func(*resource.LKCSpec)
@@ -63,6 +71,8 @@ func TestCreateRules(t *testing.T) {
 		"multi-zone 1":   {"MULTI_ZONE needs at least 2 CKU", func(s *resource.LKCSpec) { s.CKU = 1 }, "/spec/config/cku"},
 		"no cku":         {"Dedicated needs a size", func(s *resource.LKCSpec) { s.CKU = 0 }, "/spec/config/cku"},
 		"basic with cku": {"Basic has no CKU", func(s *resource.LKCSpec) { s.Type = resource.TypeBasic }, "/spec/config/cku"},
+		"priority":       {"PRIORITY is a release priority", func(s *resource.LKCSpec) { s.ReleasePriority = api.ReleasePriority }, ""},
+		"bad priority":   {"release priorities are REGULAR and PRIORITY", func(s *resource.LKCSpec) { s.ReleasePriority = "SOON" }, "/spec/config/release_priority"},
 		"unknown type":   {"an unknown type", func(s *resource.LKCSpec) { s.Type = "Enterprise" }, "/spec/config/kind"},
 		"lowercase":      {"clouds are spelled as in the API", func(s *resource.LKCSpec) { s.Cloud = "aws" }, "/spec/cloud"},
 		"region":         {"a region is a name", func(s *resource.LKCSpec) { s.Region = "us west 2" }, "/spec/region"},

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 )
 
@@ -37,8 +38,33 @@ type Principal struct {
 // Metadata returns the envelope metadata of r.
 func Metadata(r store.Resource, self string) api.Metadata {
 	created, updated := r.CreatedAt, r.UpdatedAt
-	return api.Metadata{Self: self, ResourceName: "crn://mothership/organization=" + r.Organization + "/" + r.Kind + "=" + r.ID,
+	return api.Metadata{Self: self, ResourceName: CRN(r),
 		CreatedAt: &created, UpdatedAt: &updated, DeletedAt: r.DeletedAt}
+}
+
+// CRN is r's resource name, in Confluent Cloud's shape and consistent
+// with the role bindings' scopes (Scope.CRN): an environment is
+// organization=O/environment=E, a cluster
+// organization=O/environment=E/cloud-cluster=lkc-x/kafka=lkc-x (clients
+// such as Confluent's Terraform provider cut it at /kafka= for the scope
+// of the cluster's role bindings).
+func CRN(r store.Resource) string {
+	org := Scope{Org: r.Organization}
+	switch r.Kind {
+	case resource.KindEnvironment:
+		return Scope{Org: r.Organization, Env: r.ID}.CRN()
+	case resource.KindLKC:
+		return Scope{Org: r.Organization, Env: r.Environment, Cluster: r.ID}.CRN() + "/kafka=" + r.ID
+	case resource.KindNetwork:
+		return Scope{Org: r.Organization, Env: r.Environment}.CRN() + "/network=" + r.ID
+	case resource.KindServiceAcct:
+		return org.CRN() + "/service-account=" + r.ID
+	case resource.KindAPIKey:
+		return org.CRN() + "/api-key=" + r.ID
+	case resource.KindRoleBinding:
+		return org.CRN() + "/role-binding=" + r.ID
+	}
+	return org.CRN() + "/" + r.Kind + "=" + r.ID
 }
 
 // StoreError maps a store error about kind/id to the API's errors; an

@@ -1,0 +1,66 @@
+package controlplane_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/mothership-dev/mothership/internal/api"
+)
+
+// TestAClusterReadsAsConfluentsTerraformProviderNeedsIt: what Confluent's
+// Terraform provider does with a cluster works. It sends
+// spec.config.release_priority for a Dedicated cluster on create and on
+// every PATCH, and reads it back; it derives the cluster's RBAC CRN by
+// cutting metadata.resource_name at "/kafka=", which must then be a scope
+// a role binding accepts.
+func TestAClusterReadsAsConfluentsTerraformProviderNeedsIt(t *testing.T) {
+	s := newSystem(t, nil)
+	env := s.environment("prod")
+	var c api.Cluster
+	if code := s.do("POST", "/cmk/v2/clusters", map[string]any{"spec": map[string]any{"display_name": "orders", "cloud": "AWS",
+		"region": "us-west-2", "environment": map[string]any{"id": env},
+		"config": map[string]any{"kind": "Dedicated", "cku": 1, "release_priority": "PRIORITY"}}}, &c); code != http.StatusAccepted {
+		t.Fatalf("create a Dedicated cluster with release_priority: %d", code)
+	}
+	var got api.Cluster
+	if code := s.do("GET", "/cmk/v2/clusters/"+c.ID, nil, &got); code != http.StatusOK || got.Spec.Config.ReleasePriority != "PRIORITY" {
+		t.Fatalf("GET: %d, release_priority %q; want PRIORITY", code, got.Spec.Config.ReleasePriority)
+	}
+
+	rbacCRN, found := strings.CutSuffix(got.Metadata.ResourceName, "/kafka="+c.ID)
+	if !found {
+		t.Fatalf("resource_name %q does not end in /kafka=%s: the provider cannot derive the cluster's RBAC CRN", got.Metadata.ResourceName, c.ID)
+	}
+	if !strings.HasSuffix(rbacCRN, "/environment="+env+"/cloud-cluster="+c.ID) {
+		t.Fatalf("the cluster's RBAC CRN %q does not name its environment and cluster", rbacCRN)
+	}
+	var sa api.ServiceAccount
+	if code := s.do("POST", "/iam/v2/service-accounts", map[string]any{"display_name": "terraform", "description": "runs terraform"}, &sa); code != http.StatusCreated {
+		t.Fatalf("create service account: %d", code)
+	}
+	if code := s.do("POST", "/iam/v2/role-bindings", map[string]any{"principal": "User:" + sa.ID, "role_name": "CloudClusterAdmin",
+		"crn_pattern": rbacCRN}, nil); code != http.StatusCreated {
+		t.Fatalf("a role binding on the cluster's RBAC CRN %q: %d", rbacCRN, code)
+	}
+	var e api.Environment
+	if code := s.do("GET", "/org/v2/environments/"+env, nil, &e); code != http.StatusOK || !strings.HasSuffix(e.Metadata.ResourceName, "/environment="+env) {
+		t.Fatalf("environment resource_name %q (%d)", e.Metadata.ResourceName, code)
+	}
+
+	// The provider's PATCH carries the whole config.
+	if code := s.do("PATCH", "/cmk/v2/clusters/"+c.ID, map[string]any{"spec": map[string]any{"display_name": "orders-2",
+		"config": map[string]any{"kind": "Dedicated", "cku": 1, "release_priority": "REGULAR"}}}, &got); code != http.StatusOK {
+		t.Fatalf("PATCH with release_priority: %d", code)
+	}
+	if got.Spec.Config.ReleasePriority != "REGULAR" || got.Spec.DisplayName != "orders-2" {
+		t.Fatalf("after PATCH: %+v", got.Spec)
+	}
+	// Basic clusters have none.
+	var e422 api.ErrorBody
+	if code := s.do("POST", "/cmk/v2/clusters", map[string]any{"spec": map[string]any{"display_name": "dev", "cloud": "AWS",
+		"region": "us-west-2", "environment": map[string]any{"id": env},
+		"config": map[string]any{"kind": "Basic", "release_priority": "REGULAR"}}}, &e422); code != http.StatusUnprocessableEntity {
+		t.Fatalf("a Basic cluster with release_priority: %d, want 422", code)
+	}
+}
