@@ -204,6 +204,29 @@ type ServiceAccount struct {
 	Description string   `json:"description,omitempty"`
 }
 
+// EnvironmentUpdate is the body of PATCH /org/v2/environments/{id}.
+type EnvironmentUpdate struct {
+	DisplayName *string `json:"display_name,omitempty"`
+}
+
+// ServiceAccountUpdate is the body of PATCH /iam/v2/service-accounts/{id}.
+type ServiceAccountUpdate struct {
+	DisplayName *string `json:"display_name,omitempty"`
+	Description *string `json:"description,omitempty"`
+}
+
+// APIKeyUpdate is the body of PATCH /iam/v2/api-keys/{id}: a key's names,
+// nothing of what it grants.
+type APIKeyUpdate struct {
+	Spec APIKeyUpdateSpec `json:"spec"`
+}
+
+// APIKeyUpdateSpec holds what a key's PATCH may change.
+type APIKeyUpdateSpec struct {
+	DisplayName *string `json:"display_name,omitempty"`
+	Description *string `json:"description,omitempty"`
+}
+
 // ServiceAccountCreate is the body of POST /iam/v2/service-accounts.
 type ServiceAccountCreate struct {
 	DisplayName string `json:"display_name"`

@@ -76,6 +76,9 @@ func TestAnotherOrganizationSeesNothing(t *testing.T) {
 			var body any
 			if rt.Method == http.MethodPatch {
 				body = map[string]any{"spec": map[string]any{"display_name": "stolen"}}
+				if prefix == "/org/v2/environments" || prefix == "/iam/v2/service-accounts" {
+					body = map[string]any{"display_name": "stolen"} // flat, as Confluent's documents have them
+				}
 			}
 			code, out := s.as(bKey, bSecret, rt.Method, prefix+"/"+id, body)
 			if code != http.StatusNotFound {

@@ -64,6 +64,11 @@ func TestRolesGrantWhatTheySay(t *testing.T) {
 	op := s.principal("operator", "Operator", crn)
 	envAdmin := s.principal("env-admin", "EnvironmentAdmin", crn+"/environment="+e1)
 	cluAdmin := s.principal("cluster-admin", "CloudClusterAdmin", crn+"/environment="+e1+"/cloud-cluster="+c1.ID)
+	var bindings api.List[api.RoleBinding]
+	if code := s.do("GET", "/iam/v2/role-bindings", nil, &bindings); code != http.StatusOK || len(bindings.Data) == 0 {
+		t.Fatalf("the admin lists role bindings: %d, %d", code, len(bindings.Data))
+	}
+	opBinding := bindings.Data[0].ID
 	newCluster := func(env string) map[string]any {
 		return map[string]any{"spec": map[string]any{"display_name": "n", "cloud": "AWS", "region": "us-west-2",
 			"config": map[string]any{"kind": "Basic"}, "environment": map[string]any{"id": env}}}
@@ -83,7 +88,8 @@ func TestRolesGrantWhatTheySay(t *testing.T) {
 		{"operator", op, "POST", "/cmk/v2/clusters", newCluster(e1), 403, "Operator changes nothing"},
 		{"operator", op, "PATCH", "/cmk/v2/clusters/" + c1.ID, rename, 403, "… not even a name"},
 		{"operator", op, "DELETE", "/cmk/v2/clusters/" + c1.ID, nil, 403, "… and deletes nothing"},
-		{"operator", op, "GET", "/iam/v2/role-bindings", nil, 403, "role bindings are organization administration"},
+		{"operator", op, "GET", "/iam/v2/role-bindings", nil, 200, "role bindings are organization administration: the list shows it none"},
+		{"operator", op, "GET", "/iam/v2/role-bindings/" + opBinding, nil, 403, "… and a named one is refused"},
 		{"env-admin", envAdmin, "POST", "/cmk/v2/clusters", newCluster(e1), 202, "EnvironmentAdmin creates clusters in its environment"},
 		{"env-admin", envAdmin, "POST", "/cmk/v2/clusters", newCluster(e2), 403, "… not in another"},
 		{"env-admin", envAdmin, "GET", "/cmk/v2/clusters/" + c2.ID, nil, 403, "… nor sees another's clusters"},

@@ -64,3 +64,43 @@ func TestAClusterReadsAsConfluentsTerraformProviderNeedsIt(t *testing.T) {
 		t.Fatalf("a Basic cluster with release_priority: %d, want 422", code)
 	}
 }
+
+// TestPatchOfEnvironmentsServiceAccountsAndKeys: the PATCHes Confluent's
+// documents define, which its Terraform provider sends on a rename, and
+// got 405 before.
+func TestPatchOfEnvironmentsServiceAccountsAndKeys(t *testing.T) {
+	s := newSystem(t, nil)
+	env := s.environment("prod")
+	var e api.Environment
+	if code := s.do("PATCH", "/org/v2/environments/"+env, map[string]any{"display_name": "production"}, &e); code != http.StatusOK || e.DisplayName != "production" {
+		t.Fatalf("rename environment: %d %+v", code, e)
+	}
+	if code := s.do("GET", "/org/v2/environments/"+env, nil, &e); code != http.StatusOK || e.DisplayName != "production" {
+		t.Fatalf("environment after rename: %d %+v", code, e)
+	}
+	if code := s.do("PATCH", "/org/v2/environments/"+env, map[string]any{"display_name": " "}, nil); code != http.StatusUnprocessableEntity {
+		t.Fatalf("a blank name: %d, want 422", code)
+	}
+
+	var sa api.ServiceAccount
+	if code := s.do("POST", "/iam/v2/service-accounts", map[string]any{"display_name": "etl", "description": "old"}, &sa); code != http.StatusCreated {
+		t.Fatalf("create service account: %d", code)
+	}
+	if code := s.do("PATCH", "/iam/v2/service-accounts/"+sa.ID, map[string]any{"description": "loads the warehouse"}, &sa); code != http.StatusOK ||
+		sa.Description != "loads the warehouse" || sa.DisplayName != "etl" {
+		t.Fatalf("describe service account: %d %+v", code, sa)
+	}
+
+	var key api.APIKey
+	if code := s.do("POST", "/iam/v2/api-keys", map[string]any{"spec": map[string]any{"display_name": "ci"}}, &key); code != http.StatusAccepted {
+		t.Fatalf("create key: %d", code)
+	}
+	var updated api.APIKey
+	if code := s.do("PATCH", "/iam/v2/api-keys/"+key.ID, map[string]any{"spec": map[string]any{"display_name": "ci-2", "description": "the CI's key"}}, &updated); code != http.StatusOK ||
+		updated.Spec.DisplayName != "ci-2" || updated.Spec.Description != "the CI's key" || updated.Spec.Secret != "" {
+		t.Fatalf("update key: %d %+v", code, updated.Spec)
+	}
+	if code := s.do("PATCH", "/iam/v2/api-keys/"+key.ID, map[string]any{"spec": map[string]any{"resource": map[string]any{"id": "lkc-x"}}}, nil); code != http.StatusBadRequest {
+		t.Fatalf("changing what a key grants: %d, want 400", code)
+	}
+}

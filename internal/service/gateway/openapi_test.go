@@ -417,8 +417,15 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 		x.key, x.secret = saKey.ID, saKey.Spec.Secret
 		return x
 	}
-	// A principal without a role binding may do nothing at all.
-	c.do(t, asSA(exchange{method: "GET", path: "/cmk/v2/clusters", want: 403}))
+	// A principal without a role binding may do nothing: its lists are
+	// empty, a named resource is refused.
+	var none api.List[api.Cluster]
+	decode(t, c.do(t, asSA(exchange{method: "GET", path: "/cmk/v2/clusters", want: 200})), &none)
+	if len(none.Data) != 0 {
+		t.Errorf("a principal without roles lists clusters %+v", none.Data)
+	}
+	c.do(t, asSA(exchange{method: "GET", path: "/org/v2/environments", want: 200}))
+	c.do(t, asSA(exchange{method: "GET", path: "/cmk/v2/clusters/" + cl.ID, want: 403}))
 
 	var operator api.RoleBinding
 	c.created(t, c.do(t, admin(exchange{method: "POST", path: "/iam/v2/role-bindings", want: 201,
@@ -440,8 +447,12 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 		t.Errorf("an Operator of the organization sees the clusters %+v, not %s", seen.Data, cl.ID)
 	}
 	c.do(t, asSA(exchange{method: "POST", path: "/cmk/v2/clusters", body: validCluster(func(_, _, _ map[string]any) {}), want: 403}))
-	c.do(t, asSA(exchange{method: "GET", path: "/iam/v2/role-bindings", want: 403}))
+	c.do(t, asSA(exchange{method: "GET", path: "/iam/v2/role-bindings", want: 200}))
+	c.do(t, asSA(exchange{method: "GET", path: "/iam/v2/role-bindings/" + operator.ID, want: 403}))
 	c.do(t, asSA(exchange{method: "DELETE", path: "/iam/v2/service-accounts/" + sa.ID, want: 403}))
+	c.do(t, asSA(exchange{method: "PATCH", path: "/iam/v2/service-accounts/" + sa.ID, body: map[string]any{"description": "mine now"}, want: 403}))
+	c.do(t, admin(exchange{method: "PATCH", path: "/iam/v2/service-accounts/" + sa.ID, body: map[string]any{"description": "runs the pipeline"}, want: 200}))
+	c.do(t, admin(exchange{method: "PATCH", path: "/iam/v2/service-accounts/" + sa.ID, body: map[string]any{"description": "a\x00b"}, want: 422}))
 	// iam refuses what the gateway let by: a key for someone else, and
 	// another owner's key.
 	c.do(t, asSA(exchange{method: "POST", path: "/iam/v2/api-keys", body: map[string]any{"spec": map[string]any{"owner": map[string]any{"id": adminUser}}}, want: 403}))
@@ -506,6 +517,10 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 		}
 	}
 	c.do(t, exchange{method: "GET", path: "/iam/v2/users", key: cloudKey.ID, secret: cloudKey.Spec.Secret, want: 200})
+
+	// Names change; what a key grants does not.
+	c.do(t, exchange{method: "PATCH", path: "/iam/v2/api-keys/" + key.ID, body: map[string]any{"spec": map[string]any{"display_name": "ci", "description": "the CI's key"}}, want: 200})
+	c.do(t, exchange{method: "PATCH", path: "/org/v2/environments/" + spare.ID, body: map[string]any{"display_name": "spare-2"}, want: 200})
 
 	// Clean up through the API, which exercises the deletes.
 	c.do(t, exchange{method: "DELETE", path: "/iam/v2/api-keys/" + key.ID, want: 204})

@@ -22,18 +22,13 @@ func (g *Gateway) table() []Route {
 		creation(iam.EnvironmentsPath, svcapi.Admin, http.StatusCreated, g.cfg.IAM.CreateEnvironment),
 		listOf(iam.EnvironmentsPath, svcapi.Read, g.cfg.IAM.ListEnvironments),
 		byID(iam.EnvironmentsPath, svcapi.Read, g.cfg.IAM.GetEnvironment),
+		update(iam.EnvironmentsPath, svcapi.Admin, g.cfg.IAM.UpdateEnvironment),
 		deleteByID(iam.EnvironmentsPath, svcapi.Admin, g.cfg.IAM.DeleteEnvironment),
 
 		creation(kafka.ClustersPath, svcapi.Write, http.StatusAccepted, g.cfg.Kafka.CreateCluster),
 		listInEnvironment(kafka.ClustersPath, g.cfg.Kafka.ListClusters),
 		byID(kafka.ClustersPath, svcapi.Read, g.cfg.Kafka.GetCluster),
-		{Method: http.MethodPatch, Pattern: kafka.ClustersPath + "/{id}", Need: svcapi.Write, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			var in api.ClusterUpdate
-			if e := api.Decode(r.Body, &in); e != nil {
-				return e
-			}
-			return ok(w)(g.cfg.Kafka.UpdateCluster(r.Context(), p, id(r), in))
-		}},
+		update(kafka.ClustersPath, svcapi.Write, g.cfg.Kafka.UpdateCluster),
 		deleteByID(kafka.ClustersPath, svcapi.Write, g.cfg.Kafka.DeleteCluster),
 
 		{Method: http.MethodPost, Pattern: network.NetworksPath, Need: svcapi.Write, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
@@ -70,6 +65,7 @@ func (g *Gateway) table() []Route {
 		creation(iam.APIKeysPath, svcapi.Read, http.StatusAccepted, g.cfg.IAM.CreateAPIKey),
 		listOf(iam.APIKeysPath, svcapi.Read, g.cfg.IAM.ListAPIKeys),
 		byID(iam.APIKeysPath, svcapi.Read, g.cfg.IAM.GetAPIKey),
+		update(iam.APIKeysPath, svcapi.Read, g.cfg.IAM.UpdateAPIKey),
 		deleteByID(iam.APIKeysPath, svcapi.Read, g.cfg.IAM.DeleteAPIKey),
 
 		listOf(iam.UsersPath, svcapi.Read, g.cfg.IAM.ListUsers),
@@ -78,6 +74,7 @@ func (g *Gateway) table() []Route {
 		creation(iam.ServiceAccountsPath, svcapi.Admin, http.StatusCreated, g.cfg.IAM.CreateServiceAccount),
 		listOf(iam.ServiceAccountsPath, svcapi.Read, g.cfg.IAM.ListServiceAccounts),
 		byID(iam.ServiceAccountsPath, svcapi.Read, g.cfg.IAM.GetServiceAccount),
+		update(iam.ServiceAccountsPath, svcapi.Admin, g.cfg.IAM.UpdateServiceAccount),
 		deleteByID(iam.ServiceAccountsPath, svcapi.Admin, g.cfg.IAM.DeleteServiceAccount),
 
 		creation(iam.RoleBindingsPath, svcapi.Admin, http.StatusCreated, g.cfg.IAM.CreateRoleBinding),
@@ -106,6 +103,18 @@ func byID[T any](pattern string, need svcapi.Action, get func(context.Context, s
 	}}
 }
 
+// update serves PATCH pattern/{id}: the body decoded strictly, the
+// resource as it is now in the answer.
+func update[In, Out any](pattern string, need svcapi.Action, fn func(context.Context, svcapi.Principal, string, In) (Out, error)) Route {
+	return Route{Method: http.MethodPatch, Pattern: pattern + "/{id}", Need: need, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		var in In
+		if e := api.Decode(r.Body, &in); e != nil {
+			return e
+		}
+		return ok(w)(fn(r.Context(), p, r.PathValue("id"), in))
+	}}
+}
+
 // deleteByID serves DELETE pattern/{id}.
 func deleteByID(pattern string, need svcapi.Action, del func(context.Context, svcapi.Principal, string) error) Route {
 	return Route{Method: http.MethodDelete, Pattern: pattern + "/{id}", Need: need, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
@@ -115,7 +124,7 @@ func deleteByID(pattern string, need svcapi.Action, del func(context.Context, sv
 
 // listOf serves GET pattern, a paged list.
 func listOf[T any](pattern string, need svcapi.Action, list func(context.Context, svcapi.Principal, svcapi.Page) (T, error)) Route {
-	return Route{Method: http.MethodGet, Pattern: pattern, Need: need, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+	return Route{Method: http.MethodGet, Pattern: pattern, Need: need, List: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 		page, err := pageOf(r)
 		if err != nil {
 			return err
@@ -127,7 +136,7 @@ func listOf[T any](pattern string, need svcapi.Action, list func(context.Context
 // listInEnvironment serves GET pattern, a paged list that an environment
 // query parameter may narrow.
 func listInEnvironment[T any](pattern string, list func(context.Context, svcapi.Principal, string, svcapi.Page) (T, error)) Route {
-	return Route{Method: http.MethodGet, Pattern: pattern, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+	return Route{Method: http.MethodGet, Pattern: pattern, Need: svcapi.Read, List: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 		page, err := pageOf(r)
 		if err != nil {
 			return err

@@ -145,8 +145,8 @@ func (s *Service) CreateAPIKey(ctx context.Context, p svcapi.Principal, in api.A
 			return api.APIKey{}, err
 		}
 	}
-	if utf8.RuneCountInString(in.Spec.Description) > 256 || strings.IndexFunc(in.Spec.Description, unicode.IsControl) >= 0 {
-		return api.APIKey{}, api.Invalid("/spec/description", "description is at most 256 characters, without control characters")
+	if err := validateDescription("/spec/description", in.Spec.Description); err != nil {
+		return api.APIKey{}, err
 	}
 	owner := p.Owner
 	if in.Spec.Owner != nil && in.Spec.Owner.ID != "" {
@@ -308,4 +308,82 @@ func (s *Service) keysOf(ctx context.Context, tx store.Tx, org, owner string) (i
 		}
 		after = rs[len(rs)-1].ID
 	}
+}
+
+// validateDescription checks a description: at most 256 characters,
+// none of them a control character.
+func validateDescription(pointer, d string) error {
+	if utf8.RuneCountInString(d) > 256 || strings.IndexFunc(d, unicode.IsControl) >= 0 {
+		return api.Invalid(pointer, "description is at most 256 characters, without control characters")
+	}
+	return nil
+}
+
+// UpdateEnvironment renames an environment.
+func (s *Service) UpdateEnvironment(ctx context.Context, p svcapi.Principal, id string, in api.EnvironmentUpdate) (api.Environment, error) {
+	var out api.Environment
+	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		r, err := svcapi.Own(ctx, tx, resource.KindEnvironment, p.Organization, id)
+		if err != nil {
+			return err
+		}
+		if err := p.Require(svcapi.Admin, svcapi.Scope{Org: p.Organization}); err != nil {
+			return err
+		}
+		spec, err := resource.Decode[resource.EnvironmentSpec](r.Spec)
+		if err != nil {
+			return err
+		}
+		if in.DisplayName != nil {
+			if err := svcapi.ValidateDisplayName("/display_name", *in.DisplayName); err != nil {
+				return err
+			}
+			spec.DisplayName = *in.DisplayName
+		}
+		if r, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindEnvironment, ID: id, Spec: resource.Encode(spec)}); err != nil {
+			return err
+		}
+		out, err = toEnvironment(r)
+		return err
+	})
+	return out, svcapi.StoreError("environment", id, err)
+}
+
+// UpdateAPIKey changes a key's display name or description; what it
+// grants never changes (a new key does that).
+func (s *Service) UpdateAPIKey(ctx context.Context, p svcapi.Principal, id string, in api.APIKeyUpdate) (api.APIKey, error) {
+	var out api.APIKey
+	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		r, err := svcapi.Own(ctx, tx, resource.KindAPIKey, p.Organization, id)
+		if err != nil {
+			return err
+		}
+		if err := s.mayManageKey(p, r); err != nil {
+			return err
+		}
+		spec, err := resource.Decode[resource.APIKeySpec](r.Spec)
+		if err != nil {
+			return err
+		}
+		if d := in.Spec.DisplayName; d != nil {
+			if *d != "" {
+				if err := svcapi.ValidateDisplayName("/spec/display_name", *d); err != nil {
+					return err
+				}
+			}
+			spec.DisplayName = *d
+		}
+		if d := in.Spec.Description; d != nil {
+			if err := validateDescription("/spec/description", *d); err != nil {
+				return err
+			}
+			spec.Description = *d
+		}
+		if r, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindAPIKey, ID: id, Spec: resource.Encode(spec)}); err != nil {
+			return err
+		}
+		out, err = toAPIKey(r)
+		return err
+	})
+	return out, svcapi.StoreError("api key", id, err)
 }

@@ -16,6 +16,7 @@ func (s *Service) RPC(token string) *svcapi.RPCServer {
 	svcapi.HandleGet(srv, "GetEnvironment", s.GetEnvironment)
 	svcapi.HandleList(srv, "ListEnvironments", s.ListEnvironments)
 	svcapi.HandleDelete(srv, "DeleteEnvironment", s.DeleteEnvironment)
+	svcapi.HandleUpdate(srv, "UpdateEnvironment", s.UpdateEnvironment)
 	svcapi.Handle(srv, "EnvironmentExists", func(ctx context.Context, a svcapi.Args[svcapi.None]) (bool, error) {
 		return s.EnvironmentExists(ctx, a.Org, a.ID)
 	})
@@ -23,12 +24,14 @@ func (s *Service) RPC(token string) *svcapi.RPCServer {
 	svcapi.HandleGet(srv, "GetAPIKey", s.GetAPIKey)
 	svcapi.HandleList(srv, "ListAPIKeys", s.ListAPIKeys)
 	svcapi.HandleDelete(srv, "DeleteAPIKey", s.DeleteAPIKey)
+	svcapi.HandleUpdate(srv, "UpdateAPIKey", s.UpdateAPIKey)
 	svcapi.HandleGet(srv, "GetUser", s.GetUser)
 	svcapi.HandleList(srv, "ListUsers", s.ListUsers)
 	svcapi.HandleCreate(srv, "CreateServiceAccount", s.CreateServiceAccount)
 	svcapi.HandleGet(srv, "GetServiceAccount", s.GetServiceAccount)
 	svcapi.HandleList(srv, "ListServiceAccounts", s.ListServiceAccounts)
 	svcapi.HandleDelete(srv, "DeleteServiceAccount", s.DeleteServiceAccount)
+	svcapi.HandleUpdate(srv, "UpdateServiceAccount", s.UpdateServiceAccount)
 	svcapi.HandleCreate(srv, "CreateRoleBinding", s.CreateRoleBinding)
 	svcapi.HandleGet(srv, "GetRoleBinding", s.GetRoleBinding)
 	svcapi.HandleList(srv, "ListRoleBindings", s.ListRoleBindings)
@@ -150,4 +153,19 @@ func (c *Client) DeleteRoleBinding(ctx context.Context, p svcapi.Principal, id s
 // Authenticate calls Service.Authenticate.
 func (c *Client) Authenticate(ctx context.Context, key, secret, from string) (svcapi.Principal, error) {
 	return svcapi.Call[authArgs, svcapi.Principal](ctx, c.c, "Authenticate", authArgs{Key: key, Secret: secret, From: from})
+}
+
+// UpdateEnvironment calls Service.UpdateEnvironment.
+func (c *Client) UpdateEnvironment(ctx context.Context, p svcapi.Principal, id string, in api.EnvironmentUpdate) (api.Environment, error) {
+	return svcapi.CallUpdate[api.EnvironmentUpdate, api.Environment](ctx, c.c, "UpdateEnvironment", p, id, in)
+}
+
+// UpdateAPIKey calls Service.UpdateAPIKey.
+func (c *Client) UpdateAPIKey(ctx context.Context, p svcapi.Principal, id string, in api.APIKeyUpdate) (api.APIKey, error) {
+	return svcapi.CallUpdate[api.APIKeyUpdate, api.APIKey](ctx, c.c, "UpdateAPIKey", p, id, in)
+}
+
+// UpdateServiceAccount calls Service.UpdateServiceAccount.
+func (c *Client) UpdateServiceAccount(ctx context.Context, p svcapi.Principal, id string, in api.ServiceAccountUpdate) (api.ServiceAccount, error) {
+	return svcapi.CallUpdate[api.ServiceAccountUpdate, api.ServiceAccount](ctx, c.c, "UpdateServiceAccount", p, id, in)
 }

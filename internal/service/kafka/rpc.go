@@ -16,9 +16,7 @@ func (s *Service) RPC(token string) *svcapi.RPCServer {
 	svcapi.HandleCreate(srv, "CreateCluster", s.CreateCluster)
 	svcapi.HandleGet(srv, "GetCluster", s.GetCluster)
 	svcapi.HandleListIn(srv, "ListClusters", s.ListClusters)
-	svcapi.Handle(srv, "UpdateCluster", func(ctx context.Context, a svcapi.Args[api.ClusterUpdate]) (api.Cluster, error) {
-		return s.UpdateCluster(ctx, a.P, a.ID, a.In)
-	})
+	svcapi.HandleUpdate(srv, "UpdateCluster", s.UpdateCluster)
 	svcapi.HandleDelete(srv, "DeleteCluster", s.DeleteCluster)
 	svcapi.Handle(srv, "Cluster", func(ctx context.Context, a svcapi.Args[svcapi.None]) (clusterAnswer, error) {
 		env, site, ok, err := s.Cluster(ctx, a.Org, a.ID)
@@ -63,7 +61,7 @@ func (c *Client) ListClusters(ctx context.Context, p svcapi.Principal, env strin
 
 // UpdateCluster calls Service.UpdateCluster.
 func (c *Client) UpdateCluster(ctx context.Context, p svcapi.Principal, id string, in api.ClusterUpdate) (api.Cluster, error) {
-	return svcapi.Call[svcapi.Args[api.ClusterUpdate], api.Cluster](ctx, c.c, "UpdateCluster", svcapi.Args[api.ClusterUpdate]{P: p, ID: id, In: in})
+	return svcapi.CallUpdate[api.ClusterUpdate, api.Cluster](ctx, c.c, "UpdateCluster", p, id, in)
 }
 
 // DeleteCluster calls Service.DeleteCluster.

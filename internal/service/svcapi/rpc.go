@@ -231,6 +231,16 @@ func HandleDelete(s *RPCServer, method string, fn func(context.Context, Principa
 	Handle(s, method, func(ctx context.Context, a Args[None]) (None, error) { return None{}, fn(ctx, a.P, a.ID) })
 }
 
+// HandleUpdate serves method as a change of one resource by its id.
+func HandleUpdate[In, Out any](s *RPCServer, method string, fn func(context.Context, Principal, string, In) (Out, error)) {
+	Handle(s, method, func(ctx context.Context, a Args[In]) (Out, error) { return fn(ctx, a.P, a.ID, a.In) })
+}
+
+// CallUpdate calls a method served by HandleUpdate.
+func CallUpdate[In, Out any](ctx context.Context, c *RPCClient, method string, p Principal, id string, in In) (Out, error) {
+	return Call[Args[In], Out](ctx, c, method, Args[In]{P: p, ID: id, In: in})
+}
+
 // CallCreate calls a procedure served by HandleCreate.
 func CallCreate[In, Out any](ctx context.Context, c *RPCClient, method string, p Principal, in In) (Out, error) {
 	return Call[Args[In], Out](ctx, c, method, Args[In]{P: p, In: in})
