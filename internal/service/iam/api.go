@@ -319,52 +319,59 @@ func validateDescription(pointer, d string) error {
 	return nil
 }
 
+// updateSpec changes the spec of one of the organization's resources of
+// kind (what, in errors) as change says, once may allows the caller, and
+// renders the result.
+func updateSpec[S, T any](ctx context.Context, s *Service, p svcapi.Principal, kind, what, id string,
+	may func(store.Resource) error, change func(*S) error, render func(store.Resource) (T, error)) (T, error) {
+	var out T
+	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		r, err := svcapi.Own(ctx, tx, kind, p.Organization, id)
+		if err != nil {
+			return err
+		}
+		if err := may(r); err != nil {
+			return err
+		}
+		spec, err := resource.Decode[S](r.Spec)
+		if err != nil {
+			return err
+		}
+		if err := change(&spec); err != nil {
+			return err
+		}
+		if r, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: kind, ID: id, Spec: resource.Encode(spec)}); err != nil {
+			return err
+		}
+		out, err = render(r)
+		return err
+	})
+	return out, svcapi.StoreError(what, id, err)
+}
+
+// orgAdmin allows an OrganizationAdmin of the caller's organization.
+func orgAdmin(p svcapi.Principal) func(store.Resource) error {
+	return func(store.Resource) error { return p.Require(svcapi.Admin, svcapi.Scope{Org: p.Organization}) }
+}
+
 // UpdateEnvironment renames an environment.
 func (s *Service) UpdateEnvironment(ctx context.Context, p svcapi.Principal, id string, in api.EnvironmentUpdate) (api.Environment, error) {
-	var out api.Environment
-	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		r, err := svcapi.Own(ctx, tx, resource.KindEnvironment, p.Organization, id)
-		if err != nil {
-			return err
-		}
-		if err := p.Require(svcapi.Admin, svcapi.Scope{Org: p.Organization}); err != nil {
-			return err
-		}
-		spec, err := resource.Decode[resource.EnvironmentSpec](r.Spec)
-		if err != nil {
-			return err
-		}
+	return updateSpec(ctx, s, p, resource.KindEnvironment, "environment", id, orgAdmin(p), func(spec *resource.EnvironmentSpec) error {
 		if in.DisplayName != nil {
 			if err := svcapi.ValidateDisplayName("/display_name", *in.DisplayName); err != nil {
 				return err
 			}
 			spec.DisplayName = *in.DisplayName
 		}
-		if r, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindEnvironment, ID: id, Spec: resource.Encode(spec)}); err != nil {
-			return err
-		}
-		out, err = toEnvironment(r)
-		return err
-	})
-	return out, svcapi.StoreError("environment", id, err)
+		return nil
+	}, toEnvironment)
 }
 
 // UpdateAPIKey changes a key's display name or description; what it
 // grants never changes (a new key does that).
 func (s *Service) UpdateAPIKey(ctx context.Context, p svcapi.Principal, id string, in api.APIKeyUpdate) (api.APIKey, error) {
-	var out api.APIKey
-	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		r, err := svcapi.Own(ctx, tx, resource.KindAPIKey, p.Organization, id)
-		if err != nil {
-			return err
-		}
-		if err := s.mayManageKey(p, r); err != nil {
-			return err
-		}
-		spec, err := resource.Decode[resource.APIKeySpec](r.Spec)
-		if err != nil {
-			return err
-		}
+	may := func(r store.Resource) error { return s.mayManageKey(p, r) }
+	return updateSpec(ctx, s, p, resource.KindAPIKey, "api key", id, may, func(spec *resource.APIKeySpec) error {
 		if d := in.Spec.DisplayName; d != nil {
 			if *d != "" {
 				if err := svcapi.ValidateDisplayName("/spec/display_name", *d); err != nil {
@@ -379,11 +386,6 @@ func (s *Service) UpdateAPIKey(ctx context.Context, p svcapi.Principal, id strin
 			}
 			spec.Description = *d
 		}
-		if r, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindAPIKey, ID: id, Spec: resource.Encode(spec)}); err != nil {
-			return err
-		}
-		out, err = toAPIKey(r)
-		return err
-	})
-	return out, svcapi.StoreError("api key", id, err)
+		return nil
+	}, toAPIKey)
 }

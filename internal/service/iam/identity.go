@@ -265,19 +265,7 @@ func (s *Service) dropPrincipal(ctx context.Context, tx store.Tx, org, principal
 // UpdateServiceAccount changes a service account's display name or
 // description.
 func (s *Service) UpdateServiceAccount(ctx context.Context, p svcapi.Principal, id string, in api.ServiceAccountUpdate) (api.ServiceAccount, error) {
-	var out api.ServiceAccount
-	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		r, err := svcapi.Own(ctx, tx, resource.KindServiceAcct, p.Organization, id)
-		if err != nil {
-			return err
-		}
-		if err := p.Require(svcapi.Admin, svcapi.Scope{Org: p.Organization}); err != nil {
-			return err
-		}
-		spec, err := resource.Decode[resource.ServiceAccountSpec](r.Spec)
-		if err != nil {
-			return err
-		}
+	return updateSpec(ctx, s, p, resource.KindServiceAcct, "service account", id, orgAdmin(p), func(spec *resource.ServiceAccountSpec) error {
 		if in.DisplayName != nil {
 			if err := svcapi.ValidateDisplayName("/display_name", *in.DisplayName); err != nil {
 				return err
@@ -290,11 +278,6 @@ func (s *Service) UpdateServiceAccount(ctx context.Context, p svcapi.Principal, 
 			}
 			spec.Description = *in.Description
 		}
-		if r, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindServiceAcct, ID: id, Spec: resource.Encode(spec)}); err != nil {
-			return err
-		}
-		out, err = toServiceAccount(r)
-		return err
-	})
-	return out, svcapi.StoreError("service account", id, err)
+		return nil
+	}, toServiceAccount)
 }
