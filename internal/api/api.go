@@ -31,14 +31,26 @@ type List[T any] struct {
 	Data       []T      `json:"data"`
 }
 
-// ObjectReference points at another resource.
+// ObjectReference points at another resource: its id, and, in the
+// answers, where it is (related), its CRN (resource_name), its kind and
+// API version, and the environment it lives in where it has one.
 type ObjectReference struct {
 	ID           string `json:"id"`
 	Environment  string `json:"environment,omitempty"`
 	Related      string `json:"related,omitempty"`
 	ResourceName string `json:"resource_name,omitempty"`
+	APIVersion   string `json:"api_version,omitempty"`
 	Kind         string `json:"kind,omitempty"`
 }
+
+// Paths of the resources others refer to.
+const (
+	EnvironmentsPath    = "/org/v2/environments"
+	ClustersPath        = "/cmk/v2/clusters"
+	NetworksPath        = "/networking/v1/networks"
+	UsersPath           = "/iam/v2/users"
+	ServiceAccountsPath = "/iam/v2/service-accounts"
+)
 
 // Environment is /org/v2/environments.
 type Environment struct {

@@ -16,7 +16,7 @@ import (
 
 // Paths of the resources this service serves.
 const (
-	EnvironmentsPath = "/org/v2/environments"
+	EnvironmentsPath = api.EnvironmentsPath
 	APIKeysPath      = "/iam/v2/api-keys"
 )
 
@@ -116,10 +116,14 @@ func (s *Service) DeleteEnvironment(ctx context.Context, p svcapi.Principal, id 
 
 func toAPIKey(r store.Resource) (api.APIKey, error) {
 	spec, err := resource.Decode[resource.APIKeySpec](r.Spec)
+	owner := svcapi.PrincipalRef(r.Organization, spec.Owner)
 	k := api.APIKey{APIVersion: "iam/v2", Kind: "ApiKey", ID: r.ID, Metadata: svcapi.Metadata(r, APIKeysPath+"/"+r.ID),
-		Spec: api.APIKeySpec{DisplayName: spec.DisplayName, Description: spec.Description, Owner: &api.ObjectReference{ID: spec.Owner, Kind: ownerKind(spec.Owner)}}}
+		Spec: api.APIKeySpec{DisplayName: spec.DisplayName, Description: spec.Description, Owner: &owner}}
 	if spec.Resource != "" {
-		k.Spec.Resource = &api.ObjectReference{ID: spec.Resource, Kind: "Cluster"}
+		// A cluster key lives in its cluster's environment (keys made
+		// before that was recorded name none).
+		ref := svcapi.ClusterRef(r.Organization, r.Environment, spec.Resource)
+		k.Spec.Resource = &ref
 	} else {
 		k.Spec.Resource = &api.ObjectReference{ID: "cloud", Kind: "Cloud"}
 	}
@@ -170,8 +174,12 @@ func (s *Service) CreateAPIKey(ctx context.Context, p svcapi.Principal, in api.A
 				"%s has %d API keys, the most a principal may hold; delete one first", owner, n)
 		}
 		var site resource.Site
+		var env string
 		if scope != "" {
-			env, where, ok, err := s.clusters.Cluster(ctx, p.Organization, scope)
+			var where resource.Site
+			var ok bool
+			var err error
+			env, where, ok, err = s.clusters.Cluster(ctx, p.Organization, scope)
 			if err != nil {
 				return err
 			}
@@ -185,7 +193,8 @@ func (s *Service) CreateAPIKey(ctx context.Context, p svcapi.Principal, in api.A
 		} else if !p.MayAttempt(svcapi.Read) {
 			return p.Require(svcapi.Read, svcapi.Scope{Org: p.Organization})
 		}
-		key, secret, err := s.createKey(ctx, tx, p.Organization, owner, scope, site, in.Spec.DisplayName, in.Spec.Description)
+		key, secret, err := s.createKey(ctx, tx, keyFor{org: p.Organization, owner: owner, cluster: scope, env: env, site: site,
+			name: in.Spec.DisplayName, description: in.Spec.Description})
 		if err != nil {
 			return err
 		}
@@ -273,13 +282,6 @@ func (s *Service) forget(key string) {
 	s.mu.Unlock()
 }
 
-// ownerKind names the kind of a key's owner, as Confluent's API does.
-func ownerKind(id string) string {
-	if strings.HasPrefix(id, "sa-") {
-		return "ServiceAccount"
-	}
-	return "User"
-}
 
 // MaxKeysPerPrincipal bounds a user's or service account's keys, as
 // Confluent Cloud does: each key costs a slow hash to make and its own

@@ -135,7 +135,7 @@ func (s *Service) Bootstrap(ctx context.Context, displayName string, newKey bool
 		if err != nil {
 			return err
 		}
-		key, secret, err = s.createKey(ctx, tx, org, admin, "", resource.Site{}, "admin key (re-issued)", "")
+		key, secret, err = s.createKey(ctx, tx, keyFor{org: org, owner: admin, name: "admin key (re-issued)"})
 		return err
 	})
 	if err != nil {
@@ -173,7 +173,7 @@ func (s *Service) createOrganization(ctx context.Context, tx store.Tx, displayNa
 		Spec: resource.Encode(resource.RoleBindingSpec{Principal: admin, Role: svcapi.RoleOrganizationAdmin, CRN: svcapi.Scope{Org: org}.CRN()})}); err != nil {
 		return "", "", "", err
 	}
-	key, secret, err = s.createKey(ctx, tx, org, admin, "", resource.Site{}, "admin key", "")
+	key, secret, err = s.createKey(ctx, tx, keyFor{org: org, owner: admin, name: "admin key"})
 	return org, key, secret, err
 }
 
@@ -315,10 +315,19 @@ func (s *Service) mayGuess(key string) bool {
 	return b.Allow()
 }
 
-// createKey creates an API key in tx and returns its id and secret. A key
-// scoped to a cluster at site also gets its SCRAM credential, sealed to
-// the site's satellite.
-func (s *Service) createKey(ctx context.Context, tx store.Tx, org, owner, scope string, site resource.Site, name, description string) (string, string, error) {
+// keyFor is what a key is made for: its owner, and for a cluster key the
+// cluster, the environment it lives in and the site that serves it.
+type keyFor struct {
+	org, owner        string
+	cluster, env      string
+	site              resource.Site
+	name, description string
+}
+
+// createKey creates an API key in tx as k says and returns its id and
+// secret. A key scoped to a cluster also gets its SCRAM credential,
+// sealed to the satellite of the cluster's site.
+func (s *Service) createKey(ctx context.Context, tx store.Tx, k keyFor) (string, string, error) {
 	key, secret := randomString(16, keyAlphabet), randomString(64, secretAlphabet)
 	salt := randomBytes(16)
 	hash, err := pbkdf2.Key(sha256.New, secret, salt, secretIterations, 32)
@@ -326,15 +335,15 @@ func (s *Service) createKey(ctx context.Context, tx store.Tx, org, owner, scope 
 		return "", "", err
 	}
 	spec := resource.APIKeySpec{
-		DisplayName: name, Description: description, Owner: owner, Resource: scope,
+		DisplayName: k.name, Description: k.description, Owner: k.owner, Resource: k.cluster,
 		Secret: resource.SecretHash{Algorithm: "PBKDF2-SHA256", Iterations: secretIterations, Salt: salt, Hash: hash},
 	}
-	if scope != "" {
-		if spec.SCRAM, err = s.sealSCRAM(key, secret, site); err != nil {
+	if k.cluster != "" {
+		if spec.SCRAM, err = s.sealSCRAM(key, secret, k.site); err != nil {
 			return "", "", err
 		}
 	}
-	if _, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindAPIKey, ID: key, Organization: org, Spec: resource.Encode(spec)}); err != nil {
+	if _, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindAPIKey, ID: key, Organization: k.org, Environment: k.env, Spec: resource.Encode(spec)}); err != nil {
 		return "", "", err
 	}
 	return key, secret, nil

@@ -15,8 +15,8 @@ import (
 
 // Paths of the identity resources.
 const (
-	UsersPath           = "/iam/v2/users"
-	ServiceAccountsPath = "/iam/v2/service-accounts"
+	UsersPath           = api.UsersPath
+	ServiceAccountsPath = api.ServiceAccountsPath
 	RoleBindingsPath    = "/iam/v2/role-bindings"
 )
 

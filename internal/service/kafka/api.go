@@ -18,7 +18,7 @@ import (
 )
 
 // ClustersPath is where the clusters are served.
-const ClustersPath = "/cmk/v2/clusters"
+const ClustersPath = api.ClustersPath
 
 // MaxCKU bounds a Dedicated cluster's size.
 const MaxCKU = 24
@@ -41,7 +41,7 @@ func toCluster(r store.Resource) (api.Cluster, error) {
 			DisplayName: spec.DisplayName, Availability: spec.Availability, Cloud: spec.Cloud, Region: spec.Region,
 			Config:             &api.ClusterConfig{Kind: spec.Type, CKU: spec.CKU, ReleasePriority: spec.ReleasePriority},
 			DeletionProtection: &protect,
-			Environment:        &api.ObjectReference{ID: r.Environment, Related: "/org/v2/environments/" + r.Environment},
+			Environment:        ptr(svcapi.EnvironmentRef(r.Organization, r.Environment)),
 		},
 		Status: &api.ClusterStatus{Phase: r.Status.Phase, CKU: st.CKU, Reason: r.Status.Reason, Message: r.Status.Message,
 			Generation: r.Generation, ObservedGeneration: r.Status.ObservedGeneration},
@@ -54,7 +54,7 @@ func toCluster(r store.Resource) (api.Cluster, error) {
 		c.Spec.KafkaBootstrapEndpoint = "SASL_PLAINTEXT://" + st.BootstrapEndpoint
 	}
 	if spec.Network != "" {
-		c.Spec.Network = &api.ObjectReference{ID: spec.Network, Environment: r.Environment}
+		c.Spec.Network = ptr(svcapi.NetworkRef(r.Organization, r.Environment, spec.Network))
 	}
 	if r.Deleted() {
 		c.Status.Phase = resource.PhaseDeleting
@@ -377,3 +377,5 @@ func (s *Service) ClusterOnNetwork(ctx context.Context, org, network string) (st
 	}
 	return id, nil
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -31,7 +31,7 @@ const (
 )
 
 // NetworksPath is where networks are served.
-const NetworksPath = "/networking/v1/networks"
+const NetworksPath = api.NetworksPath
 
 // ConnectionTypes are the kinds of network a cluster can be reached by.
 var ConnectionTypes = []string{"PUBLIC", "PEERING", "PRIVATELINK", "TRANSITGATEWAY"}
@@ -120,7 +120,7 @@ func toNetwork(r store.Resource) (api.Network, error) {
 	spec, err := resource.Decode[resource.NetworkSpec](r.Spec)
 	return api.Network{APIVersion: "networking/v1", Kind: "Network", ID: r.ID, Metadata: svcapi.Metadata(r, NetworksPath+"/"+r.ID),
 		Spec: api.NetworkSpec{DisplayName: spec.DisplayName, Cloud: spec.Cloud, Region: spec.Region, ConnectionTypes: spec.ConnectionTypes,
-			CIDR: spec.CIDR, Environment: &api.ObjectReference{ID: r.Environment}},
+			CIDR: spec.CIDR, Environment: ptr(svcapi.EnvironmentRef(r.Organization, r.Environment))},
 		Status: &api.NetworkStatus{Phase: r.Status.Phase, Reason: r.Status.Reason, Message: r.Status.Message}}, err
 }
 
@@ -242,3 +242,5 @@ func (s *Service) DeleteNetwork(ctx context.Context, p svcapi.Principal, id stri
 func (s *Service) NetworkIn(ctx context.Context, org, env string) (string, error) {
 	return svcapi.AnyIn(ctx, s.st, resource.KindNetwork, org, env)
 }
+
+func ptr[T any](v T) *T { return &v }

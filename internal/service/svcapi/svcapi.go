@@ -52,19 +52,51 @@ func CRN(r store.Resource) string {
 	org := Scope{Org: r.Organization}
 	switch r.Kind {
 	case resource.KindEnvironment:
-		return Scope{Org: r.Organization, Env: r.ID}.CRN()
+		return EnvironmentRef(r.Organization, r.ID).ResourceName
 	case resource.KindLKC:
-		return Scope{Org: r.Organization, Env: r.Environment, Cluster: r.ID}.CRN() + "/kafka=" + r.ID
+		return ClusterRef(r.Organization, r.Environment, r.ID).ResourceName
 	case resource.KindNetwork:
-		return Scope{Org: r.Organization, Env: r.Environment}.CRN() + "/network=" + r.ID
-	case resource.KindServiceAcct:
-		return org.CRN() + "/service-account=" + r.ID
+		return NetworkRef(r.Organization, r.Environment, r.ID).ResourceName
+	case resource.KindServiceAcct, resource.KindUser:
+		return PrincipalRef(r.Organization, r.ID).ResourceName
 	case resource.KindAPIKey:
 		return org.CRN() + "/api-key=" + r.ID
 	case resource.KindRoleBinding:
 		return org.CRN() + "/role-binding=" + r.ID
 	}
 	return org.CRN() + "/" + r.Kind + "=" + r.ID
+}
+
+// EnvironmentRef refers to an environment, as answers show it.
+func EnvironmentRef(org, env string) api.ObjectReference {
+	return api.ObjectReference{ID: env, APIVersion: "org/v2", Kind: "Environment",
+		Related: api.EnvironmentsPath + "/" + env, ResourceName: Scope{Org: org, Env: env}.CRN()}
+}
+
+// ClusterRef refers to a Kafka cluster of env; its resource name is
+// unknown without its environment.
+func ClusterRef(org, env, id string) api.ObjectReference {
+	ref := api.ObjectReference{ID: id, APIVersion: "cmk/v2", Kind: "Cluster", Environment: env, Related: api.ClustersPath + "/" + id}
+	if env != "" {
+		ref.ResourceName = Scope{Org: org, Env: env, Cluster: id}.CRN() + "/kafka=" + id
+	}
+	return ref
+}
+
+// NetworkRef refers to a network of env.
+func NetworkRef(org, env, id string) api.ObjectReference {
+	return api.ObjectReference{ID: id, APIVersion: "networking/v1", Kind: "Network", Environment: env,
+		Related: api.NetworksPath + "/" + id, ResourceName: Scope{Org: org, Env: env}.CRN() + "/network=" + id}
+}
+
+// PrincipalRef refers to a user (u-…) or a service account (sa-…).
+func PrincipalRef(org, id string) api.ObjectReference {
+	if strings.HasPrefix(id, "sa-") {
+		return api.ObjectReference{ID: id, APIVersion: "iam/v2", Kind: "ServiceAccount",
+			Related: api.ServiceAccountsPath + "/" + id, ResourceName: Scope{Org: org}.CRN() + "/service-account=" + id}
+	}
+	return api.ObjectReference{ID: id, APIVersion: "iam/v2", Kind: "User",
+		Related: api.UsersPath + "/" + id, ResourceName: Scope{Org: org}.CRN() + "/user=" + id}
 }
 
 // StoreError maps a store error about kind/id to the API's errors; an
