@@ -43,6 +43,11 @@ inspect the event topics, librdkafka ones included:
 			if (adminUser == "") != (password == "") {
 				return errors.New("--admin-user and an admin password (--admin-password-file or --admin-password) go together")
 			}
+			unlock, err := lockDataDir(dataDir, "broker")
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			b, err := broker.Start(broker.Config{DataDir: dataDir, Listen: listen, Logger: log, AdminUser: adminUser, AdminPassword: password})
 			if err != nil {
 				return err

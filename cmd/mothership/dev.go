@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -82,7 +84,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	unlock, err := lockDataDir(dataDir)
+	unlock, err := lockDataDir(dataDir, "dev")
 	if err != nil {
 		return err
 	}
@@ -147,18 +149,30 @@ func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 	return sys.Stop()
 }
 
-// lockDataDir takes the data dir for this process: a second dev on it
-// would write the same databases and broker log. The lock is the kernel's
-// (flock), so a process killed with kill -9 leaves nothing that blocks the
-// next start.
-func lockDataDir(dir string) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+// lockDataDir takes dir for this process (what names it in the error):
+// a second process on it would write the same databases, broker log or
+// clusters. The lock is the kernel's (flock), so a process killed with
+// kill -9 leaves nothing that blocks the next start; the file holds the
+// holder's PID, which a refused process names.
+func lockDataDir(dir, what string) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	path := filepath.Join(dir, ".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("data dir %s is in use by another mothership dev (%v): stop it, or give this one another --data-dir", dir, err)
+		holder := "another process"
+		if b, rerr := os.ReadFile(path); rerr == nil && len(bytes.TrimSpace(b)) > 0 {
+			holder = "PID " + string(bytes.TrimSpace(b))
+		}
+		return nil, fmt.Errorf("data dir %s is in use by %s (a mothership %s or another): stop it, or give this one another --data-dir", dir, holder, what)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0) // only names the holder in errors
 	}
 	return func() { f.Close() }, nil
 }

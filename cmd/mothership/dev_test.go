@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -83,7 +85,7 @@ func TestDevServesHealthReadinessAndMetrics(t *testing.T) {
 // use stops at once, saying so, and the first keeps serving.
 func TestSecondDevOnTheSameDataDirIsRefused(t *testing.T) {
 	dir := t.TempDir()
-	unlock, err := lockDataDir(dir)
+	unlock, err := lockDataDir(dir, "dev")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,13 +94,40 @@ func TestSecondDevOnTheSameDataDirIsRefused(t *testing.T) {
 	second.SetOut(io.Discard)
 	second.SetErr(io.Discard)
 	err = second.ExecuteContext(t.Context())
-	if err == nil || !strings.Contains(err.Error(), "in use by another mothership dev") {
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("in use by PID %d", os.Getpid())) {
 		t.Fatalf("a second dev on a data dir in use: %v, want it refused", err)
 	}
 	unlock()
-	if again, err := lockDataDir(dir); err != nil {
+	if again, err := lockDataDir(dir, "dev"); err != nil {
 		t.Fatalf("the data dir is still locked once its holder let go: %v", err)
 	} else {
 		again()
+	}
+}
+
+// TestSecondBrokerOrSatelliteOnADataDirInUseIsRefused: a standalone broker
+// or satellite on a data dir another process holds stops at once, naming
+// the holder's PID, instead of sharing its log or clusters.
+func TestSecondBrokerOrSatelliteOnADataDirInUseIsRefused(t *testing.T) {
+	for what, args := range map[string][]string{
+		"broker":    {"broker", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"},
+		"satellite": {"satellite", "--site", "aws/us-west-2"},
+	} {
+		t.Run(what, func(t *testing.T) {
+			dir := t.TempDir()
+			unlock, err := lockDataDir(dir, what)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unlock()
+			cmd := newRootCmd()
+			cmd.SetArgs(append(args, "--data-dir", dir, "--log-level", "error"))
+			cmd.SetOut(io.Discard)
+			cmd.SetErr(io.Discard)
+			err = cmd.ExecuteContext(t.Context())
+			if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("in use by PID %d", os.Getpid())) {
+				t.Fatalf("a second %s on a data dir in use: %v, want it refused naming the holder", what, err)
+			}
+		})
 	}
 }

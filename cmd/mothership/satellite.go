@@ -47,6 +47,11 @@ resumes.
 			if err != nil {
 				return fmt.Errorf("--site: %w", err)
 			}
+			unlock, err := lockDataDir(dataDir, "satellite")
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			if tokenFile == "" {
 				tokenFile = filepath.Join(dataDir, "token")
 			}
