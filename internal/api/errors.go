@@ -129,9 +129,13 @@ func Decode(r io.Reader, v any) *Error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		e := decodeError(err)
-		if strings.HasPrefix(err.Error(), "json: unknown field ") {
-			if ptr := unknownField(data, reflect.TypeOf(v)); ptr != "" {
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			name = strings.Trim(name, `"`)
+			if ptr := unknownField(data, reflect.TypeOf(v), name); ptr != "" {
 				e.Pointer = ptr
+			}
+			if e.Pointer == "/"+name && underSpec(reflect.TypeOf(v), name) {
+				e.Detail += fmt.Sprintf(`: it belongs under "spec", as in {"spec": {%q: …}}`, name)
 			}
 		}
 		return e
@@ -189,18 +193,55 @@ func WriteError(w http.ResponseWriter, e *Error) {
 	WriteJSON(w, e.Status, e.Body())
 }
 
-// unknownField returns the JSON pointer of the first field of data that t
-// does not have. encoding/json names an unknown field without its path, and
-// a client needs the path to find it.
-func unknownField(data []byte, t reflect.Type) string {
+// unknownField returns the JSON pointer of the field called name in data
+// that t does not have. encoding/json names an unknown field without its
+// path, and a client needs the path to find it.
+func unknownField(data []byte, t reflect.Type, name string) string {
 	var v any
 	if json.Unmarshal(data, &v) != nil {
 		return ""
 	}
-	return walkUnknown(v, t, "")
+	return walkUnknown(v, t, "", name)
 }
 
-func walkUnknown(v any, t reflect.Type, path string) string {
+// underSpec reports whether t has a "spec" object with a field called
+// name: a body sent flat that belongs under spec.
+func underSpec(t reflect.Type, name string) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return false
+	}
+	spec, ok := jsonFields(t)["spec"]
+	if !ok {
+		return false
+	}
+	for spec.Kind() == reflect.Pointer {
+		spec = spec.Elem()
+	}
+	if spec.Kind() != reflect.Struct {
+		return false
+	}
+	_, ok = jsonFields(spec)[name]
+	return ok
+}
+
+// jsonFields are a struct's fields by their JSON names.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	fields := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		fields[cmp.Or(name, f.Name)] = f.Type
+	}
+	return fields
+}
+
+func walkUnknown(v any, t reflect.Type, path, name string) string {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -209,15 +250,7 @@ func walkUnknown(v any, t reflect.Type, path string) string {
 		if t.Kind() != reflect.Struct {
 			return ""
 		}
-		fields := map[string]reflect.Type{}
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if name == "-" || !f.IsExported() {
-				continue
-			}
-			fields[cmp.Or(name, f.Name)] = f.Type
-		}
+		fields := jsonFields(t)
 		keys := make([]string, 0, len(val))
 		for k := range val {
 			keys = append(keys, k)
@@ -226,9 +259,12 @@ func walkUnknown(v any, t reflect.Type, path string) string {
 		for _, k := range keys {
 			ft, ok := fields[k]
 			if !ok {
-				return path + "/" + k
+				if k == name {
+					return path + "/" + k
+				}
+				continue
 			}
-			if p := walkUnknown(val[k], ft, path+"/"+k); p != "" {
+			if p := walkUnknown(val[k], ft, path+"/"+k, name); p != "" {
 				return p
 			}
 		}
@@ -237,7 +273,7 @@ func walkUnknown(v any, t reflect.Type, path string) string {
 			return ""
 		}
 		for i, e := range val {
-			if p := walkUnknown(e, t.Elem(), path+"/"+strconv.Itoa(i)); p != "" {
+			if p := walkUnknown(e, t.Elem(), path+"/"+strconv.Itoa(i), name); p != "" {
 				return p
 			}
 		}

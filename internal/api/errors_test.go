@@ -20,6 +20,7 @@ func TestDecodePointsAtTheFaultyField(t *testing.T) {
 		"trailing data":     {"two JSON values", `{"spec":{}} {}`, http.StatusBadRequest, ""},
 		"empty":             {"no body at all", ``, http.StatusBadRequest, ""},
 		"too large":         {"over MaxBodyBytes", `{"spec":{"display_name":"` + strings.Repeat("a", MaxBodyBytes) + `"}}`, http.StatusRequestEntityTooLarge, ""},
+		"the one named":      {"the pointer is the unknown field the message names, not another", `{"spec":{"zz_extra":1,"config":{"kind":"Basic","aa_extra":2}}}`, http.StatusBadRequest, "/spec/zz_extra"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -32,6 +33,19 @@ func TestDecodePointsAtTheFaultyField(t *testing.T) {
 				t.Fatalf("%s: got %d at %q (%s), want %d at %q", tc.reason, e.Status, e.Pointer, e.Detail, tc.status, tc.pointer)
 			}
 		})
+	}
+}
+
+// TestDecodeHintsAtSpecForAFlatBody: a cluster sent flat, without its
+// "spec", is told where its fields belong.
+func TestDecodeHintsAtSpecForAFlatBody(t *testing.T) {
+	var in ClusterCreate
+	e := Decode(strings.NewReader(`{"display_name":"orders","cloud":"AWS"}`), &in)
+	if e == nil || !strings.Contains(e.Detail, `belongs under "spec"`) || e.Pointer == "" {
+		t.Fatalf("a flat body: %+v, want a hint that the fields go under spec", e)
+	}
+	if e := Decode(strings.NewReader(`{"spek":{}}`), &in); e == nil || strings.Contains(e.Detail, "spec") {
+		t.Fatalf("a typo that is no spec field: %+v, want no hint", e)
 	}
 }
 

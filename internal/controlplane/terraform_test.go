@@ -116,3 +116,24 @@ func TestPatchOfEnvironmentsServiceAccountsAndKeys(t *testing.T) {
 		t.Fatalf("changing what a key grants: %d, want 400", code)
 	}
 }
+
+// TestErrorsANewUserTrippedOver: a list for an environment that does not
+// exist is a 404, not an empty list; a cluster sent flat is told its
+// fields go under "spec".
+func TestErrorsANewUserTrippedOver(t *testing.T) {
+	s := newSystem(t, nil)
+	env := s.environment("prod")
+	for _, path := range []string{"/cmk/v2/clusters?environment=env-nope00", "/networking/v1/networks?environment=env-nope00"} {
+		if code := s.do("GET", path, nil, nil); code != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", path, code)
+		}
+	}
+	if code := s.do("GET", "/cmk/v2/clusters?environment="+env, nil, nil); code != http.StatusOK {
+		t.Errorf("the clusters of an existing environment: %d", code)
+	}
+	var e api.ErrorBody
+	if code := s.do("POST", "/cmk/v2/clusters", map[string]any{"display_name": "orders", "cloud": "AWS"}, &e); code != http.StatusBadRequest ||
+		len(e.Errors) != 1 || !strings.Contains(e.Errors[0].Detail, `under "spec"`) {
+		t.Fatalf("a flat cluster body: %d %+v, want a 400 saying the fields go under spec", code, e)
+	}
+}

@@ -26,7 +26,7 @@ func (g *Gateway) table() []Route {
 		deleteByID(iam.EnvironmentsPath, svcapi.Admin, g.cfg.IAM.DeleteEnvironment),
 
 		creation(kafka.ClustersPath, svcapi.Write, http.StatusAccepted, g.cfg.Kafka.CreateCluster),
-		listInEnvironment(kafka.ClustersPath, g.cfg.Kafka.ListClusters),
+		listInEnvironment(kafka.ClustersPath, g.cfg.IAM.EnvironmentExists, g.cfg.Kafka.ListClusters),
 		byID(kafka.ClustersPath, svcapi.Read, g.cfg.Kafka.GetCluster),
 		update(kafka.ClustersPath, svcapi.Write, g.cfg.Kafka.UpdateCluster),
 		deleteByID(kafka.ClustersPath, svcapi.Write, g.cfg.Kafka.DeleteCluster),
@@ -50,7 +50,7 @@ func (g *Gateway) table() []Route {
 			out, err := g.cfg.Network.CreateNetwork(r.Context(), p, in)
 			return created(w, err, http.StatusAccepted, out.Metadata.Self, out)
 		}},
-		listInEnvironment(network.NetworksPath, g.cfg.Network.ListNetworks),
+		listInEnvironment(network.NetworksPath, g.cfg.IAM.EnvironmentExists, g.cfg.Network.ListNetworks),
 		byID(network.NetworksPath, svcapi.Read, g.cfg.Network.GetNetwork),
 		{Method: http.MethodDelete, Pattern: network.NetworksPath + "/{id}", Need: svcapi.Write, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			// A network in use stays; kafka (above network) is asked here.
@@ -134,8 +134,10 @@ func listOf[T any](pattern string, need svcapi.Action, list func(context.Context
 }
 
 // listInEnvironment serves GET pattern, a paged list that an environment
-// query parameter may narrow.
-func listInEnvironment[T any](pattern string, list func(context.Context, svcapi.Principal, string, svcapi.Page) (T, error)) Route {
+// query parameter may narrow; an environment that does not exist is a
+// 404, not an empty list.
+func listInEnvironment[T any](pattern string, exists func(ctx context.Context, org, env string) (bool, error),
+	list func(context.Context, svcapi.Principal, string, svcapi.Page) (T, error)) Route {
 	return Route{Method: http.MethodGet, Pattern: pattern, Need: svcapi.Read, List: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 		page, err := pageOf(r)
 		if err != nil {
@@ -144,6 +146,15 @@ func listInEnvironment[T any](pattern string, list func(context.Context, svcapi.
 		env, err := idParam(r, "environment")
 		if err != nil {
 			return err
+		}
+		if env != "" {
+			found, err := exists(r.Context(), p.Organization, env)
+			if err != nil {
+				return err
+			}
+			if !found {
+				return api.NotFound("environment", env)
+			}
 		}
 		return ok(w)(list(r.Context(), p, env, page))
 	}}
