@@ -20,7 +20,7 @@ func TestDecodePointsAtTheFaultyField(t *testing.T) {
 		"trailing data":     {"two JSON values", `{"spec":{}} {}`, http.StatusBadRequest, ""},
 		"empty":             {"no body at all", ``, http.StatusBadRequest, ""},
 		"too large":         {"over MaxBodyBytes", `{"spec":{"display_name":"` + strings.Repeat("a", MaxBodyBytes) + `"}}`, http.StatusRequestEntityTooLarge, ""},
-		"the one named":      {"the pointer is the unknown field the message names, not another", `{"spec":{"zz_extra":1,"config":{"kind":"Basic","aa_extra":2}}}`, http.StatusBadRequest, "/spec/zz_extra"},
+		"the one named":     {"the pointer is the unknown field the message names, not another", `{"spec":{"zz_extra":1,"config":{"kind":"Basic","aa_extra":2}}}`, http.StatusBadRequest, "/spec/zz_extra"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

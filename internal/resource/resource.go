@@ -182,6 +182,7 @@ type LKCStatus struct {
 	CKU               int    `json:"cku"`
 	PKC               string `json:"pkc,omitempty"`
 	BootstrapEndpoint string `json:"bootstrap_endpoint,omitempty"`
+	RESTEndpoint      string `json:"rest_endpoint,omitempty"`
 	// TopicPrefix is the prefix the tenant's topics and groups must carry
 	// on a shared PKC; empty on a dedicated one.
 	TopicPrefix string `json:"topic_prefix,omitempty"`
@@ -281,6 +282,7 @@ type TenantStatus struct {
 type PKCStatus struct {
 	Brokers           int                     `json:"brokers"`
 	BootstrapEndpoint string                  `json:"bootstrap_endpoint,omitempty"`
+	RESTEndpoint      string                  `json:"rest_endpoint,omitempty"`
 	Tenants           map[string]TenantStatus `json:"tenants,omitempty"`
 	// Version and MetadataVersion are what the brokers run, as the
 	// satellite reports (empty where the driver does not say).
@@ -376,6 +378,9 @@ type Report struct {
 type PKCRealized struct {
 	Brokers           int    `json:"brokers"`
 	BootstrapEndpoint string `json:"bootstrap_endpoint"`
+	// RESTEndpoint serves Kafka REST v3 for the cluster's tenants; empty
+	// where the driver serves none.
+	RESTEndpoint string `json:"rest_endpoint,omitempty"`
 	// Version and MetadataVersion are what the brokers run, as the data
 	// plane reports them (empty where it does not: embedded, simulated).
 	Version         string `json:"version,omitempty"`

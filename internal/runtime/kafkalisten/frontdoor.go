@@ -1,6 +1,7 @@
 package kafkalisten
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -56,7 +58,11 @@ type FrontDoorConfig struct {
 	// of none is refused. Nil lets every key the broker knows through,
 	// unmapped.
 	Tenants *Tenants
-	Logger  *slog.Logger
+	// REST, if set, serves the HTTP clients of the same endpoint (Kafka
+	// REST v3), after the door's TLS; nil refuses them as Kafka clients
+	// that sent garbage.
+	REST   http.Handler
+	Logger *slog.Logger
 }
 
 // AdminClientID is the client id of the cluster's own admin client. The
@@ -103,6 +109,20 @@ type frontDoor struct {
 	// proxy is set for a door apart from its brokers (Proxy): every
 	// session is carried, for the brokers' addresses to be rewritten.
 	proxy *proxyRoutes
+	// httpLn hands HTTP clients to the REST server, started on first use.
+	httpOnce sync.Once
+	httpLn   *connListener
+}
+
+// Close stops accepting, Kafka and HTTP clients alike.
+func (l *frontDoor) Close() error {
+	if l.httpLn != nil {
+		l.httpLn.Close()
+	}
+	if l.Listener == nil {
+		return nil
+	}
+	return l.Listener.Close()
 }
 
 // Failed sign-ins are bounded per key and client address, as the API
@@ -287,6 +307,20 @@ func (l *frontDoor) serve(client, up net.Conn, bc *brokerConn) {
 			return
 		}
 		down = tc
+	}
+	if l.cfg.REST != nil {
+		r := bufio.NewReader(down)
+		first, err := r.Peek(1)
+		if err != nil {
+			client.Close()
+			return
+		}
+		down = &peekedConn{Conn: down, r: r}
+		if isHTTP(first[0]) {
+			down.SetDeadline(time.Time{})
+			l.serveHTTP(down)
+			return // up closes: the broker never hears of this client
+		}
 	}
 	s := &session{down: down, up: up, log: l.cfg.Logger, remote: client.RemoteAddr().String(), budget: l.budget, tenants: l.cfg.Tenants,
 		proxy: l.proxy != nil}

@@ -101,6 +101,17 @@ func (t *Tenants) lookup(key string) (st *tenantState, ok bool) {
 	return st, ok
 }
 
+// TenantOf returns the id of the tenant key signs in as.
+func (t *Tenants) TenantOf(key string) (string, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	st, ok := t.byKey[key]
+	if !ok {
+		return "", false
+	}
+	return st.tenant().ID, true
+}
+
 // tenantState is a tenant and what the door counts of it.
 type tenantState struct {
 	mu          sync.Mutex

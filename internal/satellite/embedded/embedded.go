@@ -34,6 +34,7 @@ import (
 
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/kafkalisten"
+	"github.com/mothership-dev/mothership/internal/satellite/kafkarest"
 	"github.com/mothership-dev/mothership/internal/satellite/tenants"
 	"github.com/mothership-dev/mothership/internal/sitekey"
 )
@@ -149,7 +150,7 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 			gen-- // not realized yet: report the generation before
 		}
 		return resource.Realized{Generation: gen, Phase: phase, Message: msg,
-			Detail: resource.Encode(resource.PKCRealized{Brokers: len(c.meta.Ports), BootstrapEndpoint: d.endpoint(c)})}
+			Detail: resource.Encode(resource.PKCRealized{Brokers: len(c.meta.Ports), BootstrapEndpoint: d.endpoint(c), RESTEndpoint: d.restEndpoint(c)})}
 	}
 	for len(c.meta.Ports) != want {
 		progress(realized(resource.PhaseProvisioning, fmt.Sprintf("resizing: %d of %d brokers", len(c.meta.Ports), want)))
@@ -164,6 +165,19 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 		return resource.Realized{}, fmt.Errorf("pkc %s: tenants: %w", id, err)
 	}
 	return realized(resource.PhaseProvisioned, ""), nil
+}
+
+// restEndpoint is where Kafka REST v3 is served: the same address as the
+// Kafka clients', over HTTPS when they have TLS.
+func (d *Driver) restEndpoint(c *cluster) string {
+	b, _, _ := strings.Cut(c.bootstrap(), ",")
+	if b == "" {
+		return ""
+	}
+	if d.cfg.TLS != nil {
+		return "https://" + b
+	}
+	return "http://" + b
 }
 
 // endpoint is the bootstrap endpoint clients are given: with TLS, the
@@ -218,9 +232,19 @@ func (d *Driver) cluster(id string, want int) (*cluster, error) {
 		return nil, err
 	}
 	door := kafkalisten.NewTenants(adminUser)
+	// Kafka REST v3 is served on the same endpoint; its requests sign in
+	// through the door as their callers.
+	var kc *kfake.Cluster
+	rest := kafkarest.New(kafkarest.Config{TenantOf: door.TenantOf, HTTPS: d.cfg.TLS != nil, Kafka: func() []kgo.Opt {
+		opts := []kgo.Opt{kgo.SeedBrokers(kc.ListenAddrs()...)}
+		if d.cfg.TLS != nil {
+			opts = append(opts, kgo.DialTLSConfig(&tls.Config{RootCAs: d.cfg.RootCAs, MinVersion: tls.VersionTLS12}))
+		}
+		return opts
+	}})
 	opts := []kfake.Opt{
 		kfake.DataDir(filepath.Join(dir, "kafka")), kfake.ClusterID(id),
-		kfake.ListenFn(kafkalisten.FrontDoor(kafkalisten.FrontDoorConfig{TLS: d.cfg.TLS, Tenants: door, Logger: d.log.With("pkc", id)})),
+		kfake.ListenFn(kafkalisten.FrontDoor(kafkalisten.FrontDoorConfig{TLS: d.cfg.TLS, Tenants: door, REST: rest, Logger: d.log.With("pkc", id)})),
 		kfake.EnableSASL(), kfake.EnableACLs(),
 		kfake.Superuser("SCRAM-SHA-512", adminUser, m.AdminPassword),
 	}
@@ -232,7 +256,7 @@ func (d *Driver) cluster(id string, want int) (*cluster, error) {
 	} else {
 		opts = append(opts, kfake.NumBrokers(1))
 	}
-	kc, err := kfake.NewCluster(opts...)
+	kc, err = kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("pkc %s: start: %w", id, err)
 	}

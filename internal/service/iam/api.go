@@ -282,7 +282,6 @@ func (s *Service) forget(key string) {
 	s.mu.Unlock()
 }
 
-
 // MaxKeysPerPrincipal bounds a user's or service account's keys, as
 // Confluent Cloud does: each key costs a slow hash to make and its own
 // rate-limit bucket.

@@ -53,6 +53,7 @@ func toCluster(r store.Resource) (api.Cluster, error) {
 	case st.BootstrapEndpoint != "":
 		c.Spec.KafkaBootstrapEndpoint = "SASL_PLAINTEXT://" + st.BootstrapEndpoint
 	}
+	c.Spec.HTTPEndpoint = st.RESTEndpoint
 	if spec.Network != "" {
 		c.Spec.Network = ptr(svcapi.NetworkRef(r.Organization, r.Environment, spec.Network))
 	}

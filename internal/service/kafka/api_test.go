@@ -9,7 +9,6 @@ import (
 	"github.com/mothership-dev/mothership/internal/resource"
 )
 
-
 func TestUpdateRules(t *testing.T) {
 	dedicated := resource.LKCSpec{DisplayName: "orders", Type: resource.TypeDedicated, CKU: 2, Cloud: "AWS", Region: "us-west-2", Availability: resource.MultiZone,
 		ReleasePriority: api.ReleaseRegular}

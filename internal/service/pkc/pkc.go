@@ -472,7 +472,7 @@ func (s *Service) refresh(ctx context.Context, tx store.Tx, id string, mutate fu
 	}
 	capOK, capMsg := reports.capacityReady(r.ID, spec.Brokers)
 	if realized.BootstrapEndpoint != "" {
-		st.Brokers, st.BootstrapEndpoint = realized.Brokers, realized.BootstrapEndpoint
+		st.Brokers, st.BootstrapEndpoint, st.RESTEndpoint = realized.Brokers, realized.BootstrapEndpoint, realized.RESTEndpoint
 		st.Version, st.MetadataVersion = realized.Version, realized.MetadataVersion
 	}
 	switch {
