@@ -10,14 +10,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mothership-dev/mothership/internal/runtime/kafkalisten"
+	"github.com/mothership-dev/mothership/internal/satellite/kafkarest"
 )
 
 // settingsPoll is how often kafka-proxy reads its settings again: a
@@ -149,7 +152,7 @@ func (p *proxyProcess) reload() error {
 			p.proxy = nil
 		}
 		proxy, err := kafkalisten.NewProxy(kafkalisten.ProxyConfig{TLS: p.tls, Tenants: p.tenants, Dial: p.dial,
-			Bootstrap: s.Bootstrap, Upstream: s.Upstream, Brokers: s.Brokers, Logger: p.log})
+			Bootstrap: s.Bootstrap, Upstream: s.Upstream, Brokers: s.Brokers, REST: p.rest(s.Bootstrap.Listen), Logger: p.log})
 		if err != nil {
 			return err
 		}
@@ -163,6 +166,32 @@ func (p *proxyProcess) reload() error {
 	p.ready.Store(ready)
 	p.log.Info("kafka-proxy settings applied", "brokers", len(s.Brokers), "tenants", len(s.Tenants), "ready", ready)
 	return nil
+}
+
+// rest serves Kafka REST v3 on the proxy's addresses: each request signs
+// in through the proxy's own bootstrap listener as its caller.
+func (p *proxyProcess) rest(listen string) http.Handler {
+	host, port, _ := net.SplitHostPort(listen)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	self := net.JoinHostPort(host, port)
+	return kafkarest.New(kafkarest.Config{TenantOf: p.tenants.TenantOf, HTTPS: p.tls != nil, Kafka: func() []kgo.Opt {
+		opts := []kgo.Opt{kgo.SeedBrokers(self)}
+		if p.tls != nil {
+			// The proxy dials itself: it trusts exactly its own
+			// certificate, whatever names that certificate covers.
+			own := p.tls.Certificates[0].Certificate[0]
+			opts = append(opts, kgo.DialTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true,
+				VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+					if len(raw) == 0 || !bytes.Equal(raw[0], own) {
+						return errors.New("not the proxy's own certificate")
+					}
+					return nil
+				}}))
+		}
+		return opts
+	}})
 }
 
 // dial reaches a broker, with TLS when --upstream-ca is given.

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,6 +130,21 @@ func TestKafkaProxyInFrontOfTLSBrokers(t *testing.T) {
 	if !topics.Has("lkc-a.orders") || topics.Has("orders") {
 		t.Fatalf("the brokers hold %v, want lkc-a.orders", topics.Names())
 	}
+	// Kafka REST v3 on the same address, as the same key, with the same
+	// names.
+	restClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: installRoots(installCA.CertPEM)}}}
+	req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+bootstrap+"/kafka/v3/clusters/lkc-a/topics", nil)
+	req.SetBasicAuth("KEYA", "secret")
+	resp, err := restClient.Do(req)
+	if err != nil {
+		t.Fatalf("REST through the proxy: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"topic_name":"orders"`) || strings.Contains(string(body), "lkc-a.") {
+		t.Fatalf("REST topics through the proxy: %d %s; want orders under its plain name", resp.StatusCode, body)
+	}
+
 	// A key the proxy's settings do not hold is refused as a wrong key.
 	if out, err := kcat("KEYB", "", "-L"); err == nil || !strings.Contains(err.Error(), "Authentication failed") {
 		t.Fatalf("a key of no tenant: %v: %s; want an authentication failure", err, out)
@@ -151,4 +168,10 @@ func TestKafkaProxyInFrontOfTLSBrokers(t *testing.T) {
 	if out, err := kcat("KEYB", "", "-C", "-t", "orders", "-o", "beginning", "-e", "-q"); err != nil || strings.TrimSpace(out) != "from-b" {
 		t.Fatalf("tenant b consumes %q (%v), want only its own record", out, err)
 	}
+}
+
+func installRoots(pem []byte) *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return pool
 }

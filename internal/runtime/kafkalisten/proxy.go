@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -33,7 +34,10 @@ type ProxyConfig struct {
 	Upstream  []string
 	// Brokers are the brokers clients reach through the door.
 	Brokers []ProxyBroker
-	Logger  *slog.Logger
+	// REST, if set, serves HTTP clients on the same addresses (Kafka REST
+	// v3), as FrontDoorConfig.REST.
+	REST   http.Handler
+	Logger *slog.Logger
 }
 
 // ProxyListener is where the door listens and what it tells clients to
@@ -160,7 +164,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	}
 	routes := &proxyRoutes{brokers: map[int32]hostPort{}, log: cfg.Logger}
 	p := &Proxy{cfg: cfg, routes: routes, door: &frontDoor{
-		cfg:    FrontDoorConfig{TLS: cfg.TLS, Tenants: cfg.Tenants, Logger: cfg.Logger},
+		cfg:    FrontDoorConfig{TLS: cfg.TLS, Tenants: cfg.Tenants, REST: cfg.REST, Logger: cfg.Logger},
 		budget: &signInBudget{now: time.Now, failed: map[string]*failures{}},
 		proxy:  routes,
 	}}
@@ -243,6 +247,9 @@ func (p *Proxy) accept(ln net.Listener, upstream func() string) {
 // clients.
 func (p *Proxy) Close() error {
 	var errs []error
+	if p.door.httpLn != nil {
+		p.door.httpLn.Close()
+	}
 	for _, ln := range p.listeners {
 		errs = append(errs, ln.Close())
 	}

@@ -590,8 +590,8 @@ func TestWithOnlyTheKafkasStatusWritten(t *testing.T) {
 	if _, err := admin.Resource(gvrService).Namespace(pkcNS).UpdateStatus(t.Context(), svc, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.waitProvisioned(id, 1); got.BootstrapEndpoint != "SASL_SSL://orders.lb.example:9092" {
-		t.Fatalf("endpoint %q, want the proxy's load balancer's address", got.BootstrapEndpoint)
+	if got := s.waitProvisioned(id, 1); got.BootstrapEndpoint != "SASL_SSL://orders.lb.example:9092" || got.RESTEndpoint != "https://orders.lb.example:9092" {
+		t.Fatalf("endpoints %q and %q, want the proxy's load balancer's address for both", got.BootstrapEndpoint, got.RESTEndpoint)
 	}
 	if got := s.proxySettings(pkcNS).Brokers[5].Advertised; got != "orders.lb.example:21005" {
 		t.Fatalf("the sixth broker is advertised at %q, want the load balancer's address and the broker's own port", got)

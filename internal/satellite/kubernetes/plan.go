@@ -219,6 +219,13 @@ func (p plan) realized(gen int64, l live, endpoint string, notYet string) resour
 		waiting, reason = []string{notYet}, "WAITING_FOR_PROXY"
 	}
 	realized := resource.PKCRealized{Brokers: len(p.nodeIDs), BootstrapEndpoint: endpoint}
+	// The proxy serves Kafka REST v3 on the same address.
+	switch addr, tls := strings.CutPrefix(endpoint, "SASL_SSL://"); {
+	case tls:
+		realized.RESTEndpoint = "https://" + addr
+	case endpoint != "":
+		realized.RESTEndpoint = "http://" + strings.TrimPrefix(endpoint, "SASL_PLAINTEXT://")
+	}
 	if l.kafka != nil {
 		// What runs, as Strimzi reports it: during an upgrade it differs
 		// from the spec until the roll is done.
