@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -111,13 +112,13 @@ type frontDoor struct {
 	proxy *proxyRoutes
 	// httpLn hands HTTP clients to the REST server, started on first use.
 	httpOnce sync.Once
-	httpLn   *connListener
+	httpLn   atomic.Pointer[connListener]
 }
 
 // Close stops accepting, Kafka and HTTP clients alike.
 func (l *frontDoor) Close() error {
-	if l.httpLn != nil {
-		l.httpLn.Close()
+	if ln := l.httpLn.Load(); ln != nil {
+		ln.Close()
 	}
 	if l.Listener == nil {
 		return nil

@@ -60,17 +60,19 @@ func (l *frontDoor) serveHTTP(c net.Conn) {
 		if l.Listener != nil {
 			addr = l.Addr()
 		}
-		l.httpLn = newConnListener(addr)
+		ln := newConnListener(addr)
+		l.httpLn.Store(ln)
 		srv := &http.Server{Handler: l.cfg.REST, ReadHeaderTimeout: authTimeout, IdleTimeout: 2 * time.Minute}
 		go func() {
-			if err := srv.Serve(l.httpLn); err != nil && !errors.Is(err, net.ErrClosed) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 				l.cfg.Logger.Warn("kafka REST: server stopped", "err", err)
 			}
 		}()
 	})
+	ln := l.httpLn.Load()
 	select {
-	case l.httpLn.conns <- c:
-	case <-l.httpLn.done:
+	case ln.conns <- c:
+	case <-ln.done:
 		c.Close()
 	}
 }

@@ -247,8 +247,8 @@ func (p *Proxy) accept(ln net.Listener, upstream func() string) {
 // clients.
 func (p *Proxy) Close() error {
 	var errs []error
-	if p.door.httpLn != nil {
-		p.door.httpLn.Close()
+	if ln := p.door.httpLn.Load(); ln != nil {
+		ln.Close()
 	}
 	for _, ln := range p.listeners {
 		errs = append(errs, ln.Close())

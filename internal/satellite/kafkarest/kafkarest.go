@@ -156,7 +156,7 @@ func writeKafkaError(w http.ResponseWriter, err error) {
 			writeError(w, http.StatusBadRequest, 40002, be.Error())
 			return
 		}
-		writeError(w, http.StatusUnauthorized, 40101, "Authentication failed: "+err.Error())
+		writeError(w, http.StatusServiceUnavailable, 50301, "the cluster's brokers could not be reached: "+err.Error())
 	}
 }
 
