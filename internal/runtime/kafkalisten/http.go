@@ -17,13 +17,20 @@ import (
 func isHTTP(first byte) bool { return first >= 'A' && first <= 'Z' }
 
 // peekedConn is a connection whose first bytes were read to tell HTTP
-// from Kafka; they are read again from r.
+// from Kafka; they are read again from r, and then the connection is read
+// directly: a handed-over client's bytes go through no buffer of the
+// door's.
 type peekedConn struct {
 	net.Conn
 	r *bufio.Reader
 }
 
-func (c *peekedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+func (c *peekedConn) Read(b []byte) (int, error) {
+	if c.r.Buffered() > 0 {
+		return c.r.Read(b)
+	}
+	return c.Conn.Read(b)
+}
 
 // connListener hands connections the door accepted to an http.Server.
 type connListener struct {
