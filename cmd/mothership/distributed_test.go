@@ -71,10 +71,15 @@ func envValue(env []string, name string) string {
 	return ""
 }
 
-// freeBase returns the first of n consecutive free ports.
+// freeBase returns the first of n consecutive free ports. It looks below
+// the kernel's ephemeral range (32768 and up on Linux): a port there that is
+// free now can be taken by any outgoing connection or any `:0` listener of a
+// test running beside this one before the child binds it, which CI saw.
 func freeBase(t *testing.T, n int) int {
 	t.Helper()
-	for base := 20000 + int(time.Now().UnixNano()%20000); base < 65000; base += n + 7 {
+	start := int(time.Now().UnixNano() % 20000)
+	for i := 0; i < 20000; i += n + 7 {
+		base := 10000 + (start+i)%20000
 		free := true
 		for p := base; p < base+n && free; p++ {
 			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
