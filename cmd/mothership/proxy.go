@@ -13,11 +13,14 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/mothership-dev/mothership/internal/runtime/kafkalisten"
 	"github.com/mothership-dev/mothership/internal/satellite/kafkarest"
@@ -28,7 +31,7 @@ import (
 const settingsPoll = 2 * time.Second
 
 func newKafkaProxyCmd() *cobra.Command {
-	var settingsFile, certFile, keyFile, upstreamCA, listen, logLevel string
+	var settingsFile, certFile, keyFile, upstreamCA, listen, logLevel, adminUser, adminPasswordFile string
 	cmd := &cobra.Command{
 		Use:   "kafka-proxy",
 		Short: "Run a Kafka cluster's front door apart from its brokers (what the Kubernetes driver deploys)",
@@ -38,7 +41,9 @@ satellite makes beside each Strimzi cluster. Clients connect to it with
 SASL_SSL (PLAIN or SCRAM-SHA-512, the cluster's API keys); it relays each
 sign-in to the broker it stands for, maps the names of a shared cluster's
 tenants so that each sees a cluster of its own, holds them to their
-limits, and shows clients its own addresses for the brokers.
+limits, and shows clients its own addresses for the brokers. It also
+serves Kafka REST v3 on the same addresses; with --admin-user and
+--admin-password-file (the cluster's superuser), REST's ACL calls too.
 
 --settings is the JSON the satellite writes (its listeners, the brokers
 behind it, the cluster's tenants); it is read again every few seconds, so
@@ -70,6 +75,13 @@ proxy serves with every address it advertises known.`,
 					return fmt.Errorf("--upstream-ca %s: no certificate in it", upstreamCA)
 				}
 				p.upstreamTLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+			}
+			if adminUser != "" {
+				pw, err := os.ReadFile(adminPasswordFile)
+				if err != nil {
+					return fmt.Errorf("--admin-password-file: %w", err)
+				}
+				p.adminUser, p.adminPassword = adminUser, strings.TrimSpace(string(pw))
 			}
 			_, metrics := newMetrics()
 			stopHealth, err := serveHealth(listen, metrics, &p.ready)
@@ -104,7 +116,10 @@ proxy serves with every address it advertises known.`,
 	f.StringVar(&upstreamCA, "upstream-ca", "", "CA (PEM) of the brokers' listener, which the proxy reaches with TLS; none: plaintext")
 	f.StringVar(&listen, "health-listen", "127.0.0.1:0", "address of /healthz, /readyz and /metrics")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&adminUser, "admin-user", "", "the brokers' superuser (SCRAM-SHA-512), with which Kafka REST writes ACLs; none: REST serves no ACLs")
+	f.StringVar(&adminPasswordFile, "admin-password-file", "", "file holding --admin-user's password")
 	_ = cmd.MarkFlagRequired("settings")
+	cmd.MarkFlagsRequiredTogether("admin-user", "admin-password-file")
 	return cmd
 }
 
@@ -117,6 +132,11 @@ type proxyProcess struct {
 	upstreamTLS *tls.Config
 	tenants     *kafkalisten.Tenants
 	ready       atomic.Bool
+
+	adminUser, adminPassword string
+	// admin is the superuser's client of the brokers, made once the
+	// upstream is known.
+	admin atomic.Pointer[kadm.Client]
 
 	last     []byte
 	settings kafkalisten.ProxySettings
@@ -141,6 +161,14 @@ func (p *proxyProcess) reload() error {
 		return fmt.Errorf("--settings %s: no upstream broker", p.file)
 	}
 	p.tenants.Set(s.Tenants)
+	if p.adminUser != "" && p.admin.Load() == nil {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(s.Upstream...), kgo.Dialer(p.dial), kgo.ClientID(kafkalisten.AdminClientID),
+			kgo.SASL(scram.Auth{User: p.adminUser, Pass: p.adminPassword}.AsSha512Mechanism()))
+		if err != nil {
+			return fmt.Errorf("the brokers' admin client: %w", err)
+		}
+		p.admin.Store(kadm.NewClient(cl))
+	}
 	sameDoor := p.proxy != nil && equalJSON(s.Bootstrap, p.settings.Bootstrap) && equalJSON(s.Brokers, p.settings.Brokers) &&
 		slices.Equal(s.Upstream, p.settings.Upstream)
 	if !sameDoor {
@@ -176,7 +204,7 @@ func (p *proxyProcess) rest(listen string) http.Handler {
 		host = "127.0.0.1"
 	}
 	self := net.JoinHostPort(host, port)
-	return kafkarest.New(kafkarest.Config{TenantOf: p.tenants.TenantOf, HTTPS: p.tls != nil, Kafka: func() []kgo.Opt {
+	return kafkarest.New(kafkarest.Config{Keys: p.tenants, Admin: p.admin.Load, HTTPS: p.tls != nil, Kafka: func() []kgo.Opt {
 		opts := []kgo.Opt{kgo.SeedBrokers(self)}
 		if p.tls != nil {
 			// The proxy dials itself: it trusts exactly its own
@@ -218,6 +246,9 @@ func (p *proxyProcess) addrs() []string {
 }
 
 func (p *proxyProcess) close() {
+	if adm := p.admin.Load(); adm != nil {
+		adm.Close()
+	}
 	if p.proxy != nil {
 		if err := p.proxy.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			p.log.Warn("kafka-proxy: close", "err", err)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +91,8 @@ func TestKafkaProxyInFrontOfTLSBrokers(t *testing.T) {
 	settings := kafkalisten.ProxySettings{
 		Bootstrap: kafkalisten.ProxyListener{Listen: bootstrap, Advertised: bootstrap},
 		Upstream:  brokers.ListenAddrs(),
-		Tenants:   []kafkalisten.Tenant{{ID: "lkc-a", Prefix: "lkc-a.", Keys: []string{"KEYA"}}},
+		Tenants: []kafkalisten.Tenant{{ID: "lkc-a", Prefix: "lkc-a.", Keys: []string{"KEYA", "KEYR"},
+			Owners: map[string]string{"KEYA": "u-admin", "KEYR": "sa-reader"}, ACLsOnly: []string{"KEYR"}}},
 	}
 	for i, addr := range brokers.ListenAddrs() {
 		at := freeAddr(t)
@@ -108,9 +110,14 @@ func TestKafkaProxyInFrontOfTLSBrokers(t *testing.T) {
 		}
 	}
 	write()
+	adminPW := filepath.Join(dir, "admin-password")
+	if err := os.WriteFile(adminPW, []byte("adminpass\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	health := freeAddr(t)
 	proxy := startProcess(t, "kafka-proxy", "kafka-proxy --settings "+settingsFile+" --tls-cert "+filepath.Join(dir, "proxy.pem")+
-		" --tls-key "+filepath.Join(dir, "proxy-key.pem")+" --upstream-ca "+filepath.Join(dir, "brokers-ca.pem")+" --health-listen "+health, nil)
+		" --tls-key "+filepath.Join(dir, "proxy-key.pem")+" --upstream-ca "+filepath.Join(dir, "brokers-ca.pem")+" --health-listen "+health+
+		" --admin-user admin --admin-password-file "+adminPW, nil)
 	waitHTTP(t, "http://"+health+"/readyz", proxy)
 
 	kcat := func(key, stdin string, args ...string) (string, error) {
@@ -143,6 +150,37 @@ func TestKafkaProxyInFrontOfTLSBrokers(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"topic_name":"orders"`) || strings.Contains(string(body), "lkc-a.") {
 		t.Fatalf("REST topics through the proxy: %d %s; want orders under its plain name", resp.StatusCode, body)
+	}
+
+	// REST's ACL calls go through the proxy too: an ACL for a service
+	// account lands on the brokers under the tenant's prefix, for the
+	// service account and for its key that acts only as the ACLs allow.
+	acl := `{"resource_type":"TOPIC","resource_name":"orders","pattern_type":"LITERAL","principal":"User:sa-reader","host":"*","operation":"READ","permission":"ALLOW"}`
+	req, _ = http.NewRequestWithContext(ctx, "POST", "https://"+bootstrap+"/kafka/v3/clusters/lkc-a/acls", strings.NewReader(acl))
+	req.SetBasicAuth("KEYA", "secret")
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err = restClient.Do(req); err != nil {
+		t.Fatalf("REST ACL through the proxy: %v", err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("REST ACL through the proxy: %d %s", resp.StatusCode, body)
+	}
+	described, err := admin.DescribeACLs(ctx, kadm.NewACLs().Topics("lkc-a.orders").ResourcePatternType(kadm.ACLPatternLiteral).
+		Operations(kadm.OpRead).Allow().AllowHosts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var principals []string
+	for _, r := range described {
+		for _, d := range r.Described {
+			principals = append(principals, d.Principal)
+		}
+	}
+	slices.Sort(principals)
+	if !slices.Equal(principals, []string{"User:KEYR", "User:sa-reader"}) {
+		t.Fatalf("READ on lkc-a.orders is granted to %v, want the service account and its key", principals)
 	}
 
 	// A key the proxy's settings do not hold is refused as a wrong key.

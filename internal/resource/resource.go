@@ -155,6 +155,12 @@ type APIKeySpec struct {
 	// SCRAM is set for a key scoped to a cluster: its SASL credential,
 	// sealed to the cluster's satellite.
 	SCRAM *SealedSCRAM `json:"scram,omitempty"`
+	// ACLsOnly says the key of a cluster may do only what the cluster's
+	// ACLs grant its owner (User:OWNER): no role binding of the owner
+	// administers the cluster. iam keeps it in step with the owner's
+	// bindings. False, as for keys made before it existed, gives the key
+	// the whole cluster (its tenant's part of a shared one).
+	ACLsOnly bool `json:"acls_only,omitempty"`
 }
 
 // LKCSpec is the desired state of a logical Kafka cluster, what the
@@ -192,6 +198,12 @@ type LKCStatus struct {
 type KafkaUser struct {
 	Name  string      `json:"name"`
 	SCRAM SealedSCRAM `json:"scram"`
+	// Owner is the user or service account the key acts as: the principal
+	// (User:OWNER) the cluster's ACLs name.
+	Owner string `json:"owner,omitempty"`
+	// ACLsOnly: the key may do only what the ACLs grant its owner;
+	// otherwise everything its tenant may.
+	ACLsOnly bool `json:"acls_only,omitempty"`
 }
 
 // Tenant is one LKC hosted on a PKC.

@@ -2,6 +2,7 @@ package kafkalisten
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -16,8 +17,23 @@ type Tenant struct {
 	// talk to the brokers directly once authenticated.
 	Prefix string `json:"prefix,omitempty"`
 	// Keys are the SASL users that sign in as the tenant.
-	Keys   []string `json:"keys,omitempty"`
-	Limits Limits   `json:"limits"`
+	Keys []string `json:"keys,omitempty"`
+	// Owners names the user or service account each key acts as, and
+	// ACLsOnly the keys that may do only what the ACLs grant their owner
+	// (Kafka REST's ACL calls need both).
+	Owners   map[string]string `json:"owners,omitempty"`
+	ACLsOnly []string          `json:"acls_only,omitempty"`
+	Limits   Limits            `json:"limits"`
+}
+
+// Key is what the door knows of one key.
+type Key struct {
+	// Tenant is the key's tenant (its LKC), Prefix the tenant's.
+	Tenant, Prefix string
+	// Owner is the principal the key acts as, and ACLsOnly says it may do
+	// only what the ACLs grant the owner.
+	Owner    string
+	ACLsOnly bool
 }
 
 // Limits are what the front door holds one tenant of a shared cluster to;
@@ -101,15 +117,35 @@ func (t *Tenants) lookup(key string) (st *tenantState, ok bool) {
 	return st, ok
 }
 
-// TenantOf returns the id of the tenant key signs in as.
-func (t *Tenants) TenantOf(key string) (string, bool) {
+// Key returns what the door knows of key.
+func (t *Tenants) Key(key string) (Key, bool) {
 	t.mu.RLock()
-	defer t.mu.RUnlock()
 	st, ok := t.byKey[key]
+	t.mu.RUnlock()
 	if !ok {
-		return "", false
+		return Key{}, false
 	}
-	return st.tenant().ID, true
+	tn := st.tenant()
+	return Key{Tenant: tn.ID, Prefix: tn.Prefix, Owner: tn.Owners[key], ACLsOnly: slices.Contains(tn.ACLsOnly, key)}, true
+}
+
+// LimitedKeys returns the keys of tenant owned by owner that may do only
+// what the ACLs grant it: those an owner's ACL is copied to.
+func (t *Tenants) LimitedKeys(tenant, owner string) []string {
+	t.mu.RLock()
+	st, ok := t.byID[tenant]
+	t.mu.RUnlock()
+	if !ok {
+		return nil
+	}
+	tn := st.tenant()
+	var out []string
+	for _, k := range tn.ACLsOnly {
+		if tn.Owners[k] == owner {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // tenantState is a tenant and what the door counts of it.

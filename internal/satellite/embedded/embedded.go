@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -235,7 +236,8 @@ func (d *Driver) cluster(id string, want int) (*cluster, error) {
 	// Kafka REST v3 is served on the same endpoint; its requests sign in
 	// through the door as their callers.
 	var kc *kfake.Cluster
-	rest := kafkarest.New(kafkarest.Config{TenantOf: door.TenantOf, HTTPS: d.cfg.TLS != nil, Kafka: func() []kgo.Opt {
+	var restAdmin atomic.Pointer[kadm.Client]
+	rest := kafkarest.New(kafkarest.Config{Keys: door, Admin: restAdmin.Load, HTTPS: d.cfg.TLS != nil, Kafka: func() []kgo.Opt {
 		opts := []kgo.Opt{kgo.SeedBrokers(kc.ListenAddrs()...)}
 		if d.cfg.TLS != nil {
 			opts = append(opts, kgo.DialTLSConfig(&tls.Config{RootCAs: d.cfg.RootCAs, MinVersion: tls.VersionTLS12}))
@@ -285,6 +287,7 @@ func (d *Driver) cluster(id string, want int) (*cluster, error) {
 		return nil, err
 	}
 	ctx, stop := context.WithCancel(context.Background())
+	restAdmin.Store(kadm.NewClient(admin))
 	c := &cluster{id: id, dir: dir, kc: kc, admin: admin, meta: m, stop: stop, door: door}
 	go c.persistTopics(ctx, d.log)
 	d.clusters[id] = c

@@ -7,7 +7,9 @@
 // its own plain topic names, exactly as its Kafka clients do.
 //
 // Served: the cluster, topics (list, create, get, delete), a topic's
-// configs (list, get, set, reset, batch alter) and partitions (list).
+// configs (list, get, set, reset, batch alter) and partitions (list),
+// ACLs (list, create, batch create, delete) and consumer groups (list,
+// get, consumers, lags, lag summary).
 package kafkarest
 
 import (
@@ -24,6 +26,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
+
+	"github.com/mothership-dev/mothership/internal/runtime/kafkalisten"
 )
 
 // Config configures the REST server of one cluster.
@@ -31,12 +35,23 @@ type Config struct {
 	// Kafka are the options of a client of the cluster's own endpoint
 	// (seed brokers, TLS), to which the caller's credential is added.
 	Kafka func() []kgo.Opt
-	// TenantOf names the cluster (LKC) a key belongs to; the path's
-	// cluster_id must be it.
-	TenantOf func(key string) (string, bool)
+	// Keys knows the cluster's keys: the tenant (LKC) a key belongs to,
+	// which the path's cluster_id must be, and its owner.
+	Keys Keys
+	// Admin returns a client signed in as the cluster's own superuser,
+	// which writes ACLs once the caller is found to administer the cluster
+	// (see acls.go); nil, or a nil client: ACLs are not served.
+	Admin func() *kadm.Client
 	// HTTPS says the endpoint serves TLS (the door terminates it, so the
 	// requests do not show it), for the URLs in the answers.
 	HTTPS bool
+}
+
+// Keys is what the front door knows of the cluster's keys
+// (kafkalisten.Tenants).
+type Keys interface {
+	Key(key string) (kafkalisten.Key, bool)
+	LimitedKeys(tenant, owner string) []string
 }
 
 // New returns the REST v3 handler.
@@ -55,6 +70,15 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("DELETE "+c+"/topics/{topic}/configs/{name}", s.with((*call).resetConfig))
 	mux.HandleFunc("POST "+c+"/topics/{topic}/configs:alter", s.with((*call).alterConfigs))
 	mux.HandleFunc("GET "+c+"/topics/{topic}/partitions", s.with((*call).listPartitions))
+	mux.HandleFunc("GET "+c+"/acls", s.with((*call).listACLs))
+	mux.HandleFunc("POST "+c+"/acls", s.with((*call).createACL))
+	mux.HandleFunc("POST "+c+"/acls:batch", s.with((*call).createACLBatch))
+	mux.HandleFunc("DELETE "+c+"/acls", s.with((*call).deleteACLs))
+	mux.HandleFunc("GET "+c+"/consumer-groups", s.with((*call).listGroups))
+	mux.HandleFunc("GET "+c+"/consumer-groups/{group}", s.with((*call).getGroup))
+	mux.HandleFunc("GET "+c+"/consumer-groups/{group}/consumers", s.with((*call).listConsumers))
+	mux.HandleFunc("GET "+c+"/consumer-groups/{group}/lags", s.with((*call).listLags))
+	mux.HandleFunc("GET "+c+"/consumer-groups/{group}/lag-summary", s.with((*call).lagSummary))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, 40400, "HTTP 404 Not Found: "+r.Method+" "+r.URL.Path+" is not served")
 	})
@@ -65,6 +89,8 @@ type server struct{ cfg Config }
 
 // call is one request, with the caller's admin client.
 type call struct {
+	s         *server
+	key       kafkalisten.Key
 	w         http.ResponseWriter
 	r         *http.Request
 	adm       *kadm.Client
@@ -83,7 +109,8 @@ func (s *server) with(h func(*call) error) http.HandlerFunc {
 			return
 		}
 		cluster := r.PathValue("cluster_id")
-		if own, ok := s.cfg.TenantOf(key); !ok || own != cluster {
+		k, ok := s.cfg.Keys.Key(key)
+		if own := k.Tenant; !ok || own != cluster {
 			// A key of another cluster, or none: as if the cluster were not
 			// here, so that a guesser learns nothing of it.
 			if !ok {
@@ -105,7 +132,7 @@ func (s *server) with(h func(*call) error) http.HandlerFunc {
 		if s.cfg.HTTPS || r.TLS != nil {
 			scheme = "https"
 		}
-		c := &call{w: w, r: r, adm: kadm.NewClient(cl), clusterID: cluster,
+		c := &call{s: s, key: k, w: w, r: r, adm: kadm.NewClient(cl), clusterID: cluster,
 			base: scheme + "://" + r.Host + "/kafka/v3/clusters/" + cluster}
 		if err := h(c); err != nil {
 			writeKafkaError(w, err)
@@ -152,8 +179,21 @@ func writeKafkaError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusGatewayTimeout, 50003, "the brokers did not answer in time")
 	default:
 		var be badRequest
-		if errors.As(err, &be) {
+		var fe forbidden
+		var ue unavailable
+		var ne notFound
+		switch {
+		case errors.As(err, &ne):
+			writeError(w, http.StatusNotFound, 40403, ne.Error())
+			return
+		case errors.As(err, &be):
 			writeError(w, http.StatusBadRequest, 40002, be.Error())
+			return
+		case errors.As(err, &fe):
+			writeError(w, http.StatusForbidden, 40301, fe.Error())
+			return
+		case errors.As(err, &ue):
+			writeError(w, http.StatusServiceUnavailable, 50301, ue.Error())
 			return
 		}
 		writeError(w, http.StatusServiceUnavailable, 50301, "the cluster's brokers could not be reached: "+err.Error())
@@ -164,6 +204,22 @@ func writeKafkaError(w http.ResponseWriter, err error) {
 type badRequest struct{ msg string }
 
 func (e badRequest) Error() string { return e.msg }
+
+// forbidden is a request the caller may not make, found before asking the
+// brokers.
+type forbidden struct{ msg string }
+
+func (e forbidden) Error() string { return e.msg }
+
+// notFound is a resource the brokers do not have.
+type notFound struct{ msg string }
+
+func (e notFound) Error() string { return e.msg }
+
+// unavailable is a request this endpoint does not serve now.
+type unavailable struct{ msg string }
+
+func (e unavailable) Error() string { return e.msg }
 
 // Relationship points at a related resource.
 type Relationship struct {

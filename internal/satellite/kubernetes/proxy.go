@@ -138,14 +138,19 @@ func (d *Driver) proxyObjects(id string, settings kafkalisten.ProxySettings) []p
 
 	args := []any{"kafka-proxy", "--settings", "/etc/mothership/proxy/" + proxySettingsKey,
 		"--upstream-ca", "/etc/mothership/brokers-ca/ca.crt",
-		"--health-listen", ":" + strconv.Itoa(proxyHealthPort)}
+		"--health-listen", ":" + strconv.Itoa(proxyHealthPort),
+		// Kafka REST's ACL calls write ACLs as the cluster's superuser.
+		"--admin-user", adminUser, "--admin-password-file", "/etc/mothership/admin/password"}
 	mounts := []any{
 		map[string]any{"name": "settings", "mountPath": "/etc/mothership/proxy", "readOnly": true},
 		map[string]any{"name": "brokers-ca", "mountPath": "/etc/mothership/brokers-ca", "readOnly": true},
+		map[string]any{"name": "admin", "mountPath": "/etc/mothership/admin", "readOnly": true},
 	}
 	volumes := []any{
 		map[string]any{"name": "settings", "configMap": map[string]any{"name": proxyName}},
 		map[string]any{"name": "brokers-ca", "secret": map[string]any{"secretName": id + "-cluster-ca-cert"}},
+		map[string]any{"name": "admin", "secret": map[string]any{"secretName": adminSecret,
+			"items": []any{map[string]any{"key": "password", "path": "password"}}}},
 	}
 	var out []proxyObject
 	if t := d.cfg.ProxyTLS; t != nil {

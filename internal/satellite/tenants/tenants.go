@@ -20,18 +20,21 @@ import (
 )
 
 // Apply sets the cluster's SASL users to the keys of tenants (their
-// credentials opened with siteKey) and their ACLs: a tenant with a prefix
-// may use only topics, groups and transactional ids under it, one without
-// (a dedicated PKC) the whole cluster. Users other than admin, the
-// caller's own superuser, that no tenant holds any more lose their
-// credentials and ACLs: a revoked key stops working at once.
+// credentials opened with siteKey) and their ACLs: a key whose owner
+// administers its cluster may use, in a tenant with a prefix, only topics,
+// groups and transactional ids under it, and without one (a dedicated PKC)
+// the whole cluster; a key that acts only as the ACLs allow gets the copies
+// of its owner's entries (see ACL). Users other than admin, the caller's
+// own superuser, that no tenant holds any more lose their credentials and
+// ACLs: a revoked key stops working at once.
 func Apply(ctx context.Context, adm *kadm.Client, siteKey sitekey.PrivateKey, admin string, tenants map[string]resource.Tenant) error {
 	var upserts []kadm.UpsertSCRAM
 	wanted := map[string]bool{}
-	acls := []*kadm.ACLBuilder{}
+	var acls, revokes []*kadm.ACLBuilder
+	limited := map[string]map[string]string{} // tenant → ACL-only key → owner
 	for _, lkc := range slices.Sorted(maps.Keys(tenants)) {
 		t := tenants[lkc]
-		var principals []string
+		var principals, restricted []string
 		for _, u := range t.Users {
 			plain, err := siteKey.Open(resource.SCRAMInfo(u.Name), u.SCRAM.Sealed)
 			if err != nil {
@@ -42,21 +45,29 @@ func Apply(ctx context.Context, adm *kadm.Client, siteKey sitekey.PrivateKey, ad
 				return fmt.Errorf("user %s of %s: %w", u.Name, lkc, err)
 			}
 			wanted[u.Name] = true
-			principals = append(principals, "User:"+u.Name)
+			if u.ACLsOnly {
+				restricted = append(restricted, "User:"+u.Name)
+				if limited[lkc] == nil {
+					limited[lkc] = map[string]string{}
+				}
+				limited[lkc][u.Name] = u.Owner
+			} else {
+				principals = append(principals, "User:"+u.Name)
+			}
 			upserts = append(upserts, kadm.UpsertSCRAM{User: u.Name, Mechanism: kadm.ScramSha512, Iterations: cred.Iterations,
 				Salt: cred.Salt, SaltedPassword: cred.SaltedPassword})
 		}
-		if len(principals) == 0 {
-			continue
+		if len(principals) > 0 {
+			acls = append(acls, tenantGrants(t.Prefix, principals)...)
 		}
-		if t.Prefix == "" {
-			acls = append(acls, kadm.NewACLs().Allow(principals...).ResourcePatternType(kadm.ACLPatternLiteral).
-				Topics("*").Groups("*").TransactionalIDs("*").Operations(kadm.OpAll),
-				kadm.NewACLs().Allow(principals...).Clusters().Operations(kadm.OpIdempotentWrite, kadm.OpCreate, kadm.OpDescribe))
-		} else {
-			acls = append(acls, kadm.NewACLs().Allow(principals...).ResourcePatternType(kadm.ACLPatternPrefixed).
-				Topics(t.Prefix).Groups(t.Prefix).TransactionalIDs(t.Prefix).Operations(kadm.OpAll),
-				kadm.NewACLs().Allow(principals...).Clusters().Operations(kadm.OpIdempotentWrite))
+		if len(restricted) > 0 {
+			// A key that lost its owner's role loses the tenant's grants
+			// (a copy of the same shape comes back below), and keeps
+			// what every client needs to produce idempotently.
+			for _, b := range tenantGrants(t.Prefix, restricted) {
+				revokes = append(revokes, b.AllowHosts())
+			}
+			acls = append(acls, kadm.NewACLs().Allow(restricted...).Clusters().Operations(kadm.OpIdempotentWrite))
 		}
 	}
 	existing, err := adm.DescribeUserSCRAMs(ctx)
@@ -92,18 +103,39 @@ func Apply(ctx context.Context, adm *kadm.Client, siteKey sitekey.PrivateKey, ad
 	if err := quotas(ctx, adm, tenants, stale); err != nil {
 		return err
 	}
-	for _, b := range acls {
-		results, err := adm.CreateACLs(ctx, b)
-		if err != nil {
-			return fmt.Errorf("create ACLs: %w", err)
+	for _, b := range revokes {
+		if err := remove(ctx, adm, b); err != nil {
+			return fmt.Errorf("revoke the grants of keys that act only as the ACLs allow: %w", err)
 		}
-		for _, r := range results {
-			if r.Err != nil {
-				return fmt.Errorf("create ACL for %s on %s: %w", r.Principal, r.Name, r.Err)
-			}
+	}
+	if len(limited) > 0 {
+		records, err := ListOwnerACLs(ctx, adm)
+		if err != nil {
+			return err
+		}
+		for _, lkc := range slices.Sorted(maps.Keys(limited)) {
+			acls = append(acls, copies(records, tenants[lkc].Prefix, limited[lkc])...)
+		}
+	}
+	for _, b := range acls {
+		if err := create(ctx, adm, b); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// tenantGrants are what keys whose owner administers the cluster get: the
+// tenant's part of the cluster.
+func tenantGrants(prefix string, principals []string) []*kadm.ACLBuilder {
+	if prefix == "" {
+		return []*kadm.ACLBuilder{kadm.NewACLs().Allow(principals...).ResourcePatternType(kadm.ACLPatternLiteral).
+			Topics("*").Groups("*").TransactionalIDs("*").Operations(kadm.OpAll),
+			kadm.NewACLs().Allow(principals...).Clusters().Operations(kadm.OpIdempotentWrite, kadm.OpCreate, kadm.OpDescribe)}
+	}
+	return []*kadm.ACLBuilder{kadm.NewACLs().Allow(principals...).ResourcePatternType(kadm.ACLPatternPrefixed).
+		Topics(prefix).Groups(prefix).TransactionalIDs(prefix).Operations(kadm.OpAll),
+		kadm.NewACLs().Allow(principals...).Clusters().Operations(kadm.OpIdempotentWrite)}
 }
 
 // quotas sets each user's client quotas to its tenant's, and removes those
@@ -157,6 +189,15 @@ func Door(tenants map[string]resource.Tenant) []kafkalisten.Tenant {
 		dt := kafkalisten.Tenant{ID: lkc, Prefix: t.Prefix}
 		for _, u := range t.Users {
 			dt.Keys = append(dt.Keys, u.Name)
+			if u.Owner != "" {
+				if dt.Owners == nil {
+					dt.Owners = map[string]string{}
+				}
+				dt.Owners[u.Name] = u.Owner
+			}
+			if u.ACLsOnly {
+				dt.ACLsOnly = append(dt.ACLsOnly, u.Name)
+			}
 		}
 		if q := t.Quotas; q != nil {
 			dt.Limits = kafkalisten.Limits{Partitions: q.Partitions, Topics: q.Topics, Connections: q.Connections,

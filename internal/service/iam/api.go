@@ -3,6 +3,7 @@ package iam
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"unicode"
@@ -289,26 +290,71 @@ const MaxKeysPerPrincipal = 10
 
 // keysOf counts the live keys of owner.
 func (s *Service) keysOf(ctx context.Context, tx store.Tx, org, owner string) (int, error) {
-	n, after := 0, ""
+	keys, err := s.ownedKeys(ctx, tx, org, owner)
+	return len(keys), err
+}
+
+// ownedKeys returns the live keys of owner, every page of them.
+func (s *Service) ownedKeys(ctx context.Context, tx store.Tx, org, owner string) ([]store.Resource, error) {
+	var out []store.Resource
+	after := ""
 	for {
 		rs, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindAPIKey, Organization: org, AfterID: after, Limit: 500})
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		for _, r := range rs {
 			spec, err := resource.Decode[resource.APIKeySpec](r.Spec)
 			if err != nil {
-				return 0, err
+				return nil, err
 			}
 			if spec.Owner == owner {
-				n++
+				out = append(out, r)
 			}
 		}
 		if len(rs) < 500 {
-			return n, nil
+			return out, nil
 		}
 		after = rs[len(rs)-1].ID
 	}
+}
+
+// aclsOnly says whether a key of a principal with bindings on a cluster
+// acts only as the cluster's ACLs allow: no binding of its owner
+// administers the cluster (OrganizationAdmin, EnvironmentAdmin of its
+// environment, CloudClusterAdmin of it), as on Confluent Cloud.
+func aclsOnly(bindings []svcapi.Binding, org, env, cluster string) bool {
+	return !svcapi.Principal{Bindings: bindings}.Can(svcapi.Write, svcapi.Scope{Org: org, Env: env, Cluster: cluster})
+}
+
+// syncKeyAccess brings the cluster keys of principal in step with its role
+// bindings after they changed in tx: a key whose owner gained or lost the
+// administration of its cluster changes its ACLsOnly, which the cluster's
+// data plane applies.
+func (s *Service) syncKeyAccess(ctx context.Context, tx store.Tx, org, principal string) error {
+	bindings, err := s.bindings(ctx, tx, org)
+	if err != nil {
+		return err
+	}
+	keys, err := s.ownedKeys(ctx, tx, org, principal)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		spec, err := resource.Decode[resource.APIKeySpec](k.Spec)
+		if err != nil {
+			return err
+		}
+		want := aclsOnly(bindings[principal], org, k.Environment, spec.Resource)
+		if spec.Resource == "" || spec.ACLsOnly == want {
+			continue
+		}
+		spec.ACLsOnly = want
+		if _, err := tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindAPIKey, ID: k.ID, Spec: resource.Encode(spec)}); err != nil {
+			return fmt.Errorf("key %s: %w", k.ID, err)
+		}
+	}
+	return nil
 }
 
 // validateDescription checks a description: at most 256 characters,

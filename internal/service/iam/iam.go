@@ -342,6 +342,11 @@ func (s *Service) createKey(ctx context.Context, tx store.Tx, k keyFor) (string,
 		if spec.SCRAM, err = s.sealSCRAM(key, secret, k.site); err != nil {
 			return "", "", err
 		}
+		bindings, err := s.bindings(ctx, tx, k.org)
+		if err != nil {
+			return "", "", err
+		}
+		spec.ACLsOnly = aclsOnly(bindings[k.owner], k.org, k.env, k.cluster)
 	}
 	if _, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindAPIKey, ID: key, Organization: k.org, Environment: k.env, Spec: resource.Encode(spec)}); err != nil {
 		return "", "", err

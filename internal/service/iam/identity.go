@@ -173,8 +173,10 @@ func (s *Service) CreateRoleBinding(ctx context.Context, p svcapi.Principal, in 
 		if err != nil {
 			return err
 		}
-		out, err = toRoleBinding(r)
-		return err
+		if out, err = toRoleBinding(r); err != nil {
+			return err
+		}
+		return s.syncKeyAccess(ctx, tx, p.Organization, principal)
 	})
 	return out, svcapi.StoreError("role binding", "", err)
 }
@@ -193,7 +195,18 @@ func (s *Service) ListRoleBindings(ctx context.Context, p svcapi.Principal, page
 // organization's last OrganizationAdmin: no one could grant a role again.
 func (s *Service) DeleteRoleBinding(ctx context.Context, p svcapi.Principal, id string) error {
 	return s.deleteOwned(ctx, p, resource.KindRoleBinding, id, func(ctx context.Context, tx store.Tx) error {
-		return s.keepAnAdmin(ctx, tx, p.Organization)
+		if err := s.keepAnAdmin(ctx, tx, p.Organization); err != nil {
+			return err
+		}
+		r, err := tx.ResourceGetAny(ctx, resource.KindRoleBinding, id)
+		if err != nil {
+			return err
+		}
+		spec, err := resource.Decode[resource.RoleBindingSpec](r.Spec)
+		if err != nil {
+			return err
+		}
+		return s.syncKeyAccess(ctx, tx, p.Organization, spec.Principal)
 	})
 }
 

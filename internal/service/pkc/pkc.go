@@ -311,10 +311,15 @@ func usersOf(ctx context.Context, tx store.Tx, lkc string) ([]resource.KafkaUser
 			return nil, err
 		}
 		if spec.Resource == lkc && !r.Deleted() && spec.SCRAM != nil {
-			users = append(users, resource.KafkaUser{Name: r.ID, SCRAM: *spec.SCRAM})
+			users = append(users, kafkaUser(r.ID, spec))
 		}
 	}
 	return users, nil
+}
+
+// kafkaUser is a cluster-scoped key as its cluster's brokers know it.
+func kafkaUser(id string, spec resource.APIKeySpec) resource.KafkaUser {
+	return resource.KafkaUser{Name: id, SCRAM: *spec.SCRAM, Owner: spec.Owner, ACLsOnly: spec.ACLsOnly}
 }
 
 // reconcileKey adds or removes a cluster-scoped key's SASL user on the PKC
@@ -363,7 +368,7 @@ func (s *Service) reconcileKey(ctx context.Context, tx store.Tx, keyID string) e
 	tenant := ps.Tenants[spec.Resource]
 	tenant.Users = slices.DeleteFunc(slices.Clone(tenant.Users), func(u resource.KafkaUser) bool { return u.Name == keyID })
 	if !k.Deleted() {
-		tenant.Users = append(tenant.Users, resource.KafkaUser{Name: keyID, SCRAM: *spec.SCRAM})
+		tenant.Users = append(tenant.Users, kafkaUser(keyID, spec))
 		slices.SortFunc(tenant.Users, func(a, b resource.KafkaUser) int { return strings.Compare(a.Name, b.Name) })
 	}
 	ps.Tenants = maps.Clone(ps.Tenants)
