@@ -45,6 +45,22 @@ type Error struct {
 	Parameter string `json:"-"`
 	// RetryAfter, in seconds, is sent as the Retry-After header.
 	RetryAfter int `json:"-"`
+	// More are further errors of the same request, found by the same
+	// check (every invalid field of a body at once); the status and the
+	// Go error are the first's.
+	More []*Error `json:"-"`
+}
+
+// Join returns the errors as one: nil for none, else the first with the
+// others in More.
+func Join(errs ...*Error) error {
+	errs = slices.DeleteFunc(errs, func(e *Error) bool { return e == nil })
+	if len(errs) == 0 {
+		return nil
+	}
+	first := *errs[0]
+	first.More = append(slices.Clone(first.More), errs[1:]...)
+	return &first
 }
 
 func (e *Error) Error() string {
@@ -94,11 +110,15 @@ type ErrorBody struct {
 
 // Body returns e as the error body.
 func (e *Error) Body() ErrorBody {
-	it := ErrorItem{Status: strconv.Itoa(e.Status), Code: e.Code, Title: e.Title, Detail: e.Detail}
-	if e.Pointer != "" || e.Parameter != "" {
-		it.Source = &ErrorSource{Pointer: e.Pointer, Parameter: e.Parameter}
+	var body ErrorBody
+	for _, e := range append([]*Error{e}, e.More...) {
+		it := ErrorItem{Status: strconv.Itoa(e.Status), Code: e.Code, Title: e.Title, Detail: e.Detail}
+		if e.Pointer != "" || e.Parameter != "" {
+			it.Source = &ErrorSource{Pointer: e.Pointer, Parameter: e.Parameter}
+		}
+		body.Errors = append(body.Errors, it)
 	}
-	return ErrorBody{Errors: []ErrorItem{it}}
+	return body
 }
 
 // AsError returns err's *Error, or a 500 internal_error that does not leak

@@ -2,8 +2,10 @@ package controlplane_test
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mothership-dev/mothership/internal/api"
 )
@@ -135,5 +137,50 @@ func TestErrorsANewUserTrippedOver(t *testing.T) {
 	if code := s.do("POST", "/cmk/v2/clusters", map[string]any{"display_name": "orders", "cloud": "AWS"}, &e); code != http.StatusBadRequest ||
 		len(e.Errors) != 1 || !strings.Contains(e.Errors[0].Detail, `under "spec"`) {
 		t.Fatalf("a flat cluster body: %d %+v, want a 400 saying the fields go under spec", code, e)
+	}
+
+	// Every invalid field at once, each at its pointer.
+	e = api.ErrorBody{}
+	code := s.do("POST", "/cmk/v2/clusters", map[string]any{"spec": map[string]any{"display_name": "orders", "cloud": "MOON", "region": "nowhere!",
+		"config": map[string]any{"kind": "Dedicated", "cku": 0}, "environment": map[string]any{"id": env}}}, &e)
+	var pointers []string
+	for _, it := range e.Errors {
+		if it.Source != nil {
+			pointers = append(pointers, it.Source.Pointer)
+		}
+	}
+	if code != http.StatusUnprocessableEntity || !slices.Equal(pointers, []string{"/spec/cloud", "/spec/region", "/spec/config/cku"}) {
+		t.Fatalf("a cluster with three invalid fields: %d %+v, want each of them at once", code, e)
+	}
+
+	// --cku on a Basic cluster says cku applies to Dedicated.
+	basic := s.cluster(env, "dev", "AWS", "us-west-2", "Basic", 0)
+	e = api.ErrorBody{}
+	if code := s.do("PATCH", "/cmk/v2/clusters/"+basic.ID, map[string]any{"spec": map[string]any{"config": map[string]any{"kind": "Dedicated", "cku": 2}}}, &e); code != http.StatusUnprocessableEntity ||
+		len(e.Errors) == 0 || e.Errors[0].Source == nil || e.Errors[0].Source.Pointer != "/spec/config/cku" ||
+		!strings.Contains(e.Errors[0].Detail, "applies only to Dedicated") {
+		t.Fatalf("a resize of a Basic cluster: %d %+v, want first that cku applies only to Dedicated clusters", code, e)
+	}
+
+	// An environment that still holds clusters names them all.
+	other := s.cluster(env, "dev-2", "AWS", "us-west-2", "Basic", 0)
+	e = api.ErrorBody{}
+	if code := s.do("DELETE", "/org/v2/environments/"+env, nil, &e); code != http.StatusConflict || len(e.Errors) != 1 ||
+		!strings.Contains(e.Errors[0].Detail, basic.ID) || !strings.Contains(e.Errors[0].Detail, other.ID) {
+		t.Fatalf("deleting an environment with two clusters: %d %+v, want a 409 naming both", code, e)
+	}
+
+	// A deleted cluster's keys go with it.
+	s.waitCluster(other.ID, "PROVISIONED", provisioned)
+	key := s.apiKey(other.ID)
+	if code := s.do("DELETE", "/cmk/v2/clusters/"+other.ID, nil, nil); code != http.StatusNoContent && code != http.StatusAccepted {
+		t.Fatalf("delete cluster: %d", code)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for s.do("GET", "/iam/v2/api-keys/"+key.ID, nil, nil) != http.StatusNotFound {
+		if time.Now().After(deadline) {
+			t.Fatalf("the key %s of deleted cluster %s is still there", key.ID, other.ID)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

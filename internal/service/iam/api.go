@@ -1,10 +1,10 @@
 package iam
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -98,16 +98,21 @@ func (s *Service) DeleteEnvironment(ctx context.Context, p svcapi.Principal, id 
 		}
 		// Asked of their owners, not of events that may lag: a cluster
 		// created a moment ago must keep its environment.
-		cluster, err := s.clusters.ClusterIn(ctx, p.Organization, id)
+		clusters, err := s.clusters.ClustersIn(ctx, p.Organization, id)
 		if err != nil {
 			return err
 		}
-		network, err := s.networks.NetworkIn(ctx, p.Organization, id)
+		networks, err := s.networks.NetworksIn(ctx, p.Organization, id)
 		if err != nil {
 			return err
 		}
-		if held := cmp.Or(cluster, network); held != "" {
-			return api.Errorf(http.StatusConflict, api.CodeConflict, "environment %q still holds %s; delete it first", id, held)
+		if held := slices.Concat(clusters, networks); len(held) > 0 {
+			more := ""
+			if len(clusters) == svcapi.MaxHeld || len(networks) == svcapi.MaxHeld {
+				more = " and more"
+			}
+			return api.Errorf(http.StatusConflict, api.CodeConflict, "environment %q still holds %s%s; delete them first",
+				id, strings.Join(held, ", "), more)
 		}
 		_, err = tx.ResourceDelete(ctx, resource.KindEnvironment, id)
 		return err

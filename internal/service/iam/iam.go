@@ -24,6 +24,7 @@ import (
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/host"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 	"github.com/mothership-dev/mothership/internal/service/svcapi"
@@ -62,14 +63,16 @@ type Clusters interface {
 	// Cluster reports whether org has the live cluster id, its
 	// environment and where it runs.
 	Cluster(ctx context.Context, org, id string) (env string, site resource.Site, ok bool, err error)
-	// ClusterIn returns a live cluster of org in env, "" if none.
-	ClusterIn(ctx context.Context, org, env string) (string, error)
+	// ClustersIn returns the live clusters of org in env (some, if
+	// there are very many).
+	ClustersIn(ctx context.Context, org, env string) ([]string, error)
 }
 
 // Networks answers about the network service's networks (a lower layer).
 type Networks interface {
-	// NetworkIn returns a live network of org in env, "" if none.
-	NetworkIn(ctx context.Context, org, env string) (string, error)
+	// NetworksIn returns the live networks of org in env (some, if
+	// there are very many).
+	NetworksIn(ctx context.Context, org, env string) ([]string, error)
 }
 
 // Service is the iam service.
@@ -102,14 +105,60 @@ func (s *Service) Use(clusters Clusters, networks Networks) {
 	s.clusters, s.networks = clusters, networks
 }
 
-// Host declares the service: it owns identity kinds and reacts to nothing.
+// lkcDesired is the kafka service's topic of clusters: a deleted
+// cluster's keys go with it.
+var lkcDesired = event.Topic(resource.KindLKC, event.Desired)
+
+// Host declares the service: it owns identity kinds and reacts to the
+// clusters' desired state.
 func (s *Service) Host() host.Service {
 	return host.Service{
 		Name:  Name,
 		Layer: Layer,
 		Owns: []string{resource.KindOrganization, resource.KindEnvironment, resource.KindAPIKey,
 			resource.KindUser, resource.KindServiceAcct, resource.KindRoleBinding},
-		Attach: func(st store.Store) { s.st = st },
+		ReactsTo:  []string{lkcDesired},
+		Reconcile: s.reconcileCluster,
+		Attach:    func(st store.Store) { s.st = st },
+	}
+}
+
+// reconcileCluster deletes the keys of a deleted cluster: they stopped
+// working when its tenant left the brokers, and nothing may use them
+// again. The rows stay (a deletion marks them), so that restoring the
+// cluster can restore the keys live at its deletion.
+func (s *Service) reconcileCluster(ctx context.Context, tx store.Tx, lkc string) error {
+	c, err := store.ObservedResource(ctx, tx, lkcDesired, lkc)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !c.Deleted()) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	after := ""
+	for {
+		rs, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindAPIKey, Organization: c.Organization, Environment: c.Environment,
+			AfterID: after, Limit: 500})
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			spec, err := resource.Decode[resource.APIKeySpec](r.Spec)
+			if err != nil {
+				return err
+			}
+			if spec.Resource != lkc {
+				continue
+			}
+			if _, err := tx.ResourceDelete(ctx, resource.KindAPIKey, r.ID); err != nil {
+				return fmt.Errorf("key %s of deleted cluster %s: %w", r.ID, lkc, err)
+			}
+			s.forget(r.ID)
+		}
+		if len(rs) < 500 {
+			return nil
+		}
+		after = rs[len(rs)-1].ID
 	}
 }
 

@@ -63,41 +63,48 @@ func toCluster(r store.Resource) (api.Cluster, error) {
 	return c, nil
 }
 
-// validate checks an LKC spec as a whole, pointing at the faulty field.
+// validate checks an LKC spec as a whole and reports every faulty field
+// at once, each with its pointer.
 func validate(s resource.LKCSpec) error {
-	if err := svcapi.ValidateDisplayName("/spec/display_name", s.DisplayName); err != nil {
-		return err
+	var errs []*api.Error
+	invalid := func(pointer, format string, args ...any) {
+		errs = append(errs, api.Invalid(pointer, format, args...))
 	}
-	switch {
-	case !slices.Contains(resource.Clouds, s.Cloud):
-		return api.Invalid("/spec/cloud", "cloud must be one of %s", strings.Join(resource.Clouds, ", "))
-	case !regionPattern.MatchString(s.Region):
-		return api.Invalid("/spec/region", "region must be a cloud region name like us-west-2")
-	case s.Availability != resource.SingleZone && s.Availability != resource.MultiZone:
-		return api.Invalid("/spec/availability", "availability must be SINGLE_ZONE or MULTI_ZONE")
+	var nameErr *api.Error
+	if errors.As(svcapi.ValidateDisplayName("/spec/display_name", s.DisplayName), &nameErr) {
+		errs = append(errs, nameErr)
+	}
+	if !slices.Contains(resource.Clouds, s.Cloud) {
+		invalid("/spec/cloud", "cloud must be one of %s", strings.Join(resource.Clouds, ", "))
+	}
+	if !regionPattern.MatchString(s.Region) {
+		invalid("/spec/region", "region must be a cloud region name like us-west-2")
+	}
+	if s.Availability != resource.SingleZone && s.Availability != resource.MultiZone {
+		invalid("/spec/availability", "availability must be SINGLE_ZONE or MULTI_ZONE")
 	}
 	switch s.Type {
 	case resource.TypeBasic, resource.TypeStandard:
 		if s.CKU != 0 {
-			return api.Invalid("/spec/config/cku", "cku applies only to Dedicated clusters")
+			invalid("/spec/config/cku", "cku applies only to Dedicated clusters; a %s cluster has no size to set", s.Type)
 		}
 		if s.ReleasePriority != "" {
-			return api.Invalid("/spec/config/release_priority", "release_priority applies only to Dedicated clusters")
+			invalid("/spec/config/release_priority", "release_priority applies only to Dedicated clusters")
 		}
 	case resource.TypeDedicated:
 		if s.ReleasePriority != api.ReleaseRegular && s.ReleasePriority != api.ReleasePriority {
-			return api.Invalid("/spec/config/release_priority", "release_priority must be REGULAR or PRIORITY")
+			invalid("/spec/config/release_priority", "release_priority must be REGULAR or PRIORITY")
 		}
-		if s.CKU < 1 || s.CKU > MaxCKU {
-			return api.Invalid("/spec/config/cku", "a Dedicated cluster needs cku from 1 to %d", MaxCKU)
-		}
-		if s.Availability == resource.MultiZone && s.CKU < 2 {
-			return api.Invalid("/spec/config/cku", "a MULTI_ZONE Dedicated cluster needs at least 2 CKU")
+		switch {
+		case s.CKU < 1 || s.CKU > MaxCKU:
+			invalid("/spec/config/cku", "a Dedicated cluster needs cku from 1 to %d", MaxCKU)
+		case s.Availability == resource.MultiZone && s.CKU < 2:
+			invalid("/spec/config/cku", "a MULTI_ZONE Dedicated cluster needs at least 2 CKU")
 		}
 	default:
-		return api.Invalid("/spec/config/kind", "config.kind must be Basic, Standard or Dedicated")
+		invalid("/spec/config/kind", "config.kind must be Basic, Standard or Dedicated")
 	}
-	return nil
+	return api.Join(errs...)
 }
 
 // CreateCluster accepts a cluster: it is stored as desired state, and the
@@ -243,23 +250,18 @@ func (s *Service) UpdateCluster(ctx context.Context, p svcapi.Principal, id stri
 }
 
 func applyUpdate(spec resource.LKCSpec, env string, u api.ClusterUpdateSpec) (resource.LKCSpec, error) {
-	immutable := func(pointer, name string, got *string, have string) error {
+	// Every refusal of the update at once, each at its field.
+	var errs []*api.Error
+	immutable := func(pointer, name string, got *string, have string) {
 		if got != nil && *got != have {
-			return api.Invalid(pointer, "%s cannot change after creation (it is %s)", name, have)
-		}
-		return nil
-	}
-	for _, err := range []error{
-		immutable("/spec/cloud", "cloud", u.Cloud, spec.Cloud),
-		immutable("/spec/region", "region", u.Region, spec.Region),
-		immutable("/spec/availability", "availability", u.Availability, spec.Availability),
-	} {
-		if err != nil {
-			return spec, err
+			errs = append(errs, api.Invalid(pointer, "%s cannot change after creation (it is %s)", name, have))
 		}
 	}
+	immutable("/spec/cloud", "cloud", u.Cloud, spec.Cloud)
+	immutable("/spec/region", "region", u.Region, spec.Region)
+	immutable("/spec/availability", "availability", u.Availability, spec.Availability)
 	if u.Environment != nil && u.Environment.ID != env {
-		return spec, api.Invalid("/spec/environment/id", "a cluster cannot move to another environment")
+		errs = append(errs, api.Invalid("/spec/environment/id", "a cluster cannot move to another environment"))
 	}
 	if u.DisplayName != nil {
 		spec.DisplayName = *u.DisplayName
@@ -268,21 +270,29 @@ func applyUpdate(spec resource.LKCSpec, env string, u api.ClusterUpdateSpec) (re
 		spec.DeletionProtection = *u.DeletionProtection
 	}
 	if c := u.Config; c != nil {
-		if c.Kind != "" && c.Kind != spec.Type {
-			if spec.Type != resource.TypeBasic || c.Kind != resource.TypeStandard {
-				return spec, api.Invalid("/spec/config/kind", "the only type change allowed is Basic to Standard (this cluster is %s)", spec.Type)
-			}
-			spec.Type = c.Kind
+		// A resize of a Basic cluster (sent as Dedicated with a cku, as a
+		// size implies) hears first that cku does not apply to it.
+		ckuWrong := c.CKU != 0 && spec.Type != resource.TypeDedicated
+		kindWrong := c.Kind != "" && c.Kind != spec.Type && (spec.Type != resource.TypeBasic || c.Kind != resource.TypeStandard)
+		if ckuWrong {
+			errs = append(errs, api.Invalid("/spec/config/cku", "cku applies only to Dedicated clusters; this cluster is %s, "+
+				"which scales without a size", spec.Type))
 		}
-		if c.CKU != 0 {
-			if spec.Type != resource.TypeDedicated {
-				return spec, api.Invalid("/spec/config/cku", "cku applies only to Dedicated clusters")
+		if kindWrong {
+			errs = append(errs, api.Invalid("/spec/config/kind", "the only type change allowed is Basic to Standard (this cluster is %s)", spec.Type))
+		}
+		if !ckuWrong && !kindWrong {
+			spec.Type = cmp.Or(c.Kind, spec.Type)
+			if c.CKU != 0 {
+				spec.CKU = c.CKU
 			}
-			spec.CKU = c.CKU
 		}
 		if c.ReleasePriority != "" {
 			spec.ReleasePriority = c.ReleasePriority
 		}
+	}
+	if len(errs) > 0 {
+		return spec, api.Join(errs...)
 	}
 	if spec.Type == resource.TypeDedicated && spec.ReleasePriority == "" {
 		// Dedicated clusters made before release priorities existed.
@@ -335,9 +345,10 @@ func (s *Service) Cluster(ctx context.Context, org, id string) (env string, site
 	return env, site, err == nil, err
 }
 
-// ClusterIn returns a live cluster of org in env, "" if none.
-func (s *Service) ClusterIn(ctx context.Context, org, env string) (string, error) {
-	return svcapi.AnyIn(ctx, s.st, resource.KindLKC, org, env)
+// ClustersIn returns the live clusters of org in env (at most
+// svcapi.MaxHeld).
+func (s *Service) ClustersIn(ctx context.Context, org, env string) ([]string, error) {
+	return svcapi.AllIn(ctx, s.st, resource.KindLKC, org, env)
 }
 
 // scopeOf locates a cluster for authorization.

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -31,9 +32,12 @@ func TestUpdateRules(t *testing.T) {
 		"too big":            {"cku is bounded", dedicated, api.ClusterUpdateSpec{Config: &api.ClusterConfig{Kind: "Dedicated", CKU: MaxCKU + 1}}, "/spec/config/cku", nil},
 		"dedicated to basic": {"only Basic → Standard", dedicated, api.ClusterUpdateSpec{Config: &api.ClusterConfig{Kind: "Basic"}}, "/spec/config/kind", nil},
 		"basic to standard":  {"the one type change allowed", basic, api.ClusterUpdateSpec{Config: &api.ClusterConfig{Kind: "Standard"}}, "", func(s resource.LKCSpec) bool { return s.Type == resource.TypeStandard }},
-		"basic to dedicated": {"not an upgrade we offer", basic, api.ClusterUpdateSpec{Config: &api.ClusterConfig{Kind: "Dedicated", CKU: 1}}, "/spec/config/kind", nil},
-		"cku on basic":       {"Basic has no CKU", basic, api.ClusterUpdateSpec{Config: &api.ClusterConfig{CKU: 2}}, "/spec/config/cku", nil},
-		"blank name":         {"names are trimmed and non-empty", basic, api.ClusterUpdateSpec{DisplayName: ptr(" ")}, "/spec/display_name", nil},
+		"basic to dedicated": {"a resize of a Basic cluster hears that cku does not apply, and that the type cannot become Dedicated", basic,
+			api.ClusterUpdateSpec{Config: &api.ClusterConfig{Kind: "Dedicated", CKU: 1}}, "/spec/config/cku", nil},
+		"several at once": {"every refused field is reported", dedicated, api.ClusterUpdateSpec{Cloud: ptr("GCP"), Region: ptr("us-east-1")},
+			"/spec/cloud", nil},
+		"cku on basic": {"Basic has no CKU", basic, api.ClusterUpdateSpec{Config: &api.ClusterConfig{CKU: 2}}, "/spec/config/cku", nil},
+		"blank name":   {"names are trimmed and non-empty", basic, api.ClusterUpdateSpec{DisplayName: ptr(" ")}, "/spec/display_name", nil},
 		"priority": {"release_priority of a Dedicated cluster may change (Terraform sends it on every PATCH)", dedicated,
 			api.ClusterUpdateSpec{Config: &api.ClusterConfig{Kind: "Dedicated", CKU: 2, ReleasePriority: "PRIORITY"}}, "",
 			func(s resource.LKCSpec) bool { return s.ReleasePriority == api.ReleasePriority }},
@@ -41,6 +45,8 @@ func TestUpdateRules(t *testing.T) {
 		"priority on basic": {"release_priority is Dedicated's", basic, api.ClusterUpdateSpec{Config: &api.ClusterConfig{ReleasePriority: "REGULAR"}},
 			"/spec/config/release_priority", nil},
 	}
+	// The pointers of the further errors reported at once.
+	also := map[string][]string{"basic to dedicated": {"/spec/config/kind"}, "several at once": {"/spec/region"}}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			got, err := applyUpdate(tc.spec, "env-1", tc.update)
@@ -52,6 +58,15 @@ func TestUpdateRules(t *testing.T) {
 				t.Fatalf("%s: err = %v, want a 422 at %s", tc.reason, err, tc.pointer)
 			case tc.check != nil && !tc.check(got):
 				t.Fatalf("%s: spec after update %+v", tc.reason, got)
+			}
+			if e != nil {
+				var more []string
+				for _, m := range e.More {
+					more = append(more, m.Pointer)
+				}
+				if !slices.Equal(more, also[name]) {
+					t.Fatalf("%s: further errors at %v, want %v", tc.reason, more, also[name])
+				}
 			}
 		})
 	}

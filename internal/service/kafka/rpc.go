@@ -22,8 +22,8 @@ func (s *Service) RPC(token string) *svcapi.RPCServer {
 		env, site, ok, err := s.Cluster(ctx, a.Org, a.ID)
 		return clusterAnswer{Env: env, Site: site, OK: ok}, err
 	})
-	svcapi.Handle(srv, "ClusterIn", func(ctx context.Context, a svcapi.Args[svcapi.None]) (string, error) {
-		return s.ClusterIn(ctx, a.Org, a.Env)
+	svcapi.Handle(srv, "ClustersIn", func(ctx context.Context, a svcapi.Args[svcapi.None]) ([]string, error) {
+		return s.ClustersIn(ctx, a.Org, a.Env)
 	})
 	svcapi.Handle(srv, "ClusterOnNetwork", func(ctx context.Context, a svcapi.Args[svcapi.None]) (string, error) {
 		return s.ClusterOnNetwork(ctx, a.Org, a.ID)
@@ -75,9 +75,9 @@ func (c *Client) Cluster(ctx context.Context, org, id string) (env string, site 
 	return a.Env, a.Site, a.OK, err
 }
 
-// ClusterIn calls Service.ClusterIn.
-func (c *Client) ClusterIn(ctx context.Context, org, env string) (string, error) {
-	return svcapi.Call[svcapi.Args[svcapi.None], string](ctx, c.c, "ClusterIn", svcapi.Args[svcapi.None]{Org: org, Env: env})
+// ClustersIn calls Service.ClustersIn.
+func (c *Client) ClustersIn(ctx context.Context, org, env string) ([]string, error) {
+	return svcapi.Call[svcapi.Args[svcapi.None], []string](ctx, c.c, "ClustersIn", svcapi.Args[svcapi.None]{Org: org, Env: env})
 }
 
 // ClusterOnNetwork calls Service.ClusterOnNetwork.

@@ -238,9 +238,10 @@ func (s *Service) DeleteNetwork(ctx context.Context, p svcapi.Principal, id stri
 	return svcapi.StoreError("network", id, err)
 }
 
-// NetworkIn returns a live network of org in env, "" if none.
-func (s *Service) NetworkIn(ctx context.Context, org, env string) (string, error) {
-	return svcapi.AnyIn(ctx, s.st, resource.KindNetwork, org, env)
+// NetworksIn returns the live networks of org in env (at most
+// svcapi.MaxHeld).
+func (s *Service) NetworksIn(ctx context.Context, org, env string) ([]string, error) {
+	return svcapi.AllIn(ctx, s.st, resource.KindNetwork, org, env)
 }
 
 func ptr[T any](v T) *T { return &v }

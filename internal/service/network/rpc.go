@@ -20,8 +20,8 @@ func (s *Service) RPC(token string) *svcapi.RPCServer {
 	svcapi.Handle(srv, "NetworkExists", func(ctx context.Context, a svcapi.Args[resource.Site]) (bool, error) {
 		return s.NetworkExists(ctx, a.Org, a.Env, a.ID, a.In)
 	})
-	svcapi.Handle(srv, "NetworkIn", func(ctx context.Context, a svcapi.Args[svcapi.None]) (string, error) {
-		return s.NetworkIn(ctx, a.Org, a.Env)
+	svcapi.Handle(srv, "NetworksIn", func(ctx context.Context, a svcapi.Args[svcapi.None]) ([]string, error) {
+		return s.NetworksIn(ctx, a.Org, a.Env)
 	})
 	return srv
 }
@@ -58,7 +58,7 @@ func (c *Client) NetworkExists(ctx context.Context, org, env, id string, site re
 	return svcapi.Call[svcapi.Args[resource.Site], bool](ctx, c.c, "NetworkExists", svcapi.Args[resource.Site]{Org: org, Env: env, ID: id, In: site})
 }
 
-// NetworkIn calls Service.NetworkIn.
-func (c *Client) NetworkIn(ctx context.Context, org, env string) (string, error) {
-	return svcapi.Call[svcapi.Args[svcapi.None], string](ctx, c.c, "NetworkIn", svcapi.Args[svcapi.None]{Org: org, Env: env})
+// NetworksIn calls Service.NetworksIn.
+func (c *Client) NetworksIn(ctx context.Context, org, env string) ([]string, error) {
+	return svcapi.Call[svcapi.Args[svcapi.None], []string](ctx, c.c, "NetworksIn", svcapi.Args[svcapi.None]{Org: org, Env: env})
 }

@@ -45,6 +45,26 @@ type wireError struct {
 	Pointer    string `json:"pointer,omitempty"`
 	Parameter  string `json:"parameter,omitempty"`
 	RetryAfter int    `json:"retry_after,omitempty"`
+	// More are the further errors of the same request (api.Error.More).
+	More []wireError `json:"more,omitempty"`
+}
+
+func toWire(e *api.Error) wireError {
+	w := wireError{Status: e.Status, Code: e.Code, Title: e.Title, Detail: e.Detail,
+		Pointer: e.Pointer, Parameter: e.Parameter, RetryAfter: e.RetryAfter}
+	for _, m := range e.More {
+		w.More = append(w.More, toWire(m))
+	}
+	return w
+}
+
+func (w wireError) apiError() *api.Error {
+	e := &api.Error{Status: w.Status, Code: w.Code, Title: w.Title, Detail: w.Detail,
+		Pointer: w.Pointer, Parameter: w.Parameter, RetryAfter: w.RetryAfter}
+	for _, m := range w.More {
+		e.More = append(e.More, m.apiError())
+	}
+	return e
 }
 
 // RPCServer serves one service's procedures to the other services.
@@ -95,8 +115,7 @@ func toConnect(err error) error {
 		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
 	}
 	ce := connect.NewError(connectCode(e.Status), errors.New(e.Detail))
-	b, _ := json.Marshal(wireError{Status: e.Status, Code: e.Code, Title: e.Title, Detail: e.Detail,
-		Pointer: e.Pointer, Parameter: e.Parameter, RetryAfter: e.RetryAfter})
+	b, _ := json.Marshal(toWire(e))
 	ce.Meta().Set(errorMeta, string(b))
 	return ce
 }
@@ -174,8 +193,7 @@ func fromConnect(service, method string, err error) error {
 	if raw := ce.Meta().Get(errorMeta); raw != "" {
 		var w wireError
 		if json.Unmarshal([]byte(raw), &w) == nil && w.Status != 0 {
-			return &api.Error{Status: w.Status, Code: w.Code, Title: w.Title, Detail: w.Detail,
-				Pointer: w.Pointer, Parameter: w.Parameter, RetryAfter: w.RetryAfter}
+			return w.apiError()
 		}
 	}
 	switch ce.Code() {

@@ -225,21 +225,25 @@ func Own(ctx context.Context, tx store.Tx, kind, org, id string) (store.Resource
 	return r, err
 }
 
-// AnyIn returns the id of a live resource of kind in org's environment
-// env, "" if there is none.
-func AnyIn(ctx context.Context, st store.Store, kind, org, env string) (string, error) {
-	var id string
+// MaxHeld bounds the ids AllIn returns: enough to name what keeps an
+// environment from being deleted.
+const MaxHeld = 100
+
+// AllIn returns the ids of the live resources of kind in org's
+// environment env, at most MaxHeld of them.
+func AllIn(ctx context.Context, st store.Store, kind, org, env string) ([]string, error) {
+	var ids []string
 	err := st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		rs, err := tx.ResourceList(ctx, store.ListParams{Kind: kind, Organization: org, Environment: env, Limit: 1})
-		if len(rs) > 0 {
-			id = rs[0].ID
+		rs, err := tx.ResourceList(ctx, store.ListParams{Kind: kind, Organization: org, Environment: env, Limit: MaxHeld})
+		for _, r := range rs {
+			ids = append(ids, r.ID)
 		}
 		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("%s in %s: %w", kind, env, err)
+		return nil, fmt.Errorf("%s in %s: %w", kind, env, err)
 	}
-	return id, nil
+	return ids, nil
 }
 
 // Token encodes a page token for the id a page ended at ("" for none).
