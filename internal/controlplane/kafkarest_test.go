@@ -268,8 +268,13 @@ func TestKafkaRESTv3ACLsDecideWhatAServiceAccountMay(t *testing.T) {
 		"User:* on a shared cluster": func() map[string]any { g := grant("WRITE"); g["principal"] = "User:*"; return g }(),
 		"an unknown operation":       grant("PUBLISH"),
 		"a cluster not named kafka-cluster": func() map[string]any {
-			g := grant("CREATE")
+			g := grant("DESCRIBE")
 			g["resource_type"] = "CLUSTER"
+			return g
+		}(),
+		"CREATE on the brokers' cluster, which every tenant shares": func() map[string]any {
+			g := grant("CREATE")
+			g["resource_type"], g["resource_name"] = "CLUSTER", "kafka-cluster"
 			return g
 		}(),
 	} {

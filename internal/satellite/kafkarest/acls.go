@@ -108,8 +108,11 @@ func (c *call) acl(in CreateAclRequest) (tenants.ACL, error) {
 	case in.Host != "*" && in.Host != "":
 		return a, badRequest{fmt.Sprintf("host %q: only * (every host) is supported", in.Host)}
 	case a.ResourceType == kmsg.ACLResourceTypeCluster && c.key.Prefix != "" &&
-		!slices.Contains([]kadm.ACLOperation{kadm.OpCreate, kadm.OpDescribe, kadm.OpIdempotentWrite, kadm.OpDescribeConfigs}, a.Operation):
-		return a, badRequest{fmt.Sprintf("operation %s on the CLUSTER of a shared cluster: only CREATE, DESCRIBE, IDEMPOTENT_WRITE and DESCRIBE_CONFIGS", in.Operation)}
+		!slices.Contains([]kadm.ACLOperation{kadm.OpDescribe, kadm.OpIdempotentWrite}, a.Operation):
+		// The brokers' cluster is every tenant's: an entry on it would
+		// reach the keys other tenants' owners hold there too.
+		return a, badRequest{fmt.Sprintf("operation %s on the CLUSTER of a shared cluster: only DESCRIBE and IDEMPOTENT_WRITE; "+
+			"grant CREATE on TOPIC (pattern_type PREFIXED) instead", in.Operation)}
 	}
 	a.ResourceName, a.Principal, a.Host = in.ResourceName, in.Principal, "*"
 	return a.Prefixed(c.key.Prefix), nil
