@@ -1,0 +1,265 @@
+// Package fleet is the operators' view of the whole installation (layer 4,
+// beside the gateway and audit): every cluster and PKC of every
+// organization, filtered and counted, for the people who run thousands of
+// clusters at a time. It owns no resource: it observes the state the
+// services that own clusters (kafka) and PKCs (pkc) publish, keeps the
+// newest of each in its own database, and answers from a model in memory
+// rebuilt from that database at start, so that a filtered query over
+// 100,000 clusters reads no other service and no disk.
+package fleet
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/runtime/event"
+	"github.com/mothership-dev/mothership/internal/runtime/host"
+	"github.com/mothership-dev/mothership/internal/runtime/store"
+)
+
+// Name and Layer place the service in the layer cake: at the top, since
+// it hears from the layers below.
+const (
+	Name  = "fleet"
+	Layer = 4
+)
+
+var (
+	lkcDesired = event.Topic(resource.KindLKC, event.Desired)
+	lkcStatus  = event.Topic(resource.KindLKC, event.Status)
+	pkcDesired = event.Topic(resource.KindPKC, event.Desired)
+	pkcStatus  = event.Topic(resource.KindPKC, event.Status)
+	topics     = []string{lkcDesired, lkcStatus, pkcDesired, pkcStatus}
+)
+
+// Config configures the service.
+type Config struct {
+	Logger *slog.Logger
+}
+
+// Service is the fleet service.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+	st  store.Store
+
+	loaded atomic.Bool
+	mu     sync.RWMutex
+	lkcs   map[string]Cluster
+	pkcs   map[string]PKC
+}
+
+// New returns the service; Host declares it to the runtime.
+func New(cfg Config) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg, log: cfg.Logger.With("service", Name), lkcs: map[string]Cluster{}, pkcs: map[string]PKC{}}
+}
+
+// Host declares the service: it owns nothing and follows the clusters and
+// PKCs.
+func (s *Service) Host() host.Service {
+	return host.Service{
+		Name:      Name,
+		Layer:     Layer,
+		ReactsTo:  topics,
+		Reconcile: s.reconcile,
+		Attach:    func(st store.Store) { s.st = st },
+	}
+}
+
+// Cluster is a cluster (LKC) as the fleet view shows it.
+type Cluster struct {
+	ID           string `json:"id"`
+	Organization string `json:"organization"`
+	Environment  string `json:"environment"`
+	DisplayName  string `json:"display_name"`
+	// SKU is the cluster's type: Basic, Standard or Dedicated.
+	SKU    string `json:"sku"`
+	CKU    int    `json:"cku,omitempty"`
+	Cloud  string `json:"cloud"`
+	Region string `json:"region"`
+	// Site is cloud/region, as sites are named.
+	Site string `json:"site"`
+	PKC  string `json:"pkc,omitempty"`
+	// Version is the Kafka version its PKC runs.
+	Version            string `json:"version,omitempty"`
+	Phase              string `json:"phase"`
+	Reason             string `json:"reason,omitempty"`
+	Generation         int64  `json:"generation"`
+	ObservedGeneration int64  `json:"observed_generation"`
+	Deleted            bool   `json:"deleted,omitempty"`
+	version            int64
+}
+
+// PKC is a physical cluster as the fleet view shows it.
+type PKC struct {
+	ID        string `json:"id"`
+	Site      string `json:"site"`
+	Dedicated bool   `json:"dedicated"`
+	Brokers   int    `json:"brokers"`
+	// Spec and Status carry the version asked for and the one running.
+	Spec struct {
+		Version string `json:"version,omitempty"`
+	} `json:"spec"`
+	Status struct {
+		Version            string `json:"version,omitempty"`
+		Phase              string `json:"phase"`
+		Reason             string `json:"reason,omitempty"`
+		ObservedGeneration int64  `json:"observed_generation"`
+	} `json:"status"`
+	Generation int64    `json:"generation"`
+	LKCs       []string `json:"lkcs"`
+	Deleted    bool     `json:"deleted,omitempty"`
+	version    int64
+}
+
+// newest returns the newest state of subject over the desired and status
+// topics of its kind (each event carries the whole resource).
+func newest(ctx context.Context, tx store.Tx, subject string, topics ...string) (store.Resource, bool, error) {
+	var best store.Resource
+	found := false
+	for _, t := range topics {
+		r, err := store.ObservedResource(ctx, tx, t, subject)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return best, false, err
+		}
+		if !found || r.Version > best.Version {
+			best, found = r, true
+		}
+	}
+	return best, found, nil
+}
+
+// reconcile takes the newest state of a cluster or PKC into the model.
+func (s *Service) reconcile(ctx context.Context, tx store.Tx, subject string) error {
+	if strings.HasPrefix(subject, "pkc-") {
+		r, ok, err := newest(ctx, tx, subject, pkcDesired, pkcStatus)
+		if err != nil || !ok {
+			return err
+		}
+		p, err := toPKC(r)
+		if err != nil {
+			return err
+		}
+		s.putPKC(p)
+		return nil
+	}
+	r, ok, err := newest(ctx, tx, subject, lkcDesired, lkcStatus)
+	if err != nil || !ok {
+		return err
+	}
+	c, err := toCluster(r)
+	if err != nil {
+		return err
+	}
+	s.putCluster(c)
+	return nil
+}
+
+func toCluster(r store.Resource) (Cluster, error) {
+	spec, err := resource.Decode[resource.LKCSpec](r.Spec)
+	if err != nil {
+		return Cluster{}, fmt.Errorf("cluster %s: %w", r.ID, err)
+	}
+	var st resource.LKCStatus
+	if len(r.Status.Detail) > 0 {
+		if err := json.Unmarshal(r.Status.Detail, &st); err != nil {
+			return Cluster{}, fmt.Errorf("cluster %s status: %w", r.ID, err)
+		}
+	}
+	return Cluster{ID: r.ID, Organization: r.Organization, Environment: r.Environment, DisplayName: spec.DisplayName, SKU: spec.Type,
+		CKU: spec.CKU, Cloud: spec.Cloud, Region: spec.Region, Site: spec.Site().String(), PKC: st.PKC, Phase: r.Status.Phase,
+		Reason: r.Status.Reason, Generation: r.Generation, ObservedGeneration: r.Status.ObservedGeneration, Deleted: r.Deleted(),
+		version: r.Version}, nil
+}
+
+func toPKC(r store.Resource) (PKC, error) {
+	spec, err := resource.Decode[resource.PKCSpec](r.Spec)
+	if err != nil {
+		return PKC{}, fmt.Errorf("pkc %s: %w", r.ID, err)
+	}
+	var st resource.PKCStatus
+	if len(r.Status.Detail) > 0 {
+		if err := json.Unmarshal(r.Status.Detail, &st); err != nil {
+			return PKC{}, fmt.Errorf("pkc %s status: %w", r.ID, err)
+		}
+	}
+	p := PKC{ID: r.ID, Site: spec.Site().String(), Dedicated: spec.Dedicated, Brokers: spec.Brokers, Generation: r.Generation,
+		LKCs: slices.Sorted(maps.Keys(spec.Tenants)), Deleted: r.Deleted(), version: r.Version}
+	if p.LKCs == nil {
+		p.LKCs = []string{}
+	}
+	p.Spec.Version = spec.Version
+	p.Status.Version, p.Status.Phase, p.Status.Reason, p.Status.ObservedGeneration = st.Version, r.Status.Phase, r.Status.Reason, r.Status.ObservedGeneration
+	return p, nil
+}
+
+func (s *Service) putCluster(c Cluster) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.lkcs[c.ID]; ok && old.version >= c.version {
+		return
+	}
+	s.lkcs[c.ID] = c
+}
+
+func (s *Service) putPKC(p PKC) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.pkcs[p.ID]; ok && old.version >= p.version {
+		return
+	}
+	s.pkcs[p.ID] = p
+}
+
+// Load rebuilds the model from the service's database: what was observed
+// before a restart is served at once, before the reactor catches up.
+func (s *Service) Load(ctx context.Context) error {
+	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
+		seen := map[string]bool{}
+		for _, t := range topics {
+			subjects, err := tx.ObservedSubjects(ctx, t)
+			if err != nil {
+				return fmt.Errorf("observed %s: %w", t, err)
+			}
+			for _, sub := range subjects {
+				if seen[sub] {
+					continue
+				}
+				seen[sub] = true
+				if err := s.reconcile(ctx, tx, sub); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("fleet: load: %w", err)
+	}
+	s.loaded.Store(true)
+	return nil
+}
+
+// versionOf is the version a cluster's PKC runs, as the model knows it.
+func (s *Service) versionOf(c Cluster) string {
+	if p, ok := s.pkcs[c.PKC]; ok {
+		return cmp.Or(p.Status.Version, p.Spec.Version)
+	}
+	return ""
+}

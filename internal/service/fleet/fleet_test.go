@@ -1,0 +1,138 @@
+package fleet_test
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/runtime/event"
+	"github.com/mothership-dev/mothership/internal/runtime/store"
+	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
+	"github.com/mothership-dev/mothership/internal/service/fleet"
+)
+
+// observe records a resource's event as the reactor would, and reacts.
+func observe(t *testing.T, st store.Store, h func(context.Context, store.Tx, string) error, r store.Resource, d event.Direction) {
+	t.Helper()
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := event.New("test", r.Kind, d, r.ID, r.Generation, r.Version, time.Now(), data)
+	err = st.Update(t.Context(), func(ctx context.Context, tx store.Tx) error {
+		if _, err := tx.ObservedPut(ctx, event.Topic(r.Kind, d), ev); err != nil {
+			return err
+		}
+		return h(ctx, tx, r.ID)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func lkc(id, org, kind, cloud, region, pkc, phase string, version int64) store.Resource {
+	st, _ := json.Marshal(resource.LKCStatus{PKC: pkc})
+	return store.Resource{ID: id, Kind: resource.KindLKC, Organization: org, Environment: "env-1", Generation: 1, Version: version,
+		Spec:   resource.Encode(resource.LKCSpec{DisplayName: id, Type: kind, Cloud: cloud, Region: region, Availability: resource.SingleZone}),
+		Status: store.Status{ObservedGeneration: 1, Phase: phase, Detail: st}}
+}
+
+func pkc(id, cloud, region, kafkaVersion string, dedicated bool, tenants ...string) store.Resource {
+	ts := map[string]resource.Tenant{}
+	for _, t := range tenants {
+		ts[t] = resource.Tenant{}
+	}
+	st, _ := json.Marshal(resource.PKCStatus{Version: kafkaVersion})
+	return store.Resource{ID: id, Kind: resource.KindPKC, Generation: 1, Version: 1,
+		Spec:   resource.Encode(resource.PKCSpec{Cloud: cloud, Region: region, Dedicated: dedicated, Tenants: ts, Version: kafkaVersion}),
+		Status: store.Status{ObservedGeneration: 1, Phase: "PROVISIONED", Detail: st}}
+}
+
+// TestFleetViewAcrossOrganizations: the view lists and counts every
+// organization's clusters and PKCs from the state their owners publish,
+// filters them, pages them, keeps the newest state of each, and is whole
+// again after a restart, from its own database.
+func TestFleetViewAcrossOrganizations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fleet.db")
+	st, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Service: fleet.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := fleet.New(fleet.Config{})
+	h := svc.Host()
+	h.Attach(st)
+	observe(t, st, h.Reconcile, pkc("pkc-a", "AWS", "us-west-2", "4.1.0", true, "lkc-1"), event.Desired)
+	observe(t, st, h.Reconcile, pkc("pkc-b", "GCP", "europe-west1", "4.0.0", false, "lkc-2", "lkc-3"), event.Status)
+	observe(t, st, h.Reconcile, lkc("lkc-1", "org-1", "Dedicated", "AWS", "us-west-2", "pkc-a", "PROVISIONED", 3), event.Status)
+	observe(t, st, h.Reconcile, lkc("lkc-2", "org-1", "Basic", "GCP", "europe-west1", "pkc-b", "PROVISIONED", 2), event.Status)
+	observe(t, st, h.Reconcile, lkc("lkc-3", "org-2", "Basic", "GCP", "europe-west1", "pkc-b", "PROVISIONING", 1), event.Desired)
+	// An older state of lkc-1 arriving late changes nothing.
+	observe(t, st, h.Reconcile, lkc("lkc-1", "org-1", "Dedicated", "AWS", "us-west-2", "", "PROVISIONING", 1), event.Desired)
+
+	ids := func(l fleet.List[fleet.Cluster]) []string {
+		var out []string
+		for _, c := range l.Data {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	check := func(svc *fleet.Service) {
+		t.Helper()
+		for what, tc := range map[string]struct {
+			f    fleet.Filter
+			want []string
+		}{
+			"everything":       {fleet.Filter{}, []string{"lkc-1", "lkc-2", "lkc-3"}},
+			"one organization": {fleet.Filter{Organization: "org-1"}, []string{"lkc-1", "lkc-2"}},
+			"one site":         {fleet.Filter{Site: "GCP/europe-west1"}, []string{"lkc-2", "lkc-3"}},
+			"one SKU":          {fleet.Filter{SKU: "dedicated"}, []string{"lkc-1"}},
+			"one phase":        {fleet.Filter{Phase: "PROVISIONING"}, []string{"lkc-3"}},
+			"one version":      {fleet.Filter{Version: "4.0.0"}, []string{"lkc-2", "lkc-3"}},
+		} {
+			if got := ids(svc.Clusters(tc.f, fleet.Page{})); !slices.Equal(got, tc.want) {
+				t.Errorf("%s: %v, want %v", what, got, tc.want)
+			}
+		}
+		first := svc.Clusters(fleet.Filter{}, fleet.Page{Size: 2})
+		rest := svc.Clusters(fleet.Filter{}, fleet.Page{Size: 2, After: first.Next})
+		if !slices.Equal(ids(first), []string{"lkc-1", "lkc-2"}) || first.Next != "lkc-2" || !slices.Equal(ids(rest), []string{"lkc-3"}) ||
+			rest.Next != "" || first.Total != 3 {
+			t.Errorf("pages %v (next %q, total %d) and %v (next %q)", ids(first), first.Next, first.Total, ids(rest), rest.Next)
+		}
+		if c := svc.Clusters(fleet.Filter{Organization: "org-1", SKU: "Dedicated"}, fleet.Page{}).Data; len(c) != 1 ||
+			c[0].Phase != "PROVISIONED" || c[0].Version != "4.1.0" || c[0].PKC != "pkc-a" {
+			t.Errorf("lkc-1 is %+v, want its newest state: PROVISIONED on pkc-a at 4.1.0", c)
+		}
+		pkcs := svc.PKCs(fleet.Filter{Organization: "org-2"}, fleet.Page{})
+		if len(pkcs.Data) != 1 || pkcs.Data[0].ID != "pkc-b" || !slices.Equal(pkcs.Data[0].LKCs, []string{"lkc-2", "lkc-3"}) ||
+			pkcs.Data[0].Status.Version != "4.0.0" {
+			t.Errorf("org-2's PKCs: %+v, want pkc-b with its two tenants at 4.0.0", pkcs.Data)
+		}
+		if shared := svc.PKCs(fleet.Filter{SKU: "shared"}, fleet.Page{}); len(shared.Data) != 1 || shared.Data[0].ID != "pkc-b" {
+			t.Errorf("shared PKCs: %+v", shared.Data)
+		}
+		sum := svc.Summarize()
+		want := []fleet.Count{{Site: "aws/us-west-2", Version: "4.1.0", Phase: "PROVISIONED", PKCs: 1, LKCs: 1},
+			{Site: "gcp/europe-west1", Version: "4.0.0", Phase: "PROVISIONED", PKCs: 1, LKCs: 2}}
+		if sum.PKCs != 2 || sum.Clusters != 3 || !slices.Equal(sum.Counts, want) {
+			t.Errorf("summary %+v, want %+v", sum, want)
+		}
+	}
+	check(svc)
+
+	// A new process rebuilds the same view from the database.
+	again := fleet.New(fleet.Config{})
+	h2 := again.Host()
+	h2.Attach(st)
+	if err := again.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !again.Summarize().Loaded {
+		t.Error("the summary does not say the view was loaded")
+	}
+	check(again)
+}
