@@ -13,7 +13,8 @@ import (
 )
 
 func newBrokerCmd() *cobra.Command {
-	var dataDir, listen, httpListen, logLevel, adminUser, adminPassword, adminPasswordFile string
+	var dataDir, listen, httpListen, adminUser, adminPassword, adminPasswordFile string
+	var logs logFlags
 	cmd := &cobra.Command{
 		Use:   "broker",
 		Short: "Run the embedded Kafka-protocol broker as a process of its own",
@@ -32,7 +33,7 @@ inspect the event topics, librdkafka ones included:
     -X sasl.password=PASSWORD -L`,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logLevel)
+			log, err := logs.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -70,10 +71,10 @@ inspect the event topics, librdkafka ones included:
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data-dir", "mothership-data/broker", "directory of the broker's persisted log")
+	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir("broker"), "directory of the broker's persisted log")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9092", "address to serve the Kafka protocol on")
 	cmd.Flags().StringVar(&httpListen, "http-listen", "", "address of /healthz, /readyz and /metrics (none: not served)")
-	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	logs.add(cmd.Flags())
 	cmd.Flags().StringVar(&adminUser, "admin-user", "", "superuser name; with a password, clients must authenticate (SASL/SCRAM-SHA-512) and ACLs are enforced")
 	cmd.Flags().StringVar(&adminPassword, "admin-password", "", "superuser password; prefer MOTHERSHIP_ADMIN_PASSWORD or --admin-password-file, a flag shows in the process list")
 	cmd.Flags().StringVar(&adminPasswordFile, "admin-password-file", "", "file holding the superuser password (surrounding white space is ignored)")

@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,10 +15,14 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/google/renameio/v2"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/mothership-dev/mothership/internal/cli"
 	"github.com/mothership-dev/mothership/internal/controlplane"
 	"github.com/mothership-dev/mothership/internal/pki"
 	"github.com/mothership-dev/mothership/internal/runtime/broker"
@@ -26,7 +34,8 @@ import (
 )
 
 func newDevCmd() *cobra.Command {
-	var dataDir, listen, kafkaListen, kafka, logLevel string
+	var dataDir, listen, kafkaListen, kafka string
+	var logs logFlags
 	var clustersPlaintext bool
 	var kube kubeFlags
 	var auditRetention time.Duration
@@ -46,7 +55,7 @@ DATA_DIR/tls/ca.pem (created at the first start): clients trust it with
 ssl.ca.location. --clusters-plaintext serves SASL_PLAINTEXT instead.`,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o := devOptions{dataDir: dataDir, listen: listen, kafkaListen: kafkaListen, kafka: kafka, logLevel: logLevel, auditRetention: auditRetention,
+			o := devOptions{dataDir: dataDir, listen: listen, kafkaListen: kafkaListen, kafka: kafka, logs: logs, auditRetention: auditRetention,
 				clustersPlaintext: clustersPlaintext}
 			if kube.kubeconfig != "" || kube.context != "" {
 				o.kube = &kube
@@ -54,11 +63,11 @@ ssl.ca.location. --clusters-plaintext serves SASL_PLAINTEXT instead.`,
 			return runDev(cmd.Context(), cmd, o)
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data-dir", "mothership-data", "directory of all state: the broker's log and one database per service")
+	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir("dev"), "directory of all state: the broker's log, one database per service, the admin's key and the CA")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address of the HTTP endpoints")
-	cmd.Flags().StringVar(&kafkaListen, "kafka-listen", "127.0.0.1:0", "address of the embedded broker")
+	cmd.Flags().StringVar(&kafkaListen, "kafka-listen", "127.0.0.1:0", "address of the embedded broker; port 0 picks a free port at the first start, which later starts on the data dir keep (DATA_DIR/"+kafkaPortFile+")")
 	cmd.Flags().StringVar(&kafka, "kafka", "", "bootstrap servers of an external Kafka (comma-separated); none runs the embedded broker")
-	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	logs.add(cmd.Flags())
 	cmd.Flags().DurationVar(&auditRetention, "audit-retention", audit.DefaultRetention, "how long audit records are kept (older ones are purged hourly); negative keeps them for ever")
 	cmd.Flags().BoolVar(&clustersPlaintext, "clusters-plaintext", false, "serve the Kafka clusters' endpoints without TLS (SASL_PLAINTEXT), for development only")
 	kube.add(cmd.Flags())
@@ -66,7 +75,8 @@ ssl.ca.location. --clusters-plaintext serves SASL_PLAINTEXT instead.`,
 }
 
 type devOptions struct {
-	dataDir, listen, kafkaListen, kafka, logLevel string
+	dataDir, listen, kafkaListen, kafka string
+	logs                                logFlags
 	// kube, when set, runs the satellites on Kubernetes.
 	kube *kubeFlags
 	// auditRetention is how long audit records are kept.
@@ -77,11 +87,11 @@ type devOptions struct {
 
 func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 	dataDir, listen := o.dataDir, o.listen
-	log, err := newLogger(o.logLevel)
+	log, err := o.logs.logger(cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil { // it holds secrets
 		return fmt.Errorf("data dir: %w", err)
 	}
 	unlock, err := lockDataDir(dataDir, "dev")
@@ -91,7 +101,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 	defer unlock()
 	bootstrap := strings.Split(o.kafka, ",")
 	if o.kafka == "" {
-		b, err := broker.Start(broker.Config{DataDir: filepath.Join(dataDir, "broker"), Listen: o.kafkaListen, Logger: log})
+		b, err := startEventBroker(dataDir, o.kafkaListen, log)
 		if err != nil {
 			return err
 		}
@@ -141,12 +151,104 @@ func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 	if o.clustersPlaintext {
 		trust = "none: the clusters serve SASL_PLAINTEXT (--clusters-plaintext)"
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "Mothership is up.\n  API:   %s (also /healthz, /readyz, /metrics)\n  Kafka: %s (control-plane events)\n  Data:  %s\n  Admin: %s (KEY:SECRET for HTTP Basic)\n  CA:    %s\n",
-		sys.URL, strings.Join(bootstrap, ","), dataDir, filepath.Join(dataDir, controlplane.AdminCredentialsFile), trust)
+	credentials := filepath.Join(dataDir, controlplane.AdminCredentialsFile)
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "Mothership is up.\n  API:   %s (also /healthz, /readyz, /metrics)\n  Kafka: %s (control-plane events)\n  Data:  %s\n  Admin: %s (KEY:SECRET for HTTP Basic)\n  CA:    %s\n",
+		sys.URL, strings.Join(bootstrap, ","), dataDir, credentials, trust)
+	printNextCommand(out, sys.URL, credentials)
 
 	<-ctx.Done()
 	log.Info("mothership stopping")
 	return sys.Stop()
+}
+
+// printNextCommand prints what a new user types next, in another terminal:
+// the walkthrough's first steps, building the CLI and creating an
+// environment with the admin credentials dev wrote.
+func printNextCommand(w io.Writer, url, credentials string) {
+	if abs, err := filepath.Abs(credentials); err == nil {
+		credentials = abs // the other terminal may be in another directory
+	}
+	fmt.Fprintf(w, "\nNext, in another terminal, from this checkout: build the CLI, log in and create an environment\n")
+	fmt.Fprintf(w, "  go build -o mothership ./cmd/mothership\n")
+	login := "./mothership login --credentials-file " + shellQuote(credentials)
+	if url != cli.DefaultURL {
+		login += " --url " + shellQuote(url)
+	}
+	fmt.Fprintf(w, "  %s\n", login)
+	fmt.Fprintf(w, "  ./mothership environment create prod\n")
+}
+
+// shellQuote returns s as one word of a POSIX shell.
+func shellQuote(s string) string {
+	plain := func(r rune) bool {
+		return r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("/._-+:,@%=", r))
+	}
+	if s != "" && strings.IndexFunc(s, func(r rune) bool { return !plain(r) }) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// kafkaPortFile, in dev's data dir, holds the port the embedded broker of
+// the control plane's events took at the first start, so that later starts
+// serve the events on the same address.
+const kafkaPortFile = "kafka-port"
+
+// startEventBroker starts the embedded broker of the control plane's
+// events on listen. When listen's port is 0 (the default), it reuses the
+// port recorded in the data dir by an earlier start, if any; it records
+// the port it serves on for the next start.
+func startEventBroker(dataDir, listen string, log *slog.Logger) (*broker.Embedded, error) {
+	portFile := filepath.Join(dataDir, kafkaPortFile)
+	addr, recorded, err := eventBrokerAddr(listen, portFile)
+	if err != nil {
+		return nil, err
+	}
+	b, err := broker.Start(broker.Config{DataDir: filepath.Join(dataDir, "broker"), Listen: addr, Logger: log})
+	if err != nil {
+		if recorded && errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("the control plane's Kafka port %s, recorded in %s at the first start on this data dir, is taken by another process: "+
+				"stop that process, or delete %s and dev picks a new port: %w", addr, portFile, portFile, err)
+		}
+		return nil, fmt.Errorf("the control plane's Kafka on %s: %w", addr, err)
+	}
+	_, port, err := net.SplitHostPort(b.Addrs()[0])
+	if err == nil {
+		if old, rerr := os.ReadFile(portFile); rerr != nil || strings.TrimSpace(string(old)) != port {
+			err = renameio.WriteFile(portFile, []byte(port+"\n"), 0o600)
+		}
+	}
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("record the control plane's Kafka port in %s: %w", portFile, err)
+	}
+	return b, nil
+}
+
+// eventBrokerAddr returns the address the event broker is to listen on:
+// listen, or, when its port is 0, its host with the port recorded in
+// portFile if there is one (recorded says so).
+func eventBrokerAddr(listen, portFile string) (addr string, recorded bool, err error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", false, fmt.Errorf("--kafka-listen %q: %w", listen, err)
+	}
+	if port != "0" {
+		return listen, false, nil
+	}
+	b, err := os.ReadFile(portFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return listen, false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("the control plane's Kafka port: %w", err)
+	}
+	port = strings.TrimSpace(string(b))
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		return "", false, fmt.Errorf("%s holds %q, not a port: delete it and dev picks a new port", portFile, port)
+	}
+	return net.JoinHostPort(host, port), true, nil
 }
 
 // lockDataDir takes dir for this process (what names it in the error):

@@ -31,7 +31,8 @@ import (
 const settingsPoll = 2 * time.Second
 
 func newKafkaProxyCmd() *cobra.Command {
-	var settingsFile, certFile, keyFile, upstreamCA, listen, logLevel, adminUser, adminPasswordFile string
+	var settingsFile, certFile, keyFile, upstreamCA, listen, adminUser, adminPasswordFile string
+	var logs logFlags
 	cmd := &cobra.Command{
 		Use:   "kafka-proxy",
 		Short: "Run a Kafka cluster's front door apart from its brokers (what the Kubernetes driver deploys)",
@@ -49,9 +50,10 @@ serves Kafka REST v3 on the same addresses; with --admin-user and
 behind it, the cluster's tenants); it is read again every few seconds, so
 that a new key or a resize needs no restart. /readyz answers 200 once the
 proxy serves with every address it advertises known.`,
-		Args: cobra.NoArgs,
+		Args:    cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logLevel)
+			log, err := logs.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -115,7 +117,7 @@ proxy serves with every address it advertises known.`,
 	f.StringVar(&keyFile, "tls-key", "", "private key (PEM) of --tls-cert")
 	f.StringVar(&upstreamCA, "upstream-ca", "", "CA (PEM) of the brokers' listener, which the proxy reaches with TLS; none: plaintext")
 	f.StringVar(&listen, "health-listen", "127.0.0.1:0", "address of /healthz, /readyz and /metrics")
-	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	logs.add(f)
 	f.StringVar(&adminUser, "admin-user", "", "the brokers' superuser (SCRAM-SHA-512), with which Kafka REST writes ACLs; none: REST serves no ACLs")
 	f.StringVar(&adminPasswordFile, "admin-password-file", "", "file holding --admin-user's password")
 	_ = cmd.MarkFlagRequired("settings")

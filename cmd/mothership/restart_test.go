@@ -65,7 +65,9 @@ func (c *child) kill() {
 	}
 }
 
-func waitHTTP(t *testing.T, url string, c *child) {
+// waitHTTP waits until url answers 200; if it never does, the test fails
+// showing what the process p wrote.
+func waitHTTP(t *testing.T, url string, p interface{ output() string }) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -78,7 +80,7 @@ func waitHTTP(t *testing.T, url string, c *child) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("%s never answered 200; child output:\n%s", url, c.output())
+	t.Fatalf("%s never answered 200; output:\n%s", url, p.output())
 }
 
 // client calls the API with the admin credentials dev wrote.

@@ -16,7 +16,8 @@ import (
 )
 
 func newSatelliteCmd() *cobra.Command {
-	var siteName, syncURL, dataDir, tokenFile, caFile, listen, logLevel, driver string
+	var siteName, syncURL, dataDir, tokenFile, caFile, listen, driver string
+	var logs logFlags
 	var kube kubeFlags
 	var simTimeFactor float64
 	var clusterCert, clusterKey string
@@ -36,7 +37,7 @@ resumes.
 ` + "`mothership setup`" + ` enrolls a satellite and writes its settings.`,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logLevel)
+			log, err := logs.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -120,7 +121,7 @@ resumes.
 	f.StringVar(&dataDir, "data-dir", "", "the satellite's directory: token, site key, last bundle and clusters")
 	f.StringVar(&tokenFile, "token-file", "", "file holding the satellite's token (default DATA_DIR/token)")
 	f.StringVar(&listen, "listen", "127.0.0.1:0", "address of /healthz, /readyz and /metrics")
-	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	logs.add(f)
 	f.StringVar(&clusterCert, "cluster-tls-cert", "", "certificate (PEM) the clusters' endpoints serve TLS with (the embedded clusters, or on Kubernetes their proxies), issued by the installation's CA (`mothership setup` writes it); none: plaintext")
 	f.StringVar(&clusterKey, "cluster-tls-key", "", "private key (PEM) of --cluster-tls-cert")
 	f.StringVar(&driver, "driver", "embedded", "how the site runs its clusters: embedded (kfake in this process), kubernetes (Strimzi), or simulated (no brokers: load tests)")

@@ -31,7 +31,7 @@ import (
 
 type serveOptions struct {
 	db, kafka, listen, linkListen, tlsCert, tlsKey string
-	tokenFile, sites, adminCredentials, logLevel   string
+	tokenFile, sites, adminCredentials             string
 	instanceID                                     string
 	peers                                          map[string]string
 	maxTenants                                     int
@@ -42,6 +42,7 @@ type serveOptions struct {
 	apiBurst                                       int
 	auditRetention                                 time.Duration
 	kafkaSASL
+	logs logFlags
 }
 
 func newServeCmd() *cobra.Command {
@@ -75,7 +76,7 @@ service's settings as an environment file.`,
 	f.StringVar(&o.linkListen, "link-listen", "127.0.0.1:8443", "sync: address of the satellite link")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "sync: certificate (PEM) of the satellite link; none serves it without TLS")
 	f.StringVar(&o.tlsKey, "tls-key", "", "sync: private key (PEM) of --tls-cert")
-	f.StringToStringVar(&o.peers, "peer", nil, "URLs of the services this one calls, as NAME=URL (kafka calls iam, quota, sync, network; iam calls kafka, network; gateway calls iam, kafka, network, audit)")
+	f.StringToStringVar(&o.peers, "peer", nil, "URLs of the services this one calls, as NAME=URL (kafka calls iam, quota, sync, network; iam calls kafka, network; gateway calls iam, kafka, network, audit, sync)")
 	f.StringVar(&o.tokenFile, "internal-token-file", "", "file holding the token the services present to each other")
 	f.StringVar(&o.sites, "sites", "", "iam, sync: the satellites' enrollment ("+controlplane.SitesFile+", written by `mothership setup`)")
 	f.StringVar(&o.adminCredentials, "admin-credentials", "", "iam: file to write the first organization's admin key in (KEY:SECRET)")
@@ -88,12 +89,12 @@ service's settings as an environment file.`,
 	f.IntVar(&o.orgQuota.MaxClusters, "org-max-clusters", 0, "quota: clusters a new organization may have (default 50)")
 	f.IntVar(&o.orgQuota.MaxCKU, "org-max-cku", 0, "quota: Dedicated CKU a new organization may have in all (default 100)")
 	f.DurationVar(&o.auditRetention, "audit-retention", audit.DefaultRetention, "audit: how long audit records are kept (older ones are purged hourly); negative keeps them for ever")
-	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.logs.add(f)
 	return cmd
 }
 
 func runServe(ctx context.Context, cmd *cobra.Command, service string, o serveOptions) error {
-	log, err := newLogger(o.logLevel)
+	log, err := o.logs.logger(cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}

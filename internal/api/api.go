@@ -302,6 +302,21 @@ type AuthorizationInfo struct {
 	ResourceType string `json:"resourceType,omitempty"`
 }
 
+// Region is a cloud region a satellite serves: where clusters may be
+// created (spec.cloud and spec.region of a cluster).
+type Region struct {
+	Cloud    string `json:"cloud"`
+	RegionID string `json:"region_id"`
+}
+
+// RegionList is GET /mothership/v1/regions: every served region, one
+// answer, not paged.
+type RegionList struct {
+	APIVersion string   `json:"api_version"`
+	Kind       string   `json:"kind"`
+	Data       []Region `json:"data"`
+}
+
 // SelfLink returns where the resource is served, for a Location header.
 func (e Environment) SelfLink() string { return e.Metadata.Self }
 

@@ -64,10 +64,18 @@ func Join(errs ...*Error) error {
 }
 
 func (e *Error) Error() string {
+	out := e.Code + ": " + e.Detail
 	if e.Pointer != "" {
-		return fmt.Sprintf("%s: %s (at %s)", e.Code, e.Detail, e.Pointer)
+		out = fmt.Sprintf("%s: %s (at %s)", e.Code, e.Detail, e.Pointer)
 	}
-	return e.Code + ": " + e.Detail
+	for _, m := range e.More {
+		if m.Pointer != "" {
+			out += fmt.Sprintf("; %s (at %s)", m.Detail, m.Pointer)
+		} else {
+			out += "; " + m.Detail
+		}
+	}
+	return out
 }
 
 // Errorf makes an Error.

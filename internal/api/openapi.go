@@ -11,3 +11,8 @@ var OpenAPI []byte
 // endpoints chain to: what Kafka clients trust (ssl.ca.location). It is
 // public, as a CA's certificate is.
 const CAPath = "/mothership/v1/ca.pem"
+
+// RegionsPath is where the API lists the cloud regions clusters may be
+// created in (a Mothership extension, as Confluent Cloud has no such
+// list).
+const RegionsPath = "/mothership/v1/regions"

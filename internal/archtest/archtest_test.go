@@ -13,6 +13,7 @@ import (
 
 	"github.com/mothership-dev/mothership/internal/service/audit"
 	"github.com/mothership-dev/mothership/internal/service/capacity"
+	"github.com/mothership-dev/mothership/internal/service/fleet"
 	"github.com/mothership-dev/mothership/internal/service/gateway"
 	"github.com/mothership-dev/mothership/internal/service/iam"
 	"github.com/mothership-dev/mothership/internal/service/kafka"
@@ -112,6 +113,7 @@ func TestDependencyDirection(t *testing.T) {
 var layers = map[string]int{
 	"internal/service/gateway":  gateway.Layer,
 	"internal/service/audit":    audit.Layer,
+	"internal/service/fleet":    fleet.Layer,
 	"internal/service/iam":      iam.Layer,
 	"internal/service/kafka":    kafka.Layer,
 	"internal/service/quota":    quota.Layer,

@@ -313,7 +313,7 @@ func TestRequestBodies(t *testing.T) {
 		},
 		"delete": {
 			reason:     "an ID is one path segment",
-			args:       []string{"kafka", "cluster", "delete", "lkc-1"},
+			args:       []string{"kafka", "cluster", "delete", "lkc-1", "--force"},
 			wantMethod: "DELETE", wantURI: "/cmk/v2/clusters/lkc-1",
 		},
 	}
@@ -619,49 +619,37 @@ func TestOutputFormats(t *testing.T) {
 		want   string
 	}{
 		"json": {
-			reason: "json is the object as returned, indented",
+			reason: "json is the flat object of confluent's kafka cluster describe, indented",
 			args:   []string{"-o", "json"},
 			want: `{
-  "api_version": "cmk/v2",
-  "kind": "Cluster",
+  "is_current": false,
   "id": "lkc-1",
-  "metadata": {
-    "self": ""
-  },
-  "spec": {
-    "display_name": "true",
-    "config": {
-      "kind": "Dedicated",
-      "cku": 2
-    }
-  },
-  "status": {
-    "phase": "PROVISIONED",
-    "cku": 2,
-    "generation": 0,
-    "observed_generation": 0
-  }
+  "name": "true",
+  "type": "DEDICATED",
+  "cluster_size": 2,
+  "cloud": "",
+  "region": "",
+  "availability": "",
+  "status": "UP",
+  "endpoint": "",
+  "rest_endpoint": ""
 }
 `,
 		},
 		"yaml": {
-			reason: "yaml keeps the API's keys and their order, and quotes a string that would read as a bool",
+			reason: "yaml keeps the keys and their order, and quotes a string that would read as a bool",
 			args:   []string{"--output", "YAML"},
-			want: `api_version: cmk/v2
-kind: Cluster
+			want: `is_current: false
 id: lkc-1
-metadata:
-  self: ""
-spec:
-  display_name: "true"
-  config:
-    kind: Dedicated
-    cku: 2
-status:
-  phase: PROVISIONED
-  cku: 2
-  generation: 0
-  observed_generation: 0
+name: "true"
+type: DEDICATED
+cluster_size: 2
+cloud: ""
+region: ""
+availability: ""
+status: UP
+endpoint: ""
+rest_endpoint: ""
 `,
 		},
 	}
@@ -784,6 +772,19 @@ func TestParseCredentials(t *testing.T) {
 			}
 		case err != nil || k != tc.wantKey || s != tc.wantSecret:
 			t.Errorf("%s (%s): %q, %q, %v; want %q, %q", name, tc.reason, k, s, err, tc.wantKey, tc.wantSecret)
+		}
+	}
+}
+
+// TestEveryErrorOfABodyIsSaid: a body with several errors (every invalid
+// field of a request) is printed whole, each with its field.
+func TestEveryErrorOfABodyIsSaid(t *testing.T) {
+	body := `{"errors":[{"status":"422","code":"invalid_configuration","detail":"cloud must be one of AWS, GCP, AZURE","source":{"pointer":"/spec/cloud"}},` +
+		`{"status":"422","code":"invalid_configuration","detail":"region must be a cloud region name like us-west-2","source":{"pointer":"/spec/region"}}]}`
+	err := responseError("POST", "/cmk/v2/clusters", 422, []byte(body))
+	for _, want := range []string{"cloud must be one of", "(at /spec/cloud)", "region must be a cloud region", "(at /spec/region)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: does not say %q", err, want)
 		}
 	}
 }

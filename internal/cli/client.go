@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,29 +28,61 @@ const Timeout = 30 * time.Second
 // largest page size is well under a megabyte.
 const maxResponse = 16 << 20
 
-// Client calls Mothership's REST API with an API key and secret.
+// Client calls Mothership's REST API, or a cluster's Kafka REST v3, with
+// an API key and secret.
 type Client struct {
 	base        *url.URL // scheme://host[:port][/prefix], no trailing slash
 	key, secret string
 	http        *http.Client
+	// unreachable is what a failed dial adds to its error: where the
+	// server was expected to be.
+	unreachable string
 }
 
 // NewClient returns a client of the API at baseURL, authenticating with
 // HTTP Basic as key and secret.
 func NewClient(baseURL, key, secret string) (*Client, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+	u, err := parseBase(baseURL)
+	if err != nil {
 		return nil, fmt.Errorf("--url %q: want a base URL like %s", baseURL, DefaultURL)
+	}
+	return &Client{base: u, key: key, secret: secret, http: &http.Client{Timeout: Timeout},
+		unreachable: fmt.Sprintf("is Mothership running at %s? see --url or %s", u, envURL)}, nil
+}
+
+// newRESTClient returns a client of a cluster's Kafka REST v3 at base,
+// authenticating with HTTP Basic as one of the cluster's keys. An https
+// endpoint is trusted under exactly caPEM, the installation's CA, and no
+// other root.
+func newRESTClient(base *url.URL, key, secret string, caPEM []byte) (*Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if base.Scheme == "https" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return nil, fmt.Errorf("the API's %s is not a PEM certificate: cannot trust %s", api.CAPath, base)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &Client{base: base, key: key, secret: secret, http: &http.Client{Timeout: Timeout, Transport: tr},
+		unreachable: fmt.Sprintf("is the cluster's REST endpoint %s reachable from here?", base)}, nil
+}
+
+// parseBase parses an http or https base URL, without a trailing slash.
+func parseBase(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("not an http or https base URL")
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
-	return &Client{base: u, key: key, secret: secret, http: &http.Client{Timeout: Timeout}}, nil
+	return u, nil
 }
 
 // Do sends a request to path (an absolute path with an optional query, as
 // the API's own links are) with body as JSON if not nil, and decodes a
 // successful answer into out if not nil; out may be a *json.RawMessage to
-// keep the answer as the server sent it. An error answer is returned as an
+// keep the answer as the server sent it, or a *[]byte for a body that is
+// not JSON. An error answer is returned as an
 // error holding an *api.Error (find it with errors.As) with the status and
 // the code, detail and pointer of the error body.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
@@ -78,7 +112,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
-			return fmt.Errorf("%w (is Mothership running at %s? see --url or %s)", err, c.base, envURL)
+			return fmt.Errorf("%w (%s)", err, c.unreachable)
 		}
 		return err
 	}
@@ -94,6 +128,10 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		return responseError(method, path, resp.StatusCode, data)
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if b, ok := out.(*[]byte); ok {
+		*b = data
 		return nil
 	}
 	// Not strict: a newer server may add fields, and an older CLI must
@@ -119,13 +157,21 @@ func (c *Client) resolve(path string) (string, error) {
 	return u.String(), nil
 }
 
-// responseError turns an error answer into an *api.Error. The API sends
-// one error per body; if a body ever holds more, the first says enough to
-// act on. A body that is not the API's (a proxy's HTML page, say) becomes
-// an error naming the HTTP status.
+// responseError turns an error answer into an *api.Error: the body's first
+// error, with the others (every invalid field of a request) in More.
+// Kafka REST's body (error_code and message) becomes code
+// kafka_rest_CODE. A body that is neither (a proxy's HTML page, say)
+// becomes an error naming the HTTP status.
 func responseError(method, path string, status int, data []byte) error {
 	var body api.ErrorBody
 	if err := json.Unmarshal(data, &body); err != nil || len(body.Errors) == 0 {
+		var rest struct {
+			ErrorCode int    `json:"error_code"`
+			Message   string `json:"message"`
+		}
+		if json.Unmarshal(data, &rest) == nil && rest.Message != "" {
+			return &api.Error{Status: status, Code: fmt.Sprintf("kafka_rest_%d", rest.ErrorCode), Detail: oneLine(rest.Message, 1000)}
+		}
 		detail := oneLine(strings.TrimSpace(string(data)), 200)
 		if detail == "" {
 			detail = "no details"
@@ -137,6 +183,15 @@ func responseError(method, path string, status int, data []byte) error {
 	// The server's text ends up on the user's terminal: one line, no
 	// control characters.
 	e := &api.Error{Status: status, Code: oneLine(it.Code, 100), Title: oneLine(it.Title, 200), Detail: oneLine(it.Detail, 1000)}
+	// Every further error of the body is said too (every invalid field
+	// of a request at once).
+	for _, more := range body.Errors[1:] {
+		m := &api.Error{Status: status, Code: oneLine(more.Code, 100), Detail: oneLine(more.Detail, 1000)}
+		if more.Source != nil {
+			m.Pointer = oneLine(more.Source.Pointer, 200)
+		}
+		e.More = append(e.More, m)
+	}
 	if e.Code == "" {
 		e.Code = fmt.Sprintf("http_%d", status)
 	}

@@ -25,106 +25,145 @@ const (
 const listPageSize = "100"
 
 func newEnvironmentCmd(cfg Config) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := group(&cobra.Command{
 		Use:     "environment",
 		Aliases: []string{"env"},
 		Short:   "Manage environments",
-		Long:    "Manage environments: the groups that hold Kafka clusters and networks.\n",
-	}
+		Long: `Manage environments: the groups that hold Kafka clusters and networks.
+environment use makes one the current context's environment, which
+kafka cluster create and list default to.
+`,
+	})
 	g := addGlobals(cmd, cfg)
+	ids := completeEnvironments(g)
+	var name string
+	update := &cobra.Command{
+		Use:               "update ID --name NAME",
+		Short:             "Rename an environment",
+		Example:           "  mothership environment update env-abc123 --name production",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: upTo(1, ids),
+		RunE: g.run(func(cmd *cobra.Command, s *session, args []string) error {
+			if err := requireID("environment", args[0]); err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("name") || name == "" {
+				return fmt.Errorf("nothing to update: pass --name with the new name")
+			}
+			var raw json.RawMessage
+			if err := s.client.Do(cmd.Context(), http.MethodPatch, environmentsPath+"/"+url.PathEscape(args[0]), api.EnvironmentUpdate{DisplayName: &name}, &raw); err != nil {
+				return err
+			}
+			return environmentView.show(s, raw)
+		}),
+	}
+	update.Flags().StringVar(&name, "name", "", "new name of the environment")
+
 	cmd.AddCommand(
 		&cobra.Command{
 			Use:   "create NAME",
 			Short: "Create an environment",
 			Args:  cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				s, err := g.session(cmd)
-				if err != nil {
-					return err
-				}
+			RunE: g.run(func(cmd *cobra.Command, s *session, args []string) error {
 				var raw json.RawMessage
 				if err := s.client.Do(cmd.Context(), http.MethodPost, environmentsPath, api.EnvironmentCreate{DisplayName: args[0]}, &raw); err != nil {
 					return err
 				}
-				return show(s, raw, environmentFields)
-			},
+				return environmentView.show(s, raw)
+			}),
 		},
 		&cobra.Command{
 			Use:   "list",
 			Short: "List the environments",
 			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				s, err := g.session(cmd)
-				if err != nil {
-					return err
-				}
+			RunE: g.run(func(cmd *cobra.Command, s *session, _ []string) error {
 				items, err := listAll(cmd.Context(), s.client, environmentsPath, nil)
 				if err != nil {
 					return err
 				}
-				return showList(s, items, []string{"ID", "Name"}, func(e api.Environment) []string {
-					return []string{e.ID, e.DisplayName}
-				})
-			},
+				return environmentView.showList(s, items)
+			}),
 		},
 		&cobra.Command{
-			Use:   "describe ID",
-			Short: "Describe an environment",
-			Args:  cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				return describe(cmd, g, "environment", environmentsPath, args[0], environmentFields)
-			},
+			Use:               "describe [ID]",
+			Short:             "Describe an environment (default: the current one)",
+			Args:              cobra.MaximumNArgs(1),
+			ValidArgsFunction: upTo(1, ids),
+			RunE: g.run(func(cmd *cobra.Command, s *session, args []string) error {
+				id, err := s.environmentArg(args)
+				if err != nil {
+					return err
+				}
+				return describe(cmd.Context(), s, "environment", environmentsPath, id, environmentView)
+			}),
 		},
+		update,
 		&cobra.Command{
-			Use:   "delete ID",
-			Short: "Delete an environment",
-			Long:  "Delete an environment. The API refuses while the environment holds clusters.",
-			Args:  cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				return remove(cmd, g, "environment", environmentsPath, args[0])
-			},
+			Use:   "use ID",
+			Short: "Make an environment the current context's",
+			Long: `Make an environment the current context's environment: kafka cluster
+create and list default to it. The current Kafka cluster is forgotten
+when it changes, as it belongs to the environment left.`,
+			Args:              cobra.ExactArgs(1),
+			ValidArgsFunction: upTo(1, ids),
+			RunE: g.run(func(cmd *cobra.Command, s *session, args []string) error {
+				ctx, err := s.writable()
+				if err != nil {
+					return err
+				}
+				if err := requireID("environment", args[0]); err != nil {
+					return err
+				}
+				var e api.Environment
+				if err := s.client.Do(cmd.Context(), http.MethodGet, environmentsPath+"/"+url.PathEscape(args[0]), nil, &e); err != nil {
+					return err
+				}
+				if ctx.Environment != e.ID {
+					ctx.Environment, ctx.KafkaCluster = e.ID, ""
+				}
+				if err := s.save(); err != nil {
+					return err
+				}
+				return s.say("Using environment %q (%s) in context %q.\n", e.ID, e.DisplayName, s.name)
+			}),
 		},
+		deleteCmd(g, "environment", "Delete environments",
+			"Delete environments. The API refuses while an environment holds clusters.", ids, environmentsPath),
 	)
 	return cmd
 }
 
-func environmentFields(e api.Environment) []field {
-	return []field{{"ID", e.ID}, {"Name", e.DisplayName}, {"Created", created(e.Metadata)}}
+// environmentOut is an environment as confluent's environment commands
+// print it with -o json.
+type environmentOut struct {
+	IsCurrent bool   `json:"is_current"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+}
+
+var environmentView = view[api.Environment]{
+	fields: func(s *session, e api.Environment) []field {
+		return []field{{"Current", fmt.Sprint(s.currentEnvironment() == e.ID)}, {"ID", e.ID}, {"Name", e.DisplayName}, {"Created", created(e.Metadata)}}
+	},
+	header: []string{"Current", "ID", "Name"},
+	row: func(s *session, e api.Environment) []string {
+		return []string{current(s.currentEnvironment() == e.ID), e.ID, e.DisplayName}
+	},
+	flat: func(s *session, e api.Environment) any {
+		return environmentOut{IsCurrent: s.currentEnvironment() == e.ID, ID: e.ID, Name: e.DisplayName}
+	},
 }
 
 // describe prints the resource id of the collection at path.
-func describe[T any](cmd *cobra.Command, g *globals, what, path, id string, fields func(T) []field) error {
+func describe[T any](ctx context.Context, s *session, what, path, id string, v view[T]) error {
 	if err := requireID(what, id); err != nil {
-		return err
-	}
-	s, err := g.session(cmd)
-	if err != nil {
 		return err
 	}
 	var raw json.RawMessage
-	if err := s.client.Do(cmd.Context(), http.MethodGet, path+"/"+url.PathEscape(id), nil, &raw); err != nil {
+	if err := s.client.Do(ctx, http.MethodGet, path+"/"+url.PathEscape(id), nil, &raw); err != nil {
 		return err
 	}
-	return show(s, raw, fields)
-}
-
-// remove deletes the resource id of the collection at path. Deletion has
-// no answer body, so json and yaml print nothing: the exit status says it.
-func remove(cmd *cobra.Command, g *globals, what, path, id string) error {
-	if err := requireID(what, id); err != nil {
-		return err
-	}
-	s, err := g.session(cmd)
-	if err != nil {
-		return err
-	}
-	if err := s.client.Do(cmd.Context(), http.MethodDelete, path+"/"+url.PathEscape(id), nil, nil); err != nil {
-		return err
-	}
-	if s.format == formatHuman {
-		_, err = fmt.Fprintf(s.out, "Deleted %s %q.\n", what, id)
-	}
-	return err
+	return v.show(s, raw)
 }
 
 // listAll fetches every page of the collection at path, following

@@ -137,3 +137,40 @@ func FuzzParseCredentials(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseConfig checks that no content of the config file panics, that
+// an accepted one names a current context that is there and a URL for
+// each, and that no error quotes the content, which holds secrets.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(`{"current_context":"a","contexts":{"a":{"url":"http://x","api_key":"K","api_secret":"hunter2hunter2"}}}`))
+	f.Add([]byte(`{"contexts":{"a":{"api_secret":"hunter2hunter2"}}}`))
+	f.Add([]byte(`{"contexts":["hunter2hunter2"]}`))
+	f.Add([]byte(`{"contexts":{"a b":{"url":"u"}}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := parseConfig(data)
+		if err != nil {
+			var probe struct {
+				Contexts map[string]struct {
+					APISecret string `json:"api_secret"`
+				} `json:"contexts"`
+			}
+			if json.Unmarshal(data, &probe) == nil {
+				for _, ctx := range probe.Contexts {
+					if len(ctx.APISecret) >= 8 && strings.Contains(err.Error(), ctx.APISecret) {
+						t.Fatalf("the error %q quotes a secret", err)
+					}
+				}
+			}
+			return
+		}
+		if c.Contexts == nil || (c.CurrentContext != "" && c.Contexts[c.CurrentContext] == nil) {
+			t.Fatalf("accepted %+v", c)
+		}
+		for name, ctx := range c.Contexts {
+			if ctx == nil || ctx.URL == "" || validContextName(name) != nil {
+				t.Fatalf("accepted context %q: %+v", name, ctx)
+			}
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,7 +75,7 @@ func ParseClusterCreate(name string, flags ClusterCreateFlags) (api.ClusterCreat
 	case flags.Region == "":
 		return api.ClusterCreate{}, errors.New("--region is required (like us-west-2)")
 	case flags.Environment == "":
-		return api.ClusterCreate{}, errors.New("--environment is required (an environment ID, env-…)")
+		return api.ClusterCreate{}, errors.New("--environment is required (an environment ID, env-…), or choose one with `mothership environment use ID`")
 	}
 	return api.ClusterCreate{Spec: api.ClusterSpec{
 		DisplayName:  name,
@@ -141,27 +142,30 @@ func ParseClusterUpdate(flags ClusterUpdateFlags) (api.ClusterUpdate, error) {
 }
 
 func newKafkaCmd(cfg Config) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := group(&cobra.Command{
 		Use:   "kafka",
-		Short: "Manage Kafka clusters",
-		Long:  "Manage Kafka clusters.\n",
-	}
+		Short: "Manage Kafka clusters, their topics and ACLs",
+		Long: `Manage Kafka clusters (kafka cluster), the regions they may be created in
+(kafka region), and a cluster's topics and ACLs (kafka topic, kafka acl,
+through the cluster's Kafka REST v3 endpoint).
+`,
+	})
 	g := addGlobals(cmd, cfg)
-	cluster := &cobra.Command{
+	clusters := completeClusters(g)
+	cluster := group(&cobra.Command{
 		Use:   "cluster",
 		Short: "Manage Kafka clusters",
-	}
-	cluster.AddCommand(newClusterCreateCmd(g), newClusterListCmd(g), newClusterDescribeCmd(g), newClusterUpdateCmd(g),
-		&cobra.Command{
-			Use:   "delete ID",
-			Short: "Delete a Kafka cluster",
-			Long:  "Delete a Kafka cluster. The API refuses while the cluster has deletion protection.",
-			Args:  cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				return remove(cmd, g, "Kafka cluster", clustersPath, args[0])
-			},
-		})
-	cmd.AddCommand(cluster)
+	})
+	cluster.AddCommand(newClusterCreateCmd(g), newClusterListCmd(g), newClusterDescribeCmd(g, clusters), newClusterUpdateCmd(g, clusters),
+		newClusterUseCmd(g, clusters),
+		deleteCmd(g, "Kafka cluster", "Delete Kafka clusters",
+			"Delete Kafka clusters. The API refuses while a cluster has deletion protection.", clusters, clustersPath))
+	region := group(&cobra.Command{
+		Use:   "region",
+		Short: "List the cloud regions clusters may be created in",
+	})
+	region.AddCommand(newRegionListCmd(g))
+	cmd.AddCommand(cluster, region, newTopicCmd(g, clusters), newACLCmd(g, clusters))
 	return cmd
 }
 
@@ -171,20 +175,21 @@ func newClusterCreateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a Kafka cluster",
-		Long: `Create a Kafka cluster. The API accepts it at once and provisions it in the
-background: the answer shows it PROVISIONING; describe shows when it is ready.`,
+		Long: `Create a Kafka cluster, in --environment or the context's environment
+(environment use). The API accepts it at once and provisions it in the
+background: the answer shows it PROVISIONING; describe shows when it is
+ready. kafka region list shows where clusters may be created.`,
 		Example: `  mothership kafka cluster create orders --cloud aws --region us-west-2 --type basic --environment env-abc123
-  mothership kafka cluster create payments --cloud gcp --region europe-west1 --type dedicated --cku 2 --availability multi-zone --environment env-abc123`,
+  mothership kafka cluster create payments --cloud gcp --region europe-west1 --type dedicated --cku 2 --availability multi-zone`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: g.run(func(cmd *cobra.Command, s *session, args []string) error {
 			if cmd.Flags().Changed("cku") {
 				f.CKU = &cku
 			}
-			body, err := ParseClusterCreate(args[0], f)
-			if err != nil {
-				return err
+			if f.Environment == "" {
+				f.Environment = s.currentEnvironment()
 			}
-			s, err := g.session(cmd)
+			body, err := ParseClusterCreate(args[0], f)
 			if err != nil {
 				return err
 			}
@@ -192,65 +197,62 @@ background: the answer shows it PROVISIONING; describe shows when it is ready.`,
 			if err := s.client.Do(cmd.Context(), http.MethodPost, clustersPath, body, &raw); err != nil {
 				return err
 			}
-			return show(s, raw, clusterFields)
-		},
+			return clusterView.show(s, raw)
+		}),
 	}
 	cmd.Flags().StringVar(&f.Cloud, "cloud", "", "cloud provider: aws, gcp or azure")
-	cmd.Flags().StringVar(&f.Region, "region", "", "cloud region, like us-west-2")
+	cmd.Flags().StringVar(&f.Region, "region", "", "cloud region, like us-west-2 (see kafka region list)")
 	cmd.Flags().StringVar(&f.Type, "type", "basic", "cluster type: basic, standard or dedicated")
 	cmd.Flags().IntVar(&cku, "cku", 0, "size in CKU; required with, and only with, --type dedicated")
 	cmd.Flags().StringVar(&f.Availability, "availability", "single-zone", "single-zone or multi-zone")
-	cmd.Flags().StringVar(&f.Environment, "environment", "", "ID of the environment to hold the cluster (env-…)")
+	cmd.Flags().StringVar(&f.Environment, "environment", "", "ID of the environment to hold the cluster (env-…; default the context's)")
+	mustComplete(cmd, "cloud", staticValues(cloudValues...))
+	mustComplete(cmd, "region", completeRegions(g))
+	mustComplete(cmd, "type", staticValues(typeValues...))
+	mustComplete(cmd, "availability", staticValues(availabilityValues...))
+	mustComplete(cmd, "environment", completeEnvironments(g))
 	return cmd
 }
 
 func newClusterListCmd(g *globals) *cobra.Command {
 	var env string
+	var all bool
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List Kafka clusters",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := g.session(cmd)
-			if err != nil {
-				return err
+		Long: `List the Kafka clusters of --environment, else of the context's
+environment, else of every environment; --all lists every environment's.`,
+		Args: cobra.NoArgs,
+		RunE: g.run(func(cmd *cobra.Command, s *session, _ []string) error {
+			if env == "" && !all {
+				env = s.currentEnvironment()
 			}
 			var q url.Values
-			if env != "" {
+			if env != "" && !all {
 				q = url.Values{"environment": {env}}
 			}
 			items, err := listAll(cmd.Context(), s.client, clustersPath, q)
 			if err != nil {
 				return err
 			}
-			return showList(s, items, []string{"ID", "Name", "Type", "CKU", "Cloud", "Region", "Availability", "Environment", "Phase"},
-				func(c api.Cluster) []string {
-					cfg, st := clusterParts(c)
-					var env string
-					if c.Spec.Environment != nil {
-						env = c.Spec.Environment.ID
-					}
-					size := ""
-					if cfg.Kind == kindDedicated {
-						size = strconv.Itoa(st.CKU)
-						if pending, ok := pendingCKU(cfg, st); ok {
-							size += " (pending " + strconv.Itoa(pending) + ")"
-						}
-					}
-					return []string{c.ID, c.Spec.DisplayName, cfg.Kind, size, c.Spec.Cloud, c.Spec.Region, c.Spec.Availability, env, st.Phase}
-				})
-		},
+			return clusterView.showList(s, items)
+		}),
 	}
-	cmd.Flags().StringVar(&env, "environment", "", "list only the clusters of this environment ID")
+	cmd.Flags().StringVar(&env, "environment", "", "list only the clusters of this environment ID (default the context's)")
+	cmd.Flags().BoolVar(&all, "all", false, "list the clusters of every environment")
+	cmd.MarkFlagsMutuallyExclusive("environment", "all")
+	mustComplete(cmd, "environment", completeEnvironments(g))
 	return cmd
 }
 
-func newClusterDescribeCmd(g *globals) *cobra.Command {
+func newClusterDescribeCmd(g *globals, clusters cobra.CompletionFunc) *cobra.Command {
 	return &cobra.Command{
-		Use:   "describe ID",
-		Short: "Describe a Kafka cluster",
-		Long: `Describe a Kafka cluster. While a resize runs, Cluster Size is the size
-serving now and Pending Size the size being reached.
+		Use:   "describe [ID]",
+		Short: "Describe a Kafka cluster (default: the current one)",
+		Long: `Describe a Kafka cluster, the context's (kafka cluster use) when no ID is
+given. While a resize runs, Cluster Size is the size serving now and
+Pending Size the size being reached; Status is UP once it is provisioned,
+EXPANDING or SHRINKING while it is resized.
 
 Endpoint is the bootstrap endpoint clients use. SASL_SSL://HOST:PORT
 serves TLS under a certificate of the installation's CA, which the API
@@ -258,28 +260,33 @@ serves at /mothership/v1/ca.pem (` + "`mothership dev`" + ` also writes it as
 DATA_DIR/tls/ca.pem, ` + "`mothership setup`" + ` as DIR/tls/ca.pem): clients trust
 it with ssl.ca.location, and sign in with a key of the cluster (api-key
 create --resource) as SASL PLAIN or SCRAM-SHA-512. SASL_PLAINTEXT is a
-development setup that asked for no TLS.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return describe(cmd, g, "Kafka cluster", clustersPath, args[0], clusterFields)
-		},
+development setup that asked for no TLS. REST Endpoint serves Kafka REST
+v3 with the same keys (kafka topic and kafka acl use it).`,
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: upTo(1, clusters),
+		RunE: g.run(func(cmd *cobra.Command, s *session, args []string) error {
+			id, err := s.clusterArg(args)
+			if err != nil {
+				return err
+			}
+			return describe(cmd.Context(), s, "Kafka cluster", clustersPath, id, clusterView)
+		}),
 	}
 }
 
-func newClusterUpdateCmd(g *globals) *cobra.Command {
+func newClusterUpdateCmd(g *globals, clusters cobra.CompletionFunc) *cobra.Command {
 	var name string
 	var cku int
 	cmd := &cobra.Command{
-		Use:   "update ID",
+		Use:   "update [ID]",
 		Short: "Rename or resize a Kafka cluster",
-		Long: `Rename a Kafka cluster (--name) or resize a dedicated one (--cku). A resize
-runs in the background: describe shows the pending size until it is done.`,
-		Example: "  mothership kafka cluster update lkc-abc123 --cku 4",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireID("Kafka cluster", args[0]); err != nil {
-				return err
-			}
+		Long: `Rename a Kafka cluster (--name) or resize a dedicated one (--cku); without
+an ID, the context's cluster. A resize runs in the background: describe
+shows the pending size until it is done.`,
+		Example:           "  mothership kafka cluster update lkc-abc123 --cku 4",
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: upTo(1, clusters),
+		RunE: g.run(func(cmd *cobra.Command, s *session, args []string) error {
 			var f ClusterUpdateFlags
 			if cmd.Flags().Changed("name") {
 				f.Name = &name
@@ -291,19 +298,105 @@ runs in the background: describe shows the pending size until it is done.`,
 			if err != nil {
 				return err
 			}
-			s, err := g.session(cmd)
+			id, err := s.clusterArg(args)
 			if err != nil {
 				return err
 			}
-			var raw json.RawMessage
-			if err := s.client.Do(cmd.Context(), http.MethodPatch, clustersPath+"/"+url.PathEscape(args[0]), body, &raw); err != nil {
+			if err := requireID("Kafka cluster", id); err != nil {
 				return err
 			}
-			return show(s, raw, clusterFields)
-		},
+			var raw json.RawMessage
+			if err := s.client.Do(cmd.Context(), http.MethodPatch, clustersPath+"/"+url.PathEscape(id), body, &raw); err != nil {
+				return err
+			}
+			return clusterView.show(s, raw)
+		}),
 	}
 	cmd.Flags().StringVar(&name, "name", "", "new name of the cluster")
 	cmd.Flags().IntVar(&cku, "cku", 0, "new size in CKU (dedicated clusters only)")
+	return cmd
+}
+
+func newClusterUseCmd(g *globals, clusters cobra.CompletionFunc) *cobra.Command {
+	return &cobra.Command{
+		Use:   "use ID",
+		Short: "Make a Kafka cluster the current context's",
+		Long: `Make a Kafka cluster the current context's cluster, and its environment the
+context's environment: kafka cluster describe and update, kafka topic and
+kafka acl default to it, and api-key store and use to its keys.`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: upTo(1, clusters),
+		RunE: g.run(func(cmd *cobra.Command, s *session, args []string) error {
+			ctx, err := s.writable()
+			if err != nil {
+				return err
+			}
+			c, err := s.cluster(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			ctx.KafkaCluster = c.ID
+			if c.Spec.Environment != nil {
+				ctx.Environment = c.Spec.Environment.ID
+			}
+			if err := s.save(); err != nil {
+				return err
+			}
+			return s.say("Using Kafka cluster %q (%s) of environment %q in context %q.\n", c.ID, c.Spec.DisplayName, ctx.Environment, s.name)
+		}),
+	}
+}
+
+// cluster reads one cluster.
+func (s *session) cluster(ctx context.Context, id string) (api.Cluster, error) {
+	var c api.Cluster
+	if err := requireID("Kafka cluster", id); err != nil {
+		return c, err
+	}
+	err := s.client.Do(ctx, http.MethodGet, clustersPath+"/"+url.PathEscape(id), nil, &c)
+	return c, err
+}
+
+// regionOut is a region as confluent's kafka region list prints it with
+// -o json.
+type regionOut struct {
+	Cloud  string `json:"cloud"`
+	Region string `json:"region"`
+}
+
+var regionView = view[api.Region]{
+	header: []string{"Cloud", "Region"},
+	row:    func(_ *session, r api.Region) []string { return []string{strings.ToLower(r.Cloud), r.RegionID} },
+	flat: func(_ *session, r api.Region) any {
+		return regionOut{Cloud: strings.ToLower(r.Cloud), Region: r.RegionID}
+	},
+}
+
+func newRegionListCmd(g *globals) *cobra.Command {
+	var cloud string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the cloud regions clusters may be created in",
+		Long: `List the cloud regions a satellite serves: the --cloud and --region that
+kafka cluster create accepts (a cluster elsewhere is refused, naming
+them). --cloud lists one cloud's.`,
+		Args: cobra.NoArgs,
+		RunE: g.run(func(cmd *cobra.Command, s *session, _ []string) error {
+			var regions api.RegionList
+			if err := s.client.Do(cmd.Context(), http.MethodGet, api.RegionsPath, nil, &regions); err != nil {
+				return err
+			}
+			out := []api.Region{}
+			for _, r := range regions.Data {
+				if cloud == "" || strings.EqualFold(cloud, r.Cloud) {
+					out = append(out, r)
+				}
+			}
+			return regionView.printList(s, out)
+		}),
+	}
+	cmd.Flags().StringVar(&cloud, "cloud", "", "list only this cloud's regions: aws, gcp or azure")
+	mustComplete(cmd, "cloud", staticValues(cloudValues...))
 	return cmd
 }
 
@@ -331,16 +424,99 @@ func pendingCKU(cfg api.ClusterConfig, st api.ClusterStatus) (int, bool) {
 	return cfg.CKU, true
 }
 
-func clusterFields(c api.Cluster) []field {
+// clusterStatus is a cluster's status as confluent's CLI words it: UP once
+// provisioned, EXPANDING or SHRINKING during a resize, else the phase.
+func clusterStatus(cfg api.ClusterConfig, st api.ClusterStatus) string {
+	if pending, ok := pendingCKU(cfg, st); ok && st.CKU > 0 {
+		if pending > st.CKU {
+			return "EXPANDING"
+		}
+		return "SHRINKING"
+	}
+	if st.Phase == "PROVISIONED" {
+		return "UP"
+	}
+	return st.Phase
+}
+
+// clusterOut is a cluster as confluent's kafka cluster describe prints it
+// with -o json: flat, the type upper-case, the cloud and availability
+// lower-case, a size only for a dedicated cluster and a pending size only
+// while it is resized.
+type clusterOut struct {
+	IsCurrent          bool   `json:"is_current"`
+	ID                 string `json:"id"`
+	Name               string `json:"name"`
+	Type               string `json:"type"`
+	ClusterSize        *int   `json:"cluster_size,omitempty"`
+	PendingClusterSize *int   `json:"pending_cluster_size,omitempty"`
+	Cloud              string `json:"cloud"`
+	Region             string `json:"region"`
+	Availability       string `json:"availability"`
+	Network            string `json:"network,omitempty"`
+	Status             string `json:"status"`
+	Endpoint           string `json:"endpoint"`
+	RestEndpoint       string `json:"rest_endpoint"`
+	Environment        string `json:"environment,omitempty"`
+}
+
+func toClusterOut(s *session, c api.Cluster) clusterOut {
 	cfg, st := clusterParts(c)
-	f := []field{{"ID", c.ID}, {"Name", c.Spec.DisplayName}, {"Type", cfg.Kind}}
+	out := clusterOut{IsCurrent: s.currentCluster() == c.ID, ID: c.ID, Name: c.Spec.DisplayName, Type: strings.ToUpper(cfg.Kind),
+		Cloud: strings.ToLower(c.Spec.Cloud), Region: c.Spec.Region,
+		Availability: strings.ReplaceAll(strings.ToLower(c.Spec.Availability), "_", "-"),
+		Status:       clusterStatus(cfg, st), Endpoint: c.Spec.KafkaBootstrapEndpoint, RestEndpoint: c.Spec.HTTPEndpoint}
+	if cfg.Kind == kindDedicated {
+		size := st.CKU
+		out.ClusterSize = &size
+		if pending, ok := pendingCKU(cfg, st); ok {
+			out.PendingClusterSize = &pending
+		}
+	}
+	if c.Spec.Network != nil {
+		out.Network = c.Spec.Network.ID
+	}
+	if c.Spec.Environment != nil {
+		out.Environment = c.Spec.Environment.ID
+	}
+	return out
+}
+
+var clusterView = view[api.Cluster]{
+	fields: clusterFields,
+	header: []string{"Current", "ID", "Name", "Type", "CKU", "Cloud", "Region", "Availability", "Environment", "Phase"},
+	row: func(s *session, c api.Cluster) []string {
+		cfg, st := clusterParts(c)
+		var env string
+		if c.Spec.Environment != nil {
+			env = c.Spec.Environment.ID
+		}
+		size := ""
+		if cfg.Kind == kindDedicated {
+			size = strconv.Itoa(st.CKU)
+			if pending, ok := pendingCKU(cfg, st); ok {
+				size += " (pending " + strconv.Itoa(pending) + ")"
+			}
+		}
+		return []string{current(s.currentCluster() == c.ID), c.ID, c.Spec.DisplayName, cfg.Kind, size, c.Spec.Cloud, c.Spec.Region, c.Spec.Availability, env, st.Phase}
+	},
+	flat: func(s *session, c api.Cluster) any { return toClusterOut(s, c) },
+}
+
+func clusterFields(s *session, c api.Cluster) []field {
+	cfg, st := clusterParts(c)
+	var f []field
+	if s.ctx != nil {
+		f = append(f, field{"Current", strconv.FormatBool(s.currentCluster() == c.ID)})
+	}
+	f = append(f, field{"ID", c.ID}, field{"Name", c.Spec.DisplayName}, field{"Type", cfg.Kind})
 	if cfg.Kind == kindDedicated {
 		f = append(f, field{"Cluster Size (CKU)", strconv.Itoa(st.CKU)})
 		if pending, ok := pendingCKU(cfg, st); ok {
 			f = append(f, field{"Pending Size (CKU)", strconv.Itoa(pending)})
 		}
 	}
-	f = append(f, field{"Phase", st.Phase})
+	f = append(f, field{"Status", clusterStatus(cfg, st)}, field{"Phase", st.Phase})
 	if st.Reason != "" {
 		f = append(f, field{"Reason", st.Reason})
 	}

@@ -34,40 +34,87 @@ func parseFormat(s string) (format, error) {
 // field is one row of a describe table.
 type field struct{ name, value string }
 
-// show prints one API object: for json and yaml the object as the server
-// sent it (so fields this CLI does not know still show), for humans the
-// fields that fields picks from it.
-func show[T any](s *session, raw json.RawMessage, fields func(T) []field) error {
-	if s.format != formatHuman {
-		return printRaw(s.out, s.format, raw)
-	}
-	var v T
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return fmt.Errorf("decoding the answer: %w", err)
-	}
-	return printFields(s.out, fields(v))
+// view is how the CLI shows one kind of object T, as confluent's does:
+// for humans the fields of a describe table and the columns of a list
+// row, for json and yaml a flat object of confluent's field names
+// (is_current, id, name, …) rather than the API's envelope.
+type view[T any] struct {
+	fields func(*session, T) []field
+	header []string
+	row    func(*session, T) []string
+	flat   func(*session, T) any
 }
 
-// showList prints the items of a list: for json and yaml an array of the
-// objects as sent (the pages are merged, so no page's metadata would be
-// true of the whole), for humans a table of header and one row per item.
-func showList[T any](s *session, items []json.RawMessage, header []string, row func(T) []string) error {
-	if s.format != formatHuman {
-		arr, err := json.Marshal(items)
-		if err != nil {
-			return err
-		}
-		return printRaw(s.out, s.format, arr)
+// show prints one object as the server sent it.
+func (v view[T]) show(s *session, raw json.RawMessage) error {
+	var it T
+	if err := json.Unmarshal(raw, &it); err != nil {
+		return fmt.Errorf("decoding the answer: %w", err)
 	}
-	rows := make([][]string, 0, len(items))
-	for _, raw := range items {
-		var v T
-		if err := json.Unmarshal(raw, &v); err != nil {
+	return v.print(s, it)
+}
+
+// print prints one object.
+func (v view[T]) print(s *session, it T) error {
+	if s.format != formatHuman {
+		return printValue(s.out, s.format, v.flat(s, it))
+	}
+	return printFields(s.out, v.fields(s, it))
+}
+
+// showList prints the items of a list as the server sent them: for json
+// and yaml an array of the flat objects (the pages are merged, so no
+// page's metadata would be true of the whole), for humans a table of
+// header and one row per item.
+func (v view[T]) showList(s *session, raw []json.RawMessage) error {
+	items := make([]T, 0, len(raw))
+	for _, r := range raw {
+		var it T
+		if err := json.Unmarshal(r, &it); err != nil {
 			return fmt.Errorf("decoding the answer: %w", err)
 		}
-		rows = append(rows, row(v))
+		items = append(items, it)
 	}
-	return printTable(s.out, header, rows)
+	return v.printList(s, items)
+}
+
+// printList prints a list of objects.
+func (v view[T]) printList(s *session, items []T) error {
+	if s.format != formatHuman {
+		flat := make([]any, 0, len(items))
+		for _, it := range items {
+			flat = append(flat, v.flat(s, it))
+		}
+		return printValue(s.out, s.format, flat)
+	}
+	return printTable(s.out, v.header, rows(s, v, items))
+}
+
+// rows are the table rows of items.
+func rows[T any](s *session, v view[T], items []T) [][]string {
+	out := make([][]string, len(items))
+	for i, it := range items {
+		out[i] = v.row(s, it)
+	}
+	return out
+}
+
+// printValue writes v as indented JSON, or as YAML.
+func printValue(w io.Writer, f format, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return printRaw(w, f, data)
+}
+
+// current marks the current environment, cluster or key in a list, as
+// confluent's Current column does.
+func current(is bool) string {
+	if is {
+		return "*"
+	}
+	return ""
 }
 
 // printRaw writes JSON data indented, or as YAML.

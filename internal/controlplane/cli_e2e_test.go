@@ -1,16 +1,12 @@
 package controlplane_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/mothership-dev/mothership/internal/api"
-	"github.com/mothership-dev/mothership/internal/cli"
 	"github.com/mothership-dev/mothership/internal/controlplane"
 )
 
@@ -18,15 +14,9 @@ import (
 // dev writes, as a user would.
 func (s *testSystem) cliRun(args ...string) (string, error) {
 	s.t.Helper()
-	root := &cobra.Command{Use: "mothership", SilenceUsage: true, SilenceErrors: true}
 	env := map[string]string{"MOTHERSHIP_URL": s.sys.URL, "MOTHERSHIP_CREDENTIALS_FILE": s.dir + "/" + controlplane.AdminCredentialsFile}
-	root.AddCommand(cli.Commands(cli.Config{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})...)
-	var out, errOut bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(args)
-	err := root.ExecuteContext(s.t.Context())
-	return out.String() + errOut.String(), err
+	out, errOut, err := runCLI(s.t, env, "", args...)
+	return out + errOut, err
 }
 
 func (s *testSystem) cliJSON(v any, args ...string) {
@@ -47,7 +37,7 @@ func TestCLIWalkthrough(t *testing.T) {
 	s := newSystem(t, func(c *controlplane.Config) { c.BrokerStepDelay = 250 * time.Millisecond })
 	var env api.Environment
 	s.cliJSON(&env, "environment", "create", "prod")
-	var c api.Cluster
+	var c cliCluster
 	s.cliJSON(&c, "kafka", "cluster", "create", "orders", "--cloud", "aws", "--region", "us-west-2",
 		"--type", "dedicated", "--cku", "1", "--environment", env.ID)
 	s.waitCluster(c.ID, "PROVISIONED", provisioned)
@@ -67,13 +57,13 @@ func TestCLIWalkthrough(t *testing.T) {
 	if !sawPending {
 		t.Fatal("describe never showed the pending size while the resize ran")
 	}
-	var got api.Cluster
+	var got cliCluster
 	s.cliJSON(&got, "kafka", "cluster", "describe", c.ID)
-	if got.Status.CKU != 2 {
-		t.Fatalf("after the resize status.cku = %d, want 2", got.Status.CKU)
+	if got.ClusterSize == nil || *got.ClusterSize != 2 {
+		t.Fatalf("after the resize cluster_size = %v, want 2", got.ClusterSize)
 	}
 
-	var key api.APIKey
+	var key cliKey
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		out, err := s.cliRun("api-key", "create", "--resource", c.ID, "-o", "json")
@@ -88,12 +78,12 @@ func TestCLIWalkthrough(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if key.Spec.Secret == "" {
+	if key.APISecret == "" {
 		t.Fatal("api-key create did not show the secret")
 	}
-	produceConsume(t, bootstrapOf(got), key.ID, key.Spec.Secret, "walkthrough")
+	produceConsume(t, strings.TrimPrefix(got.Endpoint, "SASL_PLAINTEXT://"), key.APIKey, key.APISecret, "walkthrough")
 
-	var list []api.Cluster
+	var list []cliCluster
 	s.cliJSON(&list, "kafka", "cluster", "list", "--environment", env.ID)
 	if len(list) != 1 || list[0].ID != c.ID {
 		t.Fatalf("cluster list = %+v, want just %s", list, c.ID)
@@ -103,11 +93,11 @@ func TestCLIWalkthrough(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "invalid_configuration") || !strings.Contains(err.Error(), "/spec/config/cku") {
 		t.Fatalf("a MULTI_ZONE 1-CKU cluster: err %v, out %s; want invalid_configuration at /spec/config/cku", err, out)
 	}
-	if out, err := s.cliRun("kafka", "cluster", "delete", c.ID); err != nil {
+	if out, err := s.cliRun("kafka", "cluster", "delete", c.ID, "--force"); err != nil {
 		t.Fatalf("delete: %v\n%s", err, out)
 	}
 	waitFor(t, "the environment to be deletable once its cluster is gone", func() bool {
-		_, err := s.cliRun("environment", "delete", env.ID)
+		_, err := s.cliRun("environment", "delete", env.ID, "--force")
 		return err == nil
 	})
 }

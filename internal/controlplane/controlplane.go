@@ -182,7 +182,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	s.Organization = org
 	s.AdminKey, s.AdminSecret = key, secret
-	gw, err := gateway.New(gateway.Config{IAM: iamSvc, Kafka: kafkaSvc, Network: netSvc, Audit: auditSvc, OpenAPI: api.OpenAPI, ClusterCA: caPEM(cfg.ClusterCA),
+	gw, err := gateway.New(gateway.Config{IAM: iamSvc, Kafka: kafkaSvc, Network: netSvc, Audit: auditSvc, Sync: syncSvc, OpenAPI: api.OpenAPI, ClusterCA: caPEM(cfg.ClusterCA),
 		RatePerSecond: cfg.RatePerSecond, RateBurst: cfg.RateBurst, Logger: log, Registerer: cfg.Registerer})
 	if err != nil {
 		return nil, err

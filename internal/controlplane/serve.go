@@ -49,7 +49,7 @@ var Layers = map[string]int{
 var Calls = map[string][]string{
 	kafka.Name:   {iam.Name, quota.Name, syncsvc.Name, network.Name},
 	iam.Name:     {kafka.Name, network.Name},
-	gateway.Name: {iam.Name, kafka.Name, network.Name, audit.Name},
+	gateway.Name: {iam.Name, kafka.Name, network.Name, audit.Name, syncsvc.Name},
 }
 
 // Declarations returns every service's declaration to the runtime (what it
@@ -199,6 +199,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (_ *Process, err error) {
 	case gateway.Name:
 		gw, err := gateway.New(gateway.Config{IAM: iam.NewClient(peer[iam.Name], cfg.Token), Kafka: kafka.NewClient(peer[kafka.Name], cfg.Token),
 			Network: network.NewClient(peer[network.Name], cfg.Token), Audit: audit.NewClient(peer[audit.Name], cfg.Token),
+			Sync:    syncsvc.NewClient(peer[syncsvc.Name], cfg.Token),
 			OpenAPI: api.OpenAPI, ClusterCA: cfg.ClusterCA, RatePerSecond: cfg.RatePerSecond, RateBurst: cfg.RateBurst, Logger: log, Registerer: cfg.Registerer})
 		if err != nil {
 			return nil, err

@@ -21,11 +21,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/service/audit"
 	"github.com/mothership-dev/mothership/internal/service/iam"
 	"github.com/mothership-dev/mothership/internal/service/kafka"
 	"github.com/mothership-dev/mothership/internal/service/network"
 	"github.com/mothership-dev/mothership/internal/service/svcapi"
+	syncsvc "github.com/mothership-dev/mothership/internal/service/sync"
 )
 
 // Name and Layer place the service in the layer cake.
@@ -80,6 +82,12 @@ type Network interface {
 	DeleteNetwork(ctx context.Context, p svcapi.Principal, id string) error
 }
 
+// Sync is what the gateway asks of the sync service: which sites
+// satellites serve.
+type Sync interface {
+	SitesServed(ctx context.Context) ([]resource.Site, error)
+}
+
 // Audit is what the gateway asks of the audit service.
 type Audit interface {
 	Record(ctx context.Context, q audit.Request) error
@@ -96,6 +104,8 @@ var (
 	_ Network = (*network.Client)(nil)
 	_ Audit   = (*audit.Service)(nil)
 	_ Audit   = (*audit.Client)(nil)
+	_ Sync    = (*syncsvc.Service)(nil)
+	_ Sync    = (*syncsvc.Client)(nil)
 )
 
 // Config configures the gateway.
@@ -105,6 +115,8 @@ type Config struct {
 	Network Network
 	// Audit records every mutating request, allowed or denied.
 	Audit Audit
+	// Sync lists the regions served (api.RegionsPath).
+	Sync Sync
 	// OpenAPI is the document served at /openapi.json.
 	OpenAPI []byte
 	// ClusterCA is the PEM certificate of the CA the clusters' endpoints
@@ -151,8 +163,8 @@ type Route struct {
 
 // New returns the gateway.
 func New(cfg Config) (*Gateway, error) {
-	if cfg.IAM == nil || cfg.Kafka == nil || cfg.Network == nil || cfg.Audit == nil {
-		return nil, errors.New("gateway: IAM, Kafka, Network and Audit are required")
+	if cfg.IAM == nil || cfg.Kafka == nil || cfg.Network == nil || cfg.Audit == nil || cfg.Sync == nil {
+		return nil, errors.New("gateway: IAM, Kafka, Network, Audit and Sync are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

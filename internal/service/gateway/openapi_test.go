@@ -32,6 +32,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/service/kafka"
 	"github.com/mothership-dev/mothership/internal/service/network"
 	"github.com/mothership-dev/mothership/internal/service/svcapi"
+	syncsvc "github.com/mothership-dev/mothership/internal/service/sync"
 )
 
 // loadDocument loads the document the gateway serves and checks that it is
@@ -55,7 +56,8 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	doc := loadDocument(t)
 	// New needs the services only to hold them: the table is built without
 	// calling them, so unstarted ones do.
-	gw, err := gateway.New(gateway.Config{IAM: iam.New(iam.Config{}), Kafka: kafka.New(kafka.Config{}), Network: network.New(network.Config{}), Audit: audit.New(audit.Config{})})
+	gw, err := gateway.New(gateway.Config{IAM: iam.New(iam.Config{}), Kafka: kafka.New(kafka.Config{}), Network: network.New(network.Config{}), Audit: audit.New(audit.Config{}),
+		Sync: syncsvc.New(syncsvc.Config{})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +170,12 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 	}
 	if got := c.do(t, exchange{method: "GET", path: api.CAPath, noAuth: true, want: 200}); !bytes.Contains(got.body, []byte("BEGIN CERTIFICATE")) {
 		t.Errorf("GET %s does not serve a certificate: %q", api.CAPath, got.body)
+	}
+
+	var regions api.RegionList
+	decode(t, c.do(t, exchange{method: "GET", path: api.RegionsPath, want: 200}), &regions)
+	if !slices.Contains(regions.Data, api.Region{Cloud: "AWS", RegionID: "us-west-2"}) {
+		t.Errorf("GET %s: %+v, want the served aws/us-west-2 among them", api.RegionsPath, regions.Data)
 	}
 
 	// Two environments, so that a page of one has a next page.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/service/audit"
@@ -81,6 +82,8 @@ func (g *Gateway) table() []Route {
 		listOf(iam.RoleBindingsPath, svcapi.Admin, g.cfg.IAM.ListRoleBindings),
 		byID(iam.RoleBindingsPath, svcapi.Admin, g.cfg.IAM.GetRoleBinding),
 		deleteByID(iam.RoleBindingsPath, svcapi.Admin, g.cfg.IAM.DeleteRoleBinding),
+
+		{Method: http.MethodGet, Pattern: api.RegionsPath, Need: svcapi.Read, handler: g.regions},
 
 		{Method: http.MethodGet, Pattern: audit.EventsPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			page, err := pageOf(r)
@@ -183,6 +186,21 @@ func (g *Gateway) openAPI(w http.ResponseWriter, _ *http.Request, _ svcapi.Princ
 	w.Header().Set("Content-Type", "application/json")
 	_, err := w.Write(g.cfg.OpenAPI)
 	return err
+}
+
+// regions lists the served sites as the regions clusters may be created
+// in, in the API's spelling of clouds.
+func (g *Gateway) regions(w http.ResponseWriter, r *http.Request, _ svcapi.Principal) error {
+	sites, err := g.cfg.Sync.SitesServed(r.Context())
+	if err != nil {
+		return err
+	}
+	out := api.RegionList{APIVersion: "mothership/v1", Kind: "RegionList", Data: make([]api.Region, 0, len(sites))}
+	for _, s := range sites {
+		out.Data = append(out.Data, api.Region{Cloud: strings.ToUpper(s.Cloud), RegionID: s.Region})
+	}
+	api.WriteJSON(w, http.StatusOK, out)
+	return nil
 }
 
 func (g *Gateway) clusterCA(w http.ResponseWriter, _ *http.Request, _ svcapi.Principal) error {

@@ -145,7 +145,7 @@ func (s *Service) CreateCluster(ctx context.Context, p svcapi.Principal, in api.
 		}
 	}
 	if ok, err := s.cfg.Sites.SiteServed(ctx, spec.Site()); err != nil || !ok {
-		return api.Cluster{}, orInvalid(err, "/spec/region", "no satellite serves %s; choose a served cloud and region", spec.Site())
+		return api.Cluster{}, orInvalid(err, "/spec/region", "no satellite serves %s; choose a served cloud and region%s", spec.Site(), s.servedSites(ctx))
 	}
 	id, err := svcapi.FreshID(ctx, s.st, resource.KindLKC, func() string { return resource.NewID("lkc") })
 	if err != nil {
@@ -170,6 +170,27 @@ func (s *Service) CreateCluster(ctx context.Context, p svcapi.Principal, in api.
 		return err
 	})
 	return out, svcapi.StoreError("cluster", id, err)
+}
+
+// servedSites names the sites served, for the refusal of an unserved one:
+// ": aws/us-west-2, gcp/europe-west1 (GET /mothership/v1/regions)". It is
+// empty when sync cannot list them (the refusal stands without the list).
+func (s *Service) servedSites(ctx context.Context) string {
+	lister, ok := s.cfg.Sites.(interface {
+		SitesServed(ctx context.Context) ([]resource.Site, error)
+	})
+	if !ok {
+		return ""
+	}
+	sites, err := lister.SitesServed(ctx)
+	if err != nil || len(sites) == 0 {
+		return ""
+	}
+	names := make([]string, len(sites))
+	for i, site := range sites {
+		names[i] = site.String()
+	}
+	return ": " + strings.Join(names, ", ") + " (GET " + api.RegionsPath + ")"
 }
 
 // orInvalid returns err if there is one, else a 422 at pointer.

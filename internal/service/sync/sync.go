@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	gosync "sync"
 	"time"
 
@@ -137,6 +138,19 @@ func (s *Service) SiteServed(_ context.Context, site resource.Site) (bool, error
 		}
 	}
 	return false, nil
+}
+
+// SitesServed returns every site a satellite serves, ordered by cloud and
+// region: what clusters may be created in.
+func (s *Service) SitesServed(_ context.Context) ([]resource.Site, error) {
+	sites := make([]resource.Site, 0, len(s.cfg.Satellites))
+	for _, sat := range s.cfg.Satellites {
+		if !slices.Contains(sites, sat.Site) {
+			sites = append(sites, sat.Site)
+		}
+	}
+	slices.SortFunc(sites, func(a, b resource.Site) int { return strings.Compare(a.String(), b.String()) })
+	return sites, nil
 }
 
 // siteOf authenticates a satellite token.
