@@ -187,19 +187,33 @@ func TestANewKeyServesABurst(t *testing.T) {
 }
 
 // TestOrganizationKeepsAnAdmin: the last OrganizationAdmin binding cannot
-// be revoked, so someone can always grant roles again.
+// be revoked, so someone can always grant roles again. The installation's
+// own FleetAdmin binding of the bootstrap admin is no organization's to
+// revoke or grant.
 func TestOrganizationKeepsAnAdmin(t *testing.T) {
 	s := newSystem(t, nil)
 	var bindings api.List[api.RoleBinding]
 	s.do("GET", "/iam/v2/role-bindings", nil, &bindings)
-	if len(bindings.Data) != 1 || bindings.Data[0].RoleName != "OrganizationAdmin" {
-		t.Fatalf("a new organization's bindings: %+v", bindings.Data)
+	roles := map[string]api.RoleBinding{}
+	for _, b := range bindings.Data {
+		roles[b.RoleName] = b
 	}
-	if code := s.do("DELETE", "/iam/v2/role-bindings/"+bindings.Data[0].ID, nil, nil); code != http.StatusConflict {
+	admin, fleet := roles["OrganizationAdmin"], roles["FleetAdmin"]
+	if len(bindings.Data) != 2 || admin.ID == "" || fleet.ID == "" || admin.Principal != fleet.Principal {
+		t.Fatalf("the bootstrap organization's bindings: %+v, want its admin's OrganizationAdmin and FleetAdmin", bindings.Data)
+	}
+	if code := s.do("DELETE", "/iam/v2/role-bindings/"+fleet.ID, nil, nil); code != http.StatusForbidden {
+		t.Fatalf("an organization's admin revokes FleetAdmin: %d, want 403", code)
+	}
+	if code := s.do("POST", "/iam/v2/role-bindings", map[string]any{"principal": admin.Principal, "role_name": "FleetAdmin",
+		"crn_pattern": "crn://mothership/organization=" + s.sys.Organization}, nil); code != http.StatusUnprocessableEntity {
+		t.Fatalf("an organization's admin grants FleetAdmin: %d, want 422", code)
+	}
+	if code := s.do("DELETE", "/iam/v2/role-bindings/"+admin.ID, nil, nil); code != http.StatusConflict {
 		t.Fatalf("deleting the last OrganizationAdmin binding: %d, want 409", code)
 	}
 	s.principal("second-admin", "OrganizationAdmin", "crn://mothership/organization="+s.sys.Organization)
-	if code := s.do("DELETE", "/iam/v2/role-bindings/"+bindings.Data[0].ID, nil, nil); code != http.StatusNoContent {
+	if code := s.do("DELETE", "/iam/v2/role-bindings/"+admin.ID, nil, nil); code != http.StatusNoContent {
 		t.Fatalf("deleting an OrganizationAdmin binding when another remains: %d, want 204", code)
 	}
 }

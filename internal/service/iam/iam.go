@@ -173,16 +173,27 @@ func (s *Service) Bootstrap(ctx context.Context, displayName string, newKey bool
 			return err
 		}
 		if len(orgs) == 0 {
-			org, key, secret, err = s.createOrganization(ctx, tx, displayName)
-			return err
+			if org, key, secret, err = s.createOrganization(ctx, tx, displayName); err != nil {
+				return err
+			}
+			admin, err := s.firstAdmin(ctx, tx, org)
+			if err != nil {
+				return err
+			}
+			return s.ensureFleetAdmin(ctx, tx, org, admin)
 		}
 		org = orgs[0].ID
-		if !newKey {
-			return nil
-		}
 		admin, err := s.firstAdmin(ctx, tx, org)
 		if err != nil {
 			return err
+		}
+		// An installation made before the role existed: its bootstrap
+		// admin becomes the fleet's.
+		if err := s.ensureFleetAdmin(ctx, tx, org, admin); err != nil {
+			return err
+		}
+		if !newKey {
+			return nil
 		}
 		key, secret, err = s.createKey(ctx, tx, keyFor{org: org, owner: admin, name: "admin key (re-issued)"})
 		return err
@@ -191,6 +202,23 @@ func (s *Service) Bootstrap(ctx context.Context, displayName string, newKey bool
 		return "", "", "", fmt.Errorf("iam: bootstrap: %w", err)
 	}
 	return org, key, secret, nil
+}
+
+// ensureFleetAdmin binds admin to FleetAdmin unless someone of org holds
+// it.
+func (s *Service) ensureFleetAdmin(ctx context.Context, tx store.Tx, org, admin string) error {
+	bindings, err := s.bindings(ctx, tx, org)
+	if err != nil {
+		return err
+	}
+	for _, bs := range bindings {
+		if svcapi.ContainsRole(bs, svcapi.RoleFleetAdmin) {
+			return nil
+		}
+	}
+	_, err = tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindRoleBinding, ID: resource.NewID("rb"), Organization: org,
+		Spec: resource.Encode(resource.RoleBindingSpec{Principal: admin, Role: svcapi.RoleFleetAdmin, CRN: svcapi.Scope{Org: org}.CRN()})})
+	return err
 }
 
 // CreateOrganization creates an organization with an admin user, bound to

@@ -206,6 +206,10 @@ func (s *Service) DeleteRoleBinding(ctx context.Context, p svcapi.Principal, id 
 		if err != nil {
 			return err
 		}
+		if spec.Role == svcapi.RoleFleetAdmin {
+			return api.Errorf(http.StatusForbidden, api.CodeForbidden,
+				"FleetAdmin belongs to the installation, not to the organization: no organization's admin grants or revokes it")
+		}
 		return s.syncKeyAccess(ctx, tx, p.Organization, spec.Principal)
 	})
 }

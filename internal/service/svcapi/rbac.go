@@ -21,6 +21,11 @@ const (
 	RoleCloudClusterAdmin = "CloudClusterAdmin"
 	// RoleOperator reads everything in its scope and changes nothing.
 	RoleOperator = "Operator"
+	// RoleFleetAdmin is the installation's own: the people who run it see
+	// and operate every organization's clusters through the fleet routes.
+	// The bootstrap admin holds it; no organization's admin can grant it,
+	// and it grants nothing on the tenant routes.
+	RoleFleetAdmin = "FleetAdmin"
 )
 
 // Roles lists the roles, for validation and documentation.
@@ -118,6 +123,17 @@ func (b Binding) allows(a Action, s Scope) bool {
 	return false
 }
 
+// ContainsRole reports whether one of bindings grants role.
+func ContainsRole(bindings []Binding, role string) bool {
+	return slices.ContainsFunc(bindings, func(b Binding) bool { return b.Role == role })
+}
+
+// FleetAdmin reports whether the principal runs the installation: the
+// fleet routes answer it, and 404 to everyone else.
+func (p Principal) FleetAdmin() bool {
+	return ContainsRole(p.Bindings, RoleFleetAdmin)
+}
+
 // Can reports whether the principal may do a on s.
 func (p Principal) Can(a Action, s Scope) bool {
 	return slices.ContainsFunc(p.Bindings, func(b Binding) bool { return b.allows(a, s) })
@@ -139,6 +155,7 @@ func (p Principal) Require(a Action, s Scope) error {
 func (p Principal) MayAttempt(a Action) bool {
 	for _, b := range p.Bindings {
 		switch {
+		case b.Role == RoleFleetAdmin:
 		case b.Role == RoleOrganizationAdmin,
 			a <= Write && b.Role != RoleOperator,
 			a == Read:
