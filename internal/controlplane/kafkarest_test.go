@@ -10,18 +10,68 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/api/openapitest"
 	"github.com/mothership-dev/mothership/internal/controlplane"
+	"github.com/mothership-dev/mothership/internal/satellite/kafkarest"
 )
 
-// rest calls a cluster's Kafka REST v3 as key.
+// restDoc is the document of Kafka REST v3 as the clusters serve it, with
+// its answers closed (see openapitest), and a router of its operations on
+// a fixed host: every cluster serves the same paths on its own endpoint.
+var restDoc = sync.OnceValues(func() (routers.Router, error) {
+	doc, err := openapi3.NewLoader().LoadFromData(kafkarest.OpenAPI)
+	if err != nil {
+		return nil, err
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		return nil, fmt.Errorf("kafkarest.OpenAPI is not valid OpenAPI: %w", err)
+	}
+	openapitest.CloseResponses(doc)
+	doc.Servers = openapi3.Servers{{URL: "http://rest.invalid"}}
+	return gorillamux.NewRouter(doc)
+})
+
+// checkREST checks an answer of a cluster's Kafka REST v3 against the
+// document: an operation it describes, a status it lists, a body in its
+// shape.
+func checkREST(t *testing.T, req *http.Request, status int, header http.Header, body []byte) {
+	t.Helper()
+	router, err := restDoc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := req.Clone(t.Context())
+	at.URL.Scheme, at.URL.Host, at.Host = "http", "rest.invalid", "rest.invalid"
+	route, params, err := router.FindRoute(at)
+	if err != nil {
+		t.Errorf("%s %s is not an operation of the document: %v", req.Method, req.URL.Path, err)
+		return
+	}
+	opts := &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}
+	in := &openapi3filter.RequestValidationInput{Request: at, PathParams: params, Route: route, Options: opts}
+	err = openapi3filter.ValidateResponse(t.Context(), &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: status,
+		Header: header, Body: io.NopCloser(bytes.NewReader(body)), Options: opts})
+	if err != nil {
+		t.Errorf("%s %s → %d: the answer is not as documented: %v\n%s", req.Method, req.URL.Path, status, err, body)
+	}
+}
+
+// rest calls a cluster's Kafka REST v3 as key, and checks the answer
+// against the document.
 func rest(t *testing.T, key api.APIKey, method, url string, body any, out any) int {
 	t.Helper()
 	var rd io.Reader
@@ -41,6 +91,7 @@ func rest(t *testing.T, key api.APIKey, method, url string, body any, out any) i
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
+	checkREST(t, req, resp.StatusCode, resp.Header, data)
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
 			t.Fatalf("%s %s: %d %s: %v", method, url, resp.StatusCode, data, err)

@@ -49,8 +49,12 @@ func TestAClusterReadsAsConfluentsTerraformProviderNeedsIt(t *testing.T) {
 	if code := s.do("GET", "/org/v2/environments/"+env, nil, &e); code != http.StatusOK || !strings.HasSuffix(e.Metadata.ResourceName, "/environment="+env) {
 		t.Fatalf("environment resource_name %q (%d)", e.Metadata.ResourceName, code)
 	}
+	// Links are absolute URLs, as in the documents.
+	if got.Metadata.Self != s.sys.URL+"/cmk/v2/clusters/"+c.ID {
+		t.Fatalf("metadata.self %q, want the cluster's URL %s", got.Metadata.Self, s.sys.URL+"/cmk/v2/clusters/"+c.ID)
+	}
 	// References carry what the documents require of them.
-	if ref := got.Spec.Environment; ref == nil || ref.ID != env || ref.ResourceName != e.Metadata.ResourceName || ref.Related != "/org/v2/environments/"+env {
+	if ref := got.Spec.Environment; ref == nil || ref.ID != env || ref.ResourceName != e.Metadata.ResourceName || ref.Related != s.sys.URL+"/org/v2/environments/"+env {
 		t.Fatalf("the cluster's spec.environment %+v, want the environment's id, related and resource_name", ref)
 	}
 	key := s.apiKey(c.ID)
@@ -58,7 +62,7 @@ func TestAClusterReadsAsConfluentsTerraformProviderNeedsIt(t *testing.T) {
 		t.Fatalf("the key's spec.owner %+v, want api_version iam/v2, kind, related and resource_name", o)
 	}
 	if r := key.Spec.Resource; r == nil || r.APIVersion != "cmk/v2" || r.Kind != "Cluster" || r.Environment != env ||
-		r.ResourceName != got.Metadata.ResourceName || r.Related != "/cmk/v2/clusters/"+c.ID {
+		r.ResourceName != got.Metadata.ResourceName || r.Related != s.sys.URL+"/cmk/v2/clusters/"+c.ID {
 		t.Fatalf("the key's spec.resource %+v, want api_version cmk/v2, its environment, related and the cluster's resource_name", r)
 	}
 

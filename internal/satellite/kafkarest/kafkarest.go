@@ -14,6 +14,7 @@ package kafkarest
 
 import (
 	"context"
+	_ "embed" // the OpenAPI document
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +55,16 @@ type Keys interface {
 	LimitedKeys(tenant, owner string) []string
 }
 
+// OpenAPI is the document of what New serves, in the shapes of Confluent's
+// published Kafka REST v3 document (written for this package, not copied),
+// served at OpenAPIPath.
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+// OpenAPIPath is where the document is served, without authentication.
+const OpenAPIPath = "/kafka/v3/openapi.json"
+
 // New returns the REST v3 handler.
 func New(cfg Config) http.Handler {
 	s := &server{cfg: cfg}
@@ -79,6 +90,10 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET "+c+"/consumer-groups/{group}/consumers", s.with((*call).listConsumers))
 	mux.HandleFunc("GET "+c+"/consumer-groups/{group}/lags", s.with((*call).listLags))
 	mux.HandleFunc("GET "+c+"/consumer-groups/{group}/lag-summary", s.with((*call).lagSummary))
+	mux.HandleFunc("GET "+OpenAPIPath, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(OpenAPI) // a failed write means the client went away
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, 40400, "HTTP 404 Not Found: "+r.Method+" "+r.URL.Path+" is not served")
 	})
@@ -240,10 +255,15 @@ type CollectionMetadata struct {
 
 // ClusterData is a cluster.
 type ClusterData struct {
-	Kind      string           `json:"kind"`
-	Metadata  ResourceMetadata `json:"metadata"`
-	ClusterID string           `json:"cluster_id"`
-	Topics    Relationship     `json:"topics"`
+	Kind                   string           `json:"kind"`
+	Metadata               ResourceMetadata `json:"metadata"`
+	ClusterID              string           `json:"cluster_id"`
+	ACLs                   Relationship     `json:"acls"`
+	Brokers                Relationship     `json:"brokers"`
+	BrokerConfigs          Relationship     `json:"broker_configs"`
+	ConsumerGroups         Relationship     `json:"consumer_groups"`
+	Topics                 Relationship     `json:"topics"`
+	PartitionReassignments Relationship     `json:"partition_reassignments"`
 }
 
 // TopicData is a topic.
@@ -277,13 +297,14 @@ type TopicConfigData struct {
 
 // PartitionData is a partition.
 type PartitionData struct {
-	Kind        string           `json:"kind"`
-	Metadata    ResourceMetadata `json:"metadata"`
-	ClusterID   string           `json:"cluster_id"`
-	TopicName   string           `json:"topic_name"`
-	PartitionID int32            `json:"partition_id"`
-	Leader      Relationship     `json:"leader"`
-	Replicas    Relationship     `json:"replicas"`
+	Kind         string           `json:"kind"`
+	Metadata     ResourceMetadata `json:"metadata"`
+	ClusterID    string           `json:"cluster_id"`
+	TopicName    string           `json:"topic_name"`
+	PartitionID  int32            `json:"partition_id"`
+	Leader       Relationship     `json:"leader"`
+	Replicas     Relationship     `json:"replicas"`
+	Reassignment Relationship     `json:"reassignment"`
 }
 
 // List is a collection.
@@ -303,7 +324,9 @@ func (c *call) crn(parts ...string) string {
 
 func (c *call) clusterData() ClusterData {
 	return ClusterData{Kind: "KafkaCluster", Metadata: ResourceMetadata{Self: c.base, ResourceName: c.crn()}, ClusterID: c.clusterID,
-		Topics: Relationship{Related: c.base + "/topics"}}
+		ACLs: Relationship{Related: c.base + "/acls"}, Brokers: Relationship{Related: c.base + "/brokers"},
+		BrokerConfigs: Relationship{Related: c.base + "/broker-configs"}, ConsumerGroups: Relationship{Related: c.base + "/consumer-groups"},
+		Topics: Relationship{Related: c.base + "/topics"}, PartitionReassignments: Relationship{Related: c.base + "/topics/-/partitions/-/reassignment"}}
 }
 
 func (c *call) cluster() error {
@@ -582,7 +605,7 @@ func (c *call) listPartitions() error {
 			Metadata:  ResourceMetadata{Self: self, ResourceName: c.crn("topic", topic, "partition", strconv.Itoa(int(p.Partition)))},
 			ClusterID: c.clusterID, TopicName: topic, PartitionID: p.Partition,
 			Leader:   Relationship{Related: self + "/replicas/" + strconv.Itoa(int(p.Leader))},
-			Replicas: Relationship{Related: self + "/replicas"}})
+			Replicas: Relationship{Related: self + "/replicas"}, Reassignment: Relationship{Related: self + "/reassignment"}})
 	}
 	writeJSON(c.w, http.StatusOK, out)
 	return nil

@@ -122,6 +122,11 @@ type Config struct {
 	// ClusterCA is the PEM certificate of the CA the clusters' endpoints
 	// chain to, served at api.CAPath; none when they serve plaintext.
 	ClusterCA []byte
+	// PublicURL is the API's base URL as its clients reach it
+	// (https://api.example.com), which the links in answers (metadata.self,
+	// related, the pages) start with; empty: the scheme and host each
+	// request came to.
+	PublicURL string
 	// RatePerSecond and RateBurst bound each API key's requests (defaults
 	// 20 per second, bursts of 100).
 	RatePerSecond float64
@@ -237,16 +242,56 @@ func (g *Gateway) dispatch(routes []Route) http.Handler {
 }
 
 // statusWriter remembers the status and error code, for metrics and the
-// audit log.
+// audit log, and makes the links of JSON answers absolute URLs.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
 	code   string
+	// base is the API's URL, and links the replacements that put it
+	// before each link path.
+	base  string
+	links *strings.Replacer
+}
+
+// linkKeys are the fields of an answer that hold a link: the services
+// write paths, and Confluent's documents, which clients follow, absolute
+// URLs.
+var linkKeys = []string{"self", "related", "first", "last", "prev", "next"}
+
+// linker returns what makes the links of an answer absolute under base.
+// In encoded JSON, `"self":"/` can only be a key and the start of its
+// value, since every quote inside a string is escaped; base is a URL with
+// no character JSON escapes.
+func linker(base string) *strings.Replacer {
+	var pairs []string
+	for _, k := range linkKeys {
+		pairs = append(pairs, `"`+k+`":"/`, `"`+k+`":"`+base+`/`)
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+// publicBase is the base URL of the links in the answer to r.
+func (g *Gateway) publicBase(r *http.Request) string {
+	if g.cfg.PublicURL != "" {
+		return strings.TrimRight(g.cfg.PublicURL, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	host := r.Host
+	if strings.ContainsAny(host, "\"<>\\ ") || host == "" {
+		host = "localhost"
+	}
+	return scheme + "://" + host
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
+	}
+	if loc := w.Header().Get("Location"); strings.HasPrefix(loc, "/") && w.base != "" {
+		w.Header().Set("Location", w.base+loc)
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -255,12 +300,20 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
+	if w.links != nil && strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+		// One Write is one whole answer (api.WriteJSON encodes at once).
+		if _, err := w.links.WriteString(w.ResponseWriter, string(b)); err != nil {
+			return 0, err
+		}
+		return len(b), nil
+	}
 	return w.ResponseWriter.Write(b)
 }
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt Route) {
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
+	base := g.publicBase(r)
+	sw := &statusWriter{ResponseWriter: w, base: base, links: linker(base)}
 	var p svcapi.Principal // set once authenticated; read by the audit
 	defer func() {
 		if v := recover(); v != nil {

@@ -824,7 +824,11 @@ func (h *hostile) checkStoredState(t *testing.T) {
 				if err := json.Unmarshal(item, &r); err != nil || r.Metadata.Self == "" {
 					continue
 				}
-				got := h.send(t, "GET", r.Metadata.Self, nil)
+				if !strings.HasPrefix(r.Metadata.Self, h.sys.URL+"/") {
+					t.Errorf("metadata.self %q is not an absolute URL of the API (%s)", r.Metadata.Self, h.sys.URL)
+					continue
+				}
+				got := h.send(t, "GET", strings.TrimPrefix(r.Metadata.Self, h.sys.URL), nil)
 				if got.status != http.StatusOK {
 					t.Errorf("GET %s of a listed object: %d %s", r.Metadata.Self, got.status, trim(got.body))
 					continue
@@ -849,7 +853,7 @@ func (h *hostile) checkStoredState(t *testing.T) {
 					lkcs = append(lkcs, c)
 				}
 			}
-			next = page.Metadata.Next
+			next = strings.TrimPrefix(page.Metadata.Next, h.sys.URL)
 		}
 	}
 	if seen < 5 {
