@@ -76,7 +76,7 @@ service's settings as an environment file.`,
 	f.StringVar(&o.linkListen, "link-listen", "127.0.0.1:8443", "sync: address of the satellite link")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "sync: certificate (PEM) of the satellite link; none serves it without TLS")
 	f.StringVar(&o.tlsKey, "tls-key", "", "sync: private key (PEM) of --tls-cert")
-	f.StringToStringVar(&o.peers, "peer", nil, "URLs of the services this one calls, as NAME=URL (kafka calls iam, quota, sync, network; iam calls kafka, network; gateway calls iam, kafka, network, audit, sync)")
+	f.StringToStringVar(&o.peers, "peer", nil, "URLs of the services this one calls, as NAME=URL (kafka calls iam, quota, sync, network; iam calls kafka, network; gateway calls iam, kafka, network, audit, sync, fleet)")
 	f.StringVar(&o.tokenFile, "internal-token-file", "", "file holding the token the services present to each other")
 	f.StringVar(&o.sites, "sites", "", "iam, sync: the satellites' enrollment ("+controlplane.SitesFile+", written by `mothership setup`)")
 	f.StringVar(&o.adminCredentials, "admin-credentials", "", "iam: file to write the first organization's admin key in (KEY:SECRET)")

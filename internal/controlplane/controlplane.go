@@ -31,6 +31,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/satellite/embedded"
 	"github.com/mothership-dev/mothership/internal/service/audit"
 	"github.com/mothership-dev/mothership/internal/service/capacity"
+	"github.com/mothership-dev/mothership/internal/service/fleet"
 	"github.com/mothership-dev/mothership/internal/service/gateway"
 	"github.com/mothership-dev/mothership/internal/service/iam"
 	"github.com/mothership-dev/mothership/internal/service/kafka"
@@ -157,8 +158,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	auditSvc := audit.New(audit.Config{Retention: cfg.AuditRetention, Logger: log})
+	fleetSvc := fleet.New(fleet.Config{Logger: log})
 	services := []host.Service{
-		auditSvc.Host(), iamSvc.Host(), kafkaSvc.Host(), quotaSvc.Host(),
+		auditSvc.Host(), fleetSvc.Host(), iamSvc.Host(), kafkaSvc.Host(), quotaSvc.Host(),
 		pkc.New(pkc.Config{MaxTenants: cfg.MaxTenants, Logger: log}).Host(),
 		capacity.New(capacity.Config{Cloud: cloud, Logger: log}).Host(),
 		netSvc.Host(), syncSvc.Host(),
@@ -182,7 +184,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	s.Organization = org
 	s.AdminKey, s.AdminSecret = key, secret
-	gw, err := gateway.New(gateway.Config{IAM: iamSvc, Kafka: kafkaSvc, Network: netSvc, Audit: auditSvc, Sync: syncSvc, OpenAPI: api.OpenAPI, ClusterCA: caPEM(cfg.ClusterCA),
+	gw, err := gateway.New(gateway.Config{IAM: iamSvc, Kafka: kafkaSvc, Network: netSvc, Audit: auditSvc, Sync: syncSvc, Fleet: fleetSvc, OpenAPI: api.OpenAPI, ClusterCA: caPEM(cfg.ClusterCA),
 		RatePerSecond: cfg.RatePerSecond, RateBurst: cfg.RateBurst, Logger: log, Registerer: cfg.Registerer})
 	if err != nil {
 		return nil, err

@@ -66,6 +66,20 @@ func TestAnotherOrganizationSeesNothing(t *testing.T) {
 		if rt.Public {
 			continue
 		}
+		if rt.Fleet {
+			// The operators' routes do not exist for a tenant, whatever
+			// its role: not for another organization's admin, nor for an
+			// Operator of the bootstrap organization itself.
+			for who, cred := range map[string][2]string{"another organization's admin": {bKey, bSecret}, "a tenant's Operator": {sa.ID, sa.Spec.Secret}} {
+				if code, out := s.as(cred[0], cred[1], rt.Method, rt.Pattern, nil); code != http.StatusNotFound {
+					t.Errorf("%s %s as %s: %d, want 404: %s", rt.Method, rt.Pattern, who, code, out)
+				}
+			}
+			if code := s.do(rt.Method, rt.Pattern, nil, nil); code != http.StatusOK {
+				t.Errorf("%s %s as the installation's operator: %d, want 200", rt.Method, rt.Pattern, code)
+			}
+			continue
+		}
 		prefix, _, hasID := strings.Cut(rt.Pattern, "/{id}")
 		id, known := ids[prefix]
 		if !known {

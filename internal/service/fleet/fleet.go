@@ -75,7 +75,16 @@ func (s *Service) Host() host.Service {
 		Layer:     Layer,
 		ReactsTo:  topics,
 		Reconcile: s.reconcile,
-		Attach:    func(st store.Store) { s.st = st },
+		Attach: func(st store.Store) {
+			s.st = st
+			// What was observed before a restart is served again as soon
+			// as it is read back; the reactor brings the rest.
+			go func() {
+				if err := s.Load(context.Background()); err != nil {
+					s.log.Error("fleet: the view is not loaded; it fills as events arrive", "err", err)
+				}
+			}()
+		},
 	}
 }
 

@@ -117,6 +117,8 @@ type Config struct {
 	Audit Audit
 	// Sync lists the regions served (api.RegionsPath).
 	Sync Sync
+	// Fleet is the operators' view of the installation.
+	Fleet Fleet
 	// OpenAPI is the document served at /openapi.json.
 	OpenAPI []byte
 	// ClusterCA is the PEM certificate of the CA the clusters' endpoints
@@ -162,14 +164,16 @@ type Route struct {
 	// an empty list without roles: the owning service filters. Clients
 	// poll lists to learn a new key works (Confluent's Terraform
 	// provider polls the environments for 20 minutes).
-	List    bool
+	List bool
+	// Fleet routes are the operators': 404 to anyone but a FleetAdmin.
+	Fleet   bool
 	handler func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error
 }
 
 // New returns the gateway.
 func New(cfg Config) (*Gateway, error) {
-	if cfg.IAM == nil || cfg.Kafka == nil || cfg.Network == nil || cfg.Audit == nil || cfg.Sync == nil {
-		return nil, errors.New("gateway: IAM, Kafka, Network, Audit and Sync are required")
+	if cfg.IAM == nil || cfg.Kafka == nil || cfg.Network == nil || cfg.Audit == nil || cfg.Sync == nil || cfg.Fleet == nil {
+		return nil, errors.New("gateway: IAM, Kafka, Network, Audit, Sync and Fleet are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -343,7 +347,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt Route) {
 			g.fail(sw, r, api.Errorf(http.StatusNotFound, api.CodeNotFound, "no resource has the id %q", truncate(id)))
 			return
 		}
-		if !rt.List && !p.MayAttempt(rt.Need) {
+		if rt.Fleet && !p.FleetAdmin() {
+			// As if the route did not exist: a tenant learns nothing of
+			// the fleet.
+			g.fail(sw, r, api.Errorf(http.StatusNotFound, api.CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
+			return
+		}
+		if !rt.List && !rt.Fleet && !p.MayAttempt(rt.Need) {
 			g.fail(sw, r, api.Errorf(http.StatusForbidden, api.CodeForbidden, "%s has no role that may %s here; ask an OrganizationAdmin for a role binding", p.Owner, rt.Need))
 			return
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/api/openapitest"
 	"github.com/mothership-dev/mothership/internal/controlplane"
 	"github.com/mothership-dev/mothership/internal/service/audit"
+	"github.com/mothership-dev/mothership/internal/service/fleet"
 	"github.com/mothership-dev/mothership/internal/service/gateway"
 	"github.com/mothership-dev/mothership/internal/service/iam"
 	"github.com/mothership-dev/mothership/internal/service/kafka"
@@ -58,7 +59,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	// New needs the services only to hold them: the table is built without
 	// calling them, so unstarted ones do.
 	gw, err := gateway.New(gateway.Config{IAM: iam.New(iam.Config{}), Kafka: kafka.New(kafka.Config{}), Network: network.New(network.Config{}), Audit: audit.New(audit.Config{}),
-		Sync: syncsvc.New(syncsvc.Config{})})
+		Sync: syncsvc.New(syncsvc.Config{}), Fleet: fleet.New(fleet.Config{})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,6 +221,32 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 		return cl.Status != nil && cl.Status.Phase == "PROVISIONED" && cl.Status.ObservedGeneration == cl.Status.Generation
 	})
 
+	// The fleet view, as the installation's operator (the bootstrap admin).
+	var pkcs struct {
+		Metadata struct {
+			Next string `json:"next"`
+		} `json:"metadata"`
+		Data []struct {
+			ID   string   `json:"id"`
+			LKCs []string `json:"lkcs"`
+		} `json:"data"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(pkcs.Data) == 0 || !slices.ContainsFunc(pkcs.Data, func(k struct {
+		ID   string   `json:"id"`
+		LKCs []string `json:"lkcs"`
+	}) bool {
+		return slices.Contains(k.LKCs, cl.ID)
+	}) {
+		decode(t, c.do(t, exchange{method: "GET", path: "/fleet/v1/pkcs?page_size=1000", want: 200}), &pkcs)
+		if time.Now().After(deadline) {
+			t.Fatal("the fleet view shows no PKC hosting " + cl.ID + "")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.do(t, exchange{method: "GET", path: "/fleet/v1/clusters?sku=Basic&page_size=10", want: 200})
+	c.do(t, exchange{method: "GET", path: "/fleet/v1/summary", want: 200})
+	c.do(t, exchange{method: "GET", path: "/fleet/v1/clusters?page_size=0", invalid: true, want: 400})
 	// iam learns of the cluster from its event: until then the key is
 	// refused at /spec/resource/id, as the document says.
 	var key api.APIKey

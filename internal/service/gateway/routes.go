@@ -16,7 +16,7 @@ import (
 // table is every route of the public API.
 func (g *Gateway) table() []Route {
 	id := func(r *http.Request) string { return r.PathValue("id") }
-	return []Route{
+	routes := []Route{
 		{Method: http.MethodGet, Pattern: "/openapi.json", Public: true, handler: g.openAPI},
 		{Method: http.MethodGet, Pattern: api.CAPath, Public: true, handler: g.clusterCA},
 
@@ -97,6 +97,7 @@ func (g *Gateway) table() []Route {
 			return ok(w)(g.cfg.Audit.Events(r.Context(), p, subject, page))
 		}},
 	}
+	return append(routes, g.fleetRoutes()...)
 }
 
 // byID serves GET pattern/{id}.

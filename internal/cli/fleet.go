@@ -1,0 +1,166 @@
+package cli
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/spf13/cobra"
+)
+
+// The fleet view's paths (package fleet names them for the server; the
+// CLI imports nothing of the services).
+const (
+	fleetClustersPath = "/fleet/v1/clusters"
+	fleetPKCsPath     = "/fleet/v1/pkcs"
+	fleetSummaryPath  = "/fleet/v1/summary"
+)
+
+// fleetCluster is a cluster as the fleet view lists it.
+type fleetCluster struct {
+	ID           string `json:"id"`
+	Organization string `json:"organization"`
+	DisplayName  string `json:"display_name"`
+	SKU          string `json:"sku"`
+	CKU          int    `json:"cku"`
+	Site         string `json:"site"`
+	PKC          string `json:"pkc"`
+	Version      string `json:"version"`
+	Phase        string `json:"phase"`
+}
+
+// fleetPKC is a PKC as the fleet view lists it.
+type fleetPKC struct {
+	ID        string `json:"id"`
+	Site      string `json:"site"`
+	Dedicated bool   `json:"dedicated"`
+	Brokers   int    `json:"brokers"`
+	Spec      struct {
+		Version string `json:"version"`
+	} `json:"spec"`
+	Status struct {
+		Version string `json:"version"`
+		Phase   string `json:"phase"`
+	} `json:"status"`
+	LKCs []string `json:"lkcs"`
+}
+
+// fleetSummary is the fleet in numbers.
+type fleetSummary struct {
+	PKCs     int `json:"pkcs"`
+	Clusters int `json:"clusters"`
+	Counts   []struct {
+		Site    string `json:"site"`
+		Version string `json:"version"`
+		Phase   string `json:"phase"`
+		PKCs    int    `json:"pkcs"`
+		LKCs    int    `json:"lkcs"`
+	} `json:"counts"`
+}
+
+var fleetClusterView = view[fleetCluster]{
+	header: []string{"ID", "Organization", "Name", "SKU", "CKU", "Site", "PKC", "Version", "Phase"},
+	row: func(_ *session, c fleetCluster) []string {
+		cku := ""
+		if c.CKU > 0 {
+			cku = strconv.Itoa(c.CKU)
+		}
+		return []string{c.ID, c.Organization, c.DisplayName, c.SKU, cku, c.Site, c.PKC, c.Version, c.Phase}
+	},
+	flat: func(_ *session, c fleetCluster) any { return c },
+}
+
+var fleetPKCView = view[fleetPKC]{
+	header: []string{"ID", "Site", "Kind", "Brokers", "Version", "Wanted", "Phase", "Clusters"},
+	row: func(_ *session, k fleetPKC) []string {
+		kind := "shared"
+		if k.Dedicated {
+			kind = "dedicated"
+		}
+		return []string{k.ID, k.Site, kind, strconv.Itoa(k.Brokers), k.Status.Version, k.Spec.Version, k.Status.Phase, strconv.Itoa(len(k.LKCs))}
+	},
+	flat: func(_ *session, k fleetPKC) any { return k },
+}
+
+// newFleetCmd is the operators' view of the whole installation.
+func newFleetCmd(cfg Config) *cobra.Command {
+	cmd := group(&cobra.Command{
+		Use:   "fleet",
+		Short: "See every organization's clusters (the installation's operators)",
+		Long: `See every organization's clusters and PKCs, as the people who run the
+installation do. Only a key of a FleetAdmin (the bootstrap admin that
+mothership dev or setup made) is answered; to anyone else the fleet does
+not exist.
+`,
+	})
+	g := addGlobals(cmd, cfg)
+	var f struct{ organization, site, sku, phase, version string }
+	filters := func(c *cobra.Command) {
+		c.Flags().StringVar(&f.organization, "organization", "", "only this organization's (org-…)")
+		c.Flags().StringVar(&f.site, "site", "", "only this site, cloud/region (aws/us-west-2)")
+		c.Flags().StringVar(&f.sku, "sku", "", "only this SKU: basic, standard, dedicated (PKCs: shared too)")
+		c.Flags().StringVar(&f.phase, "phase", "", "only this phase (PROVISIONED, PROVISIONING, …)")
+		c.Flags().StringVar(&f.version, "version", "", "only this Kafka version")
+	}
+	query := func() url.Values {
+		q := url.Values{}
+		for k, v := range map[string]string{"organization": f.organization, "site": f.site, "sku": f.sku, "phase": f.phase, "version": f.version} {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
+		return q
+	}
+	clusters := &cobra.Command{
+		Use:   "clusters",
+		Short: "List the clusters of every organization",
+		Args:  cobra.NoArgs,
+		RunE: g.run(func(cmd *cobra.Command, s *session, _ []string) error {
+			items, err := listAll(cmd.Context(), s.client, fleetClustersPath, query())
+			if err != nil {
+				return err
+			}
+			return fleetClusterView.showList(s, items)
+		}),
+	}
+	pkcs := &cobra.Command{
+		Use:   "pkcs",
+		Short: "List the physical clusters, with the version each runs",
+		Args:  cobra.NoArgs,
+		RunE: g.run(func(cmd *cobra.Command, s *session, _ []string) error {
+			items, err := listAll(cmd.Context(), s.client, fleetPKCsPath, query())
+			if err != nil {
+				return err
+			}
+			return fleetPKCView.showList(s, items)
+		}),
+	}
+	filters(clusters)
+	filters(pkcs)
+	summary := &cobra.Command{
+		Use:   "summary",
+		Short: "Count the PKCs and clusters by site, version and phase",
+		Args:  cobra.NoArgs,
+		RunE: g.run(func(cmd *cobra.Command, s *session, _ []string) error {
+			var sum fleetSummary
+			if err := s.client.Do(cmd.Context(), http.MethodGet, fleetSummaryPath, nil, &sum); err != nil {
+				return err
+			}
+			if s.format != formatHuman {
+				return printValue(s.out, s.format, sum)
+			}
+			rows := [][]string{}
+			for _, c := range sum.Counts {
+				rows = append(rows, []string{c.Site, c.Version, c.Phase, strconv.Itoa(c.PKCs), strconv.Itoa(c.LKCs)})
+			}
+			if err := printTable(s.out, []string{"Site", "Version", "Phase", "PKCs", "Clusters"}, rows); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(s.out, "%d PKCs, %d clusters\n", sum.PKCs, sum.Clusters)
+			return err
+		}),
+	}
+	cmd.AddCommand(clusters, pkcs, summary)
+	return cmd
+}

@@ -1,0 +1,89 @@
+package fleet
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/service/svcapi"
+)
+
+// Paths of the fleet view, under the public API.
+const (
+	ClustersPath = "/fleet/v1/clusters"
+	PKCsPath     = "/fleet/v1/pkcs"
+	SummaryPath  = "/fleet/v1/summary"
+)
+
+// Query is a list request: its filter and page.
+type Query struct {
+	Filter Filter `json:"filter"`
+	Page   Page   `json:"page"`
+}
+
+// operator refuses everyone but the installation's operators, as if the
+// fleet did not exist: a tenant learns nothing of it.
+func operator(p svcapi.Principal) error {
+	if !p.FleetAdmin() {
+		return api.Errorf(http.StatusNotFound, api.CodeNotFound, "no such route")
+	}
+	return nil
+}
+
+// ListClusters answers GET /fleet/v1/clusters to an operator.
+func (s *Service) ListClusters(_ context.Context, p svcapi.Principal, q Query) (List[Cluster], error) {
+	if err := operator(p); err != nil {
+		return List[Cluster]{}, err
+	}
+	return s.Clusters(q.Filter, q.Page), nil
+}
+
+// ListPKCs answers GET /fleet/v1/pkcs to an operator.
+func (s *Service) ListPKCs(_ context.Context, p svcapi.Principal, q Query) (List[PKC], error) {
+	if err := operator(p); err != nil {
+		return List[PKC]{}, err
+	}
+	return s.PKCs(q.Filter, q.Page), nil
+}
+
+// GetSummary answers GET /fleet/v1/summary to an operator.
+func (s *Service) GetSummary(_ context.Context, p svcapi.Principal) (Summary, error) {
+	if err := operator(p); err != nil {
+		return Summary{}, err
+	}
+	return s.Summarize(), nil
+}
+
+// RPC serves the service's API to the gateway when it runs in another
+// process; token is the internal token it presents.
+func (s *Service) RPC(token string) *svcapi.RPCServer {
+	srv := svcapi.NewRPCServer(Name, token)
+	svcapi.Handle(srv, "ListClusters", func(ctx context.Context, a svcapi.Args[Query]) (List[Cluster], error) {
+		return s.ListClusters(ctx, a.P, a.In)
+	})
+	svcapi.Handle(srv, "ListPKCs", func(ctx context.Context, a svcapi.Args[Query]) (List[PKC], error) { return s.ListPKCs(ctx, a.P, a.In) })
+	svcapi.Handle(srv, "GetSummary", func(ctx context.Context, a svcapi.Args[svcapi.None]) (Summary, error) { return s.GetSummary(ctx, a.P) })
+	return srv
+}
+
+// Client calls a fleet service in another process; it has the methods of
+// Service that the gateway uses.
+type Client struct{ c *svcapi.RPCClient }
+
+// NewClient returns a client of the fleet service at url.
+func NewClient(url, token string) *Client { return &Client{svcapi.NewRPCClient(Name, url, token)} }
+
+// ListClusters calls Service.ListClusters.
+func (c *Client) ListClusters(ctx context.Context, p svcapi.Principal, q Query) (List[Cluster], error) {
+	return svcapi.Call[svcapi.Args[Query], List[Cluster]](ctx, c.c, "ListClusters", svcapi.Args[Query]{P: p, In: q})
+}
+
+// ListPKCs calls Service.ListPKCs.
+func (c *Client) ListPKCs(ctx context.Context, p svcapi.Principal, q Query) (List[PKC], error) {
+	return svcapi.Call[svcapi.Args[Query], List[PKC]](ctx, c.c, "ListPKCs", svcapi.Args[Query]{P: p, In: q})
+}
+
+// GetSummary calls Service.GetSummary.
+func (c *Client) GetSummary(ctx context.Context, p svcapi.Principal) (Summary, error) {
+	return svcapi.Call[svcapi.Args[svcapi.None], Summary](ctx, c.c, "GetSummary", svcapi.Args[svcapi.None]{P: p})
+}

@@ -1,0 +1,115 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/service/fleet"
+	"github.com/mothership-dev/mothership/internal/service/svcapi"
+)
+
+// Fleet is what the gateway asks of the fleet service: the operators' view
+// of every organization's clusters and PKCs.
+type Fleet interface {
+	ListClusters(ctx context.Context, p svcapi.Principal, q fleet.Query) (fleet.List[fleet.Cluster], error)
+	ListPKCs(ctx context.Context, p svcapi.Principal, q fleet.Query) (fleet.List[fleet.PKC], error)
+	GetSummary(ctx context.Context, p svcapi.Principal) (fleet.Summary, error)
+}
+
+var (
+	_ Fleet = (*fleet.Service)(nil)
+	_ Fleet = (*fleet.Client)(nil)
+)
+
+// FleetList is a page of the fleet view.
+type FleetList[T any] struct {
+	APIVersion string            `json:"api_version"`
+	Kind       string            `json:"kind"`
+	Metadata   FleetListMetadata `json:"metadata"`
+	Data       []T               `json:"data"`
+}
+
+// FleetListMetadata says where the list goes on and how long it is.
+type FleetListMetadata struct {
+	Next      string `json:"next,omitempty"`
+	TotalSize int    `json:"total_size"`
+}
+
+// fleetRoutes are the operators' routes: every one answers 404 to anyone
+// but a FleetAdmin, whatever its roles in its organization.
+func (g *Gateway) fleetRoutes() []Route {
+	return []Route{
+		{Method: http.MethodGet, Pattern: fleet.ClustersPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			q, err := fleetQuery(r)
+			if err != nil {
+				return err
+			}
+			l, err := g.cfg.Fleet.ListClusters(r.Context(), p, q)
+			return ok(w)(fleetPage(r, "ClusterList", l), err)
+		}},
+		{Method: http.MethodGet, Pattern: fleet.PKCsPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			q, err := fleetQuery(r)
+			if err != nil {
+				return err
+			}
+			l, err := g.cfg.Fleet.ListPKCs(r.Context(), p, q)
+			return ok(w)(fleetPage(r, "PKCList", l), err)
+		}},
+		{Method: http.MethodGet, Pattern: fleet.SummaryPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return ok(w)(g.cfg.Fleet.GetSummary(r.Context(), p))
+		}},
+	}
+}
+
+// fleetQuery reads a fleet list's filter and page from the query.
+func fleetQuery(r *http.Request) (fleet.Query, error) {
+	v := r.URL.Query()
+	q := fleet.Query{Filter: fleet.Filter{Organization: v.Get("organization"), Site: v.Get("site"), SKU: v.Get("sku"),
+		Phase: v.Get("phase"), Version: v.Get("version")}}
+	if d := v.Get("deleted"); d != "" {
+		b, err := strconv.ParseBool(d)
+		if err != nil {
+			e := api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "deleted must be true or false")
+			e.Parameter = "deleted"
+			return q, e
+		}
+		q.Filter.Deleted = b
+	}
+	if err := q.Filter.Validate(); err != nil {
+		e := api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "%v", err)
+		e.Parameter = "site"
+		return q, e
+	}
+	page, err := svcapi.ParsePage("", v.Get("page_token"))
+	if err != nil {
+		return q, err
+	}
+	q.Page = fleet.Page{Size: 100, After: page.After}
+	if s := v.Get("page_size"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > fleet.MaxPageSize {
+			e := api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "page_size must be an integer from 1 to %d", fleet.MaxPageSize)
+			e.Parameter = "page_size"
+			return q, e
+		}
+		q.Page.Size = n
+	}
+	return q, nil
+}
+
+// fleetPage renders a page, its next page as the same query further on.
+func fleetPage[T any](r *http.Request, kind string, l fleet.List[T]) FleetList[T] {
+	out := FleetList[T]{APIVersion: "fleet/v1", Kind: kind, Metadata: FleetListMetadata{TotalSize: l.Total}, Data: l.Data}
+	if l.Next != "" {
+		v := url.Values{}
+		for k, vs := range r.URL.Query() {
+			v[k] = vs
+		}
+		v.Set("page_token", svcapi.Token(l.Next))
+		out.Metadata.Next = r.URL.Path + "?" + v.Encode()
+	}
+	return out
+}
