@@ -61,7 +61,8 @@ func TestDevServesHealthReadinessAndMetrics(t *testing.T) {
 		t.Fatalf("/healthz: %d %s", code, body)
 	}
 	code, body := get("/metrics")
-	for _, want := range []string{"go_goroutines", "mothership_relay_", `mothership_satellite_brokers_removed_total{site="gcp/europe-west1"}`} {
+	for _, want := range []string{"go_goroutines", "mothership_relay_", `mothership_satellite_brokers_removed_total{site="gcp/europe-west1"}`,
+		`mothership_fleet_stuck_resources{kind="lkc"}`} {
 		if code != http.StatusOK || !strings.Contains(body, want) {
 			t.Fatalf("/metrics: %d, body without %s", code, want)
 		}

@@ -28,6 +28,7 @@ type fleetCluster struct {
 	PKC          string `json:"pkc"`
 	Version      string `json:"version"`
 	Phase        string `json:"phase"`
+	Stuck        bool   `json:"stuck"`
 }
 
 // fleetPKC is a PKC as the fleet view lists it.
@@ -48,9 +49,11 @@ type fleetPKC struct {
 
 // fleetSummary is the fleet in numbers.
 type fleetSummary struct {
-	PKCs     int `json:"pkcs"`
-	Clusters int `json:"clusters"`
-	Counts   []struct {
+	PKCs          int `json:"pkcs"`
+	Clusters      int `json:"clusters"`
+	StuckPKCs     int `json:"stuck_pkcs"`
+	StuckClusters int `json:"stuck_clusters"`
+	Counts        []struct {
 		Site    string `json:"site"`
 		Version string `json:"version"`
 		Phase   string `json:"phase"`
@@ -60,13 +63,13 @@ type fleetSummary struct {
 }
 
 var fleetClusterView = view[fleetCluster]{
-	header: []string{"ID", "Organization", "Name", "SKU", "CKU", "Site", "PKC", "Version", "Phase"},
+	header: []string{"ID", "Organization", "Name", "SKU", "CKU", "Site", "PKC", "Version", "Phase", "Stuck"},
 	row: func(_ *session, c fleetCluster) []string {
 		cku := ""
 		if c.CKU > 0 {
 			cku = strconv.Itoa(c.CKU)
 		}
-		return []string{c.ID, c.Organization, c.DisplayName, c.SKU, cku, c.Site, c.PKC, c.Version, c.Phase}
+		return []string{c.ID, c.Organization, c.DisplayName, c.SKU, cku, c.Site, c.PKC, c.Version, c.Phase, strconv.FormatBool(c.Stuck)}
 	},
 	flat: func(_ *session, c fleetCluster) any { return c },
 }
@@ -95,13 +98,17 @@ not exist.
 `,
 	})
 	g := addGlobals(cmd, cfg)
-	var f struct{ organization, site, sku, phase, version string }
+	var f struct {
+		organization, site, sku, phase, version string
+		stuck                                   bool
+	}
 	filters := func(c *cobra.Command) {
 		c.Flags().StringVar(&f.organization, "organization", "", "only this organization's (org-…)")
 		c.Flags().StringVar(&f.site, "site", "", "only this site, cloud/region (aws/us-west-2)")
 		c.Flags().StringVar(&f.sku, "sku", "", "only this SKU: basic, standard, dedicated (PKCs: shared too)")
 		c.Flags().StringVar(&f.phase, "phase", "", "only this phase (PROVISIONED, PROVISIONING, …)")
 		c.Flags().StringVar(&f.version, "version", "", "only this Kafka version")
+		c.Flags().BoolVar(&f.stuck, "stuck", false, "only those whose accepted change has stayed unobserved longer than the limit (15 minutes)")
 	}
 	query := func() url.Values {
 		q := url.Values{}
@@ -109,6 +116,9 @@ not exist.
 			if v != "" {
 				q.Set(k, v)
 			}
+		}
+		if f.stuck {
+			q.Set("stuck", "true")
 		}
 		return q
 	}
@@ -157,7 +167,7 @@ not exist.
 			if err := printTable(s.out, []string{"Site", "Version", "Phase", "PKCs", "Clusters"}, rows); err != nil {
 				return err
 			}
-			_, err := fmt.Fprintf(s.out, "%d PKCs, %d clusters\n", sum.PKCs, sum.Clusters)
+			_, err := fmt.Fprintf(s.out, "%d PKCs, %d clusters; stuck: %d PKCs, %d clusters\n", sum.PKCs, sum.Clusters, sum.StuckPKCs, sum.StuckClusters)
 			return err
 		}),
 	}

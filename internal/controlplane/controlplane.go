@@ -158,7 +158,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	auditSvc := audit.New(audit.Config{Retention: cfg.AuditRetention, Logger: log})
-	fleetSvc := fleet.New(fleet.Config{Logger: log})
+	fleetSvc := fleet.New(fleet.Config{Logger: log, Registerer: cfg.Registerer})
 	services := []host.Service{
 		auditSvc.Host(), fleetSvc.Host(), iamSvc.Host(), kafkaSvc.Host(), quotaSvc.Host(),
 		pkc.New(pkc.Config{MaxTenants: cfg.MaxTenants, Logger: log}).Host(),

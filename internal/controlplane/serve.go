@@ -199,7 +199,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (_ *Process, err error) {
 		s := audit.New(audit.Config{Retention: cfg.AuditRetention, Logger: log})
 		svc, rpc = ptr(s.Host()), s.RPC(cfg.Token)
 	case fleet.Name:
-		s := fleet.New(fleet.Config{Logger: log})
+		s := fleet.New(fleet.Config{Logger: log, Registerer: cfg.Registerer})
 		svc, rpc = ptr(s.Host()), s.RPC(cfg.Token)
 	case gateway.Name:
 		gw, err := gateway.New(gateway.Config{IAM: iam.NewClient(peer[iam.Name], cfg.Token), Kafka: kafka.NewClient(peer[kafka.Name], cfg.Token),

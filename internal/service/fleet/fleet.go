@@ -20,6 +20,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/event"
@@ -42,9 +45,19 @@ var (
 	topics     = []string{lkcDesired, lkcStatus, pkcDesired, pkcStatus}
 )
 
+// DefaultStuckAfter is how long a resource may leave a generation
+// unobserved before the view calls it stuck.
+const DefaultStuckAfter = 15 * time.Minute
+
 // Config configures the service.
 type Config struct {
-	Logger *slog.Logger
+	// StuckAfter is how long an accepted generation may stay unobserved
+	// before the resource counts as stuck (default DefaultStuckAfter).
+	StuckAfter time.Duration
+	// Now returns the current time; tests may move it.
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Service is the fleet service.
@@ -64,7 +77,25 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, log: cfg.Logger.With("service", Name), lkcs: map[string]Cluster{}, pkcs: map[string]PKC{}}
+	cfg.StuckAfter = cmp.Or(cfg.StuckAfter, DefaultStuckAfter)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger.With("service", Name), lkcs: map[string]Cluster{}, pkcs: map[string]PKC{}}
+	if cfg.Registerer != nil {
+		for kind, count := range map[string]func() float64{
+			resource.KindLKC: func() float64 { return float64(s.Summarize().StuckClusters) },
+			resource.KindPKC: func() float64 { return float64(s.Summarize().StuckPKCs) },
+		} {
+			g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mothership_fleet_stuck_resources",
+				Help:        "Resources whose accepted generation has stayed unobserved longer than the limit, by kind.",
+				ConstLabels: prometheus.Labels{"kind": kind}}, count)
+			if err := cfg.Registerer.Register(g); err != nil {
+				s.log.Warn("fleet: stuck gauge not registered", "kind", kind, "err", err)
+			}
+		}
+	}
+	return s
 }
 
 // Host declares the service: it owns nothing and follows the clusters and
@@ -109,7 +140,11 @@ type Cluster struct {
 	Generation         int64  `json:"generation"`
 	ObservedGeneration int64  `json:"observed_generation"`
 	Deleted            bool   `json:"deleted,omitempty"`
-	version            int64
+	// AcceptedAt is when the current generation was accepted, and Stuck
+	// says it has stayed unobserved longer than the limit.
+	AcceptedAt time.Time `json:"accepted_at"`
+	Stuck      bool      `json:"stuck"`
+	version    int64
 }
 
 // PKC is a physical cluster as the fleet view shows it.
@@ -128,9 +163,11 @@ type PKC struct {
 		Reason             string `json:"reason,omitempty"`
 		ObservedGeneration int64  `json:"observed_generation"`
 	} `json:"status"`
-	Generation int64    `json:"generation"`
-	LKCs       []string `json:"lkcs"`
-	Deleted    bool     `json:"deleted,omitempty"`
+	Generation int64     `json:"generation"`
+	LKCs       []string  `json:"lkcs"`
+	Deleted    bool      `json:"deleted,omitempty"`
+	AcceptedAt time.Time `json:"accepted_at"`
+	Stuck      bool      `json:"stuck"`
 	version    int64
 }
 
@@ -165,6 +202,9 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, subject string) er
 		if err != nil {
 			return err
 		}
+		if p.AcceptedAt, err = acceptedAt(ctx, tx, pkcDesired, subject); err != nil {
+			return err
+		}
 		s.putPKC(p)
 		return nil
 	}
@@ -176,8 +216,28 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, subject string) er
 	if err != nil {
 		return err
 	}
+	if c.AcceptedAt, err = acceptedAt(ctx, tx, lkcDesired, subject); err != nil {
+		return err
+	}
 	s.putCluster(c)
 	return nil
+}
+
+// acceptedAt is when the subject's current generation was accepted: the
+// time of its newest desired state (status changes go to the status
+// topic and do not move it).
+func acceptedAt(ctx context.Context, tx store.Tx, desired, subject string) (time.Time, error) {
+	r, err := store.ObservedResource(ctx, tx, desired, subject)
+	if errors.Is(err, store.ErrNotFound) {
+		return time.Time{}, nil
+	}
+	return r.UpdatedAt, err
+}
+
+// stuck says a resource left a generation unobserved longer than the
+// limit.
+func (s *Service) stuck(generation, observed int64, accepted time.Time) bool {
+	return generation > observed && !accepted.IsZero() && s.cfg.Now().Sub(accepted) > s.cfg.StuckAfter
 }
 
 func toCluster(r store.Resource) (Cluster, error) {
@@ -216,6 +276,30 @@ func toPKC(r store.Resource) (PKC, error) {
 	p.Spec.Version = spec.Version
 	p.Status.Version, p.Status.Phase, p.Status.Reason, p.Status.ObservedGeneration = st.Version, r.Status.Phase, r.Status.Reason, r.Status.ObservedGeneration
 	return p, nil
+}
+
+// Observe takes a cluster's or PKC's state into the view as its event
+// would (benchmarks fill the view with it, without a database).
+func (s *Service) Observe(r store.Resource) error {
+	switch r.Kind {
+	case resource.KindPKC:
+		p, err := toPKC(r)
+		if err != nil {
+			return err
+		}
+		p.AcceptedAt = r.UpdatedAt
+		s.putPKC(p)
+	case resource.KindLKC:
+		c, err := toCluster(r)
+		if err != nil {
+			return err
+		}
+		c.AcceptedAt = r.UpdatedAt
+		s.putCluster(c)
+	default:
+		return fmt.Errorf("fleet: %s is neither a cluster nor a PKC", r.Kind)
+	}
+	return nil
 }
 
 func (s *Service) putCluster(c Cluster) {

@@ -3,6 +3,7 @@ package fleet_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -135,4 +136,74 @@ func TestFleetViewAcrossOrganizations(t *testing.T) {
 		t.Error("the summary does not say the view was loaded")
 	}
 	check(again)
+}
+
+// TestStuckResourcesAreFound: a resource whose accepted generation stays
+// unobserved past the limit is stuck, in the list, its filter and the
+// summary, and is not once the generation is observed.
+func TestStuckResourcesAreFound(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "fleet.db"), Service: fleet.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	svc := fleet.New(fleet.Config{StuckAfter: 15 * time.Minute, Now: func() time.Time { return now }})
+	h := svc.Host()
+	h.Attach(st)
+	waiting := lkc("lkc-1", "org-1", "Dedicated", "AWS", "us-west-2", "", "PROVISIONING", 2)
+	waiting.Generation, waiting.UpdatedAt = 2, now.Add(-time.Minute)
+	observe(t, st, h.Reconcile, waiting, event.Desired)
+	stuck := func() []string {
+		var out []string
+		for _, c := range svc.Clusters(fleet.Filter{Stuck: new(true)}, fleet.Page{}).Data {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	if got := stuck(); len(got) != 0 || svc.Summarize().StuckClusters != 0 {
+		t.Fatalf("a minute after its change, stuck: %v", got)
+	}
+	now = now.Add(20 * time.Minute)
+	if got := stuck(); !slices.Equal(got, []string{"lkc-1"}) || svc.Summarize().StuckClusters != 1 {
+		t.Fatalf("20 minutes after its change, unobserved: stuck %v (summary %+v)", got, svc.Summarize())
+	}
+	if c := svc.Clusters(fleet.Filter{}, fleet.Page{}).Data; len(c) != 1 || !c[0].Stuck {
+		t.Fatalf("the list does not say lkc-1 is stuck: %+v", c)
+	}
+	done := waiting
+	done.Version, done.Status.ObservedGeneration, done.Status.Phase = 3, 2, "PROVISIONED"
+	observe(t, st, h.Reconcile, done, event.Status)
+	if got := stuck(); len(got) != 0 {
+		t.Fatalf("observed, still stuck: %v", got)
+	}
+}
+
+// BenchmarkFilterAt100kClusters measures a filtered, paged query of the
+// view over 100,000 clusters on 20,000 PKCs (the figure is in
+// BENCHMARKS.md).
+func BenchmarkFilterAt100kClusters(b *testing.B) {
+	svc := fleet.New(fleet.Config{})
+	sites := [][2]string{{"AWS", "us-west-2"}, {"GCP", "europe-west1"}, {"AWS", "eu-central-1"}, {"AZURE", "eastus"}}
+	for i := range 20_000 {
+		site := sites[i%len(sites)]
+		r := pkc(fmt.Sprintf("pkc-%06d", i), site[0], site[1], []string{"3.9.0", "4.0.0", "4.1.0"}[i%3], i%4 != 0)
+		if err := svc.Observe(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	kinds := []string{"Basic", "Standard", "Dedicated"}
+	for i := range 100_000 {
+		site := sites[(i/5)%len(sites)]
+		if err := svc.Observe(lkc(fmt.Sprintf("lkc-%06d", i), fmt.Sprintf("org-%04d", i%5000), kinds[i%3], site[0], site[1],
+			fmt.Sprintf("pkc-%06d", i/5), "PROVISIONED", 1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	f := fleet.Filter{Site: "gcp/europe-west1", SKU: "Dedicated", Version: "4.1.0"}
+	b.ResetTimer()
+	for b.Loop() {
+		if l := svc.Clusters(f, fleet.Page{Size: 100}); l.Total == 0 {
+			b.Fatal("the filter selects nothing")
+		}
+	}
 }

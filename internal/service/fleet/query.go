@@ -17,6 +17,8 @@ type Filter struct {
 	Version string `json:"version,omitempty"`
 	// Deleted includes deleted resources still retained.
 	Deleted bool `json:"deleted,omitempty"`
+	// Stuck, when set, selects the stuck (true) or the others (false).
+	Stuck *bool `json:"stuck,omitempty"`
 }
 
 // Page is one page of a list: at most Size items after the id After.
@@ -73,8 +75,9 @@ func (s *Service) Clusters(f Filter, p Page) List[Cluster] {
 			continue
 		}
 		c.Version = s.versionOf(c)
+		c.Stuck = s.stuck(c.Generation, c.ObservedGeneration, c.AcceptedAt)
 		if match(f.Organization, c.Organization) && match(f.Site, c.Site) && match(f.SKU, c.SKU) && match(f.Phase, c.Phase) &&
-			match(f.Version, c.Version) {
+			match(f.Version, c.Version) && (f.Stuck == nil || *f.Stuck == c.Stuck) {
 			out = append(out, c)
 		}
 	}
@@ -105,6 +108,10 @@ func (s *Service) PKCs(f Filter, p Page) List[PKC] {
 		if k.Deleted && !f.Deleted {
 			continue
 		}
+		k.Stuck = s.stuck(k.Generation, k.Status.ObservedGeneration, k.AcceptedAt)
+		if f.Stuck != nil && *f.Stuck != k.Stuck {
+			continue
+		}
 		if !match(f.Site, k.Site) || !match(f.SKU, s.sku(k)) || !match(f.Phase, k.Status.Phase) ||
 			!match(f.Version, cmp.Or(k.Status.Version, k.Spec.Version)) {
 			continue
@@ -132,6 +139,9 @@ type Summary struct {
 	PKCs     int     `json:"pkcs"`
 	Clusters int     `json:"clusters"`
 	Counts   []Count `json:"counts"`
+	// StuckPKCs and StuckClusters count the live resources stuck.
+	StuckPKCs     int `json:"stuck_pkcs"`
+	StuckClusters int `json:"stuck_clusters"`
 	// Loaded says the model was rebuilt from the database since the
 	// start; before, it may miss what was observed earlier.
 	Loaded bool `json:"loaded"`
@@ -157,10 +167,16 @@ func (s *Service) Summarize() Summary {
 		c.PKCs++
 		c.LKCs += len(k.LKCs)
 		out.PKCs++
+		if s.stuck(k.Generation, k.Status.ObservedGeneration, k.AcceptedAt) {
+			out.StuckPKCs++
+		}
 	}
 	for _, c := range s.lkcs {
 		if !c.Deleted {
 			out.Clusters++
+			if s.stuck(c.Generation, c.ObservedGeneration, c.AcceptedAt) {
+				out.StuckClusters++
+			}
 		}
 	}
 	for _, c := range cells {

@@ -69,6 +69,15 @@ func fleetQuery(r *http.Request) (fleet.Query, error) {
 	v := r.URL.Query()
 	q := fleet.Query{Filter: fleet.Filter{Organization: v.Get("organization"), Site: v.Get("site"), SKU: v.Get("sku"),
 		Phase: v.Get("phase"), Version: v.Get("version")}}
+	if st := v.Get("stuck"); st != "" {
+		b, err := strconv.ParseBool(st)
+		if err != nil {
+			e := api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "stuck must be true or false")
+			e.Parameter = "stuck"
+			return q, e
+		}
+		q.Filter.Stuck = &b
+	}
 	if d := v.Get("deleted"); d != "" {
 		b, err := strconv.ParseBool(d)
 		if err != nil {
