@@ -29,7 +29,7 @@ func TestHopDeliversFullState(t *testing.T) {
 			mustSet(t, p.source.Store, fmt.Sprintf("item-%02d", i), i)
 		}
 		mustSet(t, p.source.Store, "item-00", 100)
-		waitConverged(t, p, 20*time.Second)
+		waitConverged(t, p, time.Minute)
 		if got := p.actions.of("item-00"); got[len(got)-1].N != 100 {
 			t.Fatalf("item-00 copies %+v: want the last one to carry n=100", got)
 		}
@@ -43,12 +43,12 @@ func TestReplayedEventChangesNothing(t *testing.T) {
 		p := startPipeline(t, t.Context(), kafka, pipelineOpts{backend: backend, dir: dir, reactor: reactor.Config{ResyncInterval: -1}})
 		mustSet(t, p.source.Store, "k", 1)
 		mustSet(t, p.source.Store, "k", 2)
-		waitConverged(t, p, 20*time.Second)
+		waitConverged(t, p, time.Minute)
 		// The sink has the newest state; on a loaded machine its
 		// reactor may still be finishing the reconcile of an event it
 		// received before. Wait until it is still.
 		stats := p.sink.Reactor.Stats()
-		waitFor(t, "the sink's reactor still", 20*time.Second, func() (bool, string) {
+		waitFor(t, "the sink's reactor still", time.Minute, func() (bool, string) {
 			time.Sleep(300 * time.Millisecond)
 			now := p.sink.Reactor.Stats()
 			still := now == stats
@@ -61,7 +61,7 @@ func TestReplayedEventChangesNothing(t *testing.T) {
 		for _, rec := range readTopic(t, kafka, itemTopic) {
 			produceRaw(t, kafka, itemTopic, string(rec.Key), rec.Value)
 		}
-		waitFor(t, "replays consumed", 10*time.Second, func() (bool, string) {
+		waitFor(t, "replays consumed", time.Minute, func() (bool, string) {
 			s := p.sink.Reactor.Stats()
 			done := s.Received >= stats.Received+2 && s.Duplicates+s.Superseded >= stats.Duplicates+stats.Superseded+2
 			return done, fmt.Sprintf("stats %+v, before %+v", s, stats)
@@ -103,8 +103,8 @@ func TestFailingKeyBacksOffWhileOthersFlow(t *testing.T) {
 			BackoffBase: 50 * time.Millisecond, BackoffMax: 400 * time.Millisecond, ResyncInterval: -1,
 		}})
 		mustSet(t, p.source.Store, "bad", 1)
-		waitFor(t, "bad key failing", 10*time.Second, func() (bool, string) { return badAttempts.Load() > 0, "no attempt yet" })
-		waitFor(t, "failure reason in status", 10*time.Second, func() (bool, string) {
+		waitFor(t, "bad key failing", time.Minute, func() (bool, string) { return badAttempts.Load() > 0, "no attempt yet" })
+		waitFor(t, "failure reason in status", time.Minute, func() (bool, string) {
 			var st store.Status
 			p.sink.Store.View(t.Context(), func(ctx context.Context, tx store.Tx) error {
 				r, err := tx.ResourceGet(ctx, copyKind, "bad")
@@ -118,7 +118,7 @@ func TestFailingKeyBacksOffWhileOthersFlow(t *testing.T) {
 		for i := range 50 {
 			mustSet(t, p.source.Store, fmt.Sprintf("good-%02d", i), i)
 		}
-		waitFor(t, "good keys converged while bad fails", 10*time.Second, func() (bool, string) {
+		waitFor(t, "good keys converged while bad fails", time.Minute, func() (bool, string) {
 			for i := range 50 {
 				if len(p.actions.of(fmt.Sprintf("good-%02d", i))) == 0 {
 					return false, fmt.Sprintf("good-%02d not copied", i)
@@ -136,7 +136,7 @@ func TestFailingKeyBacksOffWhileOthersFlow(t *testing.T) {
 			t.Fatalf("bad key attempted %d times in about 1.5s with 50ms..400ms backoff, want 3..15", n)
 		}
 		failing.Store(false)
-		waitConverged(t, p, 10*time.Second)
+		waitConverged(t, p, time.Minute)
 	})
 }
 
@@ -168,12 +168,12 @@ func TestCoalescingActsOnNewestOnly(t *testing.T) {
 		for _, cku := range []int{2, 4, 2, 6} {
 			mustSet(t, p.source.Store, "lkc", cku)
 		}
-		waitFor(t, "all four changes consumed while the worker is held", 10*time.Second, func() (bool, string) {
+		waitFor(t, "all four changes consumed while the worker is held", time.Minute, func() (bool, string) {
 			s := p.sink.Reactor.Stats()
 			return s.Received >= 5, fmt.Sprintf("received %d", s.Received)
 		})
 		close(release)
-		waitConverged(t, p, 10*time.Second)
+		waitConverged(t, p, time.Minute)
 		got := p.actions.of("lkc")
 		if len(got) != 1 || got[0].N != 6 || got[0].SourceGeneration != 4 {
 			t.Fatalf("reactor acted on %+v, want only {generation 4, n 6}: superseded values must never be acted on", got)
@@ -213,7 +213,7 @@ func TestRelayRestartLosesNothingAndActsOnceInOrder(t *testing.T) {
 			}
 		}
 		wg.Wait()
-		waitConverged(t, p, 30*time.Second)
+		waitConverged(t, p, time.Minute)
 		for key, acts := range p.actions.keys() {
 			for i := 1; i < len(acts); i++ {
 				if acts[i].SourceGeneration <= acts[i-1].SourceGeneration {
@@ -282,13 +282,13 @@ func TestResyncHealsDriftPeriodicallyAndOnStart(t *testing.T) {
 		for _, k := range []string{"a", "b", "c"} {
 			mustSet(t, p.source.Store, k, 1)
 		}
-		waitConverged(t, p, 10*time.Second)
+		waitConverged(t, p, time.Minute)
 
 		// Drift while running: the sink's copy of b loses its last write, as
 		// if a reaction had been lost. No new event comes; the periodic
 		// resync must find and repair it.
 		corruptCopy(t, p.sink.Store, "b")
-		waitConverged(t, p, 5*time.Second)
+		waitConverged(t, p, time.Minute)
 
 		// Drift while stopped: no event is pending for c, so the start
 		// does not reconcile it; the periodic resync that begins with the
@@ -311,10 +311,10 @@ func TestResyncHealsDriftPeriodicallyAndOnStart(t *testing.T) {
 		p.sink = restarted
 		// Settled says when the start has caught up (nothing was pending):
 		// a cold start is timed with it.
-		waitFor(t, "the restarted sink to settle", 10*time.Second, func() (bool, string) {
+		waitFor(t, "the restarted sink to settle", time.Minute, func() (bool, string) {
 			return restarted.Reactor.Settled(), "not settled"
 		})
-		waitConverged(t, p, 5*time.Second)
+		waitConverged(t, p, time.Minute)
 	})
 }
 
@@ -340,7 +340,7 @@ func TestAColdStartRetriesTheFailingKeys(t *testing.T) {
 		mustSet(t, p.source.Store, "bad", 1)
 		// Two failures: the first one's record (its event applied, the key
 		// kept as failing) has committed.
-		waitFor(t, "good copied while bad waits", 10*time.Second, func() (bool, string) {
+		waitFor(t, "good copied while bad waits", time.Minute, func() (bool, string) {
 			return len(p.actions.of("good")) >= 1 && p.sink.Reactor.Stats().Failures >= 2, fmt.Sprintf("%d failures, good acted on %d times", p.sink.Reactor.Stats().Failures, len(p.actions.of("good")))
 		})
 		if err := p.sink.Stop(); err != nil {
@@ -357,8 +357,8 @@ func TestAColdStartRetriesTheFailingKeys(t *testing.T) {
 		}
 		t.Cleanup(func() { restarted.Stop() })
 		p.sink = restarted
-		waitConverged(t, p, 10*time.Second)
-		waitFor(t, "the restarted sink to settle", 10*time.Second, func() (bool, string) {
+		waitConverged(t, p, time.Minute)
+		waitFor(t, "the restarted sink to settle", time.Minute, func() (bool, string) {
 			return restarted.Reactor.Settled(), "not settled"
 		})
 		if st := restarted.Reactor.Stats(); st.Resyncs != 1 {
@@ -419,7 +419,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 		stop()
 		wg.Wait()
 
-		waitConverged(t, p, 60*time.Second)
+		waitConverged(t, p, time.Minute)
 		n := checkTopicComplete(t, kafka, p.source.Store)
 		t.Logf("%d committed versions reached Kafka in order across a broker restart", n)
 	})
@@ -453,7 +453,7 @@ func TestReactorRestartLeavesNoKeyBehind(t *testing.T) {
 			}
 		}
 		wg.Wait()
-		waitConverged(t, p, 30*time.Second)
+		waitConverged(t, p, time.Minute)
 	})
 }
 
@@ -471,7 +471,7 @@ func TestServiceWritesOnlyItsOwnKinds(t *testing.T) {
 			t.Fatalf("source wrote a copy: %v, want ErrNotOwned", err)
 		}
 		mustSet(t, p.source.Store, "real", 1)
-		waitConverged(t, p, 20*time.Second)
+		waitConverged(t, p, time.Minute)
 		if got := listAll(t, p.sink.Store, copyKind); len(got) != 1 || got[0].ID != "real" {
 			t.Fatalf("sink copies %v, want only the copy of real", got)
 		}
@@ -503,7 +503,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, ResyncInterval: -1,
 	}})
 	mustSet(t, p.source.Store, "k", 1)
-	waitConverged(t, p, 10*time.Second)
+	waitConverged(t, p, time.Minute)
 	mu.Lock()
 	defer mu.Unlock()
 	for i := 1; i < len(attempts); i++ {
