@@ -32,7 +32,7 @@ import (
 type serveOptions struct {
 	db, kafka, listen, linkListen, tlsCert, tlsKey string
 	tokenFile, sites, adminCredentials             string
-	instanceID                                     string
+	instanceID, publicURL                          string
 	peers                                          map[string]string
 	maxTenants                                     int
 	orgQuota                                       resource.QuotaSpec
@@ -83,6 +83,7 @@ service's settings as an environment file.`,
 	f.StringVar(&o.instanceID, "instance-id", "", "this process's static member id in the service's consumer group (default: the service's name; give each replica its own)")
 	f.IntVar(&o.maxTenants, "max-tenants", 0, "pkc: Basic and Standard clusters per shared PKC (default 10)")
 	f.StringVar(&o.clusterCA, "cluster-ca", "", "gateway: the CA certificate (PEM) the clusters' endpoints chain to, served at "+api.CAPath+" (`mothership setup` sets it)")
+	f.StringVar(&o.publicURL, "public-url", "", "gateway: the API's base URL as clients reach it (https://api.example.com), which the links in answers start with; default the scheme and host of each request")
 	f.Float64Var(&o.apiRate, "api-rate", 0, "gateway: requests per second each API key may send, sustained (default 20)")
 	f.IntVar(&o.apiBurst, "api-burst", 0, "gateway: requests each API key may send in a burst (default 100)")
 	f.DurationVar(&o.cloudOpTime, "cloud-operation-time", 0, "capacity, network: how long an operation of the simulated cloud takes (default 300ms)")
@@ -101,7 +102,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, service string, o serveOp
 	if !slices.Contains(controlplane.Services, service) {
 		return fmt.Errorf("unknown service %q: want one of %s", service, strings.Join(controlplane.Services, ", "))
 	}
-	cfg := controlplane.ServeConfig{Service: service, Peers: o.peers, AdminCredentials: o.adminCredentials, MaxTenants: o.maxTenants, OrgQuota: o.orgQuota, RatePerSecond: o.apiRate, RateBurst: o.apiBurst,
+	cfg := controlplane.ServeConfig{Service: service, Peers: o.peers, AdminCredentials: o.adminCredentials, MaxTenants: o.maxTenants, OrgQuota: o.orgQuota, RatePerSecond: o.apiRate, RateBurst: o.apiBurst, PublicURL: o.publicURL,
 		Cloud: sim.Config{OperationTime: o.cloudOpTime}, AuditRetention: o.auditRetention,
 		InstanceID: cmp.Or(o.instanceID, service)}
 	if o.clusterCA != "" {

@@ -84,6 +84,9 @@ type Config struct {
 	// AuditRetention is how long audit records are kept (default
 	// audit.DefaultRetention; negative: for ever).
 	AuditRetention time.Duration
+	// PublicURL is the API's base URL as clients reach it, which the links
+	// of answers start with (default each request's own scheme and host).
+	PublicURL string
 	// RatePerSecond and RateBurst bound each API key's requests (gateway
 	// defaults when zero).
 	RatePerSecond float64
@@ -185,7 +188,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	s.Organization = org
 	s.AdminKey, s.AdminSecret = key, secret
 	gw, err := gateway.New(gateway.Config{IAM: iamSvc, Kafka: kafkaSvc, Network: netSvc, Audit: auditSvc, Sync: syncSvc, Fleet: fleetSvc, OpenAPI: api.OpenAPI, ClusterCA: caPEM(cfg.ClusterCA),
-		RatePerSecond: cfg.RatePerSecond, RateBurst: cfg.RateBurst, Logger: log, Registerer: cfg.Registerer})
+		PublicURL: cfg.PublicURL, RatePerSecond: cfg.RatePerSecond, RateBurst: cfg.RateBurst, Logger: log, Registerer: cfg.Registerer})
 	if err != nil {
 		return nil, err
 	}

@@ -107,6 +107,9 @@ type ServeConfig struct {
 	// AuditRetention is how long audit records are kept (audit; default
 	// audit.DefaultRetention, negative: for ever).
 	AuditRetention time.Duration
+	// PublicURL is the API's base URL as clients reach it, which the links
+	// of answers start with (gateway; default each request's own).
+	PublicURL string
 	// RatePerSecond and RateBurst bound each API key's requests (gateway).
 	RatePerSecond float64
 	RateBurst     int
@@ -205,7 +208,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (_ *Process, err error) {
 		gw, err := gateway.New(gateway.Config{IAM: iam.NewClient(peer[iam.Name], cfg.Token), Kafka: kafka.NewClient(peer[kafka.Name], cfg.Token),
 			Network: network.NewClient(peer[network.Name], cfg.Token), Audit: audit.NewClient(peer[audit.Name], cfg.Token),
 			Sync: syncsvc.NewClient(peer[syncsvc.Name], cfg.Token), Fleet: fleet.NewClient(peer[fleet.Name], cfg.Token),
-			OpenAPI: api.OpenAPI, ClusterCA: cfg.ClusterCA, RatePerSecond: cfg.RatePerSecond, RateBurst: cfg.RateBurst, Logger: log, Registerer: cfg.Registerer})
+			OpenAPI: api.OpenAPI, ClusterCA: cfg.ClusterCA, PublicURL: cfg.PublicURL, RatePerSecond: cfg.RatePerSecond, RateBurst: cfg.RateBurst, Logger: log, Registerer: cfg.Registerer})
 		if err != nil {
 			return nil, err
 		}

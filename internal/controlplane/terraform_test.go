@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/controlplane"
 )
 
 // TestAClusterReadsAsConfluentsTerraformProviderNeedsIt: what Confluent's
@@ -80,6 +81,17 @@ func TestAClusterReadsAsConfluentsTerraformProviderNeedsIt(t *testing.T) {
 		"region": "us-west-2", "environment": map[string]any{"id": env},
 		"config": map[string]any{"kind": "Basic", "release_priority": "REGULAR"}}}, &e422); code != http.StatusUnprocessableEntity {
 		t.Fatalf("a Basic cluster with release_priority: %d, want 422", code)
+	}
+}
+
+// TestLinksStartWithThePublicURL: behind a load balancer the API's links
+// name the address clients reach, not the one the gateway listens on.
+func TestLinksStartWithThePublicURL(t *testing.T) {
+	s := newSystem(t, func(c *controlplane.Config) { c.PublicURL = "https://api.example.test/" })
+	var env api.Environment
+	if code := s.do("POST", "/org/v2/environments", map[string]any{"display_name": "prod"}, &env); code != http.StatusCreated ||
+		env.Metadata.Self != "https://api.example.test/org/v2/environments/"+env.ID {
+		t.Fatalf("created: %d, metadata.self %q, want it under the public URL", code, env.Metadata.Self)
 	}
 }
 
