@@ -68,8 +68,10 @@ type Service struct {
 
 	loaded atomic.Bool
 	mu     sync.RWMutex
-	lkcs   map[string]Cluster
-	pkcs   map[string]PKC
+	// The rows are replaced whole, never changed in place, so a query
+	// may keep a pointer after it let go of the lock.
+	lkcs map[string]*Cluster
+	pkcs map[string]*PKC
 }
 
 // New returns the service; Host declares it to the runtime.
@@ -81,7 +83,7 @@ func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger.With("service", Name), lkcs: map[string]Cluster{}, pkcs: map[string]PKC{}}
+	s := &Service{cfg: cfg, log: cfg.Logger.With("service", Name), lkcs: map[string]*Cluster{}, pkcs: map[string]*PKC{}}
 	if cfg.Registerer != nil {
 		for kind, count := range map[string]func() float64{
 			resource.KindLKC: func() float64 { return float64(s.Summarize().StuckClusters) },
@@ -145,6 +147,9 @@ type Cluster struct {
 	AcceptedAt time.Time `json:"accepted_at"`
 	Stuck      bool      `json:"stuck"`
 	version    int64
+	// keys are the lower-case values the filters compare: organization,
+	// site, SKU, phase.
+	keys [4]string
 }
 
 // PKC is a physical cluster as the fleet view shows it.
@@ -235,9 +240,9 @@ func acceptedAt(ctx context.Context, tx store.Tx, desired, subject string) (time
 }
 
 // stuck says a resource left a generation unobserved longer than the
-// limit.
-func (s *Service) stuck(generation, observed int64, accepted time.Time) bool {
-	return generation > observed && !accepted.IsZero() && s.cfg.Now().Sub(accepted) > s.cfg.StuckAfter
+// limit at now.
+func (s *Service) stuck(now time.Time, generation, observed int64, accepted time.Time) bool {
+	return generation > observed && !accepted.IsZero() && now.Sub(accepted) > s.cfg.StuckAfter
 }
 
 func toCluster(r store.Resource) (Cluster, error) {
@@ -308,7 +313,8 @@ func (s *Service) putCluster(c Cluster) {
 	if old, ok := s.lkcs[c.ID]; ok && old.version >= c.version {
 		return
 	}
-	s.lkcs[c.ID] = c
+	c.keys = [4]string{strings.ToLower(c.Organization), strings.ToLower(c.Site), strings.ToLower(c.SKU), strings.ToLower(c.Phase)}
+	s.lkcs[c.ID] = &c
 }
 
 func (s *Service) putPKC(p PKC) {
@@ -317,7 +323,7 @@ func (s *Service) putPKC(p PKC) {
 	if old, ok := s.pkcs[p.ID]; ok && old.version >= p.version {
 		return
 	}
-	s.pkcs[p.ID] = p
+	s.pkcs[p.ID] = &p
 }
 
 // Load rebuilds the model from the service's database: what was observed
@@ -350,7 +356,7 @@ func (s *Service) Load(ctx context.Context) error {
 }
 
 // versionOf is the version a cluster's PKC runs, as the model knows it.
-func (s *Service) versionOf(c Cluster) string {
+func (s *Service) versionOf(c *Cluster) string {
 	if p, ok := s.pkcs[c.PKC]; ok {
 		return cmp.Or(p.Status.Version, p.Spec.Version)
 	}

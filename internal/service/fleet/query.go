@@ -42,52 +42,72 @@ func match(want, have string) bool {
 	return want == "" || strings.EqualFold(want, have)
 }
 
-// page sorts the matches by id and cuts the page.
-func page[T any](items []T, id func(T) string, p Page) List[T] {
-	slices.SortFunc(items, func(a, b T) int { return strings.Compare(id(a), id(b)) })
-	total := len(items)
-	start, _ := slices.BinarySearchFunc(items, p.After, func(it T, after string) int {
-		if id(it) <= after {
-			return -1
+// matchKeys compares a filter's lower-case values with a row's: the
+// query's inner loop, so no case folding there.
+func matchKeys(want, have [4]string) bool {
+	for i := range want {
+		if want[i] != "" && want[i] != have[i] {
+			return false
 		}
-		return 1
-	})
-	if p.After == "" {
-		start = 0
+	}
+	return true
+}
+
+// page sorts the matches by id and cuts the page; fill completes each row
+// of it (the fields computed per query, for the page's rows only).
+func page[T any](items []*T, id func(*T) string, p Page, fill func(*T)) List[T] {
+	slices.SortFunc(items, func(a, b *T) int { return strings.Compare(id(a), id(b)) })
+	start := 0
+	if p.After != "" {
+		start, _ = slices.BinarySearchFunc(items, p.After, func(it *T, after string) int {
+			if id(it) <= after {
+				return -1
+			}
+			return 1
+		})
 	}
 	size := min(cmp.Or(p.Size, 100), MaxPageSize)
-	out := List[T]{Data: items[start:min(start+size, len(items))], Total: total}
-	if start+size < len(items) {
-		out.Next = id(out.Data[len(out.Data)-1])
+	end := min(start+size, len(items))
+	out := List[T]{Data: make([]T, 0, end-start), Total: len(items)}
+	for _, it := range items[start:end] {
+		row := *it
+		fill(&row)
+		out.Data = append(out.Data, row)
 	}
-	if out.Data == nil {
-		out.Data = []T{}
+	if end < len(items) {
+		out.Next = id(items[end-1])
 	}
 	return out
 }
 
-// Clusters lists the clusters f selects, across every organization.
+// Clusters lists the clusters f selects, across every organization. The
+// cheap tests run first; a cluster's version and stuckness are worked out
+// only where the filter asks for them, and for the page.
 func (s *Service) Clusters(f Filter, p Page) List[Cluster] {
+	now := s.cfg.Now()
+	want := [4]string{strings.ToLower(f.Organization), strings.ToLower(f.Site), strings.ToLower(f.SKU), strings.ToLower(f.Phase)}
 	s.mu.RLock()
-	var out []Cluster
+	defer s.mu.RUnlock()
+	var out []*Cluster
 	for _, c := range s.lkcs {
-		if c.Deleted && !f.Deleted {
+		if (c.Deleted && !f.Deleted) || !matchKeys(want, c.keys) {
 			continue
 		}
-		c.Version = s.versionOf(c)
-		c.Stuck = s.stuck(c.Generation, c.ObservedGeneration, c.AcceptedAt)
-		if match(f.Organization, c.Organization) && match(f.Site, c.Site) && match(f.SKU, c.SKU) && match(f.Phase, c.Phase) &&
-			match(f.Version, c.Version) && (f.Stuck == nil || *f.Stuck == c.Stuck) {
-			out = append(out, c)
+		if (f.Version != "" && !match(f.Version, s.versionOf(c))) ||
+			(f.Stuck != nil && *f.Stuck != s.stuck(now, c.Generation, c.ObservedGeneration, c.AcceptedAt)) {
+			continue
 		}
+		out = append(out, c)
 	}
-	s.mu.RUnlock()
-	return page(out, func(c Cluster) string { return c.ID }, p)
+	return page(out, func(c *Cluster) string { return c.ID }, p, func(c *Cluster) {
+		c.Version = s.versionOf(c)
+		c.Stuck = s.stuck(now, c.Generation, c.ObservedGeneration, c.AcceptedAt)
+	})
 }
 
 // sku names a PKC's kind: the SKU of its clusters for a dedicated one,
 // "shared" for one that hosts Basic and Standard tenants.
-func (s *Service) sku(p PKC) string {
+func (s *Service) sku(p *PKC) string {
 	if !p.Dedicated {
 		return "shared"
 	}
@@ -102,27 +122,29 @@ func (s *Service) sku(p PKC) string {
 // PKCs lists the PKCs f selects; Organization selects those hosting one
 // of its clusters.
 func (s *Service) PKCs(f Filter, p Page) List[PKC] {
+	now := s.cfg.Now()
 	s.mu.RLock()
-	var out []PKC
+	defer s.mu.RUnlock()
+	var out []*PKC
 	for _, k := range s.pkcs {
-		if k.Deleted && !f.Deleted {
+		if (k.Deleted && !f.Deleted) || !match(f.Site, k.Site) || !match(f.Phase, k.Status.Phase) ||
+			!match(f.Version, cmp.Or(k.Status.Version, k.Spec.Version)) || !match(f.SKU, s.sku(k)) {
 			continue
 		}
-		k.Stuck = s.stuck(k.Generation, k.Status.ObservedGeneration, k.AcceptedAt)
-		if f.Stuck != nil && *f.Stuck != k.Stuck {
+		if f.Stuck != nil && *f.Stuck != s.stuck(now, k.Generation, k.Status.ObservedGeneration, k.AcceptedAt) {
 			continue
 		}
-		if !match(f.Site, k.Site) || !match(f.SKU, s.sku(k)) || !match(f.Phase, k.Status.Phase) ||
-			!match(f.Version, cmp.Or(k.Status.Version, k.Spec.Version)) {
-			continue
-		}
-		if f.Organization != "" && !slices.ContainsFunc(k.LKCs, func(id string) bool { return s.lkcs[id].Organization == f.Organization }) {
+		if f.Organization != "" && !slices.ContainsFunc(k.LKCs, func(id string) bool {
+			c, ok := s.lkcs[id]
+			return ok && c.Organization == f.Organization
+		}) {
 			continue
 		}
 		out = append(out, k)
 	}
-	s.mu.RUnlock()
-	return page(out, func(k PKC) string { return k.ID }, p)
+	return page(out, func(k *PKC) string { return k.ID }, p, func(k *PKC) {
+		k.Stuck = s.stuck(now, k.Generation, k.Status.ObservedGeneration, k.AcceptedAt)
+	})
 }
 
 // Count is one cell of the summary.
@@ -150,6 +172,7 @@ type Summary struct {
 // Summarize counts the live PKCs and their clusters by site × version ×
 // phase.
 func (s *Service) Summarize() Summary {
+	now := s.cfg.Now()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	cells := map[[3]string]*Count{}
@@ -167,14 +190,14 @@ func (s *Service) Summarize() Summary {
 		c.PKCs++
 		c.LKCs += len(k.LKCs)
 		out.PKCs++
-		if s.stuck(k.Generation, k.Status.ObservedGeneration, k.AcceptedAt) {
+		if s.stuck(now, k.Generation, k.Status.ObservedGeneration, k.AcceptedAt) {
 			out.StuckPKCs++
 		}
 	}
 	for _, c := range s.lkcs {
 		if !c.Deleted {
 			out.Clusters++
-			if s.stuck(c.Generation, c.ObservedGeneration, c.AcceptedAt) {
+			if s.stuck(now, c.Generation, c.ObservedGeneration, c.AcceptedAt) {
 				out.StuckClusters++
 			}
 		}
