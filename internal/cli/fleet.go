@@ -15,7 +15,18 @@ const (
 	fleetClustersPath = "/fleet/v1/clusters"
 	fleetPKCsPath     = "/fleet/v1/pkcs"
 	fleetSummaryPath  = "/fleet/v1/summary"
+	fleetSitesPath    = "/fleet/v1/sites"
 )
+
+// fleetSite is a site with its satellite's link.
+type fleetSite struct {
+	Site         string  `json:"site"`
+	Connected    bool    `json:"connected"`
+	LastSeen     *string `json:"last_seen,omitempty"`
+	Bundle       int64   `json:"bundle"`
+	Acknowledged int64   `json:"acknowledged"`
+	Behind       int64   `json:"behind"`
+}
 
 // fleetCluster is a cluster as the fleet view lists it.
 type fleetCluster struct {
@@ -171,6 +182,33 @@ not exist.
 			return err
 		}),
 	}
-	cmd.AddCommand(clusters, pkcs, summary)
+	site := &cobra.Command{Use: "site", Short: "The sites and their satellites"}
+	site.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List the sites with their satellites' links: connected, last seen, how far behind",
+		Args:  cobra.NoArgs,
+		RunE: g.run(func(cmd *cobra.Command, s *session, _ []string) error {
+			var sites struct {
+				Data []fleetSite `json:"data"`
+			}
+			if err := s.client.Do(cmd.Context(), http.MethodGet, fleetSitesPath, nil, &sites); err != nil {
+				return err
+			}
+			if s.format != formatHuman {
+				return printValue(s.out, s.format, sites.Data)
+			}
+			rows := [][]string{}
+			for _, st := range sites.Data {
+				seen := "not since sync started"
+				if st.LastSeen != nil {
+					seen = *st.LastSeen
+				}
+				rows = append(rows, []string{st.Site, strconv.FormatBool(st.Connected), seen, strconv.FormatInt(st.Bundle, 10),
+					strconv.FormatInt(st.Acknowledged, 10), strconv.FormatInt(st.Behind, 10)})
+			}
+			return printTable(s.out, []string{"Site", "Connected", "Last Seen", "Bundle", "Acknowledged", "Behind"}, rows)
+		}),
+	})
+	cmd.AddCommand(clusters, pkcs, summary, group(site))
 	return cmd
 }

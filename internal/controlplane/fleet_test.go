@@ -106,6 +106,38 @@ func TestFleetViewForTheInstallationsOperator(t *testing.T) {
 	if out, err := s.cliRun("fleet", "pkcs"); err != nil || !strings.Contains(out, "pkc-") {
 		t.Errorf("mothership fleet pkcs: %v\n%s", err, out)
 	}
+	// Both satellites of the test system hold their bundle streams open.
+	var sites struct {
+		Data []struct {
+			Site      string `json:"site"`
+			Connected bool   `json:"connected"`
+			Bundle    int64  `json:"bundle"`
+			Behind    int64  `json:"behind"`
+		} `json:"data"`
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		sites.Data = nil
+		if code := s.do("GET", "/fleet/v1/sites", nil, &sites); code != http.StatusOK {
+			t.Fatalf("the sites: %d", code)
+		}
+		connected := 0
+		for _, st := range sites.Data {
+			if st.Connected && st.Bundle > 0 {
+				connected++
+			}
+		}
+		if len(sites.Data) == 2 && connected == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sites %+v, want aws/us-west-2 and gcp/europe-west1 connected", sites.Data)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out, err := s.cliRun("fleet", "site", "list"); err != nil || !strings.Contains(out, "gcp/europe-west1") || !strings.Contains(out, "Behind") {
+		t.Errorf("mothership fleet site list: %v\n%s", err, out)
+	}
 	if code, out := s.as(bKey, bSecret, "GET", "/fleet/v1/summary", nil); code != http.StatusNotFound {
 		t.Errorf("another organization's admin asks for the fleet: %d %s, want 404", code, out)
 	}

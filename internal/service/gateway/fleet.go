@@ -9,6 +9,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/service/fleet"
 	"github.com/mothership-dev/mothership/internal/service/svcapi"
+	syncsvc "github.com/mothership-dev/mothership/internal/service/sync"
 )
 
 // Fleet is what the gateway asks of the fleet service: the operators' view
@@ -38,6 +39,16 @@ type FleetListMetadata struct {
 	TotalSize int    `json:"total_size"`
 }
 
+// SitesPath lists the sites with their satellites' links.
+const SitesPath = "/fleet/v1/sites"
+
+// FleetSites is every site with its satellite's link.
+type FleetSites struct {
+	APIVersion string             `json:"api_version"`
+	Kind       string             `json:"kind"`
+	Data       []syncsvc.SiteLink `json:"data"`
+}
+
 // fleetRoutes are the operators' routes: every one answers 404 to anyone
 // but a FleetAdmin, whatever its roles in its organization.
 func (g *Gateway) fleetRoutes() []Route {
@@ -60,6 +71,12 @@ func (g *Gateway) fleetRoutes() []Route {
 		}},
 		{Method: http.MethodGet, Pattern: fleet.SummaryPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			return ok(w)(g.cfg.Fleet.GetSummary(r.Context(), p))
+		}},
+		// The sites are few and their links are sync's own, in memory:
+		// asked of sync at once.
+		{Method: http.MethodGet, Pattern: SitesPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, _ svcapi.Principal) error {
+			links, err := g.cfg.Sync.SiteLinks(r.Context())
+			return ok(w)(FleetSites{APIVersion: "fleet/v1", Kind: "SiteList", Data: links}, err)
 		}},
 	}
 }

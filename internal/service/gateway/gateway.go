@@ -86,6 +86,8 @@ type Network interface {
 // satellites serve.
 type Sync interface {
 	SitesServed(ctx context.Context) ([]resource.Site, error)
+	// SiteLinks is each site's satellite link, for the operators.
+	SiteLinks(ctx context.Context) ([]syncsvc.SiteLink, error)
 }
 
 // Audit is what the gateway asks of the audit service.

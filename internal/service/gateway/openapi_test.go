@@ -246,6 +246,7 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 	}
 	c.do(t, exchange{method: "GET", path: "/fleet/v1/clusters?sku=Basic&page_size=10", want: 200})
 	c.do(t, exchange{method: "GET", path: "/fleet/v1/summary", want: 200})
+	c.do(t, exchange{method: "GET", path: "/fleet/v1/sites", want: 200})
 	c.do(t, exchange{method: "GET", path: "/fleet/v1/clusters?page_size=0", invalid: true, want: 400})
 	// iam learns of the cluster from its event: until then the key is
 	// refused at /spec/resource/id, as the document says.

@@ -81,6 +81,8 @@ func (s *Service) watchBundle(ctx context.Context, req *connect.Request[resource
 		return connect.NewError(connect.CodeInvalidArgument, errors.New("after must be a bundle version (an integer ≥ 0)"))
 	}
 	s.log.InfoContext(ctx, "satellite connected", "site", site.String(), "after", after)
+	s.seen(site, after, 1)
+	defer s.seen(site, 0, -1)
 	for {
 		b, fresh, err := s.Bundle(ctx, site, after, watchRound)
 		if ctx.Err() != nil {
@@ -101,6 +103,7 @@ func (s *Service) watchBundle(ctx context.Context, req *connect.Request[resource
 			return err
 		}
 		after = b.Version
+		s.seen(site, 0, 0)
 	}
 }
 
@@ -111,6 +114,9 @@ func (s *Service) report(ctx context.Context, req *connect.Request[resource.Repo
 		return nil, err
 	}
 	err := s.Report(ctx, site, *req.Msg)
+	if err == nil {
+		s.seen(site, req.Msg.Version, 0)
+	}
 	var apiErr *api.Error
 	switch {
 	case errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict:

@@ -13,6 +13,7 @@ func (s *Service) RPC(token string) *svcapi.RPCServer {
 	srv := svcapi.NewRPCServer(Name, token)
 	svcapi.Handle(srv, "SiteServed", func(ctx context.Context, site resource.Site) (bool, error) { return s.SiteServed(ctx, site) })
 	svcapi.Handle(srv, "SitesServed", func(ctx context.Context, _ struct{}) ([]resource.Site, error) { return s.SitesServed(ctx) })
+	svcapi.Handle(srv, "SiteLinks", func(ctx context.Context, _ struct{}) ([]SiteLink, error) { return s.SiteLinks(ctx) })
 	return srv
 }
 
@@ -30,4 +31,9 @@ func (c *Client) SiteServed(ctx context.Context, site resource.Site) (bool, erro
 // SitesServed calls Service.SitesServed.
 func (c *Client) SitesServed(ctx context.Context) ([]resource.Site, error) {
 	return svcapi.Call[struct{}, []resource.Site](ctx, c.c, "SitesServed", struct{}{})
+}
+
+// SiteLinks calls Service.SiteLinks.
+func (c *Client) SiteLinks(ctx context.Context) ([]SiteLink, error) {
+	return svcapi.Call[struct{}, []SiteLink](ctx, c.c, "SiteLinks", struct{}{})
 }

@@ -72,6 +72,8 @@ type Service struct {
 	// reaction touching the site's bundle commits: a change of one site
 	// wakes only that site's satellite.
 	changed map[string]chan struct{}
+	// links is each site's satellite link, by site name (sites.go).
+	links map[string]*linkState
 }
 
 // New returns the service.
