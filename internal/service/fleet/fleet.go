@@ -176,67 +176,63 @@ type PKC struct {
 	version    int64
 }
 
-// newest returns the newest state of subject over the desired and status
-// topics of its kind (each event carries the whole resource).
-func newest(ctx context.Context, tx store.Tx, subject string, topics ...string) (store.Resource, bool, error) {
-	var best store.Resource
+// observed is the newest state of a subject over the desired and status
+// topics of its kind (each event carries the whole resource), and when
+// its current generation was accepted: the time of its newest desired
+// state, which status changes (on the status topic) do not move.
+type observed struct {
+	r          store.Resource
+	acceptedAt time.Time
+}
+
+// newest reads subject once from each of its kind's topics.
+func newest(ctx context.Context, tx store.Tx, subject, desired, status string) (observed, bool, error) {
+	var o observed
 	found := false
-	for _, t := range topics {
+	for _, t := range []string{desired, status} {
 		r, err := store.ObservedResource(ctx, tx, t, subject)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return best, false, err
+			return o, false, err
 		}
-		if !found || r.Version > best.Version {
-			best, found = r, true
+		if t == desired {
+			o.acceptedAt = r.UpdatedAt
+		}
+		if !found || r.Version > o.r.Version {
+			o.r, found = r, true
 		}
 	}
-	return best, found, nil
+	return o, found, nil
 }
 
 // reconcile takes the newest state of a cluster or PKC into the model.
 func (s *Service) reconcile(ctx context.Context, tx store.Tx, subject string) error {
 	if strings.HasPrefix(subject, "pkc-") {
-		r, ok, err := newest(ctx, tx, subject, pkcDesired, pkcStatus)
+		o, ok, err := newest(ctx, tx, subject, pkcDesired, pkcStatus)
 		if err != nil || !ok {
 			return err
 		}
-		p, err := toPKC(r)
+		p, err := toPKC(o.r)
 		if err != nil {
 			return err
 		}
-		if p.AcceptedAt, err = acceptedAt(ctx, tx, pkcDesired, subject); err != nil {
-			return err
-		}
+		p.AcceptedAt = o.acceptedAt
 		s.putPKC(p)
 		return nil
 	}
-	r, ok, err := newest(ctx, tx, subject, lkcDesired, lkcStatus)
+	o, ok, err := newest(ctx, tx, subject, lkcDesired, lkcStatus)
 	if err != nil || !ok {
 		return err
 	}
-	c, err := toCluster(r)
+	c, err := toCluster(o.r)
 	if err != nil {
 		return err
 	}
-	if c.AcceptedAt, err = acceptedAt(ctx, tx, lkcDesired, subject); err != nil {
-		return err
-	}
+	c.AcceptedAt = o.acceptedAt
 	s.putCluster(c)
 	return nil
-}
-
-// acceptedAt is when the subject's current generation was accepted: the
-// time of its newest desired state (status changes go to the status
-// topic and do not move it).
-func acceptedAt(ctx context.Context, tx store.Tx, desired, subject string) (time.Time, error) {
-	r, err := store.ObservedResource(ctx, tx, desired, subject)
-	if errors.Is(err, store.ErrNotFound) {
-		return time.Time{}, nil
-	}
-	return r.UpdatedAt, err
 }
 
 // stuck says a resource left a generation unobserved longer than the

@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -150,6 +152,9 @@ type Gateway struct {
 	mux      *http.ServeMux
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// linkers are the link replacers by base URL (see linkerFor).
+	linkers  sync.Map
+	nLinkers atomic.Int64
 }
 
 // Route is one method and path pattern of the API.
@@ -276,6 +281,23 @@ func linker(base string) *strings.Replacer {
 	return strings.NewReplacer(pairs...)
 }
 
+// maxLinkers bounds the replacers kept: a base comes from a request's
+// Host, which a client chooses.
+const maxLinkers = 64
+
+// linkerFor returns the replacer of base, built once: building one costs
+// five times what using it does (BenchmarkLinks).
+func (g *Gateway) linkerFor(base string) *strings.Replacer {
+	if r, ok := g.linkers.Load(base); ok {
+		return r.(*strings.Replacer)
+	}
+	r := linker(base)
+	if g.nLinkers.Add(1) <= maxLinkers {
+		g.linkers.Store(base, r)
+	}
+	return r
+}
+
 // publicBase is the base URL of the links in the answer to r.
 func (g *Gateway) publicBase(r *http.Request) string {
 	if g.cfg.PublicURL != "" {
@@ -319,7 +341,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt Route) {
 	start := time.Now()
 	base := g.publicBase(r)
-	sw := &statusWriter{ResponseWriter: w, base: base, links: linker(base)}
+	sw := &statusWriter{ResponseWriter: w, base: base, links: g.linkerFor(base)}
 	var p svcapi.Principal // set once authenticated; read by the audit
 	defer func() {
 		if v := recover(); v != nil {
