@@ -79,13 +79,14 @@ func TestDependencyDirection(t *testing.T) {
 		{"internal/runtime", []string{"internal/runtime/"}, "the runtime never imports a service, the CLI or the API"},
 		{"internal/api", nil, "the public API's types are a leaf the CLI shares"},
 		{"internal/resource", nil, "resource shapes are the leaf every service and satellite shares"},
+		{"internal/kafkaversion", nil, "the Kafka version catalog is a leaf the services and the drivers share"},
 		{"internal/sitekey", nil, "sealing to a satellite is a leaf iam and the satellites share"},
 		{"internal/cloud", []string{"internal/cloud"}, "cloud providers know nothing of services"},
 		{"internal/cli", []string{"internal/api", "internal/cli"}, "the CLI talks to the API only, over HTTP"},
-		{"internal/satellite", []string{"internal/satellite/", "internal/resource", "internal/sitekey", "internal/api", "internal/runtime/backoff", "internal/runtime/startstop", "internal/runtime/kafkalisten", "internal/pki"},
+		{"internal/satellite", []string{"internal/satellite/", "internal/resource", "internal/sitekey", "internal/api", "internal/runtime/backoff", "internal/runtime/startstop", "internal/runtime/kafkalisten", "internal/pki", "internal/kafkaversion"},
 			"satellites are the data plane: they reach the control plane only through the link"},
 		{"internal/service/svcapi", []string{"internal/api", "internal/resource", "internal/runtime/store", "internal/runtime/event"}, "shared API helpers sit below every service"},
-		{"internal/service", []string{"internal/service/", "internal/runtime/", "internal/resource", "internal/sitekey", "internal/api", "internal/cloud"},
+		{"internal/service", []string{"internal/service/", "internal/runtime/", "internal/resource", "internal/sitekey", "internal/api", "internal/cloud", "internal/kafkaversion"},
 			"a service builds on the runtime, leaf types and lower layers (checked by TestLayers)"},
 	}
 	for path, imports := range pkgs {

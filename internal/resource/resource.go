@@ -27,12 +27,15 @@ const (
 	KindNetwork      = "network"        // network
 	KindDelivery     = "delivery"       // sync
 	KindAudit        = "audit"          // audit
+	KindVersions     = "kafkaversions"  // fleet
+	KindUpgrade      = "upgrade"        // fleet
+	KindPKCUpgrade   = "pkcupgrade"     // fleet
 )
 
 // Kinds lists every kind but audit records themselves: what the audit
 // service records the changes of.
 var Kinds = []string{KindOrganization, KindEnvironment, KindAPIKey, KindUser, KindServiceAcct, KindRoleBinding,
-	KindLKC, KindQuota, KindPKC, KindCapacity, KindNetwork, KindDelivery}
+	KindLKC, KindQuota, KindPKC, KindCapacity, KindNetwork, KindDelivery, KindVersions, KindUpgrade, KindPKCUpgrade}
 
 // Phases of a resource's status.
 const (
@@ -357,7 +360,10 @@ type DeliverySpec struct {
 	Item BundleItem `json:"item"`
 }
 
-// Realized is what a satellite reports for one resource.
+// Realized is what a satellite reports for one resource: PROVISIONED at
+// the generation it realized, PROVISIONING at the generation it realized
+// last while it works on a newer one, or FAILED at the generation it gave
+// up on (the resource runs as before; a newer generation is tried again).
 type Realized struct {
 	Generation int64           `json:"generation"`
 	Phase      string          `json:"phase"`

@@ -31,8 +31,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/mothership-dev/mothership/internal/kafkaversion"
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/kafkalisten"
 	"github.com/mothership-dev/mothership/internal/satellite/kafkarest"
@@ -97,6 +99,18 @@ type cluster struct {
 type meta struct {
 	AdminPassword string `json:"admin_password"`
 	Ports         []int  `json:"ports"`
+	// Version is the Kafka version the brokers run; MetadataVersion the
+	// metadata version finalized, which no older broker can read.
+	Version         string `json:"version,omitempty"`
+	MetadataVersion string `json:"metadata_version,omitempty"`
+}
+
+// ceilings are the API versions each Kafka release serves: the brokers
+// run a release by answering ApiVersions, and every request, at its
+// ceiling, as franz-go's kversion tables give them.
+var ceilings = map[string]func() *kversion.Versions{
+	"3.9.0": kversion.V3_9_0, "4.0.0": kversion.V4_0_0, "4.1.0": kversion.V4_1_0,
+	"4.2.0": kversion.V4_2_0, "4.3.0": kversion.V4_3_0,
 }
 
 // New returns a driver.
@@ -130,7 +144,8 @@ func (d *Driver) Added() float64 { return counterValue(d.brokersAdded) }
 // Removed returns how many brokers were removed so far: a shrink.
 func (d *Driver) Removed() float64 { return counterValue(d.brokersRemoved) }
 
-// Apply realizes a PKC: it starts its cluster if needed, adds or removes
+// Apply realizes a PKC: it starts its cluster if needed, restarts its
+// brokers from their data at another Kafka version, adds or removes
 // brokers one step at a time, and sets its SASL users and ACLs.
 func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem, progress func(resource.Realized)) (resource.Realized, error) {
 	if item.Kind != resource.KindPKC {
@@ -140,18 +155,43 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 	if err != nil {
 		return resource.Realized{}, err
 	}
+	version := cmp.Or(spec.Version, kafkaversion.Newest(kafkaversion.Embedded).Version)
+	if _, ok := ceilings[version]; !ok {
+		return resource.Realized{Generation: item.Generation, Phase: resource.PhaseFailed, Reason: "UNSUPPORTED_VERSION",
+			Message: fmt.Sprintf("Kafka %s is not a version the embedded driver runs (it runs %s)", version, releases())}, nil
+	}
 	want := max(spec.Brokers, 1)
-	c, err := d.cluster(id, want)
+	c, err := d.cluster(id, want, version)
 	if err != nil {
 		return resource.Realized{}, err
 	}
 	realized := func(phase, msg string) resource.Realized {
 		gen := item.Generation
-		if phase != resource.PhaseProvisioned {
+		if phase == resource.PhaseProvisioning {
 			gen-- // not realized yet: report the generation before
 		}
 		return resource.Realized{Generation: gen, Phase: phase, Message: msg,
-			Detail: resource.Encode(resource.PKCRealized{Brokers: len(c.meta.Ports), BootstrapEndpoint: d.endpoint(c), RESTEndpoint: d.restEndpoint(c)})}
+			Detail: resource.Encode(resource.PKCRealized{Brokers: len(c.meta.Ports), BootstrapEndpoint: d.endpoint(c), RESTEndpoint: d.restEndpoint(c),
+				Version: c.meta.Version, MetadataVersion: c.meta.MetadataVersion})}
+	}
+	if floor := kafkaversion.MetadataRelease(c.meta.MetadataVersion); kafkaversion.Compare(version, floor) < 0 {
+		r := realized(resource.PhaseFailed, fmt.Sprintf("cannot run Kafka %s: metadata version %s is finalized, and no broker older than %s reads it",
+			version, c.meta.MetadataVersion, floor))
+		r.Reason = "METADATA_VERSION_FINALIZED"
+		return r, nil
+	}
+	if c.meta.Version != version {
+		progress(realized(resource.PhaseProvisioning, fmt.Sprintf("upgrading: restarting %d brokers from their data at Kafka %s", len(c.meta.Ports), version)))
+		if c, err = d.restart(c, want, version); err != nil {
+			return resource.Realized{}, fmt.Errorf("pkc %s: run Kafka %s: %w", id, version, err)
+		}
+	}
+	if mv := spec.MetadataVersion; mv != "" && mv != c.meta.MetadataVersion {
+		if err := d.finalize(c, version, mv); err != nil {
+			r := realized(resource.PhaseFailed, err.Error())
+			r.Reason = "INVALID_METADATA_VERSION"
+			return r, nil
+		}
 	}
 	for len(c.meta.Ports) != want {
 		progress(realized(resource.PhaseProvisioning, fmt.Sprintf("resizing: %d of %d brokers", len(c.meta.Ports), want)))
@@ -166,6 +206,48 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 		return resource.Realized{}, fmt.Errorf("pkc %s: tenants: %w", id, err)
 	}
 	return realized(resource.PhaseProvisioned, ""), nil
+}
+
+// releases names the versions the driver runs, for messages.
+func releases() string {
+	var vs []string
+	for _, r := range kafkaversion.Releases(kafkaversion.Embedded) {
+		vs = append(vs, r.Version)
+	}
+	return strings.Join(vs, ", ")
+}
+
+// restart stops a cluster's brokers and starts them again from their data
+// at version: the same ports, users, ACLs, topics and records.
+func (d *Driver) restart(c *cluster, want int, version string) (*cluster, error) {
+	d.mu.Lock()
+	delete(d.clusters, c.id)
+	d.mu.Unlock()
+	c.close()
+	c.meta.Version = version
+	if err := saveMeta(c.dir, c.meta); err != nil {
+		return nil, err
+	}
+	d.log.Info("kafka cluster restarting at another version", "pkc", c.id, "version", version)
+	return d.cluster(c.id, want, version)
+}
+
+// finalize moves the cluster's metadata version to mv, the second step of
+// an upgrade: from then on no older broker can run the cluster.
+func (d *Driver) finalize(c *cluster, version, mv string) error {
+	r, ok := kafkaversion.Lookup(version)
+	if !ok || kafkaversion.Compare(mv, r.Metadata) > 0 {
+		return fmt.Errorf("metadata version %s is newer than Kafka %s supports (%s)", mv, version, r.Metadata)
+	}
+	if kafkaversion.Compare(mv, c.meta.MetadataVersion) < 0 {
+		return fmt.Errorf("metadata version %s is finalized and cannot go back to %s", c.meta.MetadataVersion, mv)
+	}
+	c.meta.MetadataVersion = mv
+	if err := saveMeta(c.dir, c.meta); err != nil {
+		return err
+	}
+	d.log.Info("kafka metadata version finalized", "pkc", c.id, "metadata_version", mv)
+	return nil
 }
 
 // restEndpoint is where Kafka REST v3 is served: the same address as the
@@ -220,8 +302,9 @@ func (d *Driver) step(c *cluster, want int) error {
 	return saveMeta(c.dir, c.meta)
 }
 
-// cluster returns the running cluster of id, started from disk or new.
-func (d *Driver) cluster(id string, want int) (*cluster, error) {
+// cluster returns the running cluster of id, started from disk or new;
+// version is the Kafka version a cluster not running yet starts at.
+func (d *Driver) cluster(id string, want int, version string) (*cluster, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if c, ok := d.clusters[id]; ok {
@@ -231,6 +314,21 @@ func (d *Driver) cluster(id string, want int) (*cluster, error) {
 	m, err := loadMeta(dir)
 	if err != nil {
 		return nil, err
+	}
+	if m.Version == "" {
+		// A new cluster, or one from before versions: it runs the
+		// version asked for, its metadata finalized at it.
+		r, _ := kafkaversion.Lookup(version)
+		m.Version, m.MetadataVersion = version, r.Metadata
+		if len(m.Ports) > 0 {
+			if err := saveMeta(dir, m); err != nil {
+				return nil, err
+			}
+		}
+	}
+	ceiling, ok := ceilings[m.Version]
+	if !ok {
+		return nil, fmt.Errorf("pkc %s: Kafka %s is not a version the embedded driver runs", id, m.Version)
 	}
 	door := kafkalisten.NewTenants(adminUser)
 	// Kafka REST v3 is served on the same endpoint; its requests sign in
@@ -249,6 +347,7 @@ func (d *Driver) cluster(id string, want int) (*cluster, error) {
 		kfake.ListenFn(kafkalisten.FrontDoor(kafkalisten.FrontDoorConfig{TLS: d.cfg.TLS, Tenants: door, REST: rest, Logger: d.log.With("pkc", id)})),
 		kfake.EnableSASL(), kfake.EnableACLs(),
 		kfake.Superuser("SCRAM-SHA-512", adminUser, m.AdminPassword),
+		kfake.MaxVersions(ceiling()),
 	}
 	if d.cfg.AutoCreateTopics {
 		opts = append(opts, kfake.AllowAutoTopicCreation())

@@ -4,11 +4,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/mothership-dev/mothership/internal/resource"
@@ -122,5 +125,124 @@ func TestPresentListsWhatIsOnDisk(t *testing.T) {
 	got, err := d.Present()
 	if err != nil || len(got) != 1 || got[0] != "pkc-b" {
 		t.Fatalf("Present = %v, %v; want [pkc-b]", got, err)
+	}
+}
+
+func versioned(item resource.BundleItem, version, metadata string) resource.BundleItem {
+	spec, _ := resource.Decode[resource.PKCSpec](item.Spec)
+	spec.Version, spec.MetadataVersion = version, metadata
+	item.Spec = resource.Encode(spec)
+	return item
+}
+
+// apiCeiling asks the cluster what it serves of one request kind.
+func apiCeiling(t *testing.T, cl *kgo.Client, key int16) int16 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range resp.ApiKeys {
+		if k.ApiKey == key {
+			return k.MaxVersion
+		}
+	}
+	t.Fatalf("ApiVersions does not list key %d", key)
+	return 0
+}
+
+// TestUpgradeRestartsAtTheNewCeilingAndLosesNoRecord: a PKC asked for
+// another Kafka version restarts its brokers from their data serving that
+// release's API versions; every record written before and after is there,
+// and once the metadata version is finalized the old release is refused.
+func TestUpgradeRestartsAtTheNewCeilingAndLosesNoRecord(t *testing.T) {
+	key, err := sitekey.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := user(t, key, "KEY1", "secret-1")
+	d, err := embedded.New(embedded.Config{DataDir: t.TempDir(), StepDelay: time.Millisecond, SiteKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	apply := func(item resource.BundleItem) (resource.Realized, resource.PKCRealized) {
+		t.Helper()
+		r, err := d.Apply(t.Context(), "pkc-1", item, func(resource.Realized) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr, _ := resource.Decode[resource.PKCRealized](r.Detail)
+		return r, pr
+	}
+	r, pr := apply(versioned(pkcItem(1, 3, u), "3.9.0", ""))
+	if r.Phase != resource.PhaseProvisioned || pr.Version != "3.9.0" || pr.MetadataVersion != "3.9" {
+		t.Fatalf("created: %+v %+v", r, pr)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(pr.BootstrapEndpoint), kgo.SASL(scram.Auth{User: "KEY1", Pass: "secret-1"}.AsSha512Mechanism()),
+		kgo.DefaultProduceTopic("orders"), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(t.Context(), 3, 3, nil, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	produce := func(from, to int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		for i := from; i < to; i++ {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+				t.Fatalf("record %d: %v", i, err)
+			}
+		}
+	}
+	produce(0, 100)
+	before := apiCeiling(t, cl, kmsg.Produce.Int16())
+
+	r, pr = apply(versioned(pkcItem(2, 3, u), "4.0.0", ""))
+	if r.Phase != resource.PhaseProvisioned || r.Generation != 2 || pr.Version != "4.0.0" || pr.MetadataVersion != "3.9" || pr.BootstrapEndpoint == "" {
+		t.Fatalf("upgraded: %+v %+v", r, pr)
+	}
+	// The client reconnects to the restarted brokers by itself.
+	produce(100, 200)
+	after := apiCeiling(t, cl, kmsg.Produce.Int16())
+	if after <= before {
+		t.Fatalf("Produce's ceiling is v%d after the upgrade, was v%d: the brokers did not move to 4.0", after, before)
+	}
+
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(pr.BootstrapEndpoint), kgo.SASL(scram.Auth{User: "KEY1", Pass: "secret-1"}.AsSha512Mechanism()),
+		kgo.ConsumeTopics("orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	seen := map[string]bool{}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for len(seen) < 200 {
+		fs := consumer.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("consumed %d of 200 records: %v", len(seen), err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
+	}
+
+	// Finalized at 4.0, the cluster can no longer go back to 3.9.
+	r, pr = apply(versioned(pkcItem(3, 3, u), "4.0.0", "4.0"))
+	if r.Phase != resource.PhaseProvisioned || pr.MetadataVersion != "4.0" {
+		t.Fatalf("finalized: %+v %+v", r, pr)
+	}
+	r, _ = apply(versioned(pkcItem(4, 3, u), "3.9.0", "4.0"))
+	if r.Phase != resource.PhaseFailed || r.Reason != "METADATA_VERSION_FINALIZED" || r.Generation != 4 {
+		t.Fatalf("a downgrade below the finalized metadata: %+v", r)
+	}
+	r, _ = apply(versioned(pkcItem(5, 3, u), "9.9.9", "4.0"))
+	if r.Phase != resource.PhaseFailed || r.Reason != "UNSUPPORTED_VERSION" || !strings.Contains(r.Message, "4.0.0") {
+		t.Fatalf("an unknown version: %+v", r)
 	}
 }

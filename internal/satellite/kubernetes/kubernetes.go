@@ -38,6 +38,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/mothership-dev/mothership/internal/kafkaversion"
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/sitekey"
 )
@@ -293,6 +294,11 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 	spec, err := resource.Decode[resource.PKCSpec](item.Spec)
 	if err != nil {
 		return resource.Realized{}, err
+	}
+	if spec.Version != "" && !kafkaversion.Runs(kafkaversion.Kubernetes, spec.Version) {
+		// Strimzi would refuse the Kafka resource; say so before writing it.
+		return resource.Realized{Generation: item.Generation, Phase: resource.PhaseFailed, Reason: "UNSUPPORTED_VERSION",
+			Message: fmt.Sprintf("Kafka %s is not a version Strimzi 1.2.0 runs here", spec.Version)}, nil
 	}
 	if err := d.waitSynced(ctx); err != nil {
 		return resource.Realized{}, err

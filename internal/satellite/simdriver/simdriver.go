@@ -30,6 +30,7 @@ import (
 
 	"github.com/google/renameio/v2"
 
+	"github.com/mothership-dev/mothership/internal/kafkaversion"
 	"github.com/mothership-dev/mothership/internal/resource"
 )
 
@@ -43,6 +44,9 @@ const (
 	DefaultBrokerStep = 30 * time.Second
 	// DefaultConfigTime is a change that moves no broker: SASL users, ACLs.
 	DefaultConfigTime = 5 * time.Second
+	// DefaultRollTime is restarting one broker at another Kafka version
+	// and waiting for its partitions to be in sync again.
+	DefaultRollTime = 45 * time.Second
 	// DefaultDeleteTime is tearing a PKC down: brokers, volumes, DNS.
 	DefaultDeleteTime = 45 * time.Second
 	// DefaultRetryAfter is what a rate limit asks.
@@ -87,6 +91,9 @@ type Config struct {
 	// ConfigTime is a new generation that moves no broker (default
 	// DefaultConfigTime).
 	ConfigTime time.Duration
+	// RollTime is restarting one broker at another Kafka version (default
+	// DefaultRollTime): an upgrade of N brokers takes N rolls.
+	RollTime time.Duration
 	// DeleteTime is removing a PKC (default DefaultDeleteTime).
 	DeleteTime time.Duration
 	// RateLimitShare is the share of operations whose first attempt is
@@ -94,6 +101,10 @@ type Config struct {
 	// attempt fails after a random part of its steps (both 0..1, their
 	// sum at most 1; default 0).
 	RateLimitShare, FailShare float64
+	// UpgradeFailShare is the share of version changes that fail for good
+	// (the brokers do not come back healthy at that version): the PKC
+	// reports FAILED until it is asked for another version. Default 0.
+	UpgradeFailShare float64
 	// RetryAfter is what a rate limit asks (default DefaultRetryAfter).
 	RetryAfter time.Duration
 	// Seed picks which operations fault; give each driver of a process
@@ -138,8 +149,16 @@ type State struct {
 	Brokers int `json:"brokers"`
 	// Removing is set once a removal started.
 	Removing bool `json:"removing,omitempty"`
+	// Version and MetadataVersion are the Kafka version the brokers run
+	// and the metadata version finalized.
+	Version         string `json:"version,omitempty"`
+	MetadataVersion string `json:"metadata_version,omitempty"`
 
 	seen int64 // the generation OnApplied was called for
+	// failed is what Apply returned for failedGen, an upgrade that
+	// failed for good.
+	failedGen int64
+	failed    resource.Realized
 	// held is what Apply returned for Generation, while it still holds:
 	// an agent applies every PKC of its site again on each new bundle,
 	// and one realized costs no decoding then.
@@ -152,6 +171,7 @@ type Driver struct {
 	cfg                              Config
 	log                              *slog.Logger
 	create, step, config, del, retry time.Duration
+	roll                             time.Duration
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -182,6 +202,7 @@ func New(cfg Config) (*Driver, error) {
 	cfg.BrokerStep = cmp.Or(cfg.BrokerStep, DefaultBrokerStep)
 	cfg.ConfigTime = cmp.Or(cfg.ConfigTime, DefaultConfigTime)
 	cfg.DeleteTime = cmp.Or(cfg.DeleteTime, DefaultDeleteTime)
+	cfg.RollTime = cmp.Or(cfg.RollTime, DefaultRollTime)
 	cfg.RetryAfter = cmp.Or(cfg.RetryAfter, DefaultRetryAfter)
 	cfg.FlushInterval = cmp.Or(cfg.FlushInterval, DefaultFlushInterval)
 	if cfg.Logger == nil {
@@ -192,11 +213,13 @@ func New(cfg Config) (*Driver, error) {
 		return nil, errors.New("simdriver: TimeFactor must not be negative")
 	case cfg.FailShare < 0 || cfg.RateLimitShare < 0 || cfg.FailShare+cfg.RateLimitShare > 1:
 		return nil, errors.New("simdriver: FailShare and RateLimitShare must be in 0..1, their sum at most 1")
+	case cfg.UpgradeFailShare < 0 || cfg.UpgradeFailShare > 1:
+		return nil, errors.New("simdriver: UpgradeFailShare must be in 0..1")
 	}
 	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) * cfg.TimeFactor) }
 	d := &Driver{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), pkcs: map[string]*State{}, locks: map[string]*keyLock{},
 		create: scale(cfg.CreateTime), step: scale(cfg.BrokerStep), config: scale(cfg.ConfigTime),
-		del: scale(cfg.DeleteTime), retry: scale(cfg.RetryAfter)}
+		del: scale(cfg.DeleteTime), retry: scale(cfg.RetryAfter), roll: scale(cfg.RollTime)}
 	if cfg.DataDir != "" {
 		if err := d.load(); err != nil {
 			return nil, err
@@ -225,12 +248,22 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 		d.mu.Unlock()
 		return r, nil
 	}
+	if st := d.pkcs[id]; st != nil && st.failedGen == item.Generation && d.locks[id] == nil {
+		r := st.failed
+		d.mu.Unlock()
+		return r, nil
+	}
 	d.mu.Unlock()
 	spec, err := resource.Decode[resource.PKCSpec](item.Spec)
 	if err != nil {
 		return resource.Realized{}, err
 	}
 	want, endpoint := max(spec.Brokers, 1), Endpoint(id, spec)
+	version := cmp.Or(spec.Version, kafkaversion.Newest(kafkaversion.Simulated).Version)
+	if !kafkaversion.Known(version) {
+		return resource.Realized{Generation: item.Generation, Phase: resource.PhaseFailed, Reason: "UNSUPPORTED_VERSION",
+			Message: fmt.Sprintf("Kafka %s is not a version Mothership knows", version)}, nil
+	}
 	release, err := d.acquire(ctx, id)
 	if err != nil {
 		return resource.Realized{}, err
@@ -260,7 +293,7 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 			d.cfg.OnApplied(id, item, time.Now())
 		}
 	}
-	steps := d.plan(st, want)
+	steps := d.plan(st, want, version)
 	failAt := -1
 	if first {
 		var rl bool
@@ -281,13 +314,29 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 		if err := d.sleep(ctx, s.took); err != nil {
 			return resource.Realized{}, err
 		}
+		if s.roll && d.upgradeFails(id, version) {
+			d.mu.Lock()
+			r := realized(*st, endpoint, resource.PhaseFailed, fmt.Sprintf("the first broker rolled to Kafka %s did not come back healthy", version))
+			r.Generation, r.Reason = item.Generation, "UPGRADE_FAILED"
+			st.failedGen, st.failed = item.Generation, r
+			d.mu.Unlock()
+			d.failed.Add(1)
+			return r, nil
+		}
 		d.mu.Lock()
 		st.Brokers, st.held = st.Brokers+s.brokers, resource.Realized{}
 		d.markDirty()
 		d.mu.Unlock()
 	}
 	d.mu.Lock()
-	st.Generation = item.Generation
+	st.Generation, st.Version = item.Generation, version
+	switch {
+	case spec.MetadataVersion != "":
+		st.MetadataVersion = spec.MetadataVersion
+	case st.MetadataVersion == "":
+		r, _ := kafkaversion.Lookup(version)
+		st.MetadataVersion = r.Metadata
+	}
 	st.held = realized(*st, endpoint, resource.PhaseProvisioned, "")
 	r := st.held
 	d.markDirty()
@@ -299,22 +348,40 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 	return r, nil
 }
 
+// upgradeFails decides, from the seed alone, whether moving id to version
+// fails for good (see Config.UpgradeFailShare).
+func (d *Driver) upgradeFails(id, version string) bool {
+	if d.cfg.UpgradeFailShare == 0 {
+		return false
+	}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/upgrade/%s/%s", d.cfg.Seed, id, version)
+	return float64(h.Sum64()%1_000_000)/1_000_000 < d.cfg.UpgradeFailShare
+}
+
 // step is one unit of simulated work.
 type step struct {
 	took    time.Duration
 	brokers int // +1, -1 or 0
+	roll    bool
 	message string
 }
 
-// plan lists the steps from st to want brokers: the base of a new PKC,
-// one step a broker, or a configuration change when no broker moves.
-func (d *Driver) plan(st *State, want int) []step {
+// plan lists the steps from st to want brokers at version: the base of a
+// new PKC, a roll of each broker to another version, one step a broker,
+// or a configuration change when no broker moves.
+func (d *Driver) plan(st *State, want int, version string) []step {
 	d.mu.Lock()
-	have := st.Brokers
+	have, running := st.Brokers, st.Version
 	d.mu.Unlock()
 	var steps []step
 	if have == 0 {
 		steps = append(steps, step{took: d.create, message: "creating: namespace, certificates, load balancer"})
+	}
+	if have > 0 && running != "" && running != version {
+		for i := range have {
+			steps = append(steps, step{took: d.roll, roll: true, message: fmt.Sprintf("upgrading: rolling broker %d of %d to Kafka %s", i+1, have, version)})
+		}
 	}
 	for n := have; n != want; {
 		s := step{took: d.step, brokers: 1}
@@ -333,7 +400,7 @@ func (d *Driver) plan(st *State, want int) []step {
 
 func realized(st State, endpoint, phase, msg string) resource.Realized {
 	r := resource.Realized{Generation: st.Generation, Phase: phase, Message: msg}
-	pr := resource.PKCRealized{Brokers: st.Brokers}
+	pr := resource.PKCRealized{Brokers: st.Brokers, Version: st.Version, MetadataVersion: st.MetadataVersion}
 	if st.Brokers > 0 {
 		pr.BootstrapEndpoint = endpoint
 	}

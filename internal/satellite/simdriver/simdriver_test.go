@@ -351,3 +351,44 @@ func TestManyDriversInOneProcess(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func atVersion(item resource.BundleItem, version string) resource.BundleItem {
+	spec, _ := resource.Decode[resource.PKCSpec](item.Spec)
+	spec.Version = version
+	item.Spec = resource.Encode(spec)
+	return item
+}
+
+// TestUpgradeRollsEachBroker: another version rolls the brokers one at a
+// time and reports the version they run; with every upgrade set to fail,
+// the PKC reports FAILED at the version it still runs, and going back to
+// it succeeds.
+func TestUpgradeRollsEachBroker(t *testing.T) {
+	d := newDriver(t, simdriver.Config{TimeFactor: factor(time.Millisecond)})
+	r, _ := applyRetrying(t, d, "pkc-1", atVersion(pkc(1, 3), "4.2.0"))
+	if got := detail(t, r); got.Version != "4.2.0" || got.MetadataVersion != "4.2-IV1" {
+		t.Fatalf("created at %+v", got)
+	}
+	var rolls []string
+	r, err := d.Apply(t.Context(), "pkc-1", atVersion(pkc(2, 3), "4.3.0"), func(p resource.Realized) { rolls = append(rolls, p.Message) })
+	if err != nil || r.Phase != resource.PhaseProvisioned || detail(t, r).Version != "4.3.0" {
+		t.Fatalf("upgraded: %+v %v", r, err)
+	}
+	if len(rolls) != 3 || rolls[2] != "upgrading: rolling broker 3 of 3 to Kafka 4.3.0" {
+		t.Fatalf("progress of the roll: %q", rolls)
+	}
+	if got := detail(t, r).MetadataVersion; got != "4.2-IV1" {
+		t.Fatalf("the metadata version moved before it was finalized: %s", got)
+	}
+
+	failing := newDriver(t, simdriver.Config{TimeFactor: factor(time.Millisecond), UpgradeFailShare: 1})
+	applyRetrying(t, failing, "pkc-1", atVersion(pkc(1, 3), "4.2.0"))
+	r, err = failing.Apply(t.Context(), "pkc-1", atVersion(pkc(2, 3), "4.3.0"), func(resource.Realized) {})
+	if err != nil || r.Phase != resource.PhaseFailed || r.Reason != "UPGRADE_FAILED" || r.Generation != 2 || detail(t, r).Version != "4.2.0" {
+		t.Fatalf("a failed upgrade: %+v %v", r, err)
+	}
+	r, err = failing.Apply(t.Context(), "pkc-1", atVersion(pkc(3, 3), "4.2.0"), func(resource.Realized) {})
+	if err != nil || r.Phase != resource.PhaseProvisioned || r.Generation != 3 || detail(t, r).Version != "4.2.0" {
+		t.Fatalf("rolled back: %+v %v", r, err)
+	}
+}

@@ -1,11 +1,13 @@
-// Package fleet is the operators' view of the whole installation (layer 4,
-// beside the gateway and audit): every cluster and PKC of every
-// organization, filtered and counted, for the people who run thousands of
-// clusters at a time. It owns no resource: it observes the state the
-// services that own clusters (kafka) and PKCs (pkc) publish, keeps the
-// newest of each in its own database, and answers from a model in memory
-// rebuilt from that database at start, so that a filtered query over
-// 100,000 clusters reads no other service and no disk.
+// Package fleet is the operators' service (layer 3, beside the frontends):
+// the view of every cluster and PKC of every organization, filtered and
+// counted, for the people who run thousands of clusters at a time; the
+// installation's Kafka versions; and upgrade campaigns. It observes the
+// state the services that own clusters (kafka) and PKCs (pkc) publish,
+// keeps the newest of each in its own database, and answers from a model
+// in memory rebuilt from that database at start, so that a filtered query
+// over 100,000 clusters reads no other service and no disk. It owns the
+// version settings, the campaigns and their per-PKC assignments, which
+// the pkc service follows: it never writes a PKC.
 package fleet
 
 import (
@@ -30,11 +32,11 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 )
 
-// Name and Layer place the service in the layer cake: at the top, since
-// it hears from the layers below.
+// Name and Layer place the service in the layer cake: a frontend of the
+// operators, above pkc, which follows its campaigns.
 const (
 	Name  = "fleet"
-	Layer = 4
+	Layer = 3
 )
 
 var (
@@ -45,6 +47,10 @@ var (
 	topics     = []string{lkcDesired, lkcStatus, pkcDesired, pkcStatus}
 )
 
+// DefaultTick is how often unfinished campaigns are looked at for a soak
+// that ended or a PKC stuck in its upgrade.
+const DefaultTick = time.Second
+
 // DefaultStuckAfter is how long a resource may leave a generation
 // unobserved before the view calls it stuck.
 const DefaultStuckAfter = 15 * time.Minute
@@ -54,6 +60,9 @@ type Config struct {
 	// StuckAfter is how long an accepted generation may stay unobserved
 	// before the resource counts as stuck (default DefaultStuckAfter).
 	StuckAfter time.Duration
+	// Tick is how often unfinished campaigns are looked at (default
+	// DefaultTick).
+	Tick time.Duration
 	// Now returns the current time; tests may move it.
 	Now        func() time.Time
 	Logger     *slog.Logger
@@ -80,6 +89,7 @@ func New(cfg Config) *Service {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.StuckAfter = cmp.Or(cfg.StuckAfter, DefaultStuckAfter)
+	cfg.Tick = cmp.Or(cfg.Tick, DefaultTick)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -100,14 +110,17 @@ func New(cfg Config) *Service {
 	return s
 }
 
-// Host declares the service: it owns nothing and follows the clusters and
-// PKCs.
+// Host declares the service: it follows the clusters and PKCs, and owns
+// the version settings and the campaigns.
 func (s *Service) Host() host.Service {
 	return host.Service{
-		Name:      Name,
-		Layer:     Layer,
-		ReactsTo:  topics,
-		Reconcile: s.reconcile,
+		Name:           Name,
+		Layer:          Layer,
+		Owns:           []string{resource.KindVersions, resource.KindUpgrade, resource.KindPKCUpgrade},
+		ReactsTo:       topics,
+		Reconcile:      s.reconcile,
+		Upkeep:         s.upkeep,
+		UpkeepInterval: s.cfg.Tick,
 		Attach: func(st store.Store) {
 			s.st = st
 			// What was observed before a restart is served again as soon
@@ -207,8 +220,15 @@ func newest(ctx context.Context, tx store.Tx, subject, desired, status string) (
 	return o, found, nil
 }
 
-// reconcile takes the newest state of a cluster or PKC into the model.
+// reconcile takes the newest state of a cluster or PKC into the model, and
+// a PKC's into the campaign that holds it.
 func (s *Service) reconcile(ctx context.Context, tx store.Tx, subject string) error {
+	return s.take(ctx, tx, subject, true)
+}
+
+// take takes the newest state of subject into the model; react moves the
+// campaigns on it too (a load from the database does not).
+func (s *Service) take(ctx context.Context, tx store.Tx, subject string, react bool) error {
 	if strings.HasPrefix(subject, "pkc-") {
 		o, ok, err := newest(ctx, tx, subject, pkcDesired, pkcStatus)
 		if err != nil || !ok {
@@ -220,7 +240,10 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, subject string) er
 		}
 		p.AcceptedAt = o.acceptedAt
 		s.putPKC(p)
-		return nil
+		if !react {
+			return nil
+		}
+		return s.onPKC(ctx, tx, o)
 	}
 	o, ok, err := newest(ctx, tx, subject, lkcDesired, lkcStatus)
 	if err != nil || !ok {
@@ -337,7 +360,7 @@ func (s *Service) Load(ctx context.Context) error {
 					continue
 				}
 				seen[sub] = true
-				if err := s.reconcile(ctx, tx, sub); err != nil {
+				if err := s.take(ctx, tx, sub, false); err != nil {
 					return err
 				}
 			}

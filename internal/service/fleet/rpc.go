@@ -63,7 +63,29 @@ func (s *Service) RPC(token string) *svcapi.RPCServer {
 	})
 	svcapi.Handle(srv, "ListPKCs", func(ctx context.Context, a svcapi.Args[Query]) (List[PKC], error) { return s.ListPKCs(ctx, a.P, a.In) })
 	svcapi.Handle(srv, "GetSummary", func(ctx context.Context, a svcapi.Args[svcapi.None]) (Summary, error) { return s.GetSummary(ctx, a.P) })
+	svcapi.Handle(srv, "GetVersions", func(ctx context.Context, a svcapi.Args[svcapi.None]) (Versions, error) {
+		return s.GetVersions(ctx, a.P)
+	})
+	svcapi.Handle(srv, "SetVersions", func(ctx context.Context, a svcapi.Args[VersionsUpdate]) (Versions, error) {
+		return s.SetVersions(ctx, a.P, a.In)
+	})
+	svcapi.Handle(srv, "CreateUpgrade", func(ctx context.Context, a svcapi.Args[UpgradeRequest]) (Upgrade, error) {
+		return s.CreateUpgrade(ctx, a.P, a.In)
+	})
+	svcapi.Handle(srv, "ListUpgrades", func(ctx context.Context, a svcapi.Args[svcapi.None]) (UpgradeList, error) {
+		return s.ListUpgrades(ctx, a.P)
+	})
+	svcapi.Handle(srv, "GetUpgrade", func(ctx context.Context, a svcapi.Args[string]) (Upgrade, error) { return s.GetUpgrade(ctx, a.P, a.In) })
+	svcapi.Handle(srv, "OperateUpgrade", func(ctx context.Context, a svcapi.Args[UpgradeOp]) (Upgrade, error) {
+		return s.OperateUpgrade(ctx, a.P, a.In.ID, a.In.Op)
+	})
 	return srv
+}
+
+// UpgradeOp names an operation on a campaign, over RPC.
+type UpgradeOp struct {
+	ID string `json:"id"`
+	Op string `json:"op"`
 }
 
 // Client calls a fleet service in another process; it has the methods of
@@ -86,4 +108,34 @@ func (c *Client) ListPKCs(ctx context.Context, p svcapi.Principal, q Query) (Lis
 // GetSummary calls Service.GetSummary.
 func (c *Client) GetSummary(ctx context.Context, p svcapi.Principal) (Summary, error) {
 	return svcapi.Call[svcapi.Args[svcapi.None], Summary](ctx, c.c, "GetSummary", svcapi.Args[svcapi.None]{P: p})
+}
+
+// GetVersions calls Service.GetVersions.
+func (c *Client) GetVersions(ctx context.Context, p svcapi.Principal) (Versions, error) {
+	return svcapi.Call[svcapi.Args[svcapi.None], Versions](ctx, c.c, "GetVersions", svcapi.Args[svcapi.None]{P: p})
+}
+
+// SetVersions calls Service.SetVersions.
+func (c *Client) SetVersions(ctx context.Context, p svcapi.Principal, in VersionsUpdate) (Versions, error) {
+	return svcapi.Call[svcapi.Args[VersionsUpdate], Versions](ctx, c.c, "SetVersions", svcapi.Args[VersionsUpdate]{P: p, In: in})
+}
+
+// CreateUpgrade calls Service.CreateUpgrade.
+func (c *Client) CreateUpgrade(ctx context.Context, p svcapi.Principal, in UpgradeRequest) (Upgrade, error) {
+	return svcapi.Call[svcapi.Args[UpgradeRequest], Upgrade](ctx, c.c, "CreateUpgrade", svcapi.Args[UpgradeRequest]{P: p, In: in})
+}
+
+// ListUpgrades calls Service.ListUpgrades.
+func (c *Client) ListUpgrades(ctx context.Context, p svcapi.Principal) (UpgradeList, error) {
+	return svcapi.Call[svcapi.Args[svcapi.None], UpgradeList](ctx, c.c, "ListUpgrades", svcapi.Args[svcapi.None]{P: p})
+}
+
+// GetUpgrade calls Service.GetUpgrade.
+func (c *Client) GetUpgrade(ctx context.Context, p svcapi.Principal, id string) (Upgrade, error) {
+	return svcapi.Call[svcapi.Args[string], Upgrade](ctx, c.c, "GetUpgrade", svcapi.Args[string]{P: p, In: id})
+}
+
+// OperateUpgrade calls Service.OperateUpgrade.
+func (c *Client) OperateUpgrade(ctx context.Context, p svcapi.Principal, id, op string) (Upgrade, error) {
+	return svcapi.Call[svcapi.Args[UpgradeOp], Upgrade](ctx, c.c, "OperateUpgrade", svcapi.Args[UpgradeOp]{P: p, In: UpgradeOp{ID: id, Op: op}})
 }

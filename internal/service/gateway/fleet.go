@@ -18,6 +18,12 @@ type Fleet interface {
 	ListClusters(ctx context.Context, p svcapi.Principal, q fleet.Query) (fleet.List[fleet.Cluster], error)
 	ListPKCs(ctx context.Context, p svcapi.Principal, q fleet.Query) (fleet.List[fleet.PKC], error)
 	GetSummary(ctx context.Context, p svcapi.Principal) (fleet.Summary, error)
+	GetVersions(ctx context.Context, p svcapi.Principal) (fleet.Versions, error)
+	SetVersions(ctx context.Context, p svcapi.Principal, in fleet.VersionsUpdate) (fleet.Versions, error)
+	CreateUpgrade(ctx context.Context, p svcapi.Principal, in fleet.UpgradeRequest) (fleet.Upgrade, error)
+	ListUpgrades(ctx context.Context, p svcapi.Principal) (fleet.UpgradeList, error)
+	GetUpgrade(ctx context.Context, p svcapi.Principal, id string) (fleet.Upgrade, error)
+	OperateUpgrade(ctx context.Context, p svcapi.Principal, id, op string) (fleet.Upgrade, error)
 }
 
 var (
@@ -74,11 +80,47 @@ func (g *Gateway) fleetRoutes() []Route {
 		}},
 		// The sites are few and their links are sync's own, in memory:
 		// asked of sync at once.
+		{Method: http.MethodGet, Pattern: fleet.VersionsPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return ok(w)(g.cfg.Fleet.GetVersions(r.Context(), p))
+		}},
+		{Method: http.MethodPatch, Pattern: fleet.VersionsPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			var in fleet.VersionsUpdate
+			if e := api.Decode(r.Body, &in); e != nil {
+				return e
+			}
+			return ok(w)(g.cfg.Fleet.SetVersions(r.Context(), p, in))
+		}},
+		{Method: http.MethodGet, Pattern: fleet.UpgradesPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return ok(w)(g.cfg.Fleet.ListUpgrades(r.Context(), p))
+		}},
+		{Method: http.MethodPost, Pattern: fleet.UpgradesPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			var in fleet.UpgradeRequest
+			if e := api.Decode(r.Body, &in); e != nil {
+				return e
+			}
+			out, err := g.cfg.Fleet.CreateUpgrade(r.Context(), p, in)
+			return created(w, err, http.StatusAccepted, fleet.UpgradesPath+"/"+out.ID, out)
+		}},
+		{Method: http.MethodGet, Pattern: fleet.UpgradesPath + "/{id}", Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return ok(w)(g.cfg.Fleet.GetUpgrade(r.Context(), p, r.PathValue("id")))
+		}},
 		{Method: http.MethodGet, Pattern: SitesPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, _ svcapi.Principal) error {
 			links, err := g.cfg.Sync.SiteLinks(r.Context())
 			return ok(w)(FleetSites{APIVersion: "fleet/v1", Kind: "SiteList", Data: links}, err)
 		}},
 	}
+}
+
+// upgradeOps are the operations on a campaign, a route each.
+func (g *Gateway) upgradeOps() []Route {
+	var out []Route
+	for _, op := range fleet.Ops {
+		out = append(out, Route{Method: http.MethodPost, Pattern: fleet.UpgradesPath + "/{id}/" + op, Fleet: true,
+			handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+				return ok(w)(g.cfg.Fleet.OperateUpgrade(r.Context(), p, r.PathValue("id"), op))
+			}})
+	}
+	return out
 }
 
 // fleetQuery reads a fleet list's filter and page from the query.

@@ -566,6 +566,8 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 	c.do(t, exchange{method: "DELETE", path: "/iam/v2/api-keys/" + key.ID, want: 204})
 	c.do(t, exchange{method: "DELETE", path: "/iam/v2/api-keys/" + cloudKey.ID, want: 204})
 	c.do(t, exchange{method: "GET", path: "/iam/v2/api-keys/" + key.ID, want: 404})
+	upgradeCampaigns(t, c)
+
 	c.do(t, exchange{method: "PATCH", path: "/cmk/v2/clusters/" + cl.ID, body: map[string]any{"spec": map[string]any{"deletion_protection": false}}, want: 200})
 	c.do(t, exchange{method: "DELETE", path: "/cmk/v2/clusters/" + cl.ID, want: 204})
 	c.do(t, exchange{method: "GET", path: "/cmk/v2/clusters/" + cl.ID, want: 404})
@@ -581,6 +583,79 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 			}
 		}
 	}
+}
+
+// upgradeCampaigns exercises the versions and the campaigns' routes on
+// the system's one Dedicated PKC, which runs the default version 4.3.0
+// with its metadata finalized: a campaign to 4.2.0 fails on it, which the
+// campaign counts, and a rollback brings the PKC back.
+func upgradeCampaigns(t *testing.T, c *checker) {
+	t.Helper()
+	var vs struct {
+		Default string `json:"default"`
+	}
+	decode(t, c.do(t, exchange{method: "GET", path: "/fleet/v1/versions", want: 200}), &vs)
+	if vs.Default != "4.3.0" {
+		t.Fatalf("default version %q", vs.Default)
+	}
+	c.do(t, exchange{method: "PATCH", path: "/fleet/v1/versions", body: map[string]any{"default": "4.3.0"}, want: 200})
+	c.do(t, exchange{method: "PATCH", path: "/fleet/v1/versions", body: map[string]any{"default": "2.0"}, want: 422})
+
+	type campaign struct {
+		ID     string `json:"id"`
+		Status struct {
+			Phase    string `json:"phase"`
+			Failures []struct {
+				Reason string `json:"reason"`
+			} `json:"failures"`
+		} `json:"status"`
+	}
+	create := func(budget int, soak string) campaign {
+		var u campaign
+		a := c.do(t, exchange{method: "POST", path: "/fleet/v1/upgrades", want: 202, body: map[string]any{"target_version": "4.2.0",
+			"selector": map[string]any{"skus": []string{"Dedicated"}}, "waves": []map[string]any{{"percent": 100, "soak": soak}},
+			"max_in_flight": 1, "failure_budget": budget}})
+		decode(t, a, &u)
+		return u
+	}
+	phase := func(id, want string) campaign {
+		var u campaign
+		c.poll(t, "/fleet/v1/upgrades/"+id, func(a answer) bool {
+			decode(t, a, &u)
+			return u.Status.Phase == want
+		})
+		return u
+	}
+	// Within its budget, the failure lets the wave soak; advance skips
+	// the soak and the campaign finishes, finalized: no rollback then.
+	first := create(5, "1h")
+	if u := phase(first.ID, "SOAKING"); len(u.Status.Failures) != 1 || !strings.Contains(u.Status.Failures[0].Reason, "METADATA_VERSION_FINALIZED") {
+		t.Fatalf("the failed PKC and why: %+v", u.Status)
+	}
+	c.do(t, exchange{method: "POST", path: "/fleet/v1/upgrades/" + first.ID + "/advance", want: 200})
+	phase(first.ID, "SUCCEEDED")
+	c.do(t, exchange{method: "POST", path: "/fleet/v1/upgrades/" + first.ID + "/rollback", want: 409})
+	c.do(t, exchange{method: "GET", path: "/fleet/v1/upgrades", want: 200})
+	// With no budget it halts; it can be paused, resumed, aborted, and
+	// rolled back: the PKC goes back to 4.3.0 and serves again.
+	second := create(0, "0s")
+	phase(second.ID, "HALTED")
+	c.do(t, exchange{method: "POST", path: "/fleet/v1/upgrades/" + second.ID + "/pause", want: 200})
+	c.do(t, exchange{method: "POST", path: "/fleet/v1/upgrades/" + second.ID + "/resume", want: 200})
+	c.do(t, exchange{method: "POST", path: "/fleet/v1/upgrades/" + second.ID + "/advance", want: 409})
+	c.do(t, exchange{method: "POST", path: "/fleet/v1/upgrades/" + second.ID + "/abort", want: 200})
+	c.do(t, exchange{method: "POST", path: "/fleet/v1/upgrades/" + second.ID + "/rollback", want: 200})
+	phase(second.ID, "ABORTED")
+	c.poll(t, "/fleet/v1/pkcs?sku=Dedicated", func(a answer) bool {
+		var l struct {
+			Data []struct {
+				Spec   struct{ Version string } `json:"spec"`
+				Status struct{ Version, Phase string }
+			} `json:"data"`
+		}
+		decode(t, a, &l)
+		return len(l.Data) == 1 && l.Data[0].Spec.Version == "4.3.0" && l.Data[0].Status.Phase == "PROVISIONED"
+	})
 }
 
 // startSystem starts the whole system as `dev` runs it (cptest), with the

@@ -97,7 +97,7 @@ func (g *Gateway) table() []Route {
 			return ok(w)(g.cfg.Audit.Events(r.Context(), p, subject, page))
 		}},
 	}
-	return append(routes, g.fleetRoutes()...)
+	return append(append(routes, g.fleetRoutes()...), g.upgradeOps()...)
 }
 
 // byID serves GET pattern/{id}.

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/mothership-dev/mothership/internal/kafkaversion"
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/host"
@@ -39,10 +40,12 @@ const (
 )
 
 var (
-	lkcDesired     = event.Topic(resource.KindLKC, event.Desired)
-	apikeyDesired  = event.Topic(resource.KindAPIKey, event.Desired)
-	deliveryStatus = event.Topic(resource.KindDelivery, event.Status)
-	capacityStatus = event.Topic(resource.KindCapacity, event.Status)
+	lkcDesired      = event.Topic(resource.KindLKC, event.Desired)
+	apikeyDesired   = event.Topic(resource.KindAPIKey, event.Desired)
+	deliveryStatus  = event.Topic(resource.KindDelivery, event.Status)
+	capacityStatus  = event.Topic(resource.KindCapacity, event.Status)
+	versionsDesired = event.Topic(resource.KindVersions, event.Desired)
+	upgradeDesired  = event.Topic(resource.KindPKCUpgrade, event.Desired)
 )
 
 // Config configures the service.
@@ -80,7 +83,7 @@ func (s *Service) Host() host.Service {
 		Name:      Name,
 		Layer:     Layer,
 		Owns:      []string{resource.KindPKC},
-		ReactsTo:  []string{lkcDesired, apikeyDesired, deliveryStatus, capacityStatus},
+		ReactsTo:  []string{lkcDesired, apikeyDesired, deliveryStatus, capacityStatus, versionsDesired, upgradeDesired},
 		Reconcile: s.reconcile,
 		// A store the service has not seen: its indexes are checked again.
 		Attach: func(store.Store) { s.forgetIndex() },
@@ -97,7 +100,14 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error 
 	case strings.HasPrefix(key, "site-"):
 		return s.reconcileSite(ctx, tx, key)
 	case strings.HasPrefix(key, "pkc-"):
+		// A campaign's assignment and the satellite's report of a PKC
+		// share its id.
+		if err := s.reconcileAssignment(ctx, tx, key); err != nil {
+			return err
+		}
 		return s.reconcileDelivered(ctx, tx, key)
+	case key == resource.VersionsID:
+		return nil // read when a PKC is placed; existing PKCs keep theirs
 	default:
 		return s.reconcileKey(ctx, tx, key)
 	}
@@ -243,12 +253,73 @@ func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, id string) erro
 	})
 }
 
+// reconcileAssignment moves a PKC to the version its upgrade campaign's
+// assignment names, once the campaign admitted it: the campaign's owner
+// decides when, this service alone writes the PKC.
+func (s *Service) reconcileAssignment(ctx context.Context, tx store.Tx, id string) error {
+	a, err := store.ObservedResource(ctx, tx, upgradeDesired, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	as, err := resource.Decode[resource.PKCUpgradeSpec](a.Spec)
+	if err != nil || !as.Admitted || a.Deleted() || as.Version == "" {
+		return err
+	}
+	r, err := tx.ResourceGet(ctx, resource.KindPKC, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ps, err := resource.Decode[resource.PKCSpec](r.Spec)
+	if err != nil {
+		return err
+	}
+	want := ps
+	want.Version = as.Version
+	if as.MetadataVersion != "" {
+		want.MetadataVersion = as.MetadataVersion
+	}
+	if want.Version == ps.Version && want.MetadataVersion == ps.MetadataVersion {
+		return nil
+	}
+	if _, err := s.write(ctx, tx, r, want); err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "pkc version changed by its upgrade campaign", "pkc", id, "campaign", as.Campaign,
+		"from", ps.Version, "version", want.Version, "metadata_version", want.MetadataVersion)
+	return nil
+}
+
+// defaultVersion is the Kafka version new PKCs get: the operators' setting,
+// else the catalog's default.
+func defaultVersion(ctx context.Context, tx store.Tx) (string, error) {
+	r, err := store.ObservedResource(ctx, tx, versionsDesired, resource.VersionsID)
+	if errors.Is(err, store.ErrNotFound) {
+		return kafkaversion.Default, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	vs, err := resource.Decode[resource.VersionsSpec](r.Spec)
+	return cmp.Or(vs.Default, kafkaversion.Default), err
+}
+
 // place chooses the PKC of a new tenant: its own for a Dedicated LKC, else
-// the first shared one of its site with room, else a new shared one.
+// the first shared one of its site with room, else a new shared one. A new
+// PKC runs the default Kafka version.
 func (s *Service) place(ctx context.Context, tx store.Tx, id string, spec resource.LKCSpec) (store.Resource, resource.PKCSpec, error) {
+	version, err := defaultVersion(ctx, tx)
+	if err != nil {
+		return store.Resource{}, resource.PKCSpec{}, err
+	}
 	if spec.Type == resource.TypeDedicated {
 		ps := resource.PKCSpec{Cloud: spec.Cloud, Region: spec.Region, Availability: spec.Availability, Dedicated: true,
-			Zones: zones(spec.Region, spec.Availability), Tenants: map[string]resource.Tenant{id: {}}}
+			Zones: zones(spec.Region, spec.Availability), Tenants: map[string]resource.Tenant{id: {}}, Version: version}
 		return store.Resource{ID: dedicatedID(id)}, ps, nil
 	}
 	// Placements on one site are serialized: two tenants placed at once
@@ -290,7 +361,7 @@ func (s *Service) place(ctx context.Context, tx store.Tx, id string, spec resour
 		after = rooms[len(rooms)-1].Key
 	}
 	ps := resource.PKCSpec{Cloud: spec.Cloud, Region: spec.Region, Availability: resource.MultiZone, Brokers: SharedBrokers,
-		Zones: zones(spec.Region, resource.MultiZone), Tenants: map[string]resource.Tenant{id: {Prefix: id + "."}}}
+		Zones: zones(spec.Region, resource.MultiZone), Tenants: map[string]resource.Tenant{id: {Prefix: id + "."}}, Version: version}
 	return store.Resource{ID: resource.NewID("pkc")}, ps, nil
 }
 
@@ -471,7 +542,7 @@ func (s *Service) refresh(ctx context.Context, tx store.Tx, id string, mutate fu
 		}
 	}
 	next := store.Status{ObservedGeneration: r.Status.ObservedGeneration}
-	realized, satOK, satMsg, err := satellite(ctx, tx, r)
+	realized, sat, err := satellite(ctx, tx, r)
 	if err != nil {
 		return false, err
 	}
@@ -483,8 +554,10 @@ func (s *Service) refresh(ctx context.Context, tx store.Tx, id string, mutate fu
 	switch {
 	case !capOK:
 		next.Phase, next.Reason, next.Message = resource.PhaseProvisioning, "WAITING_FOR_CAPACITY", capMsg
-	case !satOK:
-		next.Phase, next.Reason, next.Message = resource.PhaseProvisioning, "WAITING_FOR_SATELLITE", satMsg
+	case sat.failed != "":
+		next.Phase, next.Reason, next.Message = resource.PhaseFailed, sat.failed, sat.msg
+	case !sat.ok:
+		next.Phase, next.Reason, next.Message = resource.PhaseProvisioning, "WAITING_FOR_SATELLITE", sat.msg
 	default:
 		next.Phase, next.ObservedGeneration = resource.PhaseProvisioned, r.Generation
 	}
@@ -526,32 +599,43 @@ func loadReports(ctx context.Context, tx store.Tx, site string) (*siteReports, e
 	return v, nil
 }
 
+// satState is how far the satellite is with a PKC: ok once it realized
+// the PKC's generation; failed is the reason it gave up on it (it tries
+// again only when the PKC changes).
+type satState struct {
+	ok          bool
+	failed, msg string
+}
+
 // satellite reads what the site's satellite realized of pkc: its
 // delivery's status, as pkc last observed it.
-func satellite(ctx context.Context, tx store.Tx, pkc store.Resource) (resource.PKCRealized, bool, string, error) {
+func satellite(ctx context.Context, tx store.Tx, pkc store.Resource) (resource.PKCRealized, satState, error) {
 	d, err := store.ObservedResource(ctx, tx, deliveryStatus, pkc.ID)
 	if errors.Is(err, store.ErrNotFound) {
-		return resource.PKCRealized{}, false, "the satellite has not received this cluster yet", nil
+		return resource.PKCRealized{}, satState{msg: "the satellite has not received this cluster yet"}, nil
 	}
 	if err != nil {
-		return resource.PKCRealized{}, false, "", err
+		return resource.PKCRealized{}, satState{}, err
 	}
 	if len(d.Status.Detail) == 0 {
-		return resource.PKCRealized{}, false, "the satellite has not reported this cluster yet", nil
+		return resource.PKCRealized{}, satState{msg: "the satellite has not reported this cluster yet"}, nil
 	}
 	ds, err := resource.Decode[resource.DeliveryStatus](d.Status.Detail)
 	if err != nil {
-		return resource.PKCRealized{}, false, "", err
+		return resource.PKCRealized{}, satState{}, err
 	}
 	got := ds.Realized
 	realized, err := resource.Decode[resource.PKCRealized](got.Detail)
 	if err != nil {
-		return realized, false, "", err
+		return realized, satState{}, err
 	}
-	if got.Generation != pkc.Generation || got.Phase != resource.PhaseProvisioned {
-		return realized, false, cmp.Or(got.Message, fmt.Sprintf("the satellite is at generation %d of %d", got.Generation, pkc.Generation)), nil
+	switch {
+	case got.Phase == resource.PhaseFailed && got.Generation == pkc.Generation:
+		return realized, satState{failed: cmp.Or(got.Reason, "SATELLITE_FAILED"), msg: got.Message}, nil
+	case got.Generation != pkc.Generation || got.Phase != resource.PhaseProvisioned:
+		return realized, satState{msg: cmp.Or(got.Message, fmt.Sprintf("the satellite is at generation %d of %d", got.Generation, pkc.Generation))}, nil
 	}
-	return realized, true, "", nil
+	return realized, satState{ok: true}, nil
 }
 
 // capacityReady reports whether the site's capacity has realized this
