@@ -35,6 +35,8 @@ func newBenchCmd() *cobra.Command {
 		kafka       string
 		kafkaAuth   kafkaSASL
 		sites       []string
+		upgrade     bench.UpgradeConfig
+		upFailShare float64
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -68,7 +70,14 @@ goes to stderr; the figures to stdout (-o json: one object).`,
 				}
 			}
 			cfg.Logger, cfg.Progress = log, cmd.ErrOrStderr()
-			cfg.Driver = simDrivers(timeFactor, failShare, limitShare)
+			cfg.Driver = simDrivers(timeFactor, failShare, limitShare, upFailShare)
+			if upgrade.To != "" {
+				if upgrade.From == "" || cfg.URL != "" {
+					return fmt.Errorf("--upgrade needs --upgrade-from, and runs on the control plane the bench starts (not --url)")
+				}
+				upgrade.RollTime = time.Duration(float64(simdriver.DefaultRollTime) * timeFactor)
+				cfg.Upgrade = &upgrade
+			}
 			if cfg.URL != "" {
 				creds, err := controlplane.ReadToken(credsFile)
 				if err != nil {
@@ -147,21 +156,36 @@ goes to stderr; the figures to stdout (-o json: one object).`,
 	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	f.StringVar(&heapProfile, "heap-profile", "", "write a heap profile, taken at the end of the steady phase, to this file (go tool pprof)")
 	f.DurationVar(&cfg.ResyncInterval, "resync-interval", 10*time.Minute, "every service's periodic resync")
+	f.StringVar(&upgrade.From, "upgrade-from", "", "the upgrade scenario: create every cluster Dedicated at this Kafka version, then upgrade them all")
+	f.StringVar(&upgrade.To, "upgrade", "", "the upgrade scenario's target version (in waves of 1%, 10%, 50%, 100%, no soak), instead of the steady phase")
+	f.IntVar(&upgrade.InFlight, "upgrade-in-flight", 100, "the upgrade scenario's max_in_flight")
+	f.IntVar(&upgrade.FailureBudget, "upgrade-failure-budget", 5, "the upgrade scenario's failure budget")
+	f.Float64Var(&upFailShare, "upgrade-failure-share", 0, "share of the simulated PKCs whose upgrade fails for good")
 	f.StringVar(&logLevel, "log-level", "none", "none, debug, info, warn or error (simulated failures are logged as errors)")
 	return cmd
 }
 
 // simDrivers makes each site's simulated driver.
-func simDrivers(timeFactor, failShare, limitShare float64) func(resource.Site, string) (satellite.Driver, error) {
+func simDrivers(timeFactor, failShare, limitShare, upgradeFailShare float64) func(resource.Site, string) (satellite.Driver, error) {
 	return func(site resource.Site, dir string) (satellite.Driver, error) {
 		h := fnv.New64a()
 		_, _ = h.Write([]byte(site.String()))
-		return simdriver.New(simdriver.Config{TimeFactor: timeFactor, FailShare: failShare, RateLimitShare: limitShare, Seed: h.Sum64(),
+		return simdriver.New(simdriver.Config{TimeFactor: timeFactor, FailShare: failShare, RateLimitShare: limitShare, UpgradeFailShare: upgradeFailShare, Seed: h.Sum64(),
 			DataDir: filepath.Join(dir, "sim")})
 	}
 }
 
 func printResult(w io.Writer, r bench.Result) {
+	if u := r.Upgrade; u != nil {
+		fmt.Fprintf(w, "clusters %d on %d PKCs over %d satellites (created in %.1fs); cpu %.1fs, peak rss %.0f MiB\n",
+			r.Clusters, r.PKCs, r.Satellites, r.CreateS, r.CPUSeconds, float64(r.RSSBytes)/(1<<20))
+		fmt.Fprintf(w, "upgrade of %d PKCs, %d in flight: %s; wall %.1fs, floor %.1fs, overhead %.1fs; outside their wave %d\n",
+			u.PKCs, u.InFlight, u.Phase, u.WallS, u.FloorS, u.OverheadS, u.OutsideWave)
+		if u.HaltedWave > 0 || u.Failed > 0 {
+			fmt.Fprintf(w, "upgrade: %d failed, halted in wave %d, %d PKCs started after it halted\n", u.Failed, u.HaltedWave, u.StartedAfterHalt)
+		}
+		return
+	}
 	if r.Against != "" {
 		fmt.Fprintf(w, "against %s: clusters %d over %d sites (created in %.1fs)\n", r.Against, r.Clusters, r.Satellites, r.CreateS)
 	} else {

@@ -97,7 +97,7 @@ resumes.
 					return err
 				}
 			case "simulated":
-				if sc.Driver, err = simDrivers(simTimeFactor, 0, 0)(site, dataDir); err != nil {
+				if sc.Driver, err = simDrivers(simTimeFactor, 0, 0, 0)(site, dataDir); err != nil {
 					return err
 				}
 			default:

@@ -83,7 +83,10 @@ type Config struct {
 	// collection) at the end of the steady phase, with the whole system
 	// still running: what holds the memory at that scale.
 	HeapProfile io.Writer
-	Logger      *slog.Logger
+	// Upgrade, if set, runs the upgrade scenario instead of the steady
+	// phase and the cold restart.
+	Upgrade *UpgradeConfig
+	Logger  *slog.Logger
 }
 
 // Latency is a distribution of one hop, in milliseconds.
@@ -145,6 +148,8 @@ type Result struct {
 	Lost int `json:"lost"`
 	// Unconverged names up to 10 clusters whose final state is wrong.
 	Unconverged []string `json:"unconverged,omitempty"`
+	// Upgrade is what the upgrade scenario measured.
+	Upgrade *UpgradeResult `json:"upgrade,omitempty"`
 }
 
 // clustersPerOrg stays under an organization's default quota (50).
@@ -205,6 +210,11 @@ type runner struct {
 	heldMu      sync.Mutex
 	generations map[string]map[string]int64 // site → PKC → generation held
 
+	// adminKey and adminSecret are the installation's operator's, for
+	// the fleet routes; upw what the upgrade scenario watches.
+	adminKey, adminSecret string
+	upw                   *upgradeWatch
+
 	mu       sync.Mutex
 	clusters []*model
 	names    atomic.Int64
@@ -250,12 +260,33 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}()
 
 	res.Satellites = cfg.Satellites
+	r.adminKey, r.adminSecret = r.sys.AdminKey, r.sys.AdminSecret
+	if cfg.Upgrade != nil {
+		go func() {
+			if err := r.watchUpgrades(watchCtx); err != nil {
+				r.log.Error("bench: watching the campaign failed", "err", err)
+			}
+		}()
+		if err := r.setDefault(ctx, cfg.Upgrade.From); err != nil {
+			return res, err
+		}
+	}
 	started := time.Now()
 	if err := r.createAll(ctx); err != nil {
 		return res, err
 	}
 	res.CreateS = time.Since(started).Seconds()
 	res.Clusters = cfg.Clusters
+	if cfg.Upgrade != nil {
+		if res.Upgrade, err = r.upgrade(ctx); err != nil {
+			return res, err
+		}
+		if res.PKCs, err = r.countPKCs(ctx); err != nil {
+			return res, err
+		}
+		res.usage()
+		return res, nil
+	}
 
 	r.track.takeDone() // the create phase's changes are not the steady phase's
 
@@ -287,11 +318,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return res, err
 	}
 
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		res.CPUSeconds = tv(ru.Utime) + tv(ru.Stime)
-		res.RSSBytes = ru.Maxrss * 1024 // kilobytes on Linux
-	}
+	res.usage()
 	return res, nil
 }
 
@@ -337,7 +364,17 @@ func newRunner(cfg Config) *runner {
 	}
 	return &runner{cfg: cfg, log: cfg.Logger, track: newTracker(), rng: rand.New(rand.NewPCG(cfg.Seed, 7)), run: strconv.FormatInt(time.Now().UnixNano(), 36),
 		http:        &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency * 2}},
-		generations: map[string]map[string]int64{}}
+		generations: map[string]map[string]int64{},
+		upw:         &upgradeWatch{touched: map[string]time.Time{}, waveStart: map[int]time.Time{}}}
+}
+
+// usage records the process's CPU over the whole run and its peak RSS.
+func (res *Result) usage() {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		res.CPUSeconds = tv(ru.Utime) + tv(ru.Stime)
+		res.RSSBytes = ru.Maxrss * 1024 // kilobytes on Linux
+	}
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
@@ -601,8 +638,12 @@ func (r *runner) createAll(ctx context.Context) error {
 	return nil
 }
 
-// kinds is the fleet's mix: mostly shared clusters, some dedicated.
+// kinds is the fleet's mix: mostly shared clusters, some dedicated; for
+// the upgrade scenario, all dedicated (a PKC each).
 func (r *runner) kind() (string, int) {
+	if r.cfg.Upgrade != nil {
+		return "Dedicated", 1
+	}
 	switch p := r.rng.Float64(); {
 	case p < 0.6:
 		return "Basic", 0

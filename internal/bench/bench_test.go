@@ -71,3 +71,33 @@ func TestScenarioAgainstARunningControlPlane(t *testing.T) {
 		t.Fatalf("hops not measured: %+v", res.Hops)
 	}
 }
+
+// TestUpgradeScenario runs the upgrade scenario small: every PKC upgraded
+// in four waves, none touched before its wave; with failures injected, the
+// campaign halts and no PKC starts after it halted.
+func TestUpgradeScenario(t *testing.T) {
+	for _, share := range []float64{0, 0.3} {
+		res, err := bench.Run(t.Context(), bench.Config{
+			Clusters: 60, Satellites: 4, Rate: 1, Duration: time.Second, DataDir: t.TempDir(), Seed: 4,
+			Driver: func(site resource.Site, dir string) (satellite.Driver, error) {
+				return simdriver.New(simdriver.Config{TimeFactor: 0.0005, UpgradeFailShare: share, Seed: uint64(len(site.Region))})
+			},
+			Upgrade:  &bench.UpgradeConfig{From: "4.2.0", To: "4.3.0", InFlight: 5, FailureBudget: 2, RollTime: 22 * time.Millisecond},
+			Progress: t.Output(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := res.Upgrade
+		t.Logf("failure share %.1f: %+v", share, u)
+		if u == nil || u.PKCs != 60 || u.OutsideWave != 0 || u.WallS <= 0 || u.FloorS <= 0 {
+			t.Fatalf("failure share %.1f: %+v", share, u)
+		}
+		switch {
+		case share == 0 && (u.Phase != "SUCCEEDED" || u.Failed != 0):
+			t.Fatalf("with no failure: %s, %d failed", u.Phase, u.Failed)
+		case share > 0 && (u.Phase != "HALTED" || u.HaltedWave == 0 || u.Failed <= 2 || u.StartedAfterHalt != 0):
+			t.Fatalf("past its budget: %s in wave %d, %d failed, %d started after", u.Phase, u.HaltedWave, u.Failed, u.StartedAfterHalt)
+		}
+	}
+}

@@ -209,6 +209,6 @@ not exist.
 			return printTable(s.out, []string{"Site", "Connected", "Last Seen", "Bundle", "Acknowledged", "Behind"}, rows)
 		}),
 	})
-	cmd.AddCommand(clusters, pkcs, summary, group(site))
+	cmd.AddCommand(clusters, pkcs, summary, group(site), newUpgradeCmd(g), newVersionCmd(g))
 	return cmd
 }
