@@ -107,6 +107,11 @@ type ClusterStatus struct {
 	// ObservedGeneration is the generation of the spec the phase is about.
 	Generation         int64 `json:"generation"`
 	ObservedGeneration int64 `json:"observed_generation"`
+	// KafkaVersion is the Kafka version the brokers run, and
+	// PendingKafkaVersion the one an upgrade under way moves them to
+	// (Mothership's; Confluent Cloud shows no version).
+	KafkaVersion        string `json:"kafka_version,omitempty"`
+	PendingKafkaVersion string `json:"pending_kafka_version,omitempty"`
 }
 
 // Cluster is /cmk/v2/clusters.

@@ -517,6 +517,12 @@ func clusterFields(s *session, c api.Cluster) []field {
 		}
 	}
 	f = append(f, field{"Status", clusterStatus(cfg, st)}, field{"Phase", st.Phase})
+	if st.KafkaVersion != "" {
+		f = append(f, field{"Kafka Version", st.KafkaVersion})
+	}
+	if st.PendingKafkaVersion != "" {
+		f = append(f, field{"Pending Kafka Version", st.PendingKafkaVersion})
+	}
 	if st.Reason != "" {
 		f = append(f, field{"Reason", st.Reason})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,6 +190,9 @@ func TestUpgradeCampaignOnEmbeddedClusters(t *testing.T) {
 	waitPKCs("at 4.0.0", func(m map[string]fleetPKC) bool {
 		return m[first].Status.Version == "4.0.0" && m[second].Status.Version == "4.0.0" && m[first].Status.Phase == "PROVISIONED"
 	})
+	if out, err := s.cliRun("kafka", "cluster", "describe", a.ID); err != nil || !regexp.MustCompile(`Kafka Version +\| 4\.0\.0 `).MatchString(out) {
+		t.Errorf("the tenant's describe shows the version its cluster runs: %v\n%s", err, out)
+	}
 	if out, err := s.cliRun("fleet", "upgrade", "describe", u.ID); err != nil || !strings.Contains(out, "SUCCEEDED") || !strings.Contains(out, "[####################]") {
 		t.Errorf("fleet upgrade describe: %v\n%s", err, out)
 	}

@@ -195,6 +195,10 @@ type LKCStatus struct {
 	// TopicPrefix is the prefix the tenant's topics and groups must carry
 	// on a shared PKC; empty on a dedicated one.
 	TopicPrefix string `json:"topic_prefix,omitempty"`
+	// KafkaVersion is the version the brokers run; PendingKafkaVersion
+	// the one they are moving to, during an upgrade.
+	KafkaVersion        string `json:"kafka_version,omitempty"`
+	PendingKafkaVersion string `json:"pending_kafka_version,omitempty"`
 }
 
 // KafkaUser is a SASL principal on a PKC.

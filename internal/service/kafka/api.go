@@ -44,7 +44,7 @@ func toCluster(r store.Resource) (api.Cluster, error) {
 			Environment:        ptr(svcapi.EnvironmentRef(r.Organization, r.Environment)),
 		},
 		Status: &api.ClusterStatus{Phase: r.Status.Phase, CKU: st.CKU, Reason: r.Status.Reason, Message: r.Status.Message,
-			Generation: r.Generation, ObservedGeneration: r.Status.ObservedGeneration},
+			Generation: r.Generation, ObservedGeneration: r.Status.ObservedGeneration, KafkaVersion: st.KafkaVersion, PendingKafkaVersion: st.PendingKafkaVersion},
 	}
 	switch {
 	case strings.Contains(st.BootstrapEndpoint, "://"):

@@ -112,7 +112,11 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error 
 		// do not make it wait again.
 		realized := ts.PKCGeneration > 0 && pkc.Status.ObservedGeneration >= ts.PKCGeneration
 		next := lkc.Status
-		detail := resource.LKCStatus{CKU: ts.CKU, PKC: pkc.ID, BootstrapEndpoint: st.BootstrapEndpoint, RESTEndpoint: st.RESTEndpoint, TopicPrefix: tenant.Prefix}
+		detail := resource.LKCStatus{CKU: ts.CKU, PKC: pkc.ID, BootstrapEndpoint: st.BootstrapEndpoint, RESTEndpoint: st.RESTEndpoint, TopicPrefix: tenant.Prefix,
+			KafkaVersion: st.Version}
+		if spec.Version != "" && spec.Version != st.Version {
+			detail.PendingKafkaVersion = spec.Version
+		}
 		next.Detail = resource.Encode(detail)
 		if realized && ts.ObservedGeneration == lkc.Generation {
 			next.ObservedGeneration, next.Phase, next.Reason, next.Message = lkc.Generation, resource.PhaseProvisioned, "", ""
