@@ -365,7 +365,7 @@ func newRunner(cfg Config) *runner {
 	return &runner{cfg: cfg, log: cfg.Logger, track: newTracker(), rng: rand.New(rand.NewPCG(cfg.Seed, 7)), run: strconv.FormatInt(time.Now().UnixNano(), 36),
 		http:        &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency * 2}},
 		generations: map[string]map[string]int64{},
-		upw:         &upgradeWatch{touched: map[string]time.Time{}, waveStart: map[int]time.Time{}}}
+		upw:         &upgradeWatch{admitted: map[string]time.Time{}, touched: map[string]time.Time{}, waveStart: map[int]time.Time{}}}
 }
 
 // usage records the process's CPU over the whole run and its peak RSS.

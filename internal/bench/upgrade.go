@@ -40,11 +40,12 @@ type UpgradeResult struct {
 	FloorS    float64 `json:"floor_s"`
 	OverheadS float64 `json:"overhead_s"`
 	// OutsideWave counts PKCs whose version changed before their wave
-	// started (must be 0).
+	// started (must be 0): the PKC's write comes after the campaign's
+	// decision, so an early one is the campaign's fault alone.
 	OutsideWave int    `json:"outside_wave"`
 	Phase       string `json:"phase"`
 	// HaltedWave is the wave (1-based) in which the campaign halted, 0 if
-	// it did not; StartedAfterHalt counts PKCs whose version changed after
+	// it did not; StartedAfterHalt counts PKCs the campaign admitted after
 	// it halted (must be 0).
 	HaltedWave       int `json:"halted_wave"`
 	StartedAfterHalt int `json:"started_after_halt"`
@@ -52,12 +53,13 @@ type UpgradeResult struct {
 }
 
 // upgradeWatch is what the bench reads of the campaign and the PKCs on
-// the event topics, timed by the records' own timestamps: when each PKC's
-// spec first named the target, when each wave started, when the campaign
-// halted or finished.
+// the event topics, timed by the records' own timestamps: when the
+// campaign admitted each PKC, when each PKC's spec first named the target,
+// when each wave started, when the campaign halted or finished.
 type upgradeWatch struct {
 	mu        sync.Mutex
 	target    string
+	admitted  map[string]time.Time
 	touched   map[string]time.Time
 	waveStart map[int]time.Time
 	halted    time.Time
@@ -74,6 +76,14 @@ func (w *upgradeWatch) pkc(id string, spec resource.PKCSpec, at time.Time) {
 	}
 	if _, ok := w.touched[id]; !ok {
 		w.touched[id] = at
+	}
+}
+
+func (w *upgradeWatch) assignment(id string, a resource.PKCUpgradeSpec, at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.admitted[id]; !ok && a.Admitted && a.Version == w.target {
+		w.admitted[id] = at
 	}
 }
 
@@ -100,7 +110,8 @@ func (w *upgradeWatch) campaign(r store.Resource, at time.Time) {
 // scenario.
 func (r *runner) watchUpgrades(ctx context.Context) error {
 	pkcs, upgrades := event.Topic(resource.KindPKC, event.Desired), event.Topic(resource.KindUpgrade, event.Status)
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.brokers...), kgo.ConsumeTopics(pkcs, upgrades),
+	assignments := event.Topic(resource.KindPKCUpgrade, event.Desired)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.brokers...), kgo.ConsumeTopics(pkcs, upgrades, assignments),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(50 * time.Millisecond)}, r.cfg.KafkaOpts...)...)
 	if err != nil {
 		return err
@@ -116,8 +127,14 @@ func (r *runner) watchUpgrades(ctx context.Context) error {
 			if json.Unmarshal(ev.Data, &res) != nil {
 				return
 			}
-			if rec.Topic == upgrades {
+			switch rec.Topic {
+			case upgrades:
 				r.upw.campaign(res, rec.Timestamp)
+				return
+			case assignments:
+				if a, err := resource.Decode[resource.PKCUpgradeSpec](res.Spec); err == nil {
+					r.upw.assignment(res.ID, a, rec.Timestamp)
+				}
 				return
 			}
 			if spec, err := resource.Decode[resource.PKCSpec](res.Spec); err == nil {
@@ -270,7 +287,9 @@ func (r *runner) upgrade(ctx context.Context) (*UpgradeResult, error) {
 			if start, ok := w.waveStart[wave]; !ok || at.Before(start) {
 				res.OutsideWave++
 			}
-			if !w.halted.IsZero() && at.After(w.halted) {
+			// Started is when the campaign admitted it (the PKC's own
+			// write may come after a halt decided later).
+			if start, ok := w.admitted[id]; ok && !w.halted.IsZero() && start.After(w.halted) {
 				res.StartedAfterHalt++
 			}
 		}

@@ -16,6 +16,7 @@ const (
 	fleetPKCsPath     = "/fleet/v1/pkcs"
 	fleetSummaryPath  = "/fleet/v1/summary"
 	fleetSitesPath    = "/fleet/v1/sites"
+	fleetPausesPath   = "/fleet/v1/pauses"
 )
 
 // fleetSite is a site with its satellite's link.
@@ -40,6 +41,7 @@ type fleetCluster struct {
 	Version      string `json:"version"`
 	Phase        string `json:"phase"`
 	Stuck        bool   `json:"stuck"`
+	Paused       string `json:"paused,omitempty"`
 }
 
 // fleetPKC is a PKC as the fleet view lists it.
@@ -55,7 +57,8 @@ type fleetPKC struct {
 		Version string `json:"version"`
 		Phase   string `json:"phase"`
 	} `json:"status"`
-	LKCs []string `json:"lkcs"`
+	LKCs   []string `json:"lkcs"`
+	Paused string   `json:"paused,omitempty"`
 }
 
 // fleetSummary is the fleet in numbers.
@@ -74,25 +77,25 @@ type fleetSummary struct {
 }
 
 var fleetClusterView = view[fleetCluster]{
-	header: []string{"ID", "Organization", "Name", "SKU", "CKU", "Site", "PKC", "Version", "Phase", "Stuck"},
+	header: []string{"ID", "Organization", "Name", "SKU", "CKU", "Site", "PKC", "Version", "Phase", "Stuck", "Paused"},
 	row: func(_ *session, c fleetCluster) []string {
 		cku := ""
 		if c.CKU > 0 {
 			cku = strconv.Itoa(c.CKU)
 		}
-		return []string{c.ID, c.Organization, c.DisplayName, c.SKU, cku, c.Site, c.PKC, c.Version, c.Phase, strconv.FormatBool(c.Stuck)}
+		return []string{c.ID, c.Organization, c.DisplayName, c.SKU, cku, c.Site, c.PKC, c.Version, c.Phase, strconv.FormatBool(c.Stuck), c.Paused}
 	},
 	flat: func(_ *session, c fleetCluster) any { return c },
 }
 
 var fleetPKCView = view[fleetPKC]{
-	header: []string{"ID", "Site", "Kind", "Brokers", "Version", "Wanted", "Phase", "Clusters"},
+	header: []string{"ID", "Site", "Kind", "Brokers", "Version", "Wanted", "Phase", "Clusters", "Paused"},
 	row: func(_ *session, k fleetPKC) []string {
 		kind := "shared"
 		if k.Dedicated {
 			kind = "dedicated"
 		}
-		return []string{k.ID, k.Site, kind, strconv.Itoa(k.Brokers), k.Status.Version, k.Spec.Version, k.Status.Phase, strconv.Itoa(len(k.LKCs))}
+		return []string{k.ID, k.Site, kind, strconv.Itoa(k.Brokers), k.Status.Version, k.Spec.Version, k.Status.Phase, strconv.Itoa(len(k.LKCs)), k.Paused}
 	},
 	flat: func(_ *session, k fleetPKC) any { return k },
 }
@@ -111,7 +114,7 @@ not exist.
 	g := addGlobals(cmd, cfg)
 	var f struct {
 		organization, site, sku, phase, version string
-		stuck                                   bool
+		stuck, paused                           bool
 	}
 	filters := func(c *cobra.Command) {
 		c.Flags().StringVar(&f.organization, "organization", "", "only this organization's (org-…)")
@@ -120,6 +123,7 @@ not exist.
 		c.Flags().StringVar(&f.phase, "phase", "", "only this phase (PROVISIONED, PROVISIONING, …)")
 		c.Flags().StringVar(&f.version, "version", "", "only this Kafka version")
 		c.Flags().BoolVar(&f.stuck, "stuck", false, "only those whose accepted change has stayed unobserved longer than the limit (15 minutes)")
+		c.Flags().BoolVar(&f.paused, "paused", false, "only those an operator paused")
 	}
 	query := func() url.Values {
 		q := url.Values{}
@@ -130,6 +134,9 @@ not exist.
 		}
 		if f.stuck {
 			q.Set("stuck", "true")
+		}
+		if f.paused {
+			q.Set("paused", "true")
 		}
 		return q
 	}
@@ -209,6 +216,38 @@ not exist.
 			return printTable(s.out, []string{"Site", "Connected", "Last Seen", "Bundle", "Acknowledged", "Behind"}, rows)
 		}),
 	})
-	cmd.AddCommand(clusters, pkcs, summary, group(site), newUpgradeCmd(g), newVersionCmd(g))
+	var reason string
+	pause := &cobra.Command{
+		Use:   "pause RESOURCE",
+		Short: "Pause a cluster (lkc-…) or a PKC (pkc-…): every layer leaves it as it is until resumed",
+		Args:  cobra.ExactArgs(1),
+		RunE: g.run(func(cmd *cobra.Command, s *session, args []string) error {
+			var out struct {
+				Resource, By, Reason string
+			}
+			if err := s.client.Do(cmd.Context(), http.MethodPost, fleetPausesPath, map[string]string{"resource": args[0], "reason": reason}, &out); err != nil {
+				return err
+			}
+			if s.format != formatHuman {
+				return printValue(s.out, s.format, out)
+			}
+			_, err := fmt.Fprintf(s.out, "%s is paused by %s; its changes are held until: mothership fleet resume %s\n", out.Resource, out.By, out.Resource)
+			return err
+		}),
+	}
+	pause.Flags().StringVar(&reason, "reason", "", "why, for the status and the other operators")
+	resume := &cobra.Command{
+		Use:   "resume RESOURCE",
+		Short: "Resume a paused cluster or PKC: its held changes go on",
+		Args:  cobra.ExactArgs(1),
+		RunE: g.run(func(cmd *cobra.Command, s *session, args []string) error {
+			if err := s.client.Do(cmd.Context(), http.MethodDelete, fleetPausesPath+"/"+args[0], nil, nil); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(s.out, "%s is resumed\n", args[0])
+			return err
+		}),
+	}
+	cmd.AddCommand(clusters, pkcs, summary, group(site), newUpgradeCmd(g), newVersionCmd(g), pause, resume)
 	return cmd
 }

@@ -30,12 +30,13 @@ const (
 	KindVersions     = "kafkaversions"  // fleet
 	KindUpgrade      = "upgrade"        // fleet
 	KindPKCUpgrade   = "pkcupgrade"     // fleet
+	KindPause        = "pause"          // fleet
 )
 
 // Kinds lists every kind but audit records themselves: what the audit
 // service records the changes of.
 var Kinds = []string{KindOrganization, KindEnvironment, KindAPIKey, KindUser, KindServiceAcct, KindRoleBinding,
-	KindLKC, KindQuota, KindPKC, KindCapacity, KindNetwork, KindDelivery, KindVersions, KindUpgrade, KindPKCUpgrade}
+	KindLKC, KindQuota, KindPKC, KindCapacity, KindNetwork, KindDelivery, KindVersions, KindUpgrade, KindPKCUpgrade, KindPause}
 
 // Phases of a resource's status.
 const (
@@ -295,6 +296,9 @@ type TenantStatus struct {
 	PKCGeneration int64 `json:"pkc_generation"`
 	// CKU is the tenant's realized size.
 	CKU int `json:"cku"`
+	// Paused says who paused the tenant (or its PKC) and why: its
+	// changes are held until resumed.
+	Paused string `json:"paused,omitempty"`
 }
 
 // PKCStatus is the kind-specific status of a PKC.
@@ -307,6 +311,8 @@ type PKCStatus struct {
 	// satellite reports (empty where the driver does not say).
 	Version         string `json:"version,omitempty"`
 	MetadataVersion string `json:"metadata_version,omitempty"`
+	// Paused says who paused the PKC and why: its changes are held.
+	Paused string `json:"paused,omitempty"`
 }
 
 // CapacitySpec is the desired compute of one site: node pools sized for the

@@ -138,3 +138,23 @@ type PKCUpgradeStatus struct {
 	StartedAt string `json:"started_at,omitempty"`
 	DoneAt    string `json:"done_at,omitempty"`
 }
+
+// PauseSpec is an operator's pause of one resource, its id the paused
+// resource's (an LKC or a PKC): every layer leaves the resource as it is
+// until it is resumed. The same resource paused again reuses it, so that
+// its versions keep growing for those who follow it.
+type PauseSpec struct {
+	By     string `json:"by"`
+	Reason string `json:"reason,omitempty"`
+	// Resumed ends the pause; ResumedBy says who ended it.
+	Resumed   bool   `json:"resumed,omitempty"`
+	ResumedBy string `json:"resumed_by,omitempty"`
+}
+
+// Said is how a status says who paused a resource and why.
+func (p PauseSpec) Said() string {
+	if p.Reason == "" {
+		return "paused by " + p.By
+	}
+	return "paused by " + p.By + ": " + p.Reason
+}

@@ -81,6 +81,8 @@ type Service struct {
 	// may keep a pointer after it let go of the lock.
 	lkcs map[string]*Cluster
 	pkcs map[string]*PKC
+	// paused says who paused each paused cluster or PKC, and why.
+	paused map[string]string
 }
 
 // New returns the service; Host declares it to the runtime.
@@ -93,7 +95,7 @@ func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger.With("service", Name), lkcs: map[string]*Cluster{}, pkcs: map[string]*PKC{}}
+	s := &Service{cfg: cfg, log: cfg.Logger.With("service", Name), lkcs: map[string]*Cluster{}, pkcs: map[string]*PKC{}, paused: map[string]string{}}
 	if cfg.Registerer != nil {
 		for kind, count := range map[string]func() float64{
 			resource.KindLKC: func() float64 { return float64(s.Summarize().StuckClusters) },
@@ -116,7 +118,7 @@ func (s *Service) Host() host.Service {
 	return host.Service{
 		Name:           Name,
 		Layer:          Layer,
-		Owns:           []string{resource.KindVersions, resource.KindUpgrade, resource.KindPKCUpgrade},
+		Owns:           []string{resource.KindVersions, resource.KindUpgrade, resource.KindPKCUpgrade, resource.KindPause},
 		ReactsTo:       topics,
 		Reconcile:      s.reconcile,
 		Upkeep:         s.upkeep,
@@ -159,7 +161,9 @@ type Cluster struct {
 	// says it has stayed unobserved longer than the limit.
 	AcceptedAt time.Time `json:"accepted_at"`
 	Stuck      bool      `json:"stuck"`
-	version    int64
+	// Paused says who paused it (or its PKC) and why.
+	Paused  string `json:"paused,omitempty"`
+	version int64
 	// keys are the lower-case values the filters compare: organization,
 	// site, SKU, phase.
 	keys [4]string
@@ -186,7 +190,9 @@ type PKC struct {
 	Deleted    bool      `json:"deleted,omitempty"`
 	AcceptedAt time.Time `json:"accepted_at"`
 	Stuck      bool      `json:"stuck"`
-	version    int64
+	// Paused says who paused it and why.
+	Paused  string `json:"paused,omitempty"`
+	version int64
 }
 
 // observed is the newest state of a subject over the desired and status
@@ -349,6 +355,9 @@ func (s *Service) putPKC(p PKC) {
 // before a restart is served at once, before the reactor catches up.
 func (s *Service) Load(ctx context.Context) error {
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
+		if err := s.loadPauses(ctx, tx); err != nil {
+			return err
+		}
 		seen := map[string]bool{}
 		for _, t := range topics {
 			subjects, err := tx.ObservedSubjects(ctx, t)

@@ -19,6 +19,8 @@ type Filter struct {
 	Deleted bool `json:"deleted,omitempty"`
 	// Stuck, when set, selects the stuck (true) or the others (false).
 	Stuck *bool `json:"stuck,omitempty"`
+	// Paused, when set, selects the paused (true) or the others (false).
+	Paused *bool `json:"paused,omitempty"`
 }
 
 // Page is one page of a list: at most Size items after the id After.
@@ -94,7 +96,8 @@ func (s *Service) Clusters(f Filter, p Page) List[Cluster] {
 			continue
 		}
 		if (f.Version != "" && !match(f.Version, s.versionOf(c))) ||
-			(f.Stuck != nil && *f.Stuck != s.stuck(now, c.Generation, c.ObservedGeneration, c.AcceptedAt)) {
+			(f.Stuck != nil && *f.Stuck != s.stuck(now, c.Generation, c.ObservedGeneration, c.AcceptedAt)) ||
+			(f.Paused != nil && *f.Paused != (s.pausedOf(c.ID, c.PKC) != "")) {
 			continue
 		}
 		out = append(out, c)
@@ -102,6 +105,7 @@ func (s *Service) Clusters(f Filter, p Page) List[Cluster] {
 	return page(out, func(c *Cluster) string { return c.ID }, p, func(c *Cluster) {
 		c.Version = s.versionOf(c)
 		c.Stuck = s.stuck(now, c.Generation, c.ObservedGeneration, c.AcceptedAt)
+		c.Paused = s.pausedOf(c.ID, c.PKC)
 	})
 }
 
@@ -131,7 +135,8 @@ func (s *Service) PKCs(f Filter, p Page) List[PKC] {
 			!match(f.Version, cmp.Or(k.Status.Version, k.Spec.Version)) || !match(f.SKU, s.sku(k)) {
 			continue
 		}
-		if f.Stuck != nil && *f.Stuck != s.stuck(now, k.Generation, k.Status.ObservedGeneration, k.AcceptedAt) {
+		if (f.Stuck != nil && *f.Stuck != s.stuck(now, k.Generation, k.Status.ObservedGeneration, k.AcceptedAt)) ||
+			(f.Paused != nil && *f.Paused != (s.paused[k.ID] != "")) {
 			continue
 		}
 		if f.Organization != "" && !slices.ContainsFunc(k.LKCs, func(id string) bool {
@@ -144,6 +149,7 @@ func (s *Service) PKCs(f Filter, p Page) List[PKC] {
 	}
 	return page(out, func(k *PKC) string { return k.ID }, p, func(k *PKC) {
 		k.Stuck = s.stuck(now, k.Generation, k.Status.ObservedGeneration, k.AcceptedAt)
+		k.Paused = s.paused[k.ID]
 	})
 }
 
@@ -164,6 +170,9 @@ type Summary struct {
 	// StuckPKCs and StuckClusters count the live resources stuck.
 	StuckPKCs     int `json:"stuck_pkcs"`
 	StuckClusters int `json:"stuck_clusters"`
+	// PausedPKCs and PausedClusters count what operators paused.
+	PausedPKCs     int `json:"paused_pkcs"`
+	PausedClusters int `json:"paused_clusters"`
 	// Loaded says the model was rebuilt from the database since the
 	// start; before, it may miss what was observed earlier.
 	Loaded bool `json:"loaded"`
@@ -193,12 +202,18 @@ func (s *Service) Summarize() Summary {
 		if s.stuck(now, k.Generation, k.Status.ObservedGeneration, k.AcceptedAt) {
 			out.StuckPKCs++
 		}
+		if s.paused[k.ID] != "" {
+			out.PausedPKCs++
+		}
 	}
 	for _, c := range s.lkcs {
 		if !c.Deleted {
 			out.Clusters++
 			if s.stuck(now, c.Generation, c.ObservedGeneration, c.AcceptedAt) {
 				out.StuckClusters++
+			}
+			if s.pausedOf(c.ID, c.PKC) != "" {
+				out.PausedClusters++
 			}
 		}
 	}
@@ -212,6 +227,12 @@ func (s *Service) Summarize() Summary {
 		out.Counts = []Count{}
 	}
 	return out
+}
+
+// pausedOf says who paused a cluster, itself or its PKC; the caller
+// holds the lock.
+func (s *Service) pausedOf(lkc, pkc string) string {
+	return cmp.Or(s.paused[lkc], s.paused[pkc])
 }
 
 // Validate checks a filter's values that have a closed set.

@@ -79,6 +79,15 @@ func (s *Service) RPC(token string) *svcapi.RPCServer {
 	svcapi.Handle(srv, "OperateUpgrade", func(ctx context.Context, a svcapi.Args[UpgradeOp]) (Upgrade, error) {
 		return s.OperateUpgrade(ctx, a.P, a.In.ID, a.In.Op)
 	})
+	svcapi.Handle(srv, "CreatePause", func(ctx context.Context, a svcapi.Args[PauseRequest]) (Pause, error) {
+		return s.CreatePause(ctx, a.P, a.In)
+	})
+	svcapi.Handle(srv, "DeletePause", func(ctx context.Context, a svcapi.Args[string]) (svcapi.None, error) {
+		return svcapi.None{}, s.DeletePause(ctx, a.P, a.In)
+	})
+	svcapi.Handle(srv, "ListPauses", func(ctx context.Context, a svcapi.Args[svcapi.None]) (PauseList, error) {
+		return s.ListPauses(ctx, a.P)
+	})
 	return srv
 }
 
@@ -138,4 +147,20 @@ func (c *Client) GetUpgrade(ctx context.Context, p svcapi.Principal, id string) 
 // OperateUpgrade calls Service.OperateUpgrade.
 func (c *Client) OperateUpgrade(ctx context.Context, p svcapi.Principal, id, op string) (Upgrade, error) {
 	return svcapi.Call[svcapi.Args[UpgradeOp], Upgrade](ctx, c.c, "OperateUpgrade", svcapi.Args[UpgradeOp]{P: p, In: UpgradeOp{ID: id, Op: op}})
+}
+
+// CreatePause calls Service.CreatePause.
+func (c *Client) CreatePause(ctx context.Context, p svcapi.Principal, in PauseRequest) (Pause, error) {
+	return svcapi.Call[svcapi.Args[PauseRequest], Pause](ctx, c.c, "CreatePause", svcapi.Args[PauseRequest]{P: p, In: in})
+}
+
+// DeletePause calls Service.DeletePause.
+func (c *Client) DeletePause(ctx context.Context, p svcapi.Principal, id string) error {
+	_, err := svcapi.Call[svcapi.Args[string], svcapi.None](ctx, c.c, "DeletePause", svcapi.Args[string]{P: p, In: id})
+	return err
+}
+
+// ListPauses calls Service.ListPauses.
+func (c *Client) ListPauses(ctx context.Context, p svcapi.Principal) (PauseList, error) {
+	return svcapi.Call[svcapi.Args[svcapi.None], PauseList](ctx, c.c, "ListPauses", svcapi.Args[svcapi.None]{P: p})
 }

@@ -526,7 +526,10 @@ func (s *Service) run(ctx context.Context, tx store.Tx, id string, spec resource
 	for {
 		w := st.Wave
 		c := &st.Waves[w]
-		if c.Waiting > 0 && inflight < spec.MaxInFlight {
+		// Skipped PKCs (paused) take no slot: admit until the slots are
+		// full or the wave has none waiting.
+		for c.Waiting > 0 && inflight < spec.MaxInFlight {
+			waiting := c.Waiting
 			n, err := s.admit(ctx, tx, id, w, spec.MaxInFlight-inflight)
 			if err != nil {
 				return false, err
@@ -547,6 +550,9 @@ func (s *Service) run(ctx context.Context, tx store.Tx, id string, spec resource
 				}
 				halt(spec, st.Waves, next)
 				return false, nil
+			}
+			if c.Waiting == waiting {
+				break
 			}
 		}
 		if c.Waiting > 0 || c.Upgrading > 0 {
@@ -606,6 +612,14 @@ func (s *Service) admit(ctx context.Context, tx store.Tx, id string, w, n int) (
 		if err != nil {
 			return started, err
 		}
+		if by := s.pausedPKC(pkc); by != "" {
+			// An operator paused it or one of its clusters: the campaign
+			// leaves it alone.
+			if err := s.move(ctx, tx, a, as, resource.AssignSkipped, by); err != nil {
+				return started, err
+			}
+			continue
+		}
 		as.Admitted = true
 		a, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindPKCUpgrade, ID: pkc, Spec: resource.Encode(as)})
 		if err != nil {
@@ -630,6 +644,23 @@ func (s *Service) admit(ctx context.Context, tx store.Tx, id string, w, n int) (
 		}
 	}
 	return started, nil
+}
+
+// pausedPKC says who paused a PKC or one of its clusters, "" if none.
+func (s *Service) pausedPKC(id string) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if by := s.paused[id]; by != "" {
+		return by
+	}
+	if p, ok := s.pkcs[id]; ok {
+		for _, lkc := range p.LKCs {
+			if by := s.paused[lkc]; by != "" {
+				return by
+			}
+		}
+	}
+	return ""
 }
 
 // judge moves an assignment on what its PKC's newest state says: upgraded

@@ -24,6 +24,9 @@ type Fleet interface {
 	ListUpgrades(ctx context.Context, p svcapi.Principal) (fleet.UpgradeList, error)
 	GetUpgrade(ctx context.Context, p svcapi.Principal, id string) (fleet.Upgrade, error)
 	OperateUpgrade(ctx context.Context, p svcapi.Principal, id, op string) (fleet.Upgrade, error)
+	CreatePause(ctx context.Context, p svcapi.Principal, in fleet.PauseRequest) (fleet.Pause, error)
+	DeletePause(ctx context.Context, p svcapi.Principal, id string) error
+	ListPauses(ctx context.Context, p svcapi.Principal) (fleet.PauseList, error)
 }
 
 var (
@@ -104,6 +107,20 @@ func (g *Gateway) fleetRoutes() []Route {
 		{Method: http.MethodGet, Pattern: fleet.UpgradesPath + "/{id}", Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			return ok(w)(g.cfg.Fleet.GetUpgrade(r.Context(), p, r.PathValue("id")))
 		}},
+		{Method: http.MethodGet, Pattern: fleet.PausesPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return ok(w)(g.cfg.Fleet.ListPauses(r.Context(), p))
+		}},
+		{Method: http.MethodPost, Pattern: fleet.PausesPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			var in fleet.PauseRequest
+			if e := api.Decode(r.Body, &in); e != nil {
+				return e
+			}
+			out, err := g.cfg.Fleet.CreatePause(r.Context(), p, in)
+			return created(w, err, http.StatusCreated, fleet.PausesPath+"/"+out.Resource, out)
+		}},
+		{Method: http.MethodDelete, Pattern: fleet.PausesPath + "/{id}", Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			return noContent(w, g.cfg.Fleet.DeletePause(r.Context(), p, r.PathValue("id")))
+		}},
 		{Method: http.MethodGet, Pattern: SitesPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, _ svcapi.Principal) error {
 			links, err := g.cfg.Sync.SiteLinks(r.Context())
 			return ok(w)(FleetSites{APIVersion: "fleet/v1", Kind: "SiteList", Data: links}, err)
@@ -136,6 +153,15 @@ func fleetQuery(r *http.Request) (fleet.Query, error) {
 			return q, e
 		}
 		q.Filter.Stuck = &b
+	}
+	if pz := v.Get("paused"); pz != "" {
+		b, err := strconv.ParseBool(pz)
+		if err != nil {
+			e := api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "paused must be true or false")
+			e.Parameter = "paused"
+			return q, e
+		}
+		q.Filter.Paused = &b
 	}
 	if d := v.Get("deleted"); d != "" {
 		b, err := strconv.ParseBool(d)

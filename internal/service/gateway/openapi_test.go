@@ -567,6 +567,13 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 	c.do(t, exchange{method: "DELETE", path: "/iam/v2/api-keys/" + cloudKey.ID, want: 204})
 	c.do(t, exchange{method: "GET", path: "/iam/v2/api-keys/" + key.ID, want: 404})
 	upgradeCampaigns(t, c)
+	c.do(t, exchange{method: "POST", path: "/fleet/v1/pauses", body: map[string]any{"resource": cl.ID, "reason": "incident"}, want: 201})
+	c.do(t, exchange{method: "POST", path: "/fleet/v1/pauses", body: map[string]any{"resource": cl.ID}, want: 409})
+	c.do(t, exchange{method: "POST", path: "/fleet/v1/pauses", body: map[string]any{"resource": "env-abc123"}, want: 422})
+	c.do(t, exchange{method: "GET", path: "/fleet/v1/pauses", want: 200})
+	c.do(t, exchange{method: "GET", path: "/fleet/v1/clusters?paused=true", want: 200})
+	c.do(t, exchange{method: "DELETE", path: "/fleet/v1/pauses/" + cl.ID, want: 204})
+	c.do(t, exchange{method: "DELETE", path: "/fleet/v1/pauses/" + cl.ID, want: 404})
 
 	c.do(t, exchange{method: "PATCH", path: "/cmk/v2/clusters/" + cl.ID, body: map[string]any{"spec": map[string]any{"deletion_protection": false}}, want: 200})
 	c.do(t, exchange{method: "DELETE", path: "/cmk/v2/clusters/" + cl.ID, want: 204})

@@ -259,7 +259,11 @@ func (s *Service) UpdateCluster(ctx context.Context, p svcapi.Principal, id stri
 		}
 		if r.Generation != gen {
 			st := r.Status
-			st.Phase, st.Reason, st.Message = resource.PhaseProvisioning, "UPDATING", "the change is being applied"
+			st.Phase = resource.PhaseProvisioning
+			if st.Reason != "PAUSED" {
+				// A paused cluster keeps saying so: its change is held.
+				st.Reason, st.Message = "UPDATING", "the change is being applied"
+			}
 			if r, err = tx.ResourceSetStatus(ctx, resource.KindLKC, id, st); err != nil {
 				return err
 			}

@@ -127,6 +127,10 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error 
 				next.Reason, next.Message = "WAITING_FOR_PKC", fmt.Sprintf("waiting for %s to realize this change", pkc.ID)
 			}
 		}
+		if ts.Paused != "" {
+			// The operators paused it: every layer leaves it as it is.
+			next.Reason, next.Message = "PAUSED", ts.Paused+"; changes are held until an operator resumes it"
+		}
 		if _, err := tx.ResourceSetStatus(ctx, resource.KindLKC, id, next); err != nil {
 			return fmt.Errorf("lkc %s: set status: %w", id, err)
 		}

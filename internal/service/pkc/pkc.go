@@ -46,6 +46,7 @@ var (
 	capacityStatus  = event.Topic(resource.KindCapacity, event.Status)
 	versionsDesired = event.Topic(resource.KindVersions, event.Desired)
 	upgradeDesired  = event.Topic(resource.KindPKCUpgrade, event.Desired)
+	pauseDesired    = event.Topic(resource.KindPause, event.Desired)
 )
 
 // Config configures the service.
@@ -83,7 +84,7 @@ func (s *Service) Host() host.Service {
 		Name:      Name,
 		Layer:     Layer,
 		Owns:      []string{resource.KindPKC},
-		ReactsTo:  []string{lkcDesired, apikeyDesired, deliveryStatus, capacityStatus, versionsDesired, upgradeDesired},
+		ReactsTo:  []string{lkcDesired, apikeyDesired, deliveryStatus, capacityStatus, versionsDesired, upgradeDesired, pauseDesired},
 		Reconcile: s.reconcile,
 		// A store the service has not seen: its indexes are checked again.
 		Attach: func(store.Store) { s.forgetIndex() },
@@ -100,12 +101,9 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error 
 	case strings.HasPrefix(key, "site-"):
 		return s.reconcileSite(ctx, tx, key)
 	case strings.HasPrefix(key, "pkc-"):
-		// A campaign's assignment and the satellite's report of a PKC
-		// share its id.
-		if err := s.reconcileAssignment(ctx, tx, key); err != nil {
-			return err
-		}
-		return s.reconcileDelivered(ctx, tx, key)
+		// A campaign's assignment, an operator's pause and the
+		// satellite's report of a PKC share its id.
+		return s.reconcilePKC(ctx, tx, key)
 	case key == resource.VersionsID:
 		return nil // read when a PKC is placed; existing PKCs keep theirs
 	default:
@@ -187,6 +185,22 @@ func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, id string) erro
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	// A paused cluster, or one on a paused PKC, is left as it is: its
+	// change waits for the resume, and its status says why.
+	paused, err := pausedBy(ctx, tx, id)
+	if err == nil && paused == "" && placed {
+		paused, err = pausedBy(ctx, tx, pkc.ID)
+	}
+	if err != nil {
+		return err
+	}
+	if paused != "" {
+		s.log.DebugContext(ctx, "change held: paused", "lkc", id, "paused", paused)
+		if placed {
+			return s.refreshStatus(ctx, tx, pkc.ID, nil)
+		}
+		return nil
+	}
 	if lkc.Deleted() {
 		if !placed {
 			return nil
@@ -253,6 +267,66 @@ func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, id string) erro
 	})
 }
 
+// pausedBy says who paused the resource id and why, "" if it is not
+// paused.
+func pausedBy(ctx context.Context, tx store.Tx, id string) (string, error) {
+	p, err := store.ObservedResource(ctx, tx, pauseDesired, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil || p.Deleted() {
+		return "", err
+	}
+	ps, err := resource.Decode[resource.PauseSpec](p.Spec)
+	if err != nil || ps.Resumed {
+		return "", err
+	}
+	return ps.Said(), nil
+}
+
+// reconcilePKC takes in what concerns a PKC itself: its campaign's
+// assignment, its satellite's report, and an operator's pause; once
+// resumed, its tenants' changes held meanwhile go on.
+func (s *Service) reconcilePKC(ctx context.Context, tx store.Tx, id string) error {
+	r, err := tx.ResourceGet(ctx, resource.KindPKC, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	before, err := resource.Decode[resource.PKCStatus](r.Status.Detail)
+	if err != nil {
+		return err
+	}
+	if err := s.reconcileAssignment(ctx, tx, id); err != nil {
+		return err
+	}
+	if err := s.reconcileDelivered(ctx, tx, id); err != nil {
+		return err
+	}
+	paused, err := pausedBy(ctx, tx, id)
+	if err != nil || before.Paused == "" || paused != "" {
+		return err
+	}
+	s.log.InfoContext(ctx, "pkc resumed: its held changes go on", "pkc", id)
+	return s.reconcileTenants(ctx, tx, r)
+}
+
+// reconcileTenants reconciles again each tenant of the PKC r.
+func (s *Service) reconcileTenants(ctx context.Context, tx store.Tx, r store.Resource) error {
+	ps, err := resource.Decode[resource.PKCSpec](r.Spec)
+	if err != nil {
+		return err
+	}
+	for _, lkc := range slices.Sorted(maps.Keys(ps.Tenants)) {
+		if err := s.reconcileLKC(ctx, tx, lkc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // reconcileAssignment moves a PKC to the version its upgrade campaign's
 // assignment names, once the campaign admitted it: the campaign's owner
 // decides when, this service alone writes the PKC.
@@ -267,6 +341,9 @@ func (s *Service) reconcileAssignment(ctx context.Context, tx store.Tx, id strin
 	as, err := resource.Decode[resource.PKCUpgradeSpec](a.Spec)
 	if err != nil || !as.Admitted || a.Deleted() || as.Version == "" {
 		return err
+	}
+	if paused, err := pausedBy(ctx, tx, id); err != nil || paused != "" {
+		return err // held until resumed
 	}
 	r, err := tx.ResourceGet(ctx, resource.KindPKC, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -496,16 +573,7 @@ func (s *Service) refreshTenants(ctx context.Context, tx store.Tx, id string, re
 	if err != nil || after.Status.ObservedGeneration == r.Status.ObservedGeneration {
 		return err
 	}
-	ps, err := resource.Decode[resource.PKCSpec](r.Spec)
-	if err != nil {
-		return err
-	}
-	for _, lkc := range slices.Sorted(maps.Keys(ps.Tenants)) {
-		if err := s.reconcileLKC(ctx, tx, lkc); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.reconcileTenants(ctx, tx, r)
 }
 
 // refreshStatus recomputes a PKC's status from the satellite's and
@@ -547,6 +615,9 @@ func (s *Service) refresh(ctx context.Context, tx store.Tx, id string, mutate fu
 		return false, err
 	}
 	capOK, capMsg := reports.capacityReady(r.ID, spec.Brokers)
+	if st.Paused, err = pausedBy(ctx, tx, id); err != nil {
+		return false, err
+	}
 	if realized.BootstrapEndpoint != "" {
 		st.Brokers, st.BootstrapEndpoint, st.RESTEndpoint = realized.Brokers, realized.BootstrapEndpoint, realized.RESTEndpoint
 		st.Version, st.MetadataVersion = realized.Version, realized.MetadataVersion
@@ -565,7 +636,14 @@ func (s *Service) refresh(ctx context.Context, tx store.Tx, id string, mutate fu
 		if spec.Dedicated {
 			ts.CKU = st.Brokers / BrokersPerCKU
 		}
+		if ts.Paused, err = pausedBy(ctx, tx, lkc); err != nil {
+			return false, err
+		}
+		ts.Paused = cmp.Or(ts.Paused, st.Paused)
 		st.Tenants[lkc] = ts
+	}
+	if st.Paused != "" {
+		next.Reason, next.Message = "PAUSED", st.Paused+"; changes are held until an operator resumes it"
 	}
 	next.Detail = resource.Encode(st)
 	if next.Phase == r.Status.Phase && next.Reason == r.Status.Reason && next.Message == r.Status.Message &&

@@ -1,0 +1,70 @@
+package controlplane_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mothership-dev/mothership/internal/api"
+)
+
+// TestPausedClusterIsLeftAsItIs: an operator pauses a cluster; the
+// tenant's resize is accepted and held (its status says PAUSED and by
+// whom, the PKC keeps its brokers), the fleet view lists it as paused, and
+// once resumed the resize goes through.
+func TestPausedClusterIsLeftAsItIs(t *testing.T) {
+	s := newSystem(t, nil)
+	c := s.cluster(s.environment("prod"), "orders", "AWS", "us-west-2", "Dedicated", 1)
+	c = s.waitCluster(c.ID, "PROVISIONED", provisioned)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if code := s.do("POST", "/fleet/v1/pauses", map[string]any{"resource": c.ID, "reason": "incident 42"}, nil); code == http.StatusCreated {
+			break
+		} else if code != http.StatusNotFound || time.Now().After(deadline) {
+			t.Fatalf("pause: %d", code) // 404 until the fleet view has the cluster
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code := s.do("POST", "/fleet/v1/pauses", map[string]any{"resource": c.ID}, nil); code != http.StatusConflict {
+		t.Fatalf("pausing it again: %d, want 409", code)
+	}
+	paused := s.waitCluster(c.ID, "PAUSED", func(c api.Cluster) bool { return c.Status != nil && c.Status.Reason == "PAUSED" })
+	if !strings.Contains(paused.Status.Message, "paused by u-") || !strings.Contains(paused.Status.Message, "incident 42") {
+		t.Fatalf("the status does not say who paused it and why: %q", paused.Status.Message)
+	}
+	// The tenant's resize is accepted, and held.
+	if code := s.do("PATCH", "/cmk/v2/clusters/"+c.ID, map[string]any{"spec": map[string]any{"config": map[string]any{"kind": "Dedicated", "cku": 2}}}, nil); code != http.StatusOK {
+		t.Fatalf("resize: %d", code)
+	}
+	held := s.waitCluster(c.ID, "held", func(c api.Cluster) bool {
+		return c.Status != nil && c.Status.Generation == 2 && c.Status.Reason == "PAUSED"
+	})
+	time.Sleep(2 * time.Second) // what would have moved by now, had it not been held
+	if got := s.waitCluster(c.ID, "still held", func(api.Cluster) bool { return true }); got.Status.CKU != 1 || got.Status.ObservedGeneration != 1 {
+		t.Fatalf("a paused cluster moved: %+v (was %+v)", got.Status, held.Status)
+	}
+	var list struct {
+		Data []struct {
+			ID     string `json:"id"`
+			Paused string `json:"paused"`
+		} `json:"data"`
+	}
+	if code := s.do("GET", "/fleet/v1/clusters?paused=true", nil, &list); code != http.StatusOK || len(list.Data) != 1 || list.Data[0].ID != c.ID || list.Data[0].Paused == "" {
+		t.Fatalf("the fleet's paused clusters: %d %+v", code, list.Data)
+	}
+	if out, err := s.cliRun("fleet", "resume", c.ID); err != nil || !strings.Contains(out, "resumed") {
+		t.Fatalf("fleet resume: %v\n%s", err, out)
+	}
+	done := s.waitCluster(c.ID, "resized", provisioned)
+	if done.Status.CKU != 2 || done.Status.Reason != "" {
+		t.Fatalf("after the resume: %+v", done.Status)
+	}
+	if code := s.do("DELETE", "/fleet/v1/pauses/"+c.ID, nil, nil); code != http.StatusNotFound {
+		t.Fatalf("resuming it again: %d, want 404", code)
+	}
+	if out, err := s.cliRun("fleet", "pause", c.ID, "--reason", "again"); err != nil || !strings.Contains(out, "is paused by") {
+		t.Fatalf("paused again with the CLI: %v\n%s", err, out)
+	}
+	s.waitCluster(c.ID, "paused again", func(c api.Cluster) bool { return c.Status != nil && c.Status.Reason == "PAUSED" })
+}
