@@ -93,6 +93,20 @@ type ClusterSpec struct {
 	DeletionProtection     *bool            `json:"deletion_protection,omitempty"`
 	Environment            *ObjectReference `json:"environment,omitempty"`
 	Network                *ObjectReference `json:"network,omitempty"`
+	// MaintenanceWindow and KafkaVersionPin are Mothership's (Confluent
+	// Cloud has neither), for Dedicated clusters: when an operator's
+	// version upgrade may start, and a version to stay at.
+	MaintenanceWindow *MaintenanceWindow `json:"maintenance_window,omitempty"`
+	KafkaVersionPin   string             `json:"kafka_version_pin,omitempty"`
+}
+
+// MaintenanceWindow is a weekly window: on Day (MONDAY … SUNDAY, or
+// empty for every day) from StartTime (HH:MM, UTC) for Duration (1h to
+// 24h).
+type MaintenanceWindow struct {
+	Day       string `json:"day,omitempty"`
+	StartTime string `json:"start_time"`
+	Duration  string `json:"duration"`
 }
 
 // ClusterStatus is the status of a Kafka cluster.
@@ -139,6 +153,10 @@ type ClusterUpdateSpec struct {
 	Config             *ClusterConfig   `json:"config,omitempty"`
 	DeletionProtection *bool            `json:"deletion_protection,omitempty"`
 	Environment        *ObjectReference `json:"environment,omitempty"`
+	// MaintenanceWindow sets the window ({} removes it);
+	// KafkaVersionPin pins a version ("" removes the pin).
+	MaintenanceWindow *MaintenanceWindow `json:"maintenance_window,omitempty"`
+	KafkaVersionPin   *string            `json:"kafka_version_pin,omitempty"`
 }
 
 // NetworkSpec is the spec of a network.

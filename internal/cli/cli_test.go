@@ -734,13 +734,26 @@ func TestParseClusterUpdate(t *testing.T) {
 		"nothing":    {reason: "an empty PATCH is a mistake", wantErr: "nothing to update"},
 		"empty name": {reason: "a name is not empty", flags: ClusterUpdateFlags{Name: &empty}, wantErr: "--name must not be empty"},
 		"zero cku":   {reason: "a size is at least 1", flags: ClusterUpdateFlags{CKU: &zero}, wantErr: "at least 1 CKU"},
+		"window":     {reason: "a window is a day, a time and a length", flags: ClusterUpdateFlags{Window: ptr("sunday at 2")}, wantErr: "SUNDAY 02:00 4h"},
 	}
 	for name, tc := range cases {
 		if _, err := ParseClusterUpdate(tc.flags); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 			t.Errorf("%s (%s): error %v, want %q", name, tc.reason, err, tc.wantErr)
 		}
 	}
+	for in, want := range map[string]api.MaintenanceWindow{
+		"sunday 02:00 4h": {Day: "SUNDAY", StartTime: "02:00", Duration: "4h"},
+		"23:30 2h":        {StartTime: "23:30", Duration: "2h"},
+		"":                {},
+	} {
+		u, err := ParseClusterUpdate(ClusterUpdateFlags{Window: &in})
+		if err != nil || u.Spec.MaintenanceWindow == nil || *u.Spec.MaintenanceWindow != want || u.Spec.DisplayName != nil {
+			t.Errorf("--maintenance-window %q: %+v %v, want %+v", in, u.Spec.MaintenanceWindow, err, want)
+		}
+	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func TestParseCredentials(t *testing.T) {
 	t.Parallel()

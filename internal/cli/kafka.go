@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -114,6 +116,10 @@ func parseAvailability(s string) (string, error) {
 type ClusterUpdateFlags struct {
 	Name *string
 	CKU  *int
+	// Window is "DAY HH:MM DURATION" ("HH:MM DURATION" for every day, ""
+	// to remove it); Pin a Kafka version ("" to remove the pin).
+	Window *string
+	Pin    *string
 }
 
 // ParseClusterUpdate turns the flags of `kafka cluster update` into the
@@ -122,9 +128,30 @@ type ClusterUpdateFlags struct {
 // wants it.
 func ParseClusterUpdate(flags ClusterUpdateFlags) (api.ClusterUpdate, error) {
 	var u api.ClusterUpdate
-	if flags.Name == nil && flags.CKU == nil {
-		return u, errors.New("nothing to update: pass --name or --cku")
+	if flags.Name == nil && flags.CKU == nil && flags.Window == nil && flags.Pin == nil {
+		return u, errors.New("nothing to update: pass --name, --cku, --maintenance-window or --kafka-version-pin")
 	}
+	if flags.Window != nil {
+		w := &api.MaintenanceWindow{}
+		switch f := strings.Fields(*flags.Window); len(f) {
+		case 0:
+		case 2:
+			w.StartTime, w.Duration = f[0], f[1]
+		case 3:
+			w.Day, w.StartTime, w.Duration = strings.ToUpper(f[0]), f[1], f[2]
+		default:
+			return u, fmt.Errorf("--maintenance-window %q: want \"SUNDAY 02:00 4h\", \"02:00 4h\" for every day, or \"\" to remove it", *flags.Window)
+		}
+		if *w != (api.MaintenanceWindow{}) {
+			_, terr := time.Parse("15:04", w.StartTime)
+			_, derr := time.ParseDuration(w.Duration)
+			if terr != nil || derr != nil {
+				return u, fmt.Errorf("--maintenance-window %q: want \"SUNDAY 02:00 4h\" (a day, HH:MM in UTC, a length), or \"02:00 4h\" for every day", *flags.Window)
+			}
+		}
+		u.Spec.MaintenanceWindow = w
+	}
+	u.Spec.KafkaVersionPin = flags.Pin
 	if flags.Name != nil {
 		if *flags.Name == "" {
 			return u, errors.New("--name must not be empty")
@@ -275,11 +302,11 @@ v3 with the same keys (kafka topic and kafka acl use it).`,
 }
 
 func newClusterUpdateCmd(g *globals, clusters cobra.CompletionFunc) *cobra.Command {
-	var name string
+	var name, window, pin string
 	var cku int
 	cmd := &cobra.Command{
 		Use:   "update [ID]",
-		Short: "Rename or resize a Kafka cluster",
+		Short: "Rename or resize a Kafka cluster, or set its maintenance window or version pin",
 		Long: `Rename a Kafka cluster (--name) or resize a dedicated one (--cku); without
 an ID, the context's cluster. A resize runs in the background: describe
 shows the pending size until it is done.`,
@@ -293,6 +320,12 @@ shows the pending size until it is done.`,
 			}
 			if cmd.Flags().Changed("cku") {
 				f.CKU = &cku
+			}
+			if cmd.Flags().Changed("maintenance-window") {
+				f.Window = &window
+			}
+			if cmd.Flags().Changed("kafka-version-pin") {
+				f.Pin = &pin
 			}
 			body, err := ParseClusterUpdate(f)
 			if err != nil {
@@ -314,6 +347,8 @@ shows the pending size until it is done.`,
 	}
 	cmd.Flags().StringVar(&name, "name", "", "new name of the cluster")
 	cmd.Flags().IntVar(&cku, "cku", 0, "new size in CKU (dedicated clusters only)")
+	cmd.Flags().StringVar(&window, "maintenance-window", "", `when an operator's Kafka upgrade may start (dedicated only): "SUNDAY 02:00 4h" (UTC), "02:00 4h" every day, "" none`)
+	cmd.Flags().StringVar(&pin, "kafka-version-pin", "", `keep the cluster at this Kafka version (dedicated only); "" removes the pin`)
 	return cmd
 }
 
@@ -522,6 +557,12 @@ func clusterFields(s *session, c api.Cluster) []field {
 	}
 	if st.PendingKafkaVersion != "" {
 		f = append(f, field{"Pending Kafka Version", st.PendingKafkaVersion})
+	}
+	if c.Spec.KafkaVersionPin != "" {
+		f = append(f, field{"Kafka Version Pin", c.Spec.KafkaVersionPin})
+	}
+	if w := c.Spec.MaintenanceWindow; w != nil {
+		f = append(f, field{"Maintenance Window", strings.TrimSpace(cmp.Or(w.Day, "every day") + " " + w.StartTime + " UTC for " + w.Duration)})
 	}
 	if st.Reason != "" {
 		f = append(f, field{"Reason", st.Reason})

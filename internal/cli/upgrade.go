@@ -147,6 +147,7 @@ func newUpgradeCmd(g *globals) *cobra.Command {
 		to, waves                   string
 		sites, skus, orgs, versions []string
 		maxInFlight, failureBudget  int
+		emergency                   bool
 	}
 	create := &cobra.Command{
 		Use:   "create",
@@ -164,7 +165,7 @@ The campaign halts by itself once more than --failure-budget PKCs failed.`,
 			if err != nil {
 				return err
 			}
-			body := map[string]any{"target_version": c.to, "waves": waves, "max_in_flight": c.maxInFlight, "failure_budget": c.failureBudget,
+			body := map[string]any{"target_version": c.to, "waves": waves, "max_in_flight": c.maxInFlight, "failure_budget": c.failureBudget, "emergency": c.emergency,
 				"selector": map[string][]string{"sites": c.sites, "skus": c.skus, "organizations": c.orgs, "versions": c.versions}}
 			var u upgrade
 			if err := s.client.Do(cmd.Context(), http.MethodPost, fleetUpgradesPath, body, &u); err != nil {
@@ -189,6 +190,7 @@ The campaign halts by itself once more than --failure-budget PKCs failed.`,
 	f.StringSliceVar(&c.versions, "from-version", nil, "only PKCs running these versions")
 	f.IntVar(&c.maxInFlight, "max-in-flight", 1, "the most PKCs upgrading at once")
 	f.IntVar(&c.failureBudget, "failure-budget", 0, "how many PKCs may fail before the campaign halts")
+	f.BoolVar(&c.emergency, "emergency", false, "start each PKC whatever its maintenance window says (a security fix)")
 	_ = create.MarkFlagRequired("to")
 
 	get := func(ctx context.Context, s *session, id string) (upgrade, error) {

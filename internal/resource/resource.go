@@ -181,6 +181,11 @@ type LKCSpec struct {
 	// ReleasePriority is REGULAR or PRIORITY for a Dedicated cluster:
 	// which clusters a fleet upgrade takes first.
 	ReleasePriority string `json:"release_priority,omitempty"`
+	// MaintenanceWindow is when an operator's upgrade may start on a
+	// Dedicated cluster (none: any time); KafkaVersionPin keeps it at a
+	// version: campaigns skip it.
+	MaintenanceWindow *Window `json:"maintenance_window,omitempty"`
+	KafkaVersionPin   string  `json:"kafka_version_pin,omitempty"`
 }
 
 // Site is where the cluster runs.

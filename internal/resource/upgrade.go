@@ -1,5 +1,12 @@
 package resource
 
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
 // VersionsID is the id of the one KindVersions resource: the
 // installation's Kafka version settings.
 const VersionsID = "default"
@@ -49,6 +56,8 @@ type UpgradeSpec struct {
 	Waves         []UpgradeWave   `json:"waves"`
 	MaxInFlight   int             `json:"max_in_flight"`
 	FailureBudget int             `json:"failure_budget"`
+	// Emergency starts each PKC whatever its maintenance window says.
+	Emergency bool `json:"emergency,omitempty"`
 	// Actor is who created the campaign; the changes' actors are in the
 	// audit history.
 	Actor  string `json:"actor,omitempty"`
@@ -157,4 +166,57 @@ func (p PauseSpec) Said() string {
 		return "paused by " + p.By
 	}
 	return "paused by " + p.By + ": " + p.Reason
+}
+
+// Window is a weekly maintenance window: when an operator's disruptive
+// change (a Kafka version roll) may start on a cluster. Day is MONDAY …
+// SUNDAY, or empty for every day; StartTime is HH:MM in UTC; Duration a Go
+// duration from 1h to 24h.
+type Window struct {
+	Day       string `json:"day,omitempty"`
+	StartTime string `json:"start_time"`
+	Duration  string `json:"duration"`
+}
+
+// Days are the week's days as windows name them.
+var Days = []string{"SUNDAY", "MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY"}
+
+// Validate says what is wrong with a window, field by field.
+func (w Window) Validate() map[string]string {
+	bad := map[string]string{}
+	if w.Day != "" && !slices.Contains(Days, w.Day) {
+		bad["day"] = fmt.Sprintf("day %q must be one of %s, or empty for every day", w.Day, strings.Join(Days, ", "))
+	}
+	if _, err := time.Parse("15:04", w.StartTime); err != nil {
+		bad["start_time"] = fmt.Sprintf("start_time %q must be HH:MM in UTC, such as 02:00", w.StartTime)
+	}
+	if d, err := time.ParseDuration(w.Duration); err != nil || d < time.Hour || d > 24*time.Hour {
+		bad["duration"] = fmt.Sprintf("duration %q must be from 1h to 24h, such as 4h", w.Duration)
+	}
+	return bad
+}
+
+// Next returns when the window is open at or after now: now itself while
+// it is open, else the start of its next opening.
+func (w Window) Next(now time.Time) time.Time {
+	start, err := time.Parse("15:04", w.StartTime)
+	if err != nil {
+		return now
+	}
+	length, _ := time.ParseDuration(w.Duration)
+	now = now.UTC()
+	// The opening that may hold now began at most a day before it.
+	day := time.Date(now.Year(), now.Month(), now.Day(), start.Hour(), start.Minute(), 0, 0, time.UTC).AddDate(0, 0, -1)
+	for range 9 {
+		if w.Day == "" || Days[day.Weekday()] == w.Day {
+			if !now.Before(day) && now.Before(day.Add(length)) {
+				return now
+			}
+			if day.After(now) {
+				return day
+			}
+		}
+		day = day.AddDate(0, 0, 1)
+	}
+	return now
 }

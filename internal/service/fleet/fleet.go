@@ -162,8 +162,12 @@ type Cluster struct {
 	AcceptedAt time.Time `json:"accepted_at"`
 	Stuck      bool      `json:"stuck"`
 	// Paused says who paused it (or its PKC) and why.
-	Paused  string `json:"paused,omitempty"`
-	version int64
+	Paused string `json:"paused,omitempty"`
+	// MaintenanceWindow and KafkaVersionPin are its tenant's, for an
+	// operator's upgrade.
+	MaintenanceWindow *resource.Window `json:"maintenance_window,omitempty"`
+	KafkaVersionPin   string           `json:"kafka_version_pin,omitempty"`
+	version           int64
 	// keys are the lower-case values the filters compare: organization,
 	// site, SKU, phase.
 	keys [4]string
@@ -284,7 +288,7 @@ func toCluster(r store.Resource) (Cluster, error) {
 	return Cluster{ID: r.ID, Organization: r.Organization, Environment: r.Environment, DisplayName: spec.DisplayName, SKU: spec.Type,
 		CKU: spec.CKU, Cloud: spec.Cloud, Region: spec.Region, Site: spec.Site().String(), PKC: st.PKC, Phase: r.Status.Phase,
 		Reason: r.Status.Reason, Generation: r.Generation, ObservedGeneration: r.Status.ObservedGeneration, Deleted: r.Deleted(),
-		version: r.Version}, nil
+		MaintenanceWindow: spec.MaintenanceWindow, KafkaVersionPin: spec.KafkaVersionPin, version: r.Version}, nil
 }
 
 func toPKC(r store.Resource) (PKC, error) {

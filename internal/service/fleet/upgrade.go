@@ -56,6 +56,9 @@ type UpgradeRequest struct {
 	// FailureBudget is how many PKCs may fail before the campaign halts
 	// by itself (default 0: the first failure halts it).
 	FailureBudget int `json:"failure_budget,omitempty"`
+	// Emergency starts each PKC's upgrade whatever its maintenance
+	// window says (a security fix); the audit log records who asked.
+	Emergency bool `json:"emergency,omitempty"`
 }
 
 // Upgrade is a campaign as the API shows it.
@@ -149,7 +152,7 @@ func validateUpgrade(in UpgradeRequest) (resource.UpgradeSpec, error) {
 		errs = append(errs, api.Invalid("/failure_budget", "failure_budget must not be negative"))
 	}
 	spec := resource.UpgradeSpec{TargetVersion: in.TargetVersion, Selector: in.Selector, Waves: in.Waves,
-		MaxInFlight: max(in.MaxInFlight, 1), FailureBudget: in.FailureBudget}
+		MaxInFlight: max(in.MaxInFlight, 1), FailureBudget: in.FailureBudget, Emergency: in.Emergency}
 	for i := range spec.Waves {
 		spec.Waves[i].Soak = cmp.Or(spec.Waves[i].Soak, "0s")
 	}
@@ -197,13 +200,14 @@ func (s *Service) selectPKCs(spec resource.UpgradeSpec) ([]candidate, []resource
 		if p.Deleted || !in(sel.Sites, p.Site) {
 			continue
 		}
-		sku, orgs := resource.TypeDedicated, []string{}
+		sku, orgs, pin := resource.TypeDedicated, []string{}, ""
 		for _, lkc := range p.LKCs {
 			if c, ok := s.lkcs[lkc]; ok {
 				orgs = append(orgs, c.Organization)
 				if !p.Dedicated {
 					sku = c.SKU
 				}
+				pin = cmp.Or(pin, c.KafkaVersionPin)
 			}
 		}
 		if !p.Dedicated && len(p.LKCs) > 0 && sku == resource.TypeDedicated {
@@ -218,6 +222,10 @@ func (s *Service) selectPKCs(spec resource.UpgradeSpec) ([]candidate, []resource
 		}
 		if from == spec.TargetVersion && (p.Spec.Version == "" || p.Spec.Version == spec.TargetVersion) {
 			skipped = append(skipped, resource.UpgradeSkip{PKC: id, Reason: "already runs Kafka " + from})
+			continue
+		}
+		if pin != "" && pin != spec.TargetVersion {
+			skipped = append(skipped, resource.UpgradeSkip{PKC: id, Reason: "its tenant pinned it to Kafka " + pin})
 			continue
 		}
 		out = append(out, candidate{id: id, from: from})
@@ -527,13 +535,15 @@ func (s *Service) run(ctx context.Context, tx store.Tx, id string, spec resource
 		w := st.Wave
 		c := &st.Waves[w]
 		// Skipped PKCs (paused) take no slot: admit until the slots are
-		// full or the wave has none waiting.
+		// full or no PKC of the wave may start.
+		held, opens := 0, time.Time{}
 		for c.Waiting > 0 && inflight < spec.MaxInFlight {
 			waiting := c.Waiting
-			n, err := s.admit(ctx, tx, id, w, spec.MaxInFlight-inflight)
+			n, h, at, err := s.admit(ctx, tx, id, spec, w, spec.MaxInFlight-inflight)
 			if err != nil {
 				return false, err
 			}
+			held, opens = h, at
 			inflight += n
 			if err := recount(ctx, tx, id, len(spec.Waves), st); err != nil {
 				return false, err
@@ -558,6 +568,12 @@ func (s *Service) run(ctx context.Context, tx store.Tx, id string, spec resource
 		if c.Waiting > 0 || c.Upgrading > 0 {
 			next.Phase, next.Reason = resource.UpgradeRunning, "UPGRADING"
 			next.Message = fmt.Sprintf("wave %d of %d: %d of %d PKCs upgraded, %d upgrading", w+1, len(spec.Waves), c.Upgraded, c.PKCs, c.Upgrading)
+			if held > 0 {
+				next.Message += fmt.Sprintf("; %d wait for their maintenance window, the next opening at %s", held, opens.UTC().Format(time.RFC3339))
+				if c.Upgrading == 0 {
+					next.Reason = "WAITING_FOR_MAINTENANCE_WINDOW"
+				}
+			}
 			return false, nil
 		}
 		soak, _ := time.ParseDuration(spec.Waves[w].Soak)
@@ -595,55 +611,97 @@ func metadataOf(version string) string {
 
 // admit starts up to n waiting PKCs of wave w: their assignments are
 // admitted, which the pkc service follows. A PKC that already runs the
-// target is upgraded at once.
-func (s *Service) admit(ctx context.Context, tx store.Tx, id string, w, n int) (int, error) {
-	waiting, err := tx.IndexList(ctx, store.IndexListParams{Index: ixWait, Prefix: waveKey(id, w), Limit: n})
-	if err != nil {
-		return 0, err
-	}
-	started := 0
-	for _, e := range waiting {
-		pkc := strings.TrimPrefix(e.Key, waveKey(id, w))
-		a, err := tx.ResourceGet(ctx, resource.KindPKCUpgrade, pkc)
+// target is upgraded at once; one outside its maintenance window waits
+// (unless the campaign is an emergency), and next is when the first of
+// those windows opens.
+func (s *Service) admit(ctx context.Context, tx store.Tx, id string, spec resource.UpgradeSpec, w, n int) (started, held int, next time.Time, err error) {
+	now := s.cfg.Now()
+	for after := ""; started < n; {
+		waiting, err := tx.IndexList(ctx, store.IndexListParams{Index: ixWait, Prefix: waveKey(id, w), AfterKey: after, Limit: max(n-started, 64)})
 		if err != nil {
-			return started, fmt.Errorf("upgrade %s: %s: %w", id, pkc, err)
+			return started, held, next, err
 		}
-		as, err := resource.Decode[resource.PKCUpgradeSpec](a.Spec)
-		if err != nil {
-			return started, err
-		}
-		if by := s.pausedPKC(pkc); by != "" {
-			// An operator paused it or one of its clusters: the campaign
-			// leaves it alone.
-			if err := s.move(ctx, tx, a, as, resource.AssignSkipped, by); err != nil {
-				return started, err
+		for _, e := range waiting {
+			if started == n {
+				break
 			}
-			continue
+			after = e.Key
+			pkc := strings.TrimPrefix(e.Key, waveKey(id, w))
+			if !spec.Emergency {
+				if opens := s.windowOf(pkc, now); opens.After(now) {
+					held++
+					if next.IsZero() || opens.Before(next) {
+						next = opens
+					}
+					continue
+				}
+			}
+			ok, err := s.admitOne(ctx, tx, id, pkc)
+			if err != nil {
+				return started, held, next, err
+			}
+			if ok {
+				started++
+			}
 		}
-		as.Admitted = true
-		a, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindPKCUpgrade, ID: pkc, Spec: resource.Encode(as)})
-		if err != nil {
-			return started, err
-		}
-		if err := s.move(ctx, tx, a, as, resource.AssignUpgrading, ""); err != nil {
-			return started, err
-		}
-		started++
-		// Its state may already be the target's, and no event would say
-		// so again.
-		o, ok, err := newest(ctx, tx, pkc, pkcDesired, pkcStatus)
-		if err != nil {
-			return started, err
-		}
-		a, err = tx.ResourceGet(ctx, resource.KindPKCUpgrade, pkc)
-		if err != nil {
-			return started, err
-		}
-		if err := s.judge(ctx, tx, a, as, o, ok); err != nil {
-			return started, err
+		if len(waiting) < max(n-started, 64) {
+			break
 		}
 	}
-	return started, nil
+	return started, held, next, nil
+}
+
+// windowOf is when a PKC's maintenance window is open at or after now: the
+// window of its Dedicated cluster; a PKC without one is open now.
+func (s *Service) windowOf(pkc string, now time.Time) time.Time {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	p, ok := s.pkcs[pkc]
+	if !ok || !p.Dedicated {
+		return now
+	}
+	for _, lkc := range p.LKCs {
+		if c, ok := s.lkcs[lkc]; ok && c.MaintenanceWindow != nil {
+			return c.MaintenanceWindow.Next(now)
+		}
+	}
+	return now
+}
+
+// admitOne admits one waiting PKC, or skips it when paused; it reports
+// whether the PKC started.
+func (s *Service) admitOne(ctx context.Context, tx store.Tx, id, pkc string) (bool, error) {
+	a, err := tx.ResourceGet(ctx, resource.KindPKCUpgrade, pkc)
+	if err != nil {
+		return false, fmt.Errorf("upgrade %s: %s: %w", id, pkc, err)
+	}
+	as, err := resource.Decode[resource.PKCUpgradeSpec](a.Spec)
+	if err != nil {
+		return false, err
+	}
+	if by := s.pausedPKC(pkc); by != "" {
+		// An operator paused it or one of its clusters: the campaign
+		// leaves it alone.
+		return false, s.move(ctx, tx, a, as, resource.AssignSkipped, by)
+	}
+	as.Admitted = true
+	a, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindPKCUpgrade, ID: pkc, Spec: resource.Encode(as)})
+	if err != nil {
+		return false, err
+	}
+	if err := s.move(ctx, tx, a, as, resource.AssignUpgrading, ""); err != nil {
+		return false, err
+	}
+	// Its state may already be the target's, and no event would say so
+	// again.
+	o, ok, err := newest(ctx, tx, pkc, pkcDesired, pkcStatus)
+	if err != nil {
+		return true, err
+	}
+	if a, err = tx.ResourceGet(ctx, resource.KindPKCUpgrade, pkc); err != nil {
+		return true, err
+	}
+	return true, s.judge(ctx, tx, a, as, o, ok)
 }
 
 // pausedPKC says who paused a PKC or one of its clusters, "" if none.

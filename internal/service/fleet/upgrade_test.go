@@ -378,3 +378,83 @@ func TestUpgradeRequestsAreValidated(t *testing.T) {
 		t.Fatalf("a tenant asked for the versions: %v", err)
 	}
 }
+
+// TestUpgradeWaitsForMaintenanceWindowsAndSkipsPins: a PKC whose cluster
+// has a maintenance window starts only inside it (the status says when);
+// an emergency campaign does not wait; a pinned cluster's PKC is skipped.
+func TestUpgradeWaitsForMaintenanceWindowsAndSkipsPins(t *testing.T) {
+	r := newRig(t, "sqlite")
+	r.running = map[string]string{}
+	const site = "aws/us-west-2"
+	// Monday 10:00 UTC; the window opens on Tuesday at 02:00 for 4 hours.
+	r.clock.now = time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	for _, id := range []string{"pkc-dwindow", "pkc-dpinned", "pkc-dplain0"} {
+		r.publish(id, site, "4.2.0", "4.2.0", resource.PhaseProvisioned, false)
+		r.running[id] = "4.2.0"
+	}
+	tenant := func(pkc string, spec resource.LKCSpec) {
+		st, _ := json.Marshal(resource.LKCStatus{PKC: pkc})
+		spec.DisplayName, spec.Type, spec.Cloud, spec.Region, spec.CKU = pkc, resource.TypeDedicated, "AWS", "us-west-2", 1
+		observe(t, r.st, r.h.Reconcile, store.Resource{ID: "lkc-" + pkc[4:], Kind: resource.KindLKC, Organization: "org-1", Generation: 1, Version: 1,
+			Spec: resource.Encode(spec), Status: store.Status{ObservedGeneration: 1, Phase: resource.PhaseProvisioned, Detail: st}}, event.Desired)
+	}
+	tenant("pkc-dwindow", resource.LKCSpec{MaintenanceWindow: &resource.Window{Day: "TUESDAY", StartTime: "02:00", Duration: "4h"}})
+	tenant("pkc-dpinned", resource.LKCSpec{KafkaVersionPin: "4.2.0"})
+	tenant("pkc-dplain0", resource.LKCSpec{})
+
+	u, err := r.svc.CreateUpgrade(t.Context(), operator, fleet.UpgradeRequest{TargetVersion: "4.3.0",
+		Waves: []resource.UpgradeWave{{Percent: 100}}, MaxInFlight: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(u.Status.Skipped) != 1 || u.Status.Skipped[0].PKC != "pkc-dpinned" || !strings.Contains(u.Status.Skipped[0].Reason, "pinned") {
+		t.Fatalf("skipped %+v, want the pinned one", u.Status.Skipped)
+	}
+	as := r.assignments()
+	if !as["pkc-dplain0"].Admitted || as["pkc-dwindow"].Admitted {
+		t.Fatalf("admitted outside the window: %+v", as)
+	}
+	r.follow(site, nil, 0)
+	u = r.get(u.ID)
+	if u.Status.Reason != "WAITING_FOR_MAINTENANCE_WINDOW" || !strings.Contains(u.Status.Message, "2026-12-08T02:00:00Z") {
+		t.Fatalf("waiting for the window: %s %s", u.Status.Reason, u.Status.Message)
+	}
+	r.clock.Add(16*time.Hour + 30*time.Minute) // Tuesday 02:30
+	r.upkeep()
+	if !r.assignments()["pkc-dwindow"].Admitted {
+		t.Fatal("not admitted inside its window")
+	}
+	r.follow(site, nil, 0)
+	if u = r.get(u.ID); u.Status.Phase != resource.UpgradeSucceeded {
+		t.Fatalf("at the end: %s %s", u.Status.Phase, u.Status.Message)
+	}
+
+	// An emergency does not wait; the window is Tuesday's, it is Friday.
+	r.clock.Add(3 * 24 * time.Hour)
+	u, err = r.svc.CreateUpgrade(t.Context(), operator, fleet.UpgradeRequest{TargetVersion: "4.3.1",
+		Selector: resource.UpgradeSelector{Versions: []string{"4.3.0"}}, Waves: []resource.UpgradeWave{{Percent: 100}}, MaxInFlight: 5, Emergency: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.assignments()["pkc-dwindow"].Admitted || !u.Spec.Emergency {
+		t.Fatalf("an emergency waited for the window: %+v", r.assignments()["pkc-dwindow"])
+	}
+}
+
+func TestWindowNext(t *testing.T) {
+	w := resource.Window{Day: "SUNDAY", StartTime: "23:00", Duration: "4h"}
+	for _, c := range []struct{ now, want string }{
+		{"2026-12-06T23:30:00Z", "2026-12-06T23:30:00Z"}, // Sunday, open
+		{"2026-12-07T02:59:00Z", "2026-12-07T02:59:00Z"}, // Monday, still open past midnight
+		{"2026-12-07T03:00:00Z", "2026-12-13T23:00:00Z"}, // closed: next Sunday
+		{"2026-12-06T10:00:00Z", "2026-12-06T23:00:00Z"}, // Sunday, before it opens
+	} {
+		now, _ := time.Parse(time.RFC3339, c.now)
+		if got := w.Next(now).Format(time.RFC3339); got != c.want {
+			t.Errorf("Next(%s) = %s, want %s", c.now, got, c.want)
+		}
+	}
+	if bad := (resource.Window{Day: "FUNDAY", StartTime: "25:00", Duration: "10m"}).Validate(); len(bad) != 3 {
+		t.Errorf("Validate found %v", bad)
+	}
+}

@@ -574,6 +574,21 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 	c.do(t, exchange{method: "GET", path: "/fleet/v1/clusters?paused=true", want: 200})
 	c.do(t, exchange{method: "DELETE", path: "/fleet/v1/pauses/" + cl.ID, want: 204})
 	c.do(t, exchange{method: "DELETE", path: "/fleet/v1/pauses/" + cl.ID, want: 404})
+	// A Dedicated cluster's maintenance window and version pin, and what
+	// is wrong with a window, all at once.
+	var windowed api.Cluster
+	decode(t, c.do(t, exchange{method: "PATCH", path: "/cmk/v2/clusters/" + cl.ID, want: 200, body: map[string]any{"spec": map[string]any{
+		"maintenance_window": map[string]any{"day": "SUNDAY", "start_time": "02:00", "duration": "4h"}, "kafka_version_pin": "4.3.0"}}}), &windowed)
+	if windowed.Spec.MaintenanceWindow == nil || windowed.Spec.MaintenanceWindow.Day != "SUNDAY" || windowed.Spec.KafkaVersionPin != "4.3.0" {
+		t.Fatalf("the window and pin set: %+v %q", windowed.Spec.MaintenanceWindow, windowed.Spec.KafkaVersionPin)
+	}
+	a := c.do(t, exchange{method: "PATCH", path: "/cmk/v2/clusters/" + cl.ID, want: 422, body: map[string]any{"spec": map[string]any{
+		"maintenance_window": map[string]any{"start_time": "25:00", "duration": "10m"}}}})
+	if !strings.Contains(string(a.body), "start_time") || !strings.Contains(string(a.body), "duration") {
+		t.Fatalf("both mistakes of the window are named: %s", a.body)
+	}
+	c.do(t, exchange{method: "PATCH", path: "/cmk/v2/clusters/" + cl.ID, want: 200, body: map[string]any{"spec": map[string]any{
+		"maintenance_window": map[string]any{}, "kafka_version_pin": ""}}})
 
 	c.do(t, exchange{method: "PATCH", path: "/cmk/v2/clusters/" + cl.ID, body: map[string]any{"spec": map[string]any{"deletion_protection": false}}, want: 200})
 	c.do(t, exchange{method: "DELETE", path: "/cmk/v2/clusters/" + cl.ID, want: 204})

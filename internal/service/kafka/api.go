@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/kafkaversion"
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 	"github.com/mothership-dev/mothership/internal/service/svcapi"
@@ -42,6 +43,8 @@ func toCluster(r store.Resource) (api.Cluster, error) {
 			Config:             &api.ClusterConfig{Kind: spec.Type, CKU: spec.CKU, ReleasePriority: spec.ReleasePriority},
 			DeletionProtection: &protect,
 			Environment:        ptr(svcapi.EnvironmentRef(r.Organization, r.Environment)),
+			KafkaVersionPin:    spec.KafkaVersionPin,
+			MaintenanceWindow:  window(spec.MaintenanceWindow),
 		},
 		Status: &api.ClusterStatus{Phase: r.Status.Phase, CKU: st.CKU, Reason: r.Status.Reason, Message: r.Status.Message,
 			Generation: r.Generation, ObservedGeneration: r.Status.ObservedGeneration, KafkaVersion: st.KafkaVersion, PendingKafkaVersion: st.PendingKafkaVersion},
@@ -127,6 +130,13 @@ func (s *Service) CreateCluster(ctx context.Context, p svcapi.Principal, in api.
 	}
 	if in.Spec.KafkaBootstrapEndpoint != "" || in.Spec.HTTPEndpoint != "" {
 		return api.Cluster{}, api.Invalid("/spec/kafka_bootstrap_endpoint", "endpoints are read-only")
+	}
+	var pin *string
+	if in.Spec.KafkaVersionPin != "" {
+		pin = &in.Spec.KafkaVersionPin
+	}
+	if errs := upgradeSettings(&spec, in.Spec.MaintenanceWindow, pin); len(errs) > 0 {
+		return api.Cluster{}, api.Join(errs...)
 	}
 	if err := validate(spec); err != nil {
 		return api.Cluster{}, err
@@ -274,6 +284,47 @@ func (s *Service) UpdateCluster(ctx context.Context, p svcapi.Principal, id stri
 	return out, svcapi.StoreError("cluster", id, err)
 }
 
+// upgradeSettings applies a tenant's maintenance window and version pin
+// (nil: unchanged) to a Dedicated cluster's spec, and says what is wrong.
+func upgradeSettings(spec *resource.LKCSpec, w *api.MaintenanceWindow, pin *string) []*api.Error {
+	if w == nil && pin == nil {
+		return nil
+	}
+	if spec.Type != resource.TypeDedicated {
+		return []*api.Error{api.Invalid("/spec/maintenance_window", "maintenance windows and version pins apply to Dedicated clusters; "+
+			"this one is %s and shares its PKC, which follows its site's window", spec.Type)}
+	}
+	var errs []*api.Error
+	if w != nil {
+		spec.MaintenanceWindow = nil
+		if *w != (api.MaintenanceWindow{}) {
+			rw := resource.Window{Day: strings.ToUpper(w.Day), StartTime: w.StartTime, Duration: w.Duration}
+			bad := rw.Validate()
+			for _, field := range []string{"day", "start_time", "duration"} {
+				if msg, ok := bad[field]; ok {
+					errs = append(errs, api.Invalid("/spec/maintenance_window/"+field, "%s", msg))
+				}
+			}
+			spec.MaintenanceWindow = &rw
+		}
+	}
+	if pin != nil {
+		if *pin != "" && !kafkaversion.Known(*pin) {
+			errs = append(errs, api.Invalid("/spec/kafka_version_pin", "%q is not a Kafka version Mothership runs", *pin))
+		}
+		spec.KafkaVersionPin = *pin
+	}
+	return errs
+}
+
+// window is a cluster's maintenance window as the API shows it.
+func window(w *resource.Window) *api.MaintenanceWindow {
+	if w == nil {
+		return nil
+	}
+	return &api.MaintenanceWindow{Day: w.Day, StartTime: w.StartTime, Duration: w.Duration}
+}
+
 func applyUpdate(spec resource.LKCSpec, env string, u api.ClusterUpdateSpec) (resource.LKCSpec, error) {
 	// Every refusal of the update at once, each at its field.
 	var errs []*api.Error
@@ -316,6 +367,7 @@ func applyUpdate(spec resource.LKCSpec, env string, u api.ClusterUpdateSpec) (re
 			spec.ReleasePriority = c.ReleasePriority
 		}
 	}
+	errs = append(errs, upgradeSettings(&spec, u.MaintenanceWindow, u.KafkaVersionPin)...)
 	if len(errs) > 0 {
 		return spec, api.Join(errs...)
 	}
