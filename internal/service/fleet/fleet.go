@@ -108,6 +108,9 @@ func New(cfg Config) *Service {
 				s.log.Warn("fleet: stuck gauge not registered", "kind", kind, "err", err)
 			}
 		}
+		if err := cfg.Registerer.Register(stuckByLayer{s}); err != nil {
+			s.log.Warn("fleet: stuck-by-layer gauge not registered", "err", err)
+		}
 	}
 	return s
 }
@@ -161,6 +164,9 @@ type Cluster struct {
 	// says it has stayed unobserved longer than the limit.
 	AcceptedAt time.Time `json:"accepted_at"`
 	Stuck      bool      `json:"stuck"`
+	// StuckLayer names the lowest layer that has not caught up, while
+	// stuck: pkc, capacity, satellite, or paused.
+	StuckLayer string `json:"stuck_layer,omitempty"`
 	// Paused says who paused it (or its PKC) and why.
 	Paused string `json:"paused,omitempty"`
 	// MaintenanceWindow and KafkaVersionPin are its tenant's, for an
@@ -194,6 +200,9 @@ type PKC struct {
 	Deleted    bool      `json:"deleted,omitempty"`
 	AcceptedAt time.Time `json:"accepted_at"`
 	Stuck      bool      `json:"stuck"`
+	// StuckLayer names the lowest layer that has not caught up, while
+	// stuck.
+	StuckLayer string `json:"stuck_layer,omitempty"`
 	// Paused says who paused it and why.
 	Paused  string `json:"paused,omitempty"`
 	version int64

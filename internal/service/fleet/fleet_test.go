@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/event"
@@ -147,7 +151,8 @@ func TestStuckResourcesAreFound(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
-	svc := fleet.New(fleet.Config{StuckAfter: 15 * time.Minute, Now: func() time.Time { return now }})
+	reg := prometheus.NewRegistry()
+	svc := fleet.New(fleet.Config{StuckAfter: 15 * time.Minute, Now: func() time.Time { return now }, Registerer: reg})
 	h := svc.Host()
 	h.Attach(st)
 	waiting := lkc("lkc-1", "org-1", "Dedicated", "AWS", "us-west-2", "", "PROVISIONING", 2)
@@ -167,11 +172,40 @@ func TestStuckResourcesAreFound(t *testing.T) {
 	if got := stuck(); !slices.Equal(got, []string{"lkc-1"}) || svc.Summarize().StuckClusters != 1 {
 		t.Fatalf("20 minutes after its change, unobserved: stuck %v (summary %+v)", got, svc.Summarize())
 	}
-	if c := svc.Clusters(fleet.Filter{}, fleet.Page{}).Data; len(c) != 1 || !c[0].Stuck {
-		t.Fatalf("the list does not say lkc-1 is stuck: %+v", c)
+	if c := svc.Clusters(fleet.Filter{}, fleet.Page{}).Data; len(c) != 1 || !c[0].Stuck || c[0].StuckLayer != fleet.LayerPKC {
+		t.Fatalf("the list does not say lkc-1 is stuck, waiting for pkc: %+v", c)
+	}
+	// Its PKC waits for its satellite: that is the layer the cluster names.
+	behind := pkc("pkc-a", "AWS", "us-west-2", "4.2.0", true, "lkc-1")
+	behind.Generation, behind.UpdatedAt = 2, now.Add(-20*time.Minute)
+	behind.Status.Phase, behind.Status.Reason = "PROVISIONING", "WAITING_FOR_SATELLITE"
+	observe(t, st, h.Reconcile, behind, event.Desired)
+	waiting.Status.Detail, _ = json.Marshal(resource.LKCStatus{PKC: "pkc-a"})
+	waiting.Version = 3
+	observe(t, st, h.Reconcile, waiting, event.Status)
+	if c := svc.Clusters(fleet.Filter{}, fleet.Page{}).Data; len(c) != 1 || c[0].StuckLayer != fleet.LayerSatellite {
+		t.Fatalf("a cluster whose PKC waits for its satellite: %+v", c)
+	}
+	if p := svc.PKCs(fleet.Filter{Stuck: new(true)}, fleet.Page{}).Data; len(p) != 1 || p[0].StuckLayer != fleet.LayerSatellite {
+		t.Fatalf("the stuck PKC: %+v", p)
+	}
+	want := `
+# HELP mothership_fleet_stuck_resources_by_layer Resources whose accepted generation has stayed unobserved longer than the limit, by kind and the lowest layer that has not caught up.
+# TYPE mothership_fleet_stuck_resources_by_layer gauge
+mothership_fleet_stuck_resources_by_layer{kind="lkc",layer="capacity"} 0
+mothership_fleet_stuck_resources_by_layer{kind="lkc",layer="paused"} 0
+mothership_fleet_stuck_resources_by_layer{kind="lkc",layer="pkc"} 0
+mothership_fleet_stuck_resources_by_layer{kind="lkc",layer="satellite"} 1
+mothership_fleet_stuck_resources_by_layer{kind="pkc",layer="capacity"} 0
+mothership_fleet_stuck_resources_by_layer{kind="pkc",layer="paused"} 0
+mothership_fleet_stuck_resources_by_layer{kind="pkc",layer="pkc"} 0
+mothership_fleet_stuck_resources_by_layer{kind="pkc",layer="satellite"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "mothership_fleet_stuck_resources_by_layer"); err != nil {
+		t.Fatal(err)
 	}
 	done := waiting
-	done.Version, done.Status.ObservedGeneration, done.Status.Phase = 3, 2, "PROVISIONED"
+	done.Version, done.Status.ObservedGeneration, done.Status.Phase = 4, 2, "PROVISIONED"
 	observe(t, st, h.Reconcile, done, event.Status)
 	if got := stuck(); len(got) != 0 {
 		t.Fatalf("observed, still stuck: %v", got)

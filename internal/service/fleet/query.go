@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Filter selects clusters or PKCs; an empty field selects every value.
@@ -106,6 +108,9 @@ func (s *Service) Clusters(f Filter, p Page) List[Cluster] {
 		c.Version = s.versionOf(c)
 		c.Stuck = s.stuck(now, c.Generation, c.ObservedGeneration, c.AcceptedAt)
 		c.Paused = s.pausedOf(c.ID, c.PKC)
+		if c.Stuck {
+			c.StuckLayer = s.clusterLayer(c)
+		}
 	})
 }
 
@@ -150,6 +155,9 @@ func (s *Service) PKCs(f Filter, p Page) List[PKC] {
 	return page(out, func(k *PKC) string { return k.ID }, p, func(k *PKC) {
 		k.Stuck = s.stuck(now, k.Generation, k.Status.ObservedGeneration, k.AcceptedAt)
 		k.Paused = s.paused[k.ID]
+		if k.Stuck {
+			k.StuckLayer = s.pkcLayer(k)
+		}
 	})
 }
 
@@ -227,6 +235,77 @@ func (s *Service) Summarize() Summary {
 		out.Counts = []Count{}
 	}
 	return out
+}
+
+// Layers a stuck resource names: the lowest one that has not caught up.
+const (
+	LayerPKC       = "pkc"
+	LayerCapacity  = "capacity"
+	LayerSatellite = "satellite"
+	LayerPaused    = "paused"
+)
+
+// pkcLayer is the lowest layer a PKC waits for, from the reason its owner
+// gives; the caller holds the lock.
+func (s *Service) pkcLayer(p *PKC) string {
+	switch r := p.Status.Reason; {
+	case s.paused[p.ID] != "" || r == "PAUSED":
+		return LayerPaused
+	case r == "WAITING_FOR_CAPACITY":
+		return LayerCapacity
+	case r == "WAITING_FOR_SATELLITE", p.Status.Phase == "FAILED":
+		return LayerSatellite
+	}
+	return LayerPKC
+}
+
+// clusterLayer is the lowest layer a cluster waits for: its PKC's, while
+// the PKC has not caught up; else pkc, which has not yet carried the
+// cluster's change. The caller holds the lock.
+func (s *Service) clusterLayer(c *Cluster) string {
+	if s.pausedOf(c.ID, c.PKC) != "" {
+		return LayerPaused
+	}
+	if p, ok := s.pkcs[c.PKC]; ok && p.Status.ObservedGeneration < p.Generation {
+		return s.pkcLayer(p)
+	}
+	return LayerPKC
+}
+
+// stuckByLayer is the gauge of stuck resources by kind and the layer
+// they wait for, counted at each scrape.
+type stuckByLayer struct{ s *Service }
+
+var stuckByLayerDesc = prometheus.NewDesc("mothership_fleet_stuck_resources_by_layer",
+	"Resources whose accepted generation has stayed unobserved longer than the limit, by kind and the lowest layer that has not caught up.",
+	[]string{"kind", "layer"}, nil)
+
+// Describe implements prometheus.Collector.
+func (g stuckByLayer) Describe(ch chan<- *prometheus.Desc) { ch <- stuckByLayerDesc }
+
+// Collect implements prometheus.Collector: every (kind, layer) pair, so
+// that a layer with none stuck reads 0 rather than nothing.
+func (g stuckByLayer) Collect(ch chan<- prometheus.Metric) {
+	s := g.s
+	now := s.cfg.Now()
+	counts := map[[2]string]int{}
+	s.mu.RLock()
+	for _, p := range s.pkcs {
+		if !p.Deleted && s.stuck(now, p.Generation, p.Status.ObservedGeneration, p.AcceptedAt) {
+			counts[[2]string{"pkc", s.pkcLayer(p)}]++
+		}
+	}
+	for _, c := range s.lkcs {
+		if !c.Deleted && s.stuck(now, c.Generation, c.ObservedGeneration, c.AcceptedAt) {
+			counts[[2]string{"lkc", s.clusterLayer(c)}]++
+		}
+	}
+	s.mu.RUnlock()
+	for _, kind := range []string{"lkc", "pkc"} {
+		for _, layer := range []string{LayerPKC, LayerCapacity, LayerSatellite, LayerPaused} {
+			ch <- prometheus.MustNewConstMetric(stuckByLayerDesc, prometheus.GaugeValue, float64(counts[[2]string{kind, layer}]), kind, layer)
+		}
+	}
 }
 
 // pausedOf says who paused a cluster, itself or its PKC; the caller

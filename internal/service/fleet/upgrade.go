@@ -531,6 +531,12 @@ func halt(spec resource.UpgradeSpec, waves []resource.UpgradeWaveStatus, next *s
 // run is advance for a campaign that may go on: it reports whether the
 // campaign finished.
 func (s *Service) run(ctx context.Context, tx store.Tx, id string, spec resource.UpgradeSpec, st *resource.UpgradeStatus, next *store.Status, inflight int, now time.Time) (bool, error) {
+	if !s.loaded.Load() {
+		// Windows and pauses are read from the view: until it is back
+		// after a start, nothing is admitted that they might hold.
+		next.Phase, next.Reason, next.Message = resource.UpgradeRunning, "LOADING", "the fleet view is loading after a start; no PKC starts until it is back"
+		return false, nil
+	}
 	for {
 		w := st.Wave
 		c := &st.Waves[w]
