@@ -63,11 +63,13 @@ type fleetPKC struct {
 
 // fleetSummary is the fleet in numbers.
 type fleetSummary struct {
-	PKCs          int `json:"pkcs"`
-	Clusters      int `json:"clusters"`
-	StuckPKCs     int `json:"stuck_pkcs"`
-	StuckClusters int `json:"stuck_clusters"`
-	Counts        []struct {
+	PKCs           int `json:"pkcs"`
+	Clusters       int `json:"clusters"`
+	StuckPKCs      int `json:"stuck_pkcs"`
+	StuckClusters  int `json:"stuck_clusters"`
+	PausedPKCs     int `json:"paused_pkcs"`
+	PausedClusters int `json:"paused_clusters"`
+	Counts         []struct {
 		Site    string `json:"site"`
 		Version string `json:"version"`
 		Phase   string `json:"phase"`
@@ -98,6 +100,14 @@ var fleetPKCView = view[fleetPKC]{
 		return []string{k.ID, k.Site, kind, strconv.Itoa(k.Brokers), k.Status.Version, k.Spec.Version, k.Status.Phase, strconv.Itoa(len(k.LKCs)), k.Paused}
 	},
 	flat: func(_ *session, k fleetPKC) any { return k },
+}
+
+// count writes n things, singular or plural.
+func count(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return strconv.Itoa(n) + " " + thing + "s"
 }
 
 // newFleetCmd is the operators' view of the whole installation.
@@ -185,7 +195,8 @@ not exist.
 			if err := printTable(s.out, []string{"Site", "Version", "Phase", "PKCs", "Clusters"}, rows); err != nil {
 				return err
 			}
-			_, err := fmt.Fprintf(s.out, "%d PKCs, %d clusters; stuck: %d PKCs, %d clusters\n", sum.PKCs, sum.Clusters, sum.StuckPKCs, sum.StuckClusters)
+			_, err := fmt.Fprintf(s.out, "%s, %s; stuck: %s, %s; paused: %s, %s\n", count(sum.PKCs, "PKC"), count(sum.Clusters, "cluster"),
+				count(sum.StuckPKCs, "PKC"), count(sum.StuckClusters, "cluster"), count(sum.PausedPKCs, "PKC"), count(sum.PausedClusters, "cluster"))
 			return err
 		}),
 	}

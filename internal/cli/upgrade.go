@@ -104,7 +104,7 @@ func parseWaves(s string) ([]upgradeWave, error) {
 
 // drawUpgrade prints a campaign with a bar per wave.
 func drawUpgrade(w io.Writer, u upgrade) error {
-	fmt.Fprintf(w, "%s: Kafka %s, %d PKCs, %s", u.ID, u.Spec.TargetVersion, u.Status.PKCCount, u.Status.Phase)
+	fmt.Fprintf(w, "%s: Kafka %s, %s, %s", u.ID, u.Spec.TargetVersion, count(u.Status.PKCCount, "PKC"), u.Status.Phase)
 	if u.Status.Message != "" {
 		fmt.Fprintf(w, " (%s)", u.Status.Message)
 	}
