@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mothership-dev/mothership/internal/api"
 )
 
 // The fleet view's paths (package fleet names them for the server; the
@@ -259,6 +262,42 @@ not exist.
 			return err
 		}),
 	}
+	window := group(&cobra.Command{Use: "window", Short: "A site's maintenance window: when a campaign may start its PKCs"})
+	window.AddCommand(&cobra.Command{
+		Use:     "set SITE WINDOW",
+		Short:   `Set a site's weekly window, "SUNDAY 02:00 4h" (UTC) or "02:00 4h" every day`,
+		Example: `  mothership fleet site window set aws/us-west-2 "SUNDAY 02:00 4h"`,
+		Args:    cobra.ExactArgs(2),
+		RunE: g.run(func(cmd *cobra.Command, s *session, args []string) error {
+			w, err := parseWindow("WINDOW", args[1])
+			if err != nil {
+				return err
+			}
+			if *w == (api.MaintenanceWindow{}) {
+				return fmt.Errorf("WINDOW is empty: to remove the window, use mothership fleet site window delete %s", args[0])
+			}
+			var out struct {
+				Site string `json:"site"`
+			}
+			if err := s.client.Do(cmd.Context(), http.MethodPut, fleetSitesPath+"/"+args[0]+"/maintenance-window", map[string]any{"maintenance_window": w}, &out); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(s.out, "%s: campaigns start its PKCs only %s %s UTC for %s (unless an emergency)\n", out.Site, cmp.Or(w.Day, "every day"), w.StartTime, w.Duration)
+			return err
+		}),
+	}, &cobra.Command{
+		Use:   "delete SITE",
+		Short: "Remove a site's window: its PKCs may start an upgrade any time",
+		Args:  cobra.ExactArgs(1),
+		RunE: g.run(func(cmd *cobra.Command, s *session, args []string) error {
+			if err := s.client.Do(cmd.Context(), http.MethodDelete, fleetSitesPath+"/"+args[0]+"/maintenance-window", nil, nil); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(s.out, "%s has no maintenance window now\n", args[0])
+			return err
+		}),
+	})
+	site.AddCommand(window)
 	cmd.AddCommand(clusters, pkcs, summary, group(site), newUpgradeCmd(g), newVersionCmd(g), pause, resume)
 	return cmd
 }

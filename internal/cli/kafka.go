@@ -122,6 +122,29 @@ type ClusterUpdateFlags struct {
 	Pin    *string
 }
 
+// parseWindow reads a maintenance window written "SUNDAY 02:00 4h" (a
+// day, HH:MM in UTC, a length), "02:00 4h" for every day, or "" for none
+// (an empty window, which removes one).
+func parseWindow(flag, s string) (*api.MaintenanceWindow, error) {
+	w := &api.MaintenanceWindow{}
+	switch f := strings.Fields(s); len(f) {
+	case 0:
+		return w, nil
+	case 2:
+		w.StartTime, w.Duration = f[0], f[1]
+	case 3:
+		w.Day, w.StartTime, w.Duration = strings.ToUpper(f[0]), f[1], f[2]
+	default:
+		return nil, fmt.Errorf("%s %q: want \"SUNDAY 02:00 4h\", \"02:00 4h\" for every day, or \"\" to remove it", flag, s)
+	}
+	_, terr := time.Parse("15:04", w.StartTime)
+	_, derr := time.ParseDuration(w.Duration)
+	if terr != nil || derr != nil {
+		return nil, fmt.Errorf("%s %q: want \"SUNDAY 02:00 4h\" (a day, HH:MM in UTC, a length), or \"02:00 4h\" for every day", flag, s)
+	}
+	return w, nil
+}
+
 // ParseClusterUpdate turns the flags of `kafka cluster update` into the
 // API's PATCH body, which carries only what changes. A new size is sent
 // with kind Dedicated, the only type that has one, as Confluent's API
@@ -132,22 +155,9 @@ func ParseClusterUpdate(flags ClusterUpdateFlags) (api.ClusterUpdate, error) {
 		return u, errors.New("nothing to update: pass --name, --cku, --maintenance-window or --kafka-version-pin")
 	}
 	if flags.Window != nil {
-		w := &api.MaintenanceWindow{}
-		switch f := strings.Fields(*flags.Window); len(f) {
-		case 0:
-		case 2:
-			w.StartTime, w.Duration = f[0], f[1]
-		case 3:
-			w.Day, w.StartTime, w.Duration = strings.ToUpper(f[0]), f[1], f[2]
-		default:
-			return u, fmt.Errorf("--maintenance-window %q: want \"SUNDAY 02:00 4h\", \"02:00 4h\" for every day, or \"\" to remove it", *flags.Window)
-		}
-		if *w != (api.MaintenanceWindow{}) {
-			_, terr := time.Parse("15:04", w.StartTime)
-			_, derr := time.ParseDuration(w.Duration)
-			if terr != nil || derr != nil {
-				return u, fmt.Errorf("--maintenance-window %q: want \"SUNDAY 02:00 4h\" (a day, HH:MM in UTC, a length), or \"02:00 4h\" for every day", *flags.Window)
-			}
+		w, err := parseWindow("--maintenance-window", *flags.Window)
+		if err != nil {
+			return u, err
 		}
 		u.Spec.MaintenanceWindow = w
 	}

@@ -31,12 +31,13 @@ const (
 	KindUpgrade      = "upgrade"        // fleet
 	KindPKCUpgrade   = "pkcupgrade"     // fleet
 	KindPause        = "pause"          // fleet
+	KindSiteWindow   = "sitewindow"     // fleet
 )
 
 // Kinds lists every kind but audit records themselves: what the audit
 // service records the changes of.
 var Kinds = []string{KindOrganization, KindEnvironment, KindAPIKey, KindUser, KindServiceAcct, KindRoleBinding,
-	KindLKC, KindQuota, KindPKC, KindCapacity, KindNetwork, KindDelivery, KindVersions, KindUpgrade, KindPKCUpgrade, KindPause}
+	KindLKC, KindQuota, KindPKC, KindCapacity, KindNetwork, KindDelivery, KindVersions, KindUpgrade, KindPKCUpgrade, KindPause, KindSiteWindow}
 
 // Phases of a resource's status.
 const (

@@ -277,6 +277,29 @@ func IndexEntries(ctx context.Context, tx Tx, index, prefix string) ([]IndexEntr
 	}
 }
 
+// resourcePage is how many resources EachResource reads at a time.
+const resourcePage = 500
+
+// EachResource calls fn with every live resource of kind, in id order,
+// read a page at a time.
+func EachResource(ctx context.Context, tx Tx, kind string, fn func(Resource) error) error {
+	for after := ""; ; {
+		page, err := tx.ResourceList(ctx, ListParams{Kind: kind, AfterID: after, Limit: resourcePage})
+		if err != nil {
+			return err
+		}
+		for _, r := range page {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(page) < resourcePage {
+			return nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
 // ObservedResource returns the resource carried by the newest event of
 // subject on topic, as recorded by ObservedPut: a service's local view of
 // another service's resource. ErrNotFound when none was recorded.

@@ -83,6 +83,8 @@ type Service struct {
 	pkcs map[string]*PKC
 	// paused says who paused each paused cluster or PKC, and why.
 	paused map[string]string
+	// siteWindows are the sites' maintenance windows, by site.
+	siteWindows map[string]resource.Window
 }
 
 // New returns the service; Host declares it to the runtime.
@@ -95,7 +97,7 @@ func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger.With("service", Name), lkcs: map[string]*Cluster{}, pkcs: map[string]*PKC{}, paused: map[string]string{}}
+	s := &Service{cfg: cfg, log: cfg.Logger.With("service", Name), lkcs: map[string]*Cluster{}, pkcs: map[string]*PKC{}, paused: map[string]string{}, siteWindows: map[string]resource.Window{}}
 	if cfg.Registerer != nil {
 		for kind, count := range map[string]func() float64{
 			resource.KindLKC: func() float64 { return float64(s.Summarize().StuckClusters) },
@@ -121,7 +123,7 @@ func (s *Service) Host() host.Service {
 	return host.Service{
 		Name:           Name,
 		Layer:          Layer,
-		Owns:           []string{resource.KindVersions, resource.KindUpgrade, resource.KindPKCUpgrade, resource.KindPause},
+		Owns:           []string{resource.KindVersions, resource.KindUpgrade, resource.KindPKCUpgrade, resource.KindPause, resource.KindSiteWindow},
 		ReactsTo:       topics,
 		Reconcile:      s.reconcile,
 		Upkeep:         s.upkeep,
@@ -369,6 +371,9 @@ func (s *Service) putPKC(p PKC) {
 func (s *Service) Load(ctx context.Context) error {
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
 		if err := s.loadPauses(ctx, tx); err != nil {
+			return err
+		}
+		if err := s.loadSiteWindows(ctx, tx); err != nil {
 			return err
 		}
 		seen := map[string]bool{}

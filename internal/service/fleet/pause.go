@@ -144,25 +144,13 @@ func (s *Service) ListPauses(ctx context.Context, p svcapi.Principal) (PauseList
 	}
 	out := PauseList{APIVersion: "fleet/v1", Kind: "PauseList", Data: []Pause{}}
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		for after := ""; ; {
-			rs, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindPause, AfterID: after, Limit: 500})
-			if err != nil {
-				return err
+		return store.EachResource(ctx, tx, resource.KindPause, func(r store.Resource) error {
+			pz, err := toPause(r)
+			if pz.By != "" {
+				out.Data = append(out.Data, pz)
 			}
-			for _, r := range rs {
-				pz, err := toPause(r)
-				if err != nil {
-					return err
-				}
-				if pz.By != "" {
-					out.Data = append(out.Data, pz)
-				}
-			}
-			if len(rs) < 500 {
-				return nil
-			}
-			after = rs[len(rs)-1].ID
-		}
+			return err
+		})
 	})
 	return out, err
 }
@@ -180,23 +168,11 @@ func (s *Service) setPaused(id, by string) {
 
 // loadPauses reads the pauses in force into the view.
 func (s *Service) loadPauses(ctx context.Context, tx store.Tx) error {
-	for after := ""; ; {
-		rs, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindPause, AfterID: after, Limit: 500})
-		if err != nil {
-			return err
+	return store.EachResource(ctx, tx, resource.KindPause, func(r store.Resource) error {
+		ps, err := resource.Decode[resource.PauseSpec](r.Spec)
+		if err == nil && !ps.Resumed {
+			s.setPaused(r.ID, ps.Said())
 		}
-		for _, r := range rs {
-			ps, err := resource.Decode[resource.PauseSpec](r.Spec)
-			if err != nil {
-				return err
-			}
-			if !ps.Resumed {
-				s.setPaused(r.ID, ps.Said())
-			}
-		}
-		if len(rs) < 500 {
-			return nil
-		}
-		after = rs[len(rs)-1].ID
-	}
+		return err
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/service/svcapi"
 )
 
@@ -85,6 +86,12 @@ func (s *Service) RPC(token string) *svcapi.RPCServer {
 	svcapi.Handle(srv, "DeletePause", func(ctx context.Context, a svcapi.Args[string]) (svcapi.None, error) {
 		return svcapi.None{}, s.DeletePause(ctx, a.P, a.In)
 	})
+	svcapi.Handle(srv, "SetSiteWindow", func(ctx context.Context, a svcapi.Args[SiteWindow]) (SiteWindow, error) {
+		return s.SetSiteWindow(ctx, a.P, a.In.Site, a.In.MaintenanceWindow)
+	})
+	svcapi.Handle(srv, "DeleteSiteWindow", func(ctx context.Context, a svcapi.Args[string]) (svcapi.None, error) {
+		return svcapi.None{}, s.DeleteSiteWindow(ctx, a.P, a.In)
+	})
 	svcapi.Handle(srv, "ListPauses", func(ctx context.Context, a svcapi.Args[svcapi.None]) (PauseList, error) {
 		return s.ListPauses(ctx, a.P)
 	})
@@ -163,4 +170,15 @@ func (c *Client) DeletePause(ctx context.Context, p svcapi.Principal, id string)
 // ListPauses calls Service.ListPauses.
 func (c *Client) ListPauses(ctx context.Context, p svcapi.Principal) (PauseList, error) {
 	return svcapi.Call[svcapi.Args[svcapi.None], PauseList](ctx, c.c, "ListPauses", svcapi.Args[svcapi.None]{P: p})
+}
+
+// SetSiteWindow calls Service.SetSiteWindow.
+func (c *Client) SetSiteWindow(ctx context.Context, p svcapi.Principal, site string, w resource.Window) (SiteWindow, error) {
+	return svcapi.Call[svcapi.Args[SiteWindow], SiteWindow](ctx, c.c, "SetSiteWindow", svcapi.Args[SiteWindow]{P: p, In: SiteWindow{Site: site, MaintenanceWindow: w}})
+}
+
+// DeleteSiteWindow calls Service.DeleteSiteWindow.
+func (c *Client) DeleteSiteWindow(ctx context.Context, p svcapi.Principal, site string) error {
+	_, err := svcapi.Call[svcapi.Args[string], svcapi.None](ctx, c.c, "DeleteSiteWindow", svcapi.Args[string]{P: p, In: site})
+	return err
 }

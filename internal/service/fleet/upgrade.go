@@ -658,18 +658,24 @@ func (s *Service) admit(ctx context.Context, tx store.Tx, id string, spec resour
 }
 
 // windowOf is when a PKC's maintenance window is open at or after now: the
-// window of its Dedicated cluster; a PKC without one is open now.
+// window its Dedicated cluster's tenant set, else its site's; a PKC with
+// neither is open now.
 func (s *Service) windowOf(pkc string, now time.Time) time.Time {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	p, ok := s.pkcs[pkc]
-	if !ok || !p.Dedicated {
+	if !ok {
 		return now
 	}
-	for _, lkc := range p.LKCs {
-		if c, ok := s.lkcs[lkc]; ok && c.MaintenanceWindow != nil {
-			return c.MaintenanceWindow.Next(now)
+	if p.Dedicated {
+		for _, lkc := range p.LKCs {
+			if c, ok := s.lkcs[lkc]; ok && c.MaintenanceWindow != nil {
+				return c.MaintenanceWindow.Next(now)
+			}
 		}
+	}
+	if w, ok := s.siteWindows[strings.ToLower(p.Site)]; ok {
+		return w.Next(now)
 	}
 	return now
 }
@@ -982,23 +988,11 @@ func (s *Service) ListUpgrades(ctx context.Context, p svcapi.Principal) (Upgrade
 	}
 	out := UpgradeList{APIVersion: "fleet/v1", Kind: "UpgradeList", Data: []Upgrade{}}
 	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
-		for after := ""; ; {
-			rs, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindUpgrade, AfterID: after, Limit: 500})
-			if err != nil {
-				return err
-			}
-			for _, r := range rs {
-				u, err := toUpgrade(r)
-				if err != nil {
-					return err
-				}
-				out.Data = append(out.Data, u)
-			}
-			if len(rs) < 500 {
-				return nil
-			}
-			after = rs[len(rs)-1].ID
-		}
+		return store.EachResource(ctx, tx, resource.KindUpgrade, func(r store.Resource) error {
+			u, err := toUpgrade(r)
+			out.Data = append(out.Data, u)
+			return err
+		})
 	})
 	return out, err
 }

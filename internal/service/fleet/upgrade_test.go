@@ -458,3 +458,43 @@ func TestWindowNext(t *testing.T) {
 		t.Errorf("Validate found %v", bad)
 	}
 }
+
+// TestSiteWindowHoldsPKCsWithoutTheirOwn: a site's window holds its PKCs
+// whose tenants set none; a removed window holds nothing.
+func TestSiteWindowHoldsPKCsWithoutTheirOwn(t *testing.T) {
+	r := newRig(t, "sqlite")
+	r.running = map[string]string{}
+	r.clock.now = time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC) // Monday
+	r.publish("pkc-d00001", "aws/us-west-2", "4.2.0", "4.2.0", resource.PhaseProvisioned, false)
+	r.publish("pkc-d00002", "gcp/europe-west1", "4.2.0", "4.2.0", resource.PhaseProvisioned, false)
+	w, err := r.svc.SetSiteWindow(t.Context(), operator, "AWS/us-west-2", resource.Window{Day: "tuesday", StartTime: "02:00", Duration: "4h"})
+	if err != nil || w.MaintenanceWindow.Day != "TUESDAY" {
+		t.Fatalf("set: %+v %v", w, err)
+	}
+	if _, err := r.svc.SetSiteWindow(t.Context(), operator, "aws/us-west-2", resource.Window{StartTime: "2am", Duration: "4h"}); api.AsError(err) == nil || api.AsError(err).Status != 422 {
+		t.Fatalf("a bad window: %v", err)
+	}
+	if _, err := r.svc.CreateUpgrade(t.Context(), operator, fleet.UpgradeRequest{TargetVersion: "4.3.0", Waves: []resource.UpgradeWave{{Percent: 100}}, MaxInFlight: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if as := r.assignments(); as["pkc-d00001"].Admitted || !as["pkc-d00002"].Admitted {
+		t.Fatalf("the site window does not hold its PKC alone: %+v", as)
+	}
+	if err := r.svc.DeleteSiteWindow(t.Context(), operator, "aws/us-west-2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.svc.DeleteSiteWindow(t.Context(), operator, "aws/us-west-2"); api.AsError(err) == nil || api.AsError(err).Status != 404 {
+		t.Fatalf("removed twice: %v", err)
+	}
+	r.upkeep()
+	if !r.assignments()["pkc-d00001"].Admitted {
+		t.Fatal("held after its site's window was removed")
+	}
+	// Set again after removal: it holds again (a reload reads it back).
+	if _, err := r.svc.SetSiteWindow(t.Context(), operator, "aws/us-west-2", resource.Window{StartTime: "02:00", Duration: "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.svc.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/service/fleet"
 	"github.com/mothership-dev/mothership/internal/service/svcapi"
 	syncsvc "github.com/mothership-dev/mothership/internal/service/sync"
@@ -27,6 +30,8 @@ type Fleet interface {
 	CreatePause(ctx context.Context, p svcapi.Principal, in fleet.PauseRequest) (fleet.Pause, error)
 	DeletePause(ctx context.Context, p svcapi.Principal, id string) error
 	ListPauses(ctx context.Context, p svcapi.Principal) (fleet.PauseList, error)
+	SetSiteWindow(ctx context.Context, p svcapi.Principal, site string, w resource.Window) (fleet.SiteWindow, error)
+	DeleteSiteWindow(ctx context.Context, p svcapi.Principal, site string) error
 }
 
 var (
@@ -121,11 +126,45 @@ func (g *Gateway) fleetRoutes() []Route {
 		{Method: http.MethodDelete, Pattern: fleet.PausesPath + "/{id}", Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			return noContent(w, g.cfg.Fleet.DeletePause(r.Context(), p, r.PathValue("id")))
 		}},
+		{Method: http.MethodPut, Pattern: fleet.SiteWindowPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			site, err := g.servedSite(r)
+			if err != nil {
+				return err
+			}
+			var in struct {
+				MaintenanceWindow resource.Window `json:"maintenance_window"`
+			}
+			if e := api.Decode(r.Body, &in); e != nil {
+				return e
+			}
+			return ok(w)(g.cfg.Fleet.SetSiteWindow(r.Context(), p, site, in.MaintenanceWindow))
+		}},
+		{Method: http.MethodDelete, Pattern: fleet.SiteWindowPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			site, err := g.servedSite(r)
+			if err != nil {
+				return err
+			}
+			return noContent(w, g.cfg.Fleet.DeleteSiteWindow(r.Context(), p, site))
+		}},
 		{Method: http.MethodGet, Pattern: SitesPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, _ svcapi.Principal) error {
 			links, err := g.cfg.Sync.SiteLinks(r.Context())
 			return ok(w)(FleetSites{APIVersion: "fleet/v1", Kind: "SiteList", Data: links}, err)
 		}},
 	}
+}
+
+// servedSite reads the site of a path's {cloud} and {region}: one a
+// satellite serves, asked of sync (below).
+func (g *Gateway) servedSite(r *http.Request) (string, error) {
+	site := resource.Site{Cloud: strings.ToUpper(r.PathValue("cloud")), Region: strings.ToLower(r.PathValue("region"))}
+	sites, err := g.cfg.Sync.SitesServed(r.Context())
+	if err != nil {
+		return "", err
+	}
+	if !slices.Contains(sites, site) {
+		return "", api.Errorf(http.StatusNotFound, api.CodeNotFound, "no satellite serves the site %s", truncate(site.String()))
+	}
+	return site.String(), nil
 }
 
 // upgradeOps are the operations on a campaign, a route each.

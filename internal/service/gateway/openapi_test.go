@@ -574,6 +574,12 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 	c.do(t, exchange{method: "GET", path: "/fleet/v1/clusters?paused=true", want: 200})
 	c.do(t, exchange{method: "DELETE", path: "/fleet/v1/pauses/" + cl.ID, want: 204})
 	c.do(t, exchange{method: "DELETE", path: "/fleet/v1/pauses/" + cl.ID, want: 404})
+	windowPath := "/fleet/v1/sites/aws/us-west-2/maintenance-window"
+	c.do(t, exchange{method: "PUT", path: windowPath, body: map[string]any{"maintenance_window": map[string]any{"day": "SATURDAY", "start_time": "23:00", "duration": "6h"}}, want: 200})
+	c.do(t, exchange{method: "PUT", path: windowPath, body: map[string]any{"maintenance_window": map[string]any{"start_time": "2am", "duration": "6h"}}, invalid: true, want: 422})
+	c.do(t, exchange{method: "PUT", path: "/fleet/v1/sites/aws/mars-1/maintenance-window", body: map[string]any{"maintenance_window": map[string]any{"start_time": "02:00", "duration": "6h"}}, want: 404})
+	c.do(t, exchange{method: "DELETE", path: windowPath, want: 204})
+	c.do(t, exchange{method: "DELETE", path: windowPath, want: 404})
 	// A Dedicated cluster's maintenance window and version pin, and what
 	// is wrong with a window, all at once.
 	var windowed api.Cluster
