@@ -319,6 +319,8 @@ type PKCStatus struct {
 	MetadataVersion string `json:"metadata_version,omitempty"`
 	// Paused says who paused the PKC and why: its changes are held.
 	Paused string `json:"paused,omitempty"`
+	// FailedGeneration is the generation the phase FAILED is about.
+	FailedGeneration int64 `json:"failed_generation,omitempty"`
 }
 
 // CapacitySpec is the desired compute of one site: node pools sized for the

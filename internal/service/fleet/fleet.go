@@ -85,6 +85,9 @@ type Service struct {
 	paused map[string]string
 	// siteWindows are the sites' maintenance windows, by site.
 	siteWindows map[string]resource.Window
+	// upkeepAfter is the campaign the upkeep looked at last; only the
+	// upkeep uses it.
+	upkeepAfter string
 }
 
 // New returns the service; Host declares it to the runtime.
@@ -208,6 +211,8 @@ type PKC struct {
 	// Paused says who paused it and why.
 	Paused  string `json:"paused,omitempty"`
 	version int64
+	// updatedAt is when its state last changed, status included.
+	updatedAt time.Time
 }
 
 // observed is the newest state of a subject over the desired and status
@@ -314,7 +319,7 @@ func toPKC(r store.Resource) (PKC, error) {
 		}
 	}
 	p := PKC{ID: r.ID, Site: spec.Site().String(), Dedicated: spec.Dedicated, Brokers: spec.Brokers, Generation: r.Generation,
-		LKCs: slices.Sorted(maps.Keys(spec.Tenants)), Deleted: r.Deleted(), version: r.Version}
+		LKCs: slices.Sorted(maps.Keys(spec.Tenants)), Deleted: r.Deleted(), version: r.Version, updatedAt: r.UpdatedAt}
 	if p.LKCs == nil {
 		p.LKCs = []string{}
 	}

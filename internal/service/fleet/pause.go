@@ -70,6 +70,9 @@ func (s *Service) CreatePause(ctx context.Context, p svcapi.Principal, in PauseR
 	if len(in.Reason) > 500 {
 		return Pause{}, api.Invalid("/reason", "reason must be at most 500 characters")
 	}
+	if !s.loaded.Load() {
+		return Pause{}, api.Errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "the fleet view is still loading after a start; try again in a few seconds")
+	}
 	if !s.known(in.Resource) {
 		return Pause{}, api.NotFound("resource", in.Resource)
 	}

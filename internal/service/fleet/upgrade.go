@@ -38,6 +38,11 @@ const (
 	ixCount = "upg_count"
 	// ixActive lists the campaigns not finished: "upg".
 	ixActive = "upg_active"
+	// ixOf names the campaign that holds a PKC: "pkc" → "upg". Read
+	// without a lock, it lets a PKC's reaction lock the campaign first,
+	// in the order every other writer takes (campaign, assignment,
+	// counts), so that no two wait for each other.
+	ixOf = "upg_of"
 )
 
 // UpgradesPath is where campaigns are created and read.
@@ -337,8 +342,8 @@ func (s *Service) assign(ctx context.Context, tx store.Tx, id string, wave int, 
 	if _, err := tx.ResourceSetStatus(ctx, resource.KindPKCUpgrade, c.id, store.Status{Phase: resource.AssignWaiting}); err != nil {
 		return err
 	}
-	for _, e := range []struct{ ix, key string }{{ixWait, waveKey(id, wave) + c.id}, {ixMember, waveKey(id, wave) + c.id}} {
-		if err := tx.IndexPut(ctx, e.ix, e.key, ""); err != nil {
+	for _, e := range []struct{ ix, key, value string }{{ixWait, waveKey(id, wave) + c.id, ""}, {ixMember, waveKey(id, wave) + c.id, ""}, {ixOf, c.id, id}} {
+		if err := tx.IndexPut(ctx, e.ix, e.key, e.value); err != nil {
 			return err
 		}
 	}
@@ -454,7 +459,7 @@ func (s *Service) advance(ctx context.Context, tx store.Tx, id string) error {
 	if err != nil {
 		return fmt.Errorf("upgrade %s: %w", id, err)
 	}
-	if terminal(r.Status.Phase) {
+	if r.Status.Phase == resource.UpgradeSucceeded {
 		return tx.IndexDelete(ctx, ixActive, id)
 	}
 	spec, st, err := decodeCampaign(r)
@@ -476,12 +481,27 @@ func (s *Service) advance(ctx context.Context, tx store.Tx, id string) error {
 	done := false
 	switch {
 	case spec.RolledBack:
-		if err := s.rollback(ctx, tx, id, st.Waves); err != nil {
+		// Every PKC it started goes back, and is followed until it is
+		// there: the rollback is done when none is moving.
+		moving, err := s.rollback(ctx, tx, id, st.Waves)
+		if err != nil {
 			return err
 		}
+		if moving > 0 {
+			if err := recount(ctx, tx, id, len(spec.Waves), &st); err != nil {
+				return err
+			}
+		}
+		inflight = 0
+		for _, w := range st.Waves {
+			inflight += w.Upgrading
+		}
 		next.Phase, next.Reason = resource.UpgradeAborted, "ROLLED_BACK"
-		next.Message = "rolled back: the campaign's PKCs go back to the versions they had"
-		done = true
+		next.Message = "rolled back: the campaign's PKCs are back at the versions they had"
+		if inflight > 0 {
+			next.Message = fmt.Sprintf("rolling back: %d PKCs still going back to the versions they had", inflight)
+		}
+		done = inflight == 0
 	case spec.Aborted:
 		next.Phase, next.Reason = resource.UpgradeAborted, "ABORTED"
 		next.Message = "aborted: no new PKC starts"
@@ -759,7 +779,10 @@ func (s *Service) judge(ctx context.Context, tx store.Tx, a store.Resource, as r
 	if err != nil {
 		return err
 	}
-	failed := r.Status.Phase == resource.PhaseFailed && ps.Version == as.Version
+	// FAILED counts only when its owner says it is about the PKC's
+	// current generation: a failure left from before this version was
+	// asked for is not this upgrade's.
+	failed := r.Status.Phase == resource.PhaseFailed && pst.FailedGeneration == r.Generation && ps.Version == as.Version
 	why := strings.TrimSpace(r.Status.Reason + ": " + r.Status.Message)
 	switch {
 	case state == resource.AssignUpgrading && failed:
@@ -767,7 +790,7 @@ func (s *Service) judge(ctx context.Context, tx store.Tx, a store.Resource, as r
 	case state == resource.AssignUpgrading && ps.Version == as.Version && pst.Version == as.Version &&
 		r.Status.Phase == resource.PhaseProvisioned && r.Status.ObservedGeneration == r.Generation:
 		return s.move(ctx, tx, a, as, resource.AssignUpgraded, "")
-	case state == resource.AssignUpgraded && r.Status.Phase == resource.PhaseFailed:
+	case state == resource.AssignUpgraded && r.Status.Phase == resource.PhaseFailed && pst.FailedGeneration == r.Generation:
 		return s.move(ctx, tx, a, as, resource.AssignFailed, "turned unhealthy after its upgrade: "+why)
 	}
 	return nil
@@ -776,21 +799,29 @@ func (s *Service) judge(ctx context.Context, tx store.Tx, a store.Resource, as r
 // onPKC follows a PKC's new state into its campaign, if an unfinished one
 // holds it.
 func (s *Service) onPKC(ctx context.Context, tx store.Tx, o observed) error {
-	a, err := tx.ResourceGet(ctx, resource.KindPKCUpgrade, o.r.ID)
+	campaign, err := tx.IndexGet(ctx, ixOf, o.r.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	as, err := resource.Decode[resource.PKCUpgradeSpec](a.Spec)
-	if err != nil {
-		return err
-	}
-	if _, err := tx.IndexGet(ctx, ixActive, as.Campaign); errors.Is(err, store.ErrNotFound) {
+	if _, err := tx.IndexGet(ctx, ixActive, campaign); errors.Is(err, store.ErrNotFound) {
 		return nil
 	} else if err != nil {
 		return err
+	}
+	// The campaign first, locked: see ixOf.
+	if _, err := tx.ResourceGet(ctx, resource.KindUpgrade, campaign); err != nil {
+		return fmt.Errorf("upgrade %s: %w", campaign, err)
+	}
+	a, err := tx.ResourceGet(ctx, resource.KindPKCUpgrade, o.r.ID)
+	if err != nil {
+		return err
+	}
+	as, err := resource.Decode[resource.PKCUpgradeSpec](a.Spec)
+	if err != nil || as.Campaign != campaign {
+		return err // taken over by a later campaign meanwhile
 	}
 	before := a.Status.Phase
 	if err := s.judge(ctx, tx, a, as, o, true); err != nil {
@@ -874,57 +905,86 @@ func (s *Service) finalize(ctx context.Context, tx store.Tx, id string, spec res
 }
 
 // rollback sends every PKC the campaign started back to the version it
-// had; the ones still waiting were never touched.
-func (s *Service) rollback(ctx context.Context, tx store.Tx, id string, waves []resource.UpgradeWaveStatus) error {
-	return forEachMember(ctx, tx, id, len(waves), func(a store.Resource, as resource.PKCUpgradeSpec) error {
+// had, and follows it there as upgrading again; the ones still waiting
+// were never touched. It reports how many it sent back now.
+func (s *Service) rollback(ctx context.Context, tx store.Tx, id string, waves []resource.UpgradeWaveStatus) (int, error) {
+	moved := 0
+	err := forEachMember(ctx, tx, id, len(waves), func(a store.Resource, as resource.PKCUpgradeSpec) error {
 		if !as.Admitted || as.Version == as.From || as.From == "" {
 			return nil
 		}
 		as.Version = as.From
-		_, err := tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindPKCUpgrade, ID: a.ID, Spec: resource.Encode(as)})
-		return err
+		a, err := tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindPKCUpgrade, ID: a.ID, Spec: resource.Encode(as)})
+		if err != nil {
+			return err
+		}
+		moved++
+		if a.Status.Phase == resource.AssignSkipped {
+			return nil
+		}
+		return s.move(ctx, tx, a, as, resource.AssignUpgrading, "rolling back to Kafka "+as.From)
 	})
+	return moved, err
 }
 
-// upkeep checks the unfinished campaigns: a soak that ended, a PKC that
-// has been upgrading longer than the stuck limit (a failure).
+// upkeep checks one unfinished campaign a round, the next after the one
+// it checked last (so that one campaign's error does not stop the
+// others'): a soak that ended, a window that opened, a PKC whose upgrade
+// has not moved for longer than the stuck limit (a failure; a paused one
+// is left alone).
 func (s *Service) upkeep(ctx context.Context, tx store.Tx) (bool, error) {
-	active, err := store.IndexEntries(ctx, tx, ixActive, "")
-	if err != nil {
+	active, err := tx.IndexList(ctx, store.IndexListParams{Index: ixActive, AfterKey: s.upkeepAfter, Limit: 1})
+	if err != nil || len(active) == 0 {
+		s.upkeepAfter = ""
 		return false, err
 	}
+	id := active[0].Key
+	s.upkeepAfter = id
+	if _, err := tx.ResourceGet(ctx, resource.KindUpgrade, id); err != nil {
+		return true, fmt.Errorf("upgrade %s: %w", id, err)
+	}
 	now := s.cfg.Now()
-	for _, c := range active {
-		flying, err := store.IndexEntries(ctx, tx, ixFlight, c.Key+"/")
+	flying, err := store.IndexEntries(ctx, tx, ixFlight, id+"/")
+	if err != nil {
+		return true, err
+	}
+	for _, f := range flying {
+		pkc := strings.TrimPrefix(f.Key, id+"/")
+		a, err := tx.ResourceGet(ctx, resource.KindPKCUpgrade, pkc)
 		if err != nil {
-			return false, err
+			return true, err
 		}
-		for _, f := range flying {
-			a, err := tx.ResourceGet(ctx, resource.KindPKCUpgrade, strings.TrimPrefix(f.Key, c.Key+"/"))
-			if err != nil {
-				return false, err
-			}
-			st, err := resource.Decode[resource.PKCUpgradeStatus](a.Status.Detail)
-			if err != nil {
-				return false, err
-			}
-			started, err := time.Parse(time.RFC3339Nano, st.StartedAt)
-			if err != nil || now.Sub(started) <= s.cfg.StuckAfter {
-				continue
-			}
-			as, err := resource.Decode[resource.PKCUpgradeSpec](a.Spec)
-			if err != nil {
-				return false, err
-			}
-			if err := s.move(ctx, tx, a, as, resource.AssignFailed, fmt.Sprintf("STUCK: not upgraded within %s", s.cfg.StuckAfter)); err != nil {
-				return false, err
-			}
+		st, err := resource.Decode[resource.PKCUpgradeStatus](a.Status.Detail)
+		if err != nil {
+			return true, err
 		}
-		if err := s.advance(ctx, tx, c.Key); err != nil {
-			return false, err
+		last, err := time.Parse(time.RFC3339Nano, st.StartedAt)
+		if moved := s.movedAt(pkc); moved.After(last) {
+			last = moved
+		}
+		if err != nil || now.Sub(last) <= s.cfg.StuckAfter || s.pausedPKC(pkc) != "" {
+			continue
+		}
+		as, err := resource.Decode[resource.PKCUpgradeSpec](a.Spec)
+		if err != nil {
+			return true, err
+		}
+		if err := s.move(ctx, tx, a, as, resource.AssignFailed, fmt.Sprintf("STUCK: its upgrade has not moved for %s", s.cfg.StuckAfter)); err != nil {
+			return true, err
 		}
 	}
-	return false, nil
+	return true, s.advance(ctx, tx, id)
+}
+
+// movedAt is when the view last saw a PKC's state change: a satellite's
+// progress (one broker rolled, then the next) moves it.
+func (s *Service) movedAt(pkc string) time.Time {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if p, ok := s.pkcs[pkc]; ok {
+		return p.updatedAt
+	}
+	return time.Time{}
 }
 
 // GetUpgrade answers GET /fleet/v1/upgrades/{id}.

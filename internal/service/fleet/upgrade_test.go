@@ -48,8 +48,9 @@ type fleetRig struct {
 	gen   map[string]int64
 	ver   map[string]int64
 	// running is the version each PKC runs; "ID/failed" the version it
-	// failed to reach.
+	// failed to reach. specv is the version its spec asks for.
 	running map[string]string
+	specv   map[string]string
 }
 
 func newRig(t *testing.T, backend string) *fleetRig {
@@ -61,7 +62,7 @@ func newRig(t *testing.T, backend string) *fleetRig {
 	if err := svc.Load(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	return &fleetRig{t: t, svc: svc, h: h, st: st, clock: c, gen: map[string]int64{}, ver: map[string]int64{}}
+	return &fleetRig{t: t, svc: svc, h: h, st: st, clock: c, gen: map[string]int64{}, ver: map[string]int64{}, specv: map[string]string{}}
 }
 
 // publish is the PKC's owner announcing its state: spec version and the
@@ -71,9 +72,14 @@ func (r *fleetRig) publish(id, site string, specVersion, running, phase string, 
 	if r.gen[id] == 0 || newGen {
 		r.gen[id]++
 	}
+	r.specv[id] = specVersion
 	r.ver[id]++
 	cloud, region, _ := strings.Cut(site, "/")
-	st, _ := json.Marshal(resource.PKCStatus{Version: running})
+	ps := resource.PKCStatus{Version: running}
+	if phase == resource.PhaseFailed {
+		ps.FailedGeneration = r.gen[id] // as pkc says which generation failed
+	}
+	st, _ := json.Marshal(ps)
 	observed := r.gen[id]
 	if phase != resource.PhaseProvisioned {
 		observed--
@@ -110,7 +116,7 @@ func (r *fleetRig) follow(site string, fail map[string]bool, only int) []string 
 	r.t.Helper()
 	var moved []string
 	for id, a := range r.assignments() {
-		if !a.Admitted || r.running[id] == a.Version || r.running[id+"/failed"] == a.Version || (only > 0 && len(moved) == only) {
+		if !a.Admitted || r.specv[id] == a.Version || (only > 0 && len(moved) == only) {
 			continue
 		}
 		if fail[id] {
@@ -134,13 +140,18 @@ func (r *fleetRig) get(id string) fleet.Upgrade {
 	return u
 }
 
+// upkeep runs the service's upkeep as the host does: rounds while it
+// says there is more.
 func (r *fleetRig) upkeep() {
 	r.t.Helper()
-	if err := r.st.Update(r.t.Context(), func(ctx context.Context, tx store.Tx) error {
-		_, err := r.h.Upkeep(ctx, tx)
-		return err
-	}); err != nil {
-		r.t.Fatal(err)
+	for more := true; more; {
+		if err := r.st.Update(r.t.Context(), func(ctx context.Context, tx store.Tx) error {
+			var err error
+			more, err = r.h.Upkeep(ctx, tx)
+			return err
+		}); err != nil {
+			r.t.Fatal(err)
+		}
 	}
 }
 
@@ -343,18 +354,37 @@ func TestUpgradeCampaignHaltsAndRollsBack(t *testing.T) {
 		}
 		r.op(u.ID, fleet.OpAdvance, 409)
 		u = r.op(u.ID, fleet.OpRollback, 0)
-		if u.Status.Phase != resource.UpgradeAborted || u.Status.Reason != "ROLLED_BACK" {
-			t.Fatalf("rolled back: %s %s", u.Status.Phase, u.Status.Reason)
+		if u.Status.Phase != resource.UpgradeAborted || u.Status.Reason != "ROLLED_BACK" || !strings.HasPrefix(u.Status.Message, "rolling back") {
+			t.Fatalf("rolling back: %s %s %s", u.Status.Phase, u.Status.Reason, u.Status.Message)
 		}
 		for id, a := range r.assignments() {
 			if a.Admitted && a.Version != "4.2.0" {
 				t.Errorf("%s not sent back: %+v", id, a)
 			}
 		}
-		// A new campaign may take the PKCs again.
-		if _, err := r.svc.CreateUpgrade(t.Context(), operator, fleet.UpgradeRequest{TargetVersion: "4.3.0",
-			Waves: []resource.UpgradeWave{{Percent: 100}}}); err != nil {
+		// The campaign follows its PKCs back, and is done once all are.
+		r.follow(site, nil, 0)
+		if u = r.get(u.ID); u.Status.Message != "rolled back: the campaign's PKCs are back at the versions they had" {
+			t.Fatalf("after the PKCs went back: %s", u.Status.Message)
+		}
+		// A new campaign may take the PKCs again. Aborted with one in
+		// flight, it follows that one until it finished; the PKC that
+		// failed before is not counted as failing this campaign.
+		again, err := r.svc.CreateUpgrade(t.Context(), operator, fleet.UpgradeRequest{TargetVersion: "4.3.0",
+			Waves: []resource.UpgradeWave{{Percent: 100}}})
+		if err != nil {
 			t.Fatal(err)
+		}
+		if again.Status.Phase != resource.UpgradeRunning || again.Status.Waves[0].Failed != 0 {
+			t.Fatalf("a new campaign over PKCs that failed before: %s %+v", again.Status.Phase, again.Status.Waves[0])
+		}
+		u = r.op(again.ID, fleet.OpAbort, 0)
+		if u.Status.Phase != resource.UpgradeAborted || !strings.Contains(u.Status.Message, "1 upgrading finish") {
+			t.Fatalf("aborted: %s %s", u.Status.Phase, u.Status.Message)
+		}
+		r.follow(site, nil, 0)
+		if u = r.get(again.ID); u.Status.Waves[0].Upgraded != 1 || u.Status.Waves[0].Upgrading != 0 || strings.Contains(u.Status.Message, "finish") {
+			t.Fatalf("after the one in flight finished: %+v %s", u.Status.Waves[0], u.Status.Message)
 		}
 	})
 }

@@ -287,6 +287,10 @@ func (s *Service) UpdateCluster(ctx context.Context, p svcapi.Principal, id stri
 // upgradeSettings applies a tenant's maintenance window and version pin
 // (nil: unchanged) to a Dedicated cluster's spec, and says what is wrong.
 func upgradeSettings(spec *resource.LKCSpec, w *api.MaintenanceWindow, pin *string) []*api.Error {
+	// Removing what a shared cluster cannot have is no change.
+	if (w == nil || *w == (api.MaintenanceWindow{})) && (pin == nil || *pin == "") && spec.Type != resource.TypeDedicated {
+		return nil
+	}
 	if w == nil && pin == nil {
 		return nil
 	}

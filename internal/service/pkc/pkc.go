@@ -194,6 +194,12 @@ func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, id string) erro
 	if err != nil {
 		return err
 	}
+	wasPaused := false
+	if placed {
+		if pst, err := resource.Decode[resource.PKCStatus](pkc.Status.Detail); err == nil {
+			wasPaused = pst.Tenants[id].Paused != ""
+		}
+	}
 	if paused != "" {
 		s.log.DebugContext(ctx, "change held: paused", "lkc", id, "paused", paused)
 		if placed {
@@ -251,6 +257,15 @@ func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, id string) erro
 	written, err := s.write(ctx, tx, pkc, want)
 	if err != nil {
 		return err
+	}
+	if wasPaused {
+		// Resumed: the upgrade it held may go on.
+		if err := s.reconcileAssignment(ctx, tx, pkc.ID); err != nil {
+			return err
+		}
+		if written, err = tx.ResourceGet(ctx, resource.KindPKC, pkc.ID); err != nil {
+			return err
+		}
 	}
 	return s.refreshStatus(ctx, tx, pkc.ID, func(st *resource.PKCStatus) {
 		// The tenant's LKC generation is carried by this PKC generation:
@@ -356,6 +371,13 @@ func (s *Service) reconcileAssignment(ctx context.Context, tx store.Tx, id strin
 	if err != nil {
 		return err
 	}
+	// A paused tenant holds its PKC's upgrade too; its resume reconciles
+	// it (reconcileLKC) and so this again.
+	for lkc := range ps.Tenants {
+		if paused, err := pausedBy(ctx, tx, lkc); err != nil || paused != "" {
+			return err
+		}
+	}
 	want := ps
 	want.Version = as.Version
 	if as.MetadataVersion != "" {
@@ -369,7 +391,9 @@ func (s *Service) reconcileAssignment(ctx context.Context, tx store.Tx, id strin
 	}
 	s.log.InfoContext(ctx, "pkc version changed by its upgrade campaign", "pkc", id, "campaign", as.Campaign,
 		"from", ps.Version, "version", want.Version, "metadata_version", want.MetadataVersion)
-	return nil
+	// Its status follows the new generation at once: a FAILED left from
+	// before is not this version's.
+	return s.refreshStatus(ctx, tx, id, nil)
 }
 
 // defaultVersion is the Kafka version new PKCs get: the operators' setting,
@@ -426,7 +450,11 @@ func (s *Service) place(ctx context.Context, tx store.Tx, id string, spec resour
 			if err != nil {
 				return r, ps, err
 			}
-			if s.hasRoom(ps) && ps.Site() == spec.Site() {
+			paused, err := pausedBy(ctx, tx, r.ID)
+			if err != nil {
+				return r, ps, err
+			}
+			if s.hasRoom(ps) && ps.Site() == spec.Site() && paused == "" {
 				ps.Tenants = maps.Clone(ps.Tenants)
 				ps.Tenants[id] = resource.Tenant{Prefix: id + "."}
 				return r, ps, nil
@@ -472,7 +500,8 @@ func kafkaUser(id string, spec resource.APIKeySpec) resource.KafkaUser {
 
 // reconcileKey adds or removes a cluster-scoped key's SASL user on the PKC
 // of its cluster. A key of a cluster not placed yet is picked up when the
-// cluster is placed.
+// cluster is placed. A pause does not hold it: a revoked key must stop
+// working whatever an operator paused.
 func (s *Service) reconcileKey(ctx context.Context, tx store.Tx, keyID string) error {
 	k, err := store.ObservedResource(ctx, tx, apikeyDesired, keyID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -618,6 +647,7 @@ func (s *Service) refresh(ctx context.Context, tx store.Tx, id string, mutate fu
 	if st.Paused, err = pausedBy(ctx, tx, id); err != nil {
 		return false, err
 	}
+	st.FailedGeneration = 0
 	if realized.BootstrapEndpoint != "" {
 		st.Brokers, st.BootstrapEndpoint, st.RESTEndpoint = realized.Brokers, realized.BootstrapEndpoint, realized.RESTEndpoint
 		st.Version, st.MetadataVersion = realized.Version, realized.MetadataVersion
@@ -627,6 +657,7 @@ func (s *Service) refresh(ctx context.Context, tx store.Tx, id string, mutate fu
 		next.Phase, next.Reason, next.Message = resource.PhaseProvisioning, "WAITING_FOR_CAPACITY", capMsg
 	case sat.failed != "":
 		next.Phase, next.Reason, next.Message = resource.PhaseFailed, sat.failed, sat.msg
+		st.FailedGeneration = r.Generation
 	case !sat.ok:
 		next.Phase, next.Reason, next.Message = resource.PhaseProvisioning, "WAITING_FOR_SATELLITE", sat.msg
 	default:
