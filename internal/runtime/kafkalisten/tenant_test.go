@@ -428,7 +428,14 @@ func TestSharedClusterAutoCreatesWithinTheLimits(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 			defer cancel()
 			var seen []string
-			cl := sc.client(t, "lkc-a", kgo.AllowAutoTopicCreation(), kgo.WithHooks(connectHook(func(addr string) { seen = append(seen, addr) })))
+			// A door in front of a broker that is not the controller is
+			// answered NOT_CONTROLLER when it creates the topic, and the
+			// client asks again, maybe through another: it may take a few
+			// metadata rounds, so they are not kept 5 s apart here, and the
+			// record waits for them (CI found 20 s short on a loaded
+			// machine).
+			cl := sc.client(t, "lkc-a", kgo.AllowAutoTopicCreation(), kgo.WithHooks(connectHook(func(addr string) { seen = append(seen, addr) })),
+				kgo.MetadataMinAge(100*time.Millisecond), kgo.RecordDeliveryTimeout(50*time.Second))
 			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "auto", Value: []byte("x")}).FirstErr(); err != nil {
 				t.Fatalf("produce to a new topic: %v", err)
 			}
