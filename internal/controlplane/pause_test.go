@@ -67,4 +67,15 @@ func TestPausedClusterIsLeftAsItIs(t *testing.T) {
 		t.Fatalf("paused again with the CLI: %v\n%s", err, out)
 	}
 	s.waitCluster(c.ID, "paused again", func(c api.Cluster) bool { return c.Status != nil && c.Status.Reason == "PAUSED" })
+
+	// A site's maintenance window, with the CLI.
+	if out, err := s.cliRun("fleet", "site", "window", "set", "aws/us-west-2", "sunday 02:00 4h"); err != nil || !strings.Contains(out, "SUNDAY 02:00 UTC for 4h") {
+		t.Fatalf("fleet site window set: %v\n%s", err, out)
+	}
+	if out, err := s.cliRun("fleet", "site", "window", "set", "aws/mars-1", "02:00 4h"); err == nil || !strings.Contains(out+err.Error(), "no satellite serves") {
+		t.Fatalf("a window for a site no satellite serves: %v\n%s", err, out)
+	}
+	if out, err := s.cliRun("fleet", "site", "window", "delete", "aws/us-west-2"); err != nil || !strings.Contains(out, "no maintenance window") {
+		t.Fatalf("fleet site window delete: %v\n%s", err, out)
+	}
 }

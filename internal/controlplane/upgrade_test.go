@@ -100,8 +100,7 @@ func TestUpgradeCampaignOnEmbeddedClusters(t *testing.T) {
 	})
 
 	key := s.apiKey(a.ID)
-	cl := kafkaClient(t, bootstrapOf(a), key.ID, key.Spec.Secret, kgo.DefaultProduceTopic("orders"),
-		kgo.RecordRetries(1_000), kgo.RequestTimeoutOverhead(5*time.Second))
+	cl := kafkaClient(t, bootstrapOf(a), key.ID, key.Spec.Secret)
 	if _, err := kadm.NewClient(cl).CreateTopic(t.Context(), 3, 3, nil, "orders"); err != nil {
 		t.Fatal(err)
 	}
@@ -121,28 +120,52 @@ func TestUpgradeCampaignOnEmbeddedClusters(t *testing.T) {
 		return -1
 	}
 	before := produceCeiling()
+	// A key just made signs in before every grant of it reached the
+	// brokers: the producer starts once a record gets through, so that
+	// what it measures is the upgrade.
+	produceConsume(t, bootstrapOf(a), key.ID, key.Spec.Secret, "orders")
+	producer := kafkaClient(t, bootstrapOf(a), key.ID, key.Spec.Secret, kgo.DefaultProduceTopic("orders"),
+		kgo.RecordRetries(1_000), kgo.RequestTimeoutOverhead(5*time.Second))
 
 	// A producer keeps writing through the upgrade; what it was told is
 	// written is what must be there after.
 	ctx, stop := context.WithCancel(t.Context())
 	var mu sync.Mutex
 	acked := map[string]bool{}
+	var lastErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for i := 0; ctx.Err() == nil; i++ {
 			v := strconv.Itoa(i)
-			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			err := cl.ProduceSync(pctx, &kgo.Record{Value: []byte(v)}).FirstErr()
+			// A record stuck across a restart is given up after a while,
+			// not counted, and the next one tried: what was acknowledged
+			// is what must be there.
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			err := producer.ProduceSync(pctx, &kgo.Record{Value: []byte(v)}).FirstErr()
 			cancel()
+			mu.Lock()
 			if err == nil {
-				mu.Lock()
 				acked[v] = true
-				mu.Unlock()
+			} else {
+				lastErr = err
 			}
+			mu.Unlock()
 			time.Sleep(10 * time.Millisecond)
 		}
 	})
 
+	// The producer is under way before the campaign starts.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		n, last := len(acked), lastErr
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the producer wrote nothing before the upgrade: %v", last)
+		}
+	}
 	var u struct {
 		ID string `json:"id"`
 	}
@@ -207,7 +230,7 @@ func TestUpgradeCampaignOnEmbeddedClusters(t *testing.T) {
 	want := len(acked)
 	mu.Unlock()
 	if want < 10 {
-		t.Fatalf("only %d records were written during the upgrade", want)
+		t.Fatalf("only %d records were written during the upgrade; the last refusal: %v", want, lastErr)
 	}
 	consumer := kafkaClient(t, bootstrapOf(a), key.ID, key.Spec.Secret, kgo.ConsumeTopics("orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	seen := map[string]bool{}

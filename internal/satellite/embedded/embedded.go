@@ -185,6 +185,12 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 		if c, err = d.restart(c, want, version); err != nil {
 			return resource.Realized{}, fmt.Errorf("pkc %s: run Kafka %s: %w", id, version, err)
 		}
+		// The restarted brokers' door knows the tenants at once: clients
+		// reconnecting must not be refused while the rest of the change
+		// is applied.
+		if err := d.tenants(ctx, c, spec); err != nil {
+			return resource.Realized{}, fmt.Errorf("pkc %s: tenants: %w", id, err)
+		}
 	}
 	if mv := spec.MetadataVersion; mv != "" && mv != c.meta.MetadataVersion {
 		if err := d.finalize(c, version, mv); err != nil {
