@@ -16,7 +16,7 @@ import (
 )
 
 func newSatelliteCmd() *cobra.Command {
-	var siteName, syncURL, dataDir, tokenFile, caFile, listen, driver string
+	var siteName, syncURL, dataDir, tokenFile, enrollFile, caFile, listen, driver string
 	var logs logFlags
 	var kube kubeFlags
 	var simTimeFactor float64
@@ -34,7 +34,9 @@ Kubernetes cluster (in-cluster, or --kubeconfig and --context); with
 for load tests of the control plane (` + "`mothership bench --url`" + `). The
 clusters keep serving while the link is down; the satellite reconnects and
 resumes.
-` + "`mothership setup`" + ` enrolls a satellite and writes its settings.`,
+` + "`mothership setup`" + ` enrolls a satellite and writes its settings; the satellite of a site
+an operator added at run time (` + "`mothership fleet site add`" + `) enrolls itself with the
+site's one-time token (--enrollment-token-file).`,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logs.logger(cmd.ErrOrStderr())
@@ -53,12 +55,20 @@ resumes.
 				return err
 			}
 			defer unlock()
-			if tokenFile == "" {
-				tokenFile = filepath.Join(dataDir, "token")
-			}
-			token, err := controlplane.ReadToken(tokenFile)
-			if err != nil {
-				return fmt.Errorf("the satellite's token: %w (run `mothership setup` to enroll it)", err)
+			var token, enrollment string
+			if enrollFile != "" {
+				// A site an operator added: the satellite makes its own
+				// token and key in its data dir and enrolls them.
+				if enrollment, err = controlplane.ReadToken(enrollFile); err != nil {
+					return fmt.Errorf("--enrollment-token-file: %w", err)
+				}
+			} else {
+				if tokenFile == "" {
+					tokenFile = filepath.Join(dataDir, "token")
+				}
+				if token, err = controlplane.ReadToken(tokenFile); err != nil {
+					return fmt.Errorf("the satellite's token: %w (run `mothership setup` to enroll it, or give the enrollment token of a site an operator added with --enrollment-token-file)", err)
+				}
 			}
 			var roots *x509.CertPool
 			if caFile != "" {
@@ -73,7 +83,8 @@ resumes.
 				return err
 			}
 			defer stopHealth()
-			sc := controlplane.SatelliteConfig{Site: site, Dir: dataDir, SyncURL: syncURL, Token: token, RootCAs: roots, Logger: log, Registerer: reg}
+			sc := controlplane.SatelliteConfig{Site: site, Dir: dataDir, SyncURL: syncURL, Token: token, EnrollmentToken: enrollment,
+				RootCAs: roots, Logger: log, Registerer: reg}
 			switch driver {
 			case "embedded":
 				if clusterCert == "" {
@@ -120,6 +131,7 @@ resumes.
 	f.StringVar(&caFile, "ca", "", "CA certificate (PEM) the link's server certificate must chain to; none: the system's")
 	f.StringVar(&dataDir, "data-dir", "", "the satellite's directory: token, site key, last bundle and clusters")
 	f.StringVar(&tokenFile, "token-file", "", "file holding the satellite's token (default DATA_DIR/token)")
+	f.StringVar(&enrollFile, "enrollment-token-file", "", "file holding the one-time enrollment token of a site an operator added (`mothership fleet site add`): the satellite makes its own token and key in DATA_DIR and enrolls them")
 	f.StringVar(&listen, "listen", "127.0.0.1:0", "address of /healthz, /readyz and /metrics")
 	logs.add(f)
 	f.StringVar(&clusterCert, "cluster-tls-cert", "", "certificate (PEM) the clusters' endpoints serve TLS with (the embedded clusters, or on Kubernetes their proxies), issued by the installation's CA (`mothership setup` writes it); none: plaintext")

@@ -78,7 +78,7 @@ service's settings as an environment file.`,
 	f.StringVar(&o.tlsKey, "tls-key", "", "sync: private key (PEM) of --tls-cert")
 	f.StringToStringVar(&o.peers, "peer", nil, "URLs of the services this one calls, as NAME=URL (kafka calls iam, quota, sync, network; iam calls kafka, network; gateway calls iam, kafka, network, audit, sync, fleet)")
 	f.StringVar(&o.tokenFile, "internal-token-file", "", "file holding the token the services present to each other")
-	f.StringVar(&o.sites, "sites", "", "iam, sync: the satellites' enrollment ("+controlplane.SitesFile+", written by `mothership setup`)")
+	f.StringVar(&o.sites, "sites", "", "sync: the satellites setup enrolled ("+controlplane.SitesFile+", written by `mothership setup`)")
 	f.StringVar(&o.adminCredentials, "admin-credentials", "", "iam: file to write the first organization's admin key in (KEY:SECRET)")
 	f.StringVar(&o.instanceID, "instance-id", "", "this process's static member id in the service's consumer group (default: the service's name; give each replica its own)")
 	f.IntVar(&o.maxTenants, "max-tenants", 0, "pkc: Basic and Standard clusters per shared PKC (default 10)")

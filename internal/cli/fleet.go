@@ -22,16 +22,6 @@ const (
 	fleetPausesPath   = "/fleet/v1/pauses"
 )
 
-// fleetSite is a site with its satellite's link.
-type fleetSite struct {
-	Site         string  `json:"site"`
-	Connected    bool    `json:"connected"`
-	LastSeen     *string `json:"last_seen,omitempty"`
-	Bundle       int64   `json:"bundle"`
-	Acknowledged int64   `json:"acknowledged"`
-	Behind       int64   `json:"behind"`
-}
-
 // fleetCluster is a cluster as the fleet view lists it.
 type fleetCluster struct {
 	ID           string `json:"id"`
@@ -203,33 +193,7 @@ not exist.
 			return err
 		}),
 	}
-	site := &cobra.Command{Use: "site", Short: "The sites and their satellites"}
-	site.AddCommand(&cobra.Command{
-		Use:   "list",
-		Short: "List the sites with their satellites' links: connected, last seen, how far behind",
-		Args:  cobra.NoArgs,
-		RunE: g.run(func(cmd *cobra.Command, s *session, _ []string) error {
-			var sites struct {
-				Data []fleetSite `json:"data"`
-			}
-			if err := s.client.Do(cmd.Context(), http.MethodGet, fleetSitesPath, nil, &sites); err != nil {
-				return err
-			}
-			if s.format != formatHuman {
-				return printValue(s.out, s.format, sites.Data)
-			}
-			rows := [][]string{}
-			for _, st := range sites.Data {
-				seen := "not since sync started"
-				if st.LastSeen != nil {
-					seen = *st.LastSeen
-				}
-				rows = append(rows, []string{st.Site, strconv.FormatBool(st.Connected), seen, strconv.FormatInt(st.Bundle, 10),
-					strconv.FormatInt(st.Acknowledged, 10), strconv.FormatInt(st.Behind, 10)})
-			}
-			return printTable(s.out, []string{"Site", "Connected", "Last Seen", "Bundle", "Acknowledged", "Behind"}, rows)
-		}),
-	})
+	site := newSiteCmd(g)
 	var reason string
 	pause := &cobra.Command{
 		Use:   "pause RESOURCE",

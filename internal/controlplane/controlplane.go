@@ -148,7 +148,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 
 	cloud := sim.New(cfg.Cloud)
-	iamSvc := iam.New(iam.Config{SiteKeys: siteKeys(enrolled), Logger: log})
+	iamSvc := iam.New(iam.Config{Logger: log})
 	quotaSvc := quota.New(quota.Config{Logger: log})
 	netSvc := network.New(network.Config{Cloud: cloud, Logger: log})
 	syncSvc := syncsvc.New(syncsvc.Config{Satellites: sats, Logger: log})
@@ -179,6 +179,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 
 	s.Fleet, err = host.StartAll(ctx, host.Config{OpenStore: cfg.OpenStore, Kafka: cfg.Kafka, Logger: log, Registerer: cfg.Registerer}, services)
 	if err != nil {
+		return nil, err
+	}
+	if err := waitSitesKnown(ctx, iamSvc, cfg.Sites); err != nil {
 		return nil, err
 	}
 	org, key, secret, err := bootstrapAdmin(ctx, iamSvc, filepath.Join(cfg.DataDir, AdminCredentialsFile), log)
@@ -279,6 +282,30 @@ func satelliteToken(dir string) (string, error) {
 		return "", fmt.Errorf("controlplane: satellite token: %w", err)
 	}
 	return token, nil
+}
+
+// waitSitesKnown waits until iam has heard from sync of every site the
+// start enrolled, so that a cluster key asked for at once can be sealed.
+func waitSitesKnown(ctx context.Context, s *iam.Service, sites []resource.Site) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for _, site := range sites {
+		for {
+			ok, err := s.SiteKnown(ctx, site)
+			if err != nil {
+				return fmt.Errorf("controlplane: site %s: %w", site, err)
+			}
+			if ok {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("controlplane: iam has not heard of the site %s from sync: %w", site, ctx.Err())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 // checkCalls refuses a call from a service to a higher layer. Imports are

@@ -92,18 +92,9 @@ func satellites(es []Enrollment) ([]syncsvc.Satellite, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, syncsvc.Satellite{Site: site, TokenHash: e.TokenHash})
+		out = append(out, syncsvc.Satellite{Site: site, TokenHash: e.TokenHash, PublicKey: slices.Clone(e.PublicKey)})
 	}
 	return out, nil
-}
-
-// siteKeys returns what iam seals credentials to, by site.
-func siteKeys(es []Enrollment) map[string][]byte {
-	out := map[string][]byte{}
-	for _, e := range es {
-		out[e.Site] = slices.Clone(e.PublicKey)
-	}
-	return out
 }
 
 // ReadToken reads a secret kept in a file of its own (a satellite's token,

@@ -24,6 +24,9 @@ func TestAnotherOrganizationSeesNothing(t *testing.T) {
 		t.Fatalf("create network: %d", code)
 	}
 	key := s.apiKey(c.ID)
+	// Placed, so that the site holds it: the operator's retirement of the
+	// site below is refused.
+	s.waitCluster(c.ID, "PROVISIONED", provisioned)
 	sa := s.principal("secret-sa", "Operator", "crn://mothership/organization="+s.sys.Organization)
 	var saRef api.APIKey
 	s.do("GET", "/iam/v2/api-keys/"+sa.ID, nil, &saRef)
@@ -78,9 +81,13 @@ func TestAnotherOrganizationSeesNothing(t *testing.T) {
 			}
 			// The operator reaches the route: a read answers, a write
 			// without a body is refused for it, a campaign that does not
-			// exist is not found, as a campaign.
+			// exist is not found, as a campaign; a site is cordoned and
+			// opened again, and not retired while it holds a cluster.
 			want := http.StatusOK
 			switch {
+			case strings.HasSuffix(rt.Pattern, "/cordon") || strings.HasSuffix(rt.Pattern, "/uncordon"):
+			case rt.Pattern == "/fleet/v1/sites/{cloud}/{region}" && rt.Method == http.MethodDelete:
+				want = http.StatusConflict
 			case strings.Contains(rt.Pattern, "{id}") || rt.Method == http.MethodDelete:
 				want = http.StatusNotFound
 			case rt.Method != http.MethodGet:

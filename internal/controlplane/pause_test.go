@@ -72,8 +72,8 @@ func TestPausedClusterIsLeftAsItIs(t *testing.T) {
 	if out, err := s.cliRun("fleet", "site", "window", "set", "aws/us-west-2", "sunday 02:00 4h"); err != nil || !strings.Contains(out, "SUNDAY 02:00 UTC for 4h") {
 		t.Fatalf("fleet site window set: %v\n%s", err, out)
 	}
-	if out, err := s.cliRun("fleet", "site", "window", "set", "aws/mars-1", "02:00 4h"); err == nil || !strings.Contains(out+err.Error(), "no satellite serves") {
-		t.Fatalf("a window for a site no satellite serves: %v\n%s", err, out)
+	if out, err := s.cliRun("fleet", "site", "window", "set", "aws/mars-1", "02:00 4h"); err == nil || !strings.Contains(out+err.Error(), "there is no site aws/mars-1") {
+		t.Fatalf("a window for a site that does not exist: %v\n%s", err, out)
 	}
 	if out, err := s.cliRun("fleet", "site", "window", "delete", "aws/us-west-2"); err != nil || !strings.Contains(out, "no maintenance window") {
 		t.Fatalf("fleet site window delete: %v\n%s", err, out)

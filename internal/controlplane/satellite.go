@@ -17,6 +17,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/satellite"
 	"github.com/mothership-dev/mothership/internal/satellite/embedded"
 	"github.com/mothership-dev/mothership/internal/satellite/link"
+	syncsvc "github.com/mothership-dev/mothership/internal/service/sync"
 	"github.com/mothership-dev/mothership/internal/sitekey"
 )
 
@@ -33,6 +34,11 @@ type SatelliteConfig struct {
 	SyncURL string
 	Token   string
 	RootCAs *x509.CertPool
+	// EnrollmentToken, if set, enrolls the satellite of a site an
+	// operator added: it makes its own key and token in Dir (Token is
+	// then ignored) and presents them with this one-time token. Starting
+	// again with the same token is harmless.
+	EnrollmentToken string
 	// StepDelay is how long the embedded driver takes per broker added or
 	// removed.
 	StepDelay time.Duration
@@ -96,6 +102,11 @@ func StartSatellite(ctx context.Context, cfg SatelliteConfig) (*Satellite, error
 	}
 	log := cfg.Logger.With("satellite", cfg.Site.String())
 	sat := &Satellite{}
+	if cfg.EnrollmentToken != "" {
+		if err := enroll(ctx, &cfg, log); err != nil {
+			return nil, err
+		}
+	}
 	driver := cfg.Driver
 	if driver == nil {
 		key, err := sitekey.LoadOrCreate(cfg.Dir)
@@ -127,4 +138,25 @@ func StartSatellite(ctx context.Context, cfg SatelliteConfig) (*Satellite, error
 	}
 	sat.Agent = agent
 	return sat, nil
+}
+
+// enroll makes the satellite's own token and key in cfg.Dir (kept from an
+// earlier start) and enrolls them with cfg.EnrollmentToken; cfg.Token
+// becomes the satellite's own.
+func enroll(ctx context.Context, cfg *SatelliteConfig, log *slog.Logger) error {
+	token, err := satelliteToken(cfg.Dir)
+	if err != nil {
+		return err
+	}
+	key, err := sitekey.LoadOrCreate(cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("satellite %s: %w", cfg.Site, err)
+	}
+	c := &link.Client{URL: cfg.SyncURL, Site: cfg.Site, RootCAs: cfg.RootCAs, Logger: log}
+	if err := c.Enroll(ctx, cfg.EnrollmentToken, key.Public(), syncsvc.HashToken(token)); err != nil {
+		return fmt.Errorf("satellite %s: %w", cfg.Site, err)
+	}
+	log.InfoContext(ctx, "satellite enrolled", "site", cfg.Site.String())
+	cfg.Token = token
+	return nil
 }

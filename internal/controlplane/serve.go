@@ -89,7 +89,8 @@ type ServeConfig struct {
 	// Token is the internal token: presented on every call to another
 	// service, required on every call to this one.
 	Token string
-	// Sites are the enrolled satellites (iam and sync need them).
+	// Sites are the satellites setup enrolled (sync makes them its sites;
+	// operators add others at run time).
 	Sites []Enrollment
 	// AdminCredentials is where iam writes the first organization's
 	// admin key (KEY:SECRET), when it creates one.
@@ -169,7 +170,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (_ *Process, err error) {
 	peer := cfg.Peers
 	switch cfg.Service {
 	case iam.Name:
-		s := iam.New(iam.Config{SiteKeys: siteKeys(cfg.Sites), Logger: log})
+		s := iam.New(iam.Config{Logger: log})
 		s.Use(kafka.NewClient(peer[kafka.Name], cfg.Token), network.NewClient(peer[network.Name], cfg.Token))
 		svc, rpc = ptr(s.Host()), s.RPC(cfg.Token)
 		after = func(ctx context.Context) error {

@@ -50,6 +50,12 @@ type Service struct {
 	// Attach, if set, receives the service's own store once it is open and
 	// before anything reacts, so that the service's API can use it.
 	Attach func(store.Store)
+	// Init, if set, runs once at every start, in a transaction of its own
+	// after the store opens and before the relay and the reactor start:
+	// for state the service's configuration declares (the sites a
+	// deployment was set up with), written as any other change, so that
+	// its events flow like every other's.
+	Init func(ctx context.Context, tx store.Tx) error
 	// Reactor tunes the reactor (workers, batch, backoff, resync); the
 	// fields the host fills are ignored.
 	Reactor reactor.Config
@@ -136,6 +142,11 @@ func Start(ctx context.Context, cfg Config, svc Service) (*Running, error) {
 	r := &Running{Service: svc, Store: st}
 	if svc.Attach != nil {
 		svc.Attach(st)
+	}
+	if svc.Init != nil {
+		if err := st.Update(ctx, svc.Init); err != nil {
+			return nil, errors.Join(fmt.Errorf("host: %s: init: %w", svc.Name, err), st.Close())
+		}
 	}
 	r.Relay, err = relay.New(relay.Config{
 		Service: svc.Name, Feed: st.Feed(), Kafka: cfg.Kafka, Logger: cfg.Logger, Registerer: cfg.Registerer,

@@ -60,6 +60,7 @@ type Client struct {
 	once   sync.Once
 	watch  *connect.Client[resource.WatchBundle, resource.Bundle]
 	report *connect.Client[resource.Report, struct{}]
+	enroll *connect.Client[resource.Enroll, struct{}]
 }
 
 func (c *Client) init() {
@@ -80,6 +81,8 @@ func (c *Client) init() {
 		c.watch = connect.NewClient[resource.WatchBundle, resource.Bundle](hc, base+resource.WatchBundleProcedure,
 			connect.WithCodec(resource.LinkCodec{}), connect.WithReadMaxBytes(maxBundle))
 		c.report = connect.NewClient[resource.Report, struct{}](hc, base+resource.ReportProcedure,
+			connect.WithCodec(resource.LinkCodec{}))
+		c.enroll = connect.NewClient[resource.Enroll, struct{}](hc, base+resource.EnrollProcedure,
 			connect.WithCodec(resource.LinkCodec{}))
 	})
 }
@@ -197,4 +200,37 @@ func (c *Client) Report(ctx context.Context, rep resource.Report) error {
 		return fmt.Errorf("link: report: %w", err)
 	}
 	return nil
+}
+
+// Enroll enrolls the satellite of c.Site with the site's one-time
+// enrollment token: publicKey is the public half of the key it made, and
+// the hash of c.Token, the token it made, is what it authenticates with
+// from then on. Sync accepts the same enrollment again, so a broken link
+// is retried with backoff until ctx ends; a refusal (a wrong token, a site
+// enrolled with another key) is returned at once.
+func (c *Client) Enroll(ctx context.Context, enrollmentToken string, publicKey []byte, tokenHash string) error {
+	c.init()
+	for attempt := 1; ; attempt++ {
+		req := connect.NewRequest(&resource.Enroll{Site: c.Site.String(), PublicKey: publicKey, TokenHash: tokenHash})
+		req.Header().Set("Authorization", "Bearer "+enrollmentToken)
+		actx, cancel := context.WithTimeout(ctx, reportTimeout)
+		_, err := c.enroll.CallUnary(actx, req)
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return fmt.Errorf("link: enroll: %w", ctx.Err())
+		case Permanent(err) || connect.CodeOf(err) == connect.CodeFailedPrecondition:
+			return fmt.Errorf("link: enroll: %w", err)
+		}
+		c.Logger.WarnContext(ctx, "enrollment failed; retrying", "attempt", attempt, "err", err)
+		t := time.NewTimer(backoff.Delay(attempt, 200*time.Millisecond, cmp.Or(c.MaxBackoff, 10*time.Second)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("link: enroll: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
 }

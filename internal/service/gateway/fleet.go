@@ -53,8 +53,18 @@ type FleetListMetadata struct {
 	TotalSize int    `json:"total_size"`
 }
 
-// SitesPath lists the sites with their satellites' links.
-const SitesPath = "/fleet/v1/sites"
+// SitesPath lists the sites with their satellites' links, and adds one;
+// SitePath is one of them.
+const (
+	SitesPath = "/fleet/v1/sites"
+	SitePath  = SitesPath + "/{cloud}/{region}"
+)
+
+// SiteRequest adds a site.
+type SiteRequest struct {
+	Cloud  string `json:"cloud"`
+	Region string `json:"region"`
+}
 
 // FleetSites is every site with its satellite's link.
 type FleetSites struct {
@@ -86,8 +96,6 @@ func (g *Gateway) fleetRoutes() []Route {
 		{Method: http.MethodGet, Pattern: fleet.SummaryPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			return ok(w)(g.cfg.Fleet.GetSummary(r.Context(), p))
 		}},
-		// The sites are few and their links are sync's own, in memory:
-		// asked of sync at once.
 		{Method: http.MethodGet, Pattern: fleet.VersionsPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			return ok(w)(g.cfg.Fleet.GetVersions(r.Context(), p))
 		}},
@@ -146,25 +154,68 @@ func (g *Gateway) fleetRoutes() []Route {
 			}
 			return noContent(w, g.cfg.Fleet.DeleteSiteWindow(r.Context(), p, site))
 		}},
+		// The sites are few and their links are sync's own, partly in
+		// memory: asked of sync at once.
 		{Method: http.MethodGet, Pattern: SitesPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, _ svcapi.Principal) error {
 			links, err := g.cfg.Sync.SiteLinks(r.Context())
 			return ok(w)(FleetSites{APIVersion: "fleet/v1", Kind: "SiteList", Data: links}, err)
 		}},
+		{Method: http.MethodPost, Pattern: SitesPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			var in SiteRequest
+			if e := api.Decode(r.Body, &in); e != nil {
+				return e
+			}
+			out, err := g.cfg.Sync.AddSite(r.Context(), resource.Site{Cloud: in.Cloud, Region: in.Region}, p.Owner)
+			return created(w, err, http.StatusCreated, SitesPath+"/"+out.Site, out)
+		}},
+		{Method: http.MethodGet, Pattern: SitePath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, _ svcapi.Principal) error {
+			link, err := g.knownSite(r)
+			return ok(w)(link, err)
+		}},
+		{Method: http.MethodDelete, Pattern: SitePath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			link, err := g.knownSite(r)
+			if err != nil {
+				return err
+			}
+			site, _ := resource.ParseSite(link.Site)
+			return noContent(w, g.cfg.Sync.RetireSite(r.Context(), site, p.Owner))
+		}},
+		g.cordonRoute("cordon", true),
+		g.cordonRoute("uncordon", false),
 	}
 }
 
-// servedSite reads the site of a path's {cloud} and {region}: one a
-// satellite serves, asked of sync (below).
-func (g *Gateway) servedSite(r *http.Request) (string, error) {
+// cordonRoute cordons a site, or opens it again.
+func (g *Gateway) cordonRoute(op string, cordoned bool) Route {
+	return Route{Method: http.MethodPost, Pattern: SitePath + "/" + op, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+		link, err := g.knownSite(r)
+		if err != nil {
+			return err
+		}
+		site, _ := resource.ParseSite(link.Site)
+		return ok(w)(g.cfg.Sync.CordonSite(r.Context(), site, cordoned, p.Owner))
+	}}
+}
+
+// knownSite reads the site of a path's {cloud} and {region}: one sync
+// knows (retired ones are gone), with its link.
+func (g *Gateway) knownSite(r *http.Request) (syncsvc.SiteLink, error) {
 	site := resource.Site{Cloud: strings.ToUpper(r.PathValue("cloud")), Region: strings.ToLower(r.PathValue("region"))}
-	sites, err := g.cfg.Sync.SitesServed(r.Context())
+	links, err := g.cfg.Sync.SiteLinks(r.Context())
 	if err != nil {
-		return "", err
+		return syncsvc.SiteLink{}, err
 	}
-	if !slices.Contains(sites, site) {
-		return "", api.Errorf(http.StatusNotFound, api.CodeNotFound, "no satellite serves the site %s", truncate(site.String()))
+	i := slices.IndexFunc(links, func(l syncsvc.SiteLink) bool { return l.Site == site.String() })
+	if i < 0 {
+		return syncsvc.SiteLink{}, api.Errorf(http.StatusNotFound, api.CodeNotFound, "there is no site %s (GET %s lists them)", truncate(site.String()), SitesPath)
 	}
-	return site.String(), nil
+	return links[i], nil
+}
+
+// servedSite is knownSite's name, for the routes that take a site.
+func (g *Gateway) servedSite(r *http.Request) (string, error) {
+	link, err := g.knownSite(r)
+	return link.Site, err
 }
 
 // upgradeOps are the operations on a campaign, a route each.

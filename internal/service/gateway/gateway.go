@@ -84,12 +84,15 @@ type Network interface {
 	DeleteNetwork(ctx context.Context, p svcapi.Principal, id string) error
 }
 
-// Sync is what the gateway asks of the sync service: which sites
-// satellites serve.
+// Sync is what the gateway asks of the sync service: which sites take
+// clusters, and the operators' changes of sites.
 type Sync interface {
 	SitesServed(ctx context.Context) ([]resource.Site, error)
 	// SiteLinks is each site's satellite link, for the operators.
 	SiteLinks(ctx context.Context) ([]syncsvc.SiteLink, error)
+	AddSite(ctx context.Context, site resource.Site, by string) (syncsvc.SiteAdded, error)
+	CordonSite(ctx context.Context, site resource.Site, cordoned bool, by string) (syncsvc.SiteLink, error)
+	RetireSite(ctx context.Context, site resource.Site, by string) error
 }
 
 // Audit is what the gateway asks of the audit service.

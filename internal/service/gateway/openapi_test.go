@@ -580,6 +580,16 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 	c.do(t, exchange{method: "PUT", path: "/fleet/v1/sites/aws/mars-1/maintenance-window", body: map[string]any{"maintenance_window": map[string]any{"start_time": "02:00", "duration": "6h"}}, want: 404})
 	c.do(t, exchange{method: "DELETE", path: windowPath, want: 204})
 	c.do(t, exchange{method: "DELETE", path: windowPath, want: 404})
+	// A site added, cordoned, opened again and retired.
+	c.do(t, exchange{method: "POST", path: "/fleet/v1/sites", body: map[string]any{"cloud": "AWS", "region": "eu-west-1"}, want: 201})
+	c.do(t, exchange{method: "POST", path: "/fleet/v1/sites", body: map[string]any{"cloud": "AWS", "region": "eu-west-1"}, want: 409})
+	c.do(t, exchange{method: "POST", path: "/fleet/v1/sites", body: map[string]any{"cloud": "MARS", "region": "Crater 1"}, invalid: true, want: 422})
+	c.do(t, exchange{method: "GET", path: "/fleet/v1/sites/aws/eu-west-1", want: 200})
+	c.do(t, exchange{method: "POST", path: "/fleet/v1/sites/aws/eu-west-1/cordon", want: 200})
+	c.do(t, exchange{method: "POST", path: "/fleet/v1/sites/aws/eu-west-1/uncordon", want: 200})
+	c.do(t, exchange{method: "DELETE", path: "/fleet/v1/sites/aws/us-west-2", want: 409})
+	c.do(t, exchange{method: "DELETE", path: "/fleet/v1/sites/aws/eu-west-1", want: 204})
+	c.do(t, exchange{method: "GET", path: "/fleet/v1/sites/aws/eu-west-1", want: 404})
 	// A Dedicated cluster's maintenance window and version pin, and what
 	// is wrong with a window, all at once.
 	var windowed api.Cluster

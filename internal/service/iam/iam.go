@@ -51,11 +51,7 @@ const (
 
 // Config configures the service.
 type Config struct {
-	// SiteKeys are the satellites' public keys (package sitekey), by site
-	// ("aws/us-west-2"): a cluster key's SCRAM credential is sealed to
-	// its site's.
-	SiteKeys map[string][]byte
-	Logger   *slog.Logger
+	Logger *slog.Logger
 }
 
 // Clusters answers about the kafka service's clusters (same layer).
@@ -106,8 +102,13 @@ func (s *Service) Use(clusters Clusters, networks Networks) {
 }
 
 // lkcDesired is the kafka service's topic of clusters: a deleted
-// cluster's keys go with it.
-var lkcDesired = event.Topic(resource.KindLKC, event.Desired)
+// cluster's keys go with it. siteStatus is sync's topic of sites' states:
+// a cluster key's SCRAM credential is sealed to the public key its site's
+// satellite enrolled with, learned from there.
+var (
+	lkcDesired = event.Topic(resource.KindLKC, event.Desired)
+	siteStatus = event.Topic(resource.KindSite, event.Status)
+)
 
 // Host declares the service: it owns identity kinds and reacts to the
 // clusters' desired state.
@@ -117,10 +118,19 @@ func (s *Service) Host() host.Service {
 		Layer: Layer,
 		Owns: []string{resource.KindOrganization, resource.KindEnvironment, resource.KindAPIKey,
 			resource.KindUser, resource.KindServiceAcct, resource.KindRoleBinding},
-		ReactsTo:  []string{lkcDesired},
-		Reconcile: s.reconcileCluster,
+		ReactsTo:  []string{lkcDesired, siteStatus},
+		Reconcile: s.reconcile,
 		Attach:    func(st store.Store) { s.st = st },
 	}
+}
+
+// reconcile reacts to a cluster; a site's event needs no reaction: the
+// reactor keeps it, and sealSCRAM reads it.
+func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error {
+	if strings.HasPrefix(key, "site-") {
+		return nil
+	}
+	return s.reconcileCluster(ctx, tx, key)
 }
 
 // reconcileCluster deletes the keys of a deleted cluster: they stopped
@@ -416,7 +426,7 @@ func (s *Service) createKey(ctx context.Context, tx store.Tx, k keyFor) (string,
 		Secret: resource.SecretHash{Algorithm: "PBKDF2-SHA256", Iterations: secretIterations, Salt: salt, Hash: hash},
 	}
 	if k.cluster != "" {
-		if spec.SCRAM, err = s.sealSCRAM(key, secret, k.site); err != nil {
+		if spec.SCRAM, err = s.sealSCRAM(ctx, tx, key, secret, k.site); err != nil {
 			return "", "", err
 		}
 		bindings, err := s.bindings(ctx, tx, k.org)
@@ -432,11 +442,11 @@ func (s *Service) createKey(ctx context.Context, tx store.Tx, k keyFor) (string,
 }
 
 // sealSCRAM derives the key's SCRAM-SHA-512 credential and seals it to
-// the site's satellite.
-func (s *Service) sealSCRAM(key, secret string, site resource.Site) (*resource.SealedSCRAM, error) {
-	pub, ok := s.cfg.SiteKeys[site.String()]
-	if !ok {
-		return nil, fmt.Errorf("iam: no satellite key for site %s: the satellite's public key must be configured", site)
+// the site's satellite, whose key iam learned from sync's events.
+func (s *Service) sealSCRAM(ctx context.Context, tx store.Tx, key, secret string, site resource.Site) (*resource.SealedSCRAM, error) {
+	pub, err := siteKey(ctx, tx, site)
+	if err != nil {
+		return nil, err
 	}
 	scramSalt := randomBytes(16)
 	salted, err := pbkdf2.Key(sha512.New, secret, scramSalt, scramIterations, sha512.Size)
@@ -449,6 +459,45 @@ func (s *Service) sealSCRAM(key, secret string, site resource.Site) (*resource.S
 		return nil, fmt.Errorf("iam: seal the SCRAM credential of %s: %w", key, err)
 	}
 	return &resource.SealedSCRAM{Site: site.String(), Sealed: sealed}, nil
+}
+
+// SiteKnown reports whether iam knows the key of site's satellite, so
+// that keys of its clusters can be made: a deployment's start waits for
+// the sites it was set up with.
+func (s *Service) SiteKnown(ctx context.Context, site resource.Site) (bool, error) {
+	var ok bool
+	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
+		_, err := siteKey(ctx, tx, site)
+		var apiErr *api.Error
+		if errors.As(err, &apiErr) {
+			return nil
+		}
+		ok = err == nil
+		return err
+	})
+	return ok, err
+}
+
+// siteKey is the public key site's satellite enrolled with, as sync's
+// newest event of the site says.
+func siteKey(ctx context.Context, tx store.Tx, site resource.Site) ([]byte, error) {
+	unknown := api.Errorf(http.StatusConflict, api.CodeConflict,
+		"the satellite of %s has not enrolled, or iam has not yet heard of its enrollment: its clusters' keys cannot be made yet; retry in a moment", site)
+	r, err := store.ObservedResource(ctx, tx, siteStatus, site.ID())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, unknown
+	}
+	if err != nil {
+		return nil, fmt.Errorf("iam: site %s: %w", site, err)
+	}
+	st, err := resource.Decode[resource.SiteStatus](r.Status.Detail)
+	if err != nil {
+		return nil, fmt.Errorf("iam: site %s: %w", site, err)
+	}
+	if r.Deleted() || r.Status.Phase != resource.SiteEnrolled || len(st.PublicKey) == 0 {
+		return nil, unknown
+	}
+	return st.PublicKey, nil
 }
 
 const (

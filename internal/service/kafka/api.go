@@ -154,8 +154,8 @@ func (s *Service) CreateCluster(ctx context.Context, p svcapi.Principal, in api.
 			return api.Cluster{}, orInvalid(err, "/spec/network/id", "network %q not found in environment %q for %s", spec.Network, env, spec.Site())
 		}
 	}
-	if ok, err := s.cfg.Sites.SiteServed(ctx, spec.Site()); err != nil || !ok {
-		return api.Cluster{}, orInvalid(err, "/spec/region", "no satellite serves %s; choose a served cloud and region%s", spec.Site(), s.servedSites(ctx))
+	if why, err := s.cfg.Sites.SiteRefusal(ctx, spec.Site()); err != nil || why != "" {
+		return api.Cluster{}, orInvalid(err, "/spec/region", "%s; choose a served cloud and region%s", why, s.servedSites(ctx))
 	}
 	id, err := svcapi.FreshID(ctx, s.st, resource.KindLKC, func() string { return resource.NewID("lkc") })
 	if err != nil {

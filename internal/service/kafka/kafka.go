@@ -34,9 +34,11 @@ type Quotas interface {
 	Reserve(ctx context.Context, org, lkc string, cku int) error
 }
 
-// Sites answers whether a satellite serves a site (sync, a lower layer).
+// Sites answers whether a site takes new clusters (sync, a lower layer).
 type Sites interface {
-	SiteServed(ctx context.Context, site resource.Site) (bool, error)
+	// SiteRefusal says why site takes no new cluster: "" when it takes
+	// them.
+	SiteRefusal(ctx context.Context, site resource.Site) (string, error)
 }
 
 // Networks answers whether a network exists (network, a lower layer).

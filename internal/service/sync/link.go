@@ -39,16 +39,59 @@ func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(resource.WatchBundleProcedure, connect.NewServerStreamHandler(resource.WatchBundleProcedure, s.watchBundle, opts...))
 	mux.Handle(resource.ReportProcedure, connect.NewUnaryHandler(resource.ReportProcedure, s.report, opts...))
+	// Enrollment is authenticated by the site's enrollment token, in
+	// Enroll itself, not by a satellite's own token.
+	enroll := connect.NewUnaryHandler(resource.EnrollProcedure, s.enroll, opts...)
 	refuse := connect.NewErrorWriter(opts...)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == resource.EnrollProcedure {
+			enroll.ServeHTTP(w, r)
+			return
+		}
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		site, known := s.siteOf(token)
+		site, known, err := s.siteOf(r.Context(), token)
+		if err != nil {
+			s.log.ErrorContext(r.Context(), "authenticating a satellite failed", "err", err)
+			_ = refuse.Write(w, r, connect.NewError(connect.CodeUnavailable, errors.New("the satellite could not be authenticated; retry")))
+			return
+		}
 		if !ok || !known {
 			_ = refuse.Write(w, r, connect.NewError(connect.CodeUnauthenticated, errors.New("the satellite token is not valid")))
 			return
 		}
 		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), siteKey{}, site)))
 	})
+}
+
+// enroll records a satellite's enrollment (Service.Enroll).
+func (s *Service) enroll(ctx context.Context, req *connect.Request[resource.Enroll]) (*connect.Response[struct{}], error) {
+	token, _ := strings.CutPrefix(req.Header().Get("Authorization"), "Bearer ")
+	err := s.Enroll(ctx, token, *req.Msg)
+	if err == nil {
+		s.log.InfoContext(ctx, "satellite enrolled", "site", req.Msg.Site)
+		return connect.NewResponse(&struct{}{}), nil
+	}
+	return nil, linkError(ctx, s, "enrolling a satellite", req.Msg.Site, err)
+}
+
+// linkError is err as the link answers it: a refusal says why, a failure
+// of sync's own is logged and answered as unavailable.
+func linkError(ctx context.Context, s *Service, doing, site string, err error) error {
+	var apiErr *api.Error
+	switch {
+	case errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized:
+		return connect.NewError(connect.CodeUnauthenticated, errors.New(apiErr.Detail))
+	case errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict:
+		return connect.NewError(connect.CodeFailedPrecondition, errors.New(apiErr.Detail))
+	case errors.As(err, &apiErr) && apiErr.Status < 500:
+		return connect.NewError(connect.CodeInvalidArgument, errors.New(apiErr.Detail))
+	case ctx.Err() != nil:
+		// The caller gave up (its deadline passed, or it went away):
+		// that is its own doing, not the server's failure.
+		return connect.NewError(contextCode(ctx), fmt.Errorf("%s: %w", doing, ctx.Err()))
+	}
+	s.log.ErrorContext(ctx, doing+" failed", "site", site, "err", err)
+	return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%s failed on sync's side; retry", doing))
 }
 
 // siteKey carries the authenticated satellite's site in a request's
@@ -113,24 +156,10 @@ func (s *Service) report(ctx context.Context, req *connect.Request[resource.Repo
 	if err := ownSite(site, req.Msg.Site); err != nil {
 		return nil, err
 	}
-	err := s.Report(ctx, site, *req.Msg)
-	if err == nil {
-		s.seen(site, req.Msg.Version, 0)
+	if err := s.Report(ctx, site, *req.Msg); err != nil {
+		return nil, linkError(ctx, s, "recording a report", site.String(), err)
 	}
-	var apiErr *api.Error
-	switch {
-	case errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict:
-		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(apiErr.Detail))
-	case errors.As(err, &apiErr) && apiErr.Status < 500:
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New(apiErr.Detail))
-	case err != nil && ctx.Err() != nil:
-		// The caller gave up (its deadline passed, or it went away):
-		// that is its own doing, not the server's failure.
-		return nil, connect.NewError(contextCode(ctx), fmt.Errorf("the report was not recorded: %w", ctx.Err()))
-	case err != nil:
-		s.log.ErrorContext(ctx, "recording a report failed", "site", site.String(), "err", err)
-		return nil, connect.NewError(connect.CodeUnavailable, errors.New("the report could not be recorded; retry"))
-	}
+	s.seen(site, req.Msg.Version, 0)
 	return connect.NewResponse(&struct{}{}), nil
 }
 

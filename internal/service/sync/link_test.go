@@ -48,17 +48,21 @@ type fixture struct {
 
 func newSync(t testing.TB, log *slog.Logger) *fixture {
 	st, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "sync.db"), Service: syncsvc.Name,
-		Owns: []string{resource.KindDelivery}})
+		Owns: []string{resource.KindDelivery, resource.KindSite}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	var sats []syncsvc.Satellite
 	for site, token := range tokens {
-		sats = append(sats, syncsvc.Satellite{Site: site, TokenHash: syncsvc.HashToken(token)})
+		sats = append(sats, syncsvc.Satellite{Site: site, TokenHash: syncsvc.HashToken(token), PublicKey: make([]byte, 32)})
 	}
 	svc := syncsvc.New(syncsvc.Config{Satellites: sats, Logger: log})
-	svc.Host().Attach(st)
+	h := svc.Host()
+	h.Attach(st)
+	if err := st.Update(t.Context(), h.Init); err != nil {
+		t.Fatal(err)
+	}
 	return &fixture{svc: svc, st: st}
 }
 

@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -21,7 +20,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	gosync "sync"
 	"time"
 
@@ -41,11 +39,12 @@ const (
 
 var pkcDesired = event.Topic(resource.KindPKC, event.Desired)
 
-// Satellite is a site's agent as sync knows it: the site and the SHA-256 of
-// its token.
+// Satellite is a site the deployment's setup enrolled: the site, the
+// SHA-256 of its satellite's token and the public half of its key.
 type Satellite struct {
 	Site      resource.Site
 	TokenHash string
+	PublicKey []byte
 }
 
 // HashToken returns the hash sync keeps of a satellite token.
@@ -56,7 +55,9 @@ func HashToken(token string) string {
 
 // Config configures the service.
 type Config struct {
-	// Satellites are the sites served and their credentials.
+	// Satellites are the sites the deployment's setup enrolled, made
+	// sync's site resources at start; operators add others at run time
+	// (AddSite).
 	Satellites []Satellite
 	Logger     *slog.Logger
 }
@@ -89,10 +90,11 @@ func (s *Service) Host() host.Service {
 	return host.Service{
 		Name:      Name,
 		Layer:     Layer,
-		Owns:      []string{resource.KindDelivery},
+		Owns:      []string{resource.KindDelivery, resource.KindSite},
 		ReactsTo:  []string{pkcDesired},
 		Reconcile: s.reconcile,
 		Attach:    func(st store.Store) { s.st = st },
+		Init:      s.seedSites,
 		Reactor:   reactor.Config{AfterCommit: s.notify},
 	}
 }
@@ -130,40 +132,6 @@ func (s *Service) wait(site string) <-chan struct{} {
 		s.changed[site] = ch
 	}
 	return ch
-}
-
-// SiteServed reports whether a satellite serves site.
-func (s *Service) SiteServed(_ context.Context, site resource.Site) (bool, error) {
-	for _, sat := range s.cfg.Satellites {
-		if sat.Site == site {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-// SitesServed returns every site a satellite serves, ordered by cloud and
-// region: what clusters may be created in.
-func (s *Service) SitesServed(_ context.Context) ([]resource.Site, error) {
-	sites := make([]resource.Site, 0, len(s.cfg.Satellites))
-	for _, sat := range s.cfg.Satellites {
-		if !slices.Contains(sites, sat.Site) {
-			sites = append(sites, sat.Site)
-		}
-	}
-	slices.SortFunc(sites, func(a, b resource.Site) int { return strings.Compare(a.String(), b.String()) })
-	return sites, nil
-}
-
-// siteOf authenticates a satellite token.
-func (s *Service) siteOf(token string) (resource.Site, bool) {
-	got := HashToken(token)
-	for _, sat := range s.cfg.Satellites {
-		if subtle.ConstantTimeCompare([]byte(got), []byte(sat.TokenHash)) == 1 {
-			return sat.Site, true
-		}
-	}
-	return resource.Site{}, false
 }
 
 // The service's private indexes (see store.Tx): the live deliveries of a
