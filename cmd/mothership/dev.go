@@ -39,6 +39,7 @@ func newDevCmd() *cobra.Command {
 	var clustersPlaintext bool
 	var kube kubeFlags
 	var auditRetention time.Duration
+	var stuckAfter string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Start the whole system in one process, on the embedded default",
@@ -55,8 +56,12 @@ DATA_DIR/tls/ca.pem (created at the first start): clients trust it with
 ssl.ca.location. --clusters-plaintext serves SASL_PLAINTEXT instead.`,
 		PreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			limits, err := controlplane.ParseStuckLimits(stuckAfter)
+			if err != nil {
+				return fmt.Errorf("--stuck-after: %w", err)
+			}
 			o := devOptions{dataDir: dataDir, listen: listen, kafkaListen: kafkaListen, kafka: kafka, logs: logs, auditRetention: auditRetention,
-				clustersPlaintext: clustersPlaintext}
+				stuckAfter: limits, clustersPlaintext: clustersPlaintext}
 			if kube.kubeconfig != "" || kube.context != "" {
 				o.kube = &kube
 			}
@@ -68,6 +73,7 @@ ssl.ca.location. --clusters-plaintext serves SASL_PLAINTEXT instead.`,
 	cmd.Flags().StringVar(&kafkaListen, "kafka-listen", "127.0.0.1:0", "address of the embedded broker; port 0 picks a free port at the first start, which later starts on the data dir keep (DATA_DIR/"+kafkaPortFile+")")
 	cmd.Flags().StringVar(&kafka, "kafka", "", "bootstrap servers of an external Kafka (comma-separated); none runs the embedded broker")
 	logs.add(cmd.Flags())
+	cmd.Flags().StringVar(&stuckAfter, "stuck-after", "15m", "how long a resource may wait for a change without progress before it is marked STUCK: 15m for every kind, or per kind (lkc=30m,pkc=20m)")
 	cmd.Flags().DurationVar(&auditRetention, "audit-retention", audit.DefaultRetention, "how long audit records are kept (older ones are purged hourly); negative keeps them for ever")
 	cmd.Flags().BoolVar(&clustersPlaintext, "clusters-plaintext", false, "serve the Kafka clusters' endpoints without TLS (SASL_PLAINTEXT), for development only")
 	kube.add(cmd.Flags())
@@ -81,6 +87,8 @@ type devOptions struct {
 	kube *kubeFlags
 	// auditRetention is how long audit records are kept.
 	auditRetention time.Duration
+	// stuckAfter are the limits of the STUCK condition.
+	stuckAfter controlplane.StuckLimits
 	// clustersPlaintext serves the embedded clusters without TLS.
 	clustersPlaintext bool
 }
@@ -125,7 +133,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 	}
 	ccfg := controlplane.Config{
 		DataDir: dataDir, Listener: ln, Kafka: cfg.Kafka, OpenStore: cfg.OpenStore,
-		Metrics: metrics, Logger: log, Registerer: reg, AuditRetention: o.auditRetention,
+		Metrics: metrics, Logger: log, Registerer: reg, AuditRetention: o.auditRetention, StuckAfter: o.stuckAfter,
 	}
 	caFile := filepath.Join(dataDir, "tls", "ca.pem")
 	if !o.clustersPlaintext {

@@ -41,6 +41,7 @@ type serveOptions struct {
 	cloudOpTime                                    time.Duration
 	apiBurst                                       int
 	auditRetention                                 time.Duration
+	stuckAfter                                     string
 	kafkaSASL
 	logs logFlags
 }
@@ -89,6 +90,7 @@ service's settings as an environment file.`,
 	f.DurationVar(&o.cloudOpTime, "cloud-operation-time", 0, "capacity, network: how long an operation of the simulated cloud takes (default 300ms)")
 	f.IntVar(&o.orgQuota.MaxClusters, "org-max-clusters", 0, "quota: clusters a new organization may have (default 50)")
 	f.IntVar(&o.orgQuota.MaxCKU, "org-max-cku", 0, "quota: Dedicated CKU a new organization may have in all (default 100)")
+	f.StringVar(&o.stuckAfter, "stuck-after", "15m", "kafka, pkc, capacity, network, sync, fleet: how long a resource may wait for a change without progress before it is marked STUCK: 15m for every kind, or per kind (lkc=30m,pkc=20m)")
 	f.DurationVar(&o.auditRetention, "audit-retention", audit.DefaultRetention, "audit: how long audit records are kept (older ones are purged hourly); negative keeps them for ever")
 	o.logs.add(f)
 	return cmd
@@ -105,6 +107,9 @@ func runServe(ctx context.Context, cmd *cobra.Command, service string, o serveOp
 	cfg := controlplane.ServeConfig{Service: service, Peers: o.peers, AdminCredentials: o.adminCredentials, MaxTenants: o.maxTenants, OrgQuota: o.orgQuota, RatePerSecond: o.apiRate, RateBurst: o.apiBurst, PublicURL: o.publicURL,
 		Cloud: sim.Config{OperationTime: o.cloudOpTime}, AuditRetention: o.auditRetention,
 		InstanceID: cmp.Or(o.instanceID, service)}
+	if cfg.StuckAfter, err = controlplane.ParseStuckLimits(o.stuckAfter); err != nil {
+		return fmt.Errorf("--stuck-after: %w", err)
+	}
 	if o.clusterCA != "" {
 		if cfg.ClusterCA, err = os.ReadFile(o.clusterCA); err != nil {
 			return fmt.Errorf("--cluster-ca: %w", err)

@@ -100,6 +100,28 @@ type ClusterSpec struct {
 	KafkaVersionPin   string             `json:"kafka_version_pin,omitempty"`
 }
 
+// OrganizationsPath is /org/v2/organizations: the caller's organization.
+const OrganizationsPath = "/org/v2/organizations"
+
+// Organization is /org/v2/organizations/{id}.
+type Organization struct {
+	APIVersion  string   `json:"api_version"`
+	Kind        string   `json:"kind"`
+	ID          string   `json:"id"`
+	Metadata    Metadata `json:"metadata"`
+	DisplayName string   `json:"display_name"`
+	// MaintenanceWindow is Mothership's: the window of the
+	// organization's Dedicated clusters that set none of their own.
+	MaintenanceWindow *MaintenanceWindow `json:"maintenance_window,omitempty"`
+}
+
+// OrganizationUpdate is the body of PATCH /org/v2/organizations/{id};
+// a maintenance window of {} removes it.
+type OrganizationUpdate struct {
+	DisplayName       *string            `json:"display_name,omitempty"`
+	MaintenanceWindow *MaintenanceWindow `json:"maintenance_window,omitempty"`
+}
+
 // MaintenanceWindow is a weekly window: on Day (MONDAY … SUNDAY, or
 // empty for every day) from StartTime (HH:MM, UTC) for Duration (1h to
 // 24h).
@@ -126,6 +148,17 @@ type ClusterStatus struct {
 	// (Mothership's; Confluent Cloud shows no version).
 	KafkaVersion        string `json:"kafka_version,omitempty"`
 	PendingKafkaVersion string `json:"pending_kafka_version,omitempty"`
+	// Stuck is set while the cluster has waited too long for a change to
+	// be realized without progress (Mothership's).
+	Stuck *Stuck `json:"stuck,omitempty"`
+}
+
+// Stuck is the STUCK condition of a resource: since when it waits, and
+// the lowest layer that has not caught up.
+type Stuck struct {
+	Since   time.Time `json:"since"`
+	Layer   string    `json:"layer"`
+	Message string    `json:"message,omitempty"`
 }
 
 // Cluster is /cmk/v2/clusters.

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -572,7 +571,10 @@ func clusterFields(s *session, c api.Cluster) []field {
 		f = append(f, field{"Kafka Version Pin", c.Spec.KafkaVersionPin})
 	}
 	if w := c.Spec.MaintenanceWindow; w != nil {
-		f = append(f, field{"Maintenance Window", strings.TrimSpace(cmp.Or(w.Day, "every day") + " " + w.StartTime + " UTC for " + w.Duration)})
+		f = append(f, field{"Maintenance Window", windowText(w)})
+	}
+	if k := st.Stuck; k != nil {
+		f = append(f, field{"Stuck", fmt.Sprintf("since %s, waiting on %s: %s", k.Since.UTC().Format(time.RFC3339), k.Layer, k.Message)})
 	}
 	if st.Reason != "" {
 		f = append(f, field{"Reason", st.Reason})

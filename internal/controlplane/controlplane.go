@@ -81,6 +81,9 @@ type Config struct {
 	BrokerStepDelay time.Duration
 	// MaxTenants per shared PKC.
 	MaxTenants int
+	// StuckAfter are how long resources may wait without progress before
+	// their owners mark them STUCK (default 15 minutes each).
+	StuckAfter StuckLimits
 	// AuditRetention is how long audit records are kept (default
 	// audit.DefaultRetention; negative: for ever).
 	AuditRetention time.Duration
@@ -161,12 +164,15 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	auditSvc := audit.New(audit.Config{Retention: cfg.AuditRetention, Logger: log})
-	fleetSvc := fleet.New(fleet.Config{Logger: log, Registerer: cfg.Registerer})
+	fleetSvc := fleet.New(fleet.Config{StuckAfter: cfg.StuckAfter.For(resource.KindLKC), Logger: log, Registerer: cfg.Registerer})
 	services := []host.Service{
 		auditSvc.Host(), fleetSvc.Host(), iamSvc.Host(), kafkaSvc.Host(), quotaSvc.Host(),
 		pkc.New(pkc.Config{MaxTenants: cfg.MaxTenants, Logger: log}).Host(),
 		capacity.New(capacity.Config{Cloud: cloud, Logger: log}).Host(),
 		netSvc.Host(), syncSvc.Host(),
+	}
+	for i := range services {
+		cfg.StuckAfter.apply(&services[i])
 	}
 	if cfg.ResyncInterval != 0 {
 		for i := range services {

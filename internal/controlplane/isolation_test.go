@@ -38,6 +38,7 @@ func TestAnotherOrganizationSeesNothing(t *testing.T) {
 		t.Fatal("fixtures: no role binding or user to hide")
 	}
 	ids := map[string]string{ // route prefix → one of this organization's ids
+		"/org/v2/organizations":    s.sys.Organization,
 		"/org/v2/environments":     env,
 		"/cmk/v2/clusters":         c.ID,
 		"/networking/v1/networks":  n.ID,
@@ -109,7 +110,7 @@ func TestAnotherOrganizationSeesNothing(t *testing.T) {
 			var body any
 			if rt.Method == http.MethodPatch {
 				body = map[string]any{"spec": map[string]any{"display_name": "stolen"}}
-				if prefix == "/org/v2/environments" || prefix == "/iam/v2/service-accounts" {
+				if prefix == "/org/v2/environments" || prefix == "/org/v2/organizations" || prefix == "/iam/v2/service-accounts" {
 					body = map[string]any{"display_name": "stolen"} // flat, as Confluent's documents have them
 				}
 			}

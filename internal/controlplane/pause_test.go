@@ -78,4 +78,20 @@ func TestPausedClusterIsLeftAsItIs(t *testing.T) {
 	if out, err := s.cliRun("fleet", "site", "window", "delete", "aws/us-west-2"); err != nil || !strings.Contains(out, "no maintenance window") {
 		t.Fatalf("fleet site window delete: %v\n%s", err, out)
 	}
+
+	// An organization's window, for its Dedicated clusters without one,
+	// with the CLI; every mistake is named.
+	if out, err := s.cliRun("organization", "update", "--maintenance-window", "saturday 22:00 3h"); err != nil || !strings.Contains(out, "SATURDAY 22:00 UTC for 3h") {
+		t.Fatalf("organization update: %v\n%s", err, out)
+	}
+	if out, err := s.cliRun("organization", "describe"); err != nil || !strings.Contains(out, "SATURDAY 22:00 UTC for 3h") || !strings.Contains(out, s.sys.Organization) {
+		t.Fatalf("organization describe: %v\n%s", err, out)
+	}
+	code, out := s.as(s.key, s.secret, "PATCH", "/org/v2/organizations/"+s.sys.Organization, map[string]any{"maintenance_window": map[string]any{"day": "FUNDAY", "start_time": "25:00", "duration": "4h"}})
+	if code != http.StatusUnprocessableEntity || !strings.Contains(out, "/maintenance_window/day") || !strings.Contains(out, "/maintenance_window/start_time") {
+		t.Fatalf("a bad window: %d %s", code, out)
+	}
+	if out, err := s.cliRun("organization", "update", "--maintenance-window", ""); err != nil || strings.Contains(out, "Maintenance Window") {
+		t.Fatalf("removing the window: %v\n%s", err, out)
+	}
 }

@@ -105,6 +105,9 @@ type ServeConfig struct {
 	// OrgQuota is a new organization's quota (quota); zero fields take
 	// the service's defaults.
 	OrgQuota resource.QuotaSpec
+	// StuckAfter are how long resources may wait without progress before
+	// their owners mark them STUCK (default 15 minutes each).
+	StuckAfter StuckLimits
 	// AuditRetention is how long audit records are kept (audit; default
 	// audit.DefaultRetention, negative: for ever).
 	AuditRetention time.Duration
@@ -203,7 +206,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (_ *Process, err error) {
 		s := audit.New(audit.Config{Retention: cfg.AuditRetention, Logger: log})
 		svc, rpc = ptr(s.Host()), s.RPC(cfg.Token)
 	case fleet.Name:
-		s := fleet.New(fleet.Config{Logger: log, Registerer: cfg.Registerer})
+		s := fleet.New(fleet.Config{StuckAfter: cfg.StuckAfter.For(resource.KindLKC), Logger: log, Registerer: cfg.Registerer})
 		svc, rpc = ptr(s.Host()), s.RPC(cfg.Token)
 	case gateway.Name:
 		gw, err := gateway.New(gateway.Config{IAM: iam.NewClient(peer[iam.Name], cfg.Token), Kafka: kafka.NewClient(peer[kafka.Name], cfg.Token),
@@ -232,6 +235,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (_ *Process, err error) {
 	}
 	if svc != nil {
 		svc.Reactor.InstanceID = cfg.InstanceID
+		cfg.StuckAfter.apply(svc)
 		p.running, err = host.Start(ctx, host.Config{OpenStore: cfg.OpenStore, Kafka: cfg.Kafka, Logger: log, Registerer: cfg.Registerer}, *svc)
 		if err != nil {
 			return nil, err

@@ -89,6 +89,9 @@ func ParseSite(v string) (Site, error) {
 // OrganizationSpec is the desired state of an organization.
 type OrganizationSpec struct {
 	DisplayName string `json:"display_name"`
+	// MaintenanceWindow is the organization's window for its Dedicated
+	// clusters that set none of their own.
+	MaintenanceWindow *Window `json:"maintenance_window,omitempty"`
 }
 
 // EnvironmentSpec is the desired state of an environment.

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +68,9 @@ type Service struct {
 	// the writer long. A failure is logged and waits for the next round.
 	Upkeep         func(ctx context.Context, tx store.Tx) (more bool, err error)
 	UpkeepInterval time.Duration
+	// Stuck, if set, marks the service's resources whose accepted
+	// generation stays unobserved too long (see StuckWatch).
+	Stuck *StuckWatch
 }
 
 // Topics returns the topics of the kinds the service owns.
@@ -115,9 +119,13 @@ type Running struct {
 	Relay   *relay.Relay
 	Reactor *reactor.Reactor // nil when the service reacts to nothing
 
-	upkeep   startstop.Runner
-	stopOnce sync.Once
-	stopErr  error
+	upkeep startstop.Runner
+	stuck  startstop.Runner
+	// stuckCounts is, per watched kind, how many the last pass found
+	// stuck.
+	stuckCounts map[string]*atomic.Int64
+	stopOnce    sync.Once
+	stopErr     error
 }
 
 // Start opens svc's store, creates its topics and starts its relay and
@@ -167,6 +175,10 @@ func Start(ctx context.Context, cfg Config, svc Service) (*Running, error) {
 	if err == nil && svc.Upkeep != nil {
 		err = r.upkeep.Start(ctx, func(ctx context.Context) error { return r.runUpkeep(ctx, cfg.Logger) })
 	}
+	if err == nil && svc.Stuck != nil {
+		r.registerStuckGauges(cfg.Registerer, cfg.Logger)
+		err = r.stuck.Start(ctx, func(ctx context.Context) error { return r.runStuckWatch(ctx, cfg.Logger) })
+	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("host: start %s: %w", svc.Name, err), r.Stop())
 	}
@@ -211,6 +223,9 @@ func (r *Running) Stop() error {
 		var errs []error
 		if r.Service.Upkeep != nil {
 			errs = append(errs, r.upkeep.Stop())
+		}
+		if r.Service.Stuck != nil {
+			errs = append(errs, r.stuck.Stop())
 		}
 		if r.Reactor != nil {
 			errs = append(errs, r.Reactor.Stop())

@@ -43,6 +43,27 @@ type Status struct {
 	Message string `json:"message,omitempty"`
 	// Detail holds the owner's kind-specific status fields.
 	Detail json.RawMessage `json:"detail,omitempty"`
+	// PendingSince is, while a generation is unobserved, since when the
+	// resource waits without progress: the acceptance of a generation
+	// when all before it were observed, or the last time the observed
+	// generation moved. The store keeps it; the owner cannot write it.
+	PendingSince *time.Time `json:"pending_since,omitempty"`
+	// Stuck is the STUCK condition, set by the owner's stuck watch (see
+	// host.StuckWatch) when it waited too long. The store keeps it across
+	// the owner's status writes until the observed generation moves, and
+	// then drops it.
+	Stuck *Stuck `json:"stuck,omitempty"`
+}
+
+// Stuck says a resource's accepted generation has not been observed in
+// time, and which layer below has not caught up.
+type Stuck struct {
+	// Since is when the wait began (Status.PendingSince).
+	Since time.Time `json:"since"`
+	// Layer is the lowest layer that has not caught up: a service's
+	// name, or "satellite", "cloud", "paused".
+	Layer   string `json:"layer"`
+	Message string `json:"message,omitempty"`
 }
 
 // Resource is one row of a service's own state. Its JSON form is the data of

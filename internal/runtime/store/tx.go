@@ -237,7 +237,7 @@ func (t *RowsTx) ResourceCreate(ctx context.Context, p CreateParams) (Resource, 
 	now := t.cfg.Now().UTC()
 	r := Resource{
 		ID: p.ID, Kind: p.Kind, Organization: p.Organization, Environment: p.Environment,
-		Generation: 1, Version: 1, Spec: spec, CreatedAt: now, UpdatedAt: now,
+		Generation: 1, Version: 1, Spec: spec, CreatedAt: now, UpdatedAt: now, Status: Status{PendingSince: &now},
 	}
 	if err := t.rows.InsertResource(ctx, r); err != nil {
 		err = fmt.Errorf("%s %s: create: %w", p.Kind, p.ID, err)
@@ -276,11 +276,20 @@ func (t *RowsTx) ResourceUpdateSpec(ctx context.Context, p UpdateSpecParams) (Re
 		return r, nil
 	}
 	r.Spec = spec
-	r.Generation++
+	r.pending(t.cfg.Now().UTC())
 	if err := t.save(ctx, &r, event.Desired); err != nil {
 		return Resource{}, err
 	}
 	return r, nil
+}
+
+// pending bumps r's generation: a resource that had every generation
+// observed starts waiting now; one already waiting waits on.
+func (r *Resource) pending(now time.Time) {
+	if r.Status.ObservedGeneration >= r.Generation || r.Status.PendingSince == nil {
+		r.Status.PendingSince = &now
+	}
+	r.Generation++
 }
 
 // ResourceSetStatus implements Tx.
@@ -301,6 +310,19 @@ func (t *RowsTx) ResourceSetStatus(ctx context.Context, kind, id string, s Statu
 	}
 	if s.ObservedGeneration > r.Generation {
 		return Resource{}, fmt.Errorf("%w: %s %s: observed generation %d is ahead of generation %d", ErrInvalid, kind, id, s.ObservedGeneration, r.Generation)
+	}
+	// The wait is the store's to time; the STUCK condition stays until
+	// the observed generation moves, whatever the owner writes meanwhile
+	// (a retry's new reason is no progress).
+	s.PendingSince = r.Status.PendingSince
+	switch {
+	case s.ObservedGeneration >= r.Generation:
+		s.PendingSince, s.Stuck = nil, nil
+	case s.ObservedGeneration > r.Status.ObservedGeneration:
+		now := t.cfg.Now().UTC()
+		s.PendingSince, s.Stuck = &now, nil
+	case s.Stuck == nil:
+		s.Stuck = r.Status.Stuck
 	}
 	old, _ := json.Marshal(r.Status)
 	next, _ := json.Marshal(s)
@@ -325,7 +347,7 @@ func (t *RowsTx) ResourceDelete(ctx context.Context, kind, id string) (Resource,
 	}
 	now := t.cfg.Now().UTC()
 	r.DeletedAt = &now
-	r.Generation++
+	r.pending(now)
 	if err := t.save(ctx, &r, event.Desired); err != nil {
 		return Resource{}, err
 	}

@@ -61,7 +61,10 @@ func (s *Service) Host() host.Service {
 		ReactsTo:  []string{pkcDesired, capacityDesired},
 		Reconcile: s.reconcile,
 		OnFailure: s.onFailure,
-		Reactor:   reactor.Config{BackoffBase: 50 * time.Millisecond, BackoffMax: 2 * time.Second},
+		Stuck: &host.StuckWatch{Kinds: []string{resource.KindCapacity}, Layer: func(_ context.Context, _ store.Tx, r store.Resource) (string, string, bool, error) {
+			return "cloud", fmt.Sprintf("the cloud has not sized %s's node pool for generation %d: %s", r.ID, r.Generation, r.Status.Message), false, nil
+		}},
+		Reactor: reactor.Config{BackoffBase: 50 * time.Millisecond, BackoffMax: 2 * time.Second},
 	}
 }
 

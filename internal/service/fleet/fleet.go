@@ -44,7 +44,9 @@ var (
 	lkcStatus  = event.Topic(resource.KindLKC, event.Status)
 	pkcDesired = event.Topic(resource.KindPKC, event.Desired)
 	pkcStatus  = event.Topic(resource.KindPKC, event.Status)
-	topics     = []string{lkcDesired, lkcStatus, pkcDesired, pkcStatus}
+	// orgDesired brings the organizations' maintenance windows.
+	orgDesired = event.Topic(resource.KindOrganization, event.Desired)
+	topics     = []string{lkcDesired, lkcStatus, pkcDesired, pkcStatus, orgDesired}
 )
 
 // DefaultTick is how often unfinished campaigns are looked at for a soak
@@ -85,6 +87,9 @@ type Service struct {
 	paused map[string]string
 	// siteWindows are the sites' maintenance windows, by site.
 	siteWindows map[string]resource.Window
+	// orgWindows are the organizations' maintenance windows, by
+	// organization.
+	orgWindows map[string]resource.Window
 	// upkeepAfter is the campaign the upkeep looked at last; only the
 	// upkeep uses it.
 	upkeepAfter string
@@ -100,7 +105,8 @@ func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger.With("service", Name), lkcs: map[string]*Cluster{}, pkcs: map[string]*PKC{}, paused: map[string]string{}, siteWindows: map[string]resource.Window{}}
+	s := &Service{cfg: cfg, log: cfg.Logger.With("service", Name), lkcs: map[string]*Cluster{}, pkcs: map[string]*PKC{}, paused: map[string]string{}, siteWindows: map[string]resource.Window{},
+		orgWindows: map[string]resource.Window{}}
 	if cfg.Registerer != nil {
 		for kind, count := range map[string]func() float64{
 			resource.KindLKC: func() float64 { return float64(s.Summarize().StuckClusters) },
@@ -179,6 +185,8 @@ type Cluster struct {
 	MaintenanceWindow *resource.Window `json:"maintenance_window,omitempty"`
 	KafkaVersionPin   string           `json:"kafka_version_pin,omitempty"`
 	version           int64
+	// ownerStuck is the STUCK condition the cluster's owner wrote.
+	ownerStuck *store.Stuck
 	// keys are the lower-case values the filters compare: organization,
 	// site, SKU, phase.
 	keys [4]string
@@ -211,6 +219,8 @@ type PKC struct {
 	// Paused says who paused it and why.
 	Paused  string `json:"paused,omitempty"`
 	version int64
+	// ownerStuck is the STUCK condition the PKC's owner wrote.
+	ownerStuck *store.Stuck
 	// updatedAt is when its state last changed, status included.
 	updatedAt time.Time
 }
@@ -243,6 +253,10 @@ func newest(ctx context.Context, tx store.Tx, subject, desired, status string) (
 			o.r, found = r, true
 		}
 	}
+	if p := o.r.Status.PendingSince; p != nil {
+		// The store's own timing of the wait: since the last progress.
+		o.acceptedAt = *p
+	}
 	return o, found, nil
 }
 
@@ -255,6 +269,9 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, subject string) er
 // take takes the newest state of subject into the model; react moves the
 // campaigns on it too (a load from the database does not).
 func (s *Service) take(ctx context.Context, tx store.Tx, subject string, react bool) error {
+	if strings.HasPrefix(subject, "org-") {
+		return s.takeOrganization(ctx, tx, subject)
+	}
 	if strings.HasPrefix(subject, "pkc-") {
 		o, ok, err := newest(ctx, tx, subject, pkcDesired, pkcStatus)
 		if err != nil || !ok {
@@ -304,7 +321,7 @@ func toCluster(r store.Resource) (Cluster, error) {
 	return Cluster{ID: r.ID, Organization: r.Organization, Environment: r.Environment, DisplayName: spec.DisplayName, SKU: spec.Type,
 		CKU: spec.CKU, Cloud: spec.Cloud, Region: spec.Region, Site: spec.Site().String(), PKC: st.PKC, Phase: r.Status.Phase,
 		Reason: r.Status.Reason, Generation: r.Generation, ObservedGeneration: r.Status.ObservedGeneration, Deleted: r.Deleted(),
-		MaintenanceWindow: spec.MaintenanceWindow, KafkaVersionPin: spec.KafkaVersionPin, version: r.Version}, nil
+		MaintenanceWindow: spec.MaintenanceWindow, KafkaVersionPin: spec.KafkaVersionPin, version: r.Version, ownerStuck: r.Status.Stuck}, nil
 }
 
 func toPKC(r store.Resource) (PKC, error) {
@@ -319,7 +336,7 @@ func toPKC(r store.Resource) (PKC, error) {
 		}
 	}
 	p := PKC{ID: r.ID, Site: spec.Site().String(), Dedicated: spec.Dedicated, Brokers: spec.Brokers, Generation: r.Generation,
-		LKCs: slices.Sorted(maps.Keys(spec.Tenants)), Deleted: r.Deleted(), version: r.Version, updatedAt: r.UpdatedAt}
+		LKCs: slices.Sorted(maps.Keys(spec.Tenants)), Deleted: r.Deleted(), version: r.Version, updatedAt: r.UpdatedAt, ownerStuck: r.Status.Stuck}
 	if p.LKCs == nil {
 		p.LKCs = []string{}
 	}

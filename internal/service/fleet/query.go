@@ -108,7 +108,10 @@ func (s *Service) Clusters(f Filter, p Page) List[Cluster] {
 		c.Version = s.versionOf(c)
 		c.Stuck = s.stuck(now, c.Generation, c.ObservedGeneration, c.AcceptedAt)
 		c.Paused = s.pausedOf(c.ID, c.PKC)
-		if c.Stuck {
+		switch {
+		case c.Stuck && c.ownerStuck != nil:
+			c.StuckLayer = c.ownerStuck.Layer // its owner's word
+		case c.Stuck:
 			c.StuckLayer = s.clusterLayer(c)
 		}
 	})
@@ -155,7 +158,10 @@ func (s *Service) PKCs(f Filter, p Page) List[PKC] {
 	return page(out, func(k *PKC) string { return k.ID }, p, func(k *PKC) {
 		k.Stuck = s.stuck(now, k.Generation, k.Status.ObservedGeneration, k.AcceptedAt)
 		k.Paused = s.paused[k.ID]
-		if k.Stuck {
+		switch {
+		case k.Stuck && k.ownerStuck != nil:
+			k.StuckLayer = k.ownerStuck.Layer // its owner's word
+		case k.Stuck:
 			k.StuckLayer = s.pkcLayer(k)
 		}
 	})

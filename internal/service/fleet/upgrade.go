@@ -678,8 +678,8 @@ func (s *Service) admit(ctx context.Context, tx store.Tx, id string, spec resour
 }
 
 // windowOf is when a PKC's maintenance window is open at or after now: the
-// window its Dedicated cluster's tenant set, else its site's; a PKC with
-// neither is open now.
+// window its Dedicated cluster's tenant set, else the one its organization
+// set, else its site's; a PKC with none is open now.
 func (s *Service) windowOf(pkc string, now time.Time) time.Time {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -689,8 +689,15 @@ func (s *Service) windowOf(pkc string, now time.Time) time.Time {
 	}
 	if p.Dedicated {
 		for _, lkc := range p.LKCs {
-			if c, ok := s.lkcs[lkc]; ok && c.MaintenanceWindow != nil {
+			c, ok := s.lkcs[lkc]
+			if !ok {
+				continue
+			}
+			if c.MaintenanceWindow != nil {
 				return c.MaintenanceWindow.Next(now)
+			}
+			if w, ok := s.orgWindows[c.Organization]; ok {
+				return w.Next(now)
 			}
 		}
 	}

@@ -528,3 +528,46 @@ func TestSiteWindowHoldsPKCsWithoutTheirOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOrganizationWindowHoldsItsDedicatedPKCs: an organization's window
+// holds its Dedicated clusters' PKCs that set none of their own; a
+// cluster's own window comes first; another organization's PKC is not
+// held; the window is known again after a restart of the view.
+func TestOrganizationWindowHoldsItsDedicatedPKCs(t *testing.T) {
+	r := newRig(t, "sqlite")
+	r.running = map[string]string{}
+	r.clock.now = time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC) // Monday
+	const site = "aws/us-west-2"
+	for _, id := range []string{"pkc-dorg001", "pkc-down001", "pkc-dother1"} {
+		r.publish(id, site, "4.2.0", "4.2.0", resource.PhaseProvisioned, false)
+	}
+	tenant := func(pkc, org string, w *resource.Window) {
+		st, _ := json.Marshal(resource.LKCStatus{PKC: pkc})
+		spec := resource.LKCSpec{DisplayName: pkc, Type: resource.TypeDedicated, Cloud: "AWS", Region: "us-west-2", CKU: 1, MaintenanceWindow: w}
+		observe(t, r.st, r.h.Reconcile, store.Resource{ID: "lkc-" + pkc[4:], Kind: resource.KindLKC, Organization: org, Generation: 1, Version: 1,
+			Spec: resource.Encode(spec), Status: store.Status{ObservedGeneration: 1, Phase: resource.PhaseProvisioned, Detail: st}}, event.Desired)
+	}
+	tenant("pkc-dorg001", "org-1", nil)
+	tenant("pkc-down001", "org-1", &resource.Window{StartTime: "09:00", Duration: "2h"}) // open now: its own comes first
+	tenant("pkc-dother1", "org-2", nil)
+	observe(t, r.st, r.h.Reconcile, store.Resource{ID: "org-1", Kind: resource.KindOrganization, Organization: "org-1", Generation: 2, Version: 2,
+		Spec: resource.Encode(resource.OrganizationSpec{DisplayName: "one", MaintenanceWindow: &resource.Window{Day: "TUESDAY", StartTime: "02:00", Duration: "4h"}})}, event.Desired)
+	// The view as a restarted fleet reads it back.
+	if err := r.svc.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.CreateUpgrade(t.Context(), operator, fleet.UpgradeRequest{TargetVersion: "4.3.0", Waves: []resource.UpgradeWave{{Percent: 100}}, MaxInFlight: 5}); err != nil {
+		t.Fatal(err)
+	}
+	as := r.assignments()
+	if as["pkc-dorg001"].Admitted || !as["pkc-down001"].Admitted || !as["pkc-dother1"].Admitted {
+		t.Fatalf("admitted: org-1's without a window %v, org-1's with its own %v, org-2's %v; want false, true, true",
+			as["pkc-dorg001"].Admitted, as["pkc-down001"].Admitted, as["pkc-dother1"].Admitted)
+	}
+	r.follow(site, nil, 0)
+	r.clock.Add(16*time.Hour + 30*time.Minute) // Tuesday 02:30
+	r.upkeep()
+	if !r.assignments()["pkc-dorg001"].Admitted {
+		t.Fatal("not admitted inside its organization's window")
+	}
+}

@@ -98,6 +98,27 @@ func (s *Service) setSiteWindow(site string, w *resource.Window) {
 	}
 }
 
+// takeOrganization takes an organization's maintenance window into the
+// view.
+func (s *Service) takeOrganization(ctx context.Context, tx store.Tx, org string) error {
+	r, err := store.ObservedResource(ctx, tx, orgDesired, org)
+	if err != nil {
+		return err
+	}
+	spec, err := resource.Decode[resource.OrganizationSpec](r.Spec)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if spec.MaintenanceWindow == nil || r.Deleted() {
+		delete(s.orgWindows, org)
+	} else {
+		s.orgWindows[org] = *spec.MaintenanceWindow
+	}
+	return nil
+}
+
 // loadSiteWindows reads the sites' windows into the view.
 func (s *Service) loadSiteWindows(ctx context.Context, tx store.Tx) error {
 	return store.EachResource(ctx, tx, resource.KindSiteWindow, func(r store.Resource) error {

@@ -43,6 +43,9 @@ const (
 type IAM interface {
 	Authenticate(ctx context.Context, key, secret, from string) (svcapi.Principal, error)
 	CreateEnvironment(ctx context.Context, p svcapi.Principal, in api.EnvironmentCreate) (api.Environment, error)
+	GetOrganization(ctx context.Context, p svcapi.Principal, id string) (api.Organization, error)
+	ListOrganizations(ctx context.Context, p svcapi.Principal, page svcapi.Page) (api.List[api.Organization], error)
+	UpdateOrganization(ctx context.Context, p svcapi.Principal, id string, in api.OrganizationUpdate) (api.Organization, error)
 	GetEnvironment(ctx context.Context, p svcapi.Principal, id string) (api.Environment, error)
 	EnvironmentExists(ctx context.Context, org, id string) (bool, error)
 	ListEnvironments(ctx context.Context, p svcapi.Principal, page svcapi.Page) (api.List[api.Environment], error)

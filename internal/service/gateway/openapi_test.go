@@ -580,6 +580,13 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 	c.do(t, exchange{method: "PUT", path: "/fleet/v1/sites/aws/mars-1/maintenance-window", body: map[string]any{"maintenance_window": map[string]any{"start_time": "02:00", "duration": "6h"}}, want: 404})
 	c.do(t, exchange{method: "DELETE", path: windowPath, want: 204})
 	c.do(t, exchange{method: "DELETE", path: windowPath, want: 404})
+	// The organization, and its maintenance window.
+	c.do(t, exchange{method: "GET", path: "/org/v2/organizations", want: 200})
+	orgPath := "/org/v2/organizations/" + sys.Organization
+	c.do(t, exchange{method: "PATCH", path: orgPath, body: map[string]any{"maintenance_window": map[string]any{"day": "SUNDAY", "start_time": "02:00", "duration": "4h"}}, want: 200})
+	c.do(t, exchange{method: "PATCH", path: orgPath, body: map[string]any{"maintenance_window": map[string]any{"start_time": "2am", "duration": "4h"}}, invalid: true, want: 422})
+	c.do(t, exchange{method: "GET", path: orgPath, want: 200})
+	c.do(t, exchange{method: "GET", path: "/org/v2/organizations/org-nope00", want: 404})
 	// A site added, cordoned, opened again and retired.
 	c.do(t, exchange{method: "POST", path: "/fleet/v1/sites", body: map[string]any{"cloud": "AWS", "region": "eu-west-1"}, want: 201})
 	c.do(t, exchange{method: "POST", path: "/fleet/v1/sites", body: map[string]any{"cloud": "AWS", "region": "eu-west-1"}, want: 409})

@@ -20,6 +20,10 @@ func (g *Gateway) table() []Route {
 		{Method: http.MethodGet, Pattern: "/openapi.json", Public: true, handler: g.openAPI},
 		{Method: http.MethodGet, Pattern: api.CAPath, Public: true, handler: g.clusterCA},
 
+		listOf(api.OrganizationsPath, svcapi.Read, g.cfg.IAM.ListOrganizations),
+		byID(api.OrganizationsPath, svcapi.Read, g.cfg.IAM.GetOrganization),
+		update(api.OrganizationsPath, svcapi.Admin, g.cfg.IAM.UpdateOrganization),
+
 		creation(iam.EnvironmentsPath, svcapi.Admin, http.StatusCreated, g.cfg.IAM.CreateEnvironment),
 		listOf(iam.EnvironmentsPath, svcapi.Read, g.cfg.IAM.ListEnvironments),
 		byID(iam.EnvironmentsPath, svcapi.Read, g.cfg.IAM.GetEnvironment),

@@ -12,6 +12,9 @@ import (
 // present.
 func (s *Service) RPC(token string) *svcapi.RPCServer {
 	srv := svcapi.NewRPCServer(Name, token)
+	svcapi.HandleGet(srv, "GetOrganization", s.GetOrganization)
+	svcapi.HandleList(srv, "ListOrganizations", s.ListOrganizations)
+	svcapi.HandleUpdate(srv, "UpdateOrganization", s.UpdateOrganization)
 	svcapi.HandleCreate(srv, "CreateEnvironment", s.CreateEnvironment)
 	svcapi.HandleGet(srv, "GetEnvironment", s.GetEnvironment)
 	svcapi.HandleList(srv, "ListEnvironments", s.ListEnvironments)
@@ -58,6 +61,21 @@ func NewClient(url, token string) *Client { return &Client{svcapi.NewRPCClient(N
 // CreateEnvironment calls Service.CreateEnvironment.
 func (c *Client) CreateEnvironment(ctx context.Context, p svcapi.Principal, in api.EnvironmentCreate) (api.Environment, error) {
 	return svcapi.CallCreate[api.EnvironmentCreate, api.Environment](ctx, c.c, "CreateEnvironment", p, in)
+}
+
+// GetOrganization calls Service.GetOrganization.
+func (c *Client) GetOrganization(ctx context.Context, p svcapi.Principal, id string) (api.Organization, error) {
+	return svcapi.CallGet[api.Organization](ctx, c.c, "GetOrganization", p, id)
+}
+
+// ListOrganizations calls Service.ListOrganizations.
+func (c *Client) ListOrganizations(ctx context.Context, p svcapi.Principal, page svcapi.Page) (api.List[api.Organization], error) {
+	return svcapi.CallList[api.List[api.Organization]](ctx, c.c, "ListOrganizations", p, page)
+}
+
+// UpdateOrganization calls Service.UpdateOrganization.
+func (c *Client) UpdateOrganization(ctx context.Context, p svcapi.Principal, id string, in api.OrganizationUpdate) (api.Organization, error) {
+	return svcapi.CallUpdate[api.OrganizationUpdate, api.Organization](ctx, c.c, "UpdateOrganization", p, id, in)
 }
 
 // GetEnvironment calls Service.GetEnvironment.

@@ -44,7 +44,7 @@ func toCluster(r store.Resource) (api.Cluster, error) {
 			DeletionProtection: &protect,
 			Environment:        ptr(svcapi.EnvironmentRef(r.Organization, r.Environment)),
 			KafkaVersionPin:    spec.KafkaVersionPin,
-			MaintenanceWindow:  window(spec.MaintenanceWindow),
+			MaintenanceWindow:  svcapi.APIWindow(spec.MaintenanceWindow),
 		},
 		Status: &api.ClusterStatus{Phase: r.Status.Phase, CKU: st.CKU, Reason: r.Status.Reason, Message: r.Status.Message,
 			Generation: r.Generation, ObservedGeneration: r.Status.ObservedGeneration, KafkaVersion: st.KafkaVersion, PendingKafkaVersion: st.PendingKafkaVersion},
@@ -57,6 +57,9 @@ func toCluster(r store.Resource) (api.Cluster, error) {
 		c.Spec.KafkaBootstrapEndpoint = "SASL_PLAINTEXT://" + st.BootstrapEndpoint
 	}
 	c.Spec.HTTPEndpoint = st.RESTEndpoint
+	if k := r.Status.Stuck; k != nil {
+		c.Status.Stuck = &api.Stuck{Since: k.Since, Layer: k.Layer, Message: k.Message}
+	}
 	if spec.Network != "" {
 		c.Spec.Network = ptr(svcapi.NetworkRef(r.Organization, r.Environment, spec.Network))
 	}
@@ -300,17 +303,9 @@ func upgradeSettings(spec *resource.LKCSpec, w *api.MaintenanceWindow, pin *stri
 	}
 	var errs []*api.Error
 	if w != nil {
-		spec.MaintenanceWindow = nil
-		if *w != (api.MaintenanceWindow{}) {
-			rw := resource.Window{Day: strings.ToUpper(w.Day), StartTime: w.StartTime, Duration: w.Duration}
-			bad := rw.Validate()
-			for _, field := range []string{"day", "start_time", "duration"} {
-				if msg, ok := bad[field]; ok {
-					errs = append(errs, api.Invalid("/spec/maintenance_window/"+field, "%s", msg))
-				}
-			}
-			spec.MaintenanceWindow = &rw
-		}
+		var bad []*api.Error
+		spec.MaintenanceWindow, bad = svcapi.Window("/spec/maintenance_window", *w)
+		errs = append(errs, bad...)
 	}
 	if pin != nil {
 		if *pin != "" && !kafkaversion.Known(*pin) {
@@ -319,14 +314,6 @@ func upgradeSettings(spec *resource.LKCSpec, w *api.MaintenanceWindow, pin *stri
 		spec.KafkaVersionPin = *pin
 	}
 	return errs
-}
-
-// window is a cluster's maintenance window as the API shows it.
-func window(w *resource.Window) *api.MaintenanceWindow {
-	if w == nil {
-		return nil
-	}
-	return &api.MaintenanceWindow{Day: w.Day, StartTime: w.StartTime, Duration: w.Duration}
 }
 
 func applyUpdate(spec resource.LKCSpec, env string, u api.ClusterUpdateSpec) (resource.LKCSpec, error) {

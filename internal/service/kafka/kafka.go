@@ -80,6 +80,7 @@ func (s *Service) Host() host.Service {
 		ReactsTo:  []string{pkcStatus},
 		Reconcile: s.reconcile,
 		Attach:    func(st store.Store) { s.st = st },
+		Stuck:     &host.StuckWatch{Kinds: []string{resource.KindLKC}, Layer: s.stuckLayer},
 	}
 }
 

@@ -70,7 +70,10 @@ func (s *Service) Host() host.Service {
 		Reconcile: s.reconcile,
 		OnFailure: s.onFailure,
 		Attach:    func(st store.Store) { s.st = st },
-		Reactor:   reactor.Config{BackoffBase: 50 * time.Millisecond, BackoffMax: 2 * time.Second},
+		Stuck: &host.StuckWatch{Kinds: []string{resource.KindNetwork}, Layer: func(_ context.Context, _ store.Tx, r store.Resource) (string, string, bool, error) {
+			return "cloud", fmt.Sprintf("the cloud has not realized generation %d of the network: %s", r.Generation, r.Status.Message), false, nil
+		}},
+		Reactor: reactor.Config{BackoffBase: 50 * time.Millisecond, BackoffMax: 2 * time.Second},
 	}
 }
 

@@ -88,6 +88,7 @@ func (s *Service) Host() host.Service {
 		Reconcile: s.reconcile,
 		// A store the service has not seen: its indexes are checked again.
 		Attach: func(store.Store) { s.forgetIndex() },
+		Stuck:  &host.StuckWatch{Kinds: []string{resource.KindPKC}, Layer: s.stuckLayer},
 	}
 }
 

@@ -312,3 +312,28 @@ func FreshID(ctx context.Context, st store.Store, kind string, draw func() strin
 	}
 	return "", fmt.Errorf("%s: no free id after 8 draws", kind)
 }
+
+// Window reads a maintenance window the API was given, at pointer: nil
+// for {} (none), else the window, with every mistake at its field.
+func Window(pointer string, w api.MaintenanceWindow) (*resource.Window, []*api.Error) {
+	if w == (api.MaintenanceWindow{}) {
+		return nil, nil
+	}
+	rw := resource.Window{Day: strings.ToUpper(w.Day), StartTime: w.StartTime, Duration: w.Duration}
+	bad := rw.Validate()
+	var errs []*api.Error
+	for _, field := range []string{"day", "start_time", "duration"} {
+		if msg, ok := bad[field]; ok {
+			errs = append(errs, api.Invalid(pointer+"/"+field, "%s", msg))
+		}
+	}
+	return &rw, errs
+}
+
+// APIWindow is a window as the API shows it.
+func APIWindow(w *resource.Window) *api.MaintenanceWindow {
+	if w == nil {
+		return nil
+	}
+	return &api.MaintenanceWindow{Day: w.Day, StartTime: w.StartTime, Duration: w.Duration}
+}

@@ -452,3 +452,23 @@ func (s *Service) Enroll(ctx context.Context, enrollmentToken string, in resourc
 		return s.enrolled(ctx, tx, r, in.TokenHash, in.PublicKey)
 	})
 }
+
+// stuckLayer says what a delivery the satellite has not realized waits
+// for: its satellite, connected or not.
+func (s *Service) stuckLayer(_ context.Context, _ store.Tx, r store.Resource) (string, string, bool, error) {
+	spec, err := resource.Decode[resource.DeliverySpec](r.Spec)
+	if err != nil {
+		return "", "", false, err
+	}
+	msg := fmt.Sprintf("the satellite of %s has not realized generation %d", spec.Site, r.Generation)
+	s.mu.Lock()
+	l := s.links[spec.Site]
+	switch {
+	case l == nil:
+		msg += "; it has not connected since sync started"
+	case l.streams == 0:
+		msg += "; it is not connected, last seen " + l.lastSeen.UTC().Format(time.RFC3339)
+	}
+	s.mu.Unlock()
+	return "satellite", msg, false, nil
+}

@@ -95,6 +95,7 @@ func (s *Service) Host() host.Service {
 		Reconcile: s.reconcile,
 		Attach:    func(st store.Store) { s.st = st },
 		Init:      s.seedSites,
+		Stuck:     &host.StuckWatch{Kinds: []string{resource.KindDelivery}, Layer: s.stuckLayer},
 		Reactor:   reactor.Config{AfterCommit: s.notify},
 	}
 }

@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		"FeedResumesAfterConfirm":      testFeedResume,
 		"FeedRewindReturnsUnconfirmed": testFeedRewind,
 		"FeedKeepsWriteOrderInTx":      testFeedOrderInTx,
+		"PendingAndStuck":              testPendingAndStuck,
 	}
 	maps.Copy(cases, indexCases)
 	for name, fn := range cases {
