@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/mothership-dev/mothership/internal/service/audit"
+	"github.com/mothership-dev/mothership/internal/service/billing"
 	"github.com/mothership-dev/mothership/internal/service/capacity"
 	"github.com/mothership-dev/mothership/internal/service/fleet"
 	"github.com/mothership-dev/mothership/internal/service/gateway"
@@ -115,6 +116,7 @@ var layers = map[string]int{
 	"internal/service/gateway":  gateway.Layer,
 	"internal/service/audit":    audit.Layer,
 	"internal/service/fleet":    fleet.Layer,
+	"internal/service/billing":  billing.Layer,
 	"internal/service/iam":      iam.Layer,
 	"internal/service/kafka":    kafka.Layer,
 	"internal/service/quota":    quota.Layer,

@@ -61,7 +61,7 @@ func Commands(cfg Config) []*cobra.Command {
 		cfg.LookupEnv = os.LookupEnv
 	}
 	return []*cobra.Command{newLoginCmd(cfg), newLogoutCmd(cfg), newContextCmd(cfg),
-		newOrganizationCmd(cfg), newEnvironmentCmd(cfg), newKafkaCmd(cfg), newAPIKeyCmd(cfg), newFleetCmd(cfg)}
+		newOrganizationCmd(cfg), newEnvironmentCmd(cfg), newKafkaCmd(cfg), newAPIKeyCmd(cfg), newBillingCmd(cfg), newFleetCmd(cfg)}
 }
 
 // clientHelp is the part of every client verb's help that says where the
@@ -108,8 +108,8 @@ func addGlobals(cmd *cobra.Command, cfg Config) *globals {
 func addLocalGlobals(cmd *cobra.Command, cfg Config) *globals {
 	g := &globals{cfg: cfg, fs: cmd.PersistentFlags()}
 	g.fs.StringVar(&g.context, "context", "", "`NAME` of the context to use instead of the current one")
-	g.fs.StringVarP(&g.output, "output", "o", string(formatHuman), "output format: human, json or yaml")
-	mustComplete(cmd, "output", staticValues(string(formatHuman), string(formatJSON), string(formatYAML)))
+	g.fs.StringVarP(&g.output, "output", "o", string(formatHuman), "output format: human, json, yaml, or csv (billing cost list)")
+	mustComplete(cmd, "output", staticValues(string(formatHuman), string(formatJSON), string(formatYAML), string(formatCSV)))
 	mustComplete(cmd, "context", func(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		s, err := g.open(cmd)
 		if err != nil {

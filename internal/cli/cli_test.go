@@ -664,7 +664,7 @@ rest_endpoint: ""
 			}
 		})
 	}
-	if _, _, err := run(t, f.env(), "kafka", "cluster", "describe", "lkc-1", "-o", "xml"); err == nil || !strings.Contains(err.Error(), "want human, json or yaml") {
+	if _, _, err := run(t, f.env(), "kafka", "cluster", "describe", "lkc-1", "-o", "xml"); err == nil || !strings.Contains(err.Error(), "want human, json, yaml, or csv") {
 		t.Errorf("-o xml: error %v, want the formats named", err)
 	}
 }

@@ -21,14 +21,17 @@ const (
 	formatHuman format = "human"
 	formatJSON  format = "json"
 	formatYAML  format = "yaml"
+	// formatCSV is for the commands that print lines to add up
+	// (billing cost list).
+	formatCSV format = "csv"
 )
 
 func parseFormat(s string) (format, error) {
 	switch f := format(strings.ToLower(s)); f {
-	case formatHuman, formatJSON, formatYAML:
+	case formatHuman, formatJSON, formatYAML, formatCSV:
 		return f, nil
 	}
-	return "", fmt.Errorf("--output %q: want human, json or yaml", s)
+	return "", fmt.Errorf("--output %q: want human, json, yaml, or csv (billing cost list)", s)
 }
 
 // field is one row of a describe table.
@@ -101,6 +104,9 @@ func rows[T any](s *session, v view[T], items []T) [][]string {
 
 // printValue writes v as indented JSON, or as YAML.
 func printValue(w io.Writer, f format, v any) error {
+	if f == formatCSV {
+		return fmt.Errorf("-o csv is for billing cost list; this command prints human, json or yaml")
+	}
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err

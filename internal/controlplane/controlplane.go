@@ -30,6 +30,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/satellite"
 	"github.com/mothership-dev/mothership/internal/satellite/embedded"
 	"github.com/mothership-dev/mothership/internal/service/audit"
+	"github.com/mothership-dev/mothership/internal/service/billing"
 	"github.com/mothership-dev/mothership/internal/service/capacity"
 	"github.com/mothership-dev/mothership/internal/service/fleet"
 	"github.com/mothership-dev/mothership/internal/service/gateway"
@@ -164,9 +165,10 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	auditSvc := audit.New(audit.Config{Retention: cfg.AuditRetention, Logger: log})
+	billingSvc := billing.New(billing.Config{Logger: log})
 	fleetSvc := fleet.New(fleet.Config{StuckAfter: cfg.StuckAfter.For(resource.KindLKC), Logger: log, Registerer: cfg.Registerer})
 	services := []host.Service{
-		auditSvc.Host(), fleetSvc.Host(), iamSvc.Host(), kafkaSvc.Host(), quotaSvc.Host(),
+		auditSvc.Host(), billingSvc.Host(), fleetSvc.Host(), iamSvc.Host(), kafkaSvc.Host(), quotaSvc.Host(),
 		pkc.New(pkc.Config{MaxTenants: cfg.MaxTenants, Logger: log}).Host(),
 		capacity.New(capacity.Config{Cloud: cloud, Logger: log}).Host(),
 		netSvc.Host(), syncSvc.Host(),
@@ -187,7 +189,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitSitesKnown(ctx, iamSvc, cfg.Sites); err != nil {
+	if err := waitSitesKnown(ctx, iamSvc, syncSvc); err != nil {
 		return nil, err
 	}
 	org, key, secret, err := bootstrapAdmin(ctx, iamSvc, filepath.Join(cfg.DataDir, AdminCredentialsFile), log)
@@ -196,7 +198,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	s.Organization = org
 	s.AdminKey, s.AdminSecret = key, secret
-	gw, err := gateway.New(gateway.Config{IAM: iamSvc, Kafka: kafkaSvc, Network: netSvc, Audit: auditSvc, Sync: syncSvc, Fleet: fleetSvc, OpenAPI: api.OpenAPI, ClusterCA: caPEM(cfg.ClusterCA),
+	gw, err := gateway.New(gateway.Config{IAM: iamSvc, Kafka: kafkaSvc, Network: netSvc, Audit: auditSvc, Sync: syncSvc, Fleet: fleetSvc, Billing: billingSvc, OpenAPI: api.OpenAPI, ClusterCA: caPEM(cfg.ClusterCA),
 		PublicURL: cfg.PublicURL, RatePerSecond: cfg.RatePerSecond, RateBurst: cfg.RateBurst, Logger: log, Registerer: cfg.Registerer})
 	if err != nil {
 		return nil, err
@@ -290,12 +292,20 @@ func satelliteToken(dir string) (string, error) {
 	return token, nil
 }
 
-// waitSitesKnown waits until iam has heard from sync of every site the
-// start enrolled, so that a cluster key asked for at once can be sealed.
-func waitSitesKnown(ctx context.Context, s *iam.Service, sites []resource.Site) error {
+// waitSitesKnown waits until iam has heard from sync of every enrolled
+// site, so that a cluster key asked for at once can be sealed.
+func waitSitesKnown(ctx context.Context, s *iam.Service, sync *syncsvc.Service) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	for _, site := range sites {
+	links, err := sync.SiteLinks(ctx)
+	if err != nil {
+		return fmt.Errorf("controlplane: sites: %w", err)
+	}
+	for _, link := range links {
+		site, err := resource.ParseSite(link.Site)
+		if err != nil || link.Phase != resource.SiteEnrolled {
+			continue
+		}
 		for {
 			ok, err := s.SiteKnown(ctx, site)
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mothership-dev/mothership/internal/api"
 )
@@ -48,6 +49,7 @@ func TestAnotherOrganizationSeesNothing(t *testing.T) {
 		"/iam/v2/users":            users.Data[0].ID,
 		"/audit/v1/events":         c.ID, // the history of this cluster
 		api.RegionsPath:            "",   // the installation's, the same for everyone: nothing of ours to hide
+		"/billing/v1/costs":        "",   // the caller's own costs
 	}
 	secrets := []string{env, c.ID, n.ID, key.ID, saRef.Spec.Owner.ID, bindings.Data[0].ID, users.Data[0].ID,
 		"secret-env", "secret-cluster", "secret-net", "secret-sa"}
@@ -122,6 +124,9 @@ func TestAnotherOrganizationSeesNothing(t *testing.T) {
 			query := "?page_size=100"
 			if prefix == "/audit/v1/events" {
 				query += "&subject=" + id
+			}
+			if prefix == "/billing/v1/costs" {
+				query = "?start_date=" + time.Now().UTC().Format(time.DateOnly) + "&end_date=" + time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
 			}
 			code, out := s.as(bKey, bSecret, rt.Method, prefix+query, nil)
 			if code != http.StatusOK {

@@ -22,6 +22,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/host"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 	"github.com/mothership-dev/mothership/internal/service/audit"
+	"github.com/mothership-dev/mothership/internal/service/billing"
 	"github.com/mothership-dev/mothership/internal/service/capacity"
 	"github.com/mothership-dev/mothership/internal/service/fleet"
 	"github.com/mothership-dev/mothership/internal/service/gateway"
@@ -36,12 +37,12 @@ import (
 
 // Services are the services a process can serve, lowest layer first (the
 // order in which a distributed deployment starts them).
-var Services = []string{network.Name, syncsvc.Name, capacity.Name, pkc.Name, quota.Name, kafka.Name, iam.Name, audit.Name, fleet.Name, gateway.Name}
+var Services = []string{network.Name, syncsvc.Name, capacity.Name, pkc.Name, quota.Name, kafka.Name, iam.Name, audit.Name, billing.Name, fleet.Name, gateway.Name}
 
 // Layers places every service in the layer cake.
 var Layers = map[string]int{
 	network.Name: network.Layer, syncsvc.Name: syncsvc.Layer, capacity.Name: capacity.Layer, pkc.Name: pkc.Layer,
-	quota.Name: quota.Layer, kafka.Name: kafka.Layer, iam.Name: iam.Layer, audit.Name: audit.Layer, fleet.Name: fleet.Layer,
+	quota.Name: quota.Layer, kafka.Name: kafka.Layer, iam.Name: iam.Layer, audit.Name: audit.Layer, fleet.Name: fleet.Layer, billing.Name: billing.Layer,
 	gateway.Name: gateway.Layer,
 }
 
@@ -51,7 +52,7 @@ var Layers = map[string]int{
 var Calls = map[string][]string{
 	kafka.Name:   {iam.Name, quota.Name, syncsvc.Name, network.Name},
 	iam.Name:     {kafka.Name, network.Name},
-	gateway.Name: {iam.Name, kafka.Name, network.Name, audit.Name, syncsvc.Name, fleet.Name},
+	gateway.Name: {iam.Name, kafka.Name, network.Name, audit.Name, syncsvc.Name, fleet.Name, billing.Name},
 }
 
 // Declarations returns every service's declaration to the runtime (what it
@@ -60,7 +61,7 @@ func Declarations() []host.Service {
 	return []host.Service{
 		network.New(network.Config{}).Host(), syncsvc.New(syncsvc.Config{}).Host(), capacity.New(capacity.Config{}).Host(),
 		pkc.New(pkc.Config{}).Host(), quota.New(quota.Config{}).Host(), kafka.New(kafka.Config{}).Host(),
-		iam.New(iam.Config{}).Host(), audit.New(audit.Config{}).Host(), fleet.New(fleet.Config{}).Host(),
+		iam.New(iam.Config{}).Host(), audit.New(audit.Config{}).Host(), billing.New(billing.Config{}).Host(), fleet.New(fleet.Config{}).Host(),
 	}
 }
 
@@ -205,13 +206,16 @@ func Serve(ctx context.Context, cfg ServeConfig) (_ *Process, err error) {
 	case audit.Name:
 		s := audit.New(audit.Config{Retention: cfg.AuditRetention, Logger: log})
 		svc, rpc = ptr(s.Host()), s.RPC(cfg.Token)
+	case billing.Name:
+		s := billing.New(billing.Config{Logger: log})
+		svc, rpc = ptr(s.Host()), s.RPC(cfg.Token)
 	case fleet.Name:
 		s := fleet.New(fleet.Config{StuckAfter: cfg.StuckAfter.For(resource.KindLKC), Logger: log, Registerer: cfg.Registerer})
 		svc, rpc = ptr(s.Host()), s.RPC(cfg.Token)
 	case gateway.Name:
 		gw, err := gateway.New(gateway.Config{IAM: iam.NewClient(peer[iam.Name], cfg.Token), Kafka: kafka.NewClient(peer[kafka.Name], cfg.Token),
 			Network: network.NewClient(peer[network.Name], cfg.Token), Audit: audit.NewClient(peer[audit.Name], cfg.Token),
-			Sync: syncsvc.NewClient(peer[syncsvc.Name], cfg.Token), Fleet: fleet.NewClient(peer[fleet.Name], cfg.Token),
+			Sync: syncsvc.NewClient(peer[syncsvc.Name], cfg.Token), Fleet: fleet.NewClient(peer[fleet.Name], cfg.Token), Billing: billing.NewClient(peer[billing.Name], cfg.Token),
 			OpenAPI: api.OpenAPI, ClusterCA: cfg.ClusterCA, PublicURL: cfg.PublicURL, RatePerSecond: cfg.RatePerSecond, RateBurst: cfg.RateBurst, Logger: log, Registerer: cfg.Registerer})
 		if err != nil {
 			return nil, err

@@ -3,6 +3,7 @@ package host
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -21,8 +22,9 @@ const DefaultStuckAfter = 15 * time.Minute
 // generation to be observed, without progress, longer than After
 // (store.Status.PendingSince) with a STUCK condition in their own status
 // (store.Status.Stuck), naming the lowest layer that has not caught up;
-// the store drops the condition once the observed generation moves. A dead layer below (a stopped service, a silent satellite)
-// leaves the generation unobserved, so it is caught the same way.
+// the store drops the condition once the observed generation moves. A
+// dead layer below (a stopped service, a silent satellite) leaves the
+// generation unobserved, so it is caught the same way.
 type StuckWatch struct {
 	// Kinds are the owner's kinds watched.
 	Kinds []string
@@ -84,23 +86,27 @@ func (r *Running) runStuckWatch(ctx context.Context, log *slog.Logger) error {
 	}
 }
 
-// stuckPass marks the resources of kind stuck past after, a page per
-// transaction, and returns how many are stuck.
+// stuckPass marks the resources of kind stuck past after and returns how
+// many are stuck. It reads a page per read-only transaction, and writes
+// only for the resources whose condition changes, so that a pass over
+// many resources holds no writer while nothing is stuck.
 func (r *Running) stuckPass(ctx context.Context, kind string, after time.Duration) (int, error) {
 	stuck := 0
 	for cursor := ""; ; {
 		var page []store.Resource
-		err := r.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		var due []string
+		err := r.Store.View(ctx, func(ctx context.Context, tx store.Tx) error {
 			var err error
 			if page, err = tx.ResourceList(ctx, store.ListParams{Kind: kind, AfterID: cursor, Limit: stuckPage}); err != nil {
 				return err
 			}
 			for _, res := range page {
-				marked, err := r.markStuck(ctx, tx, res, after)
-				if err != nil {
-					return fmt.Errorf("%s %s: %w", kind, res.ID, err)
-				}
-				if marked {
+				since, waiting := waitingSince(res)
+				switch {
+				case !waiting:
+				case time.Since(since) > after:
+					due = append(due, res.ID) // marked, or its layer named anew
+				case res.Status.Stuck != nil:
 					stuck++
 				}
 			}
@@ -109,6 +115,23 @@ func (r *Running) stuckPass(ctx context.Context, kind string, after time.Duratio
 		if err != nil {
 			return 0, err
 		}
+		if len(due) > 0 {
+			err = r.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+				for _, id := range due {
+					marked, err := r.markStuck(ctx, tx, kind, id, after)
+					if err != nil {
+						return fmt.Errorf("%s %s: %w", kind, id, err)
+					}
+					if marked {
+						stuck++
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return 0, err
+			}
+		}
 		if len(page) < stuckPage {
 			return stuck, nil
 		}
@@ -116,25 +139,38 @@ func (r *Running) stuckPass(ctx context.Context, kind string, after time.Duratio
 	}
 }
 
-// markStuck marks res STUCK when its generation stayed unobserved past
-// after, or names anew the layer it waits on; it reports whether res is
-// stuck.
-func (r *Running) markStuck(ctx context.Context, tx store.Tx, res store.Resource, after time.Duration) (bool, error) {
+// waitingSince says whether res waits for a generation to be observed,
+// and since when without progress.
+func waitingSince(res store.Resource) (time.Time, bool) {
 	if res.Status.ObservedGeneration >= res.Generation {
+		return time.Time{}, false
+	}
+	if res.Status.PendingSince != nil {
+		return *res.Status.PendingSince, true
+	}
+	return res.UpdatedAt, true // written before the store timed waits
+}
+
+// markStuck reads the resource anew and marks it STUCK when it has waited
+// past after, or names anew the layer it waits on; it reports whether it
+// is stuck.
+func (r *Running) markStuck(ctx context.Context, tx store.Tx, kind, id string, after time.Duration) (bool, error) {
+	res, err := tx.ResourceGet(ctx, kind, id)
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrDeleted) {
 		return false, nil
 	}
-	accepted := res.UpdatedAt // a resource written before the store timed waits
-	if res.Status.PendingSince != nil {
-		accepted = *res.Status.PendingSince
+	if err != nil {
+		return false, err
 	}
-	if time.Since(accepted) <= after {
-		return res.Status.Stuck != nil, nil
+	since, waiting := waitingSince(res)
+	if !waiting || time.Since(since) <= after {
+		return false, nil
 	}
 	layer, message, skip, err := r.Service.Stuck.Layer(ctx, tx, res)
 	if err != nil || skip {
 		return false, err
 	}
-	next := &store.Stuck{Since: accepted, Layer: layer, Message: message}
+	next := &store.Stuck{Since: since, Layer: layer, Message: message}
 	if old := res.Status.Stuck; old != nil && *old == *next {
 		return true, nil
 	}

@@ -304,8 +304,15 @@ const resourcePage = 500
 // EachResource calls fn with every live resource of kind, in id order,
 // read a page at a time.
 func EachResource(ctx context.Context, tx Tx, kind string, fn func(Resource) error) error {
+	return EachResourceOf(ctx, tx, ListParams{Kind: kind}, fn)
+}
+
+// EachResourceOf calls fn with every resource p selects (its AfterID and
+// Limit aside), a page at a time, in id order.
+func EachResourceOf(ctx context.Context, tx Tx, p ListParams, fn func(Resource) error) error {
 	for after := ""; ; {
-		page, err := tx.ResourceList(ctx, ListParams{Kind: kind, AfterID: after, Limit: resourcePage})
+		p.AfterID, p.Limit = after, resourcePage
+		page, err := tx.ResourceList(ctx, p)
 		if err != nil {
 			return err
 		}

@@ -129,6 +129,8 @@ type Config struct {
 	Sync Sync
 	// Fleet is the operators' view of the installation.
 	Fleet Fleet
+	// Billing answers the costs and keeps the price book.
+	Billing Billing
 	// OpenAPI is the document served at /openapi.json.
 	OpenAPI []byte
 	// ClusterCA is the PEM certificate of the CA the clusters' endpoints

@@ -580,6 +580,15 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 	c.do(t, exchange{method: "PUT", path: "/fleet/v1/sites/aws/mars-1/maintenance-window", body: map[string]any{"maintenance_window": map[string]any{"start_time": "02:00", "duration": "6h"}}, want: 404})
 	c.do(t, exchange{method: "DELETE", path: windowPath, want: 204})
 	c.do(t, exchange{method: "DELETE", path: windowPath, want: 404})
+	// The costs, and the price book.
+	today := time.Now().UTC()
+	costs := "/billing/v1/costs?start_date=" + today.AddDate(0, 0, -1).Format(time.DateOnly) + "&end_date=" + today.AddDate(0, 0, 1).Format(time.DateOnly)
+	c.do(t, exchange{method: "GET", path: costs + "&granularity=HOURLY", want: 200})
+	c.do(t, exchange{method: "GET", path: "/billing/v1/costs?start_date=yesterday&end_date=" + today.Format(time.DateOnly), invalid: true, want: 400})
+	c.do(t, exchange{method: "GET", path: "/billing/v1/prices", want: 200})
+	c.do(t, exchange{method: "POST", path: "/billing/v1/prices", want: 201, body: map[string]any{"prices": []map[string]any{
+		{"line_type": "KAFKA_NUM_CKUS", "sku": "Dedicated", "unit_micros": 2500000}, {"line_type": "KAFKA_BASE", "unit_micros": 0}}}})
+	c.do(t, exchange{method: "POST", path: "/billing/v1/prices", invalid: true, want: 422, body: map[string]any{"prices": []map[string]any{{"line_type": "KAFKA_FOO", "unit_micros": 1}}}})
 	// The organization, and its maintenance window.
 	c.do(t, exchange{method: "GET", path: "/org/v2/organizations", want: 200})
 	orgPath := "/org/v2/organizations/" + sys.Organization

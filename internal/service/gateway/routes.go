@@ -101,7 +101,7 @@ func (g *Gateway) table() []Route {
 			return ok(w)(g.cfg.Audit.Events(r.Context(), p, subject, page))
 		}},
 	}
-	return append(append(routes, g.fleetRoutes()...), g.upgradeOps()...)
+	return append(append(append(routes, g.fleetRoutes()...), g.upgradeOps()...), g.billingRoutes()...)
 }
 
 // byID serves GET pattern/{id}.

@@ -1,0 +1,199 @@
+// Package billing is the billing service (layer 3): from the clusters'
+// events it records each cluster's billable history (its usage resource:
+// live or not, and its realized size, from the time its owner recorded
+// each change), keeps the operators' price book, and answers the costs of
+// an organization for any span as hourly or daily lines, computed from
+// that history on each request, so that recomputing gives the same
+// lines. It calls no one.
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/runtime/event"
+	"github.com/mothership-dev/mothership/internal/runtime/host"
+	"github.com/mothership-dev/mothership/internal/runtime/store"
+)
+
+// Name and Layer place the service in the layer cake.
+const (
+	Name  = "billing"
+	Layer = 3
+)
+
+var (
+	lkcDesired = event.Topic(resource.KindLKC, event.Desired)
+	lkcStatus  = event.Topic(resource.KindLKC, event.Status)
+)
+
+// Config configures the service.
+type Config struct {
+	// Now is the clock that ends the current hour's accrual (default
+	// time.Now).
+	Now func() time.Time
+	// Prices are the price book in force until an operator sets one
+	// (default DefaultPrices).
+	Prices []resource.Price
+	Logger *slog.Logger
+}
+
+// Line types and units of the lines, in Confluent's words.
+const (
+	LineCKUs = "KAFKA_NUM_CKUS"
+	LineBase = "KAFKA_BASE"
+	UnitCKU  = "CKU-hour"
+	UnitHour = "Hour"
+)
+
+// DefaultPrices is the price book of a new installation, in US dollars:
+// a Dedicated CKU-hour $2.00, a Standard cluster-hour $1.50, a Basic one
+// free.
+var DefaultPrices = []resource.Price{
+	{LineType: LineCKUs, SKU: resource.TypeDedicated, UnitMicros: 2_000_000},
+	{LineType: LineBase, SKU: resource.TypeStandard, UnitMicros: 1_500_000},
+	{LineType: LineBase, SKU: resource.TypeBasic, UnitMicros: 0},
+}
+
+// Service is the billing service.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+	st  store.Store
+}
+
+// New returns the service.
+func New(cfg Config) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Prices == nil {
+		cfg.Prices = DefaultPrices
+	}
+	return &Service{cfg: cfg, log: cfg.Logger.With("service", Name)}
+}
+
+// Host declares the service: it owns usage histories and the price book,
+// and hears every event of the clusters, none coalesced, so that each
+// change of size is billed from its own time.
+func (s *Service) Host() host.Service {
+	return host.Service{
+		Name:     Name,
+		Layer:    Layer,
+		Owns:     []string{resource.KindUsage, resource.KindPriceBook},
+		ReactsTo: []string{lkcDesired, lkcStatus},
+		OnEvent:  s.onEvent,
+		Attach:   func(st store.Store) { s.st = st },
+	}
+}
+
+// Attach gives the service its store outside a host (tests, tools).
+func (s *Service) Attach(st store.Store) { s.st = st }
+
+// onEvent records what a cluster's event changes in its billable
+// history.
+func (s *Service) onEvent(ctx context.Context, tx store.Tx, _ string, ev event.Event) error {
+	var r store.Resource
+	if err := json.Unmarshal(ev.Data, &r); err != nil {
+		return fmt.Errorf("billing: event %s: %w", ev.Subject, err)
+	}
+	if r.Kind != resource.KindLKC {
+		return nil
+	}
+	return s.Apply(ctx, tx, r)
+}
+
+// Apply records cluster c's state in its billable history: a new segment
+// when it went live (first PROVISIONED), changed its realized size, or
+// was deleted (or restored), from the time its owner wrote that state. A
+// state not newer than the one applied changes nothing.
+func (s *Service) Apply(ctx context.Context, tx store.Tx, c store.Resource) error {
+	// The newest version applied, kept beside the history (no event):
+	// an older state, another topic's arriving late, changes nothing.
+	applied, err := tx.IndexGet(ctx, ixApplied, c.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return err
+	default:
+		if v, err := strconv.ParseInt(applied, 10, 64); err == nil && c.Version <= v {
+			return nil
+		}
+	}
+	if err := tx.IndexPut(ctx, ixApplied, c.ID, strconv.FormatInt(c.Version, 10)); err != nil {
+		return err
+	}
+	u, err := tx.ResourceGet(ctx, resource.KindUsage, c.ID)
+	exists := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	var spec resource.UsageSpec
+	if exists {
+		if spec, err = resource.Decode[resource.UsageSpec](u.Spec); err != nil {
+			return err
+		}
+	}
+	ls, err := resource.Decode[resource.LKCSpec](c.Spec)
+	if err != nil {
+		return err
+	}
+	st, err := resource.Decode[resource.LKCStatus](c.Status.Detail)
+	if err != nil {
+		return err
+	}
+	spec.Organization, spec.Environment, spec.DisplayName = c.Organization, c.Environment, ls.DisplayName
+	spec.Type, spec.Cloud, spec.Region = ls.Type, ls.Cloud, ls.Region
+
+	started := len(spec.Segments) > 0
+	live := !c.Deleted() && (started || c.Status.Phase == resource.PhaseProvisioned)
+	cku := 0
+	if ls.Type == resource.TypeDedicated && live {
+		cku = st.CKU
+	}
+	when := c.UpdatedAt
+	if c.Deleted() {
+		when = *c.DeletedAt
+	}
+	switch {
+	case !started && !live:
+		// Nothing to bill yet: not provisioned.
+	case !started:
+		spec.Segments = append(spec.Segments, resource.UsageSegment{From: when.UTC(), Live: true, CKU: cku})
+	default:
+		last := spec.Segments[len(spec.Segments)-1]
+		if last.Live != live || last.CKU != cku {
+			spec.Segments = append(spec.Segments, resource.UsageSegment{From: maxTime(when, last.From).UTC(), Live: live, CKU: cku})
+		}
+	}
+	if !exists && len(spec.Segments) == 0 {
+		return nil // nothing billable yet: no history to keep
+	}
+	if !exists {
+		_, err = tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindUsage, ID: c.ID, Organization: c.Organization,
+			Environment: c.Environment, Spec: resource.Encode(spec)})
+		return err
+	}
+	// An identical spec changes nothing and announces nothing.
+	_, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindUsage, ID: c.ID, Spec: resource.Encode(spec)})
+	return err
+}
+
+// ixApplied maps a cluster id to the newest version of it applied.
+const ixApplied = "billing_applied"
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
