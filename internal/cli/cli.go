@@ -109,7 +109,8 @@ func addLocalGlobals(cmd *cobra.Command, cfg Config) *globals {
 	g := &globals{cfg: cfg, fs: cmd.PersistentFlags()}
 	g.fs.StringVar(&g.context, "context", "", "`NAME` of the context to use instead of the current one")
 	g.fs.StringVarP(&g.output, "output", "o", string(formatHuman), "output format: human, json, yaml, or csv (billing cost list)")
-	mustComplete(cmd, "output", staticValues(string(formatHuman), string(formatJSON), string(formatYAML), string(formatCSV)))
+	// csv is left out: only billing cost list prints it.
+	mustComplete(cmd, "output", staticValues(string(formatHuman), string(formatJSON), string(formatYAML)))
 	mustComplete(cmd, "context", func(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		s, err := g.open(cmd)
 		if err != nil {
