@@ -9,6 +9,10 @@ import (
 const (
 	KindUsage     = "usage"     // billing
 	KindPriceBook = "pricebook" // billing
+	// KindMeteredHour is a cluster's metered usage in one hour, as
+	// billing took it from the satellite's bucket (MeterSpec), under the
+	// cluster's organization.
+	KindMeteredHour = "meteredhour" // billing
 )
 
 // UsageSpec is the billable history of one cluster, as billing recorded

@@ -37,7 +37,7 @@ const (
 // Kinds lists every kind but audit records themselves: what the audit
 // service records the changes of.
 var Kinds = []string{KindOrganization, KindEnvironment, KindAPIKey, KindUser, KindServiceAcct, KindRoleBinding,
-	KindLKC, KindQuota, KindPKC, KindCapacity, KindNetwork, KindDelivery, KindVersions, KindUpgrade, KindPKCUpgrade, KindPause, KindSiteWindow, KindSite, KindUsage, KindPriceBook}
+	KindLKC, KindQuota, KindPKC, KindCapacity, KindNetwork, KindDelivery, KindVersions, KindUpgrade, KindPKCUpgrade, KindPause, KindSiteWindow, KindSite, KindUsage, KindPriceBook, KindMeter, KindMeteredHour}
 
 // Phases of a resource's status.
 const (

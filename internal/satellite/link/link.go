@@ -61,6 +61,7 @@ type Client struct {
 	watch  *connect.Client[resource.WatchBundle, resource.Bundle]
 	report *connect.Client[resource.Report, struct{}]
 	enroll *connect.Client[resource.Enroll, struct{}]
+	usage  *connect.Client[resource.UsageReport, struct{}]
 }
 
 func (c *Client) init() {
@@ -83,6 +84,8 @@ func (c *Client) init() {
 		c.report = connect.NewClient[resource.Report, struct{}](hc, base+resource.ReportProcedure,
 			connect.WithCodec(resource.LinkCodec{}))
 		c.enroll = connect.NewClient[resource.Enroll, struct{}](hc, base+resource.EnrollProcedure,
+			connect.WithCodec(resource.LinkCodec{}))
+		c.usage = connect.NewClient[resource.UsageReport, struct{}](hc, base+resource.ReportUsageProcedure,
 			connect.WithCodec(resource.LinkCodec{}))
 	})
 }
@@ -187,6 +190,19 @@ func (c *Client) Fetch(ctx context.Context, after int64) (resource.Bundle, error
 		return b, nil
 	}
 	return b, fmt.Errorf("link: fetch: %w", err)
+}
+
+// ReportUsage sends metered buckets, whole.
+func (c *Client) ReportUsage(ctx context.Context, rep resource.UsageReport) error {
+	c.init()
+	ctx, cancel := context.WithTimeout(ctx, reportTimeout)
+	defer cancel()
+	req := connect.NewRequest(&rep)
+	c.authorize(req.Header())
+	if _, err := c.usage.CallUnary(ctx, req); err != nil {
+		return fmt.Errorf("link: usage: %w", err)
+	}
+	return nil
 }
 
 // Report sends what the satellite realized.

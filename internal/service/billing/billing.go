@@ -31,6 +31,8 @@ const (
 var (
 	lkcDesired = event.Topic(resource.KindLKC, event.Desired)
 	lkcStatus  = event.Topic(resource.KindLKC, event.Status)
+	// meterDesired is the satellites' metered buckets, through sync.
+	meterDesired = event.Topic(resource.KindMeter, event.Desired)
 )
 
 // Config configures the service.
@@ -46,16 +48,21 @@ type Config struct {
 
 // Line types and units of the lines, in Confluent's words.
 const (
-	LineCKUs = "KAFKA_NUM_CKUS"
-	LineBase = "KAFKA_BASE"
-	UnitCKU  = "CKU-hour"
-	UnitHour = "Hour"
+	LineCKUs  = "KAFKA_NUM_CKUS"
+	LineBase  = "KAFKA_BASE"
+	LineWrite = "KAFKA_NETWORK_WRITE"
+	LineRead  = "KAFKA_NETWORK_READ"
+	UnitCKU   = "CKU-hour"
+	UnitHour  = "Hour"
+	UnitGB    = "GB"
 )
 
 // DefaultPrices is the price book of a new installation, in US dollars:
 // a Dedicated CKU-hour $2.00, a Standard cluster-hour $1.50, a Basic one
-// free.
+// free, and a GB produced or fetched $0.05.
 var DefaultPrices = []resource.Price{
+	{LineType: LineWrite, UnitMicros: 50_000},
+	{LineType: LineRead, UnitMicros: 50_000},
 	{LineType: LineCKUs, SKU: resource.TypeDedicated, UnitMicros: 2_000_000},
 	{LineType: LineBase, SKU: resource.TypeStandard, UnitMicros: 1_500_000},
 	{LineType: LineBase, SKU: resource.TypeBasic, UnitMicros: 0},
@@ -89,8 +96,8 @@ func (s *Service) Host() host.Service {
 	return host.Service{
 		Name:     Name,
 		Layer:    Layer,
-		Owns:     []string{resource.KindUsage, resource.KindPriceBook},
-		ReactsTo: []string{lkcDesired, lkcStatus},
+		Owns:     []string{resource.KindUsage, resource.KindPriceBook, resource.KindMeteredHour},
+		ReactsTo: []string{lkcDesired, lkcStatus, meterDesired},
 		OnEvent:  s.onEvent,
 		Attach:   func(st store.Store) { s.st = st },
 	}
@@ -106,10 +113,13 @@ func (s *Service) onEvent(ctx context.Context, tx store.Tx, _ string, ev event.E
 	if err := json.Unmarshal(ev.Data, &r); err != nil {
 		return fmt.Errorf("billing: event %s: %w", ev.Subject, err)
 	}
-	if r.Kind != resource.KindLKC {
-		return nil
+	switch r.Kind {
+	case resource.KindLKC:
+		return s.Apply(ctx, tx, r)
+	case resource.KindMeter:
+		return s.ApplyMeter(ctx, tx, r)
 	}
-	return s.Apply(ctx, tx, r)
+	return nil
 }
 
 // Apply records cluster c's state in its billable history: a new segment
@@ -196,4 +206,40 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// ApplyMeter takes a satellite's bucket (full state) as the cluster's
+// metered hour, under the cluster's organization; a bucket of a cluster
+// billing does not know, or from a site the cluster is not in, is
+// dropped (and said in the log).
+func (s *Service) ApplyMeter(ctx context.Context, tx store.Tx, m store.Resource) error {
+	spec, err := resource.Decode[resource.MeterSpec](m.Spec)
+	if err != nil {
+		return err
+	}
+	u, err := tx.ResourceGet(ctx, resource.KindUsage, spec.Cluster)
+	if errors.Is(err, store.ErrNotFound) {
+		s.log.WarnContext(ctx, "metered usage of a cluster billing never saw live: dropped", "cluster", spec.Cluster, "hour", spec.Hour)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	us, err := resource.Decode[resource.UsageSpec](u.Spec)
+	if err != nil {
+		return err
+	}
+	if site := (resource.Site{Cloud: us.Cloud, Region: us.Region}).String(); site != spec.Site {
+		s.log.WarnContext(ctx, "metered usage from a site the cluster is not in: dropped", "cluster", spec.Cluster, "site", spec.Site, "cluster_site", site)
+		return nil
+	}
+	_, err = tx.ResourceGet(ctx, resource.KindMeteredHour, m.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		_, err = tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindMeteredHour, ID: m.ID, Organization: u.Organization,
+			Environment: u.Environment, Spec: resource.Encode(spec)})
+	case err == nil:
+		_, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindMeteredHour, ID: m.ID, Spec: resource.Encode(spec)})
+	}
+	return err
 }

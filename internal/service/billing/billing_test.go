@@ -2,6 +2,7 @@ package billing_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -210,4 +211,59 @@ func containsAll(s string, parts ...string) bool {
 		}
 	}
 	return true
+}
+
+// meter is sync announcing a satellite's bucket, whole.
+func (r *rig) meter(site, cluster string, hour time.Time, in, out int64, final bool) {
+	r.t.Helper()
+	r.ver["meter"]++
+	m := store.Resource{ID: resource.MeterID(cluster, hour), Kind: resource.KindMeter, Version: r.ver["meter"], Generation: r.ver["meter"],
+		Spec: resource.Encode(resource.MeterSpec{Site: site, Cluster: cluster, Hour: hour, BytesIn: in, BytesOut: out, Final: final})}
+	if err := r.st.Update(r.t.Context(), func(ctx context.Context, tx store.Tx) error { return r.svc.ApplyMeter(ctx, tx, m) }); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// TestMeteredBytesFromTheSatellites: a satellite's hourly buckets become
+// network lines per GB; a bucket reported again as it grew replaces the
+// one before (nothing counted twice); a satellite away for three hours
+// reports those hours when it returns, each in its own hour; a bucket of
+// an unknown cluster, or from another site, is dropped.
+func TestMeteredBytesFromTheSatellites(t *testing.T) {
+	r := newRig(t)
+	r.now = at("16:30")
+	r.cluster("lkc-m", resource.TypeStandard, at("09:00"), resource.PhaseProvisioned, 0, false, 0)
+	const site = "aws/us-west-2"
+	r.meter(site, "lkc-m", at("09:00"), 1_000_000_000, 500_000_000, false)
+	r.meter(site, "lkc-m", at("09:00"), 2_000_000_000, 1_000_000_000, true) // grown, then closed: replaces
+	// Away from 10:00 to 13:00; back at 13:10 with the hours it kept.
+	for _, h := range []string{"10:00", "11:00", "12:00"} {
+		r.meter(site, "lkc-m", at(h), 1_000_000_000, 0, true)
+	}
+	r.meter("gcp/europe-west1", "lkc-m", at("14:00"), 9_000_000_000, 0, true) // not its site
+	r.meter(site, "lkc-unknown", at("14:00"), 9_000_000_000, 0, true)         // not a cluster billing knows
+	var write, read []billing.Cost
+	for _, c := range r.costs(admin, billing.Hourly) {
+		switch c.LineType {
+		case billing.LineWrite:
+			write = append(write, c)
+		case billing.LineRead:
+			read = append(read, c)
+		}
+	}
+	check(t, "written", write, billing.LineWrite,
+		want{"09:00", 2, 0.05, 0.1}, want{"10:00", 1, 0.05, 0.05}, want{"11:00", 1, 0.05, 0.05}, want{"12:00", 1, 0.05, 0.05})
+	check(t, "read", read, billing.LineRead, want{"09:00", 1, 0.05, 0.05})
+	if read[0].Unit != billing.UnitGB {
+		t.Errorf("unit %q, want GB", read[0].Unit)
+	}
+	daily := r.costs(admin, billing.Daily)
+	total := 0.0
+	for _, c := range daily {
+		total += c.Amount
+	}
+	// 7.5 Standard hours at $1.50, 5 GB written and 1 GB read at $0.05.
+	if want := 11.25 + 0.25 + 0.05; fmt.Sprintf("%.2f", total) != fmt.Sprintf("%.2f", want) {
+		t.Errorf("the day's total is %.2f, want %.2f: %+v", total, want, daily)
+	}
 }

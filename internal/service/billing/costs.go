@@ -112,24 +112,49 @@ func (s *Service) ListCosts(ctx context.Context, p svcapi.Principal, q CostQuery
 			return CostList{}, badParam("page_token", "page_token is not one this API gave")
 		}
 	}
-	var lines []Cost
+	var all []Cost
 	err = s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
 		book, err := s.book(ctx, tx)
 		if err != nil {
 			return err
 		}
-		return store.EachResourceOf(ctx, tx, store.ListParams{Kind: resource.KindUsage, Organization: org}, func(r store.Resource) error {
+		to := minTime(end, s.cfg.Now())
+		byCluster := map[string]*lineSums{}
+		usage := map[string]resource.UsageSpec{}
+		var order []string
+		err = store.EachResourceOf(ctx, tx, store.ListParams{Kind: resource.KindUsage, Organization: org}, func(r store.Resource) error {
 			u, err := resource.Decode[resource.UsageSpec](r.Spec)
 			if err != nil {
 				return err
 			}
-			lines = append(lines, Lines(r.ID, u, book, start, minTime(end, s.cfg.Now()), q.granularity())...)
+			ls := newLines(q.granularity())
+			addHours(ls, u, book, start, to)
+			byCluster[r.ID], usage[r.ID] = ls, u
+			order = append(order, r.ID)
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		err = store.EachResourceOf(ctx, tx, store.ListParams{Kind: resource.KindMeteredHour, Organization: org}, func(r store.Resource) error {
+			m, err := resource.Decode[resource.MeterSpec](r.Spec)
+			if err != nil {
+				return err
+			}
+			if ls, ok := byCluster[m.Cluster]; ok {
+				addMetered(ls, usage[m.Cluster], m, book, start, to)
+			}
+			return nil
+		})
+		for _, id := range order {
+			all = append(all, byCluster[id].costs(id, usage[id])...)
+		}
+		return err
 	})
 	if err != nil {
 		return CostList{}, fmt.Errorf("billing: costs of %s: %w", org, err)
 	}
+	lines := all
 	slices.SortFunc(lines, func(a, b Cost) int {
 		return cmp.Or(a.StartTime.Compare(b.StartTime), cmp.Compare(a.Resource.ID, b.Resource.ID), cmp.Compare(a.LineType, b.LineType), cmp.Compare(a.Price, b.Price))
 	})
@@ -197,13 +222,67 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// line is a line being summed: unit-seconds (CKU-seconds, or seconds)
-// and the price per unit-hour, both exact.
+// line is a line being summed: units (CKU-seconds, seconds, bytes) of
+// which per make one unit of quantity, and the price per unit of
+// quantity, both exact.
 type line struct {
-	start, end  time.Time
-	lineType    string
-	unitMicros  int64
-	unitSeconds int64
+	start, end time.Time
+	lineType   string
+	unit       string
+	unitMicros int64
+	units, per int64
+}
+
+// lineSums sums one cluster's usage into lines, one per bucket, line type
+// and price, in the order they began.
+type lineSums struct {
+	granularity string
+	sums        map[lineKey]*line
+	order       []lineKey
+}
+
+type lineKey struct {
+	bucket     int64
+	lineType   string
+	unitMicros int64
+}
+
+func newLines(granularity string) *lineSums {
+	return &lineSums{granularity: granularity, sums: map[lineKey]*line{}}
+}
+
+// add counts units in the hour starting at h.
+func (ls *lineSums) add(h time.Time, lineType, unit string, price, units, per int64) {
+	bucket, length := h, time.Hour
+	if ls.granularity == Daily {
+		bucket, length = h.Truncate(24*time.Hour), 24*time.Hour
+	}
+	k := lineKey{bucket.Unix(), lineType, price}
+	l := ls.sums[k]
+	if l == nil {
+		l = &line{start: bucket, end: bucket.Add(length), lineType: lineType, unit: unit, unitMicros: price, per: per}
+		ls.sums[k] = l
+		ls.order = append(ls.order, k)
+	}
+	l.units += units
+}
+
+// costs renders the lines of cluster id.
+func (ls *lineSums) costs(id string, u resource.UsageSpec) []Cost {
+	out := make([]Cost, 0, len(ls.order))
+	for _, k := range ls.order {
+		l := ls.sums[k]
+		// micro-units = units × micros per unit / per, rounded half up;
+		// then to cents, half up.
+		micros := (l.units*l.unitMicros + l.per/2) / l.per
+		cents := (micros + 5000) / 10000
+		out = append(out, Cost{APIVersion: "billing/v1", Kind: "Cost", ID: lineID(id, l), StartDate: l.start.Format(time.DateOnly),
+			EndDate: l.end.Format(time.DateOnly), StartTime: l.start, EndTime: l.end, Granularity: ls.granularity, Product: "KAFKA",
+			LineType: l.lineType, Price: float64(l.unitMicros) / 1e6, Unit: l.unit, Quantity: float64(l.units) / float64(l.per),
+			OriginalAmount: float64(cents) / 100, Amount: float64(cents) / 100,
+			Resource: CostResource{ID: id, DisplayName: u.DisplayName, Environment: CostEnvironment{ID: u.Environment}}})
+	}
+	return out
 }
 
 // Lines are the lines of one cluster's history u over [from, to), by
@@ -211,12 +290,36 @@ type line struct {
 // hour, one line per bucket, line type and price. Amounts are summed in
 // micro-units and rounded to cents once per line.
 func Lines(id string, u resource.UsageSpec, book resource.PriceBookSpec, from, to time.Time, granularity string) []Cost {
+	ls := newLines(granularity)
+	addHours(ls, u, book, from, to)
+	return ls.costs(id, u)
+}
+
+// bytesPerGB is the unit of the network lines, as Confluent's (10^9).
+const bytesPerGB = 1_000_000_000
+
+// addMetered adds a metered hour m of a cluster whose history is u, if
+// the hour lies in [from, to).
+func addMetered(ls *lineSums, u resource.UsageSpec, m resource.MeterSpec, book resource.PriceBookSpec, from, to time.Time) {
+	if m.Hour.Before(from) || !m.Hour.Before(to) {
+		return
+	}
+	for _, side := range []struct {
+		lineType string
+		bytes    int64
+	}{{LineWrite, m.BytesIn}, {LineRead, m.BytesOut}} {
+		if side.bytes > 0 {
+			ls.add(m.Hour, side.lineType, UnitGB, book.PriceAt(m.Hour, side.lineType, u.Type, u.Cloud, u.Region), side.bytes, bytesPerGB)
+		}
+	}
+}
+
+// addHours adds the hours (or CKU-hours) of a cluster's live segments.
+func addHours(ls *lineSums, u resource.UsageSpec, book resource.PriceBookSpec, from, to time.Time) {
 	lineType, unit := LineBase, UnitHour
 	if u.Type == resource.TypeDedicated {
 		lineType, unit = LineCKUs, UnitCKU
 	}
-	sums := map[[2]int64]*line{} // (bucket start, price) → line
-	var order [][2]int64
 	for i, seg := range u.Segments {
 		if !seg.Live {
 			continue
@@ -233,42 +336,11 @@ func Lines(id string, u resource.UsageSpec, book resource.PriceBookSpec, from, t
 		// Hour by hour: the price book may change at any hour.
 		for h := segStart.Truncate(time.Hour); h.Before(segEnd); h = h.Add(time.Hour) {
 			a, b := maxTime(h, segStart), minTime(h.Add(time.Hour), segEnd)
-			if !b.After(a) {
-				continue
+			if b.After(a) {
+				ls.add(h, lineType, unit, book.PriceAt(h, lineType, u.Type, u.Cloud, u.Region), units*int64(b.Sub(a)/time.Second), 3600)
 			}
-			price := book.PriceAt(h, lineType, u.Type, u.Cloud, u.Region)
-			bucket := h
-			if granularity == Daily {
-				bucket = h.Truncate(24 * time.Hour)
-			}
-			k := [2]int64{bucket.Unix(), price}
-			l := sums[k]
-			if l == nil {
-				end := bucket.Add(time.Hour)
-				if granularity == Daily {
-					end = bucket.Add(24 * time.Hour)
-				}
-				l = &line{start: bucket, end: end, lineType: lineType, unitMicros: price}
-				sums[k] = l
-				order = append(order, k)
-			}
-			l.unitSeconds += units * int64(b.Sub(a)/time.Second)
 		}
 	}
-	out := make([]Cost, 0, len(order))
-	for _, k := range order {
-		l := sums[k]
-		// micro-units = unit-seconds × micros per unit-hour / 3600,
-		// rounded half up; then to cents, half up.
-		micros := (l.unitSeconds*l.unitMicros + 1800) / 3600
-		cents := (micros + 5000) / 10000
-		out = append(out, Cost{APIVersion: "billing/v1", Kind: "Cost", ID: lineID(id, l), StartDate: l.start.Format(time.DateOnly),
-			EndDate: l.end.Format(time.DateOnly), StartTime: l.start, EndTime: l.end, Granularity: granularity, Product: "KAFKA",
-			LineType: lineType, Price: float64(l.unitMicros) / 1e6, Unit: unit, Quantity: float64(l.unitSeconds) / 3600,
-			OriginalAmount: float64(cents) / 100, Amount: float64(cents) / 100,
-			Resource: CostResource{ID: id, DisplayName: u.DisplayName, Environment: CostEnvironment{ID: u.Environment}}})
-	}
-	return out
 }
 
 // lineID names a line by what it is, so that it is the same every time it

@@ -39,6 +39,7 @@ func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(resource.WatchBundleProcedure, connect.NewServerStreamHandler(resource.WatchBundleProcedure, s.watchBundle, opts...))
 	mux.Handle(resource.ReportProcedure, connect.NewUnaryHandler(resource.ReportProcedure, s.report, opts...))
+	mux.Handle(resource.ReportUsageProcedure, connect.NewUnaryHandler(resource.ReportUsageProcedure, s.reportUsage, opts...))
 	// Enrollment is authenticated by the site's enrollment token, in
 	// Enroll itself, not by a satellite's own token.
 	enroll := connect.NewUnaryHandler(resource.EnrollProcedure, s.enroll, opts...)

@@ -48,7 +48,7 @@ type fixture struct {
 
 func newSync(t testing.TB, log *slog.Logger) *fixture {
 	st, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "sync.db"), Service: syncsvc.Name,
-		Owns: []string{resource.KindDelivery, resource.KindSite}})
+		Owns: []string{resource.KindDelivery, resource.KindSite, resource.KindMeter}})
 	if err != nil {
 		t.Fatal(err)
 	}

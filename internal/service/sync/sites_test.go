@@ -190,3 +190,53 @@ func TestCordonAndRetire(t *testing.T) {
 		t.Fatalf("uncordoned: refusal %q, %v", why, err)
 	}
 }
+
+// TestUsageReportsAreWholeBuckets: a satellite's buckets become meter
+// resources of its site; the same bucket again announces nothing, a grown
+// one replaces it, a final one is not reopened; a malformed bucket is
+// refused with its place named.
+func TestUsageReportsAreWholeBuckets(t *testing.T) {
+	f := newSync(t, nil)
+	srv := httptest.NewServer(f.svc.Handler())
+	t.Cleanup(srv.Close)
+	ctx := t.Context()
+	c := &link.Client{URL: srv.URL, Site: aws, Token: tokens[aws]}
+	hour := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	report := func(in int64, final bool) error {
+		return c.ReportUsage(ctx, resource.UsageReport{Site: aws.String(), Buckets: []resource.MeterSpec{{Cluster: "lkc-abc123", Hour: hour, BytesIn: in, Final: final}}})
+	}
+	read := func() (resource.MeterSpec, int64) {
+		var m resource.MeterSpec
+		var gen int64
+		err := f.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
+			r, err := tx.ResourceGet(ctx, resource.KindMeter, resource.MeterID("lkc-abc123", hour))
+			if err != nil {
+				return err
+			}
+			gen = r.Generation
+			m, err = resource.Decode[resource.MeterSpec](r.Spec)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, gen
+	}
+	for _, step := range []struct {
+		in      int64
+		final   bool
+		wantIn  int64
+		wantGen int64
+	}{{100, false, 100, 1}, {100, false, 100, 1}, {250, true, 250, 2}, {999, false, 250, 2}} {
+		if err := report(step.in, step.final); err != nil {
+			t.Fatal(err)
+		}
+		if m, gen := read(); m.BytesIn != step.wantIn || gen != step.wantGen || m.Site != aws.String() {
+			t.Fatalf("after reporting %d (final %v): %+v at generation %d, want %d at %d", step.in, step.final, m, gen, step.wantIn, step.wantGen)
+		}
+	}
+	err := c.ReportUsage(ctx, resource.UsageReport{Site: aws.String(), Buckets: []resource.MeterSpec{{Cluster: "lkc-abc123", Hour: hour.Add(time.Minute)}}})
+	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "must start a UTC hour") {
+		t.Fatalf("a bucket not on an hour: %v", err)
+	}
+}

@@ -90,7 +90,7 @@ func (s *Service) Host() host.Service {
 	return host.Service{
 		Name:      Name,
 		Layer:     Layer,
-		Owns:      []string{resource.KindDelivery, resource.KindSite},
+		Owns:      []string{resource.KindDelivery, resource.KindSite, resource.KindMeter},
 		ReactsTo:  []string{pkcDesired},
 		Reconcile: s.reconcile,
 		Attach:    func(st store.Store) { s.st = st },
