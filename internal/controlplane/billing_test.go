@@ -5,16 +5,21 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mothership-dev/mothership/internal/controlplane"
 )
 
 // TestCostsOfAProvisionedCluster: once a Dedicated cluster is
-// provisioned, its organization's costs show its CKU-hours accruing,
+// provisioned, its organization's costs show its CKU-hours accruing and
+// the bytes a Kafka client produced, metered by its satellite,
 // through the API and `mothership billing cost list` (table and csv);
 // another organization's admin cannot read them.
 func TestCostsOfAProvisionedCluster(t *testing.T) {
-	s := newSystem(t, nil)
+	s := newSystem(t, func(c *controlplane.Config) { c.MeterEvery = 200 * time.Millisecond })
 	c := s.cluster(s.environment("prod"), "orders", "AWS", "us-west-2", "Dedicated", 1)
-	s.waitCluster(c.ID, "PROVISIONED", provisioned)
+	c = s.waitCluster(c.ID, "PROVISIONED", provisioned)
+	key := s.apiKey(c.ID)
+	produceConsume(t, bootstrapOf(c), key.ID, key.Spec.Secret, "orders")
 	today := time.Now().UTC()
 	start, end := today.Format(time.DateOnly), today.AddDate(0, 0, 1).Format(time.DateOnly)
 	type line struct {
@@ -30,21 +35,29 @@ func TestCostsOfAProvisionedCluster(t *testing.T) {
 		Kind string `json:"kind"`
 		Data []line `json:"data"`
 	}
+	written, ckus := false, line{}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		costs.Data = nil
 		if code := s.do("GET", "/billing/v1/costs?start_date="+start+"&end_date="+end+"&granularity=HOURLY", nil, &costs); code != http.StatusOK {
 			t.Fatalf("costs: %d", code)
 		}
-		if len(costs.Data) > 0 && costs.Data[len(costs.Data)-1].Quantity > 0 {
+		written, ckus = false, line{}
+		for _, l := range costs.Data {
+			written = written || (l.LineType == "KAFKA_NETWORK_WRITE" && l.Quantity > 0 && l.Unit == "GB" && l.Resource.ID == c.ID)
+			if l.LineType == "KAFKA_NUM_CKUS" {
+				ckus = l
+			}
+		}
+		if ckus.Quantity > 0 && written {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no CKU-hours accrue for %s: %+v", c.ID, costs)
+			t.Fatalf("no CKU-hours accrue for %s, or the bytes its client produced are not billed: %+v", c.ID, costs)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	l := costs.Data[0]
+	l := ckus
 	if costs.Kind != "CostList" || l.LineType != "KAFKA_NUM_CKUS" || l.Unit != "CKU-hour" || l.Price != 2 || l.Resource.ID != c.ID {
 		t.Fatalf("the first line: %+v", l)
 	}

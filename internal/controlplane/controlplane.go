@@ -82,6 +82,9 @@ type Config struct {
 	BrokerStepDelay time.Duration
 	// MaxTenants per shared PKC.
 	MaxTenants int
+	// MeterEvery is how often the satellites report their metered usage
+	// (default 30s).
+	MeterEvery time.Duration
 	// StuckAfter are how long resources may wait without progress before
 	// their owners mark them STUCK (default 15 minutes each).
 	StuckAfter StuckLimits
@@ -225,7 +228,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		if err != nil {
 			return nil, err
 		}
-		sc := SatelliteConfig{Site: site, Dir: dir, SyncURL: s.URL, Token: token, StepDelay: cfg.BrokerStepDelay, OnBundle: cfg.OnBundle,
+		sc := SatelliteConfig{Site: site, Dir: dir, SyncURL: s.URL, Token: token, StepDelay: cfg.BrokerStepDelay, OnBundle: cfg.OnBundle, MeterEvery: cfg.MeterEvery,
 			ClusterTLS: clusterTLS, Logger: log, Registerer: cfg.Registerer}
 		if cfg.Driver != nil {
 			if sc.Driver, err = cfg.Driver(site, dir); err != nil {

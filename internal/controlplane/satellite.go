@@ -17,6 +17,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/satellite"
 	"github.com/mothership-dev/mothership/internal/satellite/embedded"
 	"github.com/mothership-dev/mothership/internal/satellite/link"
+	"github.com/mothership-dev/mothership/internal/satellite/meter"
 	syncsvc "github.com/mothership-dev/mothership/internal/service/sync"
 	"github.com/mothership-dev/mothership/internal/sitekey"
 )
@@ -48,6 +49,9 @@ type SatelliteConfig struct {
 	// Driver, if set, replaces the embedded driver (a benchmark's
 	// simulated satellites).
 	Driver satellite.Driver
+	// MeterEvery is how often the metered usage is reported (default
+	// 30s).
+	MeterEvery time.Duration
 	// OnBundle, if set, is told of each bundle the satellite holds.
 	OnBundle   func(b resource.Bundle, at time.Time)
 	Logger     *slog.Logger
@@ -102,6 +106,11 @@ func StartSatellite(ctx context.Context, cfg SatelliteConfig) (*Satellite, error
 	}
 	log := cfg.Logger.With("satellite", cfg.Site.String())
 	sat := &Satellite{}
+	// The site's metered usage, kept beside its bundle.
+	m, err := meter.Open(cfg.Dir, nil)
+	if err != nil {
+		return nil, fmt.Errorf("satellite %s: %w", cfg.Site, err)
+	}
 	if cfg.EnrollmentToken != "" {
 		if err := enroll(ctx, &cfg, log); err != nil {
 			return nil, err
@@ -118,7 +127,7 @@ func StartSatellite(ctx context.Context, cfg SatelliteConfig) (*Satellite, error
 			reg = prometheus.WrapRegistererWith(prometheus.Labels{"site": cfg.Site.String()}, cfg.Registerer)
 		}
 		ec := embedded.Config{DataDir: filepath.Join(cfg.Dir, "clusters"), StepDelay: cfg.StepDelay,
-			AutoCreateTopics: true, SiteKey: key, Logger: log, Registerer: reg}
+			AutoCreateTopics: true, SiteKey: key, Meter: m.Add, Logger: log, Registerer: reg}
 		if t := cfg.ClusterTLS; t != nil {
 			ec.TLS = &tls.Config{Certificates: []tls.Certificate{t.Certificate}, MinVersion: tls.VersionTLS12}
 			ec.RootCAs = t.Roots
@@ -129,6 +138,7 @@ func StartSatellite(ctx context.Context, cfg SatelliteConfig) (*Satellite, error
 		driver = sat.Driver
 	}
 	agent, err := satellite.New(satellite.Config{Site: cfg.Site, DataDir: cfg.Dir, Driver: driver, Logger: cfg.Logger, OnBundle: cfg.OnBundle,
+		Meter: m, MeterEvery: cfg.MeterEvery,
 		Link: &link.Client{URL: cfg.SyncURL, Token: cfg.Token, Site: cfg.Site, RootCAs: cfg.RootCAs, Logger: log}})
 	if err != nil {
 		return nil, err

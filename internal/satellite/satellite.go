@@ -25,6 +25,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/backoff"
 	"github.com/mothership-dev/mothership/internal/runtime/startstop"
+	"github.com/mothership-dev/mothership/internal/satellite/meter"
 )
 
 // Link is how an agent reaches the sync service (link.Client).
@@ -78,7 +79,17 @@ type Config struct {
 	// disk: from then on the satellite holds that desired state, whatever
 	// the link does. A benchmark times the control plane with it.
 	OnBundle func(b resource.Bundle, at time.Time)
-	Logger   *slog.Logger
+	// Meter, if set, holds the site's metered usage, which the agent
+	// saves and reports every MeterEvery (default 30s) through a Link
+	// that is a UsageReporter.
+	Meter      *meter.Meter
+	MeterEvery time.Duration
+	Logger     *slog.Logger
+}
+
+// UsageReporter is a Link that also reports metered usage.
+type UsageReporter interface {
+	ReportUsage(ctx context.Context, rep resource.UsageReport) error
 }
 
 // Agent is a satellite agent.
@@ -163,6 +174,31 @@ func (a *Agent) save(b resource.Bundle) error {
 	return nil
 }
 
+// meter saves the site's metered usage and reports what sync has not
+// heard, every MeterEvery until ctx ends, and once more then: a report
+// that fails is tried again at the next round, with every hour kept.
+func (a *Agent) meter(ctx context.Context) {
+	ur, ok := a.cfg.Link.(UsageReporter)
+	every := cmp.Or(a.cfg.MeterEvery, 30*time.Second)
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-time.After(every):
+		}
+		if due := a.cfg.Meter.Due(); ok && len(due) > 0 && !done {
+			if err := ur.ReportUsage(ctx, resource.UsageReport{Site: a.cfg.Site.String(), Buckets: due}); err != nil {
+				a.log.WarnContext(ctx, "metered usage not reported; kept for the next round", "buckets", len(due), "err", err)
+			} else {
+				a.cfg.Meter.Reported(due)
+			}
+		}
+		if err := a.cfg.Meter.Save(); err != nil {
+			a.log.ErrorContext(ctx, "metered usage not saved", "err", err)
+		}
+	}
+}
+
 func (a *Agent) run(ctx context.Context, b resource.Bundle) {
 	a.removeLeftovers(ctx, b)
 	// The newest bundle saved on disk and not applied yet: follow puts
@@ -171,6 +207,9 @@ func (a *Agent) run(ctx context.Context, b resource.Bundle) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { a.follow(ctx, b.Version, latest) })
+	if a.cfg.Meter != nil {
+		wg.Go(func() { a.meter(ctx) })
+	}
 	changed := a.watch(ctx, &wg)
 
 	ok := a.apply(ctx, b)

@@ -62,7 +62,11 @@ type FrontDoorConfig struct {
 	// REST, if set, serves the HTTP clients of the same endpoint (Kafka
 	// REST v3), after the door's TLS; nil refuses them as Kafka clients
 	// that sent garbage.
-	REST   http.Handler
+	REST http.Handler
+	// Meter, if set, is told of the bytes each authenticated client sent
+	// (in) and received (out), by its key's tenant: the network bytes a
+	// cluster is billed for.
+	Meter  func(tenant string, in, out int64)
 	Logger *slog.Logger
 }
 
@@ -336,6 +340,9 @@ func (l *frontDoor) serve(client, up net.Conn, bc *brokerConn) {
 	}
 	client.SetDeadline(time.Time{})
 	up.SetDeadline(time.Time{})
+	if l.cfg.Meter != nil && s.owner != nil {
+		down = &meteredConn{Conn: down, tenant: s.owner.tenant().ID, meter: l.cfg.Meter}
+	}
 	if s.tenant == nil && l.proxy == nil {
 		bc.handOver(down)
 		return
@@ -731,3 +738,27 @@ func readFrame(r io.Reader, max int) ([]byte, error) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// meteredConn counts the bytes a client sends and receives for its
+// tenant.
+type meteredConn struct {
+	net.Conn
+	tenant string
+	meter  func(tenant string, in, out int64)
+}
+
+func (c *meteredConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.meter(c.tenant, int64(n), 0)
+	}
+	return n, err
+}
+
+func (c *meteredConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if n > 0 {
+		c.meter(c.tenant, 0, int64(n))
+	}
+	return n, err
+}

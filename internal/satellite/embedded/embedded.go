@@ -63,6 +63,9 @@ type Config struct {
 	TLS     *tls.Config
 	RootCAs *x509.CertPool
 
+	// Meter, if set, is told of every client's network bytes, by the
+	// cluster (LKC) its key belongs to.
+	Meter      func(cluster string, in, out int64)
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -350,7 +353,7 @@ func (d *Driver) cluster(id string, want int, version string) (*cluster, error) 
 	}})
 	opts := []kfake.Opt{
 		kfake.DataDir(filepath.Join(dir, "kafka")), kfake.ClusterID(id),
-		kfake.ListenFn(kafkalisten.FrontDoor(kafkalisten.FrontDoorConfig{TLS: d.cfg.TLS, Tenants: door, REST: rest, Logger: d.log.With("pkc", id)})),
+		kfake.ListenFn(kafkalisten.FrontDoor(kafkalisten.FrontDoorConfig{TLS: d.cfg.TLS, Tenants: door, REST: rest, Meter: d.cfg.Meter, Logger: d.log.With("pkc", id)})),
 		kfake.EnableSASL(), kfake.EnableACLs(),
 		kfake.Superuser("SCRAM-SHA-512", adminUser, m.AdminPassword),
 		kfake.MaxVersions(ceiling()),
