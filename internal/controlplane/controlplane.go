@@ -83,7 +83,7 @@ type Config struct {
 	// MaxTenants per shared PKC.
 	MaxTenants int
 	// MeterEvery is how often the satellites report their metered usage
-	// (default 30s).
+	// (default satellite.DefaultMeterEvery).
 	MeterEvery time.Duration
 	// StuckAfter are how long resources may wait without progress before
 	// their owners mark them STUCK (default 15 minutes each).

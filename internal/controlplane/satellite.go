@@ -50,7 +50,7 @@ type SatelliteConfig struct {
 	// simulated satellites).
 	Driver satellite.Driver
 	// MeterEvery is how often the metered usage is reported (default
-	// 30s).
+	// satellite.DefaultMeterEvery).
 	MeterEvery time.Duration
 	// OnBundle, if set, is told of each bundle the satellite holds.
 	OnBundle   func(b resource.Bundle, at time.Time)

@@ -80,12 +80,17 @@ type Config struct {
 	// the link does. A benchmark times the control plane with it.
 	OnBundle func(b resource.Bundle, at time.Time)
 	// Meter, if set, holds the site's metered usage, which the agent
-	// saves and reports every MeterEvery (default 30s) through a Link
+	// saves and reports every MeterEvery (default DefaultMeterEvery) through a Link
 	// that is a UsageReporter.
 	Meter      *meter.Meter
 	MeterEvery time.Duration
 	Logger     *slog.Logger
 }
+
+// DefaultMeterEvery is how often an agent reports its metered usage: a
+// bucket is a write in sync and in billing each time it grew, so at fleet
+// scale minutes, not seconds.
+const DefaultMeterEvery = 5 * time.Minute
 
 // UsageReporter is a Link that also reports metered usage.
 type UsageReporter interface {
@@ -179,7 +184,7 @@ func (a *Agent) save(b resource.Bundle) error {
 // that fails is tried again at the next round, with every hour kept.
 func (a *Agent) meter(ctx context.Context) {
 	ur, ok := a.cfg.Link.(UsageReporter)
-	every := cmp.Or(a.cfg.MeterEvery, 30*time.Second)
+	every := cmp.Or(a.cfg.MeterEvery, DefaultMeterEvery)
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
