@@ -180,8 +180,8 @@ func (a *Agent) save(b resource.Bundle) error {
 }
 
 // meter saves the site's metered usage and reports what sync has not
-// heard, every MeterEvery until ctx ends, and once more then: a report
-// that fails is tried again at the next round, with every hour kept.
+// heard, every MeterEvery until ctx ends, and saves it once more then: a
+// report that fails is tried again at the next round, every hour kept.
 func (a *Agent) meter(ctx context.Context) {
 	ur, ok := a.cfg.Link.(UsageReporter)
 	every := cmp.Or(a.cfg.MeterEvery, DefaultMeterEvery)
