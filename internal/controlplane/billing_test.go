@@ -11,7 +11,8 @@ import (
 
 // TestCostsOfAProvisionedCluster: once a Dedicated cluster is
 // provisioned, its organization's costs show its CKU-hours accruing and
-// the bytes a Kafka client produced, metered by its satellite,
+// the bytes a Kafka client produced and the bytes its topic stores,
+// metered by its satellite,
 // through the API and `mothership billing cost list` (table and csv);
 // another organization's admin cannot read them.
 func TestCostsOfAProvisionedCluster(t *testing.T) {
@@ -35,21 +36,22 @@ func TestCostsOfAProvisionedCluster(t *testing.T) {
 		Kind string `json:"kind"`
 		Data []line `json:"data"`
 	}
-	written, ckus := false, line{}
+	written, stored, ckus := false, false, line{}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		costs.Data = nil
 		if code := s.do("GET", "/billing/v1/costs?start_date="+start+"&end_date="+end+"&granularity=HOURLY", nil, &costs); code != http.StatusOK {
 			t.Fatalf("costs: %d", code)
 		}
-		written, ckus = false, line{}
+		written, stored, ckus = false, false, line{}
 		for _, l := range costs.Data {
 			written = written || (l.LineType == "KAFKA_NETWORK_WRITE" && l.Quantity > 0 && l.Unit == "GB" && l.Resource.ID == c.ID)
+			stored = stored || (l.LineType == "KAFKA_STORAGE" && l.Quantity > 0 && l.Unit == "GB-hour" && l.Resource.ID == c.ID)
 			if l.LineType == "KAFKA_NUM_CKUS" {
 				ckus = l
 			}
 		}
-		if ckus.Quantity > 0 && written {
+		if ckus.Quantity > 0 && written && stored {
 			break
 		}
 		if time.Now().After(deadline) {

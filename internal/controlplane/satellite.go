@@ -127,7 +127,11 @@ func StartSatellite(ctx context.Context, cfg SatelliteConfig) (*Satellite, error
 			reg = prometheus.WrapRegistererWith(prometheus.Labels{"site": cfg.Site.String()}, cfg.Registerer)
 		}
 		ec := embedded.Config{DataDir: filepath.Join(cfg.Dir, "clusters"), StepDelay: cfg.StepDelay,
-			AutoCreateTopics: true, SiteKey: key, Meter: m.Add, Logger: log, Registerer: reg}
+			AutoCreateTopics: true, SiteKey: key, Meter: m.Add, Sample: m.Sample, Logger: log, Registerer: reg}
+		if cfg.MeterEvery > 0 {
+			// Sampled at least as often as reported.
+			ec.SampleEvery = min(cfg.MeterEvery, embedded.DefaultSampleEvery)
+		}
 		if t := cfg.ClusterTLS; t != nil {
 			ec.TLS = &tls.Config{Certificates: []tls.Certificate{t.Certificate}, MinVersion: tls.VersionTLS12}
 			ec.RootCAs = t.Roots

@@ -11,7 +11,8 @@ import (
 const KindMeter = "meter" // sync
 
 // MeterSpec is a cluster's usage in the hour starting at Hour, so far:
-// the bytes its clients produced and fetched. A satellite reports a bucket
+// the bytes its clients sent and received, the bytes it stored (the
+// average of the hour's samples) and its partitions (the most at once). A satellite reports a bucket
 // again, whole, as it grows, and once more when the hour ended (Final);
 // nothing is a delta, so a bucket reported twice counts once.
 type MeterSpec struct {
@@ -20,7 +21,11 @@ type MeterSpec struct {
 	Hour     time.Time `json:"hour"`
 	BytesIn  int64     `json:"bytes_in"`
 	BytesOut int64     `json:"bytes_out"`
-	Final    bool      `json:"final,omitempty"`
+	// StoredBytes and Partitions are 0 where the driver does not sample
+	// them.
+	StoredBytes int64 `json:"stored_bytes,omitempty"`
+	Partitions  int   `json:"partitions,omitempty"`
+	Final       bool  `json:"final,omitempty"`
 }
 
 // MeterID is the id of cluster's bucket of hour.
@@ -35,7 +40,7 @@ func (m MeterSpec) Validate() error {
 		return fmt.Errorf("bucket of %q: cluster must be an lkc id", m.Cluster)
 	case m.Hour.IsZero() || !m.Hour.Equal(m.Hour.Truncate(time.Hour)):
 		return fmt.Errorf("bucket of %s: hour %s must start a UTC hour", m.Cluster, m.Hour)
-	case m.BytesIn < 0 || m.BytesOut < 0:
+	case m.BytesIn < 0 || m.BytesOut < 0 || m.StoredBytes < 0 || m.Partitions < 0:
 		return fmt.Errorf("bucket of %s at %s: byte counts are 0 or more", m.Cluster, m.Hour)
 	}
 	return nil

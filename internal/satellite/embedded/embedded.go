@@ -65,9 +65,14 @@ type Config struct {
 
 	// Meter, if set, is told of every client's network bytes, by the
 	// cluster (LKC) its key belongs to.
-	Meter      func(cluster string, in, out int64)
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	Meter func(cluster string, in, out int64)
+	// Sample, if set, is told every SampleEvery (default
+	// DefaultSampleEvery) what each cluster (LKC) stores, once and not
+	// per replica, and how many partitions it has.
+	Sample      func(cluster string, storedBytes int64, partitions int)
+	SampleEvery time.Duration
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
 }
 
 // Driver runs PKCs as kfake clusters.
@@ -79,6 +84,10 @@ type Driver struct {
 	clusters map[string]*cluster
 
 	brokersAdded, brokersRemoved prometheus.Counter
+
+	// stopSampling ends the sampling loop (Config.Sample), once.
+	stopSampling chan struct{}
+	stopOnce     sync.Once
 }
 
 // cluster is one running PKC.
@@ -95,6 +104,9 @@ type cluster struct {
 	stop func()
 	// door is what the cluster's front door knows of its tenants.
 	door *kafkalisten.Tenants
+	// tenants are the tenants last applied, for the sampling loop, which
+	// runs beside Apply.
+	tenants atomic.Pointer[map[string]resource.Tenant]
 }
 
 // meta is what a PKC keeps on disk beside the broker's own state, so that a
@@ -137,6 +149,11 @@ func New(cfg Config) (*Driver, error) {
 				return nil, fmt.Errorf("embedded: metrics: %w", err)
 			}
 		}
+	}
+	if cfg.Sample != nil {
+		d.cfg.SampleEvery = cmp.Or(cfg.SampleEvery, DefaultSampleEvery)
+		d.stopSampling = make(chan struct{})
+		go d.sampleLoop(d.stopSampling)
 	}
 	return d, nil
 }
@@ -417,6 +434,8 @@ func (d *Driver) tenants(ctx context.Context, c *cluster, spec resource.PKCSpec)
 		return err
 	}
 	c.applied = string(key)
+	ts := spec.Tenants
+	c.tenants.Store(&ts)
 	return nil
 }
 
@@ -456,6 +475,11 @@ func (d *Driver) Present() ([]string, error) {
 
 // Close stops every cluster and keeps their data for the next start.
 func (d *Driver) Close() error {
+	d.stopOnce.Do(func() {
+		if d.stopSampling != nil {
+			close(d.stopSampling)
+		}
+	})
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for id, c := range d.clusters {

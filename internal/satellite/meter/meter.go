@@ -39,6 +39,9 @@ type Meter struct {
 type bucket struct {
 	resource.MeterSpec
 	Reported bool `json:"reported"`
+	// StoredSum and Samples make StoredBytes the hour's average.
+	StoredSum int64 `json:"stored_sum,omitempty"`
+	Samples   int64 `json:"samples,omitempty"`
 }
 
 // Open reads the buckets kept in dir (none at first); now is the clock
@@ -67,18 +70,39 @@ func Open(dir string, now func() time.Time) (*Meter, error) {
 
 // Add counts bytes a cluster's clients sent (in) and received (out) now.
 func (m *Meter) Add(cluster string, in, out int64) {
-	hour := m.now().UTC().Truncate(time.Hour)
-	id := resource.MeterID(cluster, hour)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	b := m.current(cluster)
+	b.BytesIn += in
+	b.BytesOut += out
+	b.Reported = false
+}
+
+// Sample records what a cluster stores and how many partitions it has
+// now: the hour's bucket keeps the average stored and the most
+// partitions.
+func (m *Meter) Sample(cluster string, storedBytes int64, partitions int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := m.current(cluster)
+	b.StoredSum += storedBytes
+	b.Samples++
+	stored, most := b.StoredSum/b.Samples, max(b.Partitions, partitions)
+	if stored != b.StoredBytes || most != b.Partitions {
+		b.StoredBytes, b.Partitions, b.Reported = stored, most, false
+	}
+}
+
+// current is cluster's bucket of this hour; m.mu is held.
+func (m *Meter) current(cluster string) *bucket {
+	hour := m.now().UTC().Truncate(time.Hour)
+	id := resource.MeterID(cluster, hour)
 	b := m.buckets[id]
 	if b == nil {
 		b = &bucket{MeterSpec: resource.MeterSpec{Cluster: cluster, Hour: hour}}
 		m.buckets[id] = b
 	}
-	b.BytesIn += in
-	b.BytesOut += out
-	b.Reported = false
+	return b
 }
 
 // Due closes the buckets of past hours and returns every bucket sync has

@@ -48,21 +48,28 @@ type Config struct {
 
 // Line types and units of the lines, in Confluent's words.
 const (
-	LineCKUs  = "KAFKA_NUM_CKUS"
-	LineBase  = "KAFKA_BASE"
-	LineWrite = "KAFKA_NETWORK_WRITE"
-	LineRead  = "KAFKA_NETWORK_READ"
-	UnitCKU   = "CKU-hour"
-	UnitHour  = "Hour"
-	UnitGB    = "GB"
+	LineCKUs      = "KAFKA_NUM_CKUS"
+	LineBase      = "KAFKA_BASE"
+	LineWrite     = "KAFKA_NETWORK_WRITE"
+	LineRead      = "KAFKA_NETWORK_READ"
+	LineStorage   = "KAFKA_STORAGE"
+	LinePartition = "KAFKA_PARTITION"
+	UnitCKU       = "CKU-hour"
+	UnitHour      = "Hour"
+	UnitGB        = "GB"
+	UnitGBHour    = "GB-hour"
+	UnitPartition = "Partition-hour"
 )
 
 // DefaultPrices is the price book of a new installation, in US dollars:
 // a Dedicated CKU-hour $2.00, a Standard cluster-hour $1.50, a Basic one
-// free, and a GB produced or fetched $0.05.
+// free, a GB produced or fetched $0.05, a GB stored for an hour $0.0001
+// (about $0.07 a month), partitions included.
 var DefaultPrices = []resource.Price{
 	{LineType: LineWrite, UnitMicros: 50_000},
 	{LineType: LineRead, UnitMicros: 50_000},
+	{LineType: LineStorage, UnitMicros: 100},
+	{LineType: LinePartition, UnitMicros: 0},
 	{LineType: LineCKUs, SKU: resource.TypeDedicated, UnitMicros: 2_000_000},
 	{LineType: LineBase, SKU: resource.TypeStandard, UnitMicros: 1_500_000},
 	{LineType: LineBase, SKU: resource.TypeBasic, UnitMicros: 0},

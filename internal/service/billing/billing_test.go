@@ -266,4 +266,32 @@ func TestMeteredBytesFromTheSatellites(t *testing.T) {
 	if want := 11.25 + 0.25 + 0.05; fmt.Sprintf("%.2f", total) != fmt.Sprintf("%.2f", want) {
 		t.Errorf("the day's total is %.2f, want %.2f: %+v", total, want, daily)
 	}
+
+	// Storage (the hour's average) per GB-hour and partitions per hour,
+	// at prices an operator set for the hours from 15:00.
+	r.now = at("14:59")
+	if _, err := r.svc.SetPrices(t.Context(), operator, billing.PriceBookUpdate{EffectiveFrom: ptr(at("15:00")), Prices: []resource.Price{
+		{LineType: billing.LineStorage, UnitMicros: 100_000}, {LineType: billing.LinePartition, UnitMicros: 10_000}}}); err != nil {
+		t.Fatal(err)
+	}
+	r.now = at("16:30")
+	r.meter(site, "lkc-m", at("15:00"), 0, 0, false)
+	m := resource.MeterSpec{Site: site, Cluster: "lkc-m", Hour: at("15:00"), StoredBytes: 3_000_000_000, Partitions: 6}
+	r.ver["meter"]++
+	if err := r.st.Update(t.Context(), func(ctx context.Context, tx store.Tx) error {
+		return r.svc.ApplyMeter(ctx, tx, store.Resource{ID: resource.MeterID("lkc-m", m.Hour), Kind: resource.KindMeter, Version: r.ver["meter"], Spec: resource.Encode(m)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var storage, partitions []billing.Cost
+	for _, c := range r.costs(admin, billing.Hourly) {
+		switch c.LineType {
+		case billing.LineStorage:
+			storage = append(storage, c)
+		case billing.LinePartition:
+			partitions = append(partitions, c)
+		}
+	}
+	check(t, "stored", storage, billing.LineStorage, want{"15:00", 3, 0.1, 0.3})
+	check(t, "partitions", partitions, billing.LinePartition, want{"15:00", 6, 0.01, 0.06})
 }

@@ -304,12 +304,17 @@ func addMetered(ls *lineSums, u resource.UsageSpec, m resource.MeterSpec, book r
 	if m.Hour.Before(from) || !m.Hour.Before(to) {
 		return
 	}
-	for _, side := range []struct {
-		lineType string
-		bytes    int64
-	}{{LineWrite, m.BytesIn}, {LineRead, m.BytesOut}} {
-		if side.bytes > 0 {
-			ls.add(m.Hour, side.lineType, UnitGB, book.PriceAt(m.Hour, side.lineType, u.Type, u.Cloud, u.Region), side.bytes, bytesPerGB)
+	for _, q := range []struct {
+		lineType, unit string
+		units, per     int64
+	}{
+		{LineWrite, UnitGB, m.BytesIn, bytesPerGB},
+		{LineRead, UnitGB, m.BytesOut, bytesPerGB},
+		{LineStorage, UnitGBHour, m.StoredBytes, bytesPerGB}, // the hour's average, for the hour
+		{LinePartition, UnitPartition, int64(m.Partitions), 1},
+	} {
+		if q.units > 0 {
+			ls.add(m.Hour, q.lineType, q.unit, book.PriceAt(m.Hour, q.lineType, u.Type, u.Cloud, u.Region), q.units, q.per)
 		}
 	}
 }

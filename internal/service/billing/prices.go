@@ -35,7 +35,7 @@ type PriceBookUpdate struct {
 }
 
 // lineTypes are the line types the service prices.
-var lineTypes = []string{LineCKUs, LineBase}
+var lineTypes = []string{LineCKUs, LineBase, LineWrite, LineRead, LineStorage, LinePartition}
 
 // operator refuses everyone but the installation's operators, as if the
 // route did not exist.
