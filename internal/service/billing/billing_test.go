@@ -216,9 +216,15 @@ func containsAll(s string, parts ...string) bool {
 // meter is sync announcing a satellite's bucket, whole.
 func (r *rig) meter(site, cluster string, hour time.Time, in, out int64, final bool) {
 	r.t.Helper()
+	r.bucket(resource.MeterSpec{Site: site, Cluster: cluster, Hour: hour, BytesIn: in, BytesOut: out, Final: final})
+}
+
+// bucket is sync announcing bucket b, whole.
+func (r *rig) bucket(b resource.MeterSpec) {
+	r.t.Helper()
 	r.ver["meter"]++
-	m := store.Resource{ID: resource.MeterID(cluster, hour), Kind: resource.KindMeter, Version: r.ver["meter"], Generation: r.ver["meter"],
-		Spec: resource.Encode(resource.MeterSpec{Site: site, Cluster: cluster, Hour: hour, BytesIn: in, BytesOut: out, Final: final})}
+	m := store.Resource{ID: resource.MeterID(b.Cluster, b.Hour), Kind: resource.KindMeter, Version: r.ver["meter"], Generation: r.ver["meter"],
+		Spec: resource.Encode(b)}
 	if err := r.st.Update(r.t.Context(), func(ctx context.Context, tx store.Tx) error { return r.svc.ApplyMeter(ctx, tx, m) }); err != nil {
 		r.t.Fatal(err)
 	}
@@ -275,14 +281,7 @@ func TestMeteredBytesFromTheSatellites(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.now = at("16:30")
-	r.meter(site, "lkc-m", at("15:00"), 0, 0, false)
-	m := resource.MeterSpec{Site: site, Cluster: "lkc-m", Hour: at("15:00"), StoredBytes: 3_000_000_000, Partitions: 6}
-	r.ver["meter"]++
-	if err := r.st.Update(t.Context(), func(ctx context.Context, tx store.Tx) error {
-		return r.svc.ApplyMeter(ctx, tx, store.Resource{ID: resource.MeterID("lkc-m", m.Hour), Kind: resource.KindMeter, Version: r.ver["meter"], Spec: resource.Encode(m)})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	r.bucket(resource.MeterSpec{Site: site, Cluster: "lkc-m", Hour: at("15:00"), StoredBytes: 3_000_000_000, Partitions: 6})
 	var storage, partitions []billing.Cost
 	for _, c := range r.costs(admin, billing.Hourly) {
 		switch c.LineType {
