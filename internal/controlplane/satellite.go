@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -140,6 +141,9 @@ func StartSatellite(ctx context.Context, cfg SatelliteConfig) (*Satellite, error
 			return nil, err
 		}
 		driver = sat.Driver
+	} else if md, ok := driver.(satellite.MeteredDriver); ok {
+		// A driver that measures (or draws) its clusters' usage itself.
+		md.SetMeter(m.Add, m.Sample, min(cmp.Or(cfg.MeterEvery, embedded.DefaultSampleEvery), embedded.DefaultSampleEvery))
 	}
 	agent, err := satellite.New(satellite.Config{Site: cfg.Site, DataDir: cfg.Dir, Driver: driver, Logger: cfg.Logger, OnBundle: cfg.OnBundle,
 		Meter: m, MeterEvery: cfg.MeterEvery,

@@ -92,6 +92,12 @@ type Config struct {
 // scale minutes, not seconds.
 const DefaultMeterEvery = 5 * time.Minute
 
+// MeteredDriver is a Driver that measures its clusters' usage itself,
+// given where to count it and how often to sample.
+type MeteredDriver interface {
+	SetMeter(add func(cluster string, in, out int64), sample func(cluster string, storedBytes int64, partitions int), every time.Duration)
+}
+
 // UsageReporter is a Link that also reports metered usage.
 type UsageReporter interface {
 	ReportUsage(ctx context.Context, rep resource.UsageReport) error

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -153,6 +154,9 @@ type State struct {
 	// and the metadata version finalized.
 	Version         string `json:"version,omitempty"`
 	MetadataVersion string `json:"metadata_version,omitempty"`
+	// Tenants are the clusters (LKCs) the PKC hosts, whose usage the
+	// driver draws (SetMeter).
+	Tenants []string `json:"tenants,omitempty"`
 
 	seen int64 // the generation OnApplied was called for
 	// failed is what Apply returned for failedGen, an upgrade that
@@ -284,6 +288,7 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 	}
 	first := st.seen != item.Generation
 	st.seen, st.Removing = item.Generation, false
+	st.Tenants = slices.Sorted(maps.Keys(spec.Tenants))
 	d.markDirty()
 	d.mu.Unlock()
 
