@@ -99,8 +99,11 @@ func (s *Service) seedSites(ctx context.Context, tx store.Tx) error {
 			return fmt.Errorf("sync: site %s: %w", sat.Site, err)
 		}
 		spec, err := resource.Decode[resource.SiteSpec](r.Spec)
-		if err != nil || spec.Retired {
+		if err != nil {
 			return err
+		}
+		if spec.Retired {
+			continue
 		}
 		if err := s.enrolled(ctx, tx, r, sat.TokenHash, sat.PublicKey); err != nil {
 			return fmt.Errorf("sync: site %s: %w", sat.Site, err)

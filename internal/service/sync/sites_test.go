@@ -172,9 +172,27 @@ func TestCordonAndRetire(t *testing.T) {
 	if _, err := gc.Fetch(ctx, 0); connect.CodeOf(err) != connect.CodeUnauthenticated {
 		t.Fatalf("a retired site's satellite: got %v, want unauthenticated", err)
 	}
+	// A restart after setup enrolled aws's satellite anew: the retired
+	// gcp stays retired, aws takes its new token.
+	restarted := syncsvc.New(syncsvc.Config{Satellites: []syncsvc.Satellite{
+		{Site: gcp, TokenHash: syncsvc.HashToken(tokens[gcp]), PublicKey: make([]byte, 32)},
+		{Site: aws, TokenHash: syncsvc.HashToken("aws-satellite-token-2"), PublicKey: make([]byte, 32)}}})
+	h := restarted.Host()
+	h.Attach(f.st)
+	if err := f.st.Update(ctx, h.Init); err != nil {
+		t.Fatal(err)
+	}
+	srv2 := httptest.NewServer(restarted.Handler())
+	t.Cleanup(srv2.Close)
+	if _, err := (&link.Client{URL: srv2.URL, Site: aws, Token: "aws-satellite-token-2"}).Fetch(ctx, 0); err != nil {
+		t.Fatalf("aws's new token after the restart: %v", err)
+	}
+	if _, err := (&link.Client{URL: srv2.URL, Site: gcp, Token: tokens[gcp]}).Fetch(ctx, 0); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Fatalf("the retired gcp after the restart: %v", err)
+	}
 	links, err := f.svc.SiteLinks(ctx)
-	if err != nil || len(links) != 1 || links[0].Site != aws.String() {
-		t.Fatalf("sites after gcp retired: %+v, %v", links, err)
+	if err != nil || len(links) != 1 || links[0].Site != aws.String() || !links[0].Cordoned {
+		t.Fatalf("sites after gcp retired and a restart: %+v, %v", links, err)
 	}
 	if _, err := f.svc.CordonSite(ctx, gcp, true, "u-op"); apiStatus(err) != http.StatusNotFound {
 		t.Fatalf("cordoning a retired site: got %v, want 404", err)
