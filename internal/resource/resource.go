@@ -34,10 +34,12 @@ const (
 	KindSiteWindow   = "sitewindow"     // fleet
 )
 
-// Kinds lists every kind but audit records themselves: what the audit
-// service records the changes of.
+// Kinds lists what the audit service records the changes of: every kind
+// but the records of history themselves, audit's own and billing's
+// (usage derived from the clusters' events, which are recorded) and the
+// satellites' metered buckets (measurements, not changes anyone made).
 var Kinds = []string{KindOrganization, KindEnvironment, KindAPIKey, KindUser, KindServiceAcct, KindRoleBinding,
-	KindLKC, KindQuota, KindPKC, KindCapacity, KindNetwork, KindDelivery, KindVersions, KindUpgrade, KindPKCUpgrade, KindPause, KindSiteWindow, KindSite, KindUsage, KindPriceBook, KindMeter, KindMeteredHour}
+	KindLKC, KindQuota, KindPKC, KindCapacity, KindNetwork, KindDelivery, KindVersions, KindUpgrade, KindPKCUpgrade, KindPause, KindSiteWindow, KindSite, KindPriceBook}
 
 // Phases of a resource's status.
 const (
