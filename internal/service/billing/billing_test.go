@@ -248,15 +248,8 @@ func TestMeteredBytesFromTheSatellites(t *testing.T) {
 	}
 	r.meter("gcp/europe-west1", "lkc-m", at("14:00"), 9_000_000_000, 0, true) // not its site
 	r.meter(site, "lkc-unknown", at("14:00"), 9_000_000_000, 0, true)         // not a cluster billing knows
-	var write, read []billing.Cost
-	for _, c := range r.costs(admin, billing.Hourly) {
-		switch c.LineType {
-		case billing.LineWrite:
-			write = append(write, c)
-		case billing.LineRead:
-			read = append(read, c)
-		}
-	}
+	hourly := r.costs(admin, billing.Hourly)
+	write, read := ofType(hourly, billing.LineWrite), ofType(hourly, billing.LineRead)
 	check(t, "written", write, billing.LineWrite,
 		want{"09:00", 2, 0.05, 0.1}, want{"10:00", 1, 0.05, 0.05}, want{"11:00", 1, 0.05, 0.05}, want{"12:00", 1, 0.05, 0.05})
 	check(t, "read", read, billing.LineRead, want{"09:00", 1, 0.05, 0.05})
@@ -282,15 +275,19 @@ func TestMeteredBytesFromTheSatellites(t *testing.T) {
 	}
 	r.now = at("16:30")
 	r.bucket(resource.MeterSpec{Site: site, Cluster: "lkc-m", Hour: at("15:00"), StoredBytes: 3_000_000_000, Partitions: 6})
-	var storage, partitions []billing.Cost
-	for _, c := range r.costs(admin, billing.Hourly) {
-		switch c.LineType {
-		case billing.LineStorage:
-			storage = append(storage, c)
-		case billing.LinePartition:
-			partitions = append(partitions, c)
-		}
-	}
+	hourly = r.costs(admin, billing.Hourly)
+	storage, partitions := ofType(hourly, billing.LineStorage), ofType(hourly, billing.LinePartition)
 	check(t, "stored", storage, billing.LineStorage, want{"15:00", 3, 0.1, 0.3})
 	check(t, "partitions", partitions, billing.LinePartition, want{"15:00", 6, 0.01, 0.06})
+}
+
+// ofType are the lines of lineType.
+func ofType(lines []billing.Cost, lineType string) []billing.Cost {
+	var out []billing.Cost
+	for _, c := range lines {
+		if c.LineType == lineType {
+			out = append(out, c)
+		}
+	}
+	return out
 }

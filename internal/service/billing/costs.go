@@ -28,6 +28,12 @@ const (
 	Hourly = "HOURLY"
 )
 
+// DefaultPageSize and MaxPageSize bound a page of lines, as Confluent's.
+const (
+	DefaultPageSize = 5000
+	MaxPageSize     = 10000
+)
+
 // MaxSpan bounds the dates one request covers.
 const MaxSpan = 366 * 24 * time.Hour
 
@@ -102,9 +108,9 @@ func (s *Service) ListCosts(ctx context.Context, p svcapi.Principal, q CostQuery
 	if err != nil {
 		return CostList{}, err
 	}
-	size := cmp.Or(q.PageSize, 5000)
-	if size < 1 || size > 10000 {
-		return CostList{}, badParam("page_size", "page_size is from 1 to 10000")
+	size := cmp.Or(q.PageSize, DefaultPageSize)
+	if size < 1 || size > MaxPageSize {
+		return CostList{}, badParam("page_size", "page_size is from 1 to %d", MaxPageSize)
 	}
 	offset := 0
 	if q.PageToken != "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -37,18 +36,9 @@ type PriceBookUpdate struct {
 // lineTypes are the line types the service prices.
 var lineTypes = []string{LineCKUs, LineBase, LineWrite, LineRead, LineStorage, LinePartition}
 
-// operator refuses everyone but the installation's operators, as if the
-// route did not exist.
-func operator(p svcapi.Principal) error {
-	if !p.FleetAdmin() {
-		return api.Errorf(http.StatusNotFound, api.CodeNotFound, "no such route")
-	}
-	return nil
-}
-
 // GetPrices answers GET /billing/v1/prices to an operator.
 func (s *Service) GetPrices(ctx context.Context, p svcapi.Principal) (PriceBook, error) {
-	if err := operator(p); err != nil {
+	if err := p.RequireFleetAdmin(); err != nil {
 		return PriceBook{}, err
 	}
 	var out PriceBook
@@ -63,7 +53,7 @@ func (s *Service) GetPrices(ctx context.Context, p svcapi.Principal) (PriceBook,
 // SetPrices adds a version of the price book (operators only): every
 // mistake of it is named at once.
 func (s *Service) SetPrices(ctx context.Context, p svcapi.Principal, in PriceBookUpdate) (PriceBook, error) {
-	if err := operator(p); err != nil {
+	if err := p.RequireFleetAdmin(); err != nil {
 		return PriceBook{}, err
 	}
 	now := s.cfg.Now().UTC()

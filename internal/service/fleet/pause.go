@@ -61,7 +61,7 @@ func (s *Service) known(id string) bool {
 // CreatePause answers POST /fleet/v1/pauses: the pause is the operator's
 // desired state, which each layer follows by itself.
 func (s *Service) CreatePause(ctx context.Context, p svcapi.Principal, in PauseRequest) (Pause, error) {
-	if err := operator(p); err != nil {
+	if err := p.RequireFleetAdmin(); err != nil {
 		return Pause{}, err
 	}
 	if !strings.HasPrefix(in.Resource, "lkc-") && !strings.HasPrefix(in.Resource, "pkc-") {
@@ -111,7 +111,7 @@ func (s *Service) CreatePause(ctx context.Context, p svcapi.Principal, in PauseR
 // DeletePause answers DELETE /fleet/v1/pauses/{id}: the resource is
 // resumed, and its held changes go on.
 func (s *Service) DeletePause(ctx context.Context, p svcapi.Principal, id string) error {
-	if err := operator(p); err != nil {
+	if err := p.RequireFleetAdmin(); err != nil {
 		return err
 	}
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
@@ -142,7 +142,7 @@ func (s *Service) DeletePause(ctx context.Context, p svcapi.Principal, id string
 
 // ListPauses answers GET /fleet/v1/pauses.
 func (s *Service) ListPauses(ctx context.Context, p svcapi.Principal) (PauseList, error) {
-	if err := operator(p); err != nil {
+	if err := p.RequireFleetAdmin(); err != nil {
 		return PauseList{}, err
 	}
 	out := PauseList{APIVersion: "fleet/v1", Kind: "PauseList", Data: []Pause{}}

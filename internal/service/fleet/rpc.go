@@ -2,9 +2,7 @@ package fleet
 
 import (
 	"context"
-	"net/http"
 
-	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/service/svcapi"
 )
@@ -22,18 +20,9 @@ type Query struct {
 	Page   Page   `json:"page"`
 }
 
-// operator refuses everyone but the installation's operators, as if the
-// fleet did not exist: a tenant learns nothing of it.
-func operator(p svcapi.Principal) error {
-	if !p.FleetAdmin() {
-		return api.Errorf(http.StatusNotFound, api.CodeNotFound, "no such route")
-	}
-	return nil
-}
-
 // ListClusters answers GET /fleet/v1/clusters to an operator.
 func (s *Service) ListClusters(_ context.Context, p svcapi.Principal, q Query) (List[Cluster], error) {
-	if err := operator(p); err != nil {
+	if err := p.RequireFleetAdmin(); err != nil {
 		return List[Cluster]{}, err
 	}
 	return s.Clusters(q.Filter, q.Page), nil
@@ -41,7 +30,7 @@ func (s *Service) ListClusters(_ context.Context, p svcapi.Principal, q Query) (
 
 // ListPKCs answers GET /fleet/v1/pkcs to an operator.
 func (s *Service) ListPKCs(_ context.Context, p svcapi.Principal, q Query) (List[PKC], error) {
-	if err := operator(p); err != nil {
+	if err := p.RequireFleetAdmin(); err != nil {
 		return List[PKC]{}, err
 	}
 	return s.PKCs(q.Filter, q.Page), nil
@@ -49,7 +38,7 @@ func (s *Service) ListPKCs(_ context.Context, p svcapi.Principal, q Query) (List
 
 // GetSummary answers GET /fleet/v1/summary to an operator.
 func (s *Service) GetSummary(_ context.Context, p svcapi.Principal) (Summary, error) {
-	if err := operator(p); err != nil {
+	if err := p.RequireFleetAdmin(); err != nil {
 		return Summary{}, err
 	}
 	return s.Summarize(), nil

@@ -242,7 +242,7 @@ func (s *Service) selectPKCs(spec resource.UpgradeSpec) ([]candidate, []resource
 // campaign covers, writes the campaign and an assignment per PKC in one
 // transaction, and starts its first wave.
 func (s *Service) CreateUpgrade(ctx context.Context, p svcapi.Principal, in UpgradeRequest) (Upgrade, error) {
-	if err := operator(p); err != nil {
+	if err := p.RequireFleetAdmin(); err != nil {
 		return Upgrade{}, err
 	}
 	spec, err := validateUpgrade(in)
@@ -996,7 +996,7 @@ func (s *Service) movedAt(pkc string) time.Time {
 
 // GetUpgrade answers GET /fleet/v1/upgrades/{id}.
 func (s *Service) GetUpgrade(ctx context.Context, p svcapi.Principal, id string) (Upgrade, error) {
-	if err := operator(p); err != nil {
+	if err := p.RequireFleetAdmin(); err != nil {
 		return Upgrade{}, err
 	}
 	var out Upgrade
@@ -1050,7 +1050,7 @@ func toUpgrade(r store.Resource) (Upgrade, error) {
 // ListUpgrades answers GET /fleet/v1/upgrades: every campaign, in id
 // order.
 func (s *Service) ListUpgrades(ctx context.Context, p svcapi.Principal) (UpgradeList, error) {
-	if err := operator(p); err != nil {
+	if err := p.RequireFleetAdmin(); err != nil {
 		return UpgradeList{}, err
 	}
 	out := UpgradeList{APIVersion: "fleet/v1", Kind: "UpgradeList", Data: []Upgrade{}}
@@ -1067,7 +1067,7 @@ func (s *Service) ListUpgrades(ctx context.Context, p svcapi.Principal) (Upgrade
 // OperateUpgrade answers POST /fleet/v1/upgrades/{id}/{op}: each operation
 // is a change of the campaign's desired state, which it then acts on.
 func (s *Service) OperateUpgrade(ctx context.Context, p svcapi.Principal, id, op string) (Upgrade, error) {
-	if err := operator(p); err != nil {
+	if err := p.RequireFleetAdmin(); err != nil {
 		return Upgrade{}, err
 	}
 	if !slices.Contains(Ops, op) {

@@ -33,7 +33,7 @@ type VersionsUpdate struct {
 
 // GetVersions answers GET /fleet/v1/versions.
 func (s *Service) GetVersions(ctx context.Context, p svcapi.Principal) (Versions, error) {
-	if err := operator(p); err != nil {
+	if err := p.RequireFleetAdmin(); err != nil {
 		return Versions{}, err
 	}
 	out := Versions{APIVersion: "fleet/v1", Kind: "VersionList", Data: kafkaversion.Catalog()}
@@ -60,7 +60,7 @@ func defaultVersion(ctx context.Context, tx store.Tx) (string, error) {
 // SetVersions answers PATCH /fleet/v1/versions: the default version for
 // new clusters, which the pkc service reads when it places one.
 func (s *Service) SetVersions(ctx context.Context, p svcapi.Principal, in VersionsUpdate) (Versions, error) {
-	if err := operator(p); err != nil {
+	if err := p.RequireFleetAdmin(); err != nil {
 		return Versions{}, err
 	}
 	if !kafkaversion.Known(in.Default) {

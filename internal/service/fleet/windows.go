@@ -27,7 +27,7 @@ type SiteWindow struct {
 // SetSiteWindow answers PUT …/maintenance-window. site is cloud/region,
 // one a satellite serves (the gateway checks).
 func (s *Service) SetSiteWindow(ctx context.Context, p svcapi.Principal, site string, w resource.Window) (SiteWindow, error) {
-	if err := operator(p); err != nil {
+	if err := p.RequireFleetAdmin(); err != nil {
 		return SiteWindow{}, err
 	}
 	site = strings.ToLower(site)
@@ -63,7 +63,7 @@ func (s *Service) SetSiteWindow(ctx context.Context, p svcapi.Principal, site st
 // DeleteSiteWindow answers DELETE …/maintenance-window: the site's PKCs
 // may start an upgrade any time again.
 func (s *Service) DeleteSiteWindow(ctx context.Context, p svcapi.Principal, site string) error {
-	if err := operator(p); err != nil {
+	if err := p.RequireFleetAdmin(); err != nil {
 		return err
 	}
 	site = strings.ToLower(site)

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"net/http"
-	"strconv"
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/service/billing"
@@ -30,14 +29,9 @@ func (g *Gateway) billingRoutes() []Route {
 			v := r.URL.Query()
 			q := billing.CostQuery{Organization: v.Get("organization"), StartDate: v.Get("start_date"), EndDate: v.Get("end_date"),
 				Granularity: v.Get("granularity"), PageToken: v.Get("page_token")}
-			if s := v.Get("page_size"); s != "" {
-				n, err := strconv.Atoi(s)
-				if err != nil {
-					e := api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "page_size must be an integer from 1 to 10000")
-					e.Parameter = "page_size"
-					return e
-				}
-				q.PageSize = n
+			var err error
+			if q.PageSize, err = intParam(v, "page_size", 0, 1, billing.MaxPageSize); err != nil {
+				return err
 			}
 			// metadata.next is a path: the gateway makes it absolute.
 			return ok(w)(g.cfg.Billing.ListCosts(r.Context(), p, q))

@@ -135,7 +135,7 @@ func (g *Gateway) fleetRoutes() []Route {
 			return noContent(w, g.cfg.Fleet.DeletePause(r.Context(), p, r.PathValue("id")))
 		}},
 		{Method: http.MethodPut, Pattern: fleet.SiteWindowPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			site, err := g.servedSite(r)
+			site, err := g.knownSite(r)
 			if err != nil {
 				return err
 			}
@@ -145,14 +145,14 @@ func (g *Gateway) fleetRoutes() []Route {
 			if e := api.Decode(r.Body, &in); e != nil {
 				return e
 			}
-			return ok(w)(g.cfg.Fleet.SetSiteWindow(r.Context(), p, site, in.MaintenanceWindow))
+			return ok(w)(g.cfg.Fleet.SetSiteWindow(r.Context(), p, site.Site, in.MaintenanceWindow))
 		}},
 		{Method: http.MethodDelete, Pattern: fleet.SiteWindowPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
-			site, err := g.servedSite(r)
+			site, err := g.knownSite(r)
 			if err != nil {
 				return err
 			}
-			return noContent(w, g.cfg.Fleet.DeleteSiteWindow(r.Context(), p, site))
+			return noContent(w, g.cfg.Fleet.DeleteSiteWindow(r.Context(), p, site.Site))
 		}},
 		// The sites are few and their links are sync's own, partly in
 		// memory: asked of sync at once.
@@ -212,12 +212,6 @@ func (g *Gateway) knownSite(r *http.Request) (syncsvc.SiteLink, error) {
 	return links[i], nil
 }
 
-// servedSite is knownSite's name, for the routes that take a site.
-func (g *Gateway) servedSite(r *http.Request) (string, error) {
-	link, err := g.knownSite(r)
-	return link.Site, err
-}
-
 // upgradeOps are the operations on a campaign, a route each.
 func (g *Gateway) upgradeOps() []Route {
 	var out []Route
@@ -235,53 +229,63 @@ func fleetQuery(r *http.Request) (fleet.Query, error) {
 	v := r.URL.Query()
 	q := fleet.Query{Filter: fleet.Filter{Organization: v.Get("organization"), Site: v.Get("site"), SKU: v.Get("sku"),
 		Phase: v.Get("phase"), Version: v.Get("version")}}
-	if st := v.Get("stuck"); st != "" {
-		b, err := strconv.ParseBool(st)
-		if err != nil {
-			e := api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "stuck must be true or false")
-			e.Parameter = "stuck"
-			return q, e
-		}
-		q.Filter.Stuck = &b
+	var err error
+	if q.Filter.Stuck, err = boolParam(v, "stuck"); err != nil {
+		return q, err
 	}
-	if pz := v.Get("paused"); pz != "" {
-		b, err := strconv.ParseBool(pz)
-		if err != nil {
-			e := api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "paused must be true or false")
-			e.Parameter = "paused"
-			return q, e
-		}
-		q.Filter.Paused = &b
+	if q.Filter.Paused, err = boolParam(v, "paused"); err != nil {
+		return q, err
 	}
-	if d := v.Get("deleted"); d != "" {
-		b, err := strconv.ParseBool(d)
-		if err != nil {
-			e := api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "deleted must be true or false")
-			e.Parameter = "deleted"
-			return q, e
-		}
-		q.Filter.Deleted = b
+	deleted, err := boolParam(v, "deleted")
+	if err != nil {
+		return q, err
 	}
+	q.Filter.Deleted = deleted != nil && *deleted
 	if err := q.Filter.Validate(); err != nil {
-		e := api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "%v", err)
-		e.Parameter = "site"
-		return q, e
+		return q, badParam("site", "%v", err)
 	}
 	page, err := svcapi.ParsePage("", v.Get("page_token"))
 	if err != nil {
 		return q, err
 	}
-	q.Page = fleet.Page{Size: 100, After: page.After}
-	if s := v.Get("page_size"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > fleet.MaxPageSize {
-			e := api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "page_size must be an integer from 1 to %d", fleet.MaxPageSize)
-			e.Parameter = "page_size"
-			return q, e
-		}
-		q.Page.Size = n
+	q.Page = fleet.Page{After: page.After}
+	q.Page.Size, err = intParam(v, "page_size", 100, 1, fleet.MaxPageSize)
+	return q, err
+}
+
+// badParam is a 400 at a query parameter.
+func badParam(name, format string, args ...any) *api.Error {
+	e := api.Errorf(http.StatusBadRequest, api.CodeBadRequest, format, args...)
+	e.Parameter = name
+	return e
+}
+
+// boolParam reads a query parameter that is true or false; nil when
+// absent.
+func boolParam(v url.Values, name string) (*bool, error) {
+	s := v.Get(name)
+	if s == "" {
+		return nil, nil
 	}
-	return q, nil
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return nil, badParam(name, "%s must be true or false", name)
+	}
+	return &b, nil
+}
+
+// intParam reads an integer query parameter from lo to hi; def when
+// absent.
+func intParam(v url.Values, name string, def, lo, hi int) (int, error) {
+	s := v.Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, badParam(name, "%s must be an integer from %d to %d", name, lo, hi)
+	}
+	return n, nil
 }
 
 // fleetPage renders a page, its next page as the same query further on.

@@ -134,6 +134,15 @@ func (p Principal) FleetAdmin() bool {
 	return ContainsRole(p.Bindings, RoleFleetAdmin)
 }
 
+// RequireFleetAdmin refuses everyone but the installation's operators as
+// if the route did not exist (404): a tenant learns nothing of it.
+func (p Principal) RequireFleetAdmin() error {
+	if !p.FleetAdmin() {
+		return api.Errorf(http.StatusNotFound, api.CodeNotFound, "no such route")
+	}
+	return nil
+}
+
 // Can reports whether the principal may do a on s.
 func (p Principal) Can(a Action, s Scope) bool {
 	return slices.ContainsFunc(p.Bindings, func(b Binding) bool { return b.allows(a, s) })
