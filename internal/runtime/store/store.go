@@ -83,10 +83,22 @@ type Resource struct {
 	CreatedAt time.Time       `json:"created_at"`
 	UpdatedAt time.Time       `json:"updated_at"`
 	DeletedAt *time.Time      `json:"deleted_at,omitempty"`
+	// PurgeAt is when a deleted resource's retention ends: until then
+	// its owner can restore it, and every layer keeps what it needs to
+	// bring it back.
+	PurgeAt *time.Time `json:"purge_at,omitempty"`
+	// Purged is set only in the last event of a resource whose retention
+	// ended (Tx.ResourceEndRetention): its row is gone, and what every
+	// layer kept of it goes too.
+	Purged bool `json:"purged,omitempty"`
 }
 
 // Deleted reports whether the resource has been deleted.
 func (r Resource) Deleted() bool { return r.DeletedAt != nil }
+
+// Retained reports whether the resource is deleted but kept, restorable,
+// until its PurgeAt.
+func (r Resource) Retained() bool { return r.DeletedAt != nil && r.PurgeAt != nil && !r.Purged }
 
 // CreateParams are the arguments of Tx.ResourceCreate.
 type CreateParams struct {
@@ -179,6 +191,20 @@ type Tx interface {
 	// emits a desired event carrying deleted_at. The row stays, so the
 	// history and an undelete remain possible.
 	ResourceDelete(ctx context.Context, kind, id string) (Resource, error)
+	// ResourceDeleteRetained is ResourceDelete for a resource kept,
+	// restorable, until until (PurgeAt): every event of it says so, so
+	// that each layer below keeps what it needs to bring it back.
+	ResourceDeleteRetained(ctx context.Context, kind, id string, until time.Time) (Resource, error)
+	// ResourceRestore brings a deleted resource back: live again, its
+	// retention over, the generation bumped and a desired event emitted.
+	// ErrNotFound when no row holds it (never made, or purged);
+	// ErrInvalid when it is live.
+	ResourceRestore(ctx context.Context, kind, id string) (Resource, error)
+	// ResourceEndRetention purges a deleted resource when its retention
+	// ends: the row goes, and a last desired event, its state with Purged
+	// set and the generation bumped, tells every layer to drop what it
+	// kept. ErrNotFound when no row holds it; ErrInvalid when it is live.
+	ResourceEndRetention(ctx context.Context, kind, id string) (Resource, error)
 	// ResourcePurge removes a resource's row for good and emits nothing:
 	// for records that are history rather than state (audit's, past
 	// their retention), which nothing downstream follows. Purging an

@@ -338,6 +338,16 @@ func (t *RowsTx) ResourceSetStatus(ctx context.Context, kind, id string, s Statu
 
 // ResourceDelete implements Tx.
 func (t *RowsTx) ResourceDelete(ctx context.Context, kind, id string) (Resource, error) {
+	return t.delete(ctx, kind, id, nil)
+}
+
+// ResourceDeleteRetained implements Tx.
+func (t *RowsTx) ResourceDeleteRetained(ctx context.Context, kind, id string, until time.Time) (Resource, error) {
+	until = until.UTC()
+	return t.delete(ctx, kind, id, &until)
+}
+
+func (t *RowsTx) delete(ctx context.Context, kind, id string, until *time.Time) (Resource, error) {
 	if err := t.writable("delete", kind, id); err != nil {
 		return Resource{}, err
 	}
@@ -346,9 +356,55 @@ func (t *RowsTx) ResourceDelete(ctx context.Context, kind, id string) (Resource,
 		return Resource{}, err
 	}
 	now := t.cfg.Now().UTC()
-	r.DeletedAt = &now
+	r.DeletedAt, r.PurgeAt = &now, until
 	r.pending(now)
 	if err := t.save(ctx, &r, event.Desired); err != nil {
+		return Resource{}, err
+	}
+	return r, nil
+}
+
+// ResourceRestore implements Tx.
+func (t *RowsTx) ResourceRestore(ctx context.Context, kind, id string) (Resource, error) {
+	if err := t.writable("restore", kind, id); err != nil {
+		return Resource{}, err
+	}
+	r, err := t.ResourceGetAny(ctx, kind, id)
+	if err != nil {
+		return Resource{}, err
+	}
+	if !r.Deleted() {
+		return Resource{}, fmt.Errorf("%w: %s %s: restore: it is not deleted", ErrInvalid, kind, id)
+	}
+	r.DeletedAt, r.PurgeAt = nil, nil
+	r.pending(t.cfg.Now().UTC())
+	if err := t.save(ctx, &r, event.Desired); err != nil {
+		return Resource{}, err
+	}
+	return r, nil
+}
+
+// ResourceEndRetention implements Tx.
+func (t *RowsTx) ResourceEndRetention(ctx context.Context, kind, id string) (Resource, error) {
+	if err := t.writable("purge", kind, id); err != nil {
+		return Resource{}, err
+	}
+	r, err := t.ResourceGetAny(ctx, kind, id)
+	if err != nil {
+		return Resource{}, err
+	}
+	if !r.Deleted() {
+		return Resource{}, fmt.Errorf("%w: %s %s: purge: it is not deleted", ErrInvalid, kind, id)
+	}
+	delete(t.resources, [2]string{kind, id})
+	if err := t.rows.DeleteResource(ctx, kind, id); err != nil {
+		return Resource{}, t.fail(fmt.Errorf("%s %s: purge: %w", kind, id, err))
+	}
+	r.Generation++
+	r.Version++
+	r.UpdatedAt = t.cfg.Now().UTC()
+	r.Purged = true
+	if err := t.emit(ctx, r, event.Desired); err != nil {
 		return Resource{}, err
 	}
 	return r, nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -150,14 +151,14 @@ func (r *rows) later(sql string, args ...any) error {
 	return nil
 }
 
-const resourceColumns = `kind, id, organization, environment, generation, version, spec, status, created_at, updated_at, deleted_at`
+const resourceColumns = `kind, id, organization, environment, generation, version, spec, status, created_at, updated_at, deleted_at, purge_at`
 
 func scanResource(row pgx.Row) (store.Resource, error) {
 	var (
 		r            store.Resource
 		spec, status string
 	)
-	if err := row.Scan(&r.Kind, &r.ID, &r.Organization, &r.Environment, &r.Generation, &r.Version, &spec, &status, &r.CreatedAt, &r.UpdatedAt, &r.DeletedAt); err != nil {
+	if err := row.Scan(&r.Kind, &r.ID, &r.Organization, &r.Environment, &r.Generation, &r.Version, &spec, &status, &r.CreatedAt, &r.UpdatedAt, &r.DeletedAt, &r.PurgeAt); err != nil {
 		return store.Resource{}, err
 	}
 	r.Spec = json.RawMessage(spec)
@@ -165,11 +166,16 @@ func scanResource(row pgx.Row) (store.Resource, error) {
 		return store.Resource{}, fmt.Errorf("%s %s: decode status: %w", r.Kind, r.ID, err)
 	}
 	r.CreatedAt, r.UpdatedAt = r.CreatedAt.UTC(), r.UpdatedAt.UTC()
-	if r.DeletedAt != nil {
-		t := r.DeletedAt.UTC()
-		r.DeletedAt = &t
-	}
+	r.DeletedAt, r.PurgeAt = inUTC(r.DeletedAt), inUTC(r.PurgeAt)
 	return r, nil
+}
+
+func inUTC(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 // GetResource locks the row in a read-write transaction, so that two
@@ -224,8 +230,8 @@ func (r *rows) ListResources(ctx context.Context, p store.ListParams) ([]store.R
 func (r *rows) InsertResource(ctx context.Context, res store.Resource) error {
 	status, _ := json.Marshal(res.Status)
 	r.pending = append(r.pending, idLock(res.Kind, res.ID))
-	n, err := r.exec(ctx, `INSERT INTO resources (`+resourceColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (kind, id) DO NOTHING`,
-		res.Kind, res.ID, res.Organization, res.Environment, res.Generation, res.Version, string(res.Spec), string(status), res.CreatedAt, res.UpdatedAt, res.DeletedAt)
+	n, err := r.exec(ctx, `INSERT INTO resources (`+resourceColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (kind, id) DO NOTHING`,
+		res.Kind, res.ID, res.Organization, res.Environment, res.Generation, res.Version, string(res.Spec), string(status), res.CreatedAt, res.UpdatedAt, res.DeletedAt, res.PurgeAt)
 	if err != nil {
 		return err
 	}
@@ -239,8 +245,8 @@ func (r *rows) InsertResource(ctx context.Context, res store.Resource) error {
 // the read that preceded it, so it cannot fail but with the transaction.
 func (r *rows) UpdateResource(_ context.Context, res store.Resource) error {
 	status, _ := json.Marshal(res.Status)
-	return r.later(`UPDATE resources SET generation = $1, version = $2, spec = $3, status = $4, updated_at = $5, deleted_at = $6 WHERE kind = $7 AND id = $8`,
-		res.Generation, res.Version, string(res.Spec), string(status), res.UpdatedAt, res.DeletedAt, res.Kind, res.ID)
+	return r.later(`UPDATE resources SET generation = $1, version = $2, spec = $3, status = $4, updated_at = $5, deleted_at = $6, purge_at = $7 WHERE kind = $8 AND id = $9`,
+		res.Generation, res.Version, string(res.Spec), string(status), res.UpdatedAt, res.DeletedAt, res.PurgeAt, res.Kind, res.ID)
 }
 
 // DeleteResource is sent with the next statement, as UpdateResource.

@@ -141,8 +141,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // The statements of the hot paths.
 const (
 	qGet     = `SELECT ` + resourceColumns + ` FROM resources WHERE kind = ? AND id = ?`
-	qInsert  = `INSERT INTO resources (` + resourceColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	qSave    = `UPDATE resources SET generation = ?, version = ?, spec = ?, status = ?, updated_at = ?, deleted_at = ? WHERE kind = ? AND id = ?`
+	qInsert  = `INSERT INTO resources (` + resourceColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qSave    = `UPDATE resources SET generation = ?, version = ?, spec = ?, status = ?, updated_at = ?, deleted_at = ?, purge_at = ? WHERE kind = ? AND id = ?`
 	qAppend  = `INSERT INTO outbox (topic, key, value) VALUES (?, ?, ?)`
 	qObserve = `INSERT INTO observed (topic, subject, version, event) VALUES (?, ?, ?, ?)
 		ON CONFLICT (topic, subject) DO UPDATE SET version = excluded.version, event = excluded.event WHERE excluded.version > observed.version`
@@ -490,16 +490,16 @@ func (t *rows) queryRow(ctx context.Context, query string, args ...any) *sql.Row
 
 type rowScanner interface{ Scan(...any) error }
 
-const resourceColumns = `kind, id, organization, environment, generation, version, spec, status, created_at, updated_at, deleted_at`
+const resourceColumns = `kind, id, organization, environment, generation, version, spec, status, created_at, updated_at, deleted_at, purge_at`
 
 func scanResource(row rowScanner) (store.Resource, error) {
 	var (
 		r                store.Resource
 		spec, status     string
 		created, updated int64
-		deleted          sql.NullInt64
+		deleted, purge   sql.NullInt64
 	)
-	if err := row.Scan(&r.Kind, &r.ID, &r.Organization, &r.Environment, &r.Generation, &r.Version, &spec, &status, &created, &updated, &deleted); err != nil {
+	if err := row.Scan(&r.Kind, &r.ID, &r.Organization, &r.Environment, &r.Generation, &r.Version, &spec, &status, &created, &updated, &deleted, &purge); err != nil {
 		return store.Resource{}, mapErr(err)
 	}
 	r.Spec = json.RawMessage(spec)
@@ -508,10 +508,7 @@ func scanResource(row rowScanner) (store.Resource, error) {
 	}
 	r.CreatedAt = time.Unix(0, created).UTC()
 	r.UpdatedAt = time.Unix(0, updated).UTC()
-	if deleted.Valid {
-		t := time.Unix(0, deleted.Int64).UTC()
-		r.DeletedAt = &t
-	}
+	r.DeletedAt, r.PurgeAt = fromNanos(deleted), fromNanos(purge)
 	return r, nil
 }
 
@@ -540,23 +537,31 @@ func (t *rows) ListResources(ctx context.Context, p store.ListParams) ([]store.R
 	return out, mapErr(rs.Err())
 }
 
-func deletedAt(r store.Resource) sql.NullInt64 {
-	if r.DeletedAt == nil {
+func fromNanos(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := time.Unix(0, n.Int64).UTC()
+	return &t
+}
+
+func nanos(t *time.Time) sql.NullInt64 {
+	if t == nil {
 		return sql.NullInt64{}
 	}
-	return sql.NullInt64{Int64: r.DeletedAt.UnixNano(), Valid: true}
+	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
 }
 
 func (t *rows) InsertResource(ctx context.Context, r store.Resource) error {
 	status, _ := json.Marshal(r.Status)
 	_, err := t.exec(ctx, qInsert, r.Kind, r.ID, r.Organization, r.Environment, r.Generation, r.Version,
-		string(r.Spec), string(status), r.CreatedAt.UnixNano(), r.UpdatedAt.UnixNano(), deletedAt(r))
+		string(r.Spec), string(status), r.CreatedAt.UnixNano(), r.UpdatedAt.UnixNano(), nanos(r.DeletedAt), nanos(r.PurgeAt))
 	return mapErr(err)
 }
 
 func (t *rows) UpdateResource(ctx context.Context, r store.Resource) error {
 	status, _ := json.Marshal(r.Status)
-	_, err := t.exec(ctx, qSave, r.Generation, r.Version, string(r.Spec), string(status), r.UpdatedAt.UnixNano(), deletedAt(r), r.Kind, r.ID)
+	_, err := t.exec(ctx, qSave, r.Generation, r.Version, string(r.Spec), string(status), r.UpdatedAt.UnixNano(), nanos(r.DeletedAt), nanos(r.PurgeAt), r.Kind, r.ID)
 	return mapErr(err)
 }
 

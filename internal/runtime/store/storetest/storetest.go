@@ -41,6 +41,7 @@ func Run(t *testing.T, open Opener) {
 		"FeedRewindReturnsUnconfirmed": testFeedRewind,
 		"FeedKeepsWriteOrderInTx":      testFeedOrderInTx,
 		"PendingAndStuck":              testPendingAndStuck,
+		"RetainRestorePurge":           testRetention,
 	}
 	maps.Copy(cases, indexCases)
 	for name, fn := range cases {
