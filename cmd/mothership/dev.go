@@ -31,6 +31,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
 	"github.com/mothership-dev/mothership/internal/satellite/kubernetes"
 	"github.com/mothership-dev/mothership/internal/service/audit"
+	kafkasvc "github.com/mothership-dev/mothership/internal/service/kafka"
 )
 
 func newDevCmd() *cobra.Command {
@@ -38,7 +39,7 @@ func newDevCmd() *cobra.Command {
 	var logs logFlags
 	var clustersPlaintext bool
 	var kube kubeFlags
-	var auditRetention time.Duration
+	var auditRetention, deletedRetention time.Duration
 	var stuckAfter string
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -61,7 +62,7 @@ ssl.ca.location. --clusters-plaintext serves SASL_PLAINTEXT instead.`,
 				return fmt.Errorf("--stuck-after: %w", err)
 			}
 			o := devOptions{dataDir: dataDir, listen: listen, kafkaListen: kafkaListen, kafka: kafka, logs: logs, auditRetention: auditRetention,
-				stuckAfter: limits, clustersPlaintext: clustersPlaintext}
+				deletedRetention: deletedRetention, stuckAfter: limits, clustersPlaintext: clustersPlaintext}
 			if kube.kubeconfig != "" || kube.context != "" {
 				o.kube = &kube
 			}
@@ -74,6 +75,7 @@ ssl.ca.location. --clusters-plaintext serves SASL_PLAINTEXT instead.`,
 	cmd.Flags().StringVar(&kafka, "kafka", "", "bootstrap servers of an external Kafka (comma-separated); none runs the embedded broker")
 	logs.add(cmd.Flags())
 	cmd.Flags().StringVar(&stuckAfter, "stuck-after", "15m", "how long a resource may wait for a change without progress before it is marked STUCK: 15m for every kind, or per kind (lkc=30m,pkc=20m)")
+	cmd.Flags().DurationVar(&deletedRetention, "deleted-retention", kafkasvc.DefaultDeletedRetention, "how long a deleted cluster stays restorable, its data kept on its satellite; then it is purged")
 	cmd.Flags().DurationVar(&auditRetention, "audit-retention", audit.DefaultRetention, "how long audit records are kept (older ones are purged hourly); negative keeps them for ever")
 	cmd.Flags().BoolVar(&clustersPlaintext, "clusters-plaintext", false, "serve the Kafka clusters' endpoints without TLS (SASL_PLAINTEXT), for development only")
 	kube.add(cmd.Flags())
@@ -87,6 +89,8 @@ type devOptions struct {
 	kube *kubeFlags
 	// auditRetention is how long audit records are kept.
 	auditRetention time.Duration
+	// deletedRetention is how long a deleted cluster stays restorable.
+	deletedRetention time.Duration
 	// stuckAfter are the limits of the STUCK condition.
 	stuckAfter controlplane.StuckLimits
 	// clustersPlaintext serves the embedded clusters without TLS.
@@ -134,6 +138,7 @@ func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 	ccfg := controlplane.Config{
 		DataDir: dataDir, Listener: ln, Kafka: cfg.Kafka, OpenStore: cfg.OpenStore,
 		Metrics: metrics, Logger: log, Registerer: reg, AuditRetention: o.auditRetention, StuckAfter: o.stuckAfter,
+		DeletedRetention: o.deletedRetention,
 	}
 	caFile := filepath.Join(dataDir, "tls", "ca.pem")
 	if !o.clustersPlaintext {

@@ -27,6 +27,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/store/postgres"
 	"github.com/mothership-dev/mothership/internal/runtime/store/sqlite"
 	"github.com/mothership-dev/mothership/internal/service/audit"
+	kafkasvc "github.com/mothership-dev/mothership/internal/service/kafka"
 )
 
 type serveOptions struct {
@@ -40,7 +41,7 @@ type serveOptions struct {
 	clusterCA                                      string
 	cloudOpTime                                    time.Duration
 	apiBurst                                       int
-	auditRetention                                 time.Duration
+	auditRetention, deletedRetention               time.Duration
 	stuckAfter                                     string
 	kafkaSASL
 	logs logFlags
@@ -91,6 +92,7 @@ service's settings as an environment file.`,
 	f.IntVar(&o.orgQuota.MaxClusters, "org-max-clusters", 0, "quota: clusters a new organization may have (default 50)")
 	f.IntVar(&o.orgQuota.MaxCKU, "org-max-cku", 0, "quota: Dedicated CKU a new organization may have in all (default 100)")
 	f.StringVar(&o.stuckAfter, "stuck-after", "15m", "kafka, pkc, capacity, network, sync, fleet: how long a resource may wait for a change without progress before it is marked STUCK: 15m for every kind, or per kind (lkc=30m,pkc=20m)")
+	f.DurationVar(&o.deletedRetention, "deleted-retention", kafkasvc.DefaultDeletedRetention, "kafka: how long a deleted cluster stays restorable, its data kept on its satellite; then it is purged")
 	f.DurationVar(&o.auditRetention, "audit-retention", audit.DefaultRetention, "audit: how long audit records are kept (older ones are purged hourly); negative keeps them for ever")
 	o.logs.add(f)
 	return cmd
@@ -105,7 +107,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, service string, o serveOp
 		return fmt.Errorf("unknown service %q: want one of %s", service, strings.Join(controlplane.Services, ", "))
 	}
 	cfg := controlplane.ServeConfig{Service: service, Peers: o.peers, AdminCredentials: o.adminCredentials, MaxTenants: o.maxTenants, OrgQuota: o.orgQuota, RatePerSecond: o.apiRate, RateBurst: o.apiBurst, PublicURL: o.publicURL,
-		Cloud: sim.Config{OperationTime: o.cloudOpTime}, AuditRetention: o.auditRetention,
+		Cloud: sim.Config{OperationTime: o.cloudOpTime}, AuditRetention: o.auditRetention, DeletedRetention: o.deletedRetention,
 		InstanceID: cmp.Or(o.instanceID, service)}
 	if cfg.StuckAfter, err = controlplane.ParseStuckLimits(o.stuckAfter); err != nil {
 		return fmt.Errorf("--stuck-after: %w", err)

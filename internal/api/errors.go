@@ -22,6 +22,7 @@ const (
 	CodeConflict             = "conflict"
 	CodeAlreadyExists        = "already_exists"
 	CodeDeletionProtected    = "deletion_protected"
+	CodeRetentionEnded       = "retention_ended"
 	CodeUnauthorized         = "unauthorized"
 	CodeForbidden            = "forbidden"
 	CodeMethodNotAllowed     = "method_not_allowed"

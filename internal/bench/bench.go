@@ -208,7 +208,7 @@ type runner struct {
 	sites   []resource.Site
 
 	heldMu      sync.Mutex
-	generations map[string]map[string]int64 // site → PKC → generation held
+	generations map[string]map[string]heldItem // site → PKC → what it held
 
 	// adminKey and adminSecret are the installation's operator's, for
 	// the fleet routes; upw what the upgrade scenario watches.
@@ -364,7 +364,7 @@ func newRunner(cfg Config) *runner {
 	}
 	return &runner{cfg: cfg, log: cfg.Logger, track: newTracker(), rng: rand.New(rand.NewPCG(cfg.Seed, 7)), run: strconv.FormatInt(time.Now().UnixNano(), 36),
 		http:        &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency * 2}},
-		generations: map[string]map[string]int64{},
+		generations: map[string]map[string]heldItem{},
 		upw:         &upgradeWatch{admitted: map[string]time.Time{}, touched: map[string]time.Time{}, waveStart: map[int]time.Time{}}}
 }
 
@@ -496,12 +496,18 @@ func (r *runner) start(ctx context.Context) error {
 func (r *runner) held(b resource.Bundle, at time.Time) {
 	r.heldMu.Lock()
 	prev := r.generations[b.Site]
-	next := make(map[string]int64, len(b.Resources))
+	next := make(map[string]heldItem, len(b.Resources))
 	r.generations[b.Site] = next
 	r.heldMu.Unlock()
 	for id, item := range b.Resources {
-		next[id] = item.Generation
-		if prev[id] == item.Generation || item.Kind != resource.KindPKC {
+		now := heldItem{generation: item.Generation, retained: item.RetainedUntil != nil}
+		next[id] = now
+		if prev[id] == now || item.Kind != resource.KindPKC {
+			continue
+		}
+		if now.retained {
+			// Deleted, kept for a restore: the satellite stopped it.
+			r.track.pkcSpec(HopSatellite, id, resource.PKCSpec{}, true, at)
 			continue
 		}
 		if spec, err := resource.Decode[resource.PKCSpec](item.Spec); err == nil {
@@ -513,6 +519,12 @@ func (r *runner) held(b resource.Bundle, at time.Time) {
 			r.track.pkcSpec(HopSatellite, id, resource.PKCSpec{}, true, at)
 		}
 	}
+}
+
+// heldItem is what a satellite held of a resource.
+type heldItem struct {
+	generation int64
+	retained   bool
 }
 
 // watch follows the LKC and PKC topics and feeds the tracker. It reads

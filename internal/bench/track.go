@@ -228,7 +228,8 @@ func (t *tracker) lkcEvent(topic string, ev event.Event, at time.Time) {
 }
 
 // pkcSpec takes a PKC's desired state, from its topic (hop pkc) or from a
-// satellite's driver (hop satellite); deleted means the PKC is gone.
+// satellite's driver (hop satellite); deleted means the PKC is gone (or
+// stopped, kept for a restore), as is a tenant kept for one.
 func (t *tracker) pkcSpec(hop, pkc string, spec resource.PKCSpec, deleted bool, at time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -239,7 +240,7 @@ func (t *tracker) pkcSpec(hop, pkc string, spec resource.PKCSpec, deleted bool, 
 	}
 	if !deleted {
 		for lkc, tenant := range spec.Tenants {
-			if c := t.pending[lkc]; c != nil && (c.op == opCreate || c.op == opResize) && (!spec.Dedicated || tenant.CKU == c.cku) {
+			if c := t.pending[lkc]; c != nil && tenant.RetainedUntil == nil && (c.op == opCreate || c.op == opResize) && (!spec.Dedicated || tenant.CKU == c.cku) {
 				t.mark(c, hop, at)
 			}
 		}
@@ -248,7 +249,7 @@ func (t *tracker) pkcSpec(hop, pkc string, spec resource.PKCSpec, deleted bool, 
 		if c.op != opDelete || t.host[lkc] != pkc {
 			continue
 		}
-		if _, ok := spec.Tenants[lkc]; deleted || !ok {
+		if tenant, ok := spec.Tenants[lkc]; deleted || !ok || tenant.RetainedUntil != nil {
 			t.mark(c, hop, at)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -35,6 +36,9 @@ type fleetCluster struct {
 	Phase        string `json:"phase"`
 	Stuck        bool   `json:"stuck"`
 	Paused       string `json:"paused,omitempty"`
+	// DeletedAt and PurgeAt are a deleted cluster's, kept until PurgeAt.
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
+	PurgeAt   *time.Time `json:"purge_at,omitempty"`
 }
 
 // fleetPKC is a PKC as the fleet view lists it.
@@ -83,6 +87,25 @@ var fleetClusterView = view[fleetCluster]{
 	flat: func(_ *session, c fleetCluster) any { return c },
 }
 
+// fleetDeletedView lists clusters with when each deleted one is purged.
+var fleetDeletedView = view[fleetCluster]{
+	header: []string{"ID", "Organization", "Name", "SKU", "Site", "Phase", "Deleted At", "Purge At"},
+	row: func(_ *session, c fleetCluster) []string {
+		at := func(t *time.Time) string {
+			if t == nil {
+				return ""
+			}
+			return t.UTC().Format(time.RFC3339)
+		}
+		phase := c.Phase
+		if c.DeletedAt != nil {
+			phase = "DELETED"
+		}
+		return []string{c.ID, c.Organization, c.DisplayName, c.SKU, c.Site, phase, at(c.DeletedAt), at(c.PurgeAt)}
+	},
+	flat: func(_ *session, c fleetCluster) any { return c },
+}
+
 var fleetPKCView = view[fleetPKC]{
 	header: []string{"ID", "Site", "Kind", "Brokers", "Version", "Wanted", "Phase", "Clusters", "Paused"},
 	row: func(_ *session, k fleetPKC) []string {
@@ -117,7 +140,7 @@ not exist.
 	g := addGlobals(cmd, cfg)
 	var f struct {
 		organization, site, sku, phase, version string
-		stuck, paused                           bool
+		stuck, paused, deleted                  bool
 	}
 	filters := func(c *cobra.Command) {
 		c.Flags().StringVar(&f.organization, "organization", "", "only this organization's (org-…)")
@@ -127,6 +150,7 @@ not exist.
 		c.Flags().StringVar(&f.version, "version", "", "only this Kafka version")
 		c.Flags().BoolVar(&f.stuck, "stuck", false, "only those whose accepted change has stayed unobserved longer than the limit (15 minutes)")
 		c.Flags().BoolVar(&f.paused, "paused", false, "only those an operator paused")
+		c.Flags().BoolVar(&f.deleted, "deleted", false, "include the deleted ones still retained (restorable), with when each is purged")
 	}
 	query := func() url.Values {
 		q := url.Values{}
@@ -141,6 +165,9 @@ not exist.
 		if f.paused {
 			q.Set("paused", "true")
 		}
+		if f.deleted {
+			q.Set("deleted", "true")
+		}
 		return q
 	}
 	clusters := &cobra.Command{
@@ -151,6 +178,9 @@ not exist.
 			items, err := listAll(cmd.Context(), s.client, fleetClustersPath, query())
 			if err != nil {
 				return err
+			}
+			if f.deleted {
+				return fleetDeletedView.showList(s, items)
 			}
 			return fleetClusterView.showList(s, items)
 		}),
@@ -262,6 +292,13 @@ not exist.
 		}),
 	})
 	site.AddCommand(window)
-	cmd.AddCommand(clusters, pkcs, summary, group(site), newUpgradeCmd(g), newVersionCmd(g), pause, resume)
+	cluster := group(&cobra.Command{Use: "cluster", Short: "Act on one cluster of any organization"})
+	cluster.AddCommand(restoreCmd(g, fleetClustersPath, "Restore a deleted cluster of any organization within its retention",
+		`Restore a cluster deleted within its retention (7 days unless the operator set
+another; mothership fleet clusters --deleted lists them with their purge
+time): the same id and endpoints, its topics and records, and the API keys
+that were live when it was deleted. Its organization's quota must have room
+for it, and its environment must still exist.`))
+	cmd.AddCommand(clusters, pkcs, summary, group(site), cluster, newUpgradeCmd(g), newVersionCmd(g), pause, resume)
 	return cmd
 }

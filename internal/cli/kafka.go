@@ -194,8 +194,16 @@ through the cluster's Kafka REST v3 endpoint).
 	})
 	cluster.AddCommand(newClusterCreateCmd(g), newClusterListCmd(g), newClusterDescribeCmd(g, clusters), newClusterUpdateCmd(g, clusters),
 		newClusterUseCmd(g, clusters),
+		restoreCmd(g, clustersPath, "Restore a deleted Kafka cluster within its retention",
+			`Restore a Kafka cluster deleted within its retention (7 days unless the
+operators set another): the same id and endpoints, its topics and records,
+and the API keys that were live when it was deleted. It needs
+OrganizationAdmin; the organization's quota must have room for it, and its
+environment must still exist.`),
 		deleteCmd(g, "Kafka cluster", "Delete Kafka clusters",
-			"Delete Kafka clusters. The API refuses while a cluster has deletion protection.", clusters, clustersPath))
+			"Delete Kafka clusters. The API refuses while a cluster has deletion protection.\n"+
+				"A deleted cluster can be restored, with its data and keys, until its retention\n"+
+				"ends (7 days unless the operators set another): kafka cluster restore ID.", clusters, clustersPath))
 	region := group(&cobra.Command{
 		Use:   "region",
 		Short: "List the cloud regions clusters may be created in",
@@ -359,6 +367,26 @@ shows the pending size until it is done.`,
 	cmd.Flags().StringVar(&window, "maintenance-window", "", `when an operator's Kafka upgrade may start (dedicated only): "SUNDAY 02:00 4h" (UTC), "02:00 4h" every day, "" none`)
 	cmd.Flags().StringVar(&pin, "kafka-version-pin", "", `keep the cluster at this Kafka version (dedicated only); "" removes the pin`)
 	return cmd
+}
+
+// restoreCmd restores a deleted cluster through path/{id}/restore, the
+// tenant's or the operators', and shows it.
+func restoreCmd(g *globals, path, short, long string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "restore ID",
+		Short: short,
+		Long:  long,
+		Args:  cobra.ExactArgs(1),
+		// A deleted cluster is in no list to complete it from.
+		ValidArgsFunction: cobra.NoFileCompletions,
+		RunE: g.run(func(cmd *cobra.Command, s *session, args []string) error {
+			var raw json.RawMessage
+			if err := s.client.Do(cmd.Context(), http.MethodPost, path+"/"+url.PathEscape(args[0])+"/restore", nil, &raw); err != nil {
+				return err
+			}
+			return clusterView.show(s, raw)
+		}),
+	}
 }
 
 func newClusterUseCmd(g *globals, clusters cobra.CompletionFunc) *cobra.Command {

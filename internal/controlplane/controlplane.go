@@ -88,6 +88,9 @@ type Config struct {
 	// StuckAfter are how long resources may wait without progress before
 	// their owners mark them STUCK (default 15 minutes each).
 	StuckAfter StuckLimits
+	// DeletedRetention is how long a deleted cluster stays restorable with
+	// its data (kafka; default kafka.DefaultDeletedRetention).
+	DeletedRetention time.Duration
 	// AuditRetention is how long audit records are kept (default
 	// audit.DefaultRetention; negative: for ever).
 	AuditRetention time.Duration
@@ -159,7 +162,8 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	quotaSvc := quota.New(quota.Config{Logger: log})
 	netSvc := network.New(network.Config{Cloud: cloud, Logger: log})
 	syncSvc := syncsvc.New(syncsvc.Config{Satellites: sats, Logger: log})
-	kafkaSvc := kafka.New(kafka.Config{Environments: iamSvc, Quotas: quotaSvc, Sites: syncSvc, Networks: netSvc, Logger: log})
+	kafkaSvc := kafka.New(kafka.Config{Environments: iamSvc, Quotas: quotaSvc, Sites: syncSvc, Networks: netSvc,
+		DeletedRetention: cfg.DeletedRetention, Logger: log})
 	iamSvc.Use(kafkaSvc, netSvc)
 	s.IAM = iamSvc
 	// The synchronous calls wired above and below, checked against the

@@ -116,9 +116,10 @@ func TestAnotherOrganizationSeesNothing(t *testing.T) {
 					body = map[string]any{"display_name": "stolen"} // flat, as Confluent's documents have them
 				}
 			}
-			code, out := s.as(bKey, bSecret, rt.Method, prefix+"/"+id, body)
+			path := strings.Replace(rt.Pattern, "{id}", id, 1)
+			code, out := s.as(bKey, bSecret, rt.Method, path, body)
 			if code != http.StatusNotFound {
-				t.Errorf("%s %s/%s as another organization: %d, want 404: %s", rt.Method, prefix, id, code, out)
+				t.Errorf("%s %s as another organization: %d, want 404: %s", rt.Method, path, code, out)
 			}
 		case rt.Method == http.MethodGet:
 			query := "?page_size=100"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -64,22 +63,8 @@ func TestBasicTenantsShareAPKCAndStayIsolated(t *testing.T) {
 
 	// A client no one on the project wrote: kcat (librdkafka). Each
 	// tenant writes to "orders" and reads back only its own records.
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		t.Fatal("kcat not found: install it (apt-get install kcat); .ci/run does")
-	}
 	run := func(k api.APIKey, stdin string, args ...string) (string, error) {
-		sasl := []string{"-b", bootstrapOf(a), "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=PLAIN",
-			"-X", "sasl.username=" + k.ID, "-X", "sasl.password=" + k.Spec.Secret}
-		cmd := exec.CommandContext(ctx, kcat, append(sasl, args...)...)
-		cmd.Stdin = strings.NewReader(stdin)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return string(out) + stderr.String(), err
-		}
-		return string(out), nil // librdkafka logs teardown noise on stderr
+		return kcatRun(t, ctx, bootstrapOf(a), k, stdin, args...)
 	}
 	for _, k := range []api.APIKey{ka, kb} {
 		if out, err := run(k, "from-kcat-"+k.ID+"\n", "-P", "-t", "orders"); err != nil {
@@ -192,10 +177,11 @@ func pkcSizes(t *testing.T, brokers []string, id string) []int {
 }
 
 // TestDeleteFollowsByChoreography: deleting LKCs deletes only the LKCs;
-// pkc, capacity and the satellite each act on the event. No service holds
-// a resource of a kind it does not own.
+// pkc, capacity and the satellite each act on the event, and once the
+// (short) retention of the deleted clusters ends, on its end. No service
+// holds a resource of a kind it does not own.
 func TestDeleteFollowsByChoreography(t *testing.T) {
-	s := newSystem(t, nil)
+	s := newSystem(t, func(c *controlplane.Config) { c.DeletedRetention = 2 * time.Second })
 	env := s.environment("prod")
 	ded := s.cluster(env, "ded", "AWS", "us-west-2", "Dedicated", 1)
 	t1 := s.cluster(env, "t1", "AWS", "us-west-2", "Basic", 0)
@@ -226,8 +212,8 @@ func TestDeleteFollowsByChoreography(t *testing.T) {
 			t.Fatalf("GET of deleted %s: %d, want 404", id, code)
 		}
 	}
-	// The satellite tears the Dedicated PKC down; the shared one stays for
-	// t2, which keeps working.
+	// The satellite stops the Dedicated PKC (and removes it once its
+	// retention ends); the shared one stays for t2, which keeps working.
 	agent := s.sys.Satellites["aws/us-west-2"]
 	waitFor(t, "the dedicated PKC to be removed from the satellite", func() bool {
 		_, realized := agent.Realized()
@@ -236,8 +222,8 @@ func TestDeleteFollowsByChoreography(t *testing.T) {
 	})
 	produceConsume(t, bootstrapOf(t2), k2.ID, k2.Spec.Secret, "still-here")
 
-	// Then the last tenant goes: the shared PKC goes, and capacity shrinks
-	// to nothing.
+	// Then the last tenant goes: once the retentions end the shared PKC
+	// goes, and capacity shrinks to nothing.
 	if code := s.do("DELETE", "/cmk/v2/clusters/"+t2.ID, nil, nil); code != http.StatusNoContent {
 		t.Fatalf("delete %s: %d", t2.ID, code)
 	}

@@ -109,6 +109,9 @@ type ServeConfig struct {
 	// StuckAfter are how long resources may wait without progress before
 	// their owners mark them STUCK (default 15 minutes each).
 	StuckAfter StuckLimits
+	// DeletedRetention is how long a deleted cluster stays restorable with
+	// its data (kafka; default kafka.DefaultDeletedRetention).
+	DeletedRetention time.Duration
 	// AuditRetention is how long audit records are kept (audit; default
 	// audit.DefaultRetention, negative: for ever).
 	AuditRetention time.Duration
@@ -183,7 +186,8 @@ func Serve(ctx context.Context, cfg ServeConfig) (_ *Process, err error) {
 		}
 	case kafka.Name:
 		s := kafka.New(kafka.Config{Environments: iam.NewClient(peer[iam.Name], cfg.Token), Quotas: quota.NewClient(peer[quota.Name], cfg.Token),
-			Sites: syncsvc.NewClient(peer[syncsvc.Name], cfg.Token), Networks: network.NewClient(peer[network.Name], cfg.Token), Logger: log})
+			Sites: syncsvc.NewClient(peer[syncsvc.Name], cfg.Token), Networks: network.NewClient(peer[network.Name], cfg.Token),
+			DeletedRetention: cfg.DeletedRetention, Logger: log})
 		svc, rpc = ptr(s.Host()), s.RPC(cfg.Token)
 	case quota.Name:
 		s := quota.New(quota.Config{Defaults: cfg.OrgQuota, Logger: log})

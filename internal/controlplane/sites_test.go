@@ -55,7 +55,8 @@ func (s *testSystem) site(name, what string, ok func(siteRow) bool) siteRow {
 // it holds the cluster, and can once the cluster is gone; then it takes
 // no cluster at all.
 func TestSiteAddedAtRunTime(t *testing.T) {
-	s := newSystem(t, nil)
+	// A deleted cluster holds its site until its retention ends: short.
+	s := newSystem(t, func(c *controlplane.Config) { c.DeletedRetention = 2 * time.Second })
 	env := s.environment("eu")
 	var added struct {
 		Site            string `json:"site"`
@@ -116,6 +117,7 @@ func TestSiteAddedAtRunTime(t *testing.T) {
 	if code := s.do("DELETE", "/cmk/v2/clusters/"+c.ID, nil, nil); code != http.StatusNoContent {
 		t.Fatalf("delete the cluster: %d", code)
 	}
+	// The deleted cluster's data holds the site until its retention ends.
 	s.site("aws/eu-west-1", "empty", func(st siteRow) bool { return st.Clusters == 0 })
 	if out, err := s.cliRun("fleet", "site", "retire", "aws/eu-west-1"); err != nil {
 		t.Fatalf("retiring the empty site: %v\n%s", err, out)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"time"
 )
 
 // Kinds, each written by exactly one service (see DESIGN.md).
@@ -236,6 +237,10 @@ type Tenant struct {
 	// Quotas are what each of its users may use of the brokers: its
 	// SKU's limits.
 	Quotas *Quotas `json:"quotas,omitempty"`
+	// RetainedUntil is set while the tenant's cluster is deleted but
+	// restorable: it has no users and is not served, and its topics stay
+	// until then.
+	RetainedUntil *time.Time `json:"retained_until,omitempty"`
 }
 
 // Quotas are the limits of one tenant: Kafka client quotas of each of its
@@ -372,6 +377,10 @@ type BundleItem struct {
 	Kind       string          `json:"kind"`
 	Generation int64           `json:"generation"`
 	Spec       json.RawMessage `json:"spec"`
+	// RetainedUntil is set for a resource deleted but restorable: the
+	// satellite stops serving it and keeps its data until then, or until
+	// it leaves the bundle (its retention ended: the data goes).
+	RetainedUntil *time.Time `json:"retained_until,omitempty"`
 }
 
 // DeliverySpec is what one PKC's site's satellite must realize of it: a

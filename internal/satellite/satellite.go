@@ -45,7 +45,11 @@ type Driver interface {
 	// Apply realizes id at item's state; progress may be called with
 	// intermediate states while it works.
 	Apply(ctx context.Context, id string, item resource.BundleItem, progress func(resource.Realized)) (resource.Realized, error)
-	// Remove tears id down.
+	// Stop stops serving id and keeps its data: a cluster deleted but
+	// restorable (BundleItem.RetainedUntil). Apply brings it back from
+	// that data; Remove deletes it.
+	Stop(ctx context.Context, id string) error
+	// Remove tears id down and deletes its data.
 	Remove(ctx context.Context, id string) error
 	// Present lists the resources the driver holds on disk, running or
 	// not, so that one whose removal a crash interrupted is removed on the
@@ -359,8 +363,15 @@ func sleep(ctx context.Context, d time.Duration) {
 func (a *Agent) apply(ctx context.Context, b resource.Bundle) bool {
 	ok := true
 	a.mu.Lock()
-	a.bundle = b
+	// What the last bundle held, or was realized, and b does not: a
+	// stopped (retained) resource is not realized, but its data is there.
 	stale := slices.Collect(maps.Keys(a.realized))
+	for id := range a.bundle.Resources {
+		if _, ok := a.realized[id]; !ok {
+			stale = append(stale, id)
+		}
+	}
+	a.bundle = b
 	a.mu.Unlock()
 	for _, id := range stale {
 		if _, ok := b.Resources[id]; ok {
@@ -381,6 +392,12 @@ func (a *Agent) apply(ctx context.Context, b resource.Bundle) bool {
 	slots := make(chan struct{}, a.cfg.Parallel)
 	for _, id := range slices.Sorted(maps.Keys(b.Resources)) {
 		item := b.Resources[id]
+		if item.RetainedUntil != nil {
+			if !a.stop(ctx, id) {
+				ok = false
+			}
+			continue
+		}
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
@@ -391,6 +408,25 @@ func (a *Agent) apply(ctx context.Context, b resource.Bundle) bool {
 	}
 	wg.Wait()
 	return ok && !failed.Load()
+}
+
+// stop stops serving a retained resource and keeps its data; it reports
+// whether that succeeded.
+func (a *Agent) stop(ctx context.Context, id string) bool {
+	a.mu.Lock()
+	_, running := a.realized[id]
+	a.mu.Unlock()
+	if err := a.cfg.Driver.Stop(ctx, id); err != nil {
+		a.log.ErrorContext(ctx, "stopping a deleted resource failed", "id", id, "err", err)
+		return false
+	}
+	a.mu.Lock()
+	delete(a.realized, id)
+	a.mu.Unlock()
+	if running {
+		a.log.InfoContext(ctx, "resource stopped: deleted, its data kept for a restore", "id", id)
+	}
+	return true
 }
 
 // applyOne realizes one resource and records what it realized; it reports

@@ -45,6 +45,7 @@ func (d *gated) Apply(ctx context.Context, id string, item resource.BundleItem, 
 	d.mu.Unlock()
 	return resource.Realized{Generation: item.Generation, Phase: resource.PhaseProvisioned}, nil
 }
+func (d *gated) Stop(context.Context, string) error   { return nil }
 func (d *gated) Remove(context.Context, string) error { return nil }
 func (d *gated) Present() ([]string, error)           { return nil, nil }
 func (d *gated) Close() error                         { return nil }
@@ -144,6 +145,7 @@ func (d *operated) Apply(_ context.Context, _ string, item resource.BundleItem, 
 	}
 	return resource.Realized{Generation: item.Generation, Phase: resource.PhaseProvisioned}, nil
 }
+func (d *operated) Stop(context.Context, string) error   { return nil }
 func (d *operated) Remove(context.Context, string) error { return nil }
 func (d *operated) Present() ([]string, error)           { return nil, nil }
 func (d *operated) Close() error                         { return nil }

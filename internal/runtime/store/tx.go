@@ -343,7 +343,9 @@ func (t *RowsTx) ResourceDelete(ctx context.Context, kind, id string) (Resource,
 
 // ResourceDeleteRetained implements Tx.
 func (t *RowsTx) ResourceDeleteRetained(ctx context.Context, kind, id string, until time.Time) (Resource, error) {
-	until = until.UTC()
+	// Microseconds, as PostgreSQL keeps it: the time read back is the
+	// time written, on every backend.
+	until = until.UTC().Truncate(time.Microsecond)
 	return t.delete(ctx, kind, id, &until)
 }
 

@@ -430,7 +430,7 @@ func (d *Driver) tenants(ctx context.Context, c *cluster, spec resource.PKCSpec)
 	// The door learns a new key before the broker does: a key signed in
 	// is always one the door maps.
 	c.door.Set(tenants.Door(spec.Tenants))
-	if err := tenants.Apply(ctx, kadm.NewClient(c.admin), d.cfg.SiteKey, adminUser, spec.Tenants); err != nil {
+	if err := tenants.Apply(ctx, c.admin, d.cfg.SiteKey, adminUser, spec.Tenants); err != nil {
 		return err
 	}
 	c.applied = string(key)
@@ -439,14 +439,24 @@ func (d *Driver) tenants(ctx context.Context, c *cluster, spec resource.PKCSpec)
 	return nil
 }
 
-// Remove stops a PKC's cluster and deletes its data.
-func (d *Driver) Remove(_ context.Context, id string) error {
+// Stop stops a PKC's cluster and keeps its data: its brokers' logs, its
+// ports and its tenants' topics, for a restore.
+func (d *Driver) Stop(_ context.Context, id string) error {
 	d.mu.Lock()
 	c, ok := d.clusters[id]
 	delete(d.clusters, id)
 	d.mu.Unlock()
 	if ok {
 		c.close()
+		d.log.Info("kafka cluster stopped; its data is kept", "pkc", id)
+	}
+	return nil
+}
+
+// Remove stops a PKC's cluster and deletes its data.
+func (d *Driver) Remove(ctx context.Context, id string) error {
+	if err := d.Stop(ctx, id); err != nil {
+		return err
 	}
 	if err := os.RemoveAll(filepath.Join(d.cfg.DataDir, id)); err != nil {
 		return fmt.Errorf("pkc %s: remove data: %w", id, err)

@@ -32,7 +32,8 @@ func pkcItem(gen int64, brokers int, users ...resource.KafkaUser) resource.Bundl
 
 // TestRestartKeepsEndpointDataAndAutoCreatedTopics: a driver stopped (or
 // crashed) and started again on the same dir serves the same endpoint,
-// with the topics clients auto-created and their records.
+// with the topics clients auto-created and their records; so does a PKC
+// stopped alone (Stop) and applied again.
 func TestRestartKeepsEndpointDataAndAutoCreatedTopics(t *testing.T) {
 	dir := t.TempDir()
 	key, err := sitekey.Generate()
@@ -93,15 +94,46 @@ func TestRestartKeepsEndpointDataAndAutoCreatedTopics(t *testing.T) {
 	if after != before {
 		t.Fatalf("after a restart the cluster is %+v, was %+v", after, before)
 	}
-	cl, err = kgo.NewClient(append(opts, kgo.ConsumeTopics("auto"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	readBack := func(when string) {
+		t.Helper()
+		cl, err := kgo.NewClient(append(opts, kgo.ConsumeTopics("auto"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil || fs.NumRecords() != 1 || string(fs.Records()[0].Value) != "kept" {
+			t.Fatalf("%s: err %v, %d records", when, err, fs.NumRecords())
+		}
+	}
+	readBack("after a restart")
+
+	// Stopped (its cluster deleted, kept for a restore), it serves
+	// nothing and keeps its data; applied again it comes back on it.
+	if err := d2.Stop(t.Context(), "pkc-1"); err != nil {
+		t.Fatal(err)
+	}
+	probe, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	fs := cl.PollFetches(ctx)
-	if err := fs.Err0(); err != nil || fs.NumRecords() != 1 || string(fs.Records()[0].Value) != "kept" {
-		t.Fatalf("after a restart: err %v, %d records", err, fs.NumRecords())
+	pctx, pcancel := context.WithTimeout(ctx, 3*time.Second)
+	if err := probe.Ping(pctx); err == nil {
+		t.Fatal("a stopped cluster still answers")
 	}
+	pcancel()
+	probe.Close()
+	if present, err := d2.Present(); err != nil || len(present) != 1 || present[0] != "pkc-1" {
+		t.Fatalf("a stopped cluster's data is not kept: Present = %v, %v", present, err)
+	}
+	r, err = d2.Apply(t.Context(), "pkc-1", pkcItem(2, 3, u), func(resource.Realized) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if restored, _ := resource.Decode[resource.PKCRealized](r.Detail); restored != before {
+		t.Fatalf("restored, the cluster is %+v, was %+v", restored, before)
+	}
+	readBack("after a stop and a restore")
 }
 
 // TestPresentListsWhatIsOnDisk: what the driver lists is what a restarted

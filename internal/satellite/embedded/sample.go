@@ -56,8 +56,10 @@ func (d *Driver) sampleAll(ctx context.Context) {
 			d.log.Debug("sampling a cluster's storage failed; the next round tries again", "pkc", c.id, "err", err)
 			continue
 		}
-		for lkc := range ts {
-			d.cfg.Sample(lkc, stored[lkc], parts[lkc])
+		for lkc, t := range ts {
+			if t.RetainedUntil == nil { // a deleted cluster's data is kept, not billed
+				d.cfg.Sample(lkc, stored[lkc], parts[lkc])
+			}
 		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,7 +52,7 @@ func (d *Driver) tenants(ctx context.Context, id, ns string, spec resource.PKCSp
 		d.brokers[id] = b
 		d.mu.Unlock()
 	}
-	if err := tenants.Apply(ctx, kadm.NewClient(b.client), d.cfg.SiteKey, adminUser, spec.Tenants); err != nil {
+	if err := tenants.Apply(ctx, b.client, d.cfg.SiteKey, adminUser, spec.Tenants); err != nil {
 		return err
 	}
 	d.mu.Lock()

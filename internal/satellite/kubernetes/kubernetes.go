@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -400,10 +401,12 @@ func secretPassword(u *unstructured.Unstructured) string {
 	return ""
 }
 
-// Remove deletes a PKC's objects in order: its proxy, its rebalances and
-// users, then the Kafka and its pools, then its secret. The namespace stays, with the
-// brokers' volume claims (labelled with the PKC) until they are purged.
-func (d *Driver) Remove(ctx context.Context, id string) error {
+// Stop deletes a PKC's objects in order: its proxy, its rebalances and
+// users, then the Kafka and its pools, then its secret. The namespace
+// stays, with the brokers' volume claims (labelled with the PKC, never
+// deleted by Strimzi: deleteClaim false), so that Apply brings the
+// cluster back on its data.
+func (d *Driver) Stop(ctx context.Context, id string) error {
 	if err := d.waitSynced(ctx); err != nil {
 		return err
 	}
@@ -438,26 +441,51 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 			}
 		}
 	}
-	d.log.InfoContext(ctx, "kafka cluster removed; its volume claims stay", "pkc", id, "namespace", ns)
+	d.log.InfoContext(ctx, "kafka cluster stopped; its volume claims stay", "pkc", id, "namespace", ns)
 	return nil
 }
 
-// Present lists the PKCs that have a Kafka the driver made.
-func (d *Driver) Present() ([]string, error) {
-	list, err := d.client.Resource(gvrKafka).List(context.Background(), metav1.ListOptions{LabelSelector: d.selector()})
-	if apierrors.IsNotFound(err) {
-		return nil, nil
+// Remove stops a PKC (Stop), then deletes its brokers' volume claims and
+// its namespace: its data is gone.
+func (d *Driver) Remove(ctx context.Context, id string) error {
+	if err := d.Stop(ctx, id); err != nil {
+		return err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes: list kafkas: %w", err)
+	ns := Namespace(id)
+	err := d.client.Resource(gvrClaim).Namespace(ns).DeleteCollection(ctx, metav1.DeleteOptions{},
+		metav1.ListOptions{LabelSelector: LabelPKC + "=" + id})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("pkc %s: delete volume claims: %w", id, err)
 	}
-	var ids []string
-	for _, u := range list.Items {
-		if id := u.GetLabels()[LabelPKC]; id != "" {
-			ids = append(ids, id)
+	if n := d.get(gvrNamespace, "", ns); n != nil && n.GetDeletionTimestamp() == nil {
+		if err := d.remove(ctx, gvrNamespace, n); err != nil {
+			return fmt.Errorf("pkc %s: delete namespace: %w", id, err)
 		}
 	}
-	return ids, nil
+	d.log.InfoContext(ctx, "kafka cluster removed with its volume claims", "pkc", id, "namespace", ns)
+	return nil
+}
+
+// Present lists the PKCs that have a Kafka the driver made, or a
+// namespace of its own not being deleted (a stopped PKC's, which holds
+// its volume claims).
+func (d *Driver) Present() ([]string, error) {
+	ids := map[string]bool{}
+	for _, gvr := range []schema.GroupVersionResource{gvrKafka, gvrNamespace} {
+		list, err := d.client.Resource(gvr).List(context.Background(), metav1.ListOptions{LabelSelector: d.selector()})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes: list %s: %w", gvr.Resource, err)
+		}
+		for _, u := range list.Items {
+			if id := u.GetLabels()[LabelPKC]; id != "" && u.GetDeletionTimestamp() == nil {
+				ids[id] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(ids)), nil
 }
 
 // Close stops the watches and the brokers' clients.

@@ -25,6 +25,7 @@ var (
 	gvrUser      = schema.GroupVersionResource{Group: "kafka.strimzi.io", Version: "v1", Resource: "kafkausers"}
 	gvrSecret    = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
 	gvrNamespace = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	gvrClaim     = schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumeclaims"}
 )
 
 const strimziAPI = "kafka.strimzi.io/v1"

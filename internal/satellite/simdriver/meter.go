@@ -23,7 +23,7 @@ func (d *Driver) SetMeter(add func(cluster string, in, out int64), sample func(c
 			d.mu.Lock()
 			var clusters []string
 			for _, st := range d.pkcs {
-				if !st.Removing && st.Brokers > 0 {
+				if !st.Removing && !st.Stopped && st.Brokers > 0 {
 					clusters = append(clusters, st.Tenants...)
 				}
 			}

@@ -150,6 +150,8 @@ type State struct {
 	Brokers int `json:"brokers"`
 	// Removing is set once a removal started.
 	Removing bool `json:"removing,omitempty"`
+	// Stopped is set while the PKC is deleted but kept for a restore.
+	Stopped bool `json:"stopped,omitempty"`
 	// Version and MetadataVersion are the Kafka version the brokers run
 	// and the metadata version finalized.
 	Version         string `json:"version,omitempty"`
@@ -276,7 +278,7 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 
 	d.mu.Lock()
 	st := d.pkcs[id]
-	if st != nil && st.Generation == item.Generation && st.Brokers == want && !st.Removing {
+	if st != nil && st.Generation == item.Generation && st.Brokers == want && !st.Removing && !st.Stopped {
 		st.held = realized(*st, endpoint, resource.PhaseProvisioned, "")
 		r := st.held
 		d.mu.Unlock()
@@ -287,8 +289,13 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 		d.pkcs[id] = st
 	}
 	first := st.seen != item.Generation
-	st.seen, st.Removing = item.Generation, false
-	st.Tenants = slices.Sorted(maps.Keys(spec.Tenants))
+	st.seen, st.Removing, st.Stopped = item.Generation, false, false
+	st.Tenants = nil
+	for _, lkc := range slices.Sorted(maps.Keys(spec.Tenants)) {
+		if spec.Tenants[lkc].RetainedUntil == nil {
+			st.Tenants = append(st.Tenants, lkc) // a deleted one has no usage
+		}
+	}
 	d.markDirty()
 	d.mu.Unlock()
 
@@ -440,6 +447,17 @@ func (d *Driver) fault(key string, steps int) (rateLimited bool, failAt int) {
 		return false, rnd.IntN(max(steps, 1))
 	}
 	return false, -1
+}
+
+// Stop stops a PKC at once and keeps it, for a restore.
+func (d *Driver) Stop(_ context.Context, id string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if st := d.pkcs[id]; st != nil && !st.Stopped {
+		st.Stopped, st.held = true, resource.Realized{}
+		d.markDirty()
+	}
+	return nil
 }
 
 // Remove tears a PKC down in the scaled DeleteTime. A removal's first

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/kafkalisten"
@@ -27,13 +29,17 @@ import (
 // of its owner's entries (see ACL). Users other than admin, the caller's
 // own superuser, that no tenant holds any more lose their credentials and
 // ACLs: a revoked key stops working at once.
-func Apply(ctx context.Context, adm *kadm.Client, siteKey sitekey.PrivateKey, admin string, tenants map[string]resource.Tenant) error {
+func Apply(ctx context.Context, cl *kgo.Client, siteKey sitekey.PrivateKey, admin string, tenants map[string]resource.Tenant) error {
+	adm := kadm.NewClient(cl)
 	var upserts []kadm.UpsertSCRAM
 	wanted := map[string]bool{}
 	var acls, revokes []*kadm.ACLBuilder
 	limited := map[string]map[string]string{} // tenant → ACL-only key → owner
 	for _, lkc := range slices.Sorted(maps.Keys(tenants)) {
 		t := tenants[lkc]
+		if t.RetainedUntil != nil {
+			continue // deleted, kept for a restore: no one signs in as it
+		}
 		var principals, restricted []string
 		for _, u := range t.Users {
 			plain, err := siteKey.Open(resource.SCRAMInfo(u.Name), u.SCRAM.Sealed)
@@ -122,6 +128,51 @@ func Apply(ctx context.Context, adm *kadm.Client, siteKey sitekey.PrivateKey, ad
 			return err
 		}
 	}
+	return purgeTopics(ctx, cl, tenants)
+}
+
+// purgeTopics deletes, on a shared PKC, the topics of tenants it no
+// longer holds: a cluster whose retention ended (one deleted but
+// restorable is still a tenant, its topics kept). A topic of a tenant
+// starts with its prefix, the LKC id and a dot; any other is left alone.
+func purgeTopics(ctx context.Context, cl *kgo.Client, tenants map[string]resource.Tenant) error {
+	if len(tenants) == 0 {
+		return nil
+	}
+	held := map[string]bool{}
+	for _, t := range tenants {
+		if t.Prefix == "" {
+			return nil // a dedicated PKC: its topics are its one tenant's
+		}
+		held[t.Prefix] = true
+	}
+	// Asked of the brokers, not of the client's metadata cache: a topic
+	// made a moment ago must not outlive its tenant.
+	md, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	var gone []string
+	for _, t := range md.Topics {
+		if t.Topic == nil {
+			continue
+		}
+		name := *t.Topic
+		lkc, _, ok := strings.Cut(name, ".")
+		if ok && strings.HasPrefix(lkc, "lkc-") && !held[lkc+"."] {
+			gone = append(gone, name)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	deleted, err := kadm.NewClient(cl).DeleteTopics(ctx, gone...)
+	if err != nil {
+		return fmt.Errorf("delete the topics of purged tenants: %w", err)
+	}
+	if err := deleted.Error(); err != nil {
+		return fmt.Errorf("delete the topics of purged tenants: %w", err)
+	}
 	return nil
 }
 
@@ -186,6 +237,9 @@ func Door(tenants map[string]resource.Tenant) []kafkalisten.Tenant {
 	out := make([]kafkalisten.Tenant, 0, len(tenants))
 	for _, lkc := range slices.Sorted(maps.Keys(tenants)) {
 		t := tenants[lkc]
+		if t.RetainedUntil != nil {
+			continue // deleted: not served
+		}
 		dt := kafkalisten.Tenant{ID: lkc, Prefix: t.Prefix}
 		for _, u := range t.Users {
 			dt.Keys = append(dt.Keys, u.Name)

@@ -171,6 +171,10 @@ type Cluster struct {
 	Generation         int64  `json:"generation"`
 	ObservedGeneration int64  `json:"observed_generation"`
 	Deleted            bool   `json:"deleted,omitempty"`
+	// DeletedAt and PurgeAt are set for a deleted cluster kept for its
+	// retention: until PurgeAt it can be restored.
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
+	PurgeAt   *time.Time `json:"purge_at,omitempty"`
 	// AcceptedAt is when the current generation was accepted, and Stuck
 	// says it has stayed unobserved longer than the limit.
 	AcceptedAt time.Time `json:"accepted_at"`
@@ -187,6 +191,8 @@ type Cluster struct {
 	version           int64
 	// ownerStuck is the STUCK condition the cluster's owner wrote.
 	ownerStuck *store.Stuck
+	// purged: its retention ended, it leaves the view.
+	purged bool
 	// keys are the lower-case values the filters compare: organization,
 	// site, SKU, phase.
 	keys [4]string
@@ -221,6 +227,7 @@ type PKC struct {
 	version int64
 	// ownerStuck is the STUCK condition the PKC's owner wrote.
 	ownerStuck *store.Stuck
+	purged     bool
 	// updatedAt is when its state last changed, status included.
 	updatedAt time.Time
 }
@@ -321,7 +328,8 @@ func toCluster(r store.Resource) (Cluster, error) {
 	return Cluster{ID: r.ID, Organization: r.Organization, Environment: r.Environment, DisplayName: spec.DisplayName, SKU: spec.Type,
 		CKU: spec.CKU, Cloud: spec.Cloud, Region: spec.Region, Site: spec.Site().String(), PKC: st.PKC, Phase: r.Status.Phase,
 		Reason: r.Status.Reason, Generation: r.Generation, ObservedGeneration: r.Status.ObservedGeneration, Deleted: r.Deleted(),
-		MaintenanceWindow: spec.MaintenanceWindow, KafkaVersionPin: spec.KafkaVersionPin, version: r.Version, ownerStuck: r.Status.Stuck}, nil
+		DeletedAt: r.DeletedAt, PurgeAt: r.PurgeAt, MaintenanceWindow: spec.MaintenanceWindow, KafkaVersionPin: spec.KafkaVersionPin,
+		version: r.Version, ownerStuck: r.Status.Stuck, purged: r.Purged}, nil
 }
 
 func toPKC(r store.Resource) (PKC, error) {
@@ -336,7 +344,8 @@ func toPKC(r store.Resource) (PKC, error) {
 		}
 	}
 	p := PKC{ID: r.ID, Site: spec.Site().String(), Dedicated: spec.Dedicated, Brokers: spec.Brokers, Generation: r.Generation,
-		LKCs: slices.Sorted(maps.Keys(spec.Tenants)), Deleted: r.Deleted(), version: r.Version, updatedAt: r.UpdatedAt, ownerStuck: r.Status.Stuck}
+		LKCs: slices.Sorted(maps.Keys(spec.Tenants)), Deleted: r.Deleted(), version: r.Version, updatedAt: r.UpdatedAt, ownerStuck: r.Status.Stuck,
+		purged: r.Purged}
 	if p.LKCs == nil {
 		p.LKCs = []string{}
 	}
@@ -375,6 +384,10 @@ func (s *Service) putCluster(c Cluster) {
 	if old, ok := s.lkcs[c.ID]; ok && old.version >= c.version {
 		return
 	}
+	if c.purged {
+		delete(s.lkcs, c.ID) // its retention ended: nothing is left of it
+		return
+	}
 	c.keys = [4]string{strings.ToLower(c.Organization), strings.ToLower(c.Site), strings.ToLower(c.SKU), strings.ToLower(c.Phase)}
 	s.lkcs[c.ID] = &c
 }
@@ -383,6 +396,10 @@ func (s *Service) putPKC(p PKC) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.pkcs[p.ID]; ok && old.version >= p.version {
+		return
+	}
+	if p.purged {
+		delete(s.pkcs, p.ID)
 		return
 	}
 	s.pkcs[p.ID] = &p

@@ -85,6 +85,7 @@ func (g *Gateway) fleetRoutes() []Route {
 			l, err := g.cfg.Fleet.ListClusters(r.Context(), p, q)
 			return ok(w)(fleetPage(r, "ClusterList", l), err)
 		}},
+		{Method: http.MethodPost, Pattern: fleet.ClustersPath + "/{id}/restore", Fleet: true, handler: g.restoreCluster},
 		{Method: http.MethodGet, Pattern: fleet.PKCsPath, Fleet: true, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			q, err := fleetQuery(r)
 			if err != nil {

@@ -76,6 +76,7 @@ type Kafka interface {
 	ListClusters(ctx context.Context, p svcapi.Principal, env string, page svcapi.Page) (api.List[api.Cluster], error)
 	UpdateCluster(ctx context.Context, p svcapi.Principal, id string, in api.ClusterUpdate) (api.Cluster, error)
 	DeleteCluster(ctx context.Context, p svcapi.Principal, id string) error
+	RestoreCluster(ctx context.Context, p svcapi.Principal, id string) (api.Cluster, error)
 	ClusterOnNetwork(ctx context.Context, org, network string) (string, error)
 }
 

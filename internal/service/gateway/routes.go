@@ -35,6 +35,9 @@ func (g *Gateway) table() []Route {
 		byID(kafka.ClustersPath, svcapi.Read, g.cfg.Kafka.GetCluster),
 		update(kafka.ClustersPath, svcapi.Write, g.cfg.Kafka.UpdateCluster),
 		deleteByID(kafka.ClustersPath, svcapi.Write, g.cfg.Kafka.DeleteCluster),
+		// The organization's admin brings back a cluster deleted within
+		// its retention (kafka checks the role: an operator may too).
+		{Method: http.MethodPost, Pattern: kafka.ClustersPath + "/{id}/restore", Need: svcapi.Admin, handler: g.restoreCluster},
 
 		{Method: http.MethodPost, Pattern: network.NetworksPath, Need: svcapi.Write, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
 			var in api.NetworkCreate
@@ -102,6 +105,13 @@ func (g *Gateway) table() []Route {
 		}},
 	}
 	return append(append(append(routes, g.fleetRoutes()...), g.upgradeOps()...), g.billingRoutes()...)
+}
+
+// restoreCluster serves POST …/clusters/{id}/restore, the tenant's and
+// the operators'.
+func (g *Gateway) restoreCluster(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+	out, err := g.cfg.Kafka.RestoreCluster(r.Context(), p, r.PathValue("id"))
+	return created(w, err, http.StatusAccepted, out.Metadata.Self, out)
 }
 
 // byID serves GET pattern/{id}.

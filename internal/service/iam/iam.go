@@ -133,17 +133,36 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error 
 	return s.reconcileCluster(ctx, tx, key)
 }
 
-// reconcileCluster deletes the keys of a deleted cluster: they stopped
-// working when its tenant left the brokers, and nothing may use them
-// again. The rows stay (a deletion marks them), so that restoring the
-// cluster can restore the keys live at its deletion.
+// ixRetained lists the keys deleted with a cluster that can still be
+// restored: key LKC id + "/" + key id, value the key id.
+const ixRetained = "iam_retained_keys"
+
+// reconcileCluster follows a cluster's deletion in its keys: they go with
+// it (they stopped working when its tenant left the brokers), kept for the
+// cluster's retention, so that restoring the cluster restores the keys
+// live at its deletion; once the retention ends they are purged.
 func (s *Service) reconcileCluster(ctx context.Context, tx store.Tx, lkc string) error {
 	c, err := store.ObservedResource(ctx, tx, lkcDesired, lkc)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !c.Deleted()) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
+	}
+	if !c.Deleted() || c.Purged {
+		// Restored, or purged: what was kept comes back, or goes.
+		kept, err := store.IndexEntries(ctx, tx, ixRetained, lkc+"/")
+		if err != nil {
+			return err
+		}
+		for _, e := range kept {
+			if err := s.keptKey(ctx, tx, c, e); err != nil {
+				return err
+			}
+		}
+		if !c.Purged {
+			return nil
+		}
 	}
 	after := ""
 	for {
@@ -160,7 +179,15 @@ func (s *Service) reconcileCluster(ctx context.Context, tx store.Tx, lkc string)
 			if spec.Resource != lkc {
 				continue
 			}
-			if _, err := tx.ResourceDelete(ctx, resource.KindAPIKey, r.ID); err != nil {
+			if c.Retained() {
+				_, err = tx.ResourceDeleteRetained(ctx, resource.KindAPIKey, r.ID, *c.PurgeAt)
+				if err == nil {
+					err = tx.IndexPut(ctx, ixRetained, lkc+"/"+r.ID, r.ID)
+				}
+			} else {
+				_, err = tx.ResourceDelete(ctx, resource.KindAPIKey, r.ID)
+			}
+			if err != nil {
 				return fmt.Errorf("key %s of deleted cluster %s: %w", r.ID, lkc, err)
 			}
 			s.forget(r.ID)
@@ -170,6 +197,27 @@ func (s *Service) reconcileCluster(ctx context.Context, tx store.Tx, lkc string)
 		}
 		after = rs[len(rs)-1].ID
 	}
+}
+
+// keptKey restores a key kept with its cluster (c restored) or purges it
+// (c purged).
+func (s *Service) keptKey(ctx context.Context, tx store.Tx, c store.Resource, e store.IndexEntry) error {
+	k, err := tx.ResourceGetAny(ctx, resource.KindAPIKey, e.Value)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return err
+	case !k.Retained():
+	case c.Purged:
+		if _, err := tx.ResourceEndRetention(ctx, resource.KindAPIKey, k.ID); err != nil {
+			return fmt.Errorf("key %s of purged cluster %s: %w", k.ID, c.ID, err)
+		}
+	default:
+		if _, err := tx.ResourceRestore(ctx, resource.KindAPIKey, k.ID); err != nil {
+			return fmt.Errorf("key %s of restored cluster %s: %w", k.ID, c.ID, err)
+		}
+	}
+	return tx.IndexDelete(ctx, ixRetained, e.Key)
 }
 
 // Bootstrap makes sure an organization exists; when it creates it, or when

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/kafkaversion"
@@ -370,8 +371,8 @@ func applyUpdate(spec resource.LKCSpec, env string, u api.ClusterUpdateSpec) (re
 }
 
 // DeleteCluster deletes a cluster, unless deletion protection is on. Only
-// the LKC is deleted; the layers below see the event and tear down what
-// served it.
+// the LKC is deleted; the layers below see the event and stop serving it,
+// keeping what they need to restore it until its retention ends.
 func (s *Service) DeleteCluster(ctx context.Context, p svcapi.Principal, id string) error {
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		r, err := svcapi.Own(ctx, tx, resource.KindLKC, p.Organization, id)
@@ -389,8 +390,13 @@ func (s *Service) DeleteCluster(ctx context.Context, p svcapi.Principal, id stri
 			return api.Errorf(http.StatusConflict, api.CodeDeletionProtected,
 				"cluster %s has deletion protection; turn it off with PATCH {\"spec\":{\"deletion_protection\":false}} first", id)
 		}
-		_, err = tx.ResourceDelete(ctx, resource.KindLKC, id)
-		return err
+		// Kept, with its data in every layer, until its retention ends
+		// (see purge); a restore brings it back meanwhile.
+		d, err := tx.ResourceDeleteRetained(ctx, resource.KindLKC, id, time.Now().Add(s.retention()))
+		if err != nil {
+			return err
+		}
+		return tx.IndexPut(ctx, ixPurge, purgeKey(*d.PurgeAt, id), id)
 	})
 	return svcapi.StoreError("cluster", id, err)
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/event"
@@ -52,7 +53,10 @@ type Config struct {
 	Quotas       Quotas
 	Sites        Sites
 	Networks     Networks
-	Logger       *slog.Logger
+	// DeletedRetention is how long a deleted cluster stays restorable
+	// (default DefaultDeletedRetention).
+	DeletedRetention time.Duration
+	Logger           *slog.Logger
 }
 
 // Service is the kafka service.
@@ -81,6 +85,9 @@ func (s *Service) Host() host.Service {
 		Reconcile: s.reconcile,
 		Attach:    func(st store.Store) { s.st = st },
 		Stuck:     &host.StuckWatch{Kinds: []string{resource.KindLKC}, Layer: s.stuckLayer},
+		// The ended retentions of deleted clusters.
+		Upkeep:         s.purge,
+		UpkeepInterval: s.upkeepInterval(),
 	}
 }
 

@@ -18,6 +18,7 @@ func (s *Service) RPC(token string) *svcapi.RPCServer {
 	svcapi.HandleListIn(srv, "ListClusters", s.ListClusters)
 	svcapi.HandleUpdate(srv, "UpdateCluster", s.UpdateCluster)
 	svcapi.HandleDelete(srv, "DeleteCluster", s.DeleteCluster)
+	svcapi.HandleGet(srv, "RestoreCluster", s.RestoreCluster)
 	svcapi.Handle(srv, "Cluster", func(ctx context.Context, a svcapi.Args[svcapi.None]) (clusterAnswer, error) {
 		env, site, ok, err := s.Cluster(ctx, a.Org, a.ID)
 		return clusterAnswer{Env: env, Site: site, OK: ok}, err
@@ -67,6 +68,11 @@ func (c *Client) UpdateCluster(ctx context.Context, p svcapi.Principal, id strin
 // DeleteCluster calls Service.DeleteCluster.
 func (c *Client) DeleteCluster(ctx context.Context, p svcapi.Principal, id string) error {
 	return svcapi.CallDelete(ctx, c.c, "DeleteCluster", p, id)
+}
+
+// RestoreCluster calls Service.RestoreCluster.
+func (c *Client) RestoreCluster(ctx context.Context, p svcapi.Principal, id string) (api.Cluster, error) {
+	return svcapi.CallGet[api.Cluster](ctx, c.c, "RestoreCluster", p, id)
 }
 
 // Cluster calls Service.Cluster.

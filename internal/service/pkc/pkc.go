@@ -181,6 +181,9 @@ func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, id string) erro
 		return err
 	}
 	dedicated := spec.Type == resource.TypeDedicated
+	if lkc.Purged {
+		return s.purged(ctx, tx, id, dedicated)
+	}
 	pkc, ps, err := hostOf(ctx, tx, id, dedicated)
 	placed := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -212,22 +215,16 @@ func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, id string) erro
 		if !placed {
 			return nil
 		}
-		ps.Tenants = maps.Clone(ps.Tenants)
-		delete(ps.Tenants, id)
-		if dedicated || len(ps.Tenants) == 0 {
-			if _, err := tx.ResourceDelete(ctx, resource.KindPKC, pkc.ID); err != nil {
-				return err
-			}
-			if err := s.reindex(ctx, tx, pkc, nil); err != nil {
-				return err
-			}
-			s.log.InfoContext(ctx, "pkc deleted: its last tenant is gone", "pkc", pkc.ID, "lkc", id)
-			return nil
-		}
-		if _, err := s.write(ctx, tx, pkc, ps); err != nil {
+		return s.tenantGone(ctx, tx, lkc, pkc, ps, dedicated)
+	}
+	restored := false
+	if !placed && dedicated {
+		// A restored cluster: its PKC, kept since the deletion, comes
+		// back with its data.
+		if pkc, ps, restored, err = s.restoreDedicated(ctx, tx, id); err != nil {
 			return err
 		}
-		return s.refreshStatus(ctx, tx, pkc.ID, func(st *resource.PKCStatus) { delete(st.Tenants, id) })
+		placed = restored
 	}
 	if !placed {
 		if pkc, ps, err = s.place(ctx, tx, id, spec); err != nil {
@@ -235,7 +232,9 @@ func (s *Service) reconcileLKC(ctx context.Context, tx store.Tx, id string) erro
 		}
 	}
 	tenant := ps.Tenants[id]
-	if !placed {
+	if !placed || restored || tenant.RetainedUntil != nil {
+		// New, or restored: its keys are read anew.
+		tenant.RetainedUntil = nil
 		if tenant.Users, err = usersOf(ctx, tx, id); err != nil {
 			return err
 		}
@@ -544,6 +543,9 @@ func (s *Service) reconcileKey(ctx context.Context, tx store.Tx, keyID string) e
 		return err
 	}
 	tenant := ps.Tenants[spec.Resource]
+	if tenant.RetainedUntil != nil {
+		return nil // a deleted cluster's: its keys come back with its restore
+	}
 	tenant.Users = slices.DeleteFunc(slices.Clone(tenant.Users), func(u resource.KafkaUser) bool { return u.Name == keyID })
 	if !k.Deleted() {
 		tenant.Users = append(tenant.Users, kafkaUser(keyID, spec))

@@ -420,6 +420,8 @@ func (r *recorder) Apply(_ context.Context, id string, item resource.BundleItem,
 	return resource.Realized{Generation: item.Generation, Phase: resource.PhaseProvisioned}, nil
 }
 
+func (r *recorder) Stop(context.Context, string) error { return nil }
+
 func (r *recorder) Remove(_ context.Context, id string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -147,8 +147,9 @@ const (
 )
 
 // reconcile puts a PKC's newest desired state into its delivery (created
-// when new), or deletes the delivery once the PKC is deleted; the site's
-// version grows by what the delivery's generation did.
+// when new), or deletes the delivery once the PKC is deleted (kept in the
+// bundle while the PKC is retained, restored with it, gone once it is
+// purged); the site's version grows by what the delivery's generation did.
 func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error {
 	pkc, err := store.ObservedResource(ctx, tx, pkcDesired, key)
 	if err != nil {
@@ -168,6 +169,28 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error 
 		Item: resource.BundleItem{Kind: resource.KindPKC, Generation: pkc.Generation, Spec: pkc.Spec}})
 	before := d.Generation
 	switch {
+	case pkc.Purged:
+		// Its retention ended: it leaves the bundle, and the satellite
+		// deletes its data.
+		if !exists {
+			return nil
+		}
+		if !d.Deleted() {
+			if _, err := tx.ResourceDelete(ctx, resource.KindDelivery, pkc.ID); err != nil {
+				return err
+			}
+		}
+		if d, err = tx.ResourceEndRetention(ctx, resource.KindDelivery, pkc.ID); err != nil {
+			return err
+		}
+		err = tx.IndexDelete(ctx, ixSite, site.ID()+"/"+pkc.ID)
+	case pkc.Retained():
+		// Deleted but restorable: it stays in the bundle, marked, and
+		// the satellite stops serving it and keeps its data.
+		if !exists || d.Deleted() {
+			return nil
+		}
+		d, err = tx.ResourceDeleteRetained(ctx, resource.KindDelivery, pkc.ID, *pkc.PurgeAt)
 	case pkc.Deleted():
 		if !exists || d.Deleted() {
 			return nil
@@ -181,8 +204,14 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error 
 			return err
 		}
 		err = tx.IndexPut(ctx, ixSite, site.ID()+"/"+pkc.ID, pkc.ID)
+	case d.Deleted() && !d.Retained():
+		return reactor.Terminal(fmt.Errorf("sync: PKC %s is live again, but its delivery was deleted without a retention", pkc.ID))
 	case d.Deleted():
-		return reactor.Terminal(fmt.Errorf("sync: PKC %s is live again, but its delivery was deleted", pkc.ID))
+		// Restored: the satellite brings it back from the data it kept.
+		if _, err = tx.ResourceRestore(ctx, resource.KindDelivery, pkc.ID); err != nil {
+			return err
+		}
+		d, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindDelivery, ID: pkc.ID, Spec: spec})
 	default:
 		d, err = tx.ResourceUpdateSpec(ctx, store.UpdateSpecParams{Kind: resource.KindDelivery, ID: pkc.ID, Spec: spec})
 	}
@@ -281,13 +310,16 @@ func (s *Service) Bundle(ctx context.Context, site resource.Site, after int64, w
 			}
 			for _, e := range entries {
 				id := e.Value
-				d, err := tx.ResourceGet(ctx, resource.KindDelivery, id)
+				d, err := tx.ResourceGetAny(ctx, resource.KindDelivery, id)
 				if err != nil {
 					return fmt.Errorf("delivery %s: %w", id, err)
 				}
 				spec, err := resource.Decode[resource.DeliverySpec](d.Spec)
 				if err != nil {
 					return err
+				}
+				if d.Retained() {
+					spec.Item.RetainedUntil = d.PurgeAt
 				}
 				b.Resources[id] = spec.Item
 			}
