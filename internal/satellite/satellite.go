@@ -254,7 +254,7 @@ func (a *Agent) run(ctx context.Context, b resource.Bundle) {
 		case <-changed.wake:
 			for _, id := range changed.take() {
 				if item, held := b.Resources[id]; held {
-					ok = a.applyOne(ctx, id, item) && ok
+					ok = a.realize(ctx, id, item) && ok
 					reported = false
 				}
 			}
@@ -392,22 +392,25 @@ func (a *Agent) apply(ctx context.Context, b resource.Bundle) bool {
 	slots := make(chan struct{}, a.cfg.Parallel)
 	for _, id := range slices.Sorted(maps.Keys(b.Resources)) {
 		item := b.Resources[id]
-		if item.RetainedUntil != nil {
-			if !a.stop(ctx, id) {
-				ok = false
-			}
-			continue
-		}
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			if !a.applyOne(ctx, id, item) {
+			if !a.realize(ctx, id, item) {
 				failed.Store(true)
 			}
 		})
 	}
 	wg.Wait()
 	return ok && !failed.Load()
+}
+
+// realize applies one resource of the bundle, or stops it if it is
+// deleted but retained; it reports whether that succeeded.
+func (a *Agent) realize(ctx context.Context, id string, item resource.BundleItem) bool {
+	if item.RetainedUntil != nil {
+		return a.stop(ctx, id)
+	}
+	return a.applyOne(ctx, id, item)
 }
 
 // stop stops serving a retained resource and keeps its data; it reports

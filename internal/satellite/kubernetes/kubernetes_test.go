@@ -89,6 +89,11 @@ func (l *link) Report(_ context.Context, r resource.Report) error {
 
 // set puts id at spec in the next bundle (nil spec: removes it).
 func (l *link) set(id string, gen int64, spec *resource.PKCSpec) {
+	l.setItem(id, gen, spec, nil)
+}
+
+// setItem is set for a PKC deleted but kept until retainedUntil, if set.
+func (l *link) setItem(id string, gen int64, spec *resource.PKCSpec, retainedUntil *time.Time) {
 	l.mu.Lock()
 	res := map[string]resource.BundleItem{}
 	for k, v := range l.bundle.Resources {
@@ -97,7 +102,7 @@ func (l *link) set(id string, gen int64, spec *resource.PKCSpec) {
 	if spec == nil {
 		delete(res, id)
 	} else {
-		res[id] = resource.BundleItem{Kind: resource.KindPKC, Generation: gen, Spec: resource.Encode(*spec)}
+		res[id] = resource.BundleItem{Kind: resource.KindPKC, Generation: gen, Spec: resource.Encode(*spec), RetainedUntil: retainedUntil}
 	}
 	l.bundle = resource.Bundle{Site: l.bundle.Site, Version: l.bundle.Version + 1, Resources: res}
 	l.mu.Unlock()
@@ -524,25 +529,56 @@ func driverWrites(all kubetest.Writes) kubetest.Writes {
 	return out
 }
 
-// TestDeleteKeepsTheVolumeClaims: a PKC removed from the bundle loses its
-// Kafka and pools; its volume claims stay, labelled with its id.
-func TestDeleteKeepsTheVolumeClaims(t *testing.T) {
+// TestDeleteKeepsTheVolumeClaimsUntilThePurge: a PKC deleted but kept for
+// a restore loses its Kafka and pools, and its volume claims stay,
+// labelled with its id; restored, its Kafka comes back on the same
+// claims; removed from the bundle (its retention ended), its claims go.
+func TestDeleteKeepsTheVolumeClaimsUntilThePurge(t *testing.T) {
 	s := newSite(t)
 	id := resource.NewID("pkc")
 	ns := kubernetes.Namespace(id)
 	s.link.set(id, 1, dedicated(1))
 	s.waitProvisioned(id, 1)
-	s.link.set(id, 0, nil)
+	claims := func() []string {
+		t.Helper()
+		l, err := s.admin.Resource(gvrClaim).Namespace(ns).List(t.Context(), metav1.ListOptions{LabelSelector: kubernetes.LabelPKC + "=" + id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, c := range l.Items {
+			if c.GetDeletionTimestamp() == nil {
+				names = append(names, c.GetName())
+			}
+		}
+		slices.Sort(names)
+		return names
+	}
+	before := claims()
+	if len(before) < 3 {
+		t.Fatalf("%d volume claims labelled with %s, want the brokers' (3)", len(before), id)
+	}
+
+	until := time.Now().Add(time.Hour)
+	s.link.setItem(id, 1, dedicated(1), &until)
 	waitFor(t, "the Kafka deleted", func() (bool, string) {
 		return s.get(gvrKafka, ns, id) == nil && len(s.list(gvrPool, ns)) == 0, "still there"
 	})
-	claims, err := s.admin.Resource(gvrClaim).Namespace(ns).List(t.Context(), metav1.ListOptions{LabelSelector: kubernetes.LabelPKC + "=" + id})
-	if err != nil {
-		t.Fatal(err)
+	if kept := claims(); !slices.Equal(kept, before) {
+		t.Fatalf("the volume claims of a stopped PKC: %v, were %v", kept, before)
 	}
-	if len(claims.Items) < 3 {
-		t.Fatalf("%d volume claims labelled with %s left, want the brokers' (3)", len(claims.Items), id)
+
+	s.link.set(id, 2, dedicated(1))
+	s.waitProvisioned(id, 2)
+	if after := claims(); !slices.Equal(after, before) {
+		t.Fatalf("restored, the PKC's volume claims are %v, were %v", after, before)
 	}
+
+	s.link.set(id, 0, nil)
+	waitFor(t, "the volume claims deleted with the purge", func() (bool, string) {
+		left := claims()
+		return len(left) == 0, fmt.Sprint(left)
+	})
 }
 
 // TestWithOnlyTheKafkasStatusWritten: nothing plays Strimzi but a hand

@@ -175,8 +175,11 @@ func TestSatelliteServiceAccountHasTheManifestsRBAC(t *testing.T) {
 			_, err := c.Resource(pods).Namespace("kube-system").List(ctx, metav1.ListOptions{})
 			return err
 		}, true},
-		{"it never deletes a volume claim", func(ctx context.Context) error {
-			return c.Resource(pvcs).Namespace(ns).Delete(ctx, "data-0", metav1.DeleteOptions{})
+		{"it deletes the volume claims of a purged cluster", func(ctx context.Context) error {
+			return c.Resource(pvcs).Namespace(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "mothership.dev/pkc=pkc-gone00"})
+		}, false},
+		{"it does not delete other objects' claims to storage: persistent volumes", func(ctx context.Context) error {
+			return c.Resource(schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumes"}).Delete(ctx, "pv-0", metav1.DeleteOptions{})
 		}, true},
 	}
 	for _, tc := range cases {
