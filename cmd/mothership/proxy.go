@@ -44,7 +44,9 @@ sign-in to the broker it stands for, maps the names of a shared cluster's
 tenants so that each sees a cluster of its own, holds them to their
 limits, and shows clients its own addresses for the brokers. It also
 serves Kafka REST v3 on the same addresses; with --admin-user and
---admin-password-file (the cluster's superuser), REST's ACL calls too.
+--admin-password-file (the cluster's superuser), REST's ACL calls too, and
+to that user alone the bytes each tenant's clients sent and received
+(GET ` + kafkalisten.UsagePath + `), which the satellite meters.
 
 --settings is the JSON the satellite writes (its listeners, the brokers
 behind it, the cluster's tenants); it is read again every few seconds, so
@@ -57,7 +59,7 @@ proxy serves with every address it advertises known.`,
 			if err != nil {
 				return err
 			}
-			p := &proxyProcess{file: settingsFile, log: log, tenants: kafkalisten.NewTenants("")}
+			p := &proxyProcess{file: settingsFile, log: log, tenants: kafkalisten.NewTenants(""), usage: kafkalisten.NewUsageCounter(time.Now())}
 			if certFile != "" {
 				cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 				if err != nil {
@@ -134,6 +136,9 @@ type proxyProcess struct {
 	upstreamTLS *tls.Config
 	tenants     *kafkalisten.Tenants
 	ready       atomic.Bool
+	// usage counts the bytes of each tenant's clients, which the
+	// satellite reads (kafkalisten.UsagePath) to meter them.
+	usage *kafkalisten.UsageCounter
 
 	adminUser, adminPassword string
 	// admin is the superuser's client of the brokers, made once the
@@ -182,7 +187,8 @@ func (p *proxyProcess) reload() error {
 			p.proxy = nil
 		}
 		proxy, err := kafkalisten.NewProxy(kafkalisten.ProxyConfig{TLS: p.tls, Tenants: p.tenants, Dial: p.dial,
-			Bootstrap: s.Bootstrap, Upstream: s.Upstream, Brokers: s.Brokers, REST: p.rest(s.Bootstrap.Listen), Logger: p.log})
+			Bootstrap: s.Bootstrap, Upstream: s.Upstream, Brokers: s.Brokers, Meter: p.usage.Add,
+			REST: p.usage.Handler(p.adminUser, p.adminPassword, p.rest(s.Bootstrap.Listen)), Logger: p.log})
 		if err != nil {
 			return err
 		}

@@ -152,6 +152,32 @@ func TestKafkaProxyInFrontOfTLSBrokers(t *testing.T) {
 		t.Fatalf("REST topics through the proxy: %d %s; want orders under its plain name", resp.StatusCode, body)
 	}
 
+	// The satellite meters the tenant's bytes from the proxy's counts,
+	// which only the brokers' superuser may read.
+	usage := func(user, pass string) (int, kafkalisten.ProxyUsage) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+bootstrap+kafkalisten.UsagePath, nil)
+		req.SetBasicAuth(user, pass)
+		resp, err := restClient.Do(req)
+		if err != nil {
+			t.Fatalf("the proxy's usage: %v", err)
+		}
+		defer resp.Body.Close()
+		var u kafkalisten.ProxyUsage
+		if resp.StatusCode == http.StatusOK {
+			if err := json.NewDecoder(resp.Body).Decode(&u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp.StatusCode, u
+	}
+	if code, _ := usage("KEYA", "secret"); code != http.StatusUnauthorized {
+		t.Fatalf("a tenant's key reads the proxy's usage: %d, want 401", code)
+	}
+	if code, u := usage("admin", "adminpass"); code != http.StatusOK || u.Tenants["lkc-a"].In == 0 || u.Tenants["lkc-a"].Out == 0 {
+		t.Fatalf("the proxy's usage after a produce and a consume: %d %+v, want lkc-a's bytes both ways", code, u)
+	}
+
 	// REST's ACL calls go through the proxy too: an ACL for a service
 	// account lands on the brokers under the tenant's prefix, for the
 	// service account and for its key that acts only as the ACLs allow.

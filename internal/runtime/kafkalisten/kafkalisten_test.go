@@ -411,3 +411,31 @@ func truncatedBody(frame []byte, n int) []byte {
 	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
 	return b
 }
+
+// TestUsageSince: what a door carried between two reads of its counts;
+// a door that restarted counts again from zero, and nothing is counted
+// twice.
+func TestUsageSince(t *testing.T) {
+	start := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	c := NewUsageCounter(start)
+	c.Add("lkc-a", 100, 300)
+	first := c.Snapshot()
+	if got := UsageSince(ProxyUsage{}, first); got["lkc-a"] != (TenantBytes{In: 100, Out: 300}) {
+		t.Fatalf("first read: %+v", got)
+	}
+	c.Add("lkc-a", 10, 0)
+	c.Add("lkc-b", 5, 5)
+	second := c.Snapshot()
+	got := UsageSince(first, second)
+	if len(got) != 2 || got["lkc-a"] != (TenantBytes{In: 10}) || got["lkc-b"] != (TenantBytes{In: 5, Out: 5}) {
+		t.Fatalf("second read: %+v", got)
+	}
+	if again := UsageSince(second, second); len(again) != 0 {
+		t.Fatalf("the same counts read twice: %+v", again)
+	}
+	restarted := NewUsageCounter(start.Add(time.Hour))
+	restarted.Add("lkc-a", 7, 7)
+	if got := UsageSince(second, restarted.Snapshot()); got["lkc-a"] != (TenantBytes{In: 7, Out: 7}) {
+		t.Fatalf("after the door restarted: %+v", got)
+	}
+}

@@ -36,7 +36,10 @@ type ProxyConfig struct {
 	Brokers []ProxyBroker
 	// REST, if set, serves HTTP clients on the same addresses (Kafka REST
 	// v3), as FrontDoorConfig.REST.
-	REST   http.Handler
+	REST http.Handler
+	// Meter, as FrontDoorConfig.Meter: the bytes each tenant's clients
+	// sent and received through the door.
+	Meter  func(tenant string, in, out int64)
 	Logger *slog.Logger
 }
 
@@ -164,7 +167,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	}
 	routes := &proxyRoutes{brokers: map[int32]hostPort{}, log: cfg.Logger}
 	p := &Proxy{cfg: cfg, routes: routes, door: &frontDoor{
-		cfg:    FrontDoorConfig{TLS: cfg.TLS, Tenants: cfg.Tenants, REST: cfg.REST, Logger: cfg.Logger},
+		cfg:    FrontDoorConfig{TLS: cfg.TLS, Tenants: cfg.Tenants, REST: cfg.REST, Meter: cfg.Meter, Logger: cfg.Logger},
 		budget: &signInBudget{now: time.Now, failed: map[string]*failures{}},
 		proxy:  routes,
 	}}

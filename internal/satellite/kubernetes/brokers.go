@@ -97,6 +97,7 @@ func (d *Driver) closeBrokers(id string) {
 	d.mu.Lock()
 	b := d.brokers[id]
 	delete(d.brokers, id)
+	delete(d.meters, id)
 	d.mu.Unlock()
 	if b != nil {
 		b.client.Close()

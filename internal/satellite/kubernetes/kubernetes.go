@@ -118,7 +118,9 @@ type Driver struct {
 	writes *prometheus.CounterVec
 
 	mu      sync.Mutex
-	brokers map[string]*brokers // the Admin API clients of each PKC
+	brokers map[string]*brokers     // the Admin API clients of each PKC
+	meters  map[string]*meterTarget // where each PKC's usage is read (SetMeter)
+	started time.Time
 }
 
 // New starts the driver's watches of what it made; it does not wait for
@@ -145,7 +147,7 @@ func New(cfg Config) (*Driver, error) {
 	d := &Driver{cfg: cfg, log: cfg.Logger.With("driver", "kubernetes"), client: client,
 		listers: map[schema.GroupVersionResource]cache.GenericLister{}, stop: make(chan struct{}),
 		queue:   workqueue.NewTyped[string](),
-		brokers: map[string]*brokers{},
+		brokers: map[string]*brokers{}, meters: map[string]*meterTarget{}, started: time.Now(),
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mothership_satellite_kubernetes_writes_total",
 			Help: "Writes (server-side applies and deletes) the Kubernetes driver sent to the API server, by kind."}, []string{"kind"}),
 	}
@@ -387,6 +389,7 @@ func (d *Driver) Apply(ctx context.Context, id string, item resource.BundleItem,
 		if err := d.tenants(ctx, id, ns, spec, l); err != nil {
 			return resource.Realized{}, fmt.Errorf("pkc %s: keys: %w", id, err)
 		}
+		d.meterPKC(id, spec, settings.Bootstrap.Advertised, password)
 	}
 	return r, nil
 }

@@ -793,3 +793,50 @@ func (s *site) proxySettings(ns string) kafkalisten.ProxySettings {
 	}
 	return settings
 }
+
+// TestMeteringSamplesWhatTenantsStore: the driver samples, through the
+// brokers' Admin API, what each tenant's topics store and their
+// partitions, as the embedded driver does; a PKC deleted but kept for a
+// restore is not sampled.
+func TestMeteringSamplesWhatTenantsStore(t *testing.T) {
+	s := newSite(t)
+	var mu sync.Mutex
+	sampled := map[string][2]int64{}
+	s.driver.SetMeter(func(string, int64, int64) {}, func(lkc string, stored int64, partitions int) {
+		mu.Lock()
+		sampled[lkc] = [2]int64{stored, int64(partitions)}
+		mu.Unlock()
+	}, 100*time.Millisecond)
+	of := func(lkc string) ([2]int64, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		v, ok := sampled[lkc]
+		return v, ok
+	}
+	id := resource.NewID("pkc")
+	key := user(t, s.key, "KEYAAAAAAAAAAAA1", "secret-1")
+	s.link.set(id, 1, dedicated(1, key))
+	s.waitProvisioned(id, 1)
+	if err := s.produce(id, key.Name, "secret-1"); err != nil {
+		t.Fatalf("the key cannot produce: %v", err)
+	}
+	waitFor(t, "lkc-1's topic sampled", func() (bool, string) {
+		v, _ := of("lkc-1")
+		return v[0] > 0 && v[1] >= 1, fmt.Sprintf("stored %d bytes in %d partitions", v[0], v[1])
+	})
+
+	until := time.Now().Add(time.Hour)
+	s.link.setItem(id, 1, dedicated(1, key), &until)
+	waitFor(t, "the Kafka deleted", func() (bool, string) {
+		return s.get(gvrKafka, kubernetes.Namespace(id), id) == nil, "still there"
+	})
+	// A round already under way may still report it; then none does.
+	waitFor(t, "a second without lkc-1 sampled", func() (bool, string) {
+		mu.Lock()
+		clear(sampled)
+		mu.Unlock()
+		time.Sleep(time.Second)
+		v, ok := of("lkc-1")
+		return !ok, fmt.Sprint(v)
+	})
+}
