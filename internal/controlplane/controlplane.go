@@ -88,6 +88,9 @@ type Config struct {
 	// StuckAfter are how long resources may wait without progress before
 	// their owners mark them STUCK (default 15 minutes each).
 	StuckAfter StuckLimits
+	// OrgQuota is a new organization's quota (quota); zero fields take
+	// the service's defaults.
+	OrgQuota resource.QuotaSpec
 	// DeletedRetention is how long a deleted cluster stays restorable with
 	// its data (kafka; default kafka.DefaultDeletedRetention).
 	DeletedRetention time.Duration
@@ -159,7 +162,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 
 	cloud := sim.New(cfg.Cloud)
 	iamSvc := iam.New(iam.Config{Logger: log})
-	quotaSvc := quota.New(quota.Config{Logger: log})
+	quotaSvc := quota.New(quota.Config{Defaults: cfg.OrgQuota, Logger: log})
 	netSvc := network.New(network.Config{Cloud: cloud, Logger: log})
 	syncSvc := syncsvc.New(syncsvc.Config{Satellites: sats, Logger: log})
 	kafkaSvc := kafka.New(kafka.Config{Environments: iamSvc, Quotas: quotaSvc, Sites: syncSvc, Networks: netSvc,

@@ -232,3 +232,31 @@ func TestRestoreBringsBackADeletedClusterWithItsData(t *testing.T) {
 		return !ok
 	})
 }
+
+// TestDeletedClusterFreesItsQuota: a deleted cluster counts as freed, so
+// another may take its place; restoring it beyond the quota is refused.
+func TestDeletedClusterFreesItsQuota(t *testing.T) {
+	s := newSystem(t, func(c *controlplane.Config) { c.OrgQuota.MaxClusters = 1 })
+	env := s.environment("small")
+	first := s.waitCluster(s.cluster(env, "first", "AWS", "us-west-2", "Basic", 0).ID, "PROVISIONED", provisioned)
+	if code := s.do("DELETE", "/cmk/v2/clusters/"+first.ID, nil, nil); code != http.StatusNoContent {
+		t.Fatalf("delete %s: %d", first.ID, code)
+	}
+	var second api.Cluster
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code := s.do("POST", "/cmk/v2/clusters", map[string]any{"spec": map[string]any{"display_name": "second", "cloud": "AWS",
+			"region": "us-west-2", "config": map[string]any{"kind": "Basic"}, "environment": map[string]any{"id": env}}}, &second)
+		if code == http.StatusAccepted {
+			break
+		}
+		if code != http.StatusPaymentRequired || time.Now().After(deadline) {
+			t.Fatalf("a cluster in the place of a deleted one: %d, want 202 once quota counted the deletion", code)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var eb api.ErrorBody
+	if code := s.do("POST", "/cmk/v2/clusters/"+first.ID+"/restore", nil, &eb); code != http.StatusPaymentRequired || eb.Errors[0].Code != api.CodeQuotaExceeded {
+		t.Fatalf("a restore beyond the quota: %d %+v, want 402 quota_exceeded", code, eb)
+	}
+}
