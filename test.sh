@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The one test command, the README's and the only thing .ci/run runs: sets
-# up what the tests need, runs every test with -race, then fuzzes every fuzz
-# target for a bounded time.
+# up what the tests need, runs every test with -race, checks the Prometheus
+# rules with promtool, then fuzzes every fuzz target for a bounded time.
 #
-#   ./test.sh                     the whole suite, then the fuzzing
+#   ./test.sh                     the whole suite, the rules, then the fuzzing
 #   ./test.sh ./internal/cli/...  set-up, then go test -race with these
-#                                 arguments instead of ./... (no fuzzing)
+#                                 arguments instead of ./... (no rules, no
+#                                 fuzzing)
 #
 # The set-up installs what is missing with apt-get (as root, or through
 # sudo), and builds what must be built into the user's cache directory, one
@@ -109,6 +110,12 @@ need_postgresql() {
 # (librdkafka).
 need_kcat() {
   command -v kcat >/dev/null 2>&1 || apt_install kcat
+}
+
+# The alerting rules are checked and their unit tests run with promtool
+# (Debian's prometheus package).
+need_promtool() {
+  command -v promtool >/dev/null 2>&1 || apt_install prometheus
 }
 
 # go_module_tree MODULE VERSION SIBLINGS DIR copies MODULE@VERSION's source
@@ -218,12 +225,15 @@ need_go
 need_cc
 need_postgresql
 need_kcat
+need_promtool
 need_kube_apiserver
 
 phase tests
 go version
 go test -race -timeout 15m "${@:-./...}"
 [ $# -eq 0 ] || exit 0
+# The Prometheus rules of deploy/: valid, and alerting as their tests say.
+(cd deploy/prometheus && promtool check rules alerts.yaml && promtool test rules alerts_test.yaml)
 
 phase fuzzing
 # Every fuzz target of the module then fuzzes for a bounded time. `go test

@@ -164,7 +164,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	iamSvc := iam.New(iam.Config{Logger: log})
 	quotaSvc := quota.New(quota.Config{Defaults: cfg.OrgQuota, Logger: log})
 	netSvc := network.New(network.Config{Cloud: cloud, Logger: log})
-	syncSvc := syncsvc.New(syncsvc.Config{Satellites: sats, Logger: log})
+	syncSvc := syncsvc.New(syncsvc.Config{Satellites: sats, Logger: log, Registerer: cfg.Registerer})
 	kafkaSvc := kafka.New(kafka.Config{Environments: iamSvc, Quotas: quotaSvc, Sites: syncSvc, Networks: netSvc,
 		DeletedRetention: cfg.DeletedRetention, Logger: log})
 	iamSvc.Use(kafkaSvc, netSvc)

@@ -204,7 +204,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (_ *Process, err error) {
 		if err != nil {
 			return nil, err
 		}
-		s := syncsvc.New(syncsvc.Config{Satellites: sats, Logger: log})
+		s := syncsvc.New(syncsvc.Config{Satellites: sats, Logger: log, Registerer: cfg.Registerer})
 		svc, rpc = ptr(s.Host()), s.RPC(cfg.Token)
 		p.link = &http.Server{Handler: s.Handler(), TLSConfig: cfg.LinkTLS, ReadHeaderTimeout: 10 * time.Second}
 	case audit.Name:

@@ -23,6 +23,8 @@ import (
 	gosync "sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/event"
@@ -60,6 +62,9 @@ type Config struct {
 	// (AddSite).
 	Satellites []Satellite
 	Logger     *slog.Logger
+	// Registerer, if set, receives the satellites' link metrics
+	// (metrics.go).
+	Registerer prometheus.Registerer
 }
 
 // Service is the sync service.
@@ -82,7 +87,13 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, log: cfg.Logger.With("service", Name), changed: map[string]chan struct{}{}}
+	s := &Service{cfg: cfg, log: cfg.Logger.With("service", Name), changed: map[string]chan struct{}{}}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(linkCollector{s}); err != nil {
+			s.log.Warn("sync: link metrics not registered", "err", err)
+		}
+	}
+	return s
 }
 
 // Host declares the service.
