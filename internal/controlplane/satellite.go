@@ -123,12 +123,8 @@ func StartSatellite(ctx context.Context, cfg SatelliteConfig) (*Satellite, error
 		if err != nil {
 			return nil, fmt.Errorf("satellite %s: %w", cfg.Site, err)
 		}
-		var reg prometheus.Registerer
-		if cfg.Registerer != nil {
-			reg = prometheus.WrapRegistererWith(prometheus.Labels{"site": cfg.Site.String()}, cfg.Registerer)
-		}
 		ec := embedded.Config{DataDir: filepath.Join(cfg.Dir, "clusters"), StepDelay: cfg.StepDelay,
-			AutoCreateTopics: true, SiteKey: key, Meter: m.Add, Sample: m.Sample, Logger: log, Registerer: reg}
+			AutoCreateTopics: true, SiteKey: key, Meter: m.Add, Sample: m.Sample, Logger: log, Registerer: siteRegisterer(cfg.Registerer, cfg.Site)}
 		if cfg.MeterEvery > 0 {
 			// Sampled at least as often as reported.
 			ec.SampleEvery = min(cfg.MeterEvery, embedded.DefaultSampleEvery)
@@ -146,7 +142,7 @@ func StartSatellite(ctx context.Context, cfg SatelliteConfig) (*Satellite, error
 		md.SetMeter(m.Add, m.Sample, min(cmp.Or(cfg.MeterEvery, embedded.DefaultSampleEvery), embedded.DefaultSampleEvery))
 	}
 	agent, err := satellite.New(satellite.Config{Site: cfg.Site, DataDir: cfg.Dir, Driver: driver, Logger: cfg.Logger, OnBundle: cfg.OnBundle,
-		Meter: m, MeterEvery: cfg.MeterEvery,
+		Meter: m, MeterEvery: cfg.MeterEvery, Registerer: siteRegisterer(cfg.Registerer, cfg.Site),
 		Link: &link.Client{URL: cfg.SyncURL, Token: cfg.Token, Site: cfg.Site, RootCAs: cfg.RootCAs, Logger: log}})
 	if err != nil {
 		return nil, err
@@ -177,4 +173,13 @@ func enroll(ctx context.Context, cfg *SatelliteConfig, log *slog.Logger) error {
 	log.InfoContext(ctx, "satellite enrolled", "site", cfg.Site.String())
 	cfg.Token = token
 	return nil
+}
+
+// siteRegisterer labels a satellite's metrics with its site: several
+// satellites may share a process (dev). nil when reg is.
+func siteRegisterer(reg prometheus.Registerer, site resource.Site) prometheus.Registerer {
+	if reg == nil {
+		return nil
+	}
+	return prometheus.WrapRegistererWith(prometheus.Labels{"site": site.String()}, reg)
 }

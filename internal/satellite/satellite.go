@@ -26,6 +26,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/backoff"
 	"github.com/mothership-dev/mothership/internal/runtime/startstop"
 	"github.com/mothership-dev/mothership/internal/satellite/meter"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Link is how an agent reaches the sync service (link.Client).
@@ -89,6 +90,9 @@ type Config struct {
 	Meter      *meter.Meter
 	MeterEvery time.Duration
 	Logger     *slog.Logger
+	// Registerer, if set, receives the agent's metrics: how long its
+	// driver takes to realize a resource, and the bundle it holds.
+	Registerer prometheus.Registerer
 }
 
 // DefaultMeterEvery is how often an agent reports its metered usage: a
@@ -116,6 +120,8 @@ type Agent struct {
 	mu       sync.Mutex
 	bundle   resource.Bundle
 	realized map[string]resource.Realized
+
+	applySeconds *prometheus.HistogramVec
 }
 
 // New returns an agent.
@@ -130,7 +136,23 @@ func New(cfg Config) (*Agent, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("satellite %s: %w", cfg.Site, err)
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger.With("satellite", cfg.Site.String()), realized: map[string]resource.Realized{}}, nil
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("satellite", cfg.Site.String()), realized: map[string]resource.Realized{},
+		applySeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mothership_satellite_apply_seconds",
+			Help:    "How long the driver took to realize a resource of the bundle, by result (ok, failed).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12)}, []string{"result"})}
+	if cfg.Registerer != nil {
+		held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mothership_satellite_bundle_version",
+			Help: "The version of the site's bundle the satellite holds (kept on its disk)."},
+			func() float64 { v, _ := a.Realized(); return float64(v) })
+		for _, c := range []prometheus.Collector{a.applySeconds, held} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				// An agent of the site started again in the same process:
+				// the first one's metrics stay registered.
+				a.log.Warn("satellite: metrics not registered", "err", err)
+			}
+		}
+	}
+	return a, nil
 }
 
 func (a *Agent) bundlePath() string { return filepath.Join(a.cfg.DataDir, "bundle.json") }
@@ -440,10 +462,16 @@ func (a *Agent) applyOne(ctx context.Context, id string, item resource.BundleIte
 		a.realized[id] = r
 		a.mu.Unlock()
 	}
+	start := time.Now()
 	r, err := a.cfg.Driver.Apply(ctx, id, item, func(r resource.Realized) {
 		set(r)
 		_ = a.report(ctx) // progress is best effort; the final report is retried
 	})
+	result := "ok"
+	if err != nil {
+		result = "failed"
+	}
+	a.applySeconds.WithLabelValues(result).Observe(time.Since(start).Seconds())
 	if err != nil {
 		a.log.ErrorContext(ctx, "realizing a resource failed", "id", id, "generation", item.Generation, "err", err)
 		r = resource.Realized{Generation: item.Generation - 1, Phase: resource.PhaseProvisioning, Reason: "SATELLITE_ERROR", Message: err.Error()}

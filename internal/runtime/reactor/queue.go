@@ -26,8 +26,11 @@ type item struct {
 	running  bool
 	attempts int // consecutive failures
 	readyAt  time.Time
-	seq      uint64 // FIFO among items ready at the same time
-	index    int    // position in the heap; -1 when not queued
+	// waitingSince is when the work waiting for the key (not yet taken
+	// by a worker) first arrived; zero when none waits.
+	waitingSince time.Time
+	seq          uint64 // FIFO among items ready at the same time
+	index        int    // position in the heap; -1 when not queued
 }
 
 // work is what a worker takes from an item: the events to apply now.
@@ -35,6 +38,7 @@ type work struct {
 	it     *item
 	events map[string]pendingEvent
 	resync bool
+	since  time.Time // the item's waitingSince when taken
 }
 
 // queue holds at most one entry per key: a newer event replaces a pending
@@ -118,6 +122,7 @@ func (q *queue) add(key, topic string, pe pendingEvent, now time.Time) (dropped 
 	q.mu.Lock()
 	it := q.get(key)
 	dropped, ok = merge(it, topic, pe)
+	it.waiting(now)
 	q.schedule(it, now)
 	q.mu.Unlock()
 	q.signal()
@@ -129,6 +134,7 @@ func (q *queue) addResync(key string, now time.Time) {
 	q.mu.Lock()
 	it := q.get(key)
 	it.resync = true
+	it.waiting(now)
 	q.schedule(it, now)
 	q.mu.Unlock()
 	q.signal()
@@ -149,9 +155,9 @@ func (q *queue) take(ctx context.Context, max int) ([]work, error) {
 		for len(out) < max && q.ready.Len() > 0 && !q.ready[0].readyAt.After(now) {
 			it := heap.Pop(&q.ready).(*item)
 			it.running = true
-			out = append(out, work{it: it, events: it.events, resync: it.resync})
+			out = append(out, work{it: it, events: it.events, resync: it.resync, since: it.waitingSince})
 			it.events = make(map[string]pendingEvent)
-			it.resync = false
+			it.resync, it.waitingSince = false, time.Time{}
 		}
 		queued := q.ready.Len() > 0
 		var wait time.Duration
@@ -214,12 +220,36 @@ func (q *queue) retry(w work, now time.Time, delay func(attempt int) time.Durati
 		}
 	}
 	it.resync = it.resync || w.resync
+	it.waiting(w.since) // it has waited since it was first taken
 	it.readyAt = now.Add(delay(it.attempts))
 	q.schedule(it, now)
 	attempts = it.attempts
 	q.mu.Unlock()
 	q.signal()
 	return dropped, attempts
+}
+
+// waiting records that work for it waits since at, unless some waited
+// already from earlier.
+func (it *item) waiting(at time.Time) {
+	if !at.IsZero() && (it.waitingSince.IsZero() || at.Before(it.waitingSince)) {
+		it.waitingSince = at
+	}
+}
+
+// oldest is how long the work waiting longest (not yet taken by a
+// worker, a failing key's backoff included) has waited at now; 0 when
+// none waits.
+func (q *queue) oldest(now time.Time) time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var most time.Duration
+	for _, it := range q.items {
+		if !it.waitingSince.IsZero() {
+			most = max(most, now.Sub(it.waitingSince))
+		}
+	}
+	return most
 }
 
 // readyHeap orders idle items by readiness, then arrival.

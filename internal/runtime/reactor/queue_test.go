@@ -229,3 +229,39 @@ func TestSpreadIsEven(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueOldestWaitingKey: the age the queue reports is that of the
+// work waiting longest for a worker: a key taken stops counting, one that
+// failed counts again from when it first waited, and one that succeeded
+// leaves it.
+func TestQueueOldestWaitingKey(t *testing.T) {
+	q := newQueue()
+	t0 := time.Now().Add(-10 * time.Minute) // every key ready at once
+	if got := q.oldest(t0); got != 0 {
+		t.Fatalf("an empty queue's oldest: %v", got)
+	}
+	q.add("a", "t", pe("a", 1, 0), t0)
+	q.add("b", "t", pe("b", 1, 1), t0.Add(time.Minute))
+	if got := q.oldest(t0.Add(2 * time.Minute)); got != 2*time.Minute {
+		t.Fatalf("oldest of a and b: %v, want a's 2m", got)
+	}
+	ws := takeNow(t, q, 1) // a runs: b waits longest now
+	if ws[0].it.key != "a" {
+		t.Fatalf("took %s, want a", ws[0].it.key)
+	}
+	if got := q.oldest(t0.Add(2 * time.Minute)); got != time.Minute {
+		t.Fatalf("oldest while a runs: %v, want b's 1m", got)
+	}
+	q.retry(ws[0], t0.Add(2*time.Minute), func(int) time.Duration { return time.Hour })
+	if got := q.oldest(t0.Add(3 * time.Minute)); got != 3*time.Minute {
+		t.Fatalf("oldest after a failed: %v, want a's 3m since it first waited", got)
+	}
+	ws = takeNow(t, q, 1)
+	q.done(ws[0], t0.Add(3*time.Minute)) // b done; a backs off
+	q.mu.Lock()
+	_, bLeft := q.items["b"]
+	q.mu.Unlock()
+	if bLeft || q.oldest(t0.Add(4*time.Minute)) != 4*time.Minute {
+		t.Fatalf("after b succeeded: b queued %v, oldest %v; want b gone and a's 4m", bLeft, q.oldest(t0.Add(4*time.Minute)))
+	}
+}

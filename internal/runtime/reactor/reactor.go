@@ -230,6 +230,9 @@ func New(cfg Config) (*Reactor, error) {
 		counter("mothership_reactor_resyncs_total", "Reconciles a resync asked for.", &r.resyncs),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mothership_reactor_queue_keys", Help: "Keys waiting or running.", ConstLabels: labels},
 			func() float64 { return float64(r.queue.len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mothership_reactor_oldest_queued_seconds",
+			Help: "How long the key waiting longest has waited for a worker (a failing key's backoff included).", ConstLabels: labels},
+			func() float64 { return r.queue.oldest(time.Now()).Seconds() }),
 	}
 	if cfg.Registerer != nil {
 		for _, c := range collectors {
