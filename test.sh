@@ -118,6 +118,11 @@ need_promtool() {
   command -v promtool >/dev/null 2>&1 || apt_install prometheus
 }
 
+# The console's tests drive a real browser: headless Chromium.
+need_chromium() {
+  command -v chromium >/dev/null 2>&1 || apt_install chromium
+}
+
 # go_module_tree MODULE VERSION SIBLINGS DIR copies MODULE@VERSION's source
 # from the Go module proxy into DIR and makes it build on its own: such a
 # module (kubernetes, etcd's server) replaces its sibling modules with
@@ -226,6 +231,7 @@ need_cc
 need_postgresql
 need_kcat
 need_promtool
+need_chromium
 need_kube_apiserver
 
 phase tests

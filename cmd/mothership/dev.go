@@ -166,8 +166,8 @@ func runDev(ctx context.Context, cmd *cobra.Command, o devOptions) error {
 	}
 	credentials := filepath.Join(dataDir, controlplane.AdminCredentialsFile)
 	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "Mothership is up.\n  API:   %s (also /healthz, /readyz, /metrics)\n  Kafka: %s (control-plane events)\n  Data:  %s\n  Admin: %s (KEY:SECRET for HTTP Basic)\n  CA:    %s\n",
-		sys.URL, strings.Join(bootstrap, ","), dataDir, credentials, trust)
+	fmt.Fprintf(out, "Mothership is up.\n  API:     %s (also /healthz, /readyz, /metrics)\n  Console: %s/console/ (sign in with an API key)\n  Kafka:   %s (control-plane events)\n  Data:    %s\n  Admin:   %s (KEY:SECRET for HTTP Basic)\n  CA:      %s\n",
+		sys.URL, sys.URL, strings.Join(bootstrap, ","), dataDir, credentials, trust)
 	printNextCommand(out, sys.URL, credentials)
 
 	<-ctx.Done()

@@ -25,6 +25,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/service/audit"
+	"github.com/mothership-dev/mothership/internal/service/gateway/console"
 	"github.com/mothership-dev/mothership/internal/service/iam"
 	"github.com/mothership-dev/mothership/internal/service/kafka"
 	"github.com/mothership-dev/mothership/internal/service/network"
@@ -222,6 +223,9 @@ func New(cfg Config) (*Gateway, error) {
 	for _, pattern := range patterns {
 		g.mux.Handle(pattern, g.dispatch(byPattern[pattern]))
 	}
+	// The web console: pages over this very route table, as the
+	// signed-in key.
+	g.mux.Handle(console.Prefix, console.New(console.Config{API: http.HandlerFunc(g.ServeHTTP), Logger: g.log}))
 	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, code: api.CodeNotFound}
 		api.WriteError(sw, api.Errorf(http.StatusNotFound, api.CodeNotFound, "no API route %s %s", r.Method, truncate(r.URL.Path)))

@@ -1,0 +1,219 @@
+package controlplane_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/mothership-dev/mothership/internal/controlplane"
+)
+
+// browser starts headless Chromium (Debian's chromium, which test.sh
+// installs) for the test; a failing test leaves a screenshot of the page
+// it was on.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium not found: install it (apt-get install chromium); ./test.sh does")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.UserDataDir(t.TempDir()))
+	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	// The browser lives as long as the context of its first Run: this
+	// one, not a step's deadline.
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			var png []byte
+			sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := chromedp.Run(sctx, chromedp.FullScreenshot(&png, 100)); err == nil {
+				shot := filepath.Join(os.TempDir(), strings.ReplaceAll(t.Name(), "/", "_")+".png")
+				if os.WriteFile(shot, png, 0o644) == nil {
+					t.Logf("screenshot of the page at the failure: %s", shot)
+				}
+			}
+			scancel()
+		}
+		cancel()
+		cancelAlloc()
+	})
+	return ctx
+}
+
+// run runs browser actions with a generous deadline.
+func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action) {
+	t.Helper()
+	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Run(rctx, actions...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// screenshot saves the page as name.png under $MOTHERSHIP_CONSOLE_SCREENSHOTS,
+// when it is set: how the README's pictures of the console are made.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("MOTHERSHIP_CONSOLE_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	var png []byte
+	run(t, ctx, "screenshot "+name, chromedp.EmulateViewport(1280, 720), chromedp.FullScreenshot(&png, 100)) // 100: PNG
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitPage reloads the console until the text of sel satisfies ok.
+func waitPage(t *testing.T, ctx context.Context, base, sel, what string, ok func(string) bool) string {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	var text string
+	for {
+		run(t, ctx, "load the console", chromedp.Navigate(base+"/console/"), chromedp.Text(sel, &text, chromedp.ByQuery))
+		if ok(text) {
+			return text
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the console never showed %s: %q", what, text)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// TestConsoleTenantPath drives the console in a real browser as a tenant
+// would: sign in with an API key, create a Dedicated cluster, watch it
+// become PROVISIONED, resize it and see the pending size, delete it. A
+// name the tenant chose is shown escaped.
+func TestConsoleTenantPath(t *testing.T) {
+	// Brokers added slowly, so that the resize is seen under way.
+	s := newSystem(t, func(c *controlplane.Config) { c.BrokerStepDelay = 2 * time.Second })
+	env := s.environment("<b>prod</b>")
+	ctx := browser(t)
+	base := s.sys.URL
+
+	var title string
+	run(t, ctx, "open the console", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible("#key", chromedp.ByID))
+	screenshot(t, ctx, "console-sign-in")
+	run(t, ctx, "sign in",
+		chromedp.SendKeys("#key", s.key, chromedp.ByID),
+		chromedp.SendKeys("#secret", s.secret, chromedp.ByID),
+		chromedp.Click("#signin", chromedp.ByID),
+		chromedp.WaitVisible("#signout", chromedp.ByID),
+		chromedp.Text("h1", &title, chromedp.ByQuery))
+	if title != "Kafka clusters" {
+		t.Fatalf("after signing in the page is %q", title)
+	}
+	var html string
+	run(t, ctx, "read the page", chromedp.OuterHTML("body", &html, chromedp.ByQuery))
+	if !strings.Contains(html, "&lt;b&gt;prod&lt;/b&gt;") || strings.Contains(html, "<b>prod</b>") {
+		t.Fatalf("the environment's name is not escaped in the page")
+	}
+
+	form := "#create-" + env
+	run(t, ctx, "create a cluster",
+		chromedp.SendKeys(form+` input[name="name"]`, "web", chromedp.ByQuery),
+		chromedp.SetValue(form+` select[name="kind"]`, "Dedicated", chromedp.ByQuery),
+		chromedp.Submit(form, chromedp.ByQuery),
+		chromedp.WaitVisible("#notice", chromedp.ByID))
+	table := "#clusters-" + env
+	row := waitPage(t, ctx, base, table, "the cluster PROVISIONED", func(s string) bool {
+		return strings.Contains(s, "web") && strings.Contains(s, "PROVISIONED") && strings.Contains(s, "1 CKU")
+	})
+	id := ""
+	for _, f := range strings.Fields(row) {
+		if strings.HasPrefix(f, "lkc-") {
+			id = f
+		}
+	}
+	if id == "" {
+		t.Fatalf("no cluster id in the table: %q", row)
+	}
+
+	screenshot(t, ctx, "console-clusters")
+	rowSel := "#cluster-" + id
+	run(t, ctx, "resize to 2 CKU",
+		chromedp.SetValue(rowSel+` input[name="cku"]`, "2", chromedp.ByQuery),
+		chromedp.Click(rowSel+" button.resize", chromedp.ByQuery),
+		chromedp.WaitVisible("#notice", chromedp.ByID))
+	var size, phase string
+	run(t, ctx, "read the resize under way", chromedp.Text(rowSel+" .size", &size, chromedp.ByQuery), chromedp.Text(rowSel+" .phase", &phase, chromedp.ByQuery))
+	if size != "1 CKU (pending 2)" || phase != "PROVISIONING" {
+		t.Fatalf("during the resize the row shows size %q, phase %q; want 1 CKU (pending 2), PROVISIONING", size, phase)
+	}
+	waitPage(t, ctx, base, rowSel, "the resize done", func(s string) bool {
+		return strings.Contains(s, "2 CKU") && !strings.Contains(s, "pending") && strings.Contains(s, "PROVISIONED")
+	})
+
+	run(t, ctx, "delete", chromedp.Click(rowSel+" button.delete", chromedp.ByQuery), chromedp.WaitVisible("#notice", chromedp.ByID))
+	var after string
+	run(t, ctx, "read the table", chromedp.Text(table, &after, chromedp.ByQuery))
+	if strings.Contains(after, id) {
+		t.Fatalf("the deleted cluster is still listed: %q", after)
+	}
+	if code := s.do("GET", "/cmk/v2/clusters/"+id, nil, nil); code != http.StatusNotFound {
+		t.Fatalf("the API after the console's delete: %d, want 404", code)
+	}
+}
+
+// TestConsoleSessionRules: a wrong key is refused at sign-in; the session
+// cookie is HttpOnly and SameSite; a form without the session's CSRF
+// token changes nothing; every page sends a Content-Security-Policy.
+func TestConsoleSessionRules(t *testing.T) {
+	s := newSystem(t, nil)
+	jar, _ := cookiejar.New(nil)
+	cl := &http.Client{Jar: jar}
+	resp, err := cl.PostForm(s.sys.URL+"/console/login", url.Values{"key": {s.key}, "secret": {"wrong"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("sign-in with a wrong secret: %d, want 401", resp.StatusCode)
+	}
+	noRedirect := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noRedirect.PostForm(s.sys.URL+"/console/login", url.Values{"key": {s.key}, "secret": {s.secret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cookie := resp.Header.Get("Set-Cookie")
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Strict") ||
+		!strings.Contains(cookie, "Max-Age=") || strings.Contains(cookie, s.secret) {
+		t.Fatalf("sign-in: %d, cookie %q", resp.StatusCode, cookie)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+		t.Fatalf("Content-Security-Policy %q", csp)
+	}
+	env := s.environment("forged")
+	resp, err = cl.PostForm(s.sys.URL+"/console/clusters", url.Values{"environment": {env}, "name": {"forged"}, "site": {"aws/us-west-2"}, "kind": {"Basic"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a form without the CSRF token: %d, want 403", resp.StatusCode)
+	}
+	var list struct {
+		Data []any `json:"data"`
+	}
+	s.do("GET", "/cmk/v2/clusters?environment="+env, nil, &list)
+	if len(list.Data) != 0 {
+		t.Fatalf("a forged form created %d clusters", len(list.Data))
+	}
+}
