@@ -2,12 +2,14 @@ package controlplane_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -215,5 +217,34 @@ func TestConsoleSessionRules(t *testing.T) {
 	s.do("GET", "/cmk/v2/clusters?environment="+env, nil, &list)
 	if len(list.Data) != 0 {
 		t.Fatalf("a forged form created %d clusters", len(list.Data))
+	}
+
+	// The API's validation message is the console's, shown once.
+	page := func() string {
+		t.Helper()
+		resp, err := cl.Get(s.sys.URL + "/console/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page())
+	if m == nil {
+		t.Fatal("no CSRF token in the page")
+	}
+	resp, err = cl.PostForm(s.sys.URL+"/console/clusters", url.Values{"csrf": {m[1]}, "environment": {env}, "name": {"huge"},
+		"site": {"aws/us-west-2"}, "kind": {"Dedicated"}, "cku": {"25"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := "a Dedicated cluster needs cku from 1 to 24"; !strings.Contains(string(b), want) {
+		t.Fatalf("after a create the API refuses, the page does not say %q:\n%s", want, b)
+	}
+	if strings.Contains(page(), "needs cku") {
+		t.Fatal("the error is shown again on the next page")
 	}
 }

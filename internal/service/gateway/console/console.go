@@ -73,6 +73,10 @@ type session struct {
 	key, secret string
 	csrf        string
 	expires     time.Time
+	// errMsg and notice are what the last action said, shown once by the
+	// next page (kept here, not in the URL, so that no link can make
+	// the console say something).
+	errMsg, notice string
 }
 
 const cookieName = "mothership_console"
@@ -162,7 +166,7 @@ func (c *Console) call(r *http.Request, s *session, method, path string, body, o
 		rd = bytes.NewReader(b)
 	}
 	req := httptest.NewRequestWithContext(r.Context(), method, path, rd)
-	req.RemoteAddr = r.RemoteAddr
+	req.RemoteAddr, req.Host = r.RemoteAddr, r.Host
 	req.SetBasicAuth(s.key, s.secret)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -207,7 +211,7 @@ func (c *Console) render(w http.ResponseWriter, status int, page string, data an
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, http.StatusOK, "login.html", map[string]any{"Error": r.URL.Query().Get("error")})
+	c.render(w, http.StatusOK, "login.html", map[string]any{})
 }
 
 // login checks the key by reading the caller's organization through the
@@ -286,22 +290,29 @@ func (c *Console) clusters(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		groups = append(groups, g)
 	}
-	if msg := r.URL.Query().Get("error"); msg != "" {
-		errs = append(errs, msg)
+	c.mu.Lock()
+	errMsg, notice := s.errMsg, s.notice
+	s.errMsg, s.notice = "", ""
+	c.mu.Unlock()
+	if errMsg != "" {
+		errs = append(errs, errMsg)
 	}
 	c.render(w, http.StatusOK, "clusters.html", map[string]any{"Key": s.key, "CSRF": s.csrf, "Envs": groups, "Errors": errs,
-		"Busy": busy, "Notice": r.URL.Query().Get("notice")})
+		"Busy": busy, "Notice": notice})
 }
 
-// back returns to the home page with an error or a notice to show.
-func back(w http.ResponseWriter, r *http.Request, err error, notice string) {
-	q := url.Values{}
+// back returns to the home page, which shows once the action's error or
+// notice.
+func (c *Console) back(w http.ResponseWriter, r *http.Request, s *session, err error, notice string) {
+	c.mu.Lock()
+	s.errMsg, s.notice = "", ""
 	if err != nil {
-		q.Set("error", err.Error())
-	} else if notice != "" {
-		q.Set("notice", notice)
+		s.errMsg = err.Error()
+	} else {
+		s.notice = notice
 	}
-	http.Redirect(w, r, "/console/?"+q.Encode(), http.StatusSeeOther)
+	c.mu.Unlock()
+	http.Redirect(w, r, "/console/", http.StatusSeeOther)
 }
 
 func (c *Console) createCluster(w http.ResponseWriter, r *http.Request, s *session) {
@@ -309,7 +320,7 @@ func (c *Console) createCluster(w http.ResponseWriter, r *http.Request, s *sessi
 	if v := r.PostFormValue("cku"); v != "" && cfg.Kind == "Dedicated" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			back(w, r, fmt.Errorf("cku %q is not a number", v), "")
+			c.back(w, r, s, fmt.Errorf("cku %q is not a number", v), "")
 			return
 		}
 		cfg.CKU = n
@@ -319,25 +330,25 @@ func (c *Console) createCluster(w http.ResponseWriter, r *http.Request, s *sessi
 		Config: &cfg, Environment: &api.ObjectReference{ID: r.PostFormValue("environment")}}}
 	var out api.Cluster
 	err := c.call(r, s, http.MethodPost, api.ClustersPath, in, &out)
-	back(w, r, err, "cluster "+out.ID+" accepted: it is being provisioned")
+	c.back(w, r, s, err, "cluster "+out.ID+" accepted: it is being provisioned")
 }
 
 func (c *Console) resizeCluster(w http.ResponseWriter, r *http.Request, s *session) {
 	n, err := strconv.Atoi(r.PostFormValue("cku"))
 	if err != nil {
-		back(w, r, fmt.Errorf("cku %q is not a number", r.PostFormValue("cku")), "")
+		c.back(w, r, s, fmt.Errorf("cku %q is not a number", r.PostFormValue("cku")), "")
 		return
 	}
 	id := r.PathValue("id")
 	err = c.call(r, s, http.MethodPatch, api.ClustersPath+"/"+url.PathEscape(id),
 		map[string]any{"spec": map[string]any{"config": map[string]any{"kind": "Dedicated", "cku": n}}}, nil)
-	back(w, r, err, fmt.Sprintf("cluster %s is being resized to %d CKU", id, n))
+	c.back(w, r, s, err, fmt.Sprintf("cluster %s is being resized to %d CKU", id, n))
 }
 
 func (c *Console) deleteCluster(w http.ResponseWriter, r *http.Request, s *session) {
 	id := r.PathValue("id")
 	err := c.call(r, s, http.MethodDelete, api.ClustersPath+"/"+url.PathEscape(id), nil, nil)
-	back(w, r, err, "cluster "+id+" deleted")
+	c.back(w, r, s, err, "cluster "+id+" deleted")
 }
 
 // clusterSize is what the size column shows: the size serving, and the
