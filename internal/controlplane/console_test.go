@@ -81,6 +81,23 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
+// signIn signs in to the console with key and secret, as a person would.
+func signIn(t *testing.T, ctx context.Context, base, key, secret string) {
+	t.Helper()
+	run(t, ctx, "open the console", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible("#key", chromedp.ByID))
+	screenshot(t, ctx, "console-sign-in")
+	var title string
+	run(t, ctx, "sign in",
+		chromedp.SendKeys("#key", key, chromedp.ByID),
+		chromedp.SendKeys("#secret", secret, chromedp.ByID),
+		chromedp.Click("#signin", chromedp.ByID),
+		chromedp.WaitVisible("#signout", chromedp.ByID),
+		chromedp.Text("h1", &title, chromedp.ByQuery))
+	if title != "Kafka clusters" {
+		t.Fatalf("after signing in the page is %q", title)
+	}
+}
+
 // waitPage reloads the console until the text of sel satisfies ok.
 func waitPage(t *testing.T, ctx context.Context, base, sel, what string, ok func(string) bool) string {
 	t.Helper()
@@ -109,18 +126,7 @@ func TestConsoleTenantPath(t *testing.T) {
 	ctx := browser(t)
 	base := s.sys.URL
 
-	var title string
-	run(t, ctx, "open the console", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible("#key", chromedp.ByID))
-	screenshot(t, ctx, "console-sign-in")
-	run(t, ctx, "sign in",
-		chromedp.SendKeys("#key", s.key, chromedp.ByID),
-		chromedp.SendKeys("#secret", s.secret, chromedp.ByID),
-		chromedp.Click("#signin", chromedp.ByID),
-		chromedp.WaitVisible("#signout", chromedp.ByID),
-		chromedp.Text("h1", &title, chromedp.ByQuery))
-	if title != "Kafka clusters" {
-		t.Fatalf("after signing in the page is %q", title)
-	}
+	signIn(t, ctx, base, s.key, s.secret)
 	var html string
 	run(t, ctx, "read the page", chromedp.OuterHTML("body", &html, chromedp.ByQuery))
 	if !strings.Contains(html, "&lt;b&gt;prod&lt;/b&gt;") || strings.Contains(html, "<b>prod</b>") {
@@ -170,6 +176,50 @@ func TestConsoleTenantPath(t *testing.T) {
 	}
 	if code := s.do("GET", "/cmk/v2/clusters/"+id, nil, nil); code != http.StatusNotFound {
 		t.Fatalf("the API after the console's delete: %d, want 404", code)
+	}
+}
+
+// TestConsoleOperatorPath: an operator's key sees the fleet: the summary,
+// the sites with their satellites, what is paused, and any
+// organization's cluster; another organization's admin is told the fleet
+// is not theirs.
+func TestConsoleOperatorPath(t *testing.T) {
+	s := newSystem(t, nil)
+	c := s.waitCluster(s.cluster(s.environment("prod"), "orders", "AWS", "us-west-2", "Basic", 0).ID, "PROVISIONED", provisioned)
+	if code := s.do("POST", "/fleet/v1/pauses", map[string]any{"resource": c.ID, "reason": "incident 42"}, nil); code != http.StatusCreated {
+		t.Fatalf("pause: %d", code)
+	}
+	ctx := browser(t)
+	signIn(t, ctx, s.sys.URL, s.key, s.secret)
+	var totals, sites, pauses, clusters string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		run(t, ctx, "the fleet page", chromedp.Navigate(s.sys.URL+"/console/fleet?organization="+s.sys.Organization),
+			chromedp.Text("#summary-totals", &totals, chromedp.ByID), chromedp.Text("#sites", &sites, chromedp.ByID),
+			chromedp.Text("#pauses", &pauses, chromedp.ByID), chromedp.Text("#fleet-clusters", &clusters, chromedp.ByID))
+		if strings.Contains(totals, "1 clusters") && strings.Contains(pauses, "incident 42") && strings.Contains(clusters, c.ID) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the fleet page: totals %q, pauses %q, clusters %q", totals, pauses, clusters)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if !strings.Contains(sites, "aws/us-west-2") || !strings.Contains(sites, "connected") || !strings.Contains(sites, "ENROLLED") {
+		t.Fatalf("the sites on the fleet page: %q", sites)
+	}
+	screenshot(t, ctx, "console-fleet")
+
+	_, key, secret, err := s.sys.IAM.CreateOrganization(t.Context(), "tenant")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant := browser(t)
+	signIn(t, tenant, s.sys.URL, key, secret)
+	var refused string
+	run(t, tenant, "the fleet page as a tenant", chromedp.Navigate(s.sys.URL+"/console/fleet"), chromedp.Text("#not-operator", &refused, chromedp.ByID))
+	if !strings.Contains(refused, "not an operator") {
+		t.Fatalf("a tenant on the fleet page reads %q", refused)
 	}
 }
 

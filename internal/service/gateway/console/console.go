@@ -96,6 +96,7 @@ func New(cfg Config) *Console {
 	c.mux.HandleFunc("GET /console/{$}", c.signedIn(c.clusters))
 	c.mux.HandleFunc("GET /console/login", c.loginPage)
 	c.mux.HandleFunc("POST /console/login", c.login)
+	c.mux.HandleFunc("GET /console/fleet", c.signedIn(c.fleetPage))
 	c.mux.HandleFunc("POST /console/logout", c.signedIn(c.logout))
 	c.mux.HandleFunc("POST /console/clusters", c.signedIn(c.createCluster))
 	c.mux.HandleFunc("POST /console/clusters/{id}/resize", c.signedIn(c.resizeCluster))
