@@ -80,14 +80,18 @@ func (s *testSystem) deletedClusters() map[string]fleet.Cluster {
 // ends its data is gone from disk and a restore is refused. A cluster
 // whose environment went meanwhile is refused a restore.
 func TestRestoreBringsBackADeletedClusterWithItsData(t *testing.T) {
-	const retention = 40 * time.Second
+	// Long enough that the restores, under any load, come well within
+	// it; the purge is checked on a cluster deleted first.
+	const retention = 2 * time.Minute
 	s := newSystem(t, func(c *controlplane.Config) { c.DeletedRetention = retention })
 	env := s.environment("prod")
 	ded := s.cluster(env, "orders", "AWS", "us-west-2", "Dedicated", 1)
 	basic := s.cluster(env, "events", "AWS", "us-west-2", "Basic", 0)
+	gone := s.cluster(env, "gone", "AWS", "us-west-2", "Dedicated", 1)
 	ded, basic = s.waitCluster(ded.ID, "PROVISIONED", provisioned), s.waitCluster(basic.ID, "PROVISIONED", provisioned)
-	kd, kb := s.apiKey(ded.ID), s.apiKey(basic.ID)
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	gone = s.waitCluster(gone.ID, "PROVISIONED", provisioned)
+	kd, kb, kg := s.apiKey(ded.ID), s.apiKey(basic.ID), s.apiKey(gone.ID)
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
 	produce := func(c api.Cluster, k api.APIKey, records string) {
 		t.Helper()
@@ -105,13 +109,16 @@ func TestRestoreBringsBackADeletedClusterWithItsData(t *testing.T) {
 	}
 	produce(ded, kd, "first\nsecond\n")
 	produce(basic, kb, "one\ntwo\n")
-	pkc := "pkc-d" + strings.TrimPrefix(ded.ID, "lkc-")
-	data := s.dirOf(pkc)
-	if data == "" {
-		t.Fatalf("no data directory of %s under %s", pkc, s.dir)
+	produce(gone, kg, "lost\n")
+	pkc, gonePKC := "pkc-d"+strings.TrimPrefix(ded.ID, "lkc-"), "pkc-d"+strings.TrimPrefix(gone.ID, "lkc-")
+	goneData := s.dirOf(gonePKC)
+	if s.dirOf(pkc) == "" || goneData == "" {
+		t.Fatalf("no data directory of %s or %s under %s", pkc, gonePKC, s.dir)
 	}
 
-	for _, c := range []api.Cluster{ded, basic} {
+	// One is deleted and left alone: its retention ends at the end.
+	goneAt := time.Now()
+	for _, c := range []api.Cluster{gone, ded, basic} {
 		if code := s.do("DELETE", "/cmk/v2/clusters/"+c.ID, nil, nil); code != http.StatusNoContent {
 			t.Fatalf("delete %s: %d", c.ID, code)
 		}
@@ -126,9 +133,9 @@ func TestRestoreBringsBackADeletedClusterWithItsData(t *testing.T) {
 	}
 	// The operators see both with their purge time.
 	var deleted map[string]fleet.Cluster
-	waitFor(t, "the fleet view to list both deleted clusters", func() bool {
+	waitFor(t, "the fleet view to list the deleted clusters", func() bool {
 		deleted = s.deletedClusters()
-		return len(deleted) == 2
+		return len(deleted) == 3
 	})
 	for _, c := range []api.Cluster{ded, basic} {
 		d, ok := deleted[c.ID]
@@ -212,25 +219,25 @@ func TestRestoreBringsBackADeletedClusterWithItsData(t *testing.T) {
 		t.Fatalf("restore into a deleted environment: %d %+v", code, eb)
 	}
 
-	// Deleted again, and left: once the retention ends the data is gone
-	// from disk, the fleet view forgets it, and a restore is refused.
-	if code := s.do("DELETE", "/cmk/v2/clusters/"+ded.ID, nil, nil); code != http.StatusNoContent {
-		t.Fatalf("delete %s again: %d", ded.ID, code)
-	}
-	deadline := time.Now().Add(retention + 2*time.Minute)
-	for s.dirOf(pkc) != "" {
+	// The one left alone: once its retention ends its data is gone from
+	// disk, the fleet view forgets it, and a restore is refused.
+	deadline := goneAt.Add(retention + 2*time.Minute)
+	for s.dirOf(gonePKC) != "" {
 		if time.Now().After(deadline) {
-			t.Fatalf("the data of %s is still on disk (%s) long after its retention of %s", pkc, data, retention)
+			t.Fatalf("the data of %s is still on disk (%s) long after its retention of %s", gonePKC, goneData, retention)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	if code := s.do("POST", "/cmk/v2/clusters/"+ded.ID+"/restore", nil, &eb); code != http.StatusNotFound || !strings.Contains(eb.Errors[0].Detail, "purged") {
+	if code := s.do("POST", "/cmk/v2/clusters/"+gone.ID+"/restore", nil, &eb); code != http.StatusNotFound || !strings.Contains(eb.Errors[0].Detail, "purged") {
 		t.Fatalf("restore after the purge: %d %+v, want 404 naming the purge", code, eb)
 	}
 	waitFor(t, "the fleet view to forget the purged cluster", func() bool {
-		_, ok := s.deletedClusters()[ded.ID]
+		_, ok := s.deletedClusters()[gone.ID]
 		return !ok
 	})
+	if s.dirOf(pkc) == "" {
+		t.Fatalf("the restored %s lost its data with the purge of another", pkc)
+	}
 }
 
 // TestDeletedClusterFreesItsQuota: a deleted cluster counts as freed, so
