@@ -1,7 +1,6 @@
 package controlplane_test
 
 import (
-	"context"
 	"net/http"
 	"os"
 	"regexp"
@@ -13,9 +12,6 @@ import (
 
 	"github.com/mothership-dev/mothership/internal/controlplane"
 	"github.com/mothership-dev/mothership/internal/controlplane/cptest"
-	"github.com/mothership-dev/mothership/internal/runtime/store"
-	"github.com/mothership-dev/mothership/internal/runtime/store/postgres"
-	"github.com/mothership-dev/mothership/internal/runtime/store/postgres/pgtest"
 )
 
 // metricNames are the metric families deploy's file refers to, the
@@ -46,13 +42,9 @@ func metricNames(t *testing.T, path string) []string {
 func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	dir := t.TempDir()
-	srv := pgtest.Shared(t)
 	sys := cptest.StartOn(t, cptest.Postgres, dir, cptest.Broker(t, dir), func(c *controlplane.Config) {
 		c.Registerer = reg
-		c.OpenStore = func(ctx context.Context, service string, owns []string) (store.Store, error) {
-			url := srv.NewDatabase(t)
-			return postgres.Open(ctx, postgres.Config{URL: url, Service: service, Owns: owns, Registerer: reg})
-		}
+		c.OpenStore = cptest.OpenStoreMetered(t, cptest.Postgres, dir, reg)
 	})
 	s := &testSystem{t: t, sys: sys, backend: cptest.Postgres, dir: dir, key: sys.AdminKey, secret: sys.AdminSecret}
 	// Enough traffic that every labelled family has a series: a request,

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mothership-dev/mothership/internal/cloud/sim"
@@ -82,6 +83,13 @@ func Databases(dir string) map[string]string {
 // dropped when the test ends, after the system stopped.
 func OpenStore(tb testing.TB, backend Backend, dir string) func(ctx context.Context, service string, owns []string) (store.Store, error) {
 	tb.Helper()
+	return OpenStoreMetered(tb, backend, dir, nil)
+}
+
+// OpenStoreMetered is OpenStore whose PostgreSQL stores register their
+// CDC slot's metrics with reg.
+func OpenStoreMetered(tb testing.TB, backend Backend, dir string, reg prometheus.Registerer) func(ctx context.Context, service string, owns []string) (store.Store, error) {
+	tb.Helper()
 	switch backend {
 	case SQLite:
 		return func(ctx context.Context, service string, owns []string) (store.Store, error) {
@@ -104,7 +112,7 @@ func OpenStore(tb testing.TB, backend Backend, dir string) func(ctx context.Cont
 			tb.Cleanup(func() { dropDatabase(tb, srv, key, url) })
 		}
 		pgMu.Unlock()
-		return postgres.Open(ctx, postgres.Config{URL: url, Service: service, Owns: owns})
+		return postgres.Open(ctx, postgres.Config{URL: url, Service: service, Owns: owns, Registerer: reg})
 	}
 }
 
