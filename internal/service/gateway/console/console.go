@@ -113,6 +113,8 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
+	// The console's forms are a few short fields.
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	c.mux.ServeHTTP(w, r)
 }
 
