@@ -80,9 +80,10 @@ func (s *testSystem) deletedClusters() map[string]fleet.Cluster {
 // ends its data is gone from disk and a restore is refused. A cluster
 // whose environment went meanwhile is refused a restore.
 func TestRestoreBringsBackADeletedClusterWithItsData(t *testing.T) {
-	// Long enough that the restores, under any load, come well within
-	// it; the purge is checked on a cluster deleted first.
-	const retention = 2 * time.Minute
+	// Long enough that the restores, under load, come well within it
+	// (they come seconds after the deletes); the purge is checked on a
+	// cluster deleted first, so the test waits for it once.
+	const retention = 75 * time.Second
 	s := newSystem(t, func(c *controlplane.Config) { c.DeletedRetention = retention })
 	env := s.environment("prod")
 	ded := s.cluster(env, "orders", "AWS", "us-west-2", "Dedicated", 1)
