@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 )
 
 // ErrStarted is returned by Start when the component already runs.
@@ -70,4 +71,29 @@ func (r *Runner) Done() <-chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.done
+}
+
+// Every calls fn every interval until stop is closed; fn's context ends
+// when stop is closed, so that a round under way is cut short too. It
+// returns when stop is closed: run it in its own goroutine.
+func Every(stop <-chan struct{}, interval time.Duration, fn func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn(ctx)
+		}
+	}
 }

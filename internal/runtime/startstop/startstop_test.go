@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestStartStopAreSafeTwiceAndRestartable(t *testing.T) {
@@ -47,5 +48,28 @@ func TestStopReturnsTheRunsError(t *testing.T) {
 	<-r.Done()
 	if err := r.Stop(); !errors.Is(err, boom) {
 		t.Fatalf("Stop: %v, want the run's error", err)
+	}
+}
+
+// TestEveryRunsUntilStopped: fn runs on each tick; closing stop ends the
+// loop and the context of a round under way.
+func TestEveryRunsUntilStopped(t *testing.T) {
+	stop := make(chan struct{})
+	rounds := make(chan context.Context, 100)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Every(stop, time.Millisecond, func(ctx context.Context) { rounds <- ctx })
+	}()
+	first := <-rounds
+	<-rounds
+	close(stop)
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("Every did not return once stop closed")
+	}
+	if first.Err() == nil {
+		t.Fatal("a round's context is not ended by stop")
 	}
 }

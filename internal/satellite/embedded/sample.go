@@ -6,6 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/mothership-dev/mothership/internal/runtime/startstop"
 	"github.com/mothership-dev/mothership/internal/satellite/tenants"
 )
 
@@ -15,22 +16,7 @@ const DefaultSampleEvery = time.Minute
 
 // sampleLoop samples every cluster each SampleEvery until stop closes.
 func (d *Driver) sampleLoop(stop <-chan struct{}) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-stop
-		cancel()
-	}()
-	t := time.NewTicker(d.cfg.SampleEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			d.sampleAll(ctx)
-		}
-	}
+	startstop.Every(stop, d.cfg.SampleEvery, d.sampleAll)
 }
 
 // sampleAll tells cfg.Sample, per tenant (LKC) of every cluster, the

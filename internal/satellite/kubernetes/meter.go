@@ -16,6 +16,7 @@ import (
 
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/kafkalisten"
+	"github.com/mothership-dev/mothership/internal/runtime/startstop"
 	"github.com/mothership-dev/mothership/internal/satellite/tenants"
 )
 
@@ -42,24 +43,7 @@ func (d *Driver) SetMeter(add func(cluster string, in, out int64), sample func(c
 	if every <= 0 {
 		every = time.Minute
 	}
-	go func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go func() {
-			<-d.stop
-			cancel()
-		}()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				d.meterOnce(ctx, add, sample)
-			}
-		}
-	}()
+	go startstop.Every(d.stop, every, func(ctx context.Context) { d.meterOnce(ctx, add, sample) })
 }
 
 // meterOnce reads every PKC's usage once.
