@@ -335,6 +335,52 @@ type AuditEvent struct {
 	Data            AuditData `json:"data"`
 }
 
+// Journey is one change of a resource followed through every hop, from
+// the request that made it to the satellite and back up, as the layers
+// recorded it (GET /audit/v1/journeys).
+type Journey struct {
+	Subject    string `json:"subject"`
+	Generation int64  `json:"generation"`
+	// TraceID is the W3C trace id the change carried through every hop.
+	TraceID    string    `json:"trace_id"`
+	AcceptedAt time.Time `json:"accepted_at"`
+	// Outcome is PROVISIONED, DELETED or FAILED once the resource's owner
+	// reported it; SUPERSEDED when a newer generation was accepted before
+	// this one was realized (the hops took the newer one: see
+	// SupersededBy); IN_PROGRESS otherwise.
+	Outcome      string `json:"outcome"`
+	SupersededBy int64  `json:"superseded_by,omitempty"`
+	// TookMS is from acceptance to the outcome, once there is one.
+	TookMS *int64        `json:"took_ms,omitempty"`
+	Steps  []JourneyStep `json:"steps"`
+}
+
+// JourneyStep is one hop of a change: a service's write, or the
+// satellite's apply as the sync service recorded it.
+type JourneyStep struct {
+	At time.Time `json:"at"`
+	// Service is who acted: "gateway", "kafka", "pkc", "sync",
+	// "satellite", …
+	Service string `json:"service"`
+	// What says what it did, for a person: "accepted POST
+	// /cmk/v2/clusters (202)", "pkc desired generation 3", "applied by
+	// the satellite", "lkc status PROVISIONED".
+	What            string `json:"what"`
+	Kind            string `json:"kind,omitempty"`
+	Generation      int64  `json:"generation,omitempty"`
+	Phase           string `json:"phase,omitempty"`
+	SincePreviousMS int64  `json:"since_previous_ms"`
+	SinceAcceptedMS int64  `json:"since_accepted_ms"`
+}
+
+// JourneyList is the answer of GET /audit/v1/journeys: a resource's last
+// changes, newest first.
+type JourneyList struct {
+	APIVersion string    `json:"api_version"`
+	Kind       string    `json:"kind"`
+	Data       []Journey `json:"data"`
+}
+
 // AuditData is the data of an audit event.
 type AuditData struct {
 	ServiceName        string             `json:"serviceName"`

@@ -73,10 +73,11 @@ func TestDependencyDirection(t *testing.T) {
 		reason  string
 	}{
 		{"internal/runtime/event", nil, "event is the leaf every service shares"},
+		{"internal/runtime/trace", nil, "the trace context is a leaf every hop shares, the satellites too"},
 		{"internal/runtime/backoff", nil, "a leaf helper"},
 		{"internal/runtime/startstop", nil, "a leaf helper"},
 		{"internal/runtime/kafkalisten", nil, "a leaf the event broker and the satellites' clusters share"},
-		{"internal/runtime/store", []string{"internal/runtime/event", "internal/runtime/store"}, "stores know events, nothing above"},
+		{"internal/runtime/store", []string{"internal/runtime/event", "internal/runtime/trace", "internal/runtime/store"}, "stores know events and their traces, nothing above"},
 		{"internal/runtime", []string{"internal/runtime/"}, "the runtime never imports a service, the CLI or the API"},
 		{"internal/api", nil, "the public API's types are a leaf the CLI shares"},
 		{"internal/resource", nil, "resource shapes are the leaf every service and satellite shares"},
@@ -84,9 +85,9 @@ func TestDependencyDirection(t *testing.T) {
 		{"internal/sitekey", nil, "sealing to a satellite is a leaf iam and the satellites share"},
 		{"internal/cloud", []string{"internal/cloud"}, "cloud providers know nothing of services"},
 		{"internal/cli", []string{"internal/api", "internal/cli"}, "the CLI talks to the API only, over HTTP"},
-		{"internal/satellite", []string{"internal/satellite/", "internal/resource", "internal/sitekey", "internal/api", "internal/runtime/backoff", "internal/runtime/startstop", "internal/runtime/kafkalisten", "internal/pki", "internal/kafkaversion"},
+		{"internal/satellite", []string{"internal/satellite/", "internal/resource", "internal/sitekey", "internal/api", "internal/runtime/backoff", "internal/runtime/startstop", "internal/runtime/kafkalisten", "internal/runtime/trace", "internal/pki", "internal/kafkaversion"},
 			"satellites are the data plane: they reach the control plane only through the link"},
-		{"internal/service/svcapi", []string{"internal/api", "internal/resource", "internal/runtime/store", "internal/runtime/event"}, "shared API helpers sit below every service"},
+		{"internal/service/svcapi", []string{"internal/api", "internal/resource", "internal/runtime/store", "internal/runtime/event", "internal/runtime/trace"}, "shared API helpers sit below every service"},
 		{"internal/service", []string{"internal/service/", "internal/runtime/", "internal/resource", "internal/sitekey", "internal/api", "internal/cloud", "internal/kafkaversion"},
 			"a service builds on the runtime, leaf types and lower layers (checked by TestLayers)"},
 	}

@@ -1,12 +1,15 @@
 package controlplane_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/runtime/trace"
 )
 
 // TestPausedClusterIsLeftAsItIs: an operator pauses a cluster; the
@@ -53,12 +56,68 @@ func TestPausedClusterIsLeftAsItIs(t *testing.T) {
 	if code := s.do("GET", "/fleet/v1/clusters?paused=true", nil, &list); code != http.StatusOK || len(list.Data) != 1 || list.Data[0].ID != c.ID || list.Data[0].Paused == "" {
 		t.Fatalf("the fleet's paused clusters: %d %+v", code, list.Data)
 	}
+	// A second resize while held: the first is never realized, the
+	// second overtakes it. Its answer names the change's trace, sent by
+	// the client.
+	traceparent := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	b, _ := json.Marshal(map[string]any{"spec": map[string]any{"config": map[string]any{"kind": "Dedicated", "cku": 3}}})
+	req, _ := http.NewRequestWithContext(t.Context(), "PATCH", s.sys.URL+"/cmk/v2/clusters/"+c.ID, bytes.NewReader(b))
+	req.SetBasicAuth(s.key, s.secret)
+	req.Header.Set("Traceparent", traceparent)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || trace.ID(resp.Header.Get("Traceparent")) != trace.ID(traceparent) {
+		t.Fatalf("second resize: %d, traceparent %q, want the trace of %q", resp.StatusCode, resp.Header.Get("Traceparent"), traceparent)
+	}
 	if out, err := s.cliRun("fleet", "resume", c.ID); err != nil || !strings.Contains(out, "resumed") {
 		t.Fatalf("fleet resume: %v\n%s", err, out)
 	}
 	done := s.waitCluster(c.ID, "resized", provisioned)
-	if done.Status.CKU != 2 || done.Status.Reason != "" {
+	if done.Status.CKU != 3 || done.Status.Reason != "" {
 		t.Fatalf("after the resume: %+v", done.Status)
+	}
+	// Each change's journey. The creation went through every hop in its
+	// request's trace, to the satellite and back up; the last change
+	// carried the client's trace (its hops below the cluster went on in
+	// the resume's, which released it); the one it overtook says so.
+	var journeys api.JourneyList
+	waitFor(t, "the journeys of the three changes", func() bool {
+		journeys = api.JourneyList{}
+		return s.do("GET", "/audit/v1/journeys?subject="+c.ID, nil, &journeys) == http.StatusOK && len(journeys.Data) == 3 &&
+			journeys.Data[0].Outcome == "PROVISIONED" && journeys.Data[2].Outcome == "PROVISIONED"
+	})
+	last, overtaken, created := journeys.Data[0], journeys.Data[1], journeys.Data[2]
+	hops := func(j api.Journey) string {
+		var out []string
+		for i, st := range j.Steps {
+			out = append(out, st.Service+": "+st.What)
+			if i > 0 && (st.At.Before(j.Steps[i-1].At) || st.SincePreviousMS < 0 || st.SinceAcceptedMS < j.Steps[i-1].SinceAcceptedMS) {
+				t.Fatalf("step %d of the journey of generation %d is out of order: %+v", i, j.Generation, j.Steps)
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+	got := hops(created)
+	for _, want := range []string{"gateway: accepted POST /cmk/v2/clusters (202)", "kafka: lkc desired generation 1",
+		"pkc: pkc desired generation 1", "sync: delivery desired generation 1", "satellite: the satellite reported it PROVISIONED",
+		"kafka: lkc status PROVISIONED"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("the journey of the creation has no step %q:\n%s", want, got)
+		}
+	}
+	if created.Generation != 1 || created.TraceID == "" || created.TookMS == nil || created.TraceID == last.TraceID {
+		t.Fatalf("the creation's journey: %+v", created)
+	}
+	got = hops(last)
+	if last.Generation != 3 || last.TraceID != trace.ID(traceparent) || last.TookMS == nil ||
+		!strings.Contains(got, "gateway: accepted PATCH /cmk/v2/clusters/"+c.ID+" (200)") || !strings.Contains(got, "kafka: lkc status PROVISIONED") {
+		t.Fatalf("the last change's journey: %+v\n%s", last, got)
+	}
+	if overtaken.Generation != 2 || overtaken.Outcome != "SUPERSEDED" || overtaken.SupersededBy != 3 {
+		t.Fatalf("the overtaken change's journey: %+v", overtaken)
 	}
 	if code := s.do("DELETE", "/fleet/v1/pauses/"+c.ID, nil, nil); code != http.StatusNotFound {
 		t.Fatalf("resuming it again: %d, want 404", code)

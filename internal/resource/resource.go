@@ -381,6 +381,9 @@ type BundleItem struct {
 	// satellite stops serving it and keeps its data until then, or until
 	// it leaves the bundle (its retention ended: the data goes).
 	RetainedUntil *time.Time `json:"retained_until,omitempty"`
+	// TraceParent is the W3C trace context of the change this generation
+	// carries, so that the satellite's work and its report continue it.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // DeliverySpec is what one PKC's site's satellite must realize of it: a

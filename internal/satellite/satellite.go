@@ -25,6 +25,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/resource"
 	"github.com/mothership-dev/mothership/internal/runtime/backoff"
 	"github.com/mothership-dev/mothership/internal/runtime/startstop"
+	"github.com/mothership-dev/mothership/internal/runtime/trace"
 	"github.com/mothership-dev/mothership/internal/satellite/meter"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -463,6 +464,10 @@ func (a *Agent) applyOne(ctx context.Context, id string, item resource.BundleIte
 		a.mu.Unlock()
 	}
 	start := time.Now()
+	// The apply continues the change's trace: the driver's writes and
+	// this log line carry it.
+	ctx = trace.Continue(ctx, item.TraceParent)
+	before, seen := a.realizedOf(id)
 	r, err := a.cfg.Driver.Apply(ctx, id, item, func(r resource.Realized) {
 		set(r)
 		_ = a.report(ctx) // progress is best effort; the final report is retried
@@ -472,8 +477,14 @@ func (a *Agent) applyOne(ctx context.Context, id string, item resource.BundleIte
 		result = "failed"
 	}
 	a.applySeconds.WithLabelValues(result).Observe(time.Since(start).Seconds())
+	if err == nil && (!seen || before.Generation < r.Generation) {
+		// A generation realized for the first time (every bundle applies
+		// every resource again; those are not news).
+		a.log.InfoContext(ctx, "resource realized", "id", id, "generation", item.Generation, "phase", r.Phase,
+			"trace_id", trace.IDOf(ctx), "seconds", time.Since(start).Seconds())
+	}
 	if err != nil {
-		a.log.ErrorContext(ctx, "realizing a resource failed", "id", id, "generation", item.Generation, "err", err)
+		a.log.ErrorContext(ctx, "realizing a resource failed", "id", id, "generation", item.Generation, "trace_id", trace.IDOf(ctx), "err", err)
 		r = resource.Realized{Generation: item.Generation - 1, Phase: resource.PhaseProvisioning, Reason: "SATELLITE_ERROR", Message: err.Error()}
 		if prev, ok := a.realizedOf(id); ok {
 			r.Generation, r.Detail = prev.Generation, prev.Detail

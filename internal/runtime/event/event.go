@@ -49,16 +49,20 @@ func Type(kind string, d Direction) string {
 // resource (spec or status), so a consumer can drop anything not newer than
 // what it has already seen.
 type Event struct {
-	SpecVersion     string          `json:"specversion"`
-	ID              string          `json:"id"`
-	Source          string          `json:"source"`
-	Type            string          `json:"type"`
-	Subject         string          `json:"subject"`
-	Time            time.Time       `json:"time"`
-	DataContentType string          `json:"datacontenttype"`
-	Generation      int64           `json:"generation"`
-	Version         int64           `json:"resourceversion"`
-	Data            json.RawMessage `json:"data,omitempty"`
+	SpecVersion     string    `json:"specversion"`
+	ID              string    `json:"id"`
+	Source          string    `json:"source"`
+	Type            string    `json:"type"`
+	Subject         string    `json:"subject"`
+	Time            time.Time `json:"time"`
+	DataContentType string    `json:"datacontenttype"`
+	Generation      int64     `json:"generation"`
+	Version         int64     `json:"resourceversion"`
+	// TraceParent is the W3C trace context of the change (CloudEvents'
+	// distributed tracing extension): the API request that made it, or
+	// the event a service reacted to when it wrote it.
+	TraceParent string          `json:"traceparent,omitempty"`
+	Data        json.RawMessage `json:"data,omitempty"`
 
 	// raw is the encoding Decode read the event from, so that storing a
 	// received event does not encode it again.

@@ -41,6 +41,19 @@ type work struct {
 	since  time.Time // the item's waitingSince when taken
 }
 
+// traceParent is the trace the reaction continues: the newest event's
+// (a reaction to several, coalesced, is the newest one's; a resync with
+// none starts its own).
+func (w work) traceParent() string {
+	var newest event.Event
+	for _, pe := range w.events {
+		if newest.TraceParent == "" || pe.ev.Time.After(newest.Time) {
+			newest = pe.ev
+		}
+	}
+	return newest.TraceParent
+}
+
 // queue holds at most one entry per key: a newer event replaces a pending
 // older one of the same topic (coalescing), and a failing key waits out its
 // backoff without holding up the others.

@@ -36,6 +36,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/startstop"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
+	"github.com/mothership-dev/mothership/internal/runtime/trace"
 )
 
 // ReconcileFunc brings key to its desired state within tx, the service's
@@ -557,7 +558,7 @@ func (r *Reactor) record(ctx context.Context, tx store.Tx, batch []work) ([]bool
 func (r *Reactor) applyOne(ctx context.Context, tx store.Tx, w work, newer bool) (bool, error) {
 	if r.cfg.OnEvent != nil {
 		for topic, pe := range w.events {
-			if err := r.cfg.OnEvent(ctx, tx, topic, pe.ev); err != nil {
+			if err := r.cfg.OnEvent(trace.Continue(ctx, pe.ev.TraceParent), tx, topic, pe.ev); err != nil {
 				return false, fmt.Errorf("event %s: %w", pe.ev.ID, err)
 			}
 		}
@@ -566,7 +567,7 @@ func (r *Reactor) applyOne(ctx context.Context, tx store.Tx, w work, newer bool)
 	if !newer && !w.resync {
 		return false, nil
 	}
-	if err := r.cfg.Reconcile(ctx, tx, w.it.key); err != nil {
+	if err := r.cfg.Reconcile(trace.Continue(ctx, w.traceParent()), tx, w.it.key); err != nil {
 		return false, fmt.Errorf("reconcile %s: %w", w.it.key, err)
 	}
 	// A key that was failing (a retry now, or kept as failing at the last

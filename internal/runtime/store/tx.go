@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mothership-dev/mothership/internal/runtime/event"
+	"github.com/mothership-dev/mothership/internal/runtime/trace"
 )
 
 // Rows is what a backend provides within one of its transactions:
@@ -442,6 +443,12 @@ func (t *RowsTx) emit(ctx context.Context, r Resource, d event.Direction) error 
 		return t.fail(fmt.Errorf("%s %s: encode state: %w", r.Kind, r.ID, err))
 	}
 	ev := event.New(t.cfg.Service, r.Kind, d, r.ID, r.Generation, r.Version, r.UpdatedAt, state)
+	// The change continues the trace of what caused it (the request,
+	// the event reacted to); a write with no cause in ctx (an upkeep, a
+	// timer) starts a trace of its own.
+	if ev.TraceParent = trace.Parent(ctx); ev.TraceParent == "" {
+		ev.TraceParent = trace.Parent(trace.Start(ctx))
+	}
 	value, err := ev.Encode()
 	if err != nil {
 		return t.fail(fmt.Errorf("%s %s: encode event: %w", r.Kind, r.ID, err))

@@ -31,6 +31,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/host"
 	"github.com/mothership-dev/mothership/internal/runtime/reactor"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
+	"github.com/mothership-dev/mothership/internal/runtime/trace"
 	"github.com/mothership-dev/mothership/internal/service/svcapi"
 )
 
@@ -127,6 +128,12 @@ func (s *Service) purge(ctx context.Context, tx store.Tx) (bool, error) {
 			if err := tx.ResourcePurge(ctx, resource.KindAudit, r.ID); err != nil {
 				return false, err
 			}
+			var rec record
+			if json.Unmarshal(r.Spec, &rec) == nil && rec.Trace != "" {
+				if err := tx.IndexDelete(ctx, ixTrace, traceKey(rec.Trace, r.ID)); err != nil {
+					return false, err
+				}
+			}
 			s.purged++
 		}
 	}
@@ -176,14 +183,29 @@ func (s *Service) onEvent(ctx context.Context, tx store.Tx, topic string, ev eve
 	source := strings.TrimPrefix(ev.Source, "/mothership/")
 	rec := record{ID: ev.ID, Source: source, Method: r.Kind + "." + dir, Subject: ev.Subject, Time: ev.Time.UnixNano(),
 		Principal: "System:" + source, Org: scope.Org, Env: scope.Env, Cluster: scope.Cluster,
-		Kind: r.Kind, Generation: ev.Generation, Version: ev.Version, Phase: r.Status.Phase, Reason: r.Status.Reason,
-		Deleted: r.Deleted(), Digest: digest[:], Changed: changed}
-	_, err = tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindAudit, ID: id(ev.Subject, ev.Time, dir+"-"+fmt.Sprint(ev.Version)),
+		Kind: r.Kind, Generation: ev.Generation, Version: ev.Version, Phase: r.Status.Phase, Reason: r.Status.Reason, Observed: r.Status.ObservedGeneration,
+		Deleted: r.Deleted(), Digest: digest[:], Changed: changed, Trace: trace.ID(ev.TraceParent)}
+	return create(ctx, tx, rec, id(ev.Subject, ev.Time, dir+"-"+fmt.Sprint(ev.Version)), scope)
+}
+
+// ixTrace lists the records of each trace: "TRACE/RECORD-ID" → "". It
+// goes with the records, at their purge.
+const ixTrace = "audit_trace"
+
+func traceKey(trace, recordID string) string { return trace + "/" + recordID }
+
+// create writes a record and its entry in ixTrace. A record written
+// already (a replay) is left as it is.
+func create(ctx context.Context, tx store.Tx, rec record, recordID string, scope svcapi.Scope) error {
+	_, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindAudit, ID: recordID,
 		Organization: scope.Org, Environment: scope.Env, Spec: resource.Encode(rec)})
 	if errors.Is(err, store.ErrAlreadyExists) {
 		return nil // a replay: recorded already
 	}
-	return err
+	if err != nil || rec.Trace == "" || len(traceKey(rec.Trace, recordID)) > store.MaxIndexKeyBytes {
+		return err
+	}
+	return tx.IndexPut(ctx, ixTrace, traceKey(rec.Trace, recordID), "")
 }
 
 // statusTransition reports whether a changed status field makes a
@@ -350,11 +372,10 @@ func (s *Service) Record(ctx context.Context, q Request) error {
 	granted := q.Status != http.StatusUnauthorized && q.Status != http.StatusForbidden
 	rec := record{ID: randomID(), Source: "gateway", Method: q.Method + " " + q.Route, Subject: subject, Time: q.At.UnixNano(),
 		Principal: principal, Denied: !granted, Org: scope.Org,
-		HTTPMethod: q.Method, Path: q.Path, KeyID: q.KeyID, Status: q.Status, Code: q.Code, Suppressed: q.Suppressed}
+		HTTPMethod: q.Method, Path: q.Path, KeyID: q.KeyID, Status: q.Status, Code: q.Code, Suppressed: q.Suppressed,
+		Trace: trace.IDOf(ctx)}
 	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		_, err := tx.ResourceCreate(ctx, store.CreateParams{Kind: resource.KindAudit, ID: id(subject, q.At, rec.ID),
-			Organization: scope.Org, Spec: resource.Encode(rec)})
-		return err
+		return create(ctx, tx, rec, id(subject, q.At, rec.ID), scope)
 	})
 	if err != nil {
 		return fmt.Errorf("audit: record %s %s: %w", q.Method, q.Path, err)

@@ -21,6 +21,9 @@ type record struct {
 	Subject string `json:"u"`
 	// Time is in Unix nanoseconds.
 	Time int64 `json:"t"`
+	// Trace is the W3C trace id the change or request carried: the
+	// records of one trace are one change's journey (ixTrace).
+	Trace string `json:"tr,omitempty"`
 	// Principal is who acted: "User:u-…", "ApiKey:…", "System:pkc".
 	Principal string `json:"p"`
 	Denied    bool   `json:"n,omitempty"`
@@ -31,14 +34,16 @@ type record struct {
 	Cluster string `json:"c,omitempty"`
 
 	// A change of a resource.
-	Kind       string   `json:"k,omitempty"`
-	Generation int64    `json:"g,omitempty"`
-	Version    int64    `json:"v,omitempty"`
-	Phase      string   `json:"ph,omitempty"`
-	Reason     string   `json:"rs,omitempty"`
-	Deleted    bool     `json:"x,omitempty"`
-	Digest     []byte   `json:"h,omitempty"` // SHA-256 of the state
-	Changed    []string `json:"f,omitempty"` // nil: not known
+	Kind       string `json:"k,omitempty"`
+	Generation int64  `json:"g,omitempty"`
+	Version    int64  `json:"v,omitempty"`
+	Phase      string `json:"ph,omitempty"`
+	// Observed is a status's observed generation.
+	Observed int64    `json:"og,omitempty"`
+	Reason   string   `json:"rs,omitempty"`
+	Deleted  bool     `json:"x,omitempty"`
+	Digest   []byte   `json:"h,omitempty"` // SHA-256 of the state
+	Changed  []string `json:"f,omitempty"` // nil: not known
 
 	// An API request.
 	HTTPMethod string `json:"hm,omitempty"`

@@ -15,6 +15,9 @@ func (s *Service) RPC(token string) *svcapi.RPCServer {
 	svcapi.Handle(srv, "Events", func(ctx context.Context, a svcapi.Args[svcapi.None]) (api.List[api.AuditEvent], error) {
 		return s.Events(ctx, a.P, a.ID, a.Page)
 	})
+	svcapi.Handle(srv, "Journeys", func(ctx context.Context, a svcapi.Args[svcapi.None]) (api.JourneyList, error) {
+		return s.Journeys(ctx, a.P, a.ID)
+	})
 	return srv
 }
 
@@ -34,4 +37,9 @@ func (c *Client) Record(ctx context.Context, q Request) error {
 // Events calls Service.Events.
 func (c *Client) Events(ctx context.Context, p svcapi.Principal, subject string, page svcapi.Page) (api.List[api.AuditEvent], error) {
 	return svcapi.Call[svcapi.Args[svcapi.None], api.List[api.AuditEvent]](ctx, c.c, "Events", svcapi.Args[svcapi.None]{P: p, ID: subject, Page: page})
+}
+
+// Journeys calls Service.Journeys.
+func (c *Client) Journeys(ctx context.Context, p svcapi.Principal, subject string) (api.JourneyList, error) {
+	return svcapi.Call[svcapi.Args[svcapi.None], api.JourneyList](ctx, c.c, "Journeys", svcapi.Args[svcapi.None]{P: p, ID: subject})
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/runtime/trace"
 	"github.com/mothership-dev/mothership/internal/service/audit"
 	"github.com/mothership-dev/mothership/internal/service/gateway/console"
 	"github.com/mothership-dev/mothership/internal/service/iam"
@@ -104,6 +105,7 @@ type Sync interface {
 type Audit interface {
 	Record(ctx context.Context, q audit.Request) error
 	Events(ctx context.Context, p svcapi.Principal, subject string, page svcapi.Page) (api.List[api.AuditEvent], error)
+	Journeys(ctx context.Context, p svcapi.Principal, subject string) (api.JourneyList, error)
 }
 
 // Each service and its client serve the gateway alike.
@@ -353,6 +355,13 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt Route) {
 	start := time.Now()
+	// A change carries the request's trace (the client's, or a new one)
+	// through every hop; the answer names it, to follow it later
+	// (GET /audit/v1/journeys).
+	r = r.WithContext(trace.FromRequest(r))
+	if r.Method != http.MethodGet {
+		trace.Inject(r.Context(), w.Header())
+	}
 	base := g.publicBase(r)
 	sw := &statusWriter{ResponseWriter: w, base: base, links: g.linkerFor(base)}
 	var p svcapi.Principal // set once authenticated; read by the audit

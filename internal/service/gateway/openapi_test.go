@@ -295,6 +295,8 @@ func TestOpenAPIDescribesTheAnswers(t *testing.T) {
 	// The cluster's history: its creation, the resize, the refused delete.
 	c.do(t, exchange{method: "GET", path: "/audit/v1/events?subject=" + cl.ID, want: 200})
 	c.do(t, exchange{method: "GET", path: "/audit/v1/events", invalid: true, want: 400})
+	c.do(t, exchange{method: "GET", path: "/audit/v1/journeys?subject=" + cl.ID, want: 200})
+	c.do(t, exchange{method: "GET", path: "/audit/v1/journeys?subject=lkc-nothing", want: 404})
 	c.do(t, exchange{method: "DELETE", path: "/org/v2/environments/" + env.ID, want: 409})
 
 	// validCluster is a valid creation, edited into an invalid one.

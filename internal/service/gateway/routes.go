@@ -103,6 +103,13 @@ func (g *Gateway) table() []Route {
 			}
 			return ok(w)(g.cfg.Audit.Events(r.Context(), p, subject, page))
 		}},
+		{Method: http.MethodGet, Pattern: audit.JourneysPath, Need: svcapi.Read, handler: func(w http.ResponseWriter, r *http.Request, p svcapi.Principal) error {
+			subject, err := idParam(r, "subject")
+			if err != nil {
+				return err
+			}
+			return ok(w)(g.cfg.Audit.Journeys(r.Context(), p, subject))
+		}},
 	}
 	return append(append(append(routes, g.fleetRoutes()...), g.upgradeOps()...), g.billingRoutes()...)
 }

@@ -14,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/mothership-dev/mothership/internal/api"
+	"github.com/mothership-dev/mothership/internal/runtime/trace"
 )
 
 // The synchronous calls between services (a query or a reservation, down or
@@ -99,7 +100,8 @@ func Handle[In, Out any](s *RPCServer, method string, fn func(context.Context, I
 				return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("this procedure serves the other services only: present the internal token"))
 			}
 		}
-		out, err := fn(ctx, *req.Msg)
+		// The callee's writes continue the caller's trace.
+		out, err := fn(trace.Continue(ctx, req.Header().Get(trace.Header)), *req.Msg)
 		if err != nil {
 			return nil, toConnect(err)
 		}
@@ -177,6 +179,7 @@ func Call[In, Out any](ctx context.Context, c *RPCClient, method string, in In) 
 	if c.token != "" {
 		req.Header().Set("Authorization", "Bearer "+c.token)
 	}
+	trace.Inject(ctx, req.Header())
 	var zero Out
 	resp, err := cl.CallUnary(ctx, req)
 	if err != nil {

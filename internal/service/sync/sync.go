@@ -31,6 +31,7 @@ import (
 	"github.com/mothership-dev/mothership/internal/runtime/host"
 	"github.com/mothership-dev/mothership/internal/runtime/reactor"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
+	"github.com/mothership-dev/mothership/internal/runtime/trace"
 )
 
 // Name and Layer place the service in the layer cake.
@@ -162,9 +163,13 @@ const (
 // bundle while the PKC is retained, restored with it, gone once it is
 // purged); the site's version grows by what the delivery's generation did.
 func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error {
-	pkc, err := store.ObservedResource(ctx, tx, pkcDesired, key)
+	ev, err := tx.ObservedGet(ctx, pkcDesired, key)
 	if err != nil {
 		return err
+	}
+	var pkc store.Resource
+	if err := json.Unmarshal(ev.Data, &pkc); err != nil {
+		return fmt.Errorf("sync: observed PKC %s: %w", key, err)
 	}
 	ps, err := resource.Decode[resource.PKCSpec](pkc.Spec)
 	if err != nil {
@@ -177,7 +182,10 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error 
 		return err
 	}
 	spec := resource.Encode(resource.DeliverySpec{Site: site.String(),
-		Item: resource.BundleItem{Kind: resource.KindPKC, Generation: pkc.Generation, Spec: pkc.Spec}})
+		Item: resource.BundleItem{Kind: resource.KindPKC, Generation: pkc.Generation, Spec: pkc.Spec,
+			// The event's own trace, not this reaction's span: the same
+			// PKC generation always makes the same delivery.
+			TraceParent: ev.TraceParent}})
 	before := d.Generation
 	switch {
 	case pkc.Purged:
@@ -292,6 +300,9 @@ func (s *Service) reported(ctx context.Context, tx store.Tx, site resource.Site,
 	st := store.Status{ObservedGeneration: d.Status.ObservedGeneration, Phase: resource.PhaseProvisioning,
 		Reason: r.Reason, Message: r.Message, Detail: detail}
 	if r.Generation >= spec.Item.Generation {
+		// The satellite's report of this generation comes back up in
+		// its change's trace.
+		ctx = trace.Continue(ctx, spec.Item.TraceParent)
 		st.ObservedGeneration = d.Generation
 		if r.Phase == resource.PhaseProvisioned {
 			st.Phase = resource.PhaseProvisioned
