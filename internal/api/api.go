@@ -5,7 +5,10 @@
 // CLI import it, it imports nothing of Mothership.
 package api
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Metadata is the envelope metadata of every resource.
 type Metadata struct {
@@ -353,6 +356,20 @@ type Journey struct {
 	// TookMS is from acceptance to the outcome, once there is one.
 	TookMS *int64        `json:"took_ms,omitempty"`
 	Steps  []JourneyStep `json:"steps"`
+}
+
+// Summary says how the change ended, for a person: "PROVISIONED after
+// 1.2s", "superseded by generation 4", "in progress".
+func (j Journey) Summary() string {
+	switch {
+	case j.Outcome == "SUPERSEDED":
+		return fmt.Sprintf("superseded by generation %d", j.SupersededBy)
+	case j.Outcome == "IN_PROGRESS":
+		return "in progress"
+	case j.TookMS != nil:
+		return fmt.Sprintf("%s after %s", j.Outcome, time.Duration(*j.TookMS)*time.Millisecond)
+	}
+	return j.Outcome
 }
 
 // JourneyStep is one hop of a change: a service's write, or the

@@ -61,7 +61,7 @@ func Commands(cfg Config) []*cobra.Command {
 		cfg.LookupEnv = os.LookupEnv
 	}
 	return []*cobra.Command{newLoginCmd(cfg), newLogoutCmd(cfg), newContextCmd(cfg),
-		newOrganizationCmd(cfg), newEnvironmentCmd(cfg), newKafkaCmd(cfg), newAPIKeyCmd(cfg), newBillingCmd(cfg), newFleetCmd(cfg)}
+		newOrganizationCmd(cfg), newEnvironmentCmd(cfg), newKafkaCmd(cfg), newAPIKeyCmd(cfg), newBillingCmd(cfg), newAuditCmd(cfg), newFleetCmd(cfg)}
 }
 
 // clientHelp is the part of every client verb's help that says where the

@@ -98,13 +98,14 @@ func signIn(t *testing.T, ctx context.Context, base, key, secret string) {
 	}
 }
 
-// waitPage reloads the console until the text of sel satisfies ok.
-func waitPage(t *testing.T, ctx context.Context, base, sel, what string, ok func(string) bool) string {
+// waitPage reloads the console's page at pageURL until the text of sel
+// satisfies ok.
+func waitPage(t *testing.T, ctx context.Context, pageURL, sel, what string, ok func(string) bool) string {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	var text string
 	for {
-		run(t, ctx, "load the console", chromedp.Navigate(base+"/console/"), chromedp.Text(sel, &text, chromedp.ByQuery))
+		run(t, ctx, "load the console", chromedp.Navigate(pageURL), chromedp.Text(sel, &text, chromedp.ByQuery))
 		if ok(text) {
 			return text
 		}
@@ -117,8 +118,11 @@ func waitPage(t *testing.T, ctx context.Context, base, sel, what string, ok func
 
 // TestConsoleTenantPath drives the console in a real browser as a tenant
 // would: sign in with an API key, create a Dedicated cluster, watch it
-// become PROVISIONED, resize it and see the pending size, delete it. A
-// name the tenant chose is shown escaped.
+// become PROVISIONED, resize it and see the pending size; on the
+// cluster's page rename it (and see the API refuse a name), create an
+// API key and see its secret once, delete the key, read the audit
+// trail; delete the cluster and read the costs. A name the tenant chose
+// is shown escaped.
 func TestConsoleTenantPath(t *testing.T) {
 	// Brokers added slowly, so that the resize is seen under way.
 	s := newSystem(t, func(c *controlplane.Config) { c.BrokerStepDelay = 2 * time.Second })
@@ -140,7 +144,7 @@ func TestConsoleTenantPath(t *testing.T) {
 		chromedp.Submit(form, chromedp.ByQuery),
 		chromedp.WaitVisible("#notice", chromedp.ByID))
 	table := "#clusters-" + env
-	row := waitPage(t, ctx, base, table, "the cluster PROVISIONED", func(s string) bool {
+	row := waitPage(t, ctx, base+"/console/", table, "the cluster PROVISIONED", func(s string) bool {
 		return strings.Contains(s, "web") && strings.Contains(s, "PROVISIONED") && strings.Contains(s, "1 CKU")
 	})
 	id := ""
@@ -164,10 +168,15 @@ func TestConsoleTenantPath(t *testing.T) {
 	if size != "1 CKU (pending 2)" || phase != "PROVISIONING" {
 		t.Fatalf("during the resize the row shows size %q, phase %q; want 1 CKU (pending 2), PROVISIONING", size, phase)
 	}
-	waitPage(t, ctx, base, rowSel, "the resize done", func(s string) bool {
+	waitPage(t, ctx, base+"/console/", rowSel, "the resize done", func(s string) bool {
 		return strings.Contains(s, "2 CKU") && !strings.Contains(s, "pending") && strings.Contains(s, "PROVISIONED")
 	})
 
+	clusterPage(t, ctx, base, id, rowSel)
+
+	waitPage(t, ctx, base+"/console/", rowSel, "the renamed cluster", func(s string) bool {
+		return strings.Contains(s, "web-renamed") && strings.Contains(s, "PROVISIONED")
+	})
 	run(t, ctx, "delete", chromedp.Click(rowSel+" button.delete", chromedp.ByQuery), chromedp.WaitVisible("#notice", chromedp.ByID))
 	var after string
 	run(t, ctx, "read the table", chromedp.Text(table, &after, chromedp.ByQuery))
@@ -176,6 +185,97 @@ func TestConsoleTenantPath(t *testing.T) {
 	}
 	if code := s.do("GET", "/cmk/v2/clusters/"+id, nil, nil); code != http.StatusNotFound {
 		t.Fatalf("the API after the console's delete: %d, want 404", code)
+	}
+
+	run(t, ctx, "open the costs", chromedp.Click("#costs-link", chromedp.ByID), chromedp.WaitVisible("#range", chromedp.ByID),
+		chromedp.OuterHTML("body", &html, chromedp.ByQuery))
+	if strings.Contains(html, `class="error"`) || !strings.Contains(html, `id="costs"`) && !strings.Contains(html, `id="no-costs"`) {
+		t.Fatalf("the costs page shows neither costs nor that there are none, or an error:\n%s", html)
+	}
+}
+
+// clusterPage drives the page of cluster id, reached from its row (rowSel)
+// on the home page: a rename, a name the API refuses, an API key whose
+// secret is shown once and which is deleted, the timeline of its last
+// changes, the audit trail.
+func clusterPage(t *testing.T, ctx context.Context, base, id, rowSel string) {
+	t.Helper()
+	pageURL := base + "/console/clusters/" + id
+	run(t, ctx, "open the cluster's page", chromedp.Navigate(base+"/console/"), chromedp.Click(rowSel+" td.name a", chromedp.ByQuery),
+		chromedp.WaitVisible("#details", chromedp.ByID))
+	// A form is filled in only while the page does not refresh itself.
+	idle := func(what string) {
+		t.Helper()
+		waitPage(t, ctx, pageURL, "body", what, func(s string) bool {
+			return strings.Contains(s, "PROVISIONED") && !strings.Contains(s, "A change is under way")
+		})
+	}
+	idle("the cluster at rest on its page")
+	var name, bootstrap string
+	run(t, ctx, "read the details", chromedp.Text("#cluster-id", &name, chromedp.ByID), chromedp.Text("#cluster-bootstrap", &bootstrap, chromedp.ByID))
+	if name != id || bootstrap == "" {
+		t.Fatalf("the cluster's page shows id %q, bootstrap endpoint %q", name, bootstrap)
+	}
+
+	run(t, ctx, "rename",
+		chromedp.SetValue(`#rename input[name="name"]`, "web-renamed", chromedp.ByQuery),
+		chromedp.Submit("#rename", chromedp.ByQuery),
+		chromedp.WaitVisible("#notice", chromedp.ByID),
+		chromedp.Text("#cluster-name", &name, chromedp.ByID))
+	if name != "web-renamed" {
+		t.Fatalf("after the rename the page shows the name %q", name)
+	}
+	idle("the renamed cluster at rest")
+	var refused string
+	run(t, ctx, "rename to a name too long",
+		chromedp.SetValue(`#rename input[name="name"]`, strings.Repeat("n", 65), chromedp.ByQuery),
+		chromedp.Submit("#rename", chromedp.ByQuery),
+		chromedp.WaitVisible("div.error", chromedp.ByQuery),
+		chromedp.Text("div.error", &refused, chromedp.ByQuery),
+		chromedp.Text("#cluster-name", &name, chromedp.ByID))
+	if !strings.Contains(refused, "display_name must be 1 to 64 characters") || name != "web-renamed" {
+		t.Fatalf("a name too long: the page says %q and shows the name %q", refused, name)
+	}
+
+	var keyID, secret, loc string
+	run(t, ctx, "create an API key",
+		chromedp.SendKeys(`#create-key input[name="name"]`, "orders-app", chromedp.ByQuery),
+		chromedp.Submit("#create-key", chromedp.ByQuery),
+		chromedp.WaitVisible("#new-key-secret", chromedp.ByID),
+		chromedp.Text("#new-key-id", &keyID, chromedp.ByID),
+		chromedp.Text("#new-key-secret", &secret, chromedp.ByID),
+		chromedp.Location(&loc))
+	if keyID == "" || len(secret) < 16 || strings.Contains(loc, secret) {
+		t.Fatalf("the new key %q, its secret %q, at %s", keyID, secret, loc)
+	}
+	var html, keys string
+	keyRow := "#key-" + keyID
+	run(t, ctx, "reload", chromedp.Navigate(pageURL), chromedp.WaitVisible(keyRow, chromedp.ByID),
+		chromedp.OuterHTML("html", &html, chromedp.ByQuery), chromedp.Text(keyRow, &keys, chromedp.ByID))
+	if strings.Contains(html, secret) {
+		t.Fatal("the key's secret is shown again after a reload")
+	}
+	if !strings.Contains(keys, "orders-app") {
+		t.Fatalf("the key's row: %q", keys)
+	}
+	screenshot(t, ctx, "console-cluster")
+	run(t, ctx, "delete the key", chromedp.Click(keyRow+" button.delete-key", chromedp.ByQuery), chromedp.WaitVisible("#notice", chromedp.ByID),
+		chromedp.Text("#api-keys", &keys, chromedp.ByID))
+	if strings.Contains(keys, keyID) {
+		t.Fatalf("the deleted key is still listed: %q", keys)
+	}
+
+	// The timeline of the last changes: the creation went through every
+	// hop, to the satellite and back.
+	waitPage(t, ctx, pageURL, "#journeys", "the timeline of the creation", func(s string) bool {
+		return strings.Contains(s, "Generation 1: PROVISIONED after") && strings.Contains(s, "accepted POST /cmk/v2/clusters (202)") &&
+			strings.Contains(s, "the satellite reported it PROVISIONED") && strings.Contains(s, "Generation 2:")
+	})
+
+	var trail string
+	run(t, ctx, "read the audit trail", chromedp.Text("#audit", &trail, chromedp.ByID))
+	if !strings.Contains(trail, "POST /cmk/v2/clusters") || !strings.Contains(trail, "PATCH /cmk/v2/clusters/{id}") {
+		t.Fatalf("the audit trail lacks the cluster's creation or its changes: %q", trail)
 	}
 }
 
@@ -223,14 +323,76 @@ func TestConsoleOperatorPath(t *testing.T) {
 	}
 }
 
-// TestConsoleSessionRules: a wrong key is refused at sign-in; the session
-// cookie is HttpOnly and SameSite; a form without the session's CSRF
-// token changes nothing; every page sends a Content-Security-Policy.
+// TestConsoleSessionRules: a sign-in form the console did not send (no
+// token, or a token without its cookie) is refused even with a valid
+// key; a wrong key is refused at sign-in; the session cookie is HttpOnly
+// and SameSite; a form without the session's CSRF token changes nothing;
+// every page sends a Content-Security-Policy.
 func TestConsoleSessionRules(t *testing.T) {
 	s := newSystem(t, nil)
 	jar, _ := cookiejar.New(nil)
 	cl := &http.Client{Jar: jar}
-	resp, err := cl.PostForm(s.sys.URL+"/console/login", url.Values{"key": {s.key}, "secret": {"wrong"}})
+	noRedirect := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	loginURL := s.sys.URL + "/console/login"
+	// loginToken opens the sign-in page as a browser does before posting
+	// it: the jar keeps its cookie, the form carries the token.
+	loginToken := func() string {
+		t.Helper()
+		resp, err := cl.Get(loginURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var set string
+		for _, v := range resp.Header.Values("Set-Cookie") {
+			if strings.HasPrefix(v, "mothership_console_login=") {
+				set = v
+			}
+		}
+		if !strings.Contains(set, "HttpOnly") || !strings.Contains(set, "SameSite=Strict") || !strings.Contains(set, "Max-Age=") {
+			t.Fatalf("the sign-in page's cookie: %q", set)
+		}
+		m := regexp.MustCompile(`name="login_csrf" value="([^"]+)"`).FindSubmatch(b)
+		if m == nil {
+			t.Fatalf("no token in the sign-in form:\n%s", b)
+		}
+		return string(m[1])
+	}
+	sessionCookie := func(resp *http.Response) string {
+		for _, v := range resp.Header.Values("Set-Cookie") {
+			if strings.HasPrefix(v, "mothership_console=") {
+				return v
+			}
+		}
+		return ""
+	}
+	tok := loginToken()
+	forged := []struct {
+		reason string
+		client *http.Client
+		form   url.Values
+	}{
+		{"a form from another site: no token, no cookie", &http.Client{CheckRedirect: noRedirect.CheckRedirect},
+			url.Values{"key": {s.key}, "secret": {s.secret}}},
+		{"the cookie but no token in the form", noRedirect, url.Values{"key": {s.key}, "secret": {s.secret}}},
+		{"a token without its cookie", &http.Client{CheckRedirect: noRedirect.CheckRedirect},
+			url.Values{"key": {s.key}, "secret": {s.secret}, "login_csrf": {tok}}},
+		{"a token that is not the cookie's", noRedirect, url.Values{"key": {s.key}, "secret": {s.secret}, "login_csrf": {tok + "x"}}},
+	}
+	for _, f := range forged {
+		resp, err := f.client.PostForm(loginURL, f.form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || sessionCookie(resp) != "" || !strings.Contains(string(b), "not sent by the console") {
+			t.Fatalf("%s: %d, session cookie %q, page:\n%s", f.reason, resp.StatusCode, sessionCookie(resp), b)
+		}
+	}
+
+	resp, err := cl.PostForm(loginURL, url.Values{"key": {s.key}, "secret": {"wrong"}, "login_csrf": {loginToken()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,13 +400,12 @@ func TestConsoleSessionRules(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("sign-in with a wrong secret: %d, want 401", resp.StatusCode)
 	}
-	noRedirect := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err = noRedirect.PostForm(s.sys.URL+"/console/login", url.Values{"key": {s.key}, "secret": {s.secret}})
+	resp, err = noRedirect.PostForm(loginURL, url.Values{"key": {s.key}, "secret": {s.secret}, "login_csrf": {loginToken()}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	cookie := resp.Header.Get("Set-Cookie")
+	cookie := sessionCookie(resp)
 	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Strict") ||
 		!strings.Contains(cookie, "Max-Age=") || strings.Contains(cookie, s.secret) {
 		t.Fatalf("sign-in: %d, cookie %q", resp.StatusCode, cookie)

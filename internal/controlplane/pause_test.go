@@ -119,6 +119,11 @@ func TestPausedClusterIsLeftAsItIs(t *testing.T) {
 	if overtaken.Generation != 2 || overtaken.Outcome != "SUPERSEDED" || overtaken.SupersededBy != 3 {
 		t.Fatalf("the overtaken change's journey: %+v", overtaken)
 	}
+	if out, err := s.cliRun("audit", "journey", c.ID); err != nil || !strings.Contains(out, "Generation 2, accepted") ||
+		!strings.Contains(out, "superseded by generation 3") || !strings.Contains(out, "trace "+trace.ID(traceparent)+": PROVISIONED after") ||
+		!strings.Contains(out, "the satellite reported it PROVISIONED") {
+		t.Fatalf("audit journey: %v\n%s", err, out)
+	}
 	if code := s.do("DELETE", "/fleet/v1/pauses/"+c.ID, nil, nil); code != http.StatusNotFound {
 		t.Fatalf("resuming it again: %d, want 404", code)
 	}

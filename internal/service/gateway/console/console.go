@@ -8,7 +8,9 @@
 // Signing in takes an API key and its secret. They are kept on the
 // server, in memory, for the session; the browser holds only an opaque
 // session id in an HttpOnly, SameSite=Strict cookie that expires, and
-// every form carries the session's CSRF token.
+// every form carries the session's CSRF token. The sign-in form carries
+// one too (a double-submit cookie), so that no other site can sign a
+// browser in with a key of its choosing.
 package console
 
 import (
@@ -43,7 +45,10 @@ const DefaultSessionTTL = 8 * time.Hour
 var files embed.FS
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
-	"size": clusterSize,
+	"size":   clusterSize,
+	"amount": amount,
+	"number": number,
+	"ms":     millis,
 	"page": func(title string, refresh bool) map[string]any {
 		return map[string]any{"Title": title, "Refresh": refresh}
 	},
@@ -77,9 +82,25 @@ type session struct {
 	// next page (kept here, not in the URL, so that no link can make
 	// the console say something).
 	errMsg, notice string
+	// newKey is the API key the last action created, with its secret:
+	// shown once by the next page, never put in a URL.
+	newKey *createdKey
+}
+
+// createdKey is a key just created and the one time its secret is known.
+type createdKey struct {
+	Cluster, ID, Secret string
 }
 
 const cookieName = "mothership_console"
+
+// The sign-in form's token lives in its own cookie, sent only to the
+// sign-in route, for as long as a person may take to fill the form in.
+const (
+	loginCookieName = "mothership_console_login"
+	loginCookiePath = "/console/login"
+	loginTokenTTL   = 10 * time.Minute
+)
 
 // New returns the console.
 func New(cfg Config) *Console {
@@ -97,10 +118,15 @@ func New(cfg Config) *Console {
 	c.mux.HandleFunc("GET /console/login", c.loginPage)
 	c.mux.HandleFunc("POST /console/login", c.login)
 	c.mux.HandleFunc("GET /console/fleet", c.signedIn(c.fleetPage))
+	c.mux.HandleFunc("GET /console/costs", c.signedIn(c.costsPage))
 	c.mux.HandleFunc("POST /console/logout", c.signedIn(c.logout))
 	c.mux.HandleFunc("POST /console/clusters", c.signedIn(c.createCluster))
+	c.mux.HandleFunc("GET /console/clusters/{id}", c.signedIn(c.clusterPage))
+	c.mux.HandleFunc("POST /console/clusters/{id}/rename", c.signedIn(c.renameCluster))
 	c.mux.HandleFunc("POST /console/clusters/{id}/resize", c.signedIn(c.resizeCluster))
 	c.mux.HandleFunc("POST /console/clusters/{id}/delete", c.signedIn(c.deleteCluster))
+	c.mux.HandleFunc("POST /console/clusters/{id}/api-keys", c.signedIn(c.createKey))
+	c.mux.HandleFunc("POST /console/clusters/{id}/api-keys/{key}/delete", c.signedIn(c.deleteKey))
 	return c
 }
 
@@ -214,17 +240,34 @@ func (c *Console) render(w http.ResponseWriter, status int, page string, data an
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, http.StatusOK, "login.html", map[string]any{})
+	c.loginForm(w, r, http.StatusOK, "")
 }
 
-// login checks the key by reading the caller's organization through the
-// API; a key the API refuses is refused here too.
+// loginForm renders the sign-in form with a fresh token, set in the
+// form and in a cookie: a sign-in is taken only with both, equal, so a
+// form another site posts (which can set neither) signs no one in.
+func (c *Console) loginForm(w http.ResponseWriter, r *http.Request, status int, errMsg string) {
+	t := token()
+	http.SetCookie(w, &http.Cookie{Name: loginCookieName, Value: t, Path: loginCookiePath, HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Secure: r.TLS != nil, Expires: c.cfg.Now().Add(loginTokenTTL), MaxAge: int(loginTokenTTL.Seconds())})
+	c.render(w, status, "login.html", map[string]any{"Error": errMsg, "LoginCSRF": t})
+}
+
+// login checks the form's token, then the key by reading the caller's
+// organization through the API; a key the API refuses is refused here
+// too.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	ck, err := r.Cookie(loginCookieName)
+	form := r.PostFormValue("login_csrf")
+	if err != nil || ck.Value == "" || form == "" || subtle.ConstantTimeCompare([]byte(form), []byte(ck.Value)) != 1 {
+		c.loginForm(w, r, http.StatusForbidden, "this sign-in form is stale or was not sent by the console: sign in again")
+		return
+	}
 	key, secret := strings.TrimSpace(r.PostFormValue("key")), r.PostFormValue("secret")
 	s := &session{key: key, secret: secret, csrf: token(), expires: c.cfg.Now().Add(c.cfg.SessionTTL)}
 	var orgs api.List[api.Organization]
 	if err := c.call(r, s, http.MethodGet, api.OrganizationsPath, nil, &orgs); err != nil {
-		c.render(w, http.StatusUnauthorized, "login.html", map[string]any{"Error": "sign-in refused: " + err.Error()})
+		c.loginForm(w, r, http.StatusUnauthorized, "sign-in refused: "+err.Error())
 		return
 	}
 	id := token()
@@ -239,6 +282,8 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	c.sessions[id] = s
 	c.mu.Unlock()
+	// The sign-in form's token is spent.
+	http.SetCookie(w, &http.Cookie{Name: loginCookieName, Value: "", Path: loginCookiePath, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/console/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: r.TLS != nil, Expires: s.expires, MaxAge: int(c.cfg.SessionTTL.Seconds())})
 	http.Redirect(w, r, "/console/", http.StatusSeeOther)
@@ -283,20 +328,13 @@ func (c *Console) clusters(w http.ResponseWriter, r *http.Request, s *session) {
 			continue
 		}
 		g := envClusters{Env: e, Clusters: l.Data}
-		if l.Metadata.Next != "" {
-			if u, err := url.Parse(l.Metadata.Next); err == nil {
-				g.Next = u.Query().Get("page_token")
-			}
-		}
+		g.Next = pageToken(l.Metadata.Next)
 		for _, cl := range l.Data {
 			busy = busy || cl.Status == nil || cl.Status.Phase != "PROVISIONED" || cl.Status.ObservedGeneration != cl.Status.Generation
 		}
 		groups = append(groups, g)
 	}
-	c.mu.Lock()
-	errMsg, notice := s.errMsg, s.notice
-	s.errMsg, s.notice = "", ""
-	c.mu.Unlock()
+	errMsg, notice, _ := c.flash(s)
 	if errMsg != "" {
 		errs = append(errs, errMsg)
 	}
@@ -304,18 +342,44 @@ func (c *Console) clusters(w http.ResponseWriter, r *http.Request, s *session) {
 		"Busy": busy, "Notice": notice})
 }
 
-// back returns to the home page, which shows once the action's error or
-// notice.
-func (c *Console) back(w http.ResponseWriter, r *http.Request, s *session, err error, notice string) {
+// pageToken is the page_token of a list's next link ("" on the last page).
+func pageToken(next string) string {
+	if next == "" {
+		return ""
+	}
+	u, err := url.Parse(next)
+	if err != nil {
+		return ""
+	}
+	return u.Query().Get("page_token")
+}
+
+// flash takes what the last action said, so that it is shown once.
+func (c *Console) flash(s *session) (errMsg, notice string, key *createdKey) {
 	c.mu.Lock()
-	s.errMsg, s.notice = "", ""
+	defer c.mu.Unlock()
+	errMsg, notice, key = s.errMsg, s.notice, s.newKey
+	s.errMsg, s.notice, s.newKey = "", "", nil
+	return errMsg, notice, key
+}
+
+// homePage is where an action on the home page, or one that removed the
+// page it came from, goes back to.
+const homePage = "/console/"
+
+// back redirects to the console's page to, which shows once the action's
+// error or notice. to is one of the console's own paths, never taken from
+// the request as it is.
+func (c *Console) back(w http.ResponseWriter, r *http.Request, s *session, to string, err error, notice string) {
+	c.mu.Lock()
+	s.errMsg, s.notice, s.newKey = "", "", nil
 	if err != nil {
 		s.errMsg = err.Error()
 	} else {
 		s.notice = notice
 	}
 	c.mu.Unlock()
-	http.Redirect(w, r, "/console/", http.StatusSeeOther)
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
 func (c *Console) createCluster(w http.ResponseWriter, r *http.Request, s *session) {
@@ -323,7 +387,7 @@ func (c *Console) createCluster(w http.ResponseWriter, r *http.Request, s *sessi
 	if v := r.PostFormValue("cku"); v != "" && cfg.Kind == "Dedicated" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			c.back(w, r, s, fmt.Errorf("cku %q is not a number", v), "")
+			c.back(w, r, s, homePage, fmt.Errorf("cku %q is not a number", v), "")
 			return
 		}
 		cfg.CKU = n
@@ -333,25 +397,37 @@ func (c *Console) createCluster(w http.ResponseWriter, r *http.Request, s *sessi
 		Config: &cfg, Environment: &api.ObjectReference{ID: r.PostFormValue("environment")}}}
 	var out api.Cluster
 	err := c.call(r, s, http.MethodPost, api.ClustersPath, in, &out)
-	c.back(w, r, s, err, "cluster "+out.ID+" accepted: it is being provisioned")
+	c.back(w, r, s, homePage, err, "cluster "+out.ID+" accepted: it is being provisioned")
 }
 
+// resizeCluster serves the resize forms of the home page and of the
+// cluster's page (from=cluster), and goes back to the one it came from.
 func (c *Console) resizeCluster(w http.ResponseWriter, r *http.Request, s *session) {
+	id := r.PathValue("id")
+	to := homePage
+	if r.PostFormValue("from") == "cluster" {
+		to = clusterPagePath(id)
+	}
 	n, err := strconv.Atoi(r.PostFormValue("cku"))
 	if err != nil {
-		c.back(w, r, s, fmt.Errorf("cku %q is not a number", r.PostFormValue("cku")), "")
+		c.back(w, r, s, to, fmt.Errorf("cku %q is not a number", r.PostFormValue("cku")), "")
 		return
 	}
-	id := r.PathValue("id")
-	err = c.call(r, s, http.MethodPatch, api.ClustersPath+"/"+url.PathEscape(id),
+	err = c.call(r, s, http.MethodPatch, clusterPath(id),
 		map[string]any{"spec": map[string]any{"config": map[string]any{"kind": "Dedicated", "cku": n}}}, nil)
-	c.back(w, r, s, err, fmt.Sprintf("cluster %s is being resized to %d CKU", id, n))
+	c.back(w, r, s, to, err, fmt.Sprintf("cluster %s is being resized to %d CKU", id, n))
 }
 
+// deleteCluster goes back to the home page, from the cluster's page too:
+// the cluster's page is gone with it.
 func (c *Console) deleteCluster(w http.ResponseWriter, r *http.Request, s *session) {
 	id := r.PathValue("id")
-	err := c.call(r, s, http.MethodDelete, api.ClustersPath+"/"+url.PathEscape(id), nil, nil)
-	c.back(w, r, s, err, "cluster "+id+" deleted")
+	err := c.call(r, s, http.MethodDelete, clusterPath(id), nil, nil)
+	to := homePage
+	if err != nil && r.PostFormValue("from") == "cluster" {
+		to = clusterPagePath(id)
+	}
+	c.back(w, r, s, to, err, "cluster "+id+" deleted")
 }
 
 // clusterSize is what the size column shows: the size serving, and the
