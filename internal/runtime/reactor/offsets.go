@@ -37,6 +37,7 @@ type partition struct {
 	next     int64          // offset after the newest record seen
 	epoch    int32
 	marked   int64 // last commit point handed to the client (starts where consumption did)
+	hwm      int64 // the partition's high watermark at the last fetch
 }
 
 func newTracker() *tracker {
@@ -159,4 +160,30 @@ func (t *tracker) reached(need map[topicPartition]int64) bool {
 		}
 	}
 	return true
+}
+
+// watermark records a partition's high watermark, as a fetch saw it.
+func (t *tracker) watermark(topic string, partition int32, hwm int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.parts[topicPartition{topic, partition}]; p != nil && hwm > p.hwm {
+		p.hwm = hwm
+	}
+}
+
+// lag is the consumer lag of topic over the partitions assigned here:
+// the records between the commit point and the high watermark, those
+// fetched and not yet applied included. A partition nothing was fetched
+// from since its assignment is at its end (a fetch that returned no
+// record) or not fetched yet, and counts none.
+func (t *tracker) lag(topic string) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var n int64
+	for tp, p := range t.parts {
+		if tp.topic == topic && p.started && p.hwm > p.marked {
+			n += p.hwm - p.marked
+		}
+	}
+	return n
 }

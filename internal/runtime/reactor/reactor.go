@@ -235,6 +235,13 @@ func New(cfg Config) (*Reactor, error) {
 			Help: "How long the key waiting longest has waited for a worker (a failing key's backoff included).", ConstLabels: labels},
 			func() float64 { return r.queue.oldest(time.Now()).Seconds() }),
 	}
+	for _, topic := range cfg.Topics {
+		// One series per topic the service reacts to: a bounded set.
+		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mothership_reactor_consumer_lag_records",
+			Help:        "Records of the topic not yet applied: from the commit point to the high watermark, over the partitions assigned to this process.",
+			ConstLabels: prometheus.Labels{"service": cfg.Service, "topic": topic}},
+			func() float64 { return float64(r.offsets.lag(topic)) }))
+	}
 	if cfg.Registerer != nil {
 		for _, c := range collectors {
 			if err := cfg.Registerer.Register(c); err != nil {
@@ -440,6 +447,9 @@ func (r *Reactor) poll(ctx context.Context, cl *kgo.Client) {
 				r.superseded.Add(1)
 				dropped = append(dropped, old)
 			}
+		})
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			r.offsets.watermark(p.Topic, p.Partition, p.HighWatermark)
 		})
 		r.finish(cl, dropped)
 	}
