@@ -2,6 +2,7 @@ package controlplane_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -280,11 +281,12 @@ func clusterPage(t *testing.T, ctx context.Context, base, id, rowSel string) {
 }
 
 // TestConsoleOperatorPath: an operator's key sees the fleet: the summary,
-// the sites with their satellites, what is paused, and any
-// organization's cluster; another organization's admin is told the fleet
+// the sites with their satellites, what is paused, any organization's
+// cluster, and a campaign, which it pauses and aborts from the page; another organization's admin is told the fleet
 // is not theirs.
 func TestConsoleOperatorPath(t *testing.T) {
 	s := newSystem(t, nil)
+	s.setDefaultVersion("4.2.0") // so that a campaign has a PKC to upgrade
 	c := s.waitCluster(s.cluster(s.environment("prod"), "orders", "AWS", "us-west-2", "Basic", 0).ID, "PROVISIONED", provisioned)
 	if code := s.do("POST", "/fleet/v1/pauses", map[string]any{"resource": c.ID, "reason": "incident 42"}, nil); code != http.StatusCreated {
 		t.Fatalf("pause: %d", code)
@@ -308,7 +310,32 @@ func TestConsoleOperatorPath(t *testing.T) {
 	if !strings.Contains(sites, "aws/us-west-2") || !strings.Contains(sites, "connected") || !strings.Contains(sites, "ENROLLED") {
 		t.Fatalf("the sites on the fleet page: %q", sites)
 	}
+	// A campaign's controls: pause it, be refused a second pause with the
+	// API's reason, abort it.
+	var u struct {
+		ID string `json:"id"`
+	}
+	out, err := s.cliRun("fleet", "upgrade", "create", "--to", "4.3.0", "--waves", "1:1h", "-o", "json")
+	if err != nil || json.Unmarshal([]byte(out), &u) != nil || u.ID == "" {
+		t.Fatalf("fleet upgrade create: %v\n%s", err, out)
+	}
+	row := "#upgrade-" + u.ID
+	fleetURL := s.sys.URL + "/console/fleet"
+	waitPage(t, ctx, fleetURL, "#upgrades", "the campaign on the fleet page", func(s string) bool { return strings.Contains(s, u.ID) })
+	var phase, refusal string
+	run(t, ctx, "pause the campaign", chromedp.Click(row+" button.op-pause", chromedp.ByQuery), chromedp.WaitVisible("#notice", chromedp.ByID),
+		chromedp.Text(row+" .upgrade-phase", &phase, chromedp.ByQuery))
+	if !strings.Contains(phase, "PAUSED") && !strings.Contains(phase, "(pausing)") {
+		t.Fatalf("the paused campaign's phase shows %q", phase)
+	}
 	screenshot(t, ctx, "console-fleet")
+	run(t, ctx, "pause it again", chromedp.Click(row+" button.op-pause", chromedp.ByQuery), chromedp.WaitVisible("div.error", chromedp.ByQuery),
+		chromedp.Text("div.error", &refusal, chromedp.ByQuery))
+	if !strings.Contains(refusal, "already paused") {
+		t.Fatalf("a second pause: the page says %q", refusal)
+	}
+	run(t, ctx, "abort the campaign", chromedp.Click(row+" button.op-abort", chromedp.ByQuery), chromedp.WaitVisible("#notice", chromedp.ByID))
+	waitPage(t, ctx, fleetURL, row, "the campaign aborted", func(s string) bool { return strings.Contains(s, "ABORTED") })
 
 	_, key, secret, err := s.sys.IAM.CreateOrganization(t.Context(), "tenant")
 	if err != nil {

@@ -41,28 +41,7 @@ type fleetPKC struct {
 // version is finalized at the end.
 func TestUpgradeCampaignOnEmbeddedClusters(t *testing.T) {
 	s := newSystem(t, nil)
-	if out, err := s.cliRun("fleet", "version", "set-default", "3.9.0"); err != nil || !strings.Contains(out, "default") {
-		t.Fatalf("set the default version: %v\n%s", err, out)
-	}
-	// The default reaches pkc as an event: clusters placed before it
-	// arrives get the previous one. Wait for pkc to hold it.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		held := ""
-		s.view("pkc", func(ctx context.Context, tx store.Tx) error {
-			r, err := store.ObservedResource(ctx, tx, event.Topic(resource.KindVersions, event.Desired), resource.VersionsID)
-			if err == nil {
-				vs, _ := resource.Decode[resource.VersionsSpec](r.Spec)
-				held = vs.Default
-			}
-			return nil
-		})
-		if held == "3.9.0" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pkc never heard of the new default version (it holds %q)", held)
-		}
-	}
+	s.setDefaultVersion("3.9.0")
 	env := s.environment("prod")
 	a := s.cluster(env, "orders", "AWS", "us-west-2", "Dedicated", 1)
 	b := s.cluster(env, "clicks", "AWS", "us-west-2", "Dedicated", 1)
@@ -249,4 +228,31 @@ func TestUpgradeCampaignOnEmbeddedClusters(t *testing.T) {
 		})
 	}
 	t.Logf("%d records written during the upgrade, all read back: %s", want, fmt.Sprint(len(seen)))
+}
+
+// setDefaultVersion sets the Kafka version new clusters get, with the CLI,
+// and waits until pkc holds it: the default reaches pkc as an event, and
+// clusters placed before it arrives get the previous one.
+func (s *testSystem) setDefaultVersion(v string) {
+	s.t.Helper()
+	if out, err := s.cliRun("fleet", "version", "set-default", v); err != nil || !strings.Contains(out, "default") {
+		s.t.Fatalf("set the default version: %v\n%s", err, out)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		held := ""
+		s.view("pkc", func(ctx context.Context, tx store.Tx) error {
+			r, err := store.ObservedResource(ctx, tx, event.Topic(resource.KindVersions, event.Desired), resource.VersionsID)
+			if err == nil {
+				vs, _ := resource.Decode[resource.VersionsSpec](r.Spec)
+				held = vs.Default
+			}
+			return nil
+		})
+		if held == v {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("pkc never heard of the new default version (it holds %q)", held)
+		}
+	}
 }

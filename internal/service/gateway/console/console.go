@@ -118,6 +118,7 @@ func New(cfg Config) *Console {
 	c.mux.HandleFunc("GET /console/login", c.loginPage)
 	c.mux.HandleFunc("POST /console/login", c.login)
 	c.mux.HandleFunc("GET /console/fleet", c.signedIn(c.fleetPage))
+	c.mux.HandleFunc("POST /console/fleet/upgrades/{id}/{op}", c.signedIn(c.operateUpgrade))
 	c.mux.HandleFunc("GET /console/costs", c.signedIn(c.costsPage))
 	c.mux.HandleFunc("POST /console/logout", c.signedIn(c.logout))
 	c.mux.HandleFunc("POST /console/clusters", c.signedIn(c.createCluster))

@@ -2,8 +2,11 @@ package console
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/mothership-dev/mothership/internal/service/fleet"
 	syncsvc "github.com/mothership-dev/mothership/internal/service/sync"
@@ -11,6 +14,7 @@ import (
 
 // The operators' routes, which exist only for an operator's key.
 const (
+	fleetPagePath  = "/console/fleet"
 	fleetSitesPath = "/fleet/v1/sites"
 	fleetPageSize  = "100"
 )
@@ -20,7 +24,8 @@ const (
 // stuck and what is paused, the upgrade campaigns wave by wave, and the
 // clusters of any organization (filtered by the API's own query).
 func (c *Console) fleetPage(w http.ResponseWriter, r *http.Request, s *session) {
-	data := map[string]any{"Key": s.key, "CSRF": s.csrf}
+	errMsg, notice, _ := c.flash(s)
+	data := map[string]any{"Key": s.key, "CSRF": s.csrf, "Notice": notice, "Ops": fleet.Ops}
 	var sum fleet.Summary
 	err := c.call(r, s, http.MethodGet, fleet.SummaryPath, nil, &sum)
 	var ae *apiError
@@ -30,6 +35,9 @@ func (c *Console) fleetPage(w http.ResponseWriter, r *http.Request, s *session) 
 		return
 	}
 	var errs []string
+	if errMsg != "" {
+		errs = append(errs, errMsg)
+	}
 	add := func(err error) {
 		if err != nil {
 			errs = append(errs, err.Error())
@@ -59,4 +67,18 @@ func (c *Console) fleetPage(w http.ResponseWriter, r *http.Request, s *session) 
 		sum, sites.Data, stuck.Data, pauses.Data, upgrades.Data, found.Data
 	data["Query"], data["Errors"] = map[string]string{"organization": q.Get("organization"), "site": q.Get("site"), "phase": q.Get("phase")}, errs
 	c.render(w, http.StatusOK, "fleet.html", data)
+}
+
+// operateUpgrade serves a campaign's controls (pause, resume, abort,
+// advance, rollback): the fleet API's operation, whose refusal the page
+// shows as it is.
+func (c *Console) operateUpgrade(w http.ResponseWriter, r *http.Request, s *session) {
+	id, op := r.PathValue("id"), r.PathValue("op")
+	if !slices.Contains(fleet.Ops, op) {
+		c.back(w, r, s, fleetPagePath, fmt.Errorf("a campaign has no operation %q; it has %s", op, strings.Join(fleet.Ops, ", ")), "")
+		return
+	}
+	var u fleet.Upgrade
+	err := c.call(r, s, http.MethodPost, fleet.UpgradesPath+"/"+url.PathEscape(id)+"/"+op, nil, &u)
+	c.back(w, r, s, fleetPagePath, err, fmt.Sprintf("campaign %s: %s done; it is %s", id, op, u.Status.Phase))
 }
