@@ -214,6 +214,9 @@ func printResult(w io.Writer, r bench.Result) {
 		whose = "the steady phase's, of the process at --url only"
 	}
 	fmt.Fprintf(w, "cpu per change %.2f ms (%s), load average %.2f at its end\n", r.CPUPerChangeMs, whose, r.LoadAvg)
+	for _, p := range r.Console {
+		fmt.Fprintf(w, "console %s loaded in p50 %.1f ms, max %.1f ms (%d loads)\n", p.Path, p.P50ms, p.Maxms, p.Loads)
+	}
 	if len(r.Unconverged) > 0 {
 		fmt.Fprintf(w, "unconverged:\n  %s\n", strings.Join(r.Unconverged, "\n  "))
 	}

@@ -148,6 +148,9 @@ type Result struct {
 	Lost int `json:"lost"`
 	// Unconverged names up to 10 clusters whose final state is wrong.
 	Unconverged []string `json:"unconverged,omitempty"`
+	// Console is how long the web console's pages took to load at the
+	// end of the run, with every cluster behind them.
+	Console []ConsolePage `json:"console,omitempty"`
 	// Upgrade is what the upgrade scenario measured.
 	Upgrade *UpgradeResult `json:"upgrade,omitempty"`
 }
@@ -315,6 +318,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return res, err
 	}
 	if res.PKCs, err = r.countPKCs(ctx); err != nil {
+		return res, err
+	}
+	if res.Console, err = r.consolePages(ctx); err != nil {
 		return res, err
 	}
 

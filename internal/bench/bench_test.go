@@ -46,6 +46,9 @@ func TestScenarioLosesNothing(t *testing.T) {
 	if res.Hops[bench.HopSatellite].N == 0 || res.Hops[bench.HopProvisioned].N == 0 || res.ResyncS <= 0 {
 		t.Fatalf("hops not measured: %+v, resync %.1fs", res.Hops, res.ResyncS)
 	}
+	if len(res.Console) != 2 || res.Console[1].Path != "/console/fleet" || res.Console[1].P50ms <= 0 {
+		t.Fatalf("the console's pages were not timed: %+v", res.Console)
+	}
 }
 
 // TestScenarioAgainstARunningControlPlane drives a control plane the bench
