@@ -155,17 +155,21 @@ func journey(ctx context.Context, tx store.Tx, own []record, at int, next *recor
 	// several events continues the newest one's trace), the subject's
 	// first status at this generation after the change.
 	var outcome *record
-	for i := range steps {
-		if r := &steps[i]; r.Subject == d.Subject && outcomeOf(*r, d.Generation) {
-			outcome = r
+	for _, r := range steps {
+		if r.Subject == d.Subject && outcomeOf(r, d.Generation) {
+			outcome = &r
 			break
 		}
 	}
 	if outcome == nil {
-		for i := at + 1; i < len(own) && (next == nil || own[i].Time <= next.Time); i++ {
-			if r := own[i]; outcomeOf(r, d.Generation) {
+		for _, r := range own[at+1:] {
+			if isStatus(r) && r.Observed > d.Generation {
+				break // a newer generation was observed first
+			}
+			if outcomeOf(r, d.Generation) {
+				outcome = &r
 				steps = append(steps, r)
-				outcome = &steps[len(steps)-1]
+				slices.SortStableFunc(steps, func(a, b record) int { return cmp.Compare(a.Time, b.Time) })
 				break
 			}
 		}
