@@ -199,6 +199,28 @@ func TestDistributedTopologyOnRealProcesses(t *testing.T) {
 	orders = c.waitCluster(orders.ID, "PROVISIONED", done)
 	c.waitCluster(clicks.ID, "PROVISIONED", done)
 
+	// The creation's trace went from the gateway through the RPCs and
+	// every process's reaction to the satellite and back up: its journey
+	// has every hop.
+	var hops string
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		var l api.JourneyList
+		c.do("GET", "/audit/v1/journeys?subject="+orders.ID, nil, &l)
+		hops = ""
+		if len(l.Data) == 1 && l.Data[0].Outcome == "PROVISIONED" {
+			for _, st := range l.Data[0].Steps {
+				hops += st.Service + ": " + st.What + "\n"
+			}
+		}
+		if strings.Contains(hops, "gateway: accepted POST /cmk/v2/clusters (202)") && strings.Contains(hops, "kafka: lkc desired generation 1") &&
+			strings.Contains(hops, "pkc: pkc desired generation 1") && strings.Contains(hops, "satellite: the satellite reported it PROVISIONED") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the creation's journey over the processes:\n%s", hops)
+		}
+	}
+
 	// Resize, and kill pkc with SIGKILL while the resize is under way.
 	if code := c.do("PATCH", "/cmk/v2/clusters/"+orders.ID, map[string]any{"spec": map[string]any{"config": map[string]any{"kind": "Dedicated", "cku": 3}}}, nil); code != http.StatusOK {
 		t.Fatalf("resize: %d", code)

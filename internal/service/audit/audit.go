@@ -188,8 +188,8 @@ func (s *Service) onEvent(ctx context.Context, tx store.Tx, topic string, ev eve
 	return create(ctx, tx, rec, id(ev.Subject, ev.Time, dir+"-"+fmt.Sprint(ev.Version)), scope)
 }
 
-// ixTrace lists the records of each trace: "TRACE/RECORD-ID" → "". It
-// goes with the records, at their purge.
+// ixTrace lists the records of each trace, but API requests':
+// "TRACE/RECORD-ID" → "". It goes with the records, at their purge.
 const ixTrace = "audit_trace"
 
 func traceKey(trace, recordID string) string { return trace + "/" + recordID }
@@ -202,7 +202,10 @@ func create(ctx context.Context, tx store.Tx, rec record, recordID string, scope
 	if errors.Is(err, store.ErrAlreadyExists) {
 		return nil // a replay: recorded already
 	}
-	if err != nil || rec.Trace == "" || len(traceKey(rec.Trace, recordID)) > store.MaxIndexKeyBytes {
+	// A request's record is found among its subject's own, which a
+	// journey reads anyway: indexing it would cost every request an
+	// insert on its way.
+	if err != nil || rec.Trace == "" || rec.Kind == "" || len(traceKey(rec.Trace, recordID)) > store.MaxIndexKeyBytes {
 		return err
 	}
 	return tx.IndexPut(ctx, ixTrace, traceKey(rec.Trace, recordID), "")

@@ -125,6 +125,11 @@ func decodeShort(r store.Resource) (record, error) {
 func journey(ctx context.Context, tx store.Tx, own []record, at int, next *record) (api.Journey, error) {
 	d := own[at]
 	steps := []record{d}
+	for _, r := range own {
+		if r.Kind == "" && r.Trace != "" && r.Trace == d.Trace {
+			steps = append(steps, r) // the request that made the change (not in ixTrace)
+		}
+	}
 	if d.Trace != "" {
 		entries, err := tx.IndexList(ctx, store.IndexListParams{Index: ixTrace, Prefix: d.Trace + "/", Limit: maxTraceSteps})
 		if err != nil {
