@@ -319,7 +319,7 @@ func (r *Reactor) Start(ctx context.Context) error {
 	if r.cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(r.cfg.InstanceID))
 	}
-	cl, err := kgo.NewClient(append(opts,
+	opts = append(opts,
 		kgo.ConsumerGroup(r.cfg.Group),
 		kgo.ConsumeTopics(r.cfg.Topics...),
 		// A member that died without leaving holds its partitions until
@@ -341,12 +341,8 @@ func (r *Reactor) Start(ctx context.Context) error {
 		// replay of that second is dropped by version.
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, revoked map[string][]int32) { r.offsets.drop(revoked) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { r.offsets.drop(lost) }),
-	)...)
-	if err != nil {
-		return fmt.Errorf("reactor %s: kafka client: %w", r.cfg.Service, err)
-	}
-	if err := r.runner.Start(ctx, func(ctx context.Context) error { return r.run(ctx, cl) }); err != nil {
-		cl.Close()
+	)
+	if err := r.runner.Start(ctx, func(ctx context.Context) error { return r.run(ctx, opts) }); err != nil {
 		return fmt.Errorf("reactor %s: %w", r.cfg.Service, err)
 	}
 	return nil
@@ -357,16 +353,23 @@ func (r *Reactor) Start(ctx context.Context) error {
 // the group.
 func (r *Reactor) Stop() error { return r.runner.Stop() }
 
-func (r *Reactor) run(ctx context.Context, cl *kgo.Client) error {
+func (r *Reactor) run(ctx context.Context, opts []kgo.Opt) error {
 	// A previous run may have left keys marked running: start afresh
 	// (resync and redelivery bring everything back). Done here, not in
-	// Start, so that a Start refused with ErrStarted touches nothing.
+	// Start, so that a Start refused with ErrStarted touches nothing;
+	// and before the client exists, since it joins the group at once
+	// and its first assignment must not be reset away (a tracker
+	// without partitions never settles, and commits nothing).
 	r.queue.reset()
 	r.offsets.reset()
 	r.startResynced.Store(false)
 	r.catchUpMu.Lock()
 	r.catchUp = nil
 	r.catchUpMu.Unlock()
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		// Until it is known, the reactor is not settled; a failure is
