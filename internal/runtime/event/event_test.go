@@ -62,3 +62,21 @@ func TestTopicNames(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeOfReadsTheEnvelopesTime: the time is read from an encoded
+// event without decoding it, and a time-like string in the data or in an
+// attribute is not taken for it.
+func TestTimeOfReadsTheEnvelopesTime(t *testing.T) {
+	at := time.Date(2026, 12, 7, 10, 11, 12, 345678901, time.UTC)
+	ev := New("kafka", "lkc", Desired, `lkc-"time":"x`, 1, 1, at, json.RawMessage(`{"time":"2001-01-01T00:00:00Z"}`))
+	b, err := ev.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := TimeOf(b); !ok || !got.Equal(at) {
+		t.Fatalf("TimeOf: %v %v, want %v", got, ok, at)
+	}
+	if _, ok := TimeOf([]byte(`{"id":"x"}`)); ok {
+		t.Fatal("TimeOf found a time in an event without one")
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mothership-dev/mothership/internal/runtime/backoff"
+	"github.com/mothership-dev/mothership/internal/runtime/event"
 	"github.com/mothership-dev/mothership/internal/runtime/startstop"
 	"github.com/mothership-dev/mothership/internal/runtime/store"
 )
@@ -60,6 +61,7 @@ type Relay struct {
 	failures  prometheus.Counter
 	position  prometheus.Gauge
 	roundTime prometheus.Histogram
+	lag       prometheus.Gauge
 }
 
 // New validates cfg and returns a stopped relay.
@@ -99,9 +101,13 @@ func New(cfg Config) (*Relay, error) {
 			Name: "mothership_relay_round_seconds", Help: "Time from reading a batch of changes to confirming it.", ConstLabels: labels,
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mothership_relay_lag_seconds", ConstLabels: labels,
+			Help: "Age, when Kafka acknowledged it, of the oldest change of the last batch relayed (commit → Kafka); 0 once the outbox is drained.",
+		}),
 	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{r.produced, r.failures, r.position, r.roundTime} {
+		for _, c := range []prometheus.Collector{r.produced, r.failures, r.position, r.roundTime, r.lag} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("relay %s: register metrics: %w", cfg.Service, err)
 			}
@@ -206,6 +212,7 @@ func (r *Relay) round(ctx context.Context, cl *kgo.Client, p *progress) error {
 	}
 	changes, err := r.cfg.Feed.Next(waitCtx, r.cfg.BatchSize)
 	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		r.lag.Set(0)             // drained
 		return r.confirm(ctx, p) // idle: confirm what is pending
 	}
 	if err != nil {
@@ -221,6 +228,9 @@ func (r *Relay) round(ctx context.Context, cl *kgo.Client, p *progress) error {
 	}
 	r.produced.Add(float64(len(changes)))
 	r.roundTime.Observe(time.Since(start).Seconds())
+	if at, ok := event.TimeOf(changes[0].Value); ok {
+		r.lag.Set(time.Since(at).Seconds())
+	}
 	p.produced = changes[len(changes)-1].Position
 	if !p.unconfirmed {
 		p.unconfirmed, p.since = true, time.Now()
