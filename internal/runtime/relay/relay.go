@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -106,8 +107,24 @@ func New(cfg Config) (*Relay, error) {
 			Help: "Age, when Kafka acknowledged it, of the oldest change of the last batch relayed (commit → Kafka); 0 once the outbox is drained.",
 		}),
 	}
+	collectors := []prometheus.Collector{r.produced, r.failures, r.position, r.roundTime, r.lag}
+	if bf, ok := cfg.Feed.(store.BacklogFeed); ok {
+		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mothership_outbox_backlog_changes", ConstLabels: labels,
+			Help: "Changes committed to the outbox and not yet confirmed in Kafka (counted at each scrape).",
+		}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			n, err := bf.Backlog(ctx)
+			if err != nil {
+				cfg.Logger.Warn("counting the outbox failed", "err", err)
+				return math.NaN()
+			}
+			return float64(n)
+		}))
+	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{r.produced, r.failures, r.position, r.roundTime, r.lag} {
+		for _, c := range collectors {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("relay %s: register metrics: %w", cfg.Service, err)
 			}

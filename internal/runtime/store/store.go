@@ -283,6 +283,14 @@ type ChangeFeed interface {
 	Rewind(ctx context.Context) error
 }
 
+// BacklogFeed is a change feed that can count its backlog: the outbox
+// rows committed and not yet confirmed (both backends delete a row once
+// Kafka acknowledged it, so the table holds exactly those).
+type BacklogFeed interface {
+	ChangeFeed
+	Backlog(ctx context.Context) (int64, error)
+}
+
 // Store is a service's own database.
 type Store interface {
 	// Update runs fn in one read-write transaction and commits it if fn

@@ -665,3 +665,12 @@ func (f *feed) close() {
 	defer f.mu.Unlock()
 	f.drop()
 }
+
+// Backlog implements store.BacklogFeed.
+func (f *feed) Backlog(ctx context.Context) (int64, error) {
+	var n int64
+	if err := f.s.pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres %s: count outbox: %w", f.s.cfg.Service, err)
+	}
+	return n, nil
+}

@@ -69,7 +69,10 @@ type Store struct {
 	closeOnce sync.Once
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.BacklogFeed = (*feed)(nil)
+)
 
 // Open connects to cfg.URL, migrates the database, makes sure the
 // replication slot exists and starts watching the WAL it retains.

@@ -74,7 +74,10 @@ type Store struct {
 	closeErr  error
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.BacklogFeed = (*feed)(nil)
+)
 
 // Open opens (creating if needed) the database at cfg.Path and migrates it.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
@@ -741,6 +744,15 @@ func (f *feed) read(ctx context.Context, after int64, max int) ([]store.Change, 
 		return nil, fmt.Errorf("sqlite %s: read outbox: %w", f.s.cfg.Service, mapErr(err))
 	}
 	return out, nil
+}
+
+// Backlog implements store.BacklogFeed.
+func (f *feed) Backlog(ctx context.Context) (int64, error) {
+	var n int64
+	if err := f.s.reader.QueryRowContext(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite %s: count outbox: %w", f.s.cfg.Service, mapErr(err))
+	}
+	return n, nil
 }
 
 // Confirm deletes the rows Kafka has acknowledged: their absence is the

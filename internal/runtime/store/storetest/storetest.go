@@ -509,6 +509,12 @@ func testFeedResume(t *testing.T, open Opener) {
 	if err := s.Feed().Confirm(t.Context(), cs[2].Position); err != nil {
 		t.Fatal(err)
 	}
+	// The backlog is what is committed and not confirmed.
+	if bf, ok := s.Feed().(store.BacklogFeed); !ok {
+		t.Fatal("the feed does not count its backlog (store.BacklogFeed)")
+	} else if n, err := bf.Backlog(t.Context()); err != nil || n != 2 {
+		t.Fatalf("backlog after confirming 3 of 5: %d, %v; want 2", n, err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
