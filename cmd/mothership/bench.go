@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -108,10 +107,7 @@ goes to stderr; the figures to stdout (-o json: one object).`,
 					return err
 				}
 				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
+				cfg.CPUProfile = f
 			}
 			if heapProfile != "" {
 				f, err := os.Create(heapProfile)
@@ -153,7 +149,7 @@ goes to stderr; the figures to stdout (-o json: one object).`,
 	f.Float64Var(&failShare, "fail-share", 0.01, "share of satellite operations whose first attempt fails")
 	f.Float64Var(&limitShare, "rate-limit-share", 0.01, "share of satellite operations whose first attempt is rate-limited")
 	f.StringVarP(&output, "output", "o", "human", "human or json")
-	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the steady phase (its start until its changes completed) to this file (go tool pprof)")
 	f.StringVar(&heapProfile, "heap-profile", "", "write a heap profile, taken at the end of the steady phase, to this file (go tool pprof)")
 	f.DurationVar(&cfg.ResyncInterval, "resync-interval", 10*time.Minute, "every service's periodic resync")
 	f.StringVar(&upgrade.From, "upgrade-from", "", "the upgrade scenario: create every cluster Dedicated at this Kafka version, then upgrade them all")

@@ -83,6 +83,10 @@ type Config struct {
 	// collection) at the end of the steady phase, with the whole system
 	// still running: what holds the memory at that scale.
 	HeapProfile io.Writer
+	// CPUProfile, if set, receives a CPU profile of the steady phase,
+	// from its start until its changes completed: the span that
+	// cpu_per_change_ms measures, without the create phase's work.
+	CPUProfile io.Writer
 	// Upgrade, if set, runs the upgrade scenario instead of the steady
 	// phase and the cold restart.
 	Upgrade *UpgradeConfig
@@ -332,6 +336,20 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 // reads every cluster back.
 func (r *runner) measure(ctx context.Context, res *Result) error {
 	cpu0, _ := r.cpuSeconds(ctx)
+	profiling := false
+	if r.cfg.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(r.cfg.CPUProfile); err != nil {
+			return fmt.Errorf("bench: CPU profile: %w", err)
+		}
+		profiling = true
+	}
+	stopProfile := func() {
+		if profiling {
+			pprof.StopCPUProfile()
+			profiling = false
+		}
+	}
+	defer stopProfile()
 	perSecond, changes, err := r.steady(ctx)
 	if err != nil {
 		return err
@@ -340,6 +358,7 @@ func (r *runner) measure(ctx context.Context, res *Result) error {
 	res.ResyncPeakOverAvg = peakOverAvg(perSecond) // 0 when the resyncs are out of sight
 	res.LoadAvg = loadAvg()
 	r.drain(ctx, 60*time.Second)
+	stopProfile()
 	if r.cfg.HeapProfile != nil {
 		runtime.GC()
 		if err := pprof.Lookup("heap").WriteTo(r.cfg.HeapProfile, 0); err != nil {
