@@ -6,11 +6,12 @@
 package resource
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"time"
+
+	json "github.com/segmentio/encoding/json"
 )
 
 // Kinds, each written by exactly one service (see DESIGN.md).

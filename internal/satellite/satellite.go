@@ -9,7 +9,6 @@ package satellite
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/google/renameio/v2"
 	"github.com/mothership-dev/mothership/internal/resource"

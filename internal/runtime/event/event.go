@@ -8,10 +8,11 @@ package event
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"time"
+
+	json "github.com/segmentio/encoding/json"
 )
 
 // SpecVersion is the CloudEvents specification version of the envelope.

@@ -10,10 +10,11 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/mothership-dev/mothership/internal/runtime/event"
 )

@@ -14,7 +14,6 @@ package simdriver
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -30,6 +29,7 @@ import (
 	"time"
 
 	"github.com/google/renameio/v2"
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/mothership-dev/mothership/internal/kafkaversion"
 	"github.com/mothership-dev/mothership/internal/resource"

@@ -2,9 +2,10 @@ package audit
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"strings"
 	"time"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/service/svcapi"

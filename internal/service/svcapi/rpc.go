@@ -3,7 +3,6 @@ package svcapi
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/mothership-dev/mothership/internal/api"
 	"github.com/mothership-dev/mothership/internal/runtime/trace"
