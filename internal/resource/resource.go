@@ -145,10 +145,12 @@ type SealedSCRAM struct {
 // that a sealed credential cannot be replayed for another user.
 func SCRAMInfo(user string) string { return "mothership scram-sha-512 " + user }
 
-// SecretHash is a slow, salted hash of an API secret.
+// SecretHash is a salted hash of an API secret: "SHA-256" of the salt
+// and the secret, or, for keys made before, "PBKDF2-SHA256" with its
+// iterations.
 type SecretHash struct {
 	Algorithm  string `json:"algorithm"`
-	Iterations int    `json:"iterations"`
+	Iterations int    `json:"iterations,omitempty"`
 	Salt       []byte `json:"salt"`
 	Hash       []byte `json:"hash"`
 }
