@@ -647,7 +647,24 @@ func (s *Service) refresh(ctx context.Context, tx store.Tx, id string, mutate fu
 		return false, err
 	}
 	capOK, capMsg := reports.capacityReady(r.ID, spec.Brokers)
-	if st.Paused, err = pausedBy(ctx, tx, id); err != nil {
+	// Pauses are rare: the subjects ever paused are listed once (a
+	// resource's pause is kept when resumed, so they are bounded by the
+	// resources, not by history), rather than a lookup per tenant.
+	subjects, err := tx.ObservedSubjects(ctx, pauseDesired)
+	if err != nil {
+		return false, err
+	}
+	pauses := make(map[string]bool, len(subjects))
+	for _, id := range subjects {
+		pauses[id] = true
+	}
+	pausedOf := func(id string) (string, error) {
+		if !pauses[id] {
+			return "", nil
+		}
+		return pausedBy(ctx, tx, id)
+	}
+	if st.Paused, err = pausedOf(id); err != nil {
 		return false, err
 	}
 	st.FailedGeneration = 0
@@ -670,7 +687,7 @@ func (s *Service) refresh(ctx context.Context, tx store.Tx, id string, mutate fu
 		if spec.Dedicated {
 			ts.CKU = st.Brokers / BrokersPerCKU
 		}
-		if ts.Paused, err = pausedBy(ctx, tx, lkc); err != nil {
+		if ts.Paused, err = pausedOf(lkc); err != nil {
 			return false, err
 		}
 		ts.Paused = cmp.Or(ts.Paused, st.Paused)
