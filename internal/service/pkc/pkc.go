@@ -586,9 +586,12 @@ func (s *Service) reconcileDelivered(ctx context.Context, tx store.Tx, id string
 }
 
 // refreshTenants refreshes a PKC's status and, if it realized another
-// generation, reconciles its tenants again: a resize held behind a running
-// one may go on once it is realized. A status that moved within a
-// generation (a satellite's progress) concerns no tenant.
+// generation, reconciles its tenant again: a resize held behind a running
+// one may go on once it is realized. Only a Dedicated PKC changes size
+// (a shared one keeps its brokers whatever its tenants do), so only its
+// tenant can be held; a shared PKC's ten tenants are not reconciled on
+// each of its generations. A status that moved within a generation (a
+// satellite's progress) concerns no tenant.
 func (s *Service) refreshTenants(ctx context.Context, tx store.Tx, id string, reports *siteReports) error {
 	r, err := tx.ResourceGet(ctx, resource.KindPKC, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -599,6 +602,9 @@ func (s *Service) refreshTenants(ctx context.Context, tx store.Tx, id string, re
 	}
 	moved, err := s.refresh(ctx, tx, id, nil, reports)
 	if err != nil || !moved {
+		return err
+	}
+	if spec, err := resource.Decode[resource.PKCSpec](r.Spec); err != nil || !spec.Dedicated {
 		return err
 	}
 	after, err := tx.ResourceGet(ctx, resource.KindPKC, id)
