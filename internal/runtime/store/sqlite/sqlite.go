@@ -150,6 +150,7 @@ const (
 	qObserve = `INSERT INTO observed (topic, subject, version, event) VALUES (?, ?, ?, ?)
 		ON CONFLICT (topic, subject) DO UPDATE SET version = excluded.version, event = excluded.event WHERE excluded.version > observed.version`
 	qObserved    = `SELECT event FROM observed WHERE topic = ? AND subject = ?`
+	qSubjects    = `SELECT subject FROM observed WHERE topic = ? ORDER BY subject`
 	qIndexPut    = `INSERT INTO index_entries (name, key, value) VALUES (?, ?, ?) ON CONFLICT (name, key) DO UPDATE SET value = excluded.value`
 	qIndexDelete = `DELETE FROM index_entries WHERE name = ? AND key = ?`
 	qIndexGet    = `SELECT value FROM index_entries WHERE name = ? AND key = ?`
@@ -157,14 +158,14 @@ const (
 
 func (s *Store) prepare(ctx context.Context) error {
 	s.writeStmts, s.readStmts = map[string]*sql.Stmt{}, map[string]*sql.Stmt{}
-	for _, q := range []string{qGet, qInsert, qSave, qAppend, qObserve, qObserved, qIndexPut, qIndexDelete, qIndexGet} {
+	for _, q := range []string{qGet, qInsert, qSave, qAppend, qObserve, qObserved, qSubjects, qIndexPut, qIndexDelete, qIndexGet} {
 		st, err := s.writer.PrepareContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("sqlite %s: prepare: %w", s.cfg.Path, err)
 		}
 		s.writeStmts[q] = st
 	}
-	for _, q := range []string{qGet, qObserved, qIndexGet} {
+	for _, q := range []string{qGet, qObserved, qSubjects, qIndexGet} {
 		st, err := s.reader.PrepareContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("sqlite %s: prepare: %w", s.cfg.Path, err)
@@ -625,7 +626,7 @@ func (t *rows) GetObserved(ctx context.Context, topic, subject string) ([]byte, 
 }
 
 func (t *rows) ObservedSubjects(ctx context.Context, topic string) ([]string, error) {
-	rs, err := t.query(ctx, `SELECT subject FROM observed WHERE topic = ? ORDER BY subject`, topic)
+	rs, err := t.query(ctx, qSubjects, topic)
 	if err != nil {
 		return nil, mapErr(err)
 	}
