@@ -149,7 +149,7 @@ goes to stderr; the figures to stdout (-o json: one object).`,
 	f.Float64Var(&failShare, "fail-share", 0.01, "share of satellite operations whose first attempt fails")
 	f.Float64Var(&limitShare, "rate-limit-share", 0.01, "share of satellite operations whose first attempt is rate-limited")
 	f.StringVarP(&output, "output", "o", "human", "human or json")
-	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the steady phase (its start until its changes completed) to this file (go tool pprof)")
+	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the steady phase (its start until its changes completed and the services drained) to this file (go tool pprof)")
 	f.StringVar(&heapProfile, "heap-profile", "", "write a heap profile, taken at the end of the steady phase, to this file (go tool pprof)")
 	f.DurationVar(&cfg.ResyncInterval, "resync-interval", 10*time.Minute, "every service's periodic resync")
 	f.StringVar(&upgrade.From, "upgrade-from", "", "the upgrade scenario: create every cluster Dedicated at this Kafka version, then upgrade them all")
@@ -205,7 +205,7 @@ func printResult(w io.Writer, r bench.Result) {
 		fmt.Fprintf(w, "cpu %.1fs, peak rss %.0f MiB, cold restart caught up in %.1fs, periodic resync peak/avg %.2f\n",
 			r.CPUSeconds, float64(r.RSSBytes)/(1<<20), r.ResyncS, r.ResyncPeakOverAvg)
 	}
-	whose := "the steady phase's"
+	whose := fmt.Sprintf("the steady phase's, until the services drained %.1fs after its changes completed", r.DeferredS)
 	if r.Against != "" {
 		whose = "the steady phase's, of the process at --url only"
 	}

@@ -40,6 +40,9 @@ func TestScenarioLosesNothing(t *testing.T) {
 	if res.Completed != res.Changes {
 		t.Fatalf("%d of %d accepted changes passed every hop", res.Completed, res.Changes)
 	}
+	if !res.Drained || res.CPUPerChangeMs <= 0 {
+		t.Fatalf("the services never applied all they had seen after %.1fs, or the CPU per change (%.2f ms) was not measured", res.DeferredS, res.CPUPerChangeMs)
+	}
 	if res.Lost != 0 {
 		t.Fatalf("%d accepted changes are not in the final state: %v", res.Lost, res.Unconverged)
 	}

@@ -285,6 +285,17 @@ func (f *Fleet) Settled() bool {
 	return true
 }
 
+// Drained reports whether every service's reactor has applied every
+// event it has seen and has nothing queued (see reactor.Reactor.Drained).
+func (f *Fleet) Drained() bool {
+	for _, r := range f.running {
+		if r.Reactor != nil && !r.Reactor.Drained() {
+			return false
+		}
+	}
+	return true
+}
+
 // Services returns the running services in start order.
 func (f *Fleet) Services() []*Running { return slices.Clone(f.running) }
 
