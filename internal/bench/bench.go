@@ -139,7 +139,8 @@ type Result struct {
 	// would otherwise leave out of cpu_per_change_ms.
 	DeferredS float64 `json:"deferred_s"`
 	// Drained is false if they were still behind when the bench stopped
-	// waiting (two minutes).
+	// waiting (two minutes). With URL it is not watched: true, and
+	// DeferredS 0.
 	Drained bool `json:"drained"`
 	// LoadAvg is the machine's one-minute load average at the end of the
 	// steady phase: runs on shared machines compare only beside it.

@@ -661,14 +661,14 @@ func (s *Service) refresh(ctx context.Context, tx store.Tx, id string, mutate fu
 		return false, err
 	}
 	pauses := make(map[string]bool, len(subjects))
-	for _, id := range subjects {
-		pauses[id] = true
+	for _, subject := range subjects {
+		pauses[subject] = true
 	}
-	pausedOf := func(id string) (string, error) {
-		if !pauses[id] {
+	pausedOf := func(resourceID string) (string, error) {
+		if !pauses[resourceID] {
 			return "", nil
 		}
-		return pausedBy(ctx, tx, id)
+		return pausedBy(ctx, tx, resourceID)
 	}
 	if st.Paused, err = pausedOf(id); err != nil {
 		return false, err
