@@ -900,22 +900,26 @@ func (r *runner) settleDeferred(ctx context.Context, within time.Duration) (floa
 	if r.sys == nil {
 		return 0, true
 	}
-	start := time.Now()
-	for !r.sys.Fleet.Drained() {
-		if time.Since(start) >= within || ctx.Err() != nil {
-			return time.Since(start).Seconds(), false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return time.Since(start).Seconds(), true
+	took, ok := waitUntil(ctx, within, r.sys.Fleet.Drained)
+	return took.Seconds(), ok
 }
 
 // drain waits until no change is in flight, or within ends.
 func (r *runner) drain(ctx context.Context, within time.Duration) {
-	deadline := time.Now().Add(within)
-	for r.track.inFlight() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+	waitUntil(ctx, within, func() bool { return r.track.inFlight() == 0 })
+}
+
+// waitUntil polls done every 20ms until it holds, within ends or ctx is
+// done, and returns how long it waited and whether done held.
+func waitUntil(ctx context.Context, within time.Duration, done func() bool) (time.Duration, bool) {
+	start := time.Now()
+	for !done() {
+		if time.Since(start) >= within || ctx.Err() != nil {
+			return time.Since(start), false
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return time.Since(start), true
 }
 
 // verify reads every cluster back through the API and compares it with

@@ -276,20 +276,17 @@ func StartAll(ctx context.Context, cfg Config, services []Service) (*Fleet, erro
 
 // Settled reports whether every service's reactor has reconciled every
 // key once since it started and has nothing queued: the fleet caught up.
-func (f *Fleet) Settled() bool {
-	for _, r := range f.running {
-		if r.Reactor != nil && !r.Reactor.Settled() {
-			return false
-		}
-	}
-	return true
-}
+func (f *Fleet) Settled() bool { return f.everyReactor((*reactor.Reactor).Settled) }
 
 // Drained reports whether every service's reactor has applied every
 // event it has seen and has nothing queued (see reactor.Reactor.Drained).
-func (f *Fleet) Drained() bool {
+func (f *Fleet) Drained() bool { return f.everyReactor((*reactor.Reactor).Drained) }
+
+// everyReactor reports whether ok holds for the reactor of every service
+// that has one.
+func (f *Fleet) everyReactor(ok func(*reactor.Reactor) bool) bool {
 	for _, r := range f.running {
-		if r.Reactor != nil && !r.Reactor.Drained() {
+		if r.Reactor != nil && !ok(r.Reactor) {
 			return false
 		}
 	}
