@@ -46,6 +46,9 @@ type Service struct {
 	OnEvent func(ctx context.Context, tx store.Tx, topic string, ev event.Event) error
 	// OnFailure optionally records a failed reconcile's reason in status.
 	OnFailure reactor.FailureFunc
+	// Prefetch optionally reads, once per reaction batch, the rows its
+	// keys' reconciles read (reactor.Config.Prefetch; PrefetchByKey).
+	Prefetch func(ctx context.Context, tx store.Tx, keys []string) error
 	// Keys optionally adds keys to every resync.
 	Keys func(ctx context.Context, tx store.Tx) ([]string, error)
 	// Attach, if set, receives the service's own store once it is open and
@@ -161,7 +164,7 @@ func Start(ctx context.Context, cfg Config, svc Service) (*Running, error) {
 	})
 	if err == nil && len(svc.ReactsTo) > 0 {
 		rc := svc.Reactor
-		rc.Service, rc.Topics, rc.Store, rc.Reconcile, rc.OnFailure, rc.Keys = svc.Name, svc.ReactsTo, st, svc.Reconcile, svc.OnFailure, svc.Keys
+		rc.Service, rc.Topics, rc.Store, rc.Reconcile, rc.OnFailure, rc.Keys, rc.Prefetch = svc.Name, svc.ReactsTo, st, svc.Reconcile, svc.OnFailure, svc.Keys, svc.Prefetch
 		rc.OnEvent = svc.OnEvent
 		rc.Kafka, rc.Logger, rc.Registerer = cfg.Kafka, cfg.Logger, cfg.Registerer
 		r.Reactor, err = reactor.New(rc)
@@ -303,4 +306,12 @@ func (f *Fleet) Stop() error {
 		errs = append(errs, f.running[i].Stop())
 	}
 	return errors.Join(errs...)
+}
+
+// PrefetchByKey is the Prefetch of a service whose reconcile of a key
+// reads its own resource of kind under the key's id.
+func PrefetchByKey(kind string) func(ctx context.Context, tx store.Tx, keys []string) error {
+	return func(ctx context.Context, tx store.Tx, keys []string) error {
+		return tx.ResourcePrefetch(ctx, kind, keys)
+	}
 }

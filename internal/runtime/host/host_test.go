@@ -24,7 +24,19 @@ import (
 func TestHopDeliversFullState(t *testing.T) {
 	eachBackend(t, func(t *testing.T, backend string) {
 		dir := t.TempDir()
-		p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{backend: backend, dir: dir})
+		// The sink's reactions read their copies in one statement per
+		// batch, before reconciling: every key reconciled was prefetched.
+		var mu sync.Mutex
+		prefetched := map[string]bool{}
+		prefetch := func(ctx context.Context, tx store.Tx, keys []string) error {
+			mu.Lock()
+			for _, k := range keys {
+				prefetched[k] = true
+			}
+			mu.Unlock()
+			return host.PrefetchByKey(copyKind)(ctx, tx, keys)
+		}
+		p := startPipeline(t, t.Context(), startBroker(t, dir), pipelineOpts{backend: backend, dir: dir, prefetch: prefetch})
 		for i := range 20 {
 			mustSet(t, p.source.Store, fmt.Sprintf("item-%02d", i), i)
 		}
@@ -32,6 +44,13 @@ func TestHopDeliversFullState(t *testing.T) {
 		waitConverged(t, p, time.Minute)
 		if got := p.actions.of("item-00"); got[len(got)-1].N != 100 {
 			t.Fatalf("item-00 copies %+v: want the last one to carry n=100", got)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for key := range p.actions.keys() {
+			if !prefetched[key] {
+				t.Errorf("%s was reconciled but never prefetched", key)
+			}
 		}
 	})
 }

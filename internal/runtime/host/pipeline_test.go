@@ -136,6 +136,8 @@ type pipelineOpts struct {
 	hook      func(ctx context.Context, key string) error
 	onFailure reactor.FailureFunc
 	reactor   reactor.Config
+	// prefetch replaces the sink's Prefetch (host.PrefetchByKey).
+	prefetch func(ctx context.Context, tx store.Tx, keys []string) error
 	// historyTopic creates the item and copy topics without compaction,
 	// so a test can read every record ever produced.
 	historyTopic bool
@@ -171,6 +173,10 @@ func startPipeline(tb testing.TB, ctx context.Context, kafka []kgo.Opt, o pipeli
 			tb.Fatal(err)
 		}
 	}
+	prefetch := o.prefetch
+	if prefetch == nil {
+		prefetch = host.PrefetchByKey(copyKind) // each key's reconcile reads its copy
+	}
 	var err error
 	p.source, err = host.Start(ctx, p.cfg, host.Service{Name: "source", Layer: 1, Owns: []string{itemKind}})
 	if err != nil {
@@ -180,6 +186,8 @@ func startPipeline(tb testing.TB, ctx context.Context, kafka []kgo.Opt, o pipeli
 	p.sink, err = host.Start(ctx, p.cfg, host.Service{
 		Name: "sink", Layer: 0, Owns: []string{copyKind}, ReactsTo: []string{itemTopic},
 		Reconcile: copyReconciler(p.actions, o.hook), OnFailure: o.onFailure, Reactor: o.reactor,
+		// Each key's reconcile reads its copy: a batch reads them at once.
+		Prefetch: prefetch,
 	})
 	if err != nil {
 		tb.Fatalf("start sink: %v", err)

@@ -110,6 +110,11 @@ type Config struct {
 	// change; a reconciler needs only the latest state). Events of one
 	// subject may be applied out of order: OnEvent must not depend on it.
 	OnEvent func(ctx context.Context, tx store.Tx, topic string, ev event.Event) error
+	// Prefetch, if set, is called in each reaction transaction, before
+	// its keys are reconciled, with the keys that will be: it reads at
+	// once (store.Tx.ResourcePrefetch) the rows their reconciles read one
+	// by one, so a batch costs one read instead of one per key. Optional.
+	Prefetch func(ctx context.Context, tx store.Tx, keys []string) error
 	// OnFailure, if set, records a failed reconcile's reason (in status),
 	// so that users see why a resource waits. Optional.
 	OnFailure FailureFunc
@@ -506,6 +511,9 @@ func (r *Reactor) apply(ctx context.Context, cl *kgo.Client, batch []work) {
 		if err != nil {
 			return err
 		}
+		if err := r.prefetch(ctx, tx, batch, newer); err != nil {
+			return err
+		}
 		for i, w := range batch {
 			ran, err := r.applyOne(ctx, tx, w, newer[i])
 			if err != nil {
@@ -580,6 +588,26 @@ func (r *Reactor) record(ctx context.Context, tx store.Tx, batch []work) ([]bool
 		newer[owner[i]] = newer[owner[i]] || written
 	}
 	return newer, nil
+}
+
+// prefetch gives Prefetch the keys of the batch that will be reconciled.
+func (r *Reactor) prefetch(ctx context.Context, tx store.Tx, batch []work, newer []bool) error {
+	if r.cfg.Prefetch == nil || r.cfg.OnEvent != nil {
+		return nil
+	}
+	keys := make([]string, 0, len(batch))
+	for i, w := range batch {
+		if newer[i] || w.resync {
+			keys = append(keys, w.it.key)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if err := r.cfg.Prefetch(ctx, tx, keys); err != nil {
+		return fmt.Errorf("prefetch %d keys: %w", len(keys), err)
+	}
+	return nil
 }
 
 // applyOne reconciles w's key if any of its events was new (or a resync

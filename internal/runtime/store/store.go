@@ -179,6 +179,13 @@ type Tx interface {
 	ResourceGetAny(ctx context.Context, kind, id string) (Resource, error)
 	// ResourceList returns resources of one kind in id order.
 	ResourceList(ctx context.Context, p ListParams) ([]Resource, error)
+	// ResourcePrefetch reads, in one statement, resources of kind the
+	// transaction is about to read, locked as ResourceGet locks them, so
+	// that ResourceGet and ResourceGetAny of them need no statement of
+	// their own: a reaction to a batch of keys, or to a PKC's tenants,
+	// costs one round trip instead of one per row. Ids no row holds are
+	// left for ResourceGet (which then takes the id, as it does).
+	ResourcePrefetch(ctx context.Context, kind string, ids []string) error
 	// ResourceCreate inserts a resource at generation 1 and emits its
 	// desired event; ErrAlreadyExists when the id is taken.
 	ResourceCreate(ctx context.Context, p CreateParams) (Resource, error)

@@ -25,6 +25,10 @@ type Rows interface {
 	// GetResource reads a resource, deleted or not. In a read-write
 	// transaction it locks the row against concurrent writers.
 	GetResource(ctx context.Context, kind, id string) (Resource, error)
+	// GetResources reads the resources of kind with these ids that a row
+	// holds, deleted or not, in one statement, locked as GetResource
+	// locks them (in id order, so that two such reads cannot deadlock).
+	GetResources(ctx context.Context, kind string, ids []string) ([]Resource, error)
 	ListResources(ctx context.Context, p ListParams) ([]Resource, error)
 	InsertResource(ctx context.Context, r Resource) error
 	UpdateResource(ctx context.Context, r Resource) error
@@ -162,6 +166,29 @@ func (t *RowsTx) ResourceGetAny(ctx context.Context, kind, id string) (Resource,
 	}
 	t.remember(r)
 	return r, nil
+}
+
+// ResourcePrefetch implements Tx.
+func (t *RowsTx) ResourcePrefetch(ctx context.Context, kind string, ids []string) error {
+	var missing []string
+	for _, id := range ids {
+		if _, ok := t.resources[[2]string{kind, id}]; !ok {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	slices.Sort(missing)
+	missing = slices.Compact(missing)
+	rs, err := t.rows.GetResources(ctx, kind, missing)
+	if err != nil {
+		return fmt.Errorf("%s: prefetch %d: %w", kind, len(missing), err)
+	}
+	for _, r := range rs {
+		t.remember(r)
+	}
+	return nil
 }
 
 // ResourceGet implements Tx.

@@ -8,6 +8,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/mothership-dev/mothership/internal/resource"
@@ -107,6 +109,10 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error 
 	st, err := resource.Decode[resource.PKCStatus](pkc.Status.Detail)
 	if err != nil {
 		return err
+	}
+	// A shared PKC hosts many tenants: their rows are read at once.
+	if err := tx.ResourcePrefetch(ctx, resource.KindLKC, slices.Collect(maps.Keys(st.Tenants))); err != nil {
+		return fmt.Errorf("pkc %s: %w", key, err)
 	}
 	for id, ts := range st.Tenants {
 		lkc, err := tx.ResourceGet(ctx, resource.KindLKC, id)

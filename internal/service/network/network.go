@@ -68,6 +68,7 @@ func (s *Service) Host() host.Service {
 		Owns:      []string{resource.KindNetwork},
 		ReactsTo:  []string{networkDesired},
 		Reconcile: s.reconcile,
+		Prefetch:  host.PrefetchByKey(resource.KindNetwork),
 		OnFailure: s.onFailure,
 		Attach:    func(st store.Store) { s.st = st },
 		Stuck: &host.StuckWatch{Kinds: []string{resource.KindNetwork}, Layer: func(_ context.Context, _ store.Tx, r store.Resource) (string, string, bool, error) {

@@ -105,6 +105,7 @@ func (s *Service) Host() host.Service {
 		Owns:      []string{resource.KindDelivery, resource.KindSite, resource.KindMeter},
 		ReactsTo:  []string{pkcDesired},
 		Reconcile: s.reconcile,
+		Prefetch:  host.PrefetchByKey(resource.KindDelivery), // a PKC's delivery has its id
 		Attach:    func(st store.Store) { s.st = st },
 		Init:      s.seedSites,
 		Stuck:     &host.StuckWatch{Kinds: []string{resource.KindDelivery}, Layer: s.stuckLayer},
@@ -330,6 +331,14 @@ func (s *Service) Bundle(ctx context.Context, site resource.Site, after int64, w
 			if err != nil {
 				return err
 			}
+			ids := make([]string, len(entries))
+			for i, e := range entries {
+				ids[i] = e.Value
+			}
+			// The site's deliveries in one statement, not one each.
+			if err := tx.ResourcePrefetch(ctx, resource.KindDelivery, ids); err != nil {
+				return err
+			}
 			for _, e := range entries {
 				id := e.Value
 				d, err := tx.ResourceGetAny(ctx, resource.KindDelivery, id)
@@ -381,7 +390,13 @@ func (s *Service) Report(ctx context.Context, site resource.Site, rep resource.R
 			return api.Errorf(http.StatusConflict, api.CodeConflict,
 				"the report is for bundle version %d, but the newest is %d; fetch the bundle again", rep.Version, version)
 		}
-		for _, id := range slices.Sorted(maps.Keys(rep.Resources)) {
+		ids := slices.Sorted(maps.Keys(rep.Resources))
+		// A report names every PKC of its site: their deliveries are
+		// read in one statement, not one each.
+		if err := tx.ResourcePrefetch(ctx, resource.KindDelivery, ids); err != nil {
+			return err
+		}
+		for _, id := range ids {
 			if err := s.reported(ctx, tx, site, id, rep.Resources[id]); err != nil {
 				return err
 			}

@@ -207,6 +207,22 @@ func (r *rows) GetResource(ctx context.Context, kind, id string) (store.Resource
 	return res, err
 }
 
+// GetResources locks the rows it finds in id order, as GetResource
+// locks one; the ids it does not find are left for GetResource.
+func (r *rows) GetResources(ctx context.Context, kind string, ids []string) ([]store.Resource, error) {
+	q := `SELECT ` + resourceColumns + ` FROM resources WHERE kind = $1 AND id = ANY($2) ORDER BY id`
+	if r.write {
+		q += ` FOR UPDATE`
+	}
+	var out []store.Resource
+	err := r.query(ctx, func(rs pgx.Rows) error {
+		res, err := scanResource(rs)
+		out = append(out, res)
+		return err
+	}, q, kind, ids)
+	return out, err
+}
+
 // idLock takes, until the transaction ends, the lock on a resource's id
 // that serializes its creation (see GetResource).
 func idLock(kind, id string) pendingWrite {

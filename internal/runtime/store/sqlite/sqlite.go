@@ -143,7 +143,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 
 // The statements of the hot paths.
 const (
-	qGet     = `SELECT ` + resourceColumns + ` FROM resources WHERE kind = ? AND id = ?`
+	qGet = `SELECT ` + resourceColumns + ` FROM resources WHERE kind = ? AND id = ?`
+	// qGetAll takes its ids as a JSON array, so that one prepared
+	// statement serves any number of them.
+	qGetAll  = `SELECT ` + resourceColumns + ` FROM resources WHERE kind = ? AND id IN (SELECT value FROM json_each(?)) ORDER BY id`
 	qInsert  = `INSERT INTO resources (` + resourceColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qSave    = `UPDATE resources SET generation = ?, version = ?, spec = ?, status = ?, updated_at = ?, deleted_at = ?, purge_at = ? WHERE kind = ? AND id = ?`
 	qAppend  = `INSERT INTO outbox (topic, key, value) VALUES (?, ?, ?)`
@@ -158,14 +161,14 @@ const (
 
 func (s *Store) prepare(ctx context.Context) error {
 	s.writeStmts, s.readStmts = map[string]*sql.Stmt{}, map[string]*sql.Stmt{}
-	for _, q := range []string{qGet, qInsert, qSave, qAppend, qObserve, qObserved, qSubjects, qIndexPut, qIndexDelete, qIndexGet} {
+	for _, q := range []string{qGet, qGetAll, qInsert, qSave, qAppend, qObserve, qObserved, qSubjects, qIndexPut, qIndexDelete, qIndexGet} {
 		st, err := s.writer.PrepareContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("sqlite %s: prepare: %w", s.cfg.Path, err)
 		}
 		s.writeStmts[q] = st
 	}
-	for _, q := range []string{qGet, qObserved, qSubjects, qIndexGet} {
+	for _, q := range []string{qGet, qGetAll, qObserved, qSubjects, qIndexGet} {
 		st, err := s.reader.PrepareContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("sqlite %s: prepare: %w", s.cfg.Path, err)
@@ -522,9 +525,22 @@ func (t *rows) GetResource(ctx context.Context, kind, id string) (store.Resource
 	return scanResource(t.queryRow(ctx, qGet, kind, id))
 }
 
+// GetResources needs no lock either.
+func (t *rows) GetResources(ctx context.Context, kind string, ids []string) ([]store.Resource, error) {
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, err
+	}
+	return t.list(ctx, qGetAll, kind, string(list))
+}
+
 func (t *rows) ListResources(ctx context.Context, p store.ListParams) ([]store.Resource, error) {
 	filter, args := store.ListQuery(p, func(int) string { return "?" })
-	q := `SELECT ` + resourceColumns + ` FROM resources` + filter
+	return t.list(ctx, `SELECT `+resourceColumns+` FROM resources`+filter, args...)
+}
+
+// list runs a query answering resources.
+func (t *rows) list(ctx context.Context, q string, args ...any) ([]store.Resource, error) {
 	rs, err := t.query(ctx, q, args...)
 	if err != nil {
 		return nil, mapErr(err)

@@ -37,6 +37,7 @@ func Run(t *testing.T, open Opener) {
 		"ListFiltersAndPages":          testList,
 		"ObservedKeepsNewest":          testObserved,
 		"GetOrCreateSerializes":        testGetOrCreate,
+		"PrefetchServesAndLocks":       testPrefetch,
 		"FeedResumesAfterConfirm":      testFeedResume,
 		"FeedRewindReturnsUnconfirmed": testFeedRewind,
 		"FeedKeepsWriteOrderInTx":      testFeedOrderInTx,
@@ -606,9 +607,18 @@ func testGetOrCreate(t *testing.T, open Opener) {
 		})
 	}
 	wg.Wait()
+	if n := counted(t, s, "q-org-1"); n != writers {
+		t.Fatalf("%d writers counted %d: updates were lost", writers, n)
+	}
+}
+
+// counted reads the counter the writers of a test kept in a quota's
+// status detail.
+func counted(t *testing.T, s store.Store, id string) int {
+	t.Helper()
 	var n int
 	if err := s.View(t.Context(), func(ctx context.Context, tx store.Tx) error {
-		r, err := tx.ResourceGet(ctx, "quota", "q-org-1")
+		r, err := tx.ResourceGet(ctx, "quota", id)
 		if err == nil {
 			err = json.Unmarshal(r.Status.Detail, &n)
 		}
@@ -616,7 +626,83 @@ func testGetOrCreate(t *testing.T, open Opener) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if n != writers {
-		t.Fatalf("%d writers counted %d: updates were lost", writers, n)
+	return n
+}
+
+// testPrefetch: a prefetch serves the gets after it, deleted rows and
+// missing ids as a get would, and it locks what it read: concurrent
+// writers that prefetch two counters and add one to each lose no update
+// and do not deadlock.
+func testPrefetch(t *testing.T, open Opener) {
+	s := open(t, t.TempDir())
+	create(t, s, "lkc", "lkc-1", map[string]any{"cku": 1})
+	create(t, s, "lkc", "lkc-2", map[string]any{"cku": 2})
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		_, err := tx.ResourceDelete(ctx, "lkc", "lkc-2")
+		return err
+	})
+	check := func(ctx context.Context, tx store.Tx) error {
+		if err := tx.ResourcePrefetch(ctx, "lkc", nil); err != nil {
+			return fmt.Errorf("prefetch of nothing: %w", err)
+		}
+		if err := tx.ResourcePrefetch(ctx, "lkc", []string{"lkc-3", "lkc-2", "lkc-1", "lkc-2"}); err != nil {
+			return err
+		}
+		if r, err := tx.ResourceGet(ctx, "lkc", "lkc-1"); err != nil || string(r.Spec) != `{"cku":1}` {
+			return fmt.Errorf("get lkc-1 after prefetch: %s, %v; want its spec", r.Spec, err)
+		}
+		if _, err := tx.ResourceGet(ctx, "lkc", "lkc-2"); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("get of a deleted lkc-2 after prefetch: %v, want ErrNotFound", err)
+		}
+		if r, err := tx.ResourceGetAny(ctx, "lkc", "lkc-2"); err != nil || !r.Deleted() {
+			return fmt.Errorf("get any of lkc-2 after prefetch: deleted %v, %v; want the deleted row", r.Deleted(), err)
+		}
+		if _, err := tx.ResourceGetAny(ctx, "lkc", "lkc-3"); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("get of lkc-3, never made: %v, want ErrNotFound", err)
+		}
+		return nil
+	}
+	if err := s.View(t.Context(), check); err != nil {
+		t.Fatalf("view: %v", err)
+	}
+	update(t, s, check)
+
+	create(t, s, "quota", "q-a", map[string]any{})
+	create(t, s, "quota", "q-b", map[string]any{})
+	const writers = 20
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() {
+			ids := []string{"q-a", "q-b"}
+			if i%2 == 1 {
+				ids = []string{"q-b", "q-a"} // the store orders them
+			}
+			err := s.Update(t.Context(), func(ctx context.Context, tx store.Tx) error {
+				if err := tx.ResourcePrefetch(ctx, "quota", ids); err != nil {
+					return err
+				}
+				for _, id := range ids {
+					r, err := tx.ResourceGet(ctx, "quota", id)
+					if err != nil {
+						return err
+					}
+					var n int
+					_ = json.Unmarshal(r.Status.Detail, &n)
+					if _, err := tx.ResourceSetStatus(ctx, "quota", id, store.Status{Detail: spec(n + 1)}); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, id := range []string{"q-a", "q-b"} {
+		if n := counted(t, s, id); n != writers {
+			t.Fatalf("%s: %d writers counted %d: updates were lost", id, writers, n)
+		}
 	}
 }
