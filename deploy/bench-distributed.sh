@@ -35,7 +35,7 @@ echo pg-admin-secret > "$WORK/pgpw" && chmod 644 "$WORK/pgpw"
 sed -i -e '1i host    replication  +mothership_services  all  reject' \
   -e '1i local   replication  +mothership_services       reject' "$WORK/pg/data/pg_hba.conf"
 "${asuser[@]}" "$pgbin/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/log" -w start \
-  -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_slot_wal_keep_size=10GB -c max_connections=300" >/dev/null
+  -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_slot_wal_keep_size=10GB -c max_connections=300 -c max_replication_slots=16 -c max_wal_senders=16" >/dev/null
 
 pids=()
 cleanup() {
@@ -59,7 +59,7 @@ for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$KPORT) 2>/dev/null && break;
 # Quota and API rate sized for the bench (one organization, one key), and
 # the cloud simulated quickly as in the bench's own control plane: it
 # times the control plane, not the cloud.
-for s in network sync capacity pkc quota kafka iam audit gateway; do
+for s in network sync capacity pkc quota kafka iam audit billing fleet gateway; do
   env $(cat ms/deploy/env/$s.env) "$BIN" serve $s --org-max-clusters 1000000 --org-max-cku 10000000 \
     --api-rate 1000000 --api-burst 1000000 --cloud-operation-time 10ms > ms/$s.log 2>&1 &
   pids+=($!); pid_of[$s]=$!

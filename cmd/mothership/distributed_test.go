@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -338,5 +340,60 @@ func checkSingleWriter(t *testing.T, deploy, kafkaAddr string) {
 	metrics, _ := io.ReadAll(resp.Body)
 	if !strings.Contains(string(metrics), postgres.MetricRetainedWAL+"{") {
 		t.Fatalf("kafka's /metrics has no %s", postgres.MetricRetainedWAL)
+	}
+}
+
+// TestTheDeploymentStepsStartEveryService keeps the README's distributed
+// deployment, and the script that benchmarks it, in step with the code:
+// their loops start every service, in layer order (a service waits for
+// the lower layers it calls), the README's tear-down drops every service's
+// database, and the PostgreSQL settings they give leave a replication
+// slot and a WAL sender for each service with a database, with setup's
+// two to spare.
+func TestTheDeploymentStepsStartEveryService(t *testing.T) {
+	var stored []string
+	for _, d := range controlplane.Declarations() {
+		stored = append(stored, d.Name)
+	}
+	start := "for s in " + strings.Join(controlplane.Services, " ") + "; do"
+	teardown := "for s in " + strings.Join(stored, " ") + "; do"
+	need := len(stored) + 2
+	for _, doc := range []struct {
+		path     string
+		loops    []string
+		settings []*regexp.Regexp // each must set a value of at least need
+	}{
+		{"README.md", []string{start, teardown}, []*regexp.Regexp{
+			regexp.MustCompile(`pg_conftool "\$PGV" main set max_replication_slots (\d+)`),
+			regexp.MustCompile(`pg_conftool "\$PGV" main set max_wal_senders (\d+)`),
+		}},
+		{"deploy/bench-distributed.sh", []string{start}, []*regexp.Regexp{
+			regexp.MustCompile(`-c max_replication_slots=(\d+)`),
+			regexp.MustCompile(`-c max_wal_senders=(\d+)`),
+		}},
+	} {
+		body, err := os.ReadFile(filepath.Join("..", "..", doc.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var loops []string
+		for _, line := range strings.Split(string(body), "\n") {
+			if line = strings.TrimSpace(line); strings.HasPrefix(line, "for s in ") {
+				loops = append(loops, line)
+			}
+		}
+		if !slices.Equal(loops, doc.loops) {
+			t.Errorf("%s loops over the services with\n  %q\nwant\n  %q", doc.path, loops, doc.loops)
+		}
+		for _, re := range doc.settings {
+			m := re.FindSubmatch(body)
+			if m == nil {
+				t.Errorf("%s does not set %s", doc.path, re)
+				continue
+			}
+			if n, _ := strconv.Atoi(string(m[1])); n < need {
+				t.Errorf("%s sets %s to %d, want at least %d (a slot per service with a database, 2 to spare)", doc.path, re, n, need)
+			}
+		}
 	}
 }
