@@ -7,6 +7,7 @@ package resource
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -421,6 +422,28 @@ type Bundle struct {
 	Site      string                `json:"site"`
 	Version   int64                 `json:"version"`
 	Resources map[string]BundleItem `json:"resources"`
+	// Delta marks a partial bundle, sent to a satellite that asked for
+	// them (WatchBundle.Deltas): Resources holds only the items that
+	// changed since the bundle it holds, each whole, and Removed the ids
+	// that left it. Merge makes the whole bundle of it.
+	Delta   bool     `json:"delta,omitempty"`
+	Removed []string `json:"removed,omitempty"`
+}
+
+// Merge returns the whole bundle next makes of held: next itself unless it
+// is a delta, else held with next's items put and its removed ids taken
+// out. held is left as it is.
+func (held Bundle) Merge(next Bundle) Bundle {
+	if !next.Delta {
+		return next
+	}
+	whole := Bundle{Site: next.Site, Version: next.Version, Resources: make(map[string]BundleItem, len(held.Resources)+len(next.Resources))}
+	maps.Copy(whole.Resources, held.Resources)
+	maps.Copy(whole.Resources, next.Resources)
+	for _, id := range next.Removed {
+		delete(whole.Resources, id)
+	}
+	return whole
 }
 
 // Report is a satellite's status report.
@@ -496,6 +519,12 @@ type WatchBundle struct {
 	Site string `json:"site"`
 	// After is the version the satellite holds: only newer bundles come.
 	After int64 `json:"after"`
+	// Deltas says the satellite holds bundle After whole and merges
+	// partial bundles onto it (Bundle.Merge): a change of one PKC then
+	// travels as that PKC alone, not as its whole site. Sync sends whole
+	// bundles to a satellite that does not ask, and whenever it cannot
+	// tell what changed since After.
+	Deltas bool `json:"deltas,omitempty"`
 }
 
 // LinkCodec encodes the link's messages, these package's plain types, as

@@ -33,11 +33,11 @@ import (
 
 // Link is how an agent reaches the sync service (link.Client).
 type Link interface {
-	// Watch calls fn with each bundle newer than after as sync sends it,
-	// until ctx ends or fn fails; it reconnects by itself after a cut,
-	// resuming after the last bundle fn took, and returns early only on
-	// a refusal no retry heals.
-	Watch(ctx context.Context, after int64, fn func(resource.Bundle) error) error
+	// Watch calls fn with each bundle newer than held (the bundle the
+	// agent holds, whole) as sync sends it, whole, until ctx ends or fn
+	// fails; it reconnects by itself after a cut, resuming after the last
+	// bundle fn took, and returns early only on a refusal no retry heals.
+	Watch(ctx context.Context, held resource.Bundle, fn func(resource.Bundle) error) error
 	// Report sends what the agent realized.
 	Report(ctx context.Context, rep resource.Report) error
 }
@@ -245,7 +245,7 @@ func (a *Agent) run(ctx context.Context, b resource.Bundle) {
 	latest := make(chan resource.Bundle, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wg.Go(func() { a.follow(ctx, b.Version, latest) })
+	wg.Go(func() { a.follow(ctx, b, latest) })
 	if a.cfg.Meter != nil {
 		wg.Go(func() { a.meter(ctx) })
 	}
@@ -322,11 +322,11 @@ func (a *Agent) watch(ctx context.Context, wg *sync.WaitGroup) *changes {
 }
 
 // follow keeps every bundle sync sends on disk, then hands it to run. It
-// resumes after version, the bundle on disk, so the link never sends again
+// resumes after held, the bundle on disk, so the link never sends again
 // what the agent holds; while sync is away the data plane keeps serving.
-func (a *Agent) follow(ctx context.Context, version int64, latest chan resource.Bundle) {
+func (a *Agent) follow(ctx context.Context, held resource.Bundle, latest chan resource.Bundle) {
 	for attempt := 1; ; attempt++ {
-		err := a.cfg.Link.Watch(ctx, version, func(next resource.Bundle) error {
+		err := a.cfg.Link.Watch(ctx, held, func(next resource.Bundle) error {
 			if next.Site != a.cfg.Site.String() {
 				return fmt.Errorf("satellite %s: sync sent the bundle of %q", a.cfg.Site, next.Site)
 			}
@@ -336,7 +336,7 @@ func (a *Agent) follow(ctx context.Context, version int64, latest chan resource.
 			if a.cfg.OnBundle != nil {
 				a.cfg.OnBundle(next, time.Now())
 			}
-			version = next.Version
+			held = next
 			select {
 			case <-latest: // not taken yet: the newer one replaces it
 			default:
@@ -347,7 +347,7 @@ func (a *Agent) follow(ctx context.Context, version int64, latest chan resource.
 		if ctx.Err() != nil {
 			return
 		}
-		a.log.ErrorContext(ctx, "following the bundle failed; will retry", "attempt", attempt, "version", version, "err", err)
+		a.log.ErrorContext(ctx, "following the bundle failed; will retry", "attempt", attempt, "version", held.Version, "err", err)
 		sleep(ctx, backoff.Delay(attempt, time.Second, time.Minute))
 	}
 }

@@ -13,8 +13,8 @@ import (
 // oneBundle is a link that sends one bundle, then waits.
 type oneBundle struct{ b resource.Bundle }
 
-func (l oneBundle) Watch(ctx context.Context, after int64, fn func(resource.Bundle) error) error {
-	if after < l.b.Version {
+func (l oneBundle) Watch(ctx context.Context, held resource.Bundle, fn func(resource.Bundle) error) error {
+	if held.Version < l.b.Version {
 		if err := fn(l.b); err != nil {
 			return err
 		}

@@ -61,7 +61,8 @@ func newLink() *link {
 	return &link{bundle: resource.Bundle{Site: awsSite.String(), Resources: map[string]resource.BundleItem{}}, changed: make(chan struct{}, 1)}
 }
 
-func (l *link) Watch(ctx context.Context, after int64, fn func(resource.Bundle) error) error {
+func (l *link) Watch(ctx context.Context, held resource.Bundle, fn func(resource.Bundle) error) error {
+	after := held.Version
 	for {
 		l.mu.Lock()
 		b := l.bundle

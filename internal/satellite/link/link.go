@@ -97,19 +97,21 @@ type fnError struct{ err error }
 
 func (e fnError) Error() string { return e.err.Error() }
 
-// Watch calls fn with each bundle of the site newer than after, the
-// version the satellite holds, as sync sends them, until ctx ends or fn
-// fails. A link that breaks is dialed again with backoff and resumes after
-// the last bundle fn took: a cut never sends again what the satellite
-// holds. Watch returns ctx's error, fn's, or a refusal no retry heals: a
-// token sync does not know (connect.CodeUnauthenticated), a token of
-// another site (connect.CodePermissionDenied), a server certificate the
-// client does not trust.
-func (c *Client) Watch(ctx context.Context, after int64, fn func(resource.Bundle) error) error {
+// Watch calls fn with each bundle of the site newer than held, the bundle
+// the satellite holds whole, as sync sends them, until ctx ends or fn
+// fails. Sync sends what changed since the bundle held (resource.Bundle's
+// Delta), which Watch merges: fn always gets a whole bundle. A link that
+// breaks is dialed again with backoff and resumes after the last bundle fn
+// took: a cut never sends again what the satellite holds. Watch returns
+// ctx's error, fn's, or a refusal no retry heals: a token sync does not
+// know (connect.CodeUnauthenticated), a token of another site
+// (connect.CodePermissionDenied), a server certificate the client does
+// not trust.
+func (c *Client) Watch(ctx context.Context, held resource.Bundle, fn func(resource.Bundle) error) error {
 	c.init()
 	for attempt := 0; ; {
 		started := time.Now()
-		got, err := c.stream(ctx, &after, fn)
+		got, err := c.stream(ctx, &held, true, fn)
 		var fe fnError
 		switch {
 		case ctx.Err() != nil:
@@ -123,7 +125,7 @@ func (c *Client) Watch(ctx context.Context, after int64, fn func(resource.Bundle
 			attempt = 0 // the link worked for a while: start over from a short wait
 		}
 		attempt++
-		c.Logger.WarnContext(ctx, "satellite link broken; the data plane keeps serving", "attempt", attempt, "after", after, "err", err)
+		c.Logger.WarnContext(ctx, "satellite link broken; the data plane keeps serving", "attempt", attempt, "after", held.Version, "err", err)
 		t := time.NewTimer(backoff.Delay(attempt, 200*time.Millisecond, cmp.Or(c.MaxBackoff, 10*time.Second)))
 		select {
 		case <-ctx.Done():
@@ -135,11 +137,13 @@ func (c *Client) Watch(ctx context.Context, after int64, fn func(resource.Bundle
 }
 
 // stream follows one stream until it breaks; got tells whether a bundle
-// came.
-func (c *Client) stream(ctx context.Context, after *int64, fn func(resource.Bundle) error) (got bool, err error) {
+// came. held is the bundle held, whole: each one that comes replaces it,
+// merged onto it when it is a delta, which sync sends only when deltas
+// asks for them.
+func (c *Client) stream(ctx context.Context, held *resource.Bundle, deltas bool, fn func(resource.Bundle) error) (got bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	req := connect.NewRequest(&resource.WatchBundle{Site: c.Site.String(), After: *after})
+	req := connect.NewRequest(&resource.WatchBundle{Site: c.Site.String(), After: held.Version, Deltas: deltas})
 	c.authorize(req.Header())
 	st, err := c.watch.CallServerStream(ctx, req)
 	if err != nil {
@@ -147,14 +151,18 @@ func (c *Client) stream(ctx context.Context, after *int64, fn func(resource.Bund
 	}
 	defer st.Close()
 	for st.Receive() {
-		b := *st.Msg()
-		if b.Version <= *after {
+		next := *st.Msg()
+		if next.Version <= held.Version {
 			continue // held already: never hand it over twice
 		}
+		if next.Delta && !deltas {
+			return got, fmt.Errorf("sync sent a partial bundle (version %d), which this client did not ask for", next.Version)
+		}
+		b := held.Merge(next)
 		if err := fn(b); err != nil {
 			return got, fnError{err}
 		}
-		got, *after = true, b.Version
+		got, *held = true, b
 	}
 	if err := st.Err(); err != nil {
 		return got, err
@@ -182,7 +190,7 @@ var errFetched = errors.New("fetched")
 func (c *Client) Fetch(ctx context.Context, after int64) (resource.Bundle, error) {
 	c.init()
 	var b resource.Bundle
-	_, err := c.stream(ctx, &after, func(next resource.Bundle) error {
+	_, err := c.stream(ctx, &resource.Bundle{Version: after}, false, func(next resource.Bundle) error {
 		b = next
 		return errFetched
 	})

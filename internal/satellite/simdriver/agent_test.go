@@ -21,7 +21,7 @@ type link struct {
 	last    resource.Report
 }
 
-func (l *link) Watch(ctx context.Context, _ int64, fn func(resource.Bundle) error) error {
+func (l *link) Watch(ctx context.Context, _ resource.Bundle, fn func(resource.Bundle) error) error {
 	for {
 		select {
 		case <-ctx.Done():

@@ -60,7 +60,7 @@ func TestADeliveryPerPKC(t *testing.T) {
 	f.provision(t, "pkc-b", aws, 1)
 	f.provision(t, "pkc-g", gcp, 1)
 	bundle := func() resource.Bundle {
-		b, _, err := f.svc.Bundle(t.Context(), aws, -1, 0)
+		b, _, err := f.svc.Bundle(t.Context(), aws, -1, 0, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,8 +122,76 @@ func TestASiteServedBeforeDeliveriesPerPKCKeepsItsVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.provision(t, "pkc-a", aws, 1)
-	b, fresh, err := f.svc.Bundle(t.Context(), aws, 13, 0)
+	b, fresh, err := f.svc.Bundle(t.Context(), aws, 13, 0, false)
 	if err != nil || !fresh || b.Version != 14 || len(b.Resources) != 1 {
 		t.Fatalf("bundle after 13: %v, fresh %v, version %d with %d resources; want version 14 with pkc-a", err, fresh, b.Version, len(b.Resources))
+	}
+	// What changed since 13 is logged; before it, nothing is: a
+	// satellite holding 5 is sent the bundle whole.
+	if b, _, err := f.svc.Bundle(t.Context(), aws, 13, 0, true); err != nil || !b.Delta || len(b.Resources) != 1 {
+		t.Fatalf("deltas after 13: %v, delta %v with %d resources; want a delta with pkc-a", err, b.Delta, len(b.Resources))
+	}
+	if b, _, err := f.svc.Bundle(t.Context(), aws, 5, 0, true); err != nil || b.Delta || b.Version != 14 || len(b.Resources) != 1 {
+		t.Fatalf("deltas after 5, before the log: %v, delta %v, version %d; want the whole bundle at 14", err, b.Delta, b.Version)
+	}
+}
+
+// TestADeltaCarriesOnlyWhatChanged: a satellite that merges deltas is sent
+// only the deliveries that changed since the bundle it holds, and the ones
+// that left it; merged, it holds what the whole bundle holds.
+func TestADeltaCarriesOnlyWhatChanged(t *testing.T) {
+	f := newSync(t, nil)
+	bundle := func(after int64, deltas bool) resource.Bundle {
+		t.Helper()
+		b, _, err := f.svc.Bundle(t.Context(), aws, after, 0, deltas)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	ids := func(b resource.Bundle) []string { return slices.Sorted(maps.Keys(b.Resources)) }
+	for _, id := range []string{"pkc-a", "pkc-b", "pkc-c"} {
+		f.provision(t, id, aws, 1)
+	}
+	f.provision(t, "pkc-g", gcp, 1) // another site's: never in aws's
+	held := bundle(-1, true)
+	if held.Delta || held.Version != 3 || !slices.Equal(ids(held), []string{"pkc-a", "pkc-b", "pkc-c"}) {
+		t.Fatalf("first bundle: delta %v, version %d with %v; want it whole at 3", held.Delta, held.Version, ids(held))
+	}
+	if b := bundle(held.Version, true); b.Version != held.Version || len(b.Resources) != 0 {
+		t.Fatalf("nothing changed, yet the bundle after %d is version %d with %v", held.Version, b.Version, ids(b))
+	}
+	steps := []struct {
+		name          string
+		change        func()
+		want, removed []string
+	}{
+		{"pkc-b's generation 2", func() { f.provision(t, "pkc-b", aws, 2) }, []string{"pkc-b"}, nil},
+		{"pkc-c deleted", func() { f.remove(t, "pkc-c", aws, 2) }, nil, []string{"pkc-c"}},
+		{"pkc-d new, pkc-a's generation 2", func() { f.provision(t, "pkc-d", aws, 1); f.provision(t, "pkc-a", aws, 2) }, []string{"pkc-a", "pkc-d"}, nil},
+	}
+	for _, step := range steps {
+		step.change()
+		d := bundle(held.Version, true)
+		if !d.Delta || !slices.Equal(ids(d), step.want) || !slices.Equal(d.Removed, step.removed) {
+			t.Fatalf("after %s: delta %v with %v, removed %v; want a delta with %v, removed %v", step.name, d.Delta, ids(d), d.Removed, step.want, step.removed)
+		}
+		whole := bundle(-1, false)
+		held = held.Merge(d)
+		if held.Version != whole.Version || !slices.Equal(ids(held), ids(whole)) {
+			t.Fatalf("after %s: merged version %d with %v, but the whole bundle is %d with %v", step.name, held.Version, ids(held), whole.Version, ids(whole))
+		}
+		for id, item := range whole.Resources {
+			if got := held.Resources[id]; got.Generation != item.Generation || string(got.Spec) != string(item.Spec) {
+				t.Fatalf("after %s: merged %s is generation %d, the whole bundle's %d", step.name, id, got.Generation, item.Generation)
+			}
+		}
+	}
+	// Two changes of one delivery since the bundle held: it comes once.
+	before := held.Version
+	f.provision(t, "pkc-a", aws, 3)
+	f.provision(t, "pkc-a", aws, 4)
+	if d := bundle(before, true); !slices.Equal(ids(d), []string{"pkc-a"}) || d.Resources["pkc-a"].Generation != 4 {
+		t.Fatalf("after pkc-a's generations 3 and 4: %v, pkc-a at %d; want pkc-a alone at 4", ids(d), d.Resources["pkc-a"].Generation)
 	}
 }

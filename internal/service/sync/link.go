@@ -113,8 +113,9 @@ func ownSite(site resource.Site, named string) error {
 	return nil
 }
 
-// watchBundle sends the site's full bundle each time its version passes
-// the one the satellite holds, until the satellite hangs up.
+// watchBundle sends the site's bundle each time its version passes the
+// one the satellite holds, until the satellite hangs up: only what changed
+// when the satellite merges deltas (WatchBundle.Deltas), else whole.
 func (s *Service) watchBundle(ctx context.Context, req *connect.Request[resource.WatchBundle], stream *connect.ServerStream[resource.Bundle]) error {
 	site := satelliteSite(ctx)
 	if err := ownSite(site, req.Msg.Site); err != nil {
@@ -128,7 +129,7 @@ func (s *Service) watchBundle(ctx context.Context, req *connect.Request[resource
 	s.seen(site, after, 1)
 	defer s.seen(site, 0, -1)
 	for {
-		b, fresh, err := s.Bundle(ctx, site, after, watchRound)
+		b, fresh, err := s.Bundle(ctx, site, after, watchRound, req.Msg.Deltas)
 		if ctx.Err() != nil {
 			s.log.InfoContext(ctx, "satellite disconnected", "site", site.String(), "after", after)
 			return connect.NewError(connect.CodeCanceled, ctx.Err())

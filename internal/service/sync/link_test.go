@@ -94,7 +94,7 @@ func (f *fixture) provision(t testing.TB, id string, site resource.Site, gen int
 // deliveries' statuses say the satellite realized their generation.
 func (f *fixture) delivery(t testing.TB, site resource.Site) (version int64, reported int) {
 	t.Helper()
-	b, _, err := f.svc.Bundle(t.Context(), site, -1, 0)
+	b, _, err := f.svc.Bundle(t.Context(), site, -1, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestLinkAuthentication(t *testing.T) {
 				t.Fatalf("%s: %v is retried forever", tc.reason, err)
 			}
 			// Watch, which reconnects after a cut, gives up on a refusal.
-			err = tc.client.Watch(ctx, 0, func(resource.Bundle) error { return errors.New("a bundle came") })
+			err = tc.client.Watch(ctx, resource.Bundle{}, func(resource.Bundle) error { return errors.New("a bundle came") })
 			if connect.CodeOf(err) != tc.code || ctx.Err() != nil {
 				t.Fatalf("%s: Watch: %v, want %v", tc.reason, err, tc.code)
 			}
@@ -359,6 +359,11 @@ func TestLinkResumesAfterCut(t *testing.T) {
 	if px.accepted.Load() < 3 {
 		t.Errorf("the proxy passed %d connections: the cuts cut nothing", px.accepted.Load())
 	}
+
+	// The link sends what changed (a delta), which the client merges:
+	// a PKC deleted leaves the bundle the agent holds, the others stay.
+	f.remove(t, "pkc-b", aws, 2)
+	converged("pkc-a", "pkc-c")
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

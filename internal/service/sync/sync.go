@@ -149,7 +149,7 @@ func (s *Service) wait(site string) <-chan struct{} {
 }
 
 // The service's private indexes (see store.Tx): the live deliveries of a
-// site, and a site's version.
+// site, a site's version, and what changed at which version.
 const (
 	// ixSite maps site id + "/" + PKC id to the PKC id.
 	ixSite = "sync_site"
@@ -157,6 +157,16 @@ const (
 	// generations of its deliveries, deleted ones included, so that it
 	// grows with every change of any of them and never goes back.
 	ixVersion = "sync_site_version"
+	// ixChange maps site id + "/" + the version (19 digits) at which a
+	// delivery last changed to the PKC id, one entry per delivery (its
+	// newest change; ixChanged finds it), so that the deliveries changed
+	// since a version are a range of keys.
+	ixChange  = "sync_site_change"
+	ixChanged = "sync_delivery_change"
+	// ixLogSince maps a site id to the version from which ixChange holds
+	// every change of the site (the one before its first logged change):
+	// a satellite holding an older bundle is sent it whole.
+	ixLogSince = "sync_site_log_since"
 )
 
 // reconcile puts a PKC's newest desired state into its delivery (created
@@ -247,10 +257,85 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error 
 		if err != nil {
 			return err
 		}
-		_, err = tx.IndexAdd(ctx, ixVersion, site.ID(), grew, base)
-		return err
+		version, err := tx.IndexAdd(ctx, ixVersion, site.ID(), grew, base)
+		if err != nil {
+			return err
+		}
+		return logChange(ctx, tx, site, pkc.ID, version, version-grew)
 	}
 	return nil
+}
+
+// changeKey is the ixChange key of a site's version.
+func changeKey(site resource.Site, version int64) string {
+	return fmt.Sprintf("%s/%019d", site.ID(), version)
+}
+
+// logChange notes that delivery id changed at the site's version (the
+// site was at before until then), replacing the entry of its change
+// before. It runs after the version's IndexAdd, which holds the site's
+// version until the transaction ends: versions are logged in the order
+// they commit, so a reader that sees a version sees every change below it.
+func logChange(ctx context.Context, tx store.Tx, site resource.Site, id string, version, before int64) error {
+	if _, err := tx.IndexGet(ctx, ixLogSince, site.ID()); errors.Is(err, store.ErrNotFound) {
+		// The log begins here: changes up to before are not in it.
+		if err := tx.IndexPut(ctx, ixLogSince, site.ID(), strconv.FormatInt(before, 10)); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	old, err := tx.IndexGet(ctx, ixChanged, id)
+	switch {
+	case err == nil:
+		if err := tx.IndexDelete(ctx, ixChange, old); err != nil {
+			return err
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	key := changeKey(site, version)
+	if err := tx.IndexPut(ctx, ixChange, key, id); err != nil {
+		return err
+	}
+	return tx.IndexPut(ctx, ixChanged, id, key)
+}
+
+// changedSince returns the PKCs whose deliveries changed at the site
+// after version after, split into those the site's bundle holds and those
+// that left it, and ok false when the log does not reach back to after
+// (the bundle must then be sent whole).
+func changedSince(ctx context.Context, tx store.Tx, site resource.Site, after int64) (held, removed []string, ok bool, err error) {
+	since, err := tx.IndexGet(ctx, ixLogSince, site.ID())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, false, nil
+	}
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if n, err := strconv.ParseInt(since, 10, 64); err != nil || after < n {
+		return nil, nil, false, nil
+	}
+	for from := changeKey(site, after); ; {
+		page, err := tx.IndexList(ctx, store.IndexListParams{Index: ixChange, Prefix: site.ID() + "/", AfterKey: from, Limit: 500})
+		if err != nil {
+			return nil, nil, false, err
+		}
+		for _, e := range page {
+			switch _, err := tx.IndexGet(ctx, ixSite, site.ID()+"/"+e.Value); {
+			case err == nil:
+				held = append(held, e.Value)
+			case errors.Is(err, store.ErrNotFound):
+				removed = append(removed, e.Value)
+			default:
+				return nil, nil, false, err
+			}
+		}
+		if len(page) < 500 {
+			return held, removed, true, nil
+		}
+		from = page[len(page)-1].Key
+	}
 }
 
 // siteVersion is the site's version (see ixVersion). A site whose
@@ -315,8 +400,10 @@ func (s *Service) reported(ctx context.Context, tx store.Tx, site resource.Site,
 
 // Bundle returns the site's bundle once its version is above after, or,
 // when wait ends first, ok false and only the current version (the bundle
-// is not decoded for a satellite that holds it already).
-func (s *Service) Bundle(ctx context.Context, site resource.Site, after int64, wait time.Duration) (resource.Bundle, bool, error) {
+// is not decoded for a satellite that holds it already). With deltas (the
+// satellite holds bundle after whole and merges), it is only what changed
+// since after (Bundle.Delta) whenever the change log reaches back to it.
+func (s *Service) Bundle(ctx context.Context, site resource.Site, after int64, wait time.Duration, deltas bool) (resource.Bundle, bool, error) {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
@@ -327,20 +414,27 @@ func (s *Service) Bundle(ctx context.Context, site resource.Site, after int64, w
 			if b.Version, err = siteVersion(ctx, tx, site); err != nil || b.Version <= after {
 				return err // nothing newer: no need to read it
 			}
-			entries, err := store.IndexEntries(ctx, tx, ixSite, site.ID()+"/")
-			if err != nil {
-				return err
+			var ids []string
+			if deltas && after > 0 {
+				if ids, b.Removed, b.Delta, err = changedSince(ctx, tx, site, after); err != nil {
+					return err
+				}
 			}
-			ids := make([]string, len(entries))
-			for i, e := range entries {
-				ids[i] = e.Value
+			if !b.Delta {
+				entries, err := store.IndexEntries(ctx, tx, ixSite, site.ID()+"/")
+				if err != nil {
+					return err
+				}
+				ids = make([]string, len(entries))
+				for i, e := range entries {
+					ids[i] = e.Value
+				}
 			}
-			// The site's deliveries in one statement, not one each.
+			// The deliveries in one statement, not one each.
 			if err := tx.ResourcePrefetch(ctx, resource.KindDelivery, ids); err != nil {
 				return err
 			}
-			for _, e := range entries {
-				id := e.Value
+			for _, id := range ids {
 				d, err := tx.ResourceGetAny(ctx, resource.KindDelivery, id)
 				if err != nil {
 					return fmt.Errorf("delivery %s: %w", id, err)
