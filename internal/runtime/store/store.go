@@ -258,6 +258,10 @@ type Tx interface {
 	IndexDelete(ctx context.Context, index, key string) error
 	// IndexGet returns the value of key in index, or ErrNotFound.
 	IndexGet(ctx context.Context, index, key string) (string, error)
+	// IndexGetMany returns the values of those of keys that index holds,
+	// in one statement: a reaction that needs many entries makes one
+	// round trip, not one each.
+	IndexGetMany(ctx context.Context, index string, keys []string) (map[string]string, error)
 	// IndexList returns entries of one index in key order (see
 	// IndexListParams).
 	IndexList(ctx context.Context, p IndexListParams) ([]IndexEntry, error)

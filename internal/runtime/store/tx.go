@@ -55,6 +55,9 @@ type Rows interface {
 	// GetIndex and ListIndex read entries, seeing the transaction's own
 	// writes, without locking them.
 	GetIndex(ctx context.Context, index, key string) (string, error)
+	// GetIndexes reads the entries of index under those of keys it holds,
+	// in one statement.
+	GetIndexes(ctx context.Context, index string, keys []string) (map[string]string, error)
 	ListIndex(ctx context.Context, p IndexListParams) ([]IndexEntry, error)
 }
 
@@ -627,6 +630,23 @@ func (t *RowsTx) IndexGet(ctx context.Context, index, key string) (string, error
 		return "", fmt.Errorf("index %s %s: get: %w", index, key, err)
 	}
 	return v, nil
+}
+
+// IndexGetMany implements Tx.
+func (t *RowsTx) IndexGetMany(ctx context.Context, index string, keys []string) (map[string]string, error) {
+	for _, key := range keys {
+		if err := validIndex(index, key); err != nil {
+			return nil, err
+		}
+	}
+	if len(keys) == 0 {
+		return map[string]string{}, nil
+	}
+	vs, err := t.rows.GetIndexes(ctx, index, keys)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: get %d keys: %w", index, len(keys), err)
+	}
+	return vs, nil
 }
 
 // IndexList implements Tx.

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -126,11 +128,17 @@ func confirmedCKU(ctx context.Context, tx store.Tx, lkc string) (cku int, known 
 	if err != nil {
 		return 0, false, err
 	}
-	cku, err = strconv.Atoi(v)
+	cku, err = parseCKU(lkc, v)
+	return cku, err == nil, err
+}
+
+// parseCKU reads a cluster's ixCKU value.
+func parseCKU(lkc, v string) (int, error) {
+	cku, err := strconv.Atoi(v)
 	if err != nil {
-		return 0, false, fmt.Errorf("quota: %s counts %q CKU: %w", lkc, v, err)
+		return 0, fmt.Errorf("quota: %s counts %q CKU: %w", lkc, v, err)
 	}
-	return cku, true, nil
+	return cku, nil
 }
 
 // totals drops the reservations expired at now and counts what is in use:
@@ -141,14 +149,20 @@ func (u *usage) totals(ctx context.Context, tx store.Tx, now time.Time) error {
 	for id, r := range u.Pending {
 		if !now.Before(r.Until) {
 			delete(u.Pending, id)
-			continue
 		}
-		cku, known, err := confirmedCKU(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if !known {
+	}
+	// The reserved clusters' confirmed shares in one read, not one each:
+	// every cluster event of an organization counts its reservations.
+	confirmed, err := tx.IndexGetMany(ctx, ixCKU, slices.Collect(maps.Keys(u.Pending)))
+	if err != nil {
+		return err
+	}
+	for id, r := range u.Pending {
+		cku := 0
+		if v, known := confirmed[id]; !known {
 			u.QuotaStatus.Clusters++
+		} else if cku, err = parseCKU(id, v); err != nil {
+			return err
 		}
 		u.CKU += max(0, r.CKU-cku)
 	}

@@ -383,6 +383,19 @@ func (r *rows) GetIndex(ctx context.Context, index, key string) (string, error) 
 	return value, err
 }
 
+func (r *rows) GetIndexes(ctx context.Context, index string, keys []string) (map[string]string, error) {
+	out := map[string]string{}
+	err := r.query(ctx, func(rs pgx.Rows) error {
+		var key, value string
+		if err := rs.Scan(&key, &value); err != nil {
+			return err
+		}
+		out[key] = value
+		return nil
+	}, `SELECT key, value FROM index_entries WHERE name = $1 AND key = ANY($2)`, index, keys)
+	return out, err
+}
+
 func (r *rows) ListIndex(ctx context.Context, p store.IndexListParams) ([]store.IndexEntry, error) {
 	filter, args := store.IndexListQuery(p, func(n int) string { return "$" + strconv.Itoa(n) })
 	var out []store.IndexEntry

@@ -157,18 +157,19 @@ const (
 	qIndexPut    = `INSERT INTO index_entries (name, key, value) VALUES (?, ?, ?) ON CONFLICT (name, key) DO UPDATE SET value = excluded.value`
 	qIndexDelete = `DELETE FROM index_entries WHERE name = ? AND key = ?`
 	qIndexGet    = `SELECT value FROM index_entries WHERE name = ? AND key = ?`
+	qIndexGetAll = `SELECT key, value FROM index_entries WHERE name = ? AND key IN (SELECT value FROM json_each(?))`
 )
 
 func (s *Store) prepare(ctx context.Context) error {
 	s.writeStmts, s.readStmts = map[string]*sql.Stmt{}, map[string]*sql.Stmt{}
-	for _, q := range []string{qGet, qGetAll, qInsert, qSave, qAppend, qObserve, qObserved, qSubjects, qIndexPut, qIndexDelete, qIndexGet} {
+	for _, q := range []string{qGet, qGetAll, qInsert, qSave, qAppend, qObserve, qObserved, qSubjects, qIndexPut, qIndexDelete, qIndexGet, qIndexGetAll} {
 		st, err := s.writer.PrepareContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("sqlite %s: prepare: %w", s.cfg.Path, err)
 		}
 		s.writeStmts[q] = st
 	}
-	for _, q := range []string{qGet, qGetAll, qObserved, qSubjects, qIndexGet} {
+	for _, q := range []string{qGet, qGetAll, qObserved, qSubjects, qIndexGet, qIndexGetAll} {
 		st, err := s.reader.PrepareContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("sqlite %s: prepare: %w", s.cfg.Path, err)
@@ -686,6 +687,27 @@ func (t *rows) GetIndex(ctx context.Context, index, key string) (string, error) 
 		return "", mapErr(err)
 	}
 	return value, nil
+}
+
+func (t *rows) GetIndexes(ctx context.Context, index string, keys []string) (map[string]string, error) {
+	list, err := json.Marshal(keys)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := t.query(ctx, qIndexGetAll, index, string(list))
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rs.Close()
+	out := map[string]string{}
+	for rs.Next() {
+		var key, value string
+		if err := rs.Scan(&key, &value); err != nil {
+			return nil, mapErr(err)
+		}
+		out[key] = value
+	}
+	return out, mapErr(rs.Err())
 }
 
 func (t *rows) ListIndex(ctx context.Context, p store.IndexListParams) ([]store.IndexEntry, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,6 +122,12 @@ func testIndexOwnWrites(t *testing.T, open Opener) {
 		if err := tx.IndexDelete(ctx, "tenant", "lkc-never"); err != nil {
 			return fmt.Errorf("delete of an absent key: %v, want nil", err)
 		}
+		if vs, err := tx.IndexGetMany(ctx, "tenant", []string{"lkc-1", "lkc-2", "lkc-never"}); err != nil || !maps.Equal(vs, map[string]string{"lkc-1": "pkc-b"}) {
+			return fmt.Errorf("get many after put, put, delete in the same transaction: %v, %v; want lkc-1=pkc-b alone", vs, err)
+		}
+		if vs, err := tx.IndexGetMany(ctx, "tenant", nil); err != nil || len(vs) != 0 {
+			return fmt.Errorf("get many of no keys: %v, %v; want none", vs, err)
+		}
 		es, err := tx.IndexList(ctx, store.IndexListParams{Index: "tenant"})
 		if err != nil {
 			return err
@@ -139,6 +146,9 @@ func testIndexOwnWrites(t *testing.T, open Opener) {
 		}
 		if v, err := tx.IndexGet(ctx, "other", "lkc-1"); err != nil || v != "elsewhere" {
 			return fmt.Errorf("indexes share keys: %q, %v; want elsewhere", v, err)
+		}
+		if vs, err := tx.IndexGetMany(ctx, "other", []string{"lkc-1", "lkc-2"}); err != nil || !maps.Equal(vs, map[string]string{"lkc-1": "elsewhere"}) {
+			return fmt.Errorf("get many after commit: %v, %v; want lkc-1=elsewhere alone", vs, err)
 		}
 		if err := tx.IndexPut(ctx, "tenant", "lkc-3", "x"); !errors.Is(err, store.ErrReadOnly) {
 			return fmt.Errorf("put in View: %v, want ErrReadOnly", err)
