@@ -321,14 +321,20 @@ func changedSince(ctx context.Context, tx store.Tx, site resource.Site, after in
 		if err != nil {
 			return nil, nil, false, err
 		}
-		for _, e := range page {
-			switch _, err := tx.IndexGet(ctx, ixSite, site.ID()+"/"+e.Value); {
-			case err == nil:
+		// Which of them the bundle still holds, in one read.
+		keys := make([]string, len(page))
+		for i, e := range page {
+			keys[i] = site.ID() + "/" + e.Value
+		}
+		live, err := tx.IndexGetMany(ctx, ixSite, keys)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		for i, e := range page {
+			if _, ok := live[keys[i]]; ok {
 				held = append(held, e.Value)
-			case errors.Is(err, store.ErrNotFound):
+			} else {
 				removed = append(removed, e.Value)
-			default:
-				return nil, nil, false, err
 			}
 		}
 		if len(page) < 500 {
