@@ -277,22 +277,25 @@ func changeKey(site resource.Site, version int64) string {
 // version until the transaction ends: versions are logged in the order
 // they commit, so a reader that sees a version sees every change below it.
 func logChange(ctx context.Context, tx store.Tx, site resource.Site, id string, version, before int64) error {
-	if _, err := tx.IndexGet(ctx, ixLogSince, site.ID()); errors.Is(err, store.ErrNotFound) {
-		// The log begins here: changes up to before are not in it.
-		if err := tx.IndexPut(ctx, ixLogSince, site.ID(), strconv.FormatInt(before, 10)); err != nil {
-			return err
-		}
-	} else if err != nil {
-		return err
-	}
 	old, err := tx.IndexGet(ctx, ixChanged, id)
 	switch {
 	case err == nil:
+		// Logged before, so the site's log has begun.
 		if err := tx.IndexDelete(ctx, ixChange, old); err != nil {
 			return err
 		}
 	case !errors.Is(err, store.ErrNotFound):
 		return err
+	default:
+		// The delivery's first logged change: the site's log may begin
+		// here, and changes up to before are then not in it.
+		if _, err := tx.IndexGet(ctx, ixLogSince, site.ID()); errors.Is(err, store.ErrNotFound) {
+			if err := tx.IndexPut(ctx, ixLogSince, site.ID(), strconv.FormatInt(before, 10)); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
 	}
 	key := changeKey(site, version)
 	if err := tx.IndexPut(ctx, ixChange, key, id); err != nil {
