@@ -228,6 +228,10 @@ type Tx interface {
 	ObservedPutAll(ctx context.Context, evs []TopicEvent) ([]bool, error)
 	// ObservedGet returns the newest recorded event of subject on topic.
 	ObservedGet(ctx context.Context, topic, subject string) (event.Event, error)
+	// ObservedPrefetch reads, in one statement, the newest events of
+	// subjects on topic that the transaction is about to read, so that
+	// ObservedGet of them, found or not, needs no statement of its own.
+	ObservedPrefetch(ctx context.Context, topic string, subjects []string) error
 	// ObservedSubjects lists the subjects recorded on topic, in order.
 	ObservedSubjects(ctx context.Context, topic string) ([]string, error)
 
@@ -260,7 +264,8 @@ type Tx interface {
 	IndexGet(ctx context.Context, index, key string) (string, error)
 	// IndexGetMany returns the values of those of keys that index holds,
 	// in one statement: a reaction that needs many entries makes one
-	// round trip, not one each.
+	// round trip, not one each. The transaction keeps what it read, found
+	// or not, so that IndexGet of those keys needs no statement.
 	IndexGetMany(ctx context.Context, index string, keys []string) (map[string]string, error)
 	// IndexList returns entries of one index in key order (see
 	// IndexListParams).

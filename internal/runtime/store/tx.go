@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -43,6 +44,9 @@ type Rows interface {
 	// whether it did. No two rows name the same topic and subject.
 	PutObserved(ctx context.Context, rows []ObservedRow) ([]bool, error)
 	GetObserved(ctx context.Context, topic, subject string) ([]byte, error)
+	// GetObservedMany reads the newest events of those of subjects that
+	// topic has, in one statement.
+	GetObservedMany(ctx context.Context, topic string, subjects []string) (map[string][]byte, error)
 	ObservedSubjects(ctx context.Context, topic string) ([]string, error)
 	// PutIndex inserts or replaces an index entry; DeleteIndex removes one
 	// if present. Neither appends to the outbox.
@@ -108,6 +112,20 @@ type RowsTx struct {
 
 	resources map[[2]string]Resource    // (kind, id) → row, deleted ones too
 	observed  map[[2]string]event.Event // (topic, subject) → newest event
+	// unobserved holds the (topic, subject) pairs a prefetch found
+	// without an event; an event recorded since takes its pair out.
+	unobserved map[[2]string]bool
+	// entries holds the index entries read by IndexGetMany, and those
+	// written since: (index, key) → value, ok false when absent.
+	entries map[[2]string]entry
+	// subjects holds, per topic, the subjects ObservedSubjects listed.
+	subjects map[string][]string
+}
+
+// entry is an index entry as the transaction knows it.
+type entry struct {
+	value string
+	ok    bool
 }
 
 var _ Tx = (*RowsTx)(nil)
@@ -173,17 +191,13 @@ func (t *RowsTx) ResourceGetAny(ctx context.Context, kind, id string) (Resource,
 
 // ResourcePrefetch implements Tx.
 func (t *RowsTx) ResourcePrefetch(ctx context.Context, kind string, ids []string) error {
-	var missing []string
-	for _, id := range ids {
-		if _, ok := t.resources[[2]string{kind, id}]; !ok {
-			missing = append(missing, id)
-		}
-	}
+	missing := unknown(ids, func(id string) bool {
+		_, ok := t.resources[[2]string{kind, id}]
+		return ok
+	})
 	if len(missing) == 0 {
 		return nil
 	}
-	slices.Sort(missing)
-	missing = slices.Compact(missing)
 	rs, err := t.rows.GetResources(ctx, kind, missing)
 	if err != nil {
 		return fmt.Errorf("%s: prefetch %d: %w", kind, len(missing), err)
@@ -192,6 +206,19 @@ func (t *RowsTx) ResourcePrefetch(ctx context.Context, kind string, ids []string
 		t.remember(r)
 	}
 	return nil
+}
+
+// unknown returns, sorted and once each, the ids the transaction does not
+// know yet: those a prefetch reads.
+func unknown(ids []string, known func(string) bool) []string {
+	var out []string
+	for _, id := range ids {
+		if !known(id) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // ResourceGet implements Tx.
@@ -525,8 +552,15 @@ func (t *RowsTx) ObservedPutAll(ctx context.Context, evs []TopicEvent) ([]bool, 
 		return nil, fmt.Errorf("observe %d events: %w", len(evs), err)
 	}
 	for i, te := range evs {
+		key := [2]string{te.Topic, te.Event.Subject}
+		delete(t.unobserved, key)
 		if !ok[i] {
 			continue
+		}
+		if cached, listed := t.subjects[te.Topic]; listed {
+			if at, found := slices.BinarySearch(cached, te.Event.Subject); !found {
+				t.subjects[te.Topic] = slices.Insert(cached, at, te.Event.Subject)
+			}
 		}
 		if t.observed == nil {
 			t.observed = make(map[[2]string]event.Event)
@@ -541,7 +575,13 @@ func (t *RowsTx) ObservedGet(ctx context.Context, topic, subject string) (event.
 	if ev, ok := t.observed[[2]string{topic, subject}]; ok {
 		return ev, nil
 	}
+	if t.unobserved[[2]string{topic, subject}] {
+		return event.Event{}, fmt.Errorf("observed %s %s: %w", topic, subject, ErrNotFound)
+	}
 	value, err := t.rows.GetObserved(ctx, topic, subject)
+	if errors.Is(err, ErrNotFound) {
+		t.unobserve(topic, subject)
+	}
 	if err != nil {
 		return event.Event{}, fmt.Errorf("observed %s %s: %w", topic, subject, err)
 	}
@@ -549,15 +589,68 @@ func (t *RowsTx) ObservedGet(ctx context.Context, topic, subject string) (event.
 	if err != nil {
 		return event.Event{}, fmt.Errorf("observed %s %s: %w", topic, subject, err)
 	}
+	t.observe(topic, ev)
 	return ev, nil
 }
 
-// ObservedSubjects implements Tx.
+// observe and unobserve keep what the transaction knows of a subject's
+// newest event on topic: each is read once per transaction.
+func (t *RowsTx) observe(topic string, ev event.Event) {
+	if t.observed == nil {
+		t.observed = make(map[[2]string]event.Event)
+	}
+	t.observed[[2]string{topic, ev.Subject}] = ev
+}
+
+func (t *RowsTx) unobserve(topic, subject string) {
+	if t.unobserved == nil {
+		t.unobserved = make(map[[2]string]bool)
+	}
+	t.unobserved[[2]string{topic, subject}] = true
+}
+
+// ObservedPrefetch implements Tx.
+func (t *RowsTx) ObservedPrefetch(ctx context.Context, topic string, subjects []string) error {
+	missing := unknown(subjects, func(subject string) bool {
+		_, ok := t.observed[[2]string{topic, subject}]
+		return ok || t.unobserved[[2]string{topic, subject}]
+	})
+	if len(missing) == 0 {
+		return nil
+	}
+	values, err := t.rows.GetObservedMany(ctx, topic, missing)
+	if err != nil {
+		return fmt.Errorf("observed %s: prefetch %d: %w", topic, len(missing), err)
+	}
+	for _, subject := range missing {
+		value, ok := values[subject]
+		if !ok {
+			t.unobserve(topic, subject)
+			continue
+		}
+		ev, err := event.Decode(value)
+		if err != nil {
+			return fmt.Errorf("observed %s %s: %w", topic, subject, err)
+		}
+		t.observe(topic, ev)
+	}
+	return nil
+}
+
+// ObservedSubjects implements Tx. The list is read once per transaction
+// and kept current with the events it records.
 func (t *RowsTx) ObservedSubjects(ctx context.Context, topic string) ([]string, error) {
+	if s, ok := t.subjects[topic]; ok {
+		return slices.Clone(s), nil
+	}
 	s, err := t.rows.ObservedSubjects(ctx, topic)
 	if err != nil {
 		return nil, fmt.Errorf("observed %s: list: %w", topic, err)
 	}
+	if t.subjects == nil {
+		t.subjects = make(map[string][]string)
+	}
+	t.subjects[topic] = slices.Clone(s)
 	return s, nil
 }
 
@@ -594,7 +687,17 @@ func (t *RowsTx) IndexPut(ctx context.Context, index, key, value string) error {
 	if err := t.rows.PutIndex(ctx, index, key, value); err != nil {
 		return t.fail(fmt.Errorf("index %s %s: put: %w", index, key, err))
 	}
+	t.known(index, key, entry{value: value, ok: true})
 	return nil
+}
+
+// known updates an index entry the transaction holds (it holds only
+// those IndexGetMany read: other reads go to the backend, which sees the
+// transaction's writes).
+func (t *RowsTx) known(index, key string, e entry) {
+	if _, held := t.entries[[2]string{index, key}]; held {
+		t.entries[[2]string{index, key}] = e
+	}
 }
 
 // IndexAdd implements Tx.
@@ -606,6 +709,7 @@ func (t *RowsTx) IndexAdd(ctx context.Context, index, key string, delta, base in
 	if err != nil {
 		return 0, t.fail(fmt.Errorf("index %s %s: add: %w", index, key, err))
 	}
+	t.known(index, key, entry{value: strconv.FormatInt(v, 10), ok: true})
 	return v, nil
 }
 
@@ -617,6 +721,7 @@ func (t *RowsTx) IndexDelete(ctx context.Context, index, key string) error {
 	if err := t.rows.DeleteIndex(ctx, index, key); err != nil {
 		return t.fail(fmt.Errorf("index %s %s: delete: %w", index, key, err))
 	}
+	t.known(index, key, entry{})
 	return nil
 }
 
@@ -624,6 +729,12 @@ func (t *RowsTx) IndexDelete(ctx context.Context, index, key string) error {
 func (t *RowsTx) IndexGet(ctx context.Context, index, key string) (string, error) {
 	if err := validIndex(index, key); err != nil {
 		return "", err
+	}
+	if e, held := t.entries[[2]string{index, key}]; held {
+		if !e.ok {
+			return "", fmt.Errorf("index %s %s: get: %w", index, key, ErrNotFound)
+		}
+		return e.value, nil
 	}
 	v, err := t.rows.GetIndex(ctx, index, key)
 	if err != nil {
@@ -639,14 +750,33 @@ func (t *RowsTx) IndexGetMany(ctx context.Context, index string, keys []string) 
 			return nil, err
 		}
 	}
-	if len(keys) == 0 {
-		return map[string]string{}, nil
+	out := make(map[string]string, len(keys))
+	var missing []string
+	for _, key := range keys {
+		if e, held := t.entries[[2]string{index, key}]; !held {
+			missing = append(missing, key)
+		} else if e.ok {
+			out[key] = e.value
+		}
 	}
-	vs, err := t.rows.GetIndexes(ctx, index, keys)
+	if len(missing) == 0 {
+		return out, nil
+	}
+	vs, err := t.rows.GetIndexes(ctx, index, missing)
 	if err != nil {
-		return nil, fmt.Errorf("index %s: get %d keys: %w", index, len(keys), err)
+		return nil, fmt.Errorf("index %s: get %d keys: %w", index, len(missing), err)
 	}
-	return vs, nil
+	if t.entries == nil {
+		t.entries = make(map[[2]string]entry)
+	}
+	for _, key := range missing {
+		v, ok := vs[key]
+		t.entries[[2]string{index, key}] = entry{value: v, ok: ok}
+		if ok {
+			out[key] = v
+		}
+	}
+	return out, nil
 }
 
 // IndexList implements Tx.

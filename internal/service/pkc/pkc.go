@@ -86,6 +86,7 @@ func (s *Service) Host() host.Service {
 		Owns:      []string{resource.KindPKC},
 		ReactsTo:  []string{lkcDesired, apikeyDesired, deliveryStatus, capacityStatus, versionsDesired, upgradeDesired, pauseDesired},
 		Reconcile: s.reconcile,
+		Prefetch:  s.prefetch,
 		// A store the service has not seen: its indexes are checked again.
 		Attach: func(store.Store) { s.forgetIndex() },
 		Stuck:  &host.StuckWatch{Kinds: []string{resource.KindPKC}, Layer: s.stuckLayer},
@@ -110,6 +111,47 @@ func (s *Service) reconcile(ctx context.Context, tx store.Tx, key string) error 
 	default:
 		return s.reconcileKey(ctx, tx, key)
 	}
+}
+
+// prefetch reads at once what a batch's reconciles read row by row: the
+// PKCs that host its clusters, and its own PKCs (locked, in id order),
+// their deliveries' reports and the pauses of all of them. On PostgreSQL
+// a batch so costs a few round trips instead of about seven per key.
+func (s *Service) prefetch(ctx context.Context, tx store.Tx, keys []string) error {
+	if err := s.ensureIndex(ctx, tx); err != nil {
+		return err
+	}
+	var lkcs, pkcs []string
+	for _, k := range keys {
+		switch {
+		case strings.HasPrefix(k, "lkc-"):
+			lkcs = append(lkcs, k)
+		case strings.HasPrefix(k, "pkc-"):
+			pkcs = append(pkcs, k)
+		}
+	}
+	if len(lkcs) == 0 && len(pkcs) == 0 {
+		return nil
+	}
+	hosts, err := tx.IndexGetMany(ctx, ixTenant, lkcs)
+	if err != nil {
+		return fmt.Errorf("pkc: prefetch: %w", err)
+	}
+	for _, lkc := range lkcs {
+		// A shared tenant's host is in the index; a Dedicated cluster's
+		// PKC has an id of its own (absent while it is not placed).
+		pkcs = append(pkcs, cmp.Or(hosts[lkc], dedicatedID(lkc)))
+	}
+	if err := tx.ResourcePrefetch(ctx, resource.KindPKC, pkcs); err != nil {
+		return fmt.Errorf("pkc: prefetch: %w", err)
+	}
+	if err := tx.ObservedPrefetch(ctx, deliveryStatus, pkcs); err != nil {
+		return fmt.Errorf("pkc: prefetch: %w", err)
+	}
+	if err := tx.ObservedPrefetch(ctx, pauseDesired, append(lkcs, pkcs...)); err != nil {
+		return fmt.Errorf("pkc: prefetch: %w", err)
+	}
+	return nil
 }
 
 // dedicatedID is the id of a Dedicated LKC's own PKC. Its "d" keeps it

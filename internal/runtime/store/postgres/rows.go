@@ -339,6 +339,20 @@ func (r *rows) GetObserved(ctx context.Context, topic, subject string) ([]byte, 
 	return value, err
 }
 
+func (r *rows) GetObservedMany(ctx context.Context, topic string, subjects []string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := r.query(ctx, func(rs pgx.Rows) error {
+		var subject string
+		var value []byte
+		if err := rs.Scan(&subject, &value); err != nil {
+			return err
+		}
+		out[subject] = value
+		return nil
+	}, `SELECT subject, event FROM observed WHERE topic = $1 AND subject = ANY($2)`, topic, subjects)
+	return out, err
+}
+
 func (r *rows) ObservedSubjects(ctx context.Context, topic string) ([]string, error) {
 	var subjects []string
 	err := r.query(ctx, func(rs pgx.Rows) error {

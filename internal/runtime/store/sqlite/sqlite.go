@@ -153,6 +153,7 @@ const (
 	qObserve = `INSERT INTO observed (topic, subject, version, event) VALUES (?, ?, ?, ?)
 		ON CONFLICT (topic, subject) DO UPDATE SET version = excluded.version, event = excluded.event WHERE excluded.version > observed.version`
 	qObserved    = `SELECT event FROM observed WHERE topic = ? AND subject = ?`
+	qObservedAll = `SELECT subject, event FROM observed WHERE topic = ? AND subject IN (SELECT value FROM json_each(?))`
 	qSubjects    = `SELECT subject FROM observed WHERE topic = ? ORDER BY subject`
 	qIndexPut    = `INSERT INTO index_entries (name, key, value) VALUES (?, ?, ?) ON CONFLICT (name, key) DO UPDATE SET value = excluded.value`
 	qIndexDelete = `DELETE FROM index_entries WHERE name = ? AND key = ?`
@@ -162,14 +163,14 @@ const (
 
 func (s *Store) prepare(ctx context.Context) error {
 	s.writeStmts, s.readStmts = map[string]*sql.Stmt{}, map[string]*sql.Stmt{}
-	for _, q := range []string{qGet, qGetAll, qInsert, qSave, qAppend, qObserve, qObserved, qSubjects, qIndexPut, qIndexDelete, qIndexGet, qIndexGetAll} {
+	for _, q := range []string{qGet, qGetAll, qInsert, qSave, qAppend, qObserve, qObserved, qObservedAll, qSubjects, qIndexPut, qIndexDelete, qIndexGet, qIndexGetAll} {
 		st, err := s.writer.PrepareContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("sqlite %s: prepare: %w", s.cfg.Path, err)
 		}
 		s.writeStmts[q] = st
 	}
-	for _, q := range []string{qGet, qGetAll, qObserved, qSubjects, qIndexGet, qIndexGetAll} {
+	for _, q := range []string{qGet, qGetAll, qObserved, qObservedAll, qSubjects, qIndexGet, qIndexGetAll} {
 		st, err := s.reader.PrepareContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("sqlite %s: prepare: %w", s.cfg.Path, err)
@@ -640,6 +641,28 @@ func (t *rows) GetObserved(ctx context.Context, topic, subject string) ([]byte, 
 		return nil, mapErr(err)
 	}
 	return value, nil
+}
+
+func (t *rows) GetObservedMany(ctx context.Context, topic string, subjects []string) (map[string][]byte, error) {
+	list, err := json.Marshal(subjects)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := t.query(ctx, qObservedAll, topic, string(list))
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rs.Close()
+	out := map[string][]byte{}
+	for rs.Next() {
+		var subject string
+		var value []byte
+		if err := rs.Scan(&subject, &value); err != nil {
+			return nil, mapErr(err)
+		}
+		out[subject] = value
+	}
+	return out, mapErr(rs.Err())
 }
 
 func (t *rows) ObservedSubjects(ctx context.Context, topic string) ([]string, error) {

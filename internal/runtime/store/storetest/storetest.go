@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +39,7 @@ func Run(t *testing.T, open Opener) {
 		"ObservedKeepsNewest":          testObserved,
 		"GetOrCreateSerializes":        testGetOrCreate,
 		"PrefetchServesAndLocks":       testPrefetch,
+		"PrefetchedReadsStayCurrent":   testPrefetchedReads,
 		"FeedResumesAfterConfirm":      testFeedResume,
 		"FeedRewindReturnsUnconfirmed": testFeedRewind,
 		"FeedKeepsWriteOrderInTx":      testFeedOrderInTx,
@@ -704,5 +706,103 @@ func testPrefetch(t *testing.T, open Opener) {
 		if n := counted(t, s, id); n != writers {
 			t.Fatalf("%s: %d writers counted %d: updates were lost", id, writers, n)
 		}
+	}
+}
+
+// testPrefetchedReads: what a transaction read at once (ObservedPrefetch,
+// IndexGetMany, ObservedSubjects) answers its later reads as the backend
+// would, found or not, and follows the transaction's own writes.
+func testPrefetchedReads(t *testing.T, open Opener) {
+	s := open(t, t.TempDir())
+	const topic = "mothership.lkc.desired"
+	ev := func(subject string, v int64) event.Event {
+		return event.New("kafka", "lkc", event.Desired, subject, v, v, testTime, json.RawMessage(fmt.Sprintf(`{"v":%d}`, v)))
+	}
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		if _, err := tx.ObservedPut(ctx, topic, ev("lkc-1", 1)); err != nil {
+			return err
+		}
+		return tx.IndexPut(ctx, "tenant", "lkc-1", "pkc-1")
+	})
+	check := func(ctx context.Context, tx store.Tx) error {
+		if err := tx.ObservedPrefetch(ctx, topic, []string{"lkc-2", "lkc-1", "lkc-1"}); err != nil {
+			return err
+		}
+		if got, err := tx.ObservedGet(ctx, topic, "lkc-1"); err != nil || got.Version != 1 {
+			return fmt.Errorf("observed lkc-1 after prefetch: version %d, %v; want 1", got.Version, err)
+		}
+		if _, err := tx.ObservedGet(ctx, topic, "lkc-2"); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("observed lkc-2, never recorded, after prefetch: %v, want ErrNotFound", err)
+		}
+		if subjects, err := tx.ObservedSubjects(ctx, topic); err != nil || !slices.Equal(subjects, []string{"lkc-1"}) {
+			return fmt.Errorf("observed subjects %v, %v; want [lkc-1]", subjects, err)
+		}
+		got, err := tx.IndexGetMany(ctx, "tenant", []string{"lkc-1", "lkc-2"})
+		if err != nil || !maps.Equal(got, map[string]string{"lkc-1": "pkc-1"}) {
+			return fmt.Errorf("index get many: %v, %v; want lkc-1 only", got, err)
+		}
+		if v, err := tx.IndexGet(ctx, "tenant", "lkc-1"); err != nil || v != "pkc-1" {
+			return fmt.Errorf("index lkc-1 after get many: %q, %v; want pkc-1", v, err)
+		}
+		if _, err := tx.IndexGet(ctx, "tenant", "lkc-2"); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("index lkc-2, absent, after get many: %v, want ErrNotFound", err)
+		}
+		return nil
+	}
+	if err := s.View(t.Context(), check); err != nil {
+		t.Fatalf("view: %v", err)
+	}
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		if err := check(ctx, tx); err != nil {
+			return err
+		}
+		// The transaction's own writes, after what it read at once.
+		if _, err := tx.ObservedPutAll(ctx, []store.TopicEvent{{Topic: topic, Event: ev("lkc-2", 4)}, {Topic: topic, Event: ev("lkc-0", 2)}}); err != nil {
+			return err
+		}
+		if got, err := tx.ObservedGet(ctx, topic, "lkc-2"); err != nil || got.Version != 4 {
+			return fmt.Errorf("observed lkc-2 after recording it: version %d, %v; want 4", got.Version, err)
+		}
+		if subjects, err := tx.ObservedSubjects(ctx, topic); err != nil || !slices.Equal(subjects, []string{"lkc-0", "lkc-1", "lkc-2"}) {
+			return fmt.Errorf("observed subjects after recording two: %v, %v; want [lkc-0 lkc-1 lkc-2]", subjects, err)
+		}
+		if err := tx.IndexPut(ctx, "tenant", "lkc-2", "pkc-2"); err != nil {
+			return err
+		}
+		if err := tx.IndexDelete(ctx, "tenant", "lkc-1"); err != nil {
+			return err
+		}
+		if v, err := tx.IndexGet(ctx, "tenant", "lkc-2"); err != nil || v != "pkc-2" {
+			return fmt.Errorf("index lkc-2 after put: %q, %v; want pkc-2", v, err)
+		}
+		if _, err := tx.IndexGet(ctx, "tenant", "lkc-1"); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("index lkc-1 after delete: %v, want ErrNotFound", err)
+		}
+		if _, err := tx.IndexGetMany(ctx, "count", []string{"n"}); err != nil {
+			return err
+		}
+		if _, err := tx.IndexAdd(ctx, "count", "n", 2, 40); err != nil {
+			return err
+		}
+		if v, err := tx.IndexGet(ctx, "count", "n"); err != nil || v != "42" {
+			return fmt.Errorf("counter after add: %q, %v; want 42", v, err)
+		}
+		return nil
+	})
+	// What the transaction wrote is what the next one reads.
+	if err := s.View(t.Context(), func(ctx context.Context, tx store.Tx) error {
+		got, err := tx.IndexGetMany(ctx, "tenant", []string{"lkc-1", "lkc-2"})
+		if err != nil || !maps.Equal(got, map[string]string{"lkc-2": "pkc-2"}) {
+			return fmt.Errorf("index after commit: %v, %v; want lkc-2 only", got, err)
+		}
+		if err := tx.ObservedPrefetch(ctx, topic, []string{"lkc-2"}); err != nil {
+			return err
+		}
+		if got, err := tx.ObservedGet(ctx, topic, "lkc-2"); err != nil || got.Version != 4 {
+			return fmt.Errorf("observed lkc-2 after commit: version %d, %v; want 4", got.Version, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
