@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -159,18 +160,59 @@ const (
 	qIndexDelete = `DELETE FROM index_entries WHERE name = ? AND key = ?`
 	qIndexGet    = `SELECT value FROM index_entries WHERE name = ? AND key = ?`
 	qIndexGetAll = `SELECT key, value FROM index_entries WHERE name = ? AND key IN (SELECT value FROM json_each(?))`
+	qIndexAdd    = `INSERT INTO index_entries (name, key, value) VALUES (?1, ?2, CAST(?3 + ?4 AS TEXT))
+		ON CONFLICT (name, key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + ?3 AS TEXT) RETURNING CAST(value AS INTEGER)`
+	qDelete    = `DELETE FROM resources WHERE kind = ? AND id = ?`
+	qOutbox    = `SELECT seq, topic, key, value FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?`
+	qConfirm   = `DELETE FROM outbox WHERE seq <= ?`
+	qList      = `SELECT ` + resourceColumns + ` FROM resources`
+	qIndexList = `SELECT key, value FROM index_entries`
 )
+
+// listQueries are the lists' statements, one for each shape of their
+// parameters (the filters ListQuery and IndexListQuery build), so that
+// they are prepared once rather than parsed on every call: an API
+// request's authentication lists role bindings, and parsing was a twentieth
+// of all the CPU under load.
+func listQueries() []string {
+	var out []string
+	placeholder := func(int) string { return "?" }
+	for _, org := range []string{"", "o"} {
+		for _, env := range []string{"", "e"} {
+			for _, deleted := range []bool{false, true} {
+				for _, limit := range []int{0, 1} {
+					q, _ := store.ListQuery(store.ListParams{Kind: "k", Organization: org, Environment: env, IncludeDeleted: deleted, Limit: limit}, placeholder)
+					out = append(out, qList+q)
+				}
+			}
+		}
+	}
+	for _, prefix := range []string{"", "p"} {
+		for _, after := range []string{"", "a"} {
+			for _, limit := range []int{0, 1} {
+				q, _ := store.IndexListQuery(store.IndexListParams{Index: "i", Prefix: prefix, AfterKey: after, Limit: limit}, placeholder)
+				out = append(out, qIndexList+q)
+			}
+		}
+	}
+	return out
+}
 
 func (s *Store) prepare(ctx context.Context) error {
 	s.writeStmts, s.readStmts = map[string]*sql.Stmt{}, map[string]*sql.Stmt{}
-	for _, q := range []string{qGet, qGetAll, qInsert, qSave, qAppend, qObserve, qObserved, qObservedAll, qSubjects, qIndexPut, qIndexDelete, qIndexGet, qIndexGetAll} {
+	lists := listQueries()
+	writes := []string{qInsert, qSave, qObserve, qIndexPut, qIndexDelete, qIndexAdd, qDelete, qConfirm}
+	for _, n := range outboxSizes {
+		writes = append(writes, qAppendRows(n))
+	}
+	for _, q := range slices.Concat([]string{qGet, qGetAll, qObserved, qObservedAll, qSubjects, qIndexGet, qIndexGetAll}, writes, lists) {
 		st, err := s.writer.PrepareContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("sqlite %s: prepare: %w", s.cfg.Path, err)
 		}
 		s.writeStmts[q] = st
 	}
-	for _, q := range []string{qGet, qGetAll, qObserved, qObservedAll, qSubjects, qIndexGet, qIndexGetAll} {
+	for _, q := range append([]string{qGet, qGetAll, qObserved, qObservedAll, qSubjects, qIndexGet, qIndexGetAll, qOutbox}, lists...) {
 		st, err := s.reader.PrepareContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("sqlite %s: prepare: %w", s.cfg.Path, err)
@@ -431,7 +473,17 @@ func (s *Store) Feed() store.ChangeFeed { return s.feed }
 // Close closes both connection pools; it is safe to call twice.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.closeErr = errors.Join(s.reader.Close(), s.writer.Close())
+		// The prepared statements first: a connection closed with
+		// statements still open is kept (SQLite's close_v2) until they
+		// are.
+		var errs []error
+		for _, st := range s.readStmts {
+			errs = append(errs, st.Close())
+		}
+		for _, st := range s.writeStmts {
+			errs = append(errs, st.Close())
+		}
+		s.closeErr = errors.Join(append(errs, s.reader.Close(), s.writer.Close())...)
 	})
 	return s.closeErr
 }
@@ -538,7 +590,7 @@ func (t *rows) GetResources(ctx context.Context, kind string, ids []string) ([]s
 
 func (t *rows) ListResources(ctx context.Context, p store.ListParams) ([]store.Resource, error) {
 	filter, args := store.ListQuery(p, func(int) string { return "?" })
-	return t.list(ctx, `SELECT `+resourceColumns+` FROM resources`+filter, args...)
+	return t.list(ctx, qList+filter, args...)
 }
 
 // list runs a query answering resources.
@@ -587,30 +639,30 @@ func (t *rows) UpdateResource(ctx context.Context, r store.Resource) error {
 	return mapErr(err)
 }
 
-// outboxChunk bounds the rows of one INSERT (3 parameters each, well under
-// SQLite's limit of 32,766).
-const outboxChunk = 500
+// outboxSizes are the row counts of the outbox INSERTs prepared at Open,
+// largest first: a transaction's events go in as few of them as add up to
+// their number (37 = 32 + 4 + 1), each prepared once rather than one
+// statement of its own size parsed on every commit.
+var outboxSizes = []int{64, 32, 16, 8, 4, 2, 1}
+
+// qAppendRows is the outbox INSERT of n rows.
+func qAppendRows(n int) string {
+	if n == 1 {
+		return qAppend
+	}
+	return qAppend + strings.Repeat(`, (?, ?, ?)`, n-1)
+}
 
 func (t *rows) AppendOutbox(ctx context.Context, events []store.OutboxEvent) error {
 	for len(events) > 0 {
-		chunk := events[:min(len(events), outboxChunk)]
-		events = events[len(chunk):]
-		if len(chunk) == 1 {
-			if _, err := t.exec(ctx, qAppend, chunk[0].Topic, chunk[0].Key, chunk[0].Value); err != nil {
-				return mapErr(err)
-			}
-			continue
-		}
-		var q strings.Builder
-		q.WriteString(`INSERT INTO outbox (topic, key, value) VALUES (?, ?, ?)`)
-		args := make([]any, 0, 3*len(chunk))
-		for i, e := range chunk {
-			if i > 0 {
-				q.WriteString(`, (?, ?, ?)`)
-			}
+		n := outboxSizes[slices.IndexFunc(outboxSizes, func(n int) bool { return n <= len(events) })]
+		chunk := events[:n]
+		events = events[n:]
+		args := make([]any, 0, 3*n)
+		for _, e := range chunk {
 			args = append(args, e.Topic, e.Key, e.Value)
 		}
-		if _, err := t.tx.ExecContext(ctx, q.String(), args...); err != nil {
+		if _, err := t.exec(ctx, qAppendRows(n), args...); err != nil {
 			return mapErr(err)
 		}
 	}
@@ -689,13 +741,12 @@ func (t *rows) PutIndex(ctx context.Context, index, key, value string) error {
 
 func (t *rows) AddIndex(ctx context.Context, index, key string, delta, base int64) (int64, error) {
 	var v int64
-	err := t.queryRow(ctx, `INSERT INTO index_entries (name, key, value) VALUES (?1, ?2, CAST(?3 + ?4 AS TEXT))
-		ON CONFLICT (name, key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + ?3 AS TEXT) RETURNING CAST(value AS INTEGER)`, index, key, delta, base).Scan(&v)
+	err := t.queryRow(ctx, qIndexAdd, index, key, delta, base).Scan(&v)
 	return v, mapErr(err)
 }
 
 func (t *rows) DeleteResource(ctx context.Context, kind, id string) error {
-	_, err := t.exec(ctx, `DELETE FROM resources WHERE kind = ? AND id = ?`, kind, id)
+	_, err := t.exec(ctx, qDelete, kind, id)
 	return mapErr(err)
 }
 
@@ -735,7 +786,7 @@ func (t *rows) GetIndexes(ctx context.Context, index string, keys []string) (map
 
 func (t *rows) ListIndex(ctx context.Context, p store.IndexListParams) ([]store.IndexEntry, error) {
 	filter, args := store.IndexListQuery(p, func(int) string { return "?" })
-	rs, err := t.query(ctx, `SELECT key, value FROM index_entries`+filter, args...)
+	rs, err := t.query(ctx, qIndexList+filter, args...)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -789,7 +840,7 @@ func (f *feed) Next(ctx context.Context, max int) ([]store.Change, error) {
 }
 
 func (f *feed) read(ctx context.Context, after int64, max int) ([]store.Change, error) {
-	rows, err := f.s.reader.QueryContext(ctx, `SELECT seq, topic, key, value FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?`, after, max)
+	rows, err := f.s.readStmts[qOutbox].QueryContext(ctx, after, max)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: read outbox: %w", f.s.cfg.Service, mapErr(err))
 	}
@@ -820,7 +871,7 @@ func (f *feed) Backlog(ctx context.Context) (int64, error) {
 // Confirm deletes the rows Kafka has acknowledged: their absence is the
 // relay's durable position.
 func (f *feed) Confirm(ctx context.Context, pos int64) error {
-	if _, err := f.s.writer.ExecContext(ctx, `DELETE FROM outbox WHERE seq <= ?`, pos); err != nil {
+	if _, err := f.s.writeStmts[qConfirm].ExecContext(ctx, pos); err != nil {
 		return fmt.Errorf("sqlite %s: confirm outbox through %d: %w", f.s.cfg.Service, pos, mapErr(err))
 	}
 	return nil
