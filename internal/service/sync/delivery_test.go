@@ -40,15 +40,19 @@ func (f *fixture) remove(t *testing.T, id string, site resource.Site, gen int64)
 		t.Fatal(err)
 	}
 	ev := event.New("pkc", resource.KindPKC, event.Desired, id, gen, gen, now, state)
+	h := f.svc.Host()
 	err = f.st.Update(t.Context(), func(ctx context.Context, tx store.Tx) error {
 		if _, err := tx.ObservedPut(ctx, event.Topic(resource.KindPKC, event.Desired), ev); err != nil {
 			return err
 		}
-		return f.svc.Host().Reconcile(ctx, tx, id)
+		return h.Reconcile(ctx, tx, id)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Wakes the site's satellite, as the reactor does: without it, a
+	// watching satellite learned of the removal only when its wait ended.
+	h.Reactor.AfterCommit([]event.Event{ev})
 }
 
 // TestADeliveryPerPKC: each PKC is a delivery of its own; the site's
