@@ -105,32 +105,37 @@ func (s *Service) buildIndex(ctx context.Context, tx store.Tx) error {
 			old[[2]string{ix, e.Key}] = e.Value
 		}
 	}
-	want := map[[2]string]string{}
-	pkcs := 0
-	for after := ""; ; {
-		page, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindPKC, AfterID: after, Limit: 500})
-		if err != nil {
+	// A build takes the placement lock of every site it indexes, then
+	// reads the PKCs again: a placement that filled a PKC (and removed
+	// its room) after a first read would otherwise see its removed entry
+	// written back from the copy read before it.
+	live, err := livePKCs(ctx, tx)
+	if err != nil {
+		return err
+	}
+	sites := map[string]bool{}
+	for _, ps := range live {
+		sites[ps.Site().ID()] = true
+	}
+	for _, site := range slices.Sorted(maps.Keys(sites)) {
+		if err := lockPlacements(ctx, tx, site); err != nil {
 			return err
 		}
-		for _, r := range page {
-			ps, err := resource.Decode[resource.PKCSpec](r.Spec)
-			if err != nil {
-				return fmt.Errorf("pkc %s: %w", r.ID, err)
-			}
-			for lkc := range ps.Tenants {
-				want[[2]string{ixTenant, lkc}] = r.ID
-			}
-			want[[2]string{ixSite, siteKey(ps, r.ID)}] = r.ID
-			if s.hasRoom(ps) {
-				want[[2]string{ixRoom, siteKey(ps, r.ID)}] = r.ID
-			}
-		}
-		pkcs += len(page)
-		if len(page) < 500 {
-			break
-		}
-		after = page[len(page)-1].ID
 	}
+	if live, err = livePKCs(ctx, tx); err != nil {
+		return err
+	}
+	want := map[[2]string]string{}
+	for id, ps := range live {
+		for lkc := range ps.Tenants {
+			want[[2]string{ixTenant, lkc}] = id
+		}
+		want[[2]string{ixSite, siteKey(ps, id)}] = id
+		if s.hasRoom(ps) {
+			want[[2]string{ixRoom, siteKey(ps, id)}] = id
+		}
+	}
+	pkcs := len(live)
 	keys, err := tx.ObservedSubjects(ctx, apikeyDesired)
 	if err != nil {
 		return err
@@ -161,6 +166,28 @@ func (s *Service) buildIndex(ctx context.Context, tx store.Tx) error {
 	}
 	s.log.InfoContext(ctx, "pkc indexes built", "pkcs", pkcs, "entries", len(want), "version", s.indexVersion())
 	return tx.IndexPut(ctx, ixMeta, indexVersionKey, s.indexVersion())
+}
+
+// livePKCs reads the specs of the live PKCs, by id.
+func livePKCs(ctx context.Context, tx store.Tx) (map[string]resource.PKCSpec, error) {
+	out := map[string]resource.PKCSpec{}
+	for after := ""; ; {
+		page, err := tx.ResourceList(ctx, store.ListParams{Kind: resource.KindPKC, AfterID: after, Limit: 500})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range page {
+			ps, err := resource.Decode[resource.PKCSpec](r.Spec)
+			if err != nil {
+				return nil, fmt.Errorf("pkc %s: %w", r.ID, err)
+			}
+			out[r.ID] = ps
+		}
+		if len(page) < 500 {
+			return out, nil
+		}
+		after = page[len(page)-1].ID
+	}
 }
 
 func cmpKey(a, b [2]string) int {

@@ -465,11 +465,7 @@ func (s *Service) place(ctx context.Context, tx store.Tx, id string, spec resour
 			Zones: zones(spec.Region, spec.Availability), Tenants: map[string]resource.Tenant{id: {}}, Version: version}
 		return store.Resource{ID: dedicatedID(id)}, ps, nil
 	}
-	// Placements on one site are serialized: two tenants placed at once
-	// must not both find no room and make a PKC each. The lock is a read
-	// of an id no PKC holds (see store.Tx.ResourceGet); index reads do
-	// not lock.
-	if _, err := tx.ResourceGet(ctx, resource.KindPKC, "pkc-placement-"+spec.Site().ID()); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := lockPlacements(ctx, tx, spec.Site().ID()); err != nil {
 		return store.Resource{}, resource.PKCSpec{}, err
 	}
 	const page = 8
@@ -510,6 +506,17 @@ func (s *Service) place(ctx context.Context, tx store.Tx, id string, spec resour
 	ps := resource.PKCSpec{Cloud: spec.Cloud, Region: spec.Region, Availability: resource.MultiZone, Brokers: SharedBrokers,
 		Zones: zones(spec.Region, resource.MultiZone), Tenants: map[string]resource.Tenant{id: {Prefix: id + "."}}, Version: version}
 	return store.Resource{ID: resource.NewID("pkc")}, ps, nil
+}
+
+// lockPlacements takes, until the transaction ends, the lock that
+// serializes the placements on a site: two tenants placed at once must
+// not both find no room and make a PKC each. The lock is a read of an id
+// no PKC holds (see store.Tx.ResourceGet); index reads do not lock.
+func lockPlacements(ctx context.Context, tx store.Tx, site string) error {
+	if _, err := tx.ResourceGet(ctx, resource.KindPKC, "pkc-placement-"+site); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
 }
 
 // usersOf returns the SASL users of an LKC: its live cluster-scoped keys.
