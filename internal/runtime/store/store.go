@@ -265,7 +265,9 @@ type Tx interface {
 	// IndexGetMany returns the values of those of keys that index holds,
 	// in one statement: a reaction that needs many entries makes one
 	// round trip, not one each. The transaction keeps what it read, found
-	// or not, so that IndexGet of those keys needs no statement.
+	// or not, so that IndexGet of those keys needs no statement (and sees
+	// no commit made since: a caller that reads after taking a lock reads
+	// with IndexGet).
 	IndexGetMany(ctx context.Context, index string, keys []string) (map[string]string, error)
 	// IndexList returns entries of one index in key order (see
 	// IndexListParams).
