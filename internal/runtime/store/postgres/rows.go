@@ -340,17 +340,7 @@ func (r *rows) GetObserved(ctx context.Context, topic, subject string) ([]byte, 
 }
 
 func (r *rows) GetObservedMany(ctx context.Context, topic string, subjects []string) (map[string][]byte, error) {
-	out := map[string][]byte{}
-	err := r.query(ctx, func(rs pgx.Rows) error {
-		var subject string
-		var value []byte
-		if err := rs.Scan(&subject, &value); err != nil {
-			return err
-		}
-		out[subject] = value
-		return nil
-	}, `SELECT subject, event FROM observed WHERE topic = $1 AND subject = ANY($2)`, topic, subjects)
-	return out, err
+	return byKey[[]byte](ctx, r, `SELECT subject, event FROM observed WHERE topic = $1 AND subject = ANY($2)`, topic, subjects)
 }
 
 func (r *rows) ObservedSubjects(ctx context.Context, topic string) ([]string, error) {
@@ -398,15 +388,22 @@ func (r *rows) GetIndex(ctx context.Context, index, key string) (string, error) 
 }
 
 func (r *rows) GetIndexes(ctx context.Context, index string, keys []string) (map[string]string, error) {
-	out := map[string]string{}
+	return byKey[string](ctx, r, `SELECT key, value FROM index_entries WHERE name = $1 AND key = ANY($2)`, index, keys)
+}
+
+// byKey runs q, a read of (key, value) rows of one name (a topic, an
+// index) among keys, and returns the values by key.
+func byKey[V any](ctx context.Context, r *rows, q, name string, keys []string) (map[string]V, error) {
+	out := map[string]V{}
 	err := r.query(ctx, func(rs pgx.Rows) error {
-		var key, value string
+		var key string
+		var value V
 		if err := rs.Scan(&key, &value); err != nil {
 			return err
 		}
 		out[key] = value
 		return nil
-	}, `SELECT key, value FROM index_entries WHERE name = $1 AND key = ANY($2)`, index, keys)
+	}, q, name, keys)
 	return out, err
 }
 

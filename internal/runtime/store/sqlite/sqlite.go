@@ -696,25 +696,7 @@ func (t *rows) GetObserved(ctx context.Context, topic, subject string) ([]byte, 
 }
 
 func (t *rows) GetObservedMany(ctx context.Context, topic string, subjects []string) (map[string][]byte, error) {
-	list, err := json.Marshal(subjects)
-	if err != nil {
-		return nil, err
-	}
-	rs, err := t.query(ctx, qObservedAll, topic, string(list))
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rs.Close()
-	out := map[string][]byte{}
-	for rs.Next() {
-		var subject string
-		var value []byte
-		if err := rs.Scan(&subject, &value); err != nil {
-			return nil, mapErr(err)
-		}
-		out[subject] = value
-	}
-	return out, mapErr(rs.Err())
+	return byKey[[]byte](ctx, t, qObservedAll, topic, subjects)
 }
 
 func (t *rows) ObservedSubjects(ctx context.Context, topic string) ([]string, error) {
@@ -764,18 +746,25 @@ func (t *rows) GetIndex(ctx context.Context, index, key string) (string, error) 
 }
 
 func (t *rows) GetIndexes(ctx context.Context, index string, keys []string) (map[string]string, error) {
+	return byKey[string](ctx, t, qIndexGetAll, index, keys)
+}
+
+// byKey runs q, a read of (key, value) rows of one name (a topic, an
+// index) whose keys are in a JSON array, and returns the values by key.
+func byKey[V any](ctx context.Context, t *rows, q, name string, keys []string) (map[string]V, error) {
 	list, err := json.Marshal(keys)
 	if err != nil {
 		return nil, err
 	}
-	rs, err := t.query(ctx, qIndexGetAll, index, string(list))
+	rs, err := t.query(ctx, q, name, string(list))
 	if err != nil {
 		return nil, mapErr(err)
 	}
 	defer rs.Close()
-	out := map[string]string{}
+	out := map[string]V{}
 	for rs.Next() {
-		var key, value string
+		var key string
+		var value V
 		if err := rs.Scan(&key, &value); err != nil {
 			return nil, mapErr(err)
 		}
