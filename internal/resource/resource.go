@@ -6,6 +6,7 @@
 package resource
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -411,6 +412,12 @@ type Realized struct {
 	Detail     json.RawMessage `json:"detail,omitempty"`
 }
 
+// Equal reports whether r and o say the same.
+func (r Realized) Equal(o Realized) bool {
+	return r.Generation == o.Generation && r.Phase == o.Phase && r.Reason == o.Reason &&
+		r.Message == o.Message && bytes.Equal(r.Detail, o.Detail)
+}
+
 // DeliveryStatus is what the site's satellite last reported of the PKC:
 // Realized.Generation is the PKC generation it realized.
 type DeliveryStatus struct {
@@ -446,7 +453,9 @@ func (held Bundle) Merge(next Bundle) Bundle {
 	return whole
 }
 
-// Report is a satellite's status report.
+// Report is a satellite's status report. Each entry of Resources is the
+// whole realized state of one resource; a report may leave out what did not
+// change since the one before (sync takes each entry on its own).
 type Report struct {
 	Site      string              `json:"site"`
 	Version   int64               `json:"version"`

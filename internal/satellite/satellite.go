@@ -123,6 +123,13 @@ type Agent struct {
 	bundle   resource.Bundle
 	realized map[string]resource.Realized
 
+	// reportMu makes reports one at a time, each sending what changed
+	// since the last one sync took (sent); sent is nil until a whole
+	// report got through, and again every wholeReportEvery.
+	reportMu  sync.Mutex
+	sent      map[string]resource.Realized
+	sentWhole time.Time
+
 	applySeconds *prometheus.HistogramVec
 }
 
@@ -502,10 +509,40 @@ func (a *Agent) realizedOf(id string) (resource.Realized, bool) {
 	return r, ok
 }
 
+// wholeReportEvery is how often a report names every resource the agent
+// realized, not only what changed: sync takes each entry on its own, so a
+// whole report heals what sync lost of earlier ones (restored from a
+// backup) without the satellite knowing.
+const wholeReportEvery = 5 * time.Minute
+
+// report sends what the agent realized that sync has not taken yet: each
+// entry is a resource's whole realized state, and one unchanged since the
+// last report that got through is left out, so a change to one PKC costs
+// sync one delivery's read, not its whole site's.
 func (a *Agent) report(ctx context.Context) error {
+	a.reportMu.Lock()
+	defer a.reportMu.Unlock()
 	version, realized := a.Realized()
-	err := a.cfg.Link.Report(ctx, resource.Report{Site: a.cfg.Site.String(), Version: version, Resources: realized})
-	if err != nil && ctx.Err() == nil {
+	rep := resource.Report{Site: a.cfg.Site.String(), Version: version, Resources: realized}
+	whole := a.sent == nil || time.Since(a.sentWhole) >= wholeReportEvery
+	if !whole {
+		rep.Resources = make(map[string]resource.Realized)
+		for id, r := range realized {
+			if prev, ok := a.sent[id]; !ok || !prev.Equal(r) {
+				rep.Resources[id] = r
+			}
+		}
+	}
+	err := a.cfg.Link.Report(ctx, rep)
+	switch {
+	case err == nil:
+		a.sent = realized
+		if whole {
+			a.sentWhole = time.Now()
+		}
+	case ctx.Err() == nil:
+		// Whether sync took it is unknown: the next report says it all.
+		a.sent = nil
 		a.log.WarnContext(ctx, "reporting status failed; will retry", "err", err)
 	}
 	return err

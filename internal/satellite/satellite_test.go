@@ -2,6 +2,7 @@ package satellite_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -127,6 +128,32 @@ func (l *recording) last() resource.Report {
 	return l.reports[len(l.reports)-1]
 }
 
+// startAgent starts an agent, stopped when the test ends.
+func startAgent(t *testing.T, cfg satellite.Config) *satellite.Agent {
+	t.Helper()
+	agent, err := satellite.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = agent.Stop() })
+	return agent
+}
+
+// waitForReport waits until link's last report meets cond.
+func waitForReport(t *testing.T, link *recording, what string, cond func(resource.Report) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond(link.last()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s; last report %+v", what, link.last())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // operated is a driver whose resources an operator brings up after Apply
 // returned: Apply reports what it finds, and Watch says when that changed.
 type operated struct {
@@ -169,31 +196,15 @@ func TestAWatcherChangeIsAppliedAndReported(t *testing.T) {
 		"pkc-a": {Kind: "other", Generation: 3}}}
 	link := &recording{oneBundle: oneBundle{b}}
 	drv := &operated{changed: make(chan string)}
-	agent, err := satellite.New(satellite.Config{Site: site, Link: link, Driver: drv, DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := agent.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer agent.Stop()
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within 10s; last report %+v", what, link.last())
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	waitFor("reported PROVISIONING", func() bool { return link.last().Resources["pkc-a"].Phase == resource.PhaseProvisioning })
+	startAgent(t, satellite.Config{Site: site, Link: link, Driver: drv, DataDir: t.TempDir()})
+	waitFor := func(what string, cond func(resource.Report) bool) { t.Helper(); waitForReport(t, link, what, cond) }
+	waitFor("reported PROVISIONING", func(r resource.Report) bool { return r.Resources["pkc-a"].Phase == resource.PhaseProvisioning })
 	drv.mu.Lock()
 	drv.ready = true
 	drv.mu.Unlock()
 	drv.changed <- "pkc-a"
-	waitFor("reported PROVISIONED at generation 3", func() bool {
-		r := link.last().Resources["pkc-a"]
+	waitFor("reported PROVISIONED at generation 3", func(rep resource.Report) bool {
+		r := rep.Resources["pkc-a"]
 		return r.Phase == resource.PhaseProvisioned && r.Generation == 3
 	})
 	drv.changed <- "pkc-unknown" // not in the bundle: nothing to apply
@@ -202,4 +213,61 @@ func TestAWatcherChangeIsAppliedAndReported(t *testing.T) {
 	if drv.applies != 2 {
 		t.Fatalf("Apply ran %d times, want 2 (the bundle, then the change)", drv.applies)
 	}
+}
+
+// failing is a recording link whose next fail reports are refused.
+type failing struct {
+	recording
+	fail int
+}
+
+func (l *failing) Report(ctx context.Context, r resource.Report) error {
+	l.mu.Lock()
+	if l.fail > 0 {
+		l.fail--
+		l.mu.Unlock()
+		return errors.New("sync is away")
+	}
+	l.mu.Unlock()
+	return l.recording.Report(ctx, r)
+}
+
+func (l *failing) failNext(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fail = n
+}
+
+// TestAReportNamesWhatChanged: after a report that got through, the next
+// names only the resource whose realized state changed, each entry whole;
+// after one that failed, the next names them all again, since whether sync
+// took the failed one is unknown.
+func TestAReportNamesWhatChanged(t *testing.T) {
+	site := resource.Site{Cloud: "AWS", Region: "us-west-2"}
+	b := resource.Bundle{Site: site.String(), Version: 1, Resources: map[string]resource.BundleItem{
+		"pkc-a": {Kind: "other", Generation: 2}, "pkc-b": {Kind: "other", Generation: 5}}}
+	link := &failing{recording: recording{oneBundle: oneBundle{b}}}
+	drv := &operated{changed: make(chan string)}
+	startAgent(t, satellite.Config{Site: site, Link: link, Driver: drv, DataDir: t.TempDir()})
+	waitFor := func(what string, cond func(resource.Report) bool) {
+		t.Helper()
+		waitForReport(t, &link.recording, what, cond)
+	}
+	waitFor("a first report naming both", func(r resource.Report) bool {
+		return len(r.Resources) == 2 && r.Resources["pkc-a"].Phase == resource.PhaseProvisioning &&
+			r.Resources["pkc-b"].Phase == resource.PhaseProvisioning
+	})
+	drv.mu.Lock()
+	drv.ready = true
+	drv.mu.Unlock()
+	drv.changed <- "pkc-b"
+	waitFor("a report naming pkc-b only, realized", func(r resource.Report) bool {
+		return len(r.Resources) == 1 && r.Resources["pkc-b"].Phase == resource.PhaseProvisioned && r.Resources["pkc-b"].Generation == 5
+	})
+	link.failNext(1)
+	drv.changed <- "pkc-a"
+	waitFor("after a refused report, one naming both again", func(r resource.Report) bool {
+		return len(r.Resources) == 2 && r.Resources["pkc-a"].Phase == resource.PhaseProvisioned && r.Resources["pkc-a"].Generation == 2 &&
+			r.Resources["pkc-b"].Phase == resource.PhaseProvisioned
+	})
 }

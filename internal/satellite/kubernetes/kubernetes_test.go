@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -81,10 +82,15 @@ func (l *link) Watch(ctx context.Context, held resource.Bundle, fn func(resource
 	}
 }
 
+// Report keeps each entry, as sync does: a report names only what changed.
 func (l *link) Report(_ context.Context, r resource.Report) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.report = r
+	if l.report.Resources == nil {
+		l.report.Resources = map[string]resource.Realized{}
+	}
+	l.report.Site, l.report.Version = r.Site, r.Version
+	maps.Copy(l.report.Resources, r.Resources)
 	return nil
 }
 

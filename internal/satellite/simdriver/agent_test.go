@@ -34,19 +34,24 @@ func (l *link) Watch(ctx context.Context, _ resource.Bundle, fn func(resource.Bu
 	}
 }
 
+// Report keeps each entry, as sync does: a report names only what changed.
 func (l *link) Report(_ context.Context, rep resource.Report) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.last = rep
+	if l.last.Resources == nil {
+		l.last.Resources = map[string]resource.Realized{}
+	}
+	l.last.Site, l.last.Version = rep.Site, rep.Version
+	maps.Copy(l.last.Resources, rep.Resources)
 	return nil
 }
 
-// holds reports whether the last report answers version with every PKC
-// of want at its generation and brokers, and nothing else.
-func (l *link) holds(version int64, want map[string]resource.BundleItem) bool {
+// holds reports whether the reports answer version with every PKC of want
+// at its generation and brokers, and the agent realizes nothing else.
+func (l *link) holds(agent *satellite.Agent, version int64, want map[string]resource.BundleItem) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.last.Version != version || len(l.last.Resources) != len(want) {
+	if _, realized := agent.Realized(); l.last.Version != version || len(realized) != len(want) {
 		return false
 	}
 	for id, item := range want {
@@ -114,7 +119,7 @@ func TestAgentRealizesThroughSimDriver(t *testing.T) {
 		version := int64(i + 1)
 		l.bundles <- resource.Bundle{Site: site.String(), Version: version, Resources: want}
 		deadline := time.Now().Add(20 * time.Second)
-		for !l.holds(version, want) {
+		for !l.holds(agent, version, want) {
 			if time.Now().After(deadline) {
 				l.mu.Lock()
 				t.Fatalf("bundle %d not realized: last report %+v", version, l.last)

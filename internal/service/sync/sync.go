@@ -494,7 +494,8 @@ func (s *Service) Report(ctx context.Context, site resource.Site, rep resource.R
 				"the report is for bundle version %d, but the newest is %d; fetch the bundle again", rep.Version, version)
 		}
 		ids := slices.Sorted(maps.Keys(rep.Resources))
-		// A report names every PKC of its site: their deliveries are
+		// A report names what changed since the satellite's last one
+		// (every PKC of its site now and then): their deliveries are
 		// read in one statement, not one each.
 		if err := tx.ResourcePrefetch(ctx, resource.KindDelivery, ids); err != nil {
 			return err
