@@ -18,7 +18,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/google/renameio/v2"
+	"github.com/mothership-dev/mothership/internal/runtime/atomicfile"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -229,7 +229,7 @@ func startEventBroker(dataDir, listen string, log *slog.Logger) (*broker.Embedde
 	_, port, err := net.SplitHostPort(b.Addrs()[0])
 	if err == nil {
 		if old, rerr := os.ReadFile(portFile); rerr != nil || strings.TrimSpace(string(old)) != port {
-			err = renameio.WriteFile(portFile, []byte(port+"\n"), 0o600)
+			err = atomicfile.Write(portFile, []byte(port+"\n"), 0o600)
 		}
 	}
 	if err != nil {

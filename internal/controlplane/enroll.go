@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/google/renameio/v2"
+	"github.com/mothership-dev/mothership/internal/runtime/atomicfile"
 
 	"github.com/mothership-dev/mothership/internal/resource"
 	syncsvc "github.com/mothership-dev/mothership/internal/service/sync"
@@ -60,7 +60,7 @@ func WriteSites(path string, es []Enrollment) error {
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.Write(path, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("controlplane: write %s: %w", path, err)
 	}
 	return nil

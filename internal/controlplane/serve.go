@@ -11,7 +11,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/google/renameio/v2"
+	"github.com/mothership-dev/mothership/internal/runtime/atomicfile"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -324,7 +324,7 @@ func bootstrapAdmin(ctx context.Context, s *iam.Service, path string, log *slog.
 		return "", "", "", err
 	}
 	if key != "" && path != "" {
-		if err := renameio.WriteFile(path, []byte(key+":"+secret+"\n"), 0o600); err != nil {
+		if err := atomicfile.Write(path, []byte(key+":"+secret+"\n"), 0o600); err != nil {
 			return "", "", "", fmt.Errorf("controlplane: write %s: %w", path, err)
 		}
 		log.Info("admin credentials written", "organization", org, "file", path)

@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/renameio/v2"
+	"github.com/mothership-dev/mothership/internal/runtime/atomicfile"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mothership-dev/mothership/internal/pki"
@@ -231,7 +231,7 @@ func writeProcessEnv(file, name string, env []string, cfg SetupConfig, urls map[
 // writeEnv writes one VAR=value per line; values hold no spaces, so the
 // file also works as `env $(cat FILE) mothership …`.
 func writeEnv(file string, env []string) error {
-	if err := renameio.WriteFile(file, []byte(strings.Join(env, "\n")+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(file, []byte(strings.Join(env, "\n")+"\n"), 0o600); err != nil {
 		return fmt.Errorf("controlplane: setup: %w", err)
 	}
 	return nil
@@ -245,7 +245,7 @@ func secret(file string) (string, error) {
 	raw := make([]byte, 24)
 	_, _ = rand.Read(raw) // crypto/rand.Read never fails (Go ≥ 1.24)
 	s := hex.EncodeToString(raw)
-	if err := renameio.WriteFile(file, []byte(s+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(file, []byte(s+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("controlplane: setup: %w", err)
 	}
 	return s, nil

@@ -28,7 +28,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/google/renameio/v2"
+	"github.com/mothership-dev/mothership/internal/runtime/atomicfile"
 )
 
 // Validity of what pki issues: long, because a local setup should not
@@ -51,10 +51,10 @@ type KeyPair struct {
 // Write writes the certificate to certFile (0644) and the key to keyFile
 // (0600), each atomically: a crash leaves the old file or the new one.
 func (kp KeyPair) Write(certFile, keyFile string) error {
-	if err := renameio.WriteFile(keyFile, kp.KeyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(keyFile, kp.KeyPEM, 0o600); err != nil {
 		return fmt.Errorf("pki: write key: %w", err)
 	}
-	if err := renameio.WriteFile(certFile, kp.CertPEM, 0o644); err != nil {
+	if err := atomicfile.Write(certFile, kp.CertPEM, 0o644); err != nil {
 		return fmt.Errorf("pki: write certificate: %w", err)
 	}
 	return nil

@@ -22,8 +22,8 @@ import (
 
 	json "github.com/segmentio/encoding/json"
 
-	"github.com/google/renameio/v2"
 	"github.com/mothership-dev/mothership/internal/resource"
+	"github.com/mothership-dev/mothership/internal/runtime/atomicfile"
 	"github.com/mothership-dev/mothership/internal/runtime/backoff"
 	"github.com/mothership-dev/mothership/internal/runtime/startstop"
 	"github.com/mothership-dev/mothership/internal/runtime/trace"
@@ -207,14 +207,14 @@ func (a *Agent) load() (resource.Bundle, error) {
 	return b, nil
 }
 
-// save writes the bundle atomically (renameio: a crash leaves the old file
+// save writes the bundle atomically (atomicfile: a crash leaves the old file
 // or the new one, synced).
 func (a *Agent) save(b resource.Bundle) error {
 	data, err := json.Marshal(b)
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(a.bundlePath(), data, 0o600); err != nil {
+	if err := atomicfile.Write(a.bundlePath(), data, 0o600); err != nil {
 		return fmt.Errorf("satellite %s: save bundle: %w", a.cfg.Site, err)
 	}
 	return nil

@@ -16,7 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/google/renameio/v2"
+	"github.com/mothership-dev/mothership/internal/runtime/atomicfile"
 )
 
 // suite is the HPKE suite: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
@@ -63,7 +63,7 @@ func LoadOrCreate(dir string) (PrivateKey, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return PrivateKey{}, fmt.Errorf("sitekey: %w", err)
 	}
-	if err := renameio.WriteFile(path, []byte(hex.EncodeToString(k.k.Bytes())+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(path, []byte(hex.EncodeToString(k.k.Bytes())+"\n"), 0o600); err != nil {
 		return PrivateKey{}, fmt.Errorf("sitekey: %w", err)
 	}
 	return k, nil

@@ -23,7 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/renameio/v2"
+	"github.com/mothership-dev/mothership/internal/runtime/atomicfile"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -599,7 +599,7 @@ func saveMeta(dir string, m meta) error {
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(filepath.Join(dir, "meta.json"), data, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, "meta.json"), data, 0o600); err != nil {
 		return fmt.Errorf("save meta of %s: %w", dir, err)
 	}
 	return nil

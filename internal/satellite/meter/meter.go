@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/renameio/v2"
+	"github.com/mothership-dev/mothership/internal/runtime/atomicfile"
 
 	"github.com/mothership-dev/mothership/internal/resource"
 )
@@ -161,7 +161,7 @@ func (m *Meter) Save() error {
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(m.path, data, 0o600); err != nil {
+	if err := atomicfile.Write(m.path, data, 0o600); err != nil {
 		return fmt.Errorf("meter: %w", err)
 	}
 	return nil

@@ -28,7 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/renameio/v2"
+	"github.com/mothership-dev/mothership/internal/runtime/atomicfile"
 	json "github.com/segmentio/encoding/json"
 
 	"github.com/mothership-dev/mothership/internal/kafkaversion"
@@ -620,7 +620,7 @@ func (d *Driver) write() {
 	data, err := json.Marshal(d.pkcs)
 	d.mu.Unlock()
 	if err == nil {
-		err = renameio.WriteFile(filepath.Join(d.cfg.DataDir, stateFile), data, 0o600)
+		err = atomicfile.Write(filepath.Join(d.cfg.DataDir, stateFile), data, 0o600)
 	}
 	if err != nil {
 		d.log.Error("saving the simulated state failed", "err", err)
