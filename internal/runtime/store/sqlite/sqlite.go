@@ -127,7 +127,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		writer.Close()
 		return nil, fmt.Errorf("sqlite %s: open reader: %w", cfg.Path, err)
 	}
+	// Every reader stays open: database/sql keeps two idle by default,
+	// and a third closed after its read costs an open (the schema parsed
+	// again) and its page cache (read again from the file) on the next.
 	reader.SetMaxOpenConns(4)
+	reader.SetMaxIdleConns(4)
+	reader.SetConnMaxIdleTime(0)
 
 	s := &Store{cfg: cfg, writer: writer, reader: reader, notify: make(chan struct{}, 1)}
 	if err := s.migrate(ctx); err != nil {
