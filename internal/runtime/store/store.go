@@ -9,6 +9,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,6 +55,42 @@ type Status struct {
 	// the owner's status writes until the observed generation moves, and
 	// then drops it.
 	Stuck *Stuck `json:"stuck,omitempty"`
+}
+
+// Equal reports whether s and o are written the same (as json.Marshal
+// writes them), without encoding either: a reconcile that changes
+// nothing compares its status with the stored one on every key.
+func (s Status) Equal(o Status) bool {
+	if s.ObservedGeneration != o.ObservedGeneration || s.Phase != o.Phase || s.Reason != o.Reason || s.Message != o.Message ||
+		!equalTime(s.PendingSince, o.PendingSince) || (s.Stuck == nil) != (o.Stuck == nil) {
+		return false
+	}
+	if s.Stuck != nil && (!s.Stuck.Since.Equal(o.Stuck.Since) || s.Stuck.Layer != o.Stuck.Layer || s.Stuck.Message != o.Stuck.Message) {
+		return false
+	}
+	if bytes.Equal(s.Detail, o.Detail) {
+		return true
+	}
+	// The same detail, written another way (a stored one has its HTML
+	// characters escaped, a new one not yet): compare as stored.
+	a, errA := EncodeTrusted(s.Detail)
+	b, errB := EncodeTrusted(o.Detail)
+	return errA == nil && errB == nil && bytes.Equal(a, b)
+}
+
+func equalTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+// EncodeTrusted is json.Marshal, byte for byte, for values the store
+// built: their raw messages (a spec, a status detail) were checked and
+// compacted on their way in, so they are not parsed again
+// (TrustRawMessage), which was most of the cost of encoding a resource.
+func EncodeTrusted(v any) ([]byte, error) {
+	return json.Append(nil, v, json.EscapeHTML|json.SortMapKeys|json.TrustRawMessage)
 }
 
 // Stuck says a resource's accepted generation has not been observed in

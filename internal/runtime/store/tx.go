@@ -383,9 +383,7 @@ func (t *RowsTx) ResourceSetStatus(ctx context.Context, kind, id string, s Statu
 	case s.Stuck == nil:
 		s.Stuck = r.Status.Stuck
 	}
-	old, _ := json.Marshal(r.Status)
-	next, _ := json.Marshal(s)
-	if bytes.Equal(old, next) {
+	if r.Status.Equal(s) {
 		return r, nil
 	}
 	r.Status = s
@@ -496,7 +494,7 @@ func (t *RowsTx) save(ctx context.Context, r *Resource, d event.Direction) error
 
 // emit appends the event announcing r's full state to the outbox.
 func (t *RowsTx) emit(ctx context.Context, r Resource, d event.Direction) error {
-	state, err := json.Marshal(r)
+	state, err := EncodeTrusted(r)
 	if err != nil {
 		return t.fail(fmt.Errorf("%s %s: encode state: %w", r.Kind, r.ID, err))
 	}

@@ -244,7 +244,7 @@ func (r *rows) ListResources(ctx context.Context, p store.ListParams) ([]store.R
 // PostgreSQL a failed statement aborts the whole transaction, and a caller
 // may well go on after ErrAlreadyExists (as it can on SQLite).
 func (r *rows) InsertResource(ctx context.Context, res store.Resource) error {
-	status, _ := json.Marshal(res.Status)
+	status, _ := store.EncodeTrusted(res.Status)
 	r.pending = append(r.pending, idLock(res.Kind, res.ID))
 	n, err := r.exec(ctx, `INSERT INTO resources (`+resourceColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (kind, id) DO NOTHING`,
 		res.Kind, res.ID, res.Organization, res.Environment, res.Generation, res.Version, string(res.Spec), string(status), res.CreatedAt, res.UpdatedAt, res.DeletedAt, res.PurgeAt)
@@ -260,7 +260,7 @@ func (r *rows) InsertResource(ctx context.Context, res store.Resource) error {
 // UpdateResource is sent with the next statement: the row is locked by
 // the read that preceded it, so it cannot fail but with the transaction.
 func (r *rows) UpdateResource(_ context.Context, res store.Resource) error {
-	status, _ := json.Marshal(res.Status)
+	status, _ := store.EncodeTrusted(res.Status)
 	return r.later(`UPDATE resources SET generation = $1, version = $2, spec = $3, status = $4, updated_at = $5, deleted_at = $6, purge_at = $7 WHERE kind = $8 AND id = $9`,
 		res.Generation, res.Version, string(res.Spec), string(status), res.UpdatedAt, res.DeletedAt, res.PurgeAt, res.Kind, res.ID)
 }

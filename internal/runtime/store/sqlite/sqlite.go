@@ -632,14 +632,14 @@ func nanos(t *time.Time) sql.NullInt64 {
 }
 
 func (t *rows) InsertResource(ctx context.Context, r store.Resource) error {
-	status, _ := json.Marshal(r.Status)
+	status, _ := store.EncodeTrusted(r.Status)
 	_, err := t.exec(ctx, qInsert, r.Kind, r.ID, r.Organization, r.Environment, r.Generation, r.Version,
 		string(r.Spec), string(status), r.CreatedAt.UnixNano(), r.UpdatedAt.UnixNano(), nanos(r.DeletedAt), nanos(r.PurgeAt))
 	return mapErr(err)
 }
 
 func (t *rows) UpdateResource(ctx context.Context, r store.Resource) error {
-	status, _ := json.Marshal(r.Status)
+	status, _ := store.EncodeTrusted(r.Status)
 	_, err := t.exec(ctx, qSave, r.Generation, r.Version, string(r.Spec), string(status), r.UpdatedAt.UnixNano(), nanos(r.DeletedAt), nanos(r.PurgeAt), r.Kind, r.ID)
 	return mapErr(err)
 }
