@@ -210,7 +210,10 @@ func (a *Agent) load() (resource.Bundle, error) {
 // save writes the bundle atomically (atomicfile: a crash leaves the old file
 // or the new one, synced).
 func (a *Agent) save(b resource.Bundle) error {
-	data, err := json.Marshal(b)
+	// Every spec in b was parsed on its way in (from the link, or from
+	// this file), so it is written as it is, not checked again; the file
+	// is for this agent's own reading, so nothing is escaped either.
+	data, err := json.Append(nil, b, json.TrustRawMessage)
 	if err != nil {
 		return err
 	}
