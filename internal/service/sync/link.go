@@ -22,6 +22,9 @@ const MaxMessage = 8 << 20
 // stream whose site never changes still reads the store now and then.
 const watchRound = 30 * time.Second
 
+// compressMinBytes is the smallest message sync compresses.
+const compressMinBytes = 8 << 10
+
 // Handler serves the satellite link under resource.LinkPath, as connect-go
 // procedures with JSON messages (resource.LinkCodec): a satellite watches
 // its bundle (resource.WatchBundleProcedure, a server stream) and reports
@@ -34,8 +37,11 @@ const watchRound = 30 * time.Second
 // with TLS (http.Server.ServeTLS negotiates HTTP/2); in one process plain
 // HTTP does.
 func (s *Service) Handler() http.Handler {
+	// A whole bundle is compressed for the satellite's network; a delta
+	// or an answer to a report is too small for gzip to pay for itself
+	// (a gzip writer's reset alone cost more than sending them).
 	opts := []connect.HandlerOption{connect.WithCodec(resource.LinkCodec{}),
-		connect.WithReadMaxBytes(MaxMessage), connect.WithSendMaxBytes(MaxMessage)}
+		connect.WithReadMaxBytes(MaxMessage), connect.WithSendMaxBytes(MaxMessage), connect.WithCompressMinBytes(compressMinBytes)}
 	mux := http.NewServeMux()
 	mux.Handle(resource.WatchBundleProcedure, connect.NewServerStreamHandler(resource.WatchBundleProcedure, s.watchBundle, opts...))
 	mux.Handle(resource.ReportProcedure, connect.NewUnaryHandler(resource.ReportProcedure, s.report, opts...))

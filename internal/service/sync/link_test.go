@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -528,4 +529,72 @@ func (p *proxy) restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = false
+}
+
+// wire records, per procedure, the bytes sync wrote and the encoding it
+// announced.
+type wire struct {
+	mu       gosync.Mutex
+	bytes    map[string]int
+	encoding map[string]string
+}
+
+func (w *wire) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		c := &countingWriter{ResponseWriter: rw}
+		h.ServeHTTP(c, r)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.bytes[r.URL.Path] += c.n
+		w.encoding[r.URL.Path] = rw.Header().Get("Content-Encoding")
+	})
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n int
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(b)
+	c.n += n
+	return n, err
+}
+
+func (c *countingWriter) Flush() { c.ResponseWriter.(http.Flusher).Flush() }
+
+// TestLinkCompressesWholeBundlesOnly: a site's whole bundle crosses the
+// wire compressed, smaller than its JSON; the answer to a report, a few
+// bytes, is sent as it is, not gzipped.
+func TestLinkCompressesWholeBundlesOnly(t *testing.T) {
+	f := newSync(t, nil)
+	for i := range 60 {
+		f.provision(t, fmt.Sprintf("pkc-aws-%02d", i), aws, 1)
+	}
+	w := &wire{bytes: map[string]int{}, encoding: map[string]string{}}
+	srv := httptest.NewServer(w.wrap(f.svc.Handler()))
+	defer srv.Close()
+	c := &link.Client{URL: srv.URL, Token: tokens[aws], Site: aws}
+	b, err := c.Fetch(t.Context(), 0)
+	if err != nil || len(b.Resources) != 60 {
+		t.Fatalf("fetch: %v, %d resources", err, len(b.Resources))
+	}
+	plain, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	sent := w.bytes[resource.WatchBundleProcedure]
+	w.mu.Unlock()
+	if len(plain) < 8<<10 || sent >= len(plain)/2 {
+		t.Fatalf("the whole bundle (%d bytes of JSON) took %d bytes on the wire: not compressed", len(plain), sent)
+	}
+	if err := c.Report(t.Context(), resource.Report{Site: aws.String(), Version: b.Version}); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if enc := w.encoding[resource.ReportProcedure]; enc != "" {
+		t.Fatalf("the answer to a report was sent with Content-Encoding %q", enc)
+	}
 }
