@@ -244,24 +244,19 @@ func (s *Service) ListClusters(ctx context.Context, p svcapi.Principal, env stri
 // Standard upgrade and deletion_protection may change; cloud, region and
 // availability may be sent only unchanged.
 func (s *Service) UpdateCluster(ctx context.Context, p svcapi.Principal, id string, in api.ClusterUpdate) (api.Cluster, error) {
+	reserved, err := s.reserveGrowth(ctx, p, id, in)
+	if err != nil {
+		return api.Cluster{}, svcapi.StoreError("cluster", id, err)
+	}
 	var out api.Cluster
-	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		r, err := svcapi.Own(ctx, tx, resource.KindLKC, p.Organization, id)
+	err = s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		r, old, spec, err := s.planUpdate(ctx, tx, p, id, in)
 		if err != nil {
 			return err
 		}
-		if err := p.Require(svcapi.Write, scopeOf(r)); err != nil {
-			return err
-		}
-		old, err := resource.Decode[resource.LKCSpec](r.Spec)
-		if err != nil {
-			return err
-		}
-		spec, err := applyUpdate(old, r.Environment, in.Spec)
-		if err != nil {
-			return err
-		}
-		if spec.CKU > old.CKU {
+		if spec.CKU > old.CKU && spec.CKU > reserved {
+			// Changed since reserveGrowth read it: reserve what it needs
+			// now, in the transaction (rare).
 			if err := s.cfg.Quotas.Reserve(ctx, p.Organization, id, spec.CKU); err != nil {
 				return err
 			}
@@ -286,6 +281,46 @@ func (s *Service) UpdateCluster(ctx context.Context, p svcapi.Principal, id stri
 		return err
 	})
 	return out, svcapi.StoreError("cluster", id, err)
+}
+
+// reserveGrowth reserves, in quota, the CKU an update grows the cluster to,
+// before UpdateCluster's transaction rather than in it: the reservation is
+// quota's own write, and waiting for it with the transaction open held
+// every other write of this service (the other requests, the reactions)
+// behind it. It returns the CKU reserved, 0 for none. A reservation the
+// update ends up not using is dropped by quota when it expires, as one
+// whose transaction fails always was.
+func (s *Service) reserveGrowth(ctx context.Context, p svcapi.Principal, id string, in api.ClusterUpdate) (int, error) {
+	var grow int
+	err := s.st.View(ctx, func(ctx context.Context, tx store.Tx) error {
+		_, old, spec, err := s.planUpdate(ctx, tx, p, id, in)
+		if err == nil && spec.CKU > old.CKU {
+			grow = spec.CKU
+		}
+		return err
+	})
+	if err != nil || grow == 0 {
+		return 0, err
+	}
+	return grow, s.cfg.Quotas.Reserve(ctx, p.Organization, id, grow)
+}
+
+// planUpdate reads cluster id for p, who must be allowed to write it, and
+// returns it with its spec now and after in.
+func (s *Service) planUpdate(ctx context.Context, tx store.Tx, p svcapi.Principal, id string, in api.ClusterUpdate) (store.Resource, resource.LKCSpec, resource.LKCSpec, error) {
+	r, err := svcapi.Own(ctx, tx, resource.KindLKC, p.Organization, id)
+	if err != nil {
+		return r, resource.LKCSpec{}, resource.LKCSpec{}, err
+	}
+	if err := p.Require(svcapi.Write, scopeOf(r)); err != nil {
+		return r, resource.LKCSpec{}, resource.LKCSpec{}, err
+	}
+	old, err := resource.Decode[resource.LKCSpec](r.Spec)
+	if err != nil {
+		return r, old, resource.LKCSpec{}, err
+	}
+	spec, err := applyUpdate(old, r.Environment, in.Spec)
+	return r, old, spec, err
 }
 
 // upgradeSettings applies a tenant's maintenance window and version pin
