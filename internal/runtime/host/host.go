@@ -49,6 +49,8 @@ type Service struct {
 	// Prefetch optionally reads, once per reaction batch, the rows its
 	// keys' reconciles read (reactor.Config.Prefetch; PrefetchByKey).
 	Prefetch func(ctx context.Context, tx store.Tx, keys []string) error
+	// PrefetchEvents is Prefetch for OnEvent (reactor.Config.PrefetchEvents).
+	PrefetchEvents func(ctx context.Context, tx store.Tx, evs []store.TopicEvent) error
 	// Keys optionally adds keys to every resync.
 	Keys func(ctx context.Context, tx store.Tx) ([]string, error)
 	// Attach, if set, receives the service's own store once it is open and
@@ -165,7 +167,7 @@ func Start(ctx context.Context, cfg Config, svc Service) (*Running, error) {
 	if err == nil && len(svc.ReactsTo) > 0 {
 		rc := svc.Reactor
 		rc.Service, rc.Topics, rc.Store, rc.Reconcile, rc.OnFailure, rc.Keys, rc.Prefetch = svc.Name, svc.ReactsTo, st, svc.Reconcile, svc.OnFailure, svc.Keys, svc.Prefetch
-		rc.OnEvent = svc.OnEvent
+		rc.OnEvent, rc.PrefetchEvents = svc.OnEvent, svc.PrefetchEvents
 		rc.Kafka, rc.Logger, rc.Registerer = cfg.Kafka, cfg.Logger, cfg.Registerer
 		r.Reactor, err = reactor.New(rc)
 	}

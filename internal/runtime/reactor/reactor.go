@@ -115,6 +115,11 @@ type Config struct {
 	// once (store.Tx.ResourcePrefetch) the rows their reconciles read one
 	// by one, so a batch costs one read instead of one per key. Optional.
 	Prefetch func(ctx context.Context, tx store.Tx, keys []string) error
+	// PrefetchEvents is Prefetch for a history consumer (OnEvent): it is
+	// called in each transaction, before OnEvent, with the events the
+	// transaction applies, to read at once what OnEvent reads for each
+	// (store.Tx.IndexGetMany, ResourcePrefetch). Optional.
+	PrefetchEvents func(ctx context.Context, tx store.Tx, evs []store.TopicEvent) error
 	// OnFailure, if set, records a failed reconcile's reason (in status),
 	// so that users see why a resource waits. Optional.
 	OnFailure FailureFunc
@@ -590,9 +595,25 @@ func (r *Reactor) record(ctx context.Context, tx store.Tx, batch []work) ([]bool
 	return newer, nil
 }
 
-// prefetch gives Prefetch the keys of the batch that will be reconciled.
+// prefetch gives Prefetch the keys of the batch that will be reconciled,
+// or PrefetchEvents a history consumer's events.
 func (r *Reactor) prefetch(ctx context.Context, tx store.Tx, batch []work, newer []bool) error {
-	if r.cfg.Prefetch == nil || r.cfg.OnEvent != nil {
+	if r.cfg.OnEvent != nil {
+		if r.cfg.PrefetchEvents == nil {
+			return nil
+		}
+		var evs []store.TopicEvent
+		for _, w := range batch {
+			for topic, pe := range w.events {
+				evs = append(evs, store.TopicEvent{Topic: topic, Event: pe.ev})
+			}
+		}
+		if err := r.cfg.PrefetchEvents(ctx, tx, evs); err != nil {
+			return fmt.Errorf("prefetch %d events: %w", len(evs), err)
+		}
+		return nil
+	}
+	if r.cfg.Prefetch == nil {
 		return nil
 	}
 	keys := make([]string, 0, len(batch))

@@ -107,8 +107,28 @@ func (s *Service) Host() host.Service {
 		Owns:     []string{resource.KindUsage, resource.KindPriceBook, resource.KindMeteredHour},
 		ReactsTo: []string{lkcDesired, lkcStatus, meterDesired},
 		OnEvent:  s.onEvent,
-		Attach:   func(st store.Store) { s.st = st },
+		// What Apply reads for each cluster's event, read at once.
+		PrefetchEvents: prefetchClusters,
+		Attach:         func(st store.Store) { s.st = st },
 	}
+}
+
+// prefetchClusters reads, one statement each, the versions applied and
+// the usage histories of the clusters whose events evs are (Apply's reads).
+func prefetchClusters(ctx context.Context, tx store.Tx, evs []store.TopicEvent) error {
+	var ids []string
+	for _, e := range evs {
+		if e.Topic != meterDesired {
+			ids = append(ids, e.Event.Subject)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.IndexGetMany(ctx, ixApplied, ids); err != nil {
+		return err
+	}
+	return tx.ResourcePrefetch(ctx, resource.KindUsage, ids)
 }
 
 // Attach gives the service its store outside a host (tests, tools).
