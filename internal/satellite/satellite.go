@@ -92,6 +92,12 @@ type Config struct {
 	Meter      *meter.Meter
 	MeterEvery time.Duration
 	Logger     *slog.Logger
+	// WholeReportEvery is how often a report names every resource the
+	// agent realized, not only what changed (default
+	// DefaultWholeReportEvery): sync takes each entry on its own, so a
+	// whole report heals what sync lost of earlier ones (restored from a
+	// backup, failed over to a replica behind) without the agent knowing.
+	WholeReportEvery time.Duration
 	// Registerer, if set, receives the agent's metrics: how long its
 	// driver takes to realize a resource, and the bundle it holds.
 	Registerer prometheus.Registerer
@@ -125,10 +131,10 @@ type Agent struct {
 
 	// reportMu makes reports one at a time, each sending what changed
 	// since the last one sync took (sent); sent is nil until a whole
-	// report got through, and again every wholeReportEvery.
-	reportMu  sync.Mutex
-	sent      map[string]resource.Realized
-	sentWhole time.Time
+	// report got through, and again after a failed one and every
+	// WholeReportEvery.
+	reportMu sync.Mutex
+	sent     map[string]resource.Realized
 
 	applySeconds *prometheus.HistogramVec
 }
@@ -263,6 +269,8 @@ func (a *Agent) run(ctx context.Context, b resource.Bundle) {
 
 	ok := a.apply(ctx, b)
 	reported := false
+	whole := time.NewTicker(cmp.Or(a.cfg.WholeReportEvery, DefaultWholeReportEvery))
+	defer whole.Stop()
 	for failures := 0; ctx.Err() == nil; {
 		if !reported {
 			reported = a.report(ctx) == nil
@@ -285,6 +293,11 @@ func (a *Agent) run(ctx context.Context, b resource.Bundle) {
 			if !ok {
 				ok, reported = a.apply(ctx, b), false
 			}
+		case <-whole.C:
+			a.reportMu.Lock()
+			a.sent = nil
+			a.reportMu.Unlock()
+			reported = false
 		case <-changed.wake:
 			for _, id := range changed.take() {
 				if item, held := b.Resources[id]; held {
@@ -481,7 +494,7 @@ func (a *Agent) applyOne(ctx context.Context, id string, item resource.BundleIte
 	before, seen := a.realizedOf(id)
 	r, err := a.cfg.Driver.Apply(ctx, id, item, func(r resource.Realized) {
 		set(r)
-		_ = a.report(ctx) // progress is best effort; the final report is retried
+		a.reportProgress(ctx)
 	})
 	result := "ok"
 	if err != nil {
@@ -512,11 +525,20 @@ func (a *Agent) realizedOf(id string) (resource.Realized, bool) {
 	return r, ok
 }
 
-// wholeReportEvery is how often a report names every resource the agent
-// realized, not only what changed: sync takes each entry on its own, so a
-// whole report heals what sync lost of earlier ones (restored from a
-// backup) without the satellite knowing.
-const wholeReportEvery = 5 * time.Minute
+// DefaultWholeReportEvery is Config.WholeReportEvery's default.
+const DefaultWholeReportEvery = 5 * time.Minute
+
+// reportProgress reports a resource's progress unless a report is on its
+// way already: progress is best effort (that report, or the next, carries
+// it, and the final one is retried), and a driver's parallel applies must
+// not queue behind a slow link.
+func (a *Agent) reportProgress(ctx context.Context) {
+	if !a.reportMu.TryLock() {
+		return
+	}
+	defer a.reportMu.Unlock()
+	_ = a.sendReport(ctx)
+}
 
 // report sends what the agent realized that sync has not taken yet: each
 // entry is a resource's whole realized state, and one unchanged since the
@@ -525,10 +547,14 @@ const wholeReportEvery = 5 * time.Minute
 func (a *Agent) report(ctx context.Context) error {
 	a.reportMu.Lock()
 	defer a.reportMu.Unlock()
+	return a.sendReport(ctx)
+}
+
+// sendReport is report, with reportMu held.
+func (a *Agent) sendReport(ctx context.Context) error {
 	version, realized := a.Realized()
 	rep := resource.Report{Site: a.cfg.Site.String(), Version: version, Resources: realized}
-	whole := a.sent == nil || time.Since(a.sentWhole) >= wholeReportEvery
-	if !whole {
+	if a.sent != nil {
 		rep.Resources = make(map[string]resource.Realized)
 		for id, r := range realized {
 			if prev, ok := a.sent[id]; !ok || !prev.Equal(r) {
@@ -540,9 +566,6 @@ func (a *Agent) report(ctx context.Context) error {
 	switch {
 	case err == nil:
 		a.sent = realized
-		if whole {
-			a.sentWhole = time.Now()
-		}
 	case ctx.Err() == nil:
 		// Whether sync took it is unknown: the next report says it all.
 		a.sent = nil

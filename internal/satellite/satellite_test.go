@@ -271,3 +271,33 @@ func TestAReportNamesWhatChanged(t *testing.T) {
 			r.Resources["pkc-b"].Phase == resource.PhaseProvisioned
 	})
 }
+
+// TestAWholeReportComesNowAndThen: with nothing changing, the agent still
+// names every resource again every WholeReportEvery, so that a sync which
+// lost what it was told (restored from a backup) hears it again.
+func TestAWholeReportComesNowAndThen(t *testing.T) {
+	site := resource.Site{Cloud: "AWS", Region: "us-west-2"}
+	b := resource.Bundle{Site: site.String(), Version: 1, Resources: map[string]resource.BundleItem{
+		"pkc-a": {Kind: "other", Generation: 2}, "pkc-b": {Kind: "other", Generation: 5}}}
+	link := &recording{oneBundle: oneBundle{b}}
+	startAgent(t, satellite.Config{Site: site, Link: link, Driver: &operated{changed: make(chan string)}, DataDir: t.TempDir(),
+		WholeReportEvery: 50 * time.Millisecond})
+	wholes := func() int {
+		link.mu.Lock()
+		defer link.mu.Unlock()
+		n := 0
+		for _, r := range link.reports {
+			if len(r.Resources) == 2 {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for wholes() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d whole reports within 10s, want 3 with nothing changing", wholes())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

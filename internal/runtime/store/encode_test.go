@@ -8,7 +8,8 @@ import (
 	json "github.com/segmentio/encoding/json"
 )
 
-// TestStatusEqualIsEqualEncoding: Status.Equal says two statuses are equal
+// TestStatusEqualIsEqualEncoding: for statuses as the store holds them
+// (times in UTC), Status.Equal says two are equal
 // exactly when json.Marshal writes them the same, including a stored
 // detail whose HTML characters were escaped against a new one not yet.
 func TestStatusEqualIsEqualEncoding(t *testing.T) {

@@ -57,9 +57,11 @@ type Status struct {
 	Stuck *Stuck `json:"stuck,omitempty"`
 }
 
-// Equal reports whether s and o are written the same (as json.Marshal
-// writes them), without encoding either: a reconcile that changes
-// nothing compares its status with the stored one on every key.
+// Equal reports whether s and o say the same, without encoding either: a
+// reconcile that changes nothing compares its status with the stored one
+// on every key. Two statuses json.Marshal writes the same are equal; so
+// are two it writes apart only by a time's zone or a JSON null detail
+// against none, which say the same.
 func (s Status) Equal(o Status) bool {
 	if s.ObservedGeneration != o.ObservedGeneration || s.Phase != o.Phase || s.Reason != o.Reason || s.Message != o.Message ||
 		!equalTime(s.PendingSince, o.PendingSince) || (s.Stuck == nil) != (o.Stuck == nil) {

@@ -115,17 +115,24 @@ func (s *Service) Host() host.Service {
 
 // prefetchClusters reads, one statement each, the versions applied and
 // the usage histories of the clusters whose events evs are (Apply's reads).
+// A batch with a meter's event reads the histories one by one, as
+// ApplyMeter locks its cluster's: the prefetch locks its rows first, in id
+// order, and a later lock out of that order could deadlock with another
+// batch's (PostgreSQL would abort one).
 func prefetchClusters(ctx context.Context, tx store.Tx, evs []store.TopicEvent) error {
 	var ids []string
+	metered := false
 	for _, e := range evs {
-		if e.Topic != meterDesired {
+		if e.Topic == meterDesired {
+			metered = true
+		} else {
 			ids = append(ids, e.Event.Subject)
 		}
 	}
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := tx.IndexGetMany(ctx, ixApplied, ids); err != nil {
+	if _, err := tx.IndexGetMany(ctx, ixApplied, ids); err != nil || metered {
 		return err
 	}
 	return tx.ResourcePrefetch(ctx, resource.KindUsage, ids)
